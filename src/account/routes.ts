@@ -1,0 +1,51 @@
+import { Hono } from 'hono';
+import { createMiddleware } from 'hono/factory';
+import type { AppEnv } from '../deps';
+import { GatehouseError } from '../lib/errors';
+import { requestMeta } from '../lib/http';
+import { clearSessionCookie } from '../sessions/middleware';
+import { loadAccount, revokeSession, sessionView, signedOut, signOut, signOutEverywhere } from './sessions';
+
+/** Self-service JSON API for the signed-in user under /auth/api (docs/api.md). */
+export const accountApi = new Hono<AppEnv>();
+
+const requireSession = createMiddleware<AppEnv>(async (c, next) => {
+  c.header('cache-control', 'no-store');
+  if (!c.var.session) throw signedOut();
+  // State changes need the JSON content type: a cross-site form cannot send it without a preflight.
+  if (c.req.method !== 'GET' && c.req.method !== 'DELETE' && !c.req.header('content-type')?.startsWith('application/json'))
+    throw new GatehouseError('unsupported_media_type', 415, 'Send state changes with Content-Type: application/json.');
+  await next();
+});
+for (const path of ['/me', '/sessions', '/sessions/*', '/sign-out', '/sign-out-everywhere']) accountApi.use(path, requireSession);
+
+accountApi.get('/me', async (c) => {
+  const { user, current } = await loadAccount(c.var.deps, c.var.session!);
+  return c.json({ user, session: sessionView(current, current.sid) });
+});
+
+accountApi.get('/sessions', async (c) => {
+  const { current, sessions } = await loadAccount(c.var.deps, c.var.session!);
+  return c.json({ sessions: sessions.map((s) => sessionView(s, current.sid)) });
+});
+
+accountApi.delete('/sessions/:sid', async (c) => {
+  const claims = c.var.session!;
+  await loadAccount(c.var.deps, claims);
+  const sid = c.req.param('sid');
+  await revokeSession(c.var.deps, claims, sid, requestMeta(c));
+  if (sid === claims.sid) clearSessionCookie(c);
+  return c.body(null, 204);
+});
+
+accountApi.post('/sign-out', async (c) => {
+  await signOut(c.var.deps, c.var.session!, requestMeta(c));
+  clearSessionCookie(c);
+  return c.body(null, 204);
+});
+
+accountApi.post('/sign-out-everywhere', async (c) => {
+  const count = await signOutEverywhere(c.var.deps, c.var.session!, requestMeta(c));
+  clearSessionCookie(c);
+  return c.json({ revoked: count });
+});

@@ -1,0 +1,88 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { secureHeaders } from 'hono/secure-headers';
+import { accountApi } from './account/routes';
+import { authApi } from './auth/routes';
+import { ConfigError } from './config';
+import { depsFor, type AppEnv, type Deps } from './deps';
+import type { Env } from './config';
+import { GatehouseError } from './lib/errors';
+import { MAX_BODY_BYTES, problemResponse } from './lib/http';
+import { devMailboxRoutes } from './mail/routes';
+import { sessionMiddleware } from './sessions/middleware';
+import { renderErrorPage } from './ui/error-page';
+import { pages } from './ui/routes';
+
+/** Builds the worker's app. Tests pass their own deps factory to inject failures. */
+export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
+  const app = new Hono<AppEnv>();
+
+  app.use(async (c, next) => {
+    c.set('requestId', c.req.header('cf-ray') ?? crypto.randomUUID());
+    try {
+      c.set('deps', await makeDeps(c.env));
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      console.error(JSON.stringify({ event: 'config_invalid', issues: e.issues }));
+      throw new GatehouseError('config_invalid', 500, e.message);
+    }
+    await next();
+  });
+
+  app.use(
+    '/auth/*',
+    secureHeaders({
+      contentSecurityPolicy: {
+        defaultSrc: ["'none'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+      },
+      xFrameOptions: 'DENY',
+      referrerPolicy: 'no-referrer',
+      crossOriginResourcePolicy: 'same-origin',
+    }),
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw new GatehouseError('payload_too_large', 413, `The request body is larger than ${MAX_BODY_BYTES} bytes.`);
+      },
+    }),
+    sessionMiddleware,
+  );
+
+  app.route('/auth/api', authApi);
+  app.route('/auth/api', accountApi);
+  app.route('/auth/dev', devMailboxRoutes);
+  app.route('/auth', pages);
+  app.get('/', (c) => c.redirect('/auth/account', 302));
+
+  app.notFound((c) => {
+    throw new GatehouseError('not_found', 404, `Nothing at ${new URL(c.req.url).pathname}.`);
+  });
+
+  app.onError((err, c) => {
+    const e =
+      err instanceof GatehouseError ? err : new GatehouseError('server_error', 500, 'Something went wrong on our side.');
+    if (!(err instanceof GatehouseError) || e.status >= 500) {
+      // Name and message only: bound values (passwords, tokens) never appear in them.
+      const cause = err instanceof GatehouseError ? (err as { cause?: unknown }).cause : err;
+      console.error(
+        JSON.stringify({
+          event: 'request_failed',
+          requestId: c.get('requestId'),
+          code: e.code,
+          error: cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause ?? ''),
+        }),
+      );
+    }
+    const path = new URL(c.req.url).pathname;
+    const wantsJson = !path.startsWith('/auth/') || path.startsWith('/auth/api/') || path.startsWith('/auth/dev/');
+    if (wantsJson || c.req.header('accept')?.includes('application/json')) return problemResponse(c, e);
+    return renderErrorPage(c, e);
+  });
+
+  return app;
+}

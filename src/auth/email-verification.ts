@@ -1,0 +1,61 @@
+import type { Deps } from '../deps';
+import type { RequestMeta } from '../identity/audit';
+import { consumeEmailToken, peekEmailToken, TOKEN_IS_LIVE } from '../identity/email-tokens';
+import { findUserByEmail, newUserId } from '../identity/users';
+import { failClosed } from '../lib/errors';
+
+/**
+ * Opens a verification link. For a pending sign-up this creates the account (with the password
+ * chosen at sign-up) already verified; for an existing account it marks the address verified.
+ * The token is consumed in the same D1 transaction as those writes and the audit event.
+ */
+export async function verifyEmail(
+  deps: Deps,
+  token: string,
+  meta: RequestMeta,
+): Promise<{ userId: string; email: string; created: boolean }> {
+  const now = deps.now();
+  const peeked = await failClosed('the database', () => peekEmailToken(deps.db, 'verify_email', token, now));
+  const id = newUserId();
+  const consumed = await failClosed('the database', () =>
+    consumeEmailToken(deps.d1, {
+      purpose: 'verify_email',
+      tokenHash: peeked.tokenHash,
+      now,
+      effects: [
+        {
+          sql: `INSERT INTO audit_events (type, user_id, ip, user_agent, detail, created_at)
+                SELECT 'sign_up', ?4, ?5, ?6, NULL, ?3 FROM email_tokens
+                WHERE ${TOKEN_IS_LIVE} AND user_id IS NULL AND password_hash IS NOT NULL
+                  AND NOT EXISTS (SELECT 1 FROM users WHERE users.email = email_tokens.email)`,
+          params: [id, meta.ip, meta.userAgent?.slice(0, 256) ?? null],
+        },
+        {
+          // A pending sign-up becomes an account, unless the address got one meanwhile.
+          sql: `INSERT INTO users (id, email, email_verified_at, password_hash, tier, created_at, updated_at)
+                SELECT ?4, email, ?3, password_hash, 'free', ?3, ?3 FROM email_tokens
+                WHERE ${TOKEN_IS_LIVE} AND user_id IS NULL AND password_hash IS NOT NULL
+                  AND NOT EXISTS (SELECT 1 FROM users WHERE users.email = email_tokens.email)`,
+          params: [id],
+        },
+        {
+          sql: `UPDATE users SET email_verified_at = coalesce(email_verified_at, ?3), updated_at = ?3
+                WHERE id = (SELECT user_id FROM email_tokens WHERE ${TOKEN_IS_LIVE})`,
+        },
+        {
+          sql: `INSERT INTO audit_events (type, user_id, ip, user_agent, detail, created_at)
+                SELECT 'email_verified', (SELECT id FROM users WHERE users.email = email_tokens.email), ?4, ?5, NULL, ?3
+                FROM email_tokens WHERE ${TOKEN_IS_LIVE}`,
+          params: [meta.ip, meta.userAgent?.slice(0, 256) ?? null],
+        },
+        {
+          // Other pending sign-ups for this address are void once it has an account.
+          sql: `DELETE FROM email_tokens WHERE purpose = ?2 AND token_hash != ?1 AND user_id IS NULL
+                AND email = (SELECT email FROM email_tokens WHERE ${TOKEN_IS_LIVE})`,
+        },
+      ],
+    }),
+  );
+  const user = await failClosed('the database', () => findUserByEmail(deps.db, consumed.email));
+  return { userId: user!.id, email: consumed.email, created: user!.id === id };
+}

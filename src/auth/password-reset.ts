@@ -1,0 +1,85 @@
+import type { Deps } from '../deps';
+import { auditInsert, type RequestMeta } from '../identity/audit';
+import { consumeEmailToken, EMAIL_TOKEN_TTL, issueEmailToken, peekEmailToken, TOKEN_IS_LIVE } from '../identity/email-tokens';
+import { findUserByEmail } from '../identity/users';
+import { failClosed } from '../lib/errors';
+import { resetPasswordMail } from '../mail/templates';
+import { checkNewPassword } from './password-policy';
+import { assertNotLocked, recordAttempt, throttleKey } from './throttle';
+import { authUrl } from './urls';
+
+/**
+ * Mails a reset link when the address has an account; answers the same either way. Unknown
+ * addresses spend the same hashing work so the two paths take about the same time.
+ */
+export async function requestPasswordReset(deps: Deps, email: string, meta: RequestMeta): Promise<void> {
+  const { db } = deps;
+  const now = deps.now();
+  await failClosed('the database', () => assertNotLocked(db, 'mail', email, now));
+  const user = await failClosed('the database', () => findUserByEmail(db, email));
+  await failClosed('the database', async () => {
+    await recordAttempt(deps.d1, 'mail', email, now);
+    await auditInsert(db, { type: 'password_reset_requested', userId: user?.id ?? null, meta, at: now });
+  });
+  if (!user) {
+    await deps.passwords.verifyDummy(email);
+    return;
+  }
+  const token = await failClosed('the database', () =>
+    issueEmailToken(db, { purpose: 'reset_password', email, userId: user.id, now }),
+  );
+  await deps.passwords.verifyDummy(email);
+  const link = authUrl(deps.config, '/auth/reset-password', { token });
+  await deps.mailer.send(resetPasswordMail(email, link, EMAIL_TOKEN_TTL.reset_password / 60));
+}
+
+/**
+ * Sets a new password with a reset token. Order matters: the token is checked, every session of
+ * the user is revoked, then one D1 transaction consumes the token and writes the password, the
+ * audit event and the counter reset together. Of two concurrent uses exactly one wins. A reset also
+ * proves the address, so it is marked verified.
+ */
+export async function resetPassword(
+  deps: Deps,
+  input: { token: string; password: string },
+  meta: RequestMeta,
+): Promise<{ userId: string; email: string }> {
+  const { db } = deps;
+  const now = deps.now();
+  const peeked = await failClosed('the database', () => peekEmailToken(db, 'reset_password', input.token, now));
+  checkNewPassword(input.password, deps.config.passwordMinLength);
+  const userId = peeked.userId!;
+  const passwordHash = await deps.passwords.hash(input.password);
+
+  await deps.sessions.revokeAll(userId);
+  const auditDetail = JSON.stringify({ sessionsRevoked: 'all' });
+  await failClosed('the database', async () =>
+    consumeEmailToken(deps.d1, {
+      purpose: 'reset_password',
+      tokenHash: peeked.tokenHash,
+      now,
+      effects: [
+        {
+          sql: `UPDATE users SET password_hash = ?4, email_verified_at = coalesce(email_verified_at, ?3), updated_at = ?3
+                WHERE id = (SELECT user_id FROM email_tokens WHERE ${TOKEN_IS_LIVE})`,
+          params: [passwordHash],
+        },
+        {
+          sql: `INSERT INTO audit_events (type, user_id, ip, user_agent, detail, created_at)
+                SELECT 'password_reset', user_id, ?4, ?5, ?6, ?3 FROM email_tokens WHERE ${TOKEN_IS_LIVE}`,
+          params: [meta.ip, meta.userAgent?.slice(0, 256) ?? null, auditDetail],
+        },
+        {
+          sql: `DELETE FROM credential_failures WHERE key = ?4 AND EXISTS (SELECT 1 FROM email_tokens WHERE ${TOKEN_IS_LIVE})`,
+          params: [await throttleKey('sign_in', peeked.email)],
+        },
+        {
+          sql: `DELETE FROM email_tokens WHERE purpose = ?2 AND token_hash != ?1
+                AND user_id = (SELECT user_id FROM email_tokens WHERE ${TOKEN_IS_LIVE})`,
+        },
+      ],
+    }),
+  );
+  return { userId, email: peeked.email };
+}
+

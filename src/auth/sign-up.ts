@@ -1,0 +1,56 @@
+import type { Deps } from '../deps';
+import { auditInsert, type RequestMeta } from '../identity/audit';
+import { issueEmailToken, EMAIL_TOKEN_TTL } from '../identity/email-tokens';
+import { findUserByEmail } from '../identity/users';
+import { failClosed } from '../lib/errors';
+import { alreadyRegisteredMail, verifyEmailMail } from '../mail/templates';
+import { checkNewPassword } from './password-policy';
+import { assertNotLocked, recordAttempt } from './throttle';
+import { authUrl } from './urls';
+
+/**
+ * Starts a sign-up. The answer is the same whether or not the address has an account: a new
+ * address gets a verification link (the account is created when it is opened, with this password);
+ * an existing one gets a note that it already has an account. Both paths hash the password, so
+ * they take about the same time.
+ */
+export async function signUp(deps: Deps, input: { email: string; password: string }, meta: RequestMeta): Promise<void> {
+  const { db, config } = deps;
+  const now = deps.now();
+  checkNewPassword(input.password, config.passwordMinLength);
+  await failClosed('the database', () => assertNotLocked(db, 'mail', input.email, now));
+
+  const passwordHash = await deps.passwords.hash(input.password);
+  const existing = await failClosed('the database', () => findUserByEmail(db, input.email));
+  const minutes = EMAIL_TOKEN_TTL.verify_email / 60;
+
+  await failClosed('the database', async () => {
+    await recordAttempt(deps.d1, 'mail', input.email, now);
+    await auditInsert(db, {
+      type: 'sign_up_requested',
+      userId: existing?.id ?? null,
+      meta,
+      detail: { existing: Boolean(existing) },
+      at: now,
+    });
+  });
+
+  if (existing?.emailVerifiedAt) {
+    await deps.mailer.send(
+      alreadyRegisteredMail(input.email, authUrl(config, '/auth/sign-in'), authUrl(config, '/auth/forgot-password')),
+    );
+    return;
+  }
+  // An existing but unverified account (made by an operator) only needs its address confirmed;
+  // a new address gets a pending sign-up carrying the chosen password.
+  const token = await failClosed('the database', () =>
+    issueEmailToken(db, {
+      purpose: 'verify_email',
+      email: input.email,
+      userId: existing?.id ?? null,
+      passwordHash: existing ? null : passwordHash,
+      now,
+    }),
+  );
+  await deps.mailer.send(verifyEmailMail(input.email, authUrl(config, '/auth/verify-email', { token }), minutes));
+}

@@ -1,0 +1,104 @@
+import { z } from 'zod';
+
+/** Bindings and vars the worker receives; see wrangler.toml and docs/configuration.md. */
+export interface Env {
+  DB: D1Database;
+  USER_SESSIONS: DurableObjectNamespace<import('./sessions/user-sessions').UserSessions>;
+  CREDENTIAL_RATE_LIMIT?: RateLimit;
+  ENVIRONMENT?: string;
+  PUBLIC_URL?: string;
+  AUTH_SECRET?: string;
+  MAIL_PROVIDER?: string;
+  MAIL_FROM?: string;
+  MAIL_HTTP_URL?: string;
+  MAIL_HTTP_TOKEN?: string;
+  PASSWORD_MIN_LENGTH?: string;
+  REQUIRE_VERIFIED_EMAIL?: string;
+  SESSION_TOKEN_TTL?: string;
+  SESSION_IDLE_TTL?: string;
+  SESSION_ABSOLUTE_TTL?: string;
+}
+
+const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const flag = (fallback: boolean) =>
+  z.enum(['true', 'false']).default(fallback ? 'true' : 'false').transform((v) => v === 'true');
+
+const schema = z
+  .object({
+    ENVIRONMENT: z.enum(['production', 'development', 'test']).default('production'),
+    PUBLIC_URL: z.url().transform((u) => new URL(u)),
+    // 32 random bytes, base64url. `npm run dev` writes one to .dev.vars; production uses `wrangler secret put`.
+    AUTH_SECRET: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{43,}$/, 'must be at least 32 random bytes, base64url-encoded'),
+    MAIL_PROVIDER: z.enum(['dev', 'http']).default('http'),
+    MAIL_FROM: z.string().min(3).default('Gatehouse <no-reply@localhost>'),
+    MAIL_HTTP_URL: z.url().optional(),
+    MAIL_HTTP_TOKEN: z.string().min(1).optional(),
+    // NIST SP 800-63B: at least 8; never lower.
+    PASSWORD_MIN_LENGTH: z.coerce.number().int().min(8).max(64).default(8),
+    REQUIRE_VERIFIED_EMAIL: flag(true),
+    SESSION_TOKEN_TTL: seconds(300).pipe(z.number().max(3600)),
+    SESSION_IDLE_TTL: seconds(7 * 86400),
+    SESSION_ABSOLUTE_TTL: seconds(30 * 86400),
+  })
+  .superRefine((c, ctx) => {
+    if (c.ENVIRONMENT === 'production') {
+      if (c.MAIL_PROVIDER === 'dev')
+        ctx.addIssue({ code: 'custom', path: ['MAIL_PROVIDER'], message: 'the dev mailbox is never enabled in production' });
+      if (c.PUBLIC_URL.protocol !== 'https:')
+        ctx.addIssue({ code: 'custom', path: ['PUBLIC_URL'], message: 'must be https in production' });
+    }
+    if (c.MAIL_PROVIDER === 'http' && (!c.MAIL_HTTP_URL || !c.MAIL_HTTP_TOKEN))
+      ctx.addIssue({
+        code: 'custom',
+        path: [c.MAIL_HTTP_URL ? 'MAIL_HTTP_TOKEN' : 'MAIL_HTTP_URL'],
+        message: 'required when MAIL_PROVIDER is "http"',
+      });
+    if (c.SESSION_IDLE_TTL > c.SESSION_ABSOLUTE_TTL)
+      ctx.addIssue({ code: 'custom', path: ['SESSION_IDLE_TTL'], message: 'must not exceed SESSION_ABSOLUTE_TTL' });
+  });
+
+export interface Config {
+  environment: 'production' | 'development' | 'test';
+  /** Origin Gatehouse is served from; issuer and links derive from it, never from Host. */
+  publicUrl: URL;
+  authSecret: string;
+  mail:
+    | { provider: 'dev'; from: string }
+    | { provider: 'http'; from: string; url: string; token: string };
+  passwordMinLength: number;
+  requireVerifiedEmail: boolean;
+  /** Lifetimes in seconds. */
+  session: { tokenTtl: number; idleTtl: number; absoluteTtl: number };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`invalid configuration: ${issues.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses env into a Config; throws ConfigError naming each bad or missing var (never its value). */
+export function parseConfig(env: Partial<Env>): Config {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((i) => `${i.path.join('.') || 'env'}: ${i.input === undefined ? 'missing' : i.message}`),
+    );
+  }
+  const c = result.data;
+  return {
+    environment: c.ENVIRONMENT,
+    publicUrl: c.PUBLIC_URL,
+    authSecret: c.AUTH_SECRET,
+    mail:
+      c.MAIL_PROVIDER === 'dev'
+        ? { provider: 'dev', from: c.MAIL_FROM }
+        : { provider: 'http', from: c.MAIL_FROM, url: c.MAIL_HTTP_URL!, token: c.MAIL_HTTP_TOKEN! },
+    passwordMinLength: c.PASSWORD_MIN_LENGTH,
+    requireVerifiedEmail: c.REQUIRE_VERIFIED_EMAIL,
+    session: { tokenTtl: c.SESSION_TOKEN_TTL, idleTtl: c.SESSION_IDLE_TTL, absoluteTtl: c.SESSION_ABSOLUTE_TTL },
+  };
+}

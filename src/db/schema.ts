@@ -1,0 +1,84 @@
+import { sql } from 'drizzle-orm';
+import { index, integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+
+// All times are Unix epoch milliseconds.
+
+export const users = sqliteTable('users', {
+  id: text('id').primaryKey(),
+  /** Normalised (trimmed, NFC, lower-cased); unique. */
+  email: text('email').notNull().unique(),
+  emailVerifiedAt: integer('email_verified_at'),
+  /** PHC string (argon2id); null for accounts without a password. */
+  passwordHash: text('password_hash'),
+  tier: text('tier').notNull().default('free'),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+});
+
+export const userRoles = sqliteTable(
+  'user_roles',
+  {
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    role: text('role').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.role] })],
+);
+
+/**
+ * Single-use tokens mailed to an address: email verification and password reset. Only the hash is kept.
+ * A sign-up is pending until its link is opened: its token carries the chosen password hash and no
+ * user id, and the account is created at verification. An attacker who signs up first with someone
+ * else's address therefore owns nothing (no pre-hijacked account waiting for its owner to verify).
+ */
+export const emailTokens = sqliteTable(
+  'email_tokens',
+  {
+    tokenHash: text('token_hash').primaryKey(),
+    purpose: text('purpose', { enum: ['verify_email', 'reset_password'] }).notNull(),
+    userId: text('user_id').references(() => users.id, { onDelete: 'cascade' }),
+    email: text('email').notNull(),
+    /** Pending sign-up only: the password the account will be created with. */
+    passwordHash: text('password_hash'),
+    expiresAt: integer('expires_at').notNull(),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [index('email_tokens_user_idx').on(t.userId, t.purpose), index('email_tokens_email_idx').on(t.email, t.purpose)],
+);
+
+/**
+ * Failed credential attempts per account key (a hash of the normalised email), known or not:
+ * an unknown email is throttled exactly like a known one, so the throttle reveals nothing.
+ */
+export const credentialFailures = sqliteTable('credential_failures', {
+  key: text('key').primaryKey(),
+  failures: integer('failures').notNull(),
+  lockedUntil: integer('locked_until').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+});
+
+export const auditEvents = sqliteTable(
+  'audit_events',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    type: text('type').notNull(),
+    userId: text('user_id'),
+    ip: text('ip'),
+    userAgent: text('user_agent'),
+    /** JSON object with event-specific fields; never a secret. */
+    detail: text('detail'),
+    createdAt: integer('created_at').notNull().default(sql`(unixepoch() * 1000)`),
+  },
+  (t) => [index('audit_events_user_idx').on(t.userId, t.createdAt), index('audit_events_type_idx').on(t.type, t.createdAt)],
+);
+
+/** The dev mailbox (ENVIRONMENT development/test only): mail kept instead of sent. */
+export const devMail = sqliteTable('dev_mail', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  to: text('to').notNull(),
+  subject: text('subject').notNull(),
+  text: text('text').notNull(),
+  html: text('html'),
+  createdAt: integer('created_at').notNull(),
+});
+
+export type User = typeof users.$inferSelect;

@@ -1,0 +1,63 @@
+import { createPasswordHasher, type PasswordHasher } from './auth/argon2';
+import { loadArgon2 } from './auth/argon2-worker';
+import { ConfigError, parseConfig, type Config, type Env } from './config';
+import { createDb, type Database } from './db/client';
+import { deriveHmacKey } from './lib/crypto';
+import { createMailer, type Mailer } from './mail/mailer';
+import type { SessionClaims } from './sessions/session-token';
+import { createSessionStore, type SessionStore } from './sessions/store';
+
+/** Everything a request needs, built once per isolate and passed down; domain code never sees Hono. */
+export interface Deps {
+  config: Config;
+  db: Database;
+  /** The raw binding, for atomic multi-statement batches. */
+  d1: D1Database;
+  sessions: SessionStore;
+  mailer: Mailer;
+  passwords: PasswordHasher;
+  keys: { session: CryptoKey; csrf: CryptoKey };
+  /** Per-IP limit on credential endpoints; resolves false when the caller is over it. */
+  rateLimit: (key: string) => Promise<boolean>;
+  now: () => number;
+}
+
+export type AppEnv = {
+  Bindings: Env;
+  Variables: { deps: Deps; session: SessionClaims | null; requestId: string; csrfToken: string };
+};
+
+// One hasher per isolate: its WebAssembly memory is reused between requests.
+const passwords = createPasswordHasher(loadArgon2);
+let cached: { env: Env; deps: Promise<Deps> } | undefined;
+
+/** Builds (once per isolate and env) the deps for this worker; throws ConfigError naming bad vars. */
+export function depsFor(env: Env): Promise<Deps> {
+  if (cached?.env === env) return cached.deps;
+  const deps = buildDeps(env);
+  cached = { env, deps };
+  deps.catch(() => (cached = undefined));
+  return deps;
+}
+
+async function buildDeps(env: Env): Promise<Deps> {
+  const config = parseConfig(env);
+  const [session, csrf] = await Promise.all([
+    deriveHmacKey(config.authSecret, 'session-token'),
+    deriveHmacKey(config.authSecret, 'csrf'),
+  ]);
+  const db = createDb(env.DB);
+  const limiter = env.CREDENTIAL_RATE_LIMIT;
+  if (!limiter) throw new ConfigError(['CREDENTIAL_RATE_LIMIT: missing rate limiting binding (see wrangler.toml)']);
+  return {
+    config,
+    db,
+    d1: env.DB,
+    sessions: createSessionStore(env.USER_SESSIONS),
+    mailer: createMailer(config, db, (input, init) => fetch(input, init)),
+    passwords,
+    keys: { session, csrf },
+    rateLimit: async (key) => (await limiter.limit({ key })).success,
+    now: () => Date.now(),
+  };
+}

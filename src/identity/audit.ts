@@ -1,0 +1,42 @@
+import type { Database } from '../db/client';
+import { auditEvents } from '../db/schema';
+import type { RequestMeta } from '../lib/request-meta';
+
+export type AuditType =
+  | 'sign_up_requested'
+  | 'sign_up'
+  | 'sign_in'
+  | 'sign_in_failed'
+  | 'sign_out'
+  | 'email_verified'
+  | 'password_reset_requested'
+  | 'password_reset'
+  | 'session_revoked'
+  | 'sessions_revoked_all';
+
+export type { RequestMeta };
+
+export interface AuditEvent {
+  type: AuditType;
+  userId?: string | null;
+  meta: RequestMeta;
+  /** Event-specific fields; never a password, token or secret. */
+  detail?: Record<string, unknown>;
+  at: number;
+}
+
+/** The insert for an audit event, to run alone or inside a batch with the change it records. */
+export function auditInsert(db: Database, e: AuditEvent) {
+  return db.insert(auditEvents).values({
+    type: e.type,
+    userId: e.userId ?? null,
+    ip: e.meta.ip,
+    userAgent: e.meta.userAgent?.slice(0, 256) ?? null,
+    detail: e.detail ? JSON.stringify(e.detail) : null,
+    createdAt: e.at,
+  });
+}
+
+export const audit = async (db: Database, e: AuditEvent) => {
+  await auditInsert(db, e);
+};

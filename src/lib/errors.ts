@@ -1,0 +1,70 @@
+/** Stable error codes; clients may switch on them. */
+export type ErrorCode =
+  | 'invalid_request'
+  | 'invalid_json'
+  | 'unsupported_media_type'
+  | 'payload_too_large'
+  | 'invalid_credentials'
+  | 'email_not_verified'
+  | 'weak_password'
+  | 'invalid_token'
+  | 'expired_token'
+  | 'unauthenticated'
+  | 'csrf_failed'
+  | 'not_found'
+  | 'rate_limited'
+  | 'account_locked'
+  | 'temporarily_unavailable'
+  | 'config_invalid'
+  | 'server_error';
+
+/** The one error model; routes render it as problem+json (APIs) or a page (forms). */
+export class GatehouseError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    readonly status: number,
+    message: string,
+    readonly extra: { field?: string; retryAfter?: number } = {},
+  ) {
+    super(message);
+    this.name = 'GatehouseError';
+  }
+}
+
+export const badRequest = (message: string, field?: string) =>
+  new GatehouseError('invalid_request', 400, message, field ? { field } : {});
+
+/** A dependency (D1, a Durable Object, the mail API) failed where the answer needs it: fail closed. */
+export const unavailable = (what: string, cause?: unknown) => {
+  const e = new GatehouseError('temporarily_unavailable', 503, `${what} is temporarily unavailable; try again shortly`, {
+    retryAfter: 5,
+  });
+  if (cause !== undefined) (e as { cause?: unknown }).cause = cause;
+  return e;
+};
+
+/** RFC 9457 problem body for an error. */
+export function problemBody(e: GatehouseError, instance?: string) {
+  return {
+    type: `https://gatehouse.dev/problems/${e.code}`,
+    title: e.code.replace(/_/g, ' '),
+    status: e.status,
+    detail: e.message,
+    code: e.code,
+    ...(e.extra.field ? { field: e.extra.field } : {}),
+    ...(instance ? { instance } : {}),
+  };
+}
+
+/**
+ * Runs a call to D1 or a Durable Object; anything it throws becomes a 503 (never a 500, never a pass).
+ * GatehouseErrors raised deliberately inside pass through untouched.
+ */
+export async function failClosed<T>(what: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    if (e instanceof GatehouseError) throw e;
+    throw unavailable(what, e);
+  }
+}

@@ -1,0 +1,49 @@
+import type { Mail } from './mailer';
+
+// Plain, short, link-first messages. The links carry single-use tokens; nothing else secret goes in mail.
+
+const escape = (s: string) =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+const htmlOf = (lines: string[], link: { href: string; label: string }) =>
+  `<p>${lines.map(escape).join('</p><p>')}</p><p><a href="${escape(link.href)}">${escape(link.label)}</a></p>`;
+
+export function verifyEmailMail(to: string, link: string, minutes: number): Mail {
+  const lines = [
+    'Confirm your email address to finish creating your account.',
+    `This link works once and expires in ${minutes} minutes. If you did not sign up, ignore this message.`,
+  ];
+  return {
+    to,
+    subject: 'Confirm your email address',
+    text: `${lines.join('\n\n')}\n\n${link}\n`,
+    html: htmlOf(lines, { href: link, label: 'Confirm email address' }),
+  };
+}
+
+export function resetPasswordMail(to: string, link: string, minutes: number): Mail {
+  const lines = [
+    'Someone asked to reset the password for this account. If it was you, choose a new password here.',
+    `This link works once and expires in ${minutes} minutes. Resetting signs out every other session. If it was not you, ignore this message.`,
+  ];
+  return {
+    to,
+    subject: 'Reset your password',
+    text: `${lines.join('\n\n')}\n\n${link}\n`,
+    html: htmlOf(lines, { href: link, label: 'Choose a new password' }),
+  };
+}
+
+/** Sent instead of a verification link when the address already has an account (no enumeration). */
+export function alreadyRegisteredMail(to: string, signInLink: string, resetLink: string): Mail {
+  const lines = [
+    'Someone tried to create an account with this email address, but you already have one.',
+    `Sign in at ${signInLink}, or reset your password at ${resetLink}. If it was not you, ignore this message.`,
+  ];
+  return {
+    to,
+    subject: 'You already have an account',
+    text: `${lines.join('\n\n')}\n`,
+    html: htmlOf(lines, { href: signInLink, label: 'Sign in' }),
+  };
+}

@@ -1,0 +1,28 @@
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import { createMiddleware } from 'hono/factory';
+import type { AppEnv } from '../deps';
+import { SESSION_COOKIE, sessionCookieAttributes } from './cookie';
+import { resumeSession } from './sessions';
+
+/**
+ * Puts the signed-in user's session claims (or null) on the context. A fresh token costs no I/O; a
+ * stale one is refreshed and the cookie re-set; an unusable cookie is cleared and the caller is
+ * treated as signed out, never answered with a 500.
+ */
+export const sessionMiddleware = createMiddleware<AppEnv>(async (c, next) => {
+  const result = await resumeSession(c.var.deps, getCookie(c, SESSION_COOKIE));
+  c.set('session', result.status === 'valid' ? result.claims : null);
+  await next();
+  if (result.status === 'ended' && !c.res.headers.getSetCookie().some((h) => h.startsWith(`${SESSION_COOKIE}=`)))
+    deleteCookie(c, SESSION_COOKIE, { path: '/', secure: true, httpOnly: true, sameSite: 'Lax' });
+  if (result.status === 'valid' && result.refreshed && !c.res.headers.getSetCookie().some((h) => h.startsWith(`${SESSION_COOKIE}=`)))
+    setCookie(c, SESSION_COOKIE, result.refreshed.value, sessionCookieAttributes(result.refreshed.maxAge));
+});
+
+export function setSessionCookie(c: Parameters<typeof setCookie>[0], cookie: { value: string; maxAge: number }) {
+  setCookie(c, SESSION_COOKIE, cookie.value, sessionCookieAttributes(cookie.maxAge));
+}
+
+export function clearSessionCookie(c: Parameters<typeof deleteCookie>[0]) {
+  deleteCookie(c, SESSION_COOKIE, { path: '/', secure: true, httpOnly: true, sameSite: 'Lax' });
+}

@@ -1,0 +1,83 @@
+import { SignJWT, jwtVerify, errors } from 'jose';
+
+/**
+ * The short-lived token inside the session cookie: an HS256 JWT that any isolate of this worker
+ * verifies with no I/O. Only Gatehouse itself reads it, so a symmetric key (derived from AUTH_SECRET)
+ * is enough; tokens for other parties (access and ID tokens, assertions) are signed asymmetrically.
+ */
+export const SESSION_TOKEN_TYPE = 'gh-session+jwt';
+
+export interface SessionClaims {
+  sub: string;
+  sid: string;
+  amr: string[];
+  /** Seconds since epoch of the sign-in. */
+  authTime: number;
+  /** Seconds since epoch. */
+  exp: number;
+}
+
+export interface SessionTokenOptions {
+  key: CryptoKey;
+  issuer: string;
+  ttl: number;
+  now: number;
+}
+
+export async function issueSessionToken(
+  claims: Omit<SessionClaims, 'exp'>,
+  { key, issuer, ttl, now }: SessionTokenOptions,
+): Promise<{ token: string; exp: number }> {
+  const iat = Math.floor(now / 1000);
+  const exp = iat + ttl;
+  const token = await new SignJWT({ sid: claims.sid, amr: claims.amr, auth_time: claims.authTime })
+    .setProtectedHeader({ alg: 'HS256', typ: SESSION_TOKEN_TYPE })
+    .setSubject(claims.sub)
+    .setIssuer(issuer)
+    .setAudience(issuer)
+    .setIssuedAt(iat)
+    .setExpirationTime(exp)
+    .sign(key);
+  return { token, exp };
+}
+
+export type SessionTokenVerdict =
+  | { status: 'valid'; claims: SessionClaims }
+  /** Signature good but past (or near) expiry: refresh it through the session's Durable Object. */
+  | { status: 'stale'; claims: SessionClaims }
+  | { status: 'invalid' };
+
+/**
+ * Verifies a session token in the isolate. `refreshWithin` seconds before expiry the token is
+ * reported stale so it is refreshed before it lapses; a stale token older than `maxAge` is invalid.
+ */
+export async function verifySessionToken(
+  token: string,
+  opts: { key: CryptoKey; issuer: string; now: number; refreshWithin: number; maxAge: number },
+): Promise<SessionTokenVerdict> {
+  try {
+    const { payload } = await jwtVerify(token, opts.key, {
+      algorithms: ['HS256'],
+      typ: SESSION_TOKEN_TYPE,
+      issuer: opts.issuer,
+      audience: opts.issuer,
+      requiredClaims: ['sub', 'sid', 'exp', 'auth_time'],
+      currentDate: new Date(opts.now),
+      clockTolerance: opts.maxAge,
+    });
+    if (typeof payload.sid !== 'string' || !Array.isArray(payload.amr) || typeof payload.auth_time !== 'number')
+      return { status: 'invalid' };
+    const claims: SessionClaims = {
+      sub: payload.sub!,
+      sid: payload.sid,
+      amr: payload.amr.filter((a): a is string => typeof a === 'string'),
+      authTime: payload.auth_time,
+      exp: payload.exp!,
+    };
+    const fresh = claims.exp - opts.refreshWithin > opts.now / 1000;
+    return { status: fresh ? 'valid' : 'stale', claims };
+  } catch (e) {
+    if (e instanceof errors.JOSEError) return { status: 'invalid' };
+    throw e;
+  }
+}

@@ -1,0 +1,82 @@
+import type { Deps } from '../deps';
+import type { RequestMeta } from '../identity/audit';
+import { formatSessionCookie, parseSessionCookie } from './cookie';
+import { issueSessionToken, verifySessionToken, type SessionClaims } from './session-token';
+import type { SessionRecord } from './user-sessions';
+
+/** Seconds before expiry at which a session token is refreshed through the Durable Object. */
+export const REFRESH_WITHIN = 60;
+
+export interface StartedSession {
+  record: SessionRecord;
+  claims: SessionClaims;
+  /** The Set-Cookie value and its Max-Age (seconds). */
+  cookie: { value: string; maxAge: number };
+}
+
+const tokenOptions = (deps: Deps, now: number) => ({
+  key: deps.keys.session,
+  issuer: deps.config.publicUrl.origin,
+  ttl: deps.config.session.tokenTtl,
+  now,
+});
+
+async function cookieFor(deps: Deps, record: SessionRecord, secret: string, authTime: number, now: number) {
+  const claims = { sub: record.userId, sid: record.sid, amr: record.amr, authTime };
+  const { token, exp } = await issueSessionToken(claims, tokenOptions(deps, now));
+  return {
+    claims: { ...claims, exp },
+    cookie: { value: formatSessionCookie(token, secret), maxAge: (record.absoluteExpiresAt - now) / 1000 },
+  };
+}
+
+/** A new session (new id and secret) in the user's Durable Object, and the cookie that carries it. */
+export async function startSession(
+  deps: Deps,
+  s: { userId: string; amr: string[]; meta: RequestMeta; now: number },
+): Promise<StartedSession> {
+  const { idleTtl, absoluteTtl } = deps.config.session;
+  const created = await deps.sessions.create({
+    userId: s.userId,
+    amr: s.amr,
+    ip: s.meta.ip,
+    userAgent: s.meta.userAgent,
+    now: s.now,
+    idleTtl,
+    absoluteTtl,
+  });
+  const { secret, ...record } = created;
+  return { record, ...(await cookieFor(deps, record, secret, Math.floor(s.now / 1000), s.now)) };
+}
+
+export type ResumedSession =
+  | { status: 'none' }
+  /** The cookie is unusable (tampered, foreign, revoked, expired): clear it. */
+  | { status: 'ended' }
+  | { status: 'valid'; claims: SessionClaims; refreshed?: { value: string; maxAge: number } };
+
+/**
+ * Reads a session cookie. A fresh token is accepted with no I/O; a stale one is refreshed through
+ * the user's Durable Object, which is where a revoked session stops being accepted. Errors from the
+ * object propagate as 503 (fail closed).
+ */
+export async function resumeSession(deps: Deps, cookieValue: string | undefined): Promise<ResumedSession> {
+  if (!cookieValue) return { status: 'none' };
+  const parsed = parseSessionCookie(cookieValue);
+  if (!parsed) return { status: 'ended' };
+  const now = deps.now();
+  const verdict = await verifySessionToken(parsed.token, {
+    key: deps.keys.session,
+    issuer: deps.config.publicUrl.origin,
+    now,
+    refreshWithin: REFRESH_WITHIN,
+    maxAge: deps.config.session.absoluteTtl,
+  });
+  if (verdict.status === 'invalid') return { status: 'ended' };
+  if (verdict.status === 'valid') return { status: 'valid', claims: verdict.claims };
+
+  const record = await deps.sessions.refresh(verdict.claims.sub, verdict.claims.sid, parsed.secret, now);
+  if (!record) return { status: 'ended' };
+  const { claims, cookie } = await cookieFor(deps, record, parsed.secret, verdict.claims.authTime, now);
+  return { status: 'valid', claims, refreshed: cookie };
+}

@@ -1,0 +1,26 @@
+import { failClosed } from '../lib/errors';
+import type { CreateSessionInput, SessionRecord, UserSessions } from './user-sessions';
+
+/** Typed access to a user's UserSessions object. Every failure becomes a 503 (fail closed). */
+export interface SessionStore {
+  create(input: CreateSessionInput): Promise<SessionRecord & { secret: string }>;
+  refresh(userId: string, sid: string, secret: string, now: number): Promise<SessionRecord | null>;
+  get(userId: string, sid: string, now: number): Promise<SessionRecord | null>;
+  list(userId: string, now: number): Promise<SessionRecord[]>;
+  revoke(userId: string, sid: string): Promise<boolean>;
+  revokeAll(userId: string, exceptSid?: string): Promise<number>;
+}
+
+export function createSessionStore(ns: DurableObjectNamespace<UserSessions>): SessionStore {
+  // The object is named by the user id: the session token's `sub` routes to it with no lookup.
+  const stub = (userId: string) => ns.get(ns.idFromName(userId));
+  const call = <T>(run: () => Promise<T>) => failClosed('the session store', run);
+  return {
+    create: (input) => call(() => stub(input.userId).create(input)),
+    refresh: (userId, sid, secret, now) => call(() => stub(userId).refresh(sid, secret, now)),
+    get: (userId, sid, now) => call(() => stub(userId).get(sid, now)),
+    list: (userId, now) => call(() => stub(userId).list(now)),
+    revoke: (userId, sid) => call(() => stub(userId).revoke(sid)),
+    revokeAll: (userId, exceptSid) => call(() => stub(userId).revokeAll(exceptSid)),
+  };
+}

@@ -1,0 +1,51 @@
+import type { FC } from 'hono/jsx';
+import type { AccountView } from '../../account/sessions';
+import { Form, Layout } from '../layout';
+import { en } from '../messages';
+
+const when = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
+
+export const AccountPage: FC<{ account: AccountView; csrf: string }> = ({ account, csrf }) => (
+  <Layout title={en.account.title}>
+    <p>
+      <strong id="account-email">{account.user.email}</strong>{' '}
+      ({account.user.emailVerified ? en.account.verified : en.account.unverified})
+    </p>
+    <h2>{en.account.sessions}</h2>
+    <table aria-label={en.account.sessions}>
+      <thead>
+        <tr>
+          <th scope="col">{en.account.started}</th>
+          <th scope="col">{en.account.lastSeen}</th>
+          <th scope="col">{en.account.from}</th>
+          <th scope="col"><span class="visually-hidden">Actions</span></th>
+        </tr>
+      </thead>
+      <tbody>
+        {account.sessions.map((s) => (
+          <tr data-sid={s.sid}>
+            <td>
+              {when(s.createdAt)}
+              {s.sid === account.current.sid && <strong> · {en.account.thisDevice}</strong>}
+            </td>
+            <td>{when(s.lastSeenAt)}</td>
+            <td>{[s.ip, s.userAgent].filter(Boolean).join(' · ')}</td>
+            <td>
+              <Form action={`/auth/account/sessions/${encodeURIComponent(s.sid)}/revoke`} csrf={csrf} class="inline">
+                <button type="submit" aria-label={`${en.account.revoke} started ${when(s.createdAt)}`}>{en.account.revoke}</button>
+              </Form>
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+    <div class="actions">
+      <Form action="/auth/sign-out" csrf={csrf} class="inline">
+        <button type="submit" class="primary">{en.account.signOut}</button>
+      </Form>
+      <Form action="/auth/sign-out-everywhere" csrf={csrf} class="inline">
+        <button type="submit">{en.account.signOutEverywhere}</button>
+      </Form>
+    </div>
+  </Layout>
+);

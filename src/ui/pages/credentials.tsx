@@ -1,0 +1,98 @@
+import type { FC } from 'hono/jsx';
+import { Alert, Field, Form, Layout } from '../layout';
+import { en } from '../messages';
+
+/** What a re-rendered form shows: the error, which field it belongs to, and what was typed (never secrets). */
+export interface FormState {
+  csrf: string;
+  email?: string;
+  error?: string;
+  field?: string;
+}
+
+const fieldError = (s: FormState, name: string) => (s.field === name ? s.error : undefined);
+const formError = (s: FormState) => (s.error && !['email', 'password', 'token'].includes(s.field ?? '') ? s.error : undefined);
+
+export const SignInPage: FC<FormState & { returnTo?: string }> = (s) => (
+  <Layout title={en.signIn.title}>
+    <Alert message={formError(s)} />
+    <Form action="/auth/sign-in" csrf={s.csrf}>
+      {s.returnTo && <input type="hidden" name="return_to" value={s.returnTo} />}
+      <Field name="email" label={en.email} type="email" autocomplete="username" value={s.email} error={fieldError(s, 'email')} autofocus />
+      <Field name="password" label={en.password} type="password" autocomplete="current-password" error={fieldError(s, 'password')} />
+      <button class="primary" type="submit">{en.signIn.submit}</button>
+    </Form>
+    <p><a href="/auth/forgot-password">{en.signIn.forgot}</a></p>
+    <p>{en.signIn.noAccount} <a href="/auth/sign-up">{en.signIn.createAccount}</a></p>
+  </Layout>
+);
+
+export const SignUpPage: FC<FormState & { minLength: number }> = (s) => (
+  <Layout title={en.signUp.title}>
+    <Alert message={formError(s)} />
+    <Form action="/auth/sign-up" csrf={s.csrf}>
+      <Field name="email" label={en.email} type="email" autocomplete="email" value={s.email} error={fieldError(s, 'email')} autofocus />
+      <Field
+        name="password"
+        label={en.password}
+        type="password"
+        autocomplete="new-password"
+        minlength={s.minLength}
+        hint={en.passwordHint(s.minLength)}
+        error={fieldError(s, 'password')}
+      />
+      <button class="primary" type="submit">{en.signUp.submit}</button>
+    </Form>
+    <p>{en.signUp.haveAccount} <a href="/auth/sign-in">{en.signIn.submit}</a></p>
+  </Layout>
+);
+
+export const ForgotPasswordPage: FC<FormState> = (s) => (
+  <Layout title={en.forgot.title}>
+    <p>{en.forgot.intro}</p>
+    <Alert message={formError(s)} />
+    <Form action="/auth/forgot-password" csrf={s.csrf}>
+      <Field name="email" label={en.email} type="email" autocomplete="email" value={s.email} error={fieldError(s, 'email')} autofocus />
+      <button class="primary" type="submit">{en.forgot.submit}</button>
+    </Form>
+  </Layout>
+);
+
+export const ResetPasswordPage: FC<FormState & { token: string; minLength: number }> = (s) => (
+  <Layout title={en.reset.title}>
+    <Alert message={s.field === 'token' ? s.error : formError(s)} />
+    <Form action="/auth/reset-password" csrf={s.csrf}>
+      <input type="hidden" name="token" value={s.token} />
+      <Field
+        name="password"
+        label={en.newPassword}
+        type="password"
+        autocomplete="new-password"
+        minlength={s.minLength}
+        hint={en.passwordHint(s.minLength)}
+        error={fieldError(s, 'password')}
+        autofocus
+      />
+      <button class="primary" type="submit">{en.reset.submit}</button>
+    </Form>
+  </Layout>
+);
+
+/** Opening a link only shows this form: mail scanners that fetch links do not consume the token. */
+export const VerifyEmailPage: FC<FormState & { token: string }> = (s) => (
+  <Layout title={en.verify.title}>
+    <Alert message={s.error} />
+    <p>{en.verify.intro}</p>
+    <Form action="/auth/verify-email" csrf={s.csrf}>
+      <input type="hidden" name="token" value={s.token} />
+      <button class="primary" type="submit">{en.verify.submit}</button>
+    </Form>
+  </Layout>
+);
+
+export const MessagePage: FC<{ title: string; body: string; link?: { href: string; label: string }; status?: 'error' }> = (p) => (
+  <Layout title={p.title}>
+    {p.status === 'error' ? <Alert message={p.body} /> : <p role="status">{p.body}</p>}
+    {p.link && <p><a href={p.link.href}>{p.link.label}</a></p>}
+  </Layout>
+);

@@ -1,0 +1,190 @@
+import { Hono, type Context } from 'hono';
+import { z } from 'zod';
+import { loadAccount, revokeSession, signOut, signOutEverywhere } from '../account/sessions';
+import { verifyEmail } from '../auth/email-verification';
+import { requestPasswordReset, resetPassword } from '../auth/password-reset';
+import { forgotPasswordInput, resetPasswordInput, signInInput, signUpInput, verifyEmailInput } from '../auth/schemas';
+import { signInWithPassword } from '../auth/sign-in';
+import { signUp } from '../auth/sign-up';
+import { safeReturnTo } from '../auth/urls';
+import type { AppEnv } from '../deps';
+import { GatehouseError } from '../lib/errors';
+import { parseInput, requestMeta } from '../lib/http';
+import { enforceIpLimit } from '../lib/rate-limit';
+import { clearSessionCookie, setSessionCookie } from '../sessions/middleware';
+import { csrfProtection } from './csrf';
+import { STYLESHEET, STYLESHEET_PATH } from './layout';
+import { en } from './messages';
+import { AccountPage } from './pages/account';
+import {
+  ForgotPasswordPage,
+  MessagePage,
+  ResetPasswordPage,
+  SignInPage,
+  SignUpPage,
+  VerifyEmailPage,
+  type FormState,
+} from './pages/credentials';
+
+type C = Context<AppEnv>;
+
+/** The hosted pages under /auth: forms post back to their own path (docs/api.md lists both faces). */
+export const pages = new Hono<AppEnv>();
+
+pages.get(STYLESHEET_PATH.replace('/auth', ''), (c) =>
+  c.body(STYLESHEET, 200, { 'content-type': 'text/css; charset=utf-8', 'cache-control': 'public, max-age=3600' }),
+);
+
+pages.use('/*', async (c, next) => {
+  c.header('cache-control', 'no-store');
+  await next();
+});
+pages.use('/*', csrfProtection);
+
+const credentialPosts = ['/sign-up', '/sign-in', '/forgot-password', '/reset-password', '/verify-email'];
+for (const path of credentialPosts) {
+  pages.post(path, async (c, next) => {
+    await enforceIpLimit(c.var.deps.rateLimit, requestMeta(c).ip);
+    await next();
+  });
+}
+
+/**
+ * Runs a form action; a 4xx GatehouseError re-renders the form with the message next to its field
+ * (status and Retry-After kept). Anything else propagates to the app's error handler.
+ */
+async function formAction(c: C, render: (s: FormState) => unknown, run: () => Promise<Response>): Promise<Response> {
+  try {
+    return await run();
+  } catch (e) {
+    if (!(e instanceof GatehouseError) || e.status >= 500) throw e;
+    if (e.extra.retryAfter) c.header('retry-after', String(e.extra.retryAfter));
+    const state: FormState = { csrf: c.var.csrfToken, error: e.message };
+    if (e.extra.field) state.field = e.extra.field;
+    return c.html(render(state) as string, e.status as 400);
+  }
+}
+
+/** The email the person typed, to put back into a re-rendered form. */
+const typedEmail = async (c: C) => {
+  const body = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
+  return typeof body['email'] === 'string' ? body['email'].slice(0, 254) : undefined;
+};
+
+// Sign in
+pages.get('/sign-in', (c) =>
+  c.html(<SignInPage csrf={c.var.csrfToken} returnTo={safeReturnTo(c.req.query('return_to'))} />),
+);
+pages.post('/sign-in', async (c) => {
+  const email = await typedEmail(c);
+  const returnTo = safeReturnTo(((await c.req.parseBody())['return_to'] as string | undefined) ?? null);
+  return formAction(c, (s) => <SignInPage {...s} email={email} returnTo={returnTo} />, async () => {
+    const input = await parseInput(c, 'form', signInInput);
+    const { session } = await signInWithPassword(c.var.deps, input, requestMeta(c));
+    setSessionCookie(c, session.cookie);
+    return c.redirect(returnTo, 303);
+  });
+});
+
+// Sign up
+pages.get('/sign-up', (c) => c.html(<SignUpPage csrf={c.var.csrfToken} minLength={c.var.deps.config.passwordMinLength} />));
+pages.post('/sign-up', async (c) => {
+  const email = await typedEmail(c);
+  const minLength = c.var.deps.config.passwordMinLength;
+  return formAction(c, (s) => <SignUpPage {...s} email={email} minLength={minLength} />, async () => {
+    const input = await parseInput(c, 'form', signUpInput);
+    await signUp(c.var.deps, input, requestMeta(c));
+    return c.html(<MessagePage title={en.signUp.sent} body={en.signUp.sentBody(input.email)} />, 202);
+  });
+});
+
+// Forgot and reset password
+pages.get('/forgot-password', (c) => c.html(<ForgotPasswordPage csrf={c.var.csrfToken} />));
+pages.post('/forgot-password', async (c) => {
+  const email = await typedEmail(c);
+  return formAction(c, (s) => <ForgotPasswordPage {...s} email={email} />, async () => {
+    const input = await parseInput(c, 'form', forgotPasswordInput);
+    await requestPasswordReset(c.var.deps, input.email, requestMeta(c));
+    return c.html(<MessagePage title={en.forgot.sent} body={en.forgot.sentBody} />, 202);
+  });
+});
+
+const tokenQuery = z.string().max(256).catch('');
+pages.get('/reset-password', (c) => {
+  const token = tokenQuery.parse(c.req.query('token'));
+  return c.html(<ResetPasswordPage csrf={c.var.csrfToken} token={token} minLength={c.var.deps.config.passwordMinLength} />);
+});
+pages.post('/reset-password', async (c) => {
+  const token = tokenQuery.parse((await c.req.parseBody())['token']);
+  const minLength = c.var.deps.config.passwordMinLength;
+  return formAction(c, (s) => <ResetPasswordPage {...s} token={token} minLength={minLength} />, async () => {
+    const input = await parseInput(c, 'form', resetPasswordInput);
+    await resetPassword(c.var.deps, input, requestMeta(c));
+    clearSessionCookie(c);
+    return c.html(
+      <MessagePage title={en.reset.done} body={en.reset.doneBody} link={{ href: '/auth/sign-in', label: en.signIn.submit }} />,
+    );
+  });
+});
+
+// Verify email: GET shows a button, POST consumes the token.
+pages.get('/verify-email', (c) =>
+  c.html(<VerifyEmailPage csrf={c.var.csrfToken} token={tokenQuery.parse(c.req.query('token'))} />),
+);
+pages.post('/verify-email', async (c) => {
+  const token = tokenQuery.parse((await c.req.parseBody())['token']);
+  return formAction(c, (s) => <VerifyEmailPage {...s} token={token} />, async () => {
+    const input = await parseInput(c, 'form', verifyEmailInput);
+    const { email } = await verifyEmail(c.var.deps, input.token, requestMeta(c));
+    return c.html(
+      <MessagePage title={en.verify.done} body={en.verify.doneBody(email)} link={{ href: '/auth/sign-in', label: en.signIn.submit }} />,
+    );
+  });
+});
+
+// Account
+const toSignIn = (c: C) => {
+  clearSessionCookie(c);
+  return c.redirect(`/auth/sign-in?return_to=${encodeURIComponent('/auth/account')}`, 303);
+};
+
+/** Runs an account action for the signed-in user; a missing or revoked session goes to sign-in. */
+async function withAccount(c: C, run: () => Promise<Response>): Promise<Response> {
+  if (!c.var.session) return toSignIn(c);
+  try {
+    return await run();
+  } catch (e) {
+    if (e instanceof GatehouseError && e.code === 'unauthenticated') return toSignIn(c);
+    throw e;
+  }
+}
+
+pages.get('/account', (c) =>
+  withAccount(c, async () => {
+    const account = await loadAccount(c.var.deps, c.var.session!);
+    return c.html(<AccountPage account={account} csrf={c.var.csrfToken} />);
+  }),
+);
+pages.post('/account/sessions/:sid/revoke', (c) =>
+  withAccount(c, async () => {
+    const claims = c.var.session!;
+    await loadAccount(c.var.deps, claims);
+    const sid = c.req.param('sid');
+    await revokeSession(c.var.deps, claims, sid, requestMeta(c)).catch((e) => {
+      if (!(e instanceof GatehouseError && e.code === 'not_found')) throw e;
+    });
+    if (sid === claims.sid) return toSignIn(c);
+    return c.redirect('/auth/account', 303);
+  }),
+);
+pages.post('/sign-out', async (c) => {
+  if (c.var.session) await signOut(c.var.deps, c.var.session, requestMeta(c));
+  clearSessionCookie(c);
+  return c.redirect('/auth/sign-in', 303);
+});
+pages.post('/sign-out-everywhere', (c) =>
+  withAccount(c, async () => {
+    await signOutEverywhere(c.var.deps, c.var.session!, requestMeta(c));
+    return toSignIn(c);
+  }),
+);

@@ -1,0 +1,75 @@
+import { env, exports } from 'cloudflare:workers';
+import { expect } from 'vitest';
+
+export const ORIGIN = 'https://gatehouse.test';
+
+let counter = 0;
+/** A unique address per call, so tests sharing storage never collide. */
+export const uniqueEmail = (tag = 'user') => `${tag}-${Date.now().toString(36)}-${++counter}@example.com`;
+/** A unique client IP per call, so the per-IP rate limit of one test never trips another. */
+export const uniqueIp = () => `198.51.${Math.floor(Math.random() * 250)}.${++counter % 250}`;
+
+export const STRONG_PASSWORD = 'correct horse battery staple 42';
+
+export function call(path: string, init: RequestInit & { json?: unknown; ip?: string; cookie?: string } = {}) {
+  const headers = new Headers(init.headers);
+  if (init.json !== undefined) headers.set('content-type', 'application/json');
+  headers.set('cf-connecting-ip', init.ip ?? uniqueIp());
+  if (init.cookie) headers.set('cookie', init.cookie);
+  return exports.default.fetch(`${ORIGIN}${path}`, {
+    ...init,
+    headers,
+    body: init.json !== undefined ? JSON.stringify(init.json) : init.body,
+    redirect: 'manual',
+  });
+}
+
+/** The `name=value` of a Set-Cookie for `name`, or undefined. */
+export function cookieFrom(res: Response, name: string): { pair: string; header: string } | undefined {
+  const header = res.headers.getSetCookie().find((h) => h.startsWith(`${name}=`));
+  return header ? { pair: header.split(';')[0]!, header } : undefined;
+}
+
+export const SESSION = '__Host-gatehouse_session';
+export const CSRF = '__Host-gatehouse_csrf';
+
+export interface Mail {
+  id: number;
+  to: string;
+  subject: string;
+  text: string;
+  links: string[];
+}
+
+/** Newest dev-mailbox message to `to`. */
+export async function lastMailTo(to: string): Promise<Mail> {
+  const res = await call(`/auth/dev/mailbox?format=json&to=${encodeURIComponent(to)}`);
+  expect(res.status).toBe(200);
+  const { messages } = (await res.json()) as { messages: Mail[] };
+  expect(messages.length).toBeGreaterThan(0);
+  return messages[0]!;
+}
+
+export const tokenFrom = (mail: Mail) => new URL(mail.links[0]!).searchParams.get('token')!;
+
+/** Signs up through the API, opens the verification link, returns the new user's id. */
+export async function createVerifiedUser(email = uniqueEmail(), password = STRONG_PASSWORD) {
+  const up = await call('/auth/api/sign-up', { method: 'POST', json: { email, password } });
+  expect(up.status).toBe(202);
+  const token = tokenFrom(await lastMailTo(email));
+  const verified = await call('/auth/api/verify-email', { method: 'POST', json: { token } });
+  expect(verified.status).toBe(200);
+  const row = await env.DB.prepare('SELECT id FROM users WHERE email = ?').bind(email).first<{ id: string }>();
+  return { email, password, userId: row!.id };
+}
+
+/** Signs in through the API; returns the session cookie pair and the response body. */
+export async function signIn(email: string, password = STRONG_PASSWORD, ip?: string) {
+  const res = await call('/auth/api/sign-in', { method: 'POST', json: { email, password }, ...(ip ? { ip } : {}) });
+  expect(res.status).toBe(200);
+  const cookie = cookieFrom(res, SESSION)!;
+  return { cookie: cookie.pair, setCookie: cookie.header, body: (await res.json()) as { user: { id: string }; session: { sid: string } } };
+}
+
+export const auditOf = (userId: string) =>
+  env.DB.prepare('SELECT type, detail FROM audit_events WHERE user_id = ? ORDER BY id').bind(userId).all<{ type: string; detail: string | null }>();
