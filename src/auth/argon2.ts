@@ -67,8 +67,15 @@ export function createPasswordHasher(
     const fn = await compute;
     return fn({ password: input, salt, parallelism: p.p, passes: p.t, memorySize: p.m, tagLength });
   };
-  const dummySalt = crypto.getRandomValues(new Uint8Array(SALT_BYTES));
-  const dummyInput = crypto.getRandomValues(new Uint8Array(MIN_INPUT_BYTES));
+  // Made on first use: Workers forbid random values at module scope.
+  let dummy: { input: Uint8Array; salt: Uint8Array } | undefined;
+  const runDummy = () => {
+    dummy ??= {
+      input: crypto.getRandomValues(new Uint8Array(MIN_INPUT_BYTES)),
+      salt: crypto.getRandomValues(new Uint8Array(SALT_BYTES)),
+    };
+    return run(dummy.input, dummy.salt, params);
+  };
 
   return {
     params,
@@ -83,7 +90,7 @@ export function createPasswordHasher(
       const match = PHC.exec(stored);
       const input = passwordBytes(password);
       if (!match || input.length < MIN_INPUT_BYTES) {
-        await run(dummyInput, dummySalt, params);
+        await runDummy();
         return { ok: false, needsRehash: false };
       }
       const used = { m: Number(match[1]), t: Number(match[2]), p: Number(match[3]) };
@@ -94,7 +101,7 @@ export function createPasswordHasher(
       return { ok, needsRehash: ok && needsRehash };
     },
     async verifyDummy() {
-      await run(dummyInput, dummySalt, params);
+      await runDummy();
     },
   };
 }

@@ -1,0 +1,130 @@
+/**
+ * Operator bootstrap without the UI:
+ *   npm run users -- create --email E --password P [--verified] [--role R ...] [--tier T] [--if-missing] [--remote]
+ * Creates the user in the local D1 (the one `npm run dev` uses) or, with --remote, the deployed one,
+ * and prints it as JSON. Bad arguments print the usage and exit 2.
+ */
+import { parseArgs } from 'node:util';
+import { createPasswordHasher } from '../src/auth/argon2';
+import { checkNewPassword } from '../src/auth/password-policy';
+import { emailField } from '../src/identity/email';
+import { GatehouseError } from '../src/lib/errors';
+import { loadArgon2Node } from './lib/argon2-node';
+import { d1Query, sqlString, type Target } from './lib/wrangler';
+
+const USAGE = `Usage: npm run users -- create --email EMAIL --password PASSWORD [options]
+
+Options:
+  --verified        mark the email address as verified
+  --role ROLE       grant a role (repeatable), e.g. --role admin
+  --tier TIER       set the tier (default: free)
+  --if-missing      if the email already has an account, print it and exit 0
+  --remote          use the deployed D1 database instead of the local one
+  --persist-to DIR  local D1 state directory (default: wrangler's .wrangler/state)`;
+
+const ROLE = /^[a-z][a-z0-9_:-]{0,63}$/;
+
+function usage(problem: string): never {
+  console.error(`error: ${problem}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+interface UserRow {
+  id: string;
+  email: string;
+  email_verified_at: number | null;
+  tier: string;
+  created_at: number;
+}
+
+function show(target: Target, email: string) {
+  const user = d1Query<UserRow>(
+    target,
+    `SELECT id, email, email_verified_at, tier, created_at FROM users WHERE email = ${sqlString(email)}`,
+  )[0];
+  if (!user) return undefined;
+  const roles = d1Query<{ role: string }>(target, `SELECT role FROM user_roles WHERE user_id = ${sqlString(user.id)} ORDER BY role`);
+  return {
+    id: user.id,
+    email: user.email,
+    emailVerified: user.email_verified_at !== null,
+    roles: roles.map((r) => r.role),
+    tier: user.tier,
+    createdAt: user.created_at,
+  };
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (command !== 'create') usage(command ? `unknown command "${command}"` : 'missing command');
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: rest,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        email: { type: 'string' },
+        password: { type: 'string' },
+        verified: { type: 'boolean', default: false },
+        role: { type: 'string', multiple: true, default: [] },
+        tier: { type: 'string', default: 'free' },
+        'if-missing': { type: 'boolean', default: false },
+        remote: { type: 'boolean', default: false },
+        'persist-to': { type: 'string' },
+      },
+    }));
+  } catch (e) {
+    usage((e as Error).message);
+  }
+  if (!values.email) usage('--email is required');
+  if (values.password === undefined) usage('--password is required');
+  const email = emailField.safeParse(values.email);
+  if (!email.success) usage(`--email: ${email.error.issues[0]!.message}`);
+  for (const role of values.role) if (!ROLE.test(role)) usage(`--role "${role}" must match ${ROLE}`);
+  if (!ROLE.test(values.tier)) usage(`--tier "${values.tier}" must match ${ROLE}`);
+  try {
+    checkNewPassword(values.password, 8);
+  } catch (e) {
+    if (e instanceof GatehouseError) usage(`--password: ${e.message}`);
+    throw e;
+  }
+
+  const target: Target = { remote: values.remote, persistTo: values['persist-to'] };
+  const existing = show(target, email.data);
+  if (existing) {
+    if (values['if-missing']) {
+      console.log(JSON.stringify(existing, null, 2));
+      return;
+    }
+    console.error(`error: a user with email ${email.data} already exists`);
+    process.exit(1);
+  }
+
+  const hash = await createPasswordHasher(loadArgon2Node).hash(values.password);
+  const id = crypto.randomUUID();
+  const now = Date.now();
+  d1Query(
+    target,
+    `INSERT INTO users (id, email, email_verified_at, password_hash, tier, created_at, updated_at) VALUES (${sqlString(id)}, ${sqlString(email.data)}, ${values.verified ? now : 'NULL'}, ${sqlString(hash)}, ${sqlString(values.tier)}, ${now}, ${now})`,
+  );
+  try {
+    for (const role of new Set(values.role))
+      d1Query(target, `INSERT INTO user_roles (user_id, role) VALUES (${sqlString(id)}, ${sqlString(role)})`);
+    d1Query(
+      target,
+      `INSERT INTO audit_events (type, user_id, detail, created_at) VALUES ('sign_up', ${sqlString(id)}, '{"via":"cli"}', ${now})`,
+    );
+  } catch (e) {
+    d1Query(target, `DELETE FROM users WHERE id = ${sqlString(id)}`);
+    throw e;
+  }
+  console.log(JSON.stringify(show(target, email.data), null, 2));
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main(process.argv.slice(2)).catch((e: Error) => {
+    console.error(`error: ${e.message}`);
+    process.exit(1);
+  });
+}
