@@ -1,5 +1,14 @@
-declare namespace Cloudflare {
-  interface Env extends import('../src/config').Env {
-    TEST_MIGRATIONS: import('cloudflare:test').D1Migration[];
+import type { D1Migration } from 'cloudflare:test';
+import type { Env as GatehouseEnv } from '../src/config';
+
+declare global {
+  namespace Cloudflare {
+    interface Env extends GatehouseEnv {
+      TEST_MIGRATIONS: D1Migration[];
+    }
+    interface GlobalProps {
+      mainModule: typeof import('../src/index');
+      durableNamespaces: 'UserSessions';
+    }
   }
 }
