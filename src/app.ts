@@ -6,7 +6,7 @@ import { authApi } from './auth/routes';
 import { ConfigError } from './config';
 import { depsFor, type AppEnv, type Deps } from './deps';
 import type { Env } from './config';
-import { GatehouseError } from './lib/errors';
+import { describeError, GatehouseError } from './lib/errors';
 import { MAX_BODY_BYTES, problemResponse } from './lib/http';
 import { devMailboxRoutes } from './mail/routes';
 import { sessionMiddleware } from './sessions/middleware';
@@ -67,15 +67,9 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
     const e =
       err instanceof GatehouseError ? err : new GatehouseError('server_error', 500, 'Something went wrong on our side.');
     if (!(err instanceof GatehouseError) || e.status >= 500) {
-      // Name and message only: bound values (passwords, tokens) never appear in them.
       const cause = err instanceof GatehouseError ? (err as { cause?: unknown }).cause : err;
       console.error(
-        JSON.stringify({
-          event: 'request_failed',
-          requestId: c.get('requestId'),
-          code: e.code,
-          error: cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause ?? ''),
-        }),
+        JSON.stringify({ event: 'request_failed', requestId: c.get('requestId'), code: e.code, error: describeError(cause) }),
       );
     }
     const path = new URL(c.req.url).pathname;

@@ -1,5 +1,8 @@
 import { env, exports } from 'cloudflare:workers';
 import { expect } from 'vitest';
+import { createApp } from '../src/app';
+import { depsFor, type Deps } from '../src/deps';
+import type { UserSessions } from '../src/sessions/user-sessions';
 
 export const ORIGIN = 'https://gatehouse.test';
 
@@ -73,3 +76,68 @@ export async function signIn(email: string, password = STRONG_PASSWORD, ip?: str
 
 export const auditOf = (userId: string) =>
   env.DB.prepare('SELECT type, detail FROM audit_events WHERE user_id = ? ORDER BY id').bind(userId).all<{ type: string; detail: string | null }>();
+
+/**
+ * The worker's app with some deps replaced (a frozen clock, a failing D1 or Durable Object), driven
+ * through its own fetch with the real bindings.
+ */
+export function appWith(override: (deps: Deps) => Partial<Deps>) {
+  const app = createApp(async (e) => {
+    const deps = await depsFor(e);
+    return { ...deps, ...override(deps) };
+  });
+  return (path: string, init: RequestInit & { json?: unknown; ip?: string; cookie?: string } = {}) => {
+    const headers = new Headers(init.headers);
+    if (init.json !== undefined) headers.set('content-type', 'application/json');
+    headers.set('cf-connecting-ip', init.ip ?? uniqueIp());
+    if (init.cookie) headers.set('cookie', init.cookie);
+    const request = new Request(`${ORIGIN}${path}`, {
+      ...init,
+      headers,
+      body: init.json !== undefined ? JSON.stringify(init.json) : init.body ?? null,
+      redirect: 'manual',
+    });
+    return app.fetch(request, env);
+  };
+}
+
+/** A D1 binding that fails as during an outage: every statement, or only batches (writes). */
+export function failingD1(real: D1Database, failOn: 'all' | 'batch' = 'all'): D1Database {
+  const fail = () => Promise.reject(new Error('D1_ERROR: simulated outage'));
+  return new Proxy(real, {
+    get(target, prop) {
+      if (prop === 'batch' || prop === 'exec') return fail;
+      if (prop === 'prepare' && failOn === 'all')
+        return (sql: string) => {
+          const stmt = target.prepare(sql);
+          return new Proxy(stmt, {
+            get(s, p) {
+              if (p === 'bind') return (...args: unknown[]) => failingStatement(s.bind(...args));
+              if (['first', 'run', 'all', 'raw'].includes(String(p))) return fail;
+              return Reflect.get(s, p, s);
+            },
+          });
+        };
+      return Reflect.get(target, prop, target);
+    },
+  });
+}
+
+function failingStatement(stmt: D1PreparedStatement): D1PreparedStatement {
+  const fail = () => Promise.reject(new Error('D1_ERROR: simulated outage'));
+  return new Proxy(stmt, {
+    get(s, p) {
+      if (['first', 'run', 'all', 'raw'].includes(String(p))) return fail;
+      return Reflect.get(s, p, s);
+    },
+  });
+}
+
+/** A UserSessions namespace whose objects all fail, as when an object is reset or unreachable. */
+export function brokenSessionsNamespace(): DurableObjectNamespace<UserSessions> {
+  const fail = () => Promise.reject(new Error('Durable Object reset because its code was updated.'));
+  return {
+    idFromName: (name: string) => env.USER_SESSIONS.idFromName(name),
+    get: () => new Proxy({}, { get: () => fail }),
+  } as unknown as DurableObjectNamespace<UserSessions>;
+}

@@ -68,3 +68,15 @@ export async function failClosed<T>(what: string, run: () => Promise<T>): Promis
     throw unavailable(what, e);
   }
 }
+
+/**
+ * A log-safe description of an unexpected error: the innermost cause's name and message, with any
+ * bound parameters removed (query builders append them, and they can hold hashes or addresses).
+ */
+export function describeError(e: unknown): string {
+  let inner = e;
+  while (inner instanceof Error && inner.cause instanceof Error) inner = inner.cause;
+  if (!(inner instanceof Error)) return String(inner ?? '');
+  const message = inner.message.split(/\n\s*params:/)[0]!.slice(0, 500);
+  return `${inner.name}: ${message}`;
+}
