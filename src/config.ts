@@ -85,7 +85,11 @@ export function parseConfig(env: Partial<Env>): Config {
   const result = schema.safeParse(env);
   if (!result.success) {
     throw new ConfigError(
-      result.error.issues.map((i) => `${i.path.join('.') || 'env'}: ${i.input === undefined ? 'missing' : i.message}`),
+      result.error.issues.map((i) => {
+        const name = i.path.join('.') || 'env';
+        const absent = i.code !== 'custom' && env[name as keyof Env] === undefined;
+        return `${name}: ${absent ? 'missing' : i.message}`;
+      }),
     );
   }
   const c = result.data;

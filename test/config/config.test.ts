@@ -1,0 +1,61 @@
+import { env } from 'cloudflare:workers';
+import { describe, expect, it } from 'vitest';
+import { createApp } from '../../src/app';
+import { ConfigError, parseConfig, type Env } from '../../src/config';
+
+const base: Partial<Env> = {
+  ENVIRONMENT: 'production',
+  PUBLIC_URL: 'https://auth.example.com',
+  AUTH_SECRET: 'dGVzdC1vbmx5LWF1dGgtc2VjcmV0LW5vdC1mb3ItcHJvZHVjdGlvbg',
+  MAIL_PROVIDER: 'http',
+  MAIL_HTTP_URL: 'https://mail.example.com/send',
+  MAIL_HTTP_TOKEN: 'token',
+};
+
+const issuesOf = (env: Partial<Env>) => {
+  try {
+    parseConfig(env);
+    return [];
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as ConfigError).issues;
+  }
+};
+
+describe('configuration', () => {
+  it('parses a complete production config with defaults', () => {
+    const c = parseConfig(base);
+    expect(c).toMatchObject({
+      environment: 'production',
+      passwordMinLength: 8,
+      requireVerifiedEmail: true,
+      session: { tokenTtl: 300, idleTtl: 604800, absoluteTtl: 2592000 },
+    });
+    expect(c.publicUrl.origin).toBe('https://auth.example.com');
+  });
+
+  it('names each missing or bad variable, never its value', () => {
+    expect(issuesOf({ ...base, AUTH_SECRET: undefined })).toEqual(['AUTH_SECRET: missing']);
+    expect(issuesOf({ ...base, AUTH_SECRET: 'short-secret-value' })[0]).toMatch(/^AUTH_SECRET: must be at least 32 random bytes/);
+    expect(issuesOf({ ...base, AUTH_SECRET: 'short-secret-value' }).join()).not.toContain('short-secret-value');
+    expect(issuesOf({ ...base, PUBLIC_URL: 'not a url' })[0]).toMatch(/^PUBLIC_URL:/);
+    expect(issuesOf({ ...base, PASSWORD_MIN_LENGTH: '6' })[0]).toMatch(/^PASSWORD_MIN_LENGTH:/);
+    expect(issuesOf({ ...base, SESSION_IDLE_TTL: '999999999' })[0]).toMatch(/^SESSION_IDLE_TTL: must not exceed/);
+    expect(issuesOf({ ...base, MAIL_HTTP_TOKEN: undefined })).toEqual(['MAIL_HTTP_TOKEN: required when MAIL_PROVIDER is "http"']);
+  });
+
+  it('never enables the dev mailbox, or plain http, in production', () => {
+    expect(issuesOf({ ...base, MAIL_PROVIDER: 'dev' })).toEqual(['MAIL_PROVIDER: the dev mailbox is never enabled in production']);
+    expect(issuesOf({ ...base, PUBLIC_URL: 'http://auth.example.com' })).toEqual(['PUBLIC_URL: must be https in production']);
+    expect(issuesOf({ ...base, ENVIRONMENT: 'development', MAIL_PROVIDER: 'dev', PUBLIC_URL: 'http://localhost:8787' })).toEqual([]);
+  });
+
+  it('makes the worker answer 500 config_invalid naming the variable when config is bad', async () => {
+    const app = createApp();
+    const res = await app.fetch(new Request('https://gatehouse.test/auth/api/me'), { ...env, AUTH_SECRET: undefined });
+    expect(res.status).toBe(500);
+    const body = await res.json<{ code: string; detail: string }>();
+    expect(body.code).toBe('config_invalid');
+    expect(body.detail).toContain('AUTH_SECRET: missing');
+  });
+});
