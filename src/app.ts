@@ -41,7 +41,8 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
         baseUri: ["'none'"],
       },
       xFrameOptions: 'DENY',
-      referrerPolicy: 'no-referrer',
+      // same-origin: tokens in our URLs never leave as a Referer, while our own form posts keep their Origin.
+      referrerPolicy: 'same-origin',
       crossOriginResourcePolicy: 'same-origin',
     }),
     bodyLimit({

@@ -8,7 +8,7 @@ export const Layout: FC<PropsWithChildren<{ title: string }>> = ({ title, childr
     <head>
       <meta charset="utf-8" />
       <meta name="viewport" content="width=device-width, initial-scale=1" />
-      <meta name="referrer" content="no-referrer" />
+      <meta name="referrer" content="same-origin" />
       <title>{`${title} · ${en.product}`}</title>
       <link rel="stylesheet" href={STYLESHEET_PATH} />
     </head>

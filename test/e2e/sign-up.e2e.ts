@@ -1,0 +1,91 @@
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser, mailbox, startGatehouse, usersCli } from './harness';
+
+let gatehouse: Awaited<ReturnType<typeof startGatehouse>>;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+
+beforeAll(async () => {
+  gatehouse = await startGatehouse();
+  ({ browser, context } = await launchBrowser());
+  page = await context.newPage();
+});
+
+afterAll(async () => {
+  await context?.close();
+  await browser?.close();
+  await gatehouse?.stop();
+});
+
+describe('a newcomer in a real browser against wrangler dev', () => {
+  const email = `newcomer-${Date.now()}@example.com`;
+  const password = 'my very own passphrase 2026';
+
+  it('signs up, verifies from the dev mailbox, signs in, sees one session, signs out', async () => {
+    await page.goto(`${gatehouse.base}/auth/sign-up`);
+    await page.getByLabel('Email address').fill(email);
+    await page.getByLabel('Password').fill(password);
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Check your email' }).waitFor();
+
+    const [mail] = await mailbox(gatehouse.base, email);
+    expect(mail!.subject).toBe('Confirm your email address');
+    const link = mail!.links[0]!;
+    expect(link.startsWith(`${gatehouse.base}/auth/verify-email?token=`)).toBe(true);
+
+    await page.goto(link);
+    await page.getByRole('button', { name: 'Confirm email address' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Email address confirmed' }).waitFor();
+
+    await page.getByRole('link', { name: 'Sign in' }).click();
+    await page.getByLabel('Email address').fill(email.toUpperCase());
+    await page.getByLabel('Password').fill(password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(`${gatehouse.base}/auth/account`);
+    expect(await page.locator('#account-email').textContent()).toBe(email);
+    const rows = page.locator('tbody tr');
+    expect(await rows.count()).toBe(1);
+    expect(await rows.first().textContent()).toContain('This session');
+
+    const cookies = await context.cookies(gatehouse.base);
+    const session = cookies.find((c) => c.name === '__Host-gatehouse_session')!;
+    expect(session).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Lax', path: '/' });
+
+    await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+    await page.waitForURL(`${gatehouse.base}/auth/sign-in`);
+    expect((await context.cookies(gatehouse.base)).some((c) => c.name === '__Host-gatehouse_session')).toBe(false);
+    await page.goto(`${gatehouse.base}/auth/account`);
+    await page.waitForURL(/\/auth\/sign-in\?return_to=/);
+  });
+
+  it('creates a user with the users CLI that can then sign in', async () => {
+    const cliEmail = `Operator-${Date.now()}@Example.com`;
+    const created = usersCli(['create', '--email', cliEmail, '--password', 'operator passphrase 1', '--verified', '--role', 'admin', '--persist-to', gatehouse.persistTo]);
+    expect(created.code, created.stderr).toBe(0);
+    const user = JSON.parse(created.stdout);
+    expect(user).toMatchObject({ email: cliEmail.toLowerCase(), emailVerified: true, roles: ['admin'], tier: 'free' });
+
+    const res = await fetch(`${gatehouse.base}/auth/api/sign-in`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: cliEmail, password: 'operator passphrase 1' }),
+      signal: AbortSignal.timeout(15_000),
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { user: { id: string; roles: string[] } }).user).toMatchObject({ id: user.id, roles: ['admin'] });
+
+    const again = usersCli(['create', '--email', cliEmail, '--password', 'operator passphrase 1', '--persist-to', gatehouse.persistTo]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('already exists');
+  });
+
+  it('refuses bad CLI arguments with the usage and exit code 2', () => {
+    for (const args of [[], ['delete'], ['create', '--email', 'x@y.co'], ['create', '--email', 'nope', '--password', 'long enough pass'], ['create', '--email', 'a@b.co', '--password', 'password1'], ['create', '--bogus']]) {
+      const r = usersCli(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toContain('Usage: npm run users -- create');
+    }
+  });
+});
