@@ -1,11 +1,19 @@
 import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
 
+// Offline: no Cloudflare lookups or metrics from wrangler/miniflare.
+process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= 'false';
+process.env.WRANGLER_SEND_METRICS ??= 'false';
+
+const migrations = await readD1Migrations('./migrations');
+
 // Two projects: `workers` runs in workerd through the Workers Vitest integration (real D1, Durable
 // Objects and rate limiter from wrangler.toml, migrations from migrations/); `e2e` runs in Node and
 // drives `wrangler dev` with a real browser.
-export default defineConfig(async () => ({
+export default defineConfig({
   test: {
+    // CI also writes a JSON report; .ci/run prints its totals as one line.
+    reporters: process.env.CI ? ['default', ['json', { outputFile: 'test-results/vitest.json' }]] : ['default'],
     projects: [
       {
         plugins: [
@@ -17,7 +25,7 @@ export default defineConfig(async () => ({
                 PUBLIC_URL: 'https://gatehouse.test',
                 MAIL_PROVIDER: 'dev',
                 AUTH_SECRET: 'dGVzdC1vbmx5LWF1dGgtc2VjcmV0LW5vdC1mb3ItcHJvZHVjdGlvbg',
-                TEST_MIGRATIONS: await readD1Migrations('./migrations'),
+                TEST_MIGRATIONS: migrations,
               },
             },
           }),
@@ -42,4 +50,4 @@ export default defineConfig(async () => ({
       },
     ],
   },
-}));
+});

@@ -141,3 +141,12 @@ export function brokenSessionsNamespace(): DurableObjectNamespace<UserSessions> 
     get: () => new Proxy({}, { get: () => fail }),
   } as unknown as DurableObjectNamespace<UserSessions>;
 }
+
+/** An RFC 9457 body as Gatehouse renders it. */
+export interface Problem {
+  type: string;
+  status: number;
+  detail: string;
+  code: string;
+  field?: string;
+}

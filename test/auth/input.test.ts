@@ -1,6 +1,7 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { call } from '../helpers';
+import type { Problem } from '../helpers';
 
 const endpoints = ['/auth/api/sign-up', '/auth/api/sign-in', '/auth/api/forgot-password', '/auth/api/reset-password', '/auth/api/verify-email'];
 
@@ -47,7 +48,7 @@ describe('bad input on the JSON API', () => {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
     });
     expect(res.status).toBe(415);
-    expect((await res.json()).code).toBe('unsupported_media_type');
+    expect((await res.json<Problem>()).code).toBe('unsupported_media_type');
   });
 
   it('refuses an oversize body (a 1 MB email) with 413 and writes nothing', async () => {
@@ -56,7 +57,7 @@ describe('bad input on the JSON API', () => {
     for (const path of ['/auth/api/sign-up', '/auth/api/sign-in']) {
       const res = await call(path, { method: 'POST', json: { email, password: 'long enough passphrase' } });
       expect(res.status, path).toBe(413);
-      expect((await res.json()).code).toBe('payload_too_large');
+      expect((await res.json<Problem>()).code).toBe('payload_too_large');
     }
     const after = await env.DB.prepare('SELECT count(*) AS n FROM email_tokens').first<{ n: number }>();
     expect(after!.n).toBe(before!.n);

@@ -2,6 +2,7 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { sha256 } from '../../src/lib/crypto';
 import { appWith, auditOf, call, createVerifiedUser, lastMailTo, signIn, tokenFrom, uniqueEmail } from '../helpers';
+import type { Problem } from '../helpers';
 
 const NEW_PASSWORD = 'a brand new passphrase 2026';
 
@@ -65,7 +66,7 @@ describe('password reset', () => {
     expect(reused.status).toBe(400);
     expect(await reused.json()).toMatchObject({ code: 'invalid_token', field: 'token' });
     const tampered = await reset(`${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`);
-    expect((await tampered.json()).code).toBe('invalid_token');
+    expect((await tampered.json<Problem>()).code).toBe('invalid_token');
     for (const bad of ['', 'x', 'a'.repeat(300), "' OR 1=1 --"]) {
       const res = await reset(bad);
       expect(res.status, bad).toBe(400);

@@ -18,6 +18,7 @@ import {
   uniqueEmail,
   uniqueIp,
 } from '../helpers';
+import type { Problem } from '../helpers';
 
 const signInCall = (email: string, password: string, ip = uniqueIp()) =>
   call('/auth/api/sign-in', { method: 'POST', json: { email, password }, ip });
@@ -65,8 +66,8 @@ describe('password sign-in', () => {
     expect(lockedUnknown.status).toBe(429);
     expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(Number(locked.headers.get('retry-after'))).toBeLessThanOrEqual(30);
-    expect((await locked.json()).code).toBe('account_locked');
-    expect((await lockedUnknown.json()).code).toBe('account_locked');
+    expect((await locked.json<Problem>()).code).toBe('account_locked');
+    expect((await lockedUnknown.json<Problem>()).code).toBe('account_locked');
     const row = await env.DB.prepare('SELECT failures FROM credential_failures ORDER BY updated_at DESC LIMIT 2').all();
     expect(row.results.map((r) => r.failures)).toEqual([5, 5]);
   });
@@ -100,7 +101,7 @@ describe('password sign-in', () => {
     expect(statuses.slice(30)).toEqual([429, 429, 429, 429, 429]);
     const limited = await call('/auth/api/sign-in', { method: 'POST', body: 'x', ip });
     expect(limited.headers.get('retry-after')).toBe('60');
-    expect((await limited.json()).code).toBe('rate_limited');
+    expect((await limited.json<Problem>()).code).toBe('rate_limited');
     // Another address is unaffected.
     expect((await call('/auth/api/sign-in', { method: 'POST', body: 'x' })).status).toBe(415);
   });
@@ -116,7 +117,7 @@ describe('password sign-in', () => {
     expect((await signInCall(email, 'the wrong password!')).status).toBe(401);
     const res = await signInCall(email, STRONG_PASSWORD);
     expect(res.status).toBe(403);
-    expect((await res.json()).code).toBe('email_not_verified');
+    expect((await res.json<Problem>()).code).toBe('email_not_verified');
     expect(cookieFrom(res, SESSION)).toBeUndefined();
   });
 
@@ -155,7 +156,7 @@ describe('sign-in when a store fails', () => {
     const res = await request('/auth/api/sign-in', { method: 'POST', json: { email, password: STRONG_PASSWORD } });
     expect(res.status).toBe(503);
     expect(res.headers.get('content-type')).toBe('application/problem+json');
-    expect((await res.json()).code).toBe('temporarily_unavailable');
+    expect((await res.json<Problem>()).code).toBe('temporarily_unavailable');
     expect(cookieFrom(res, SESSION)).toBeUndefined();
     expect(await sessionsOf(userId)).toEqual([]);
   });
@@ -176,7 +177,7 @@ describe('sign-in when a store fails', () => {
     const request = appWith(() => ({ sessions: createSessionStore(brokenSessionsNamespace()) }));
     const res = await request('/auth/api/sign-in', { method: 'POST', json: { email, password: STRONG_PASSWORD } });
     expect(res.status).toBe(503);
-    expect((await res.json()).code).toBe('temporarily_unavailable');
+    expect((await res.json<Problem>()).code).toBe('temporarily_unavailable');
     expect(cookieFrom(res, SESSION)).toBeUndefined();
     expect((await auditOf(userId)).results.map((r) => r.type)).not.toContain('sign_in');
   });

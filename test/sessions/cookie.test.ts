@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { deriveHmacKey } from '../../src/lib/crypto';
 import { createSessionStore } from '../../src/sessions/store';
 import { appWith, brokenSessionsNamespace, call, cookieFrom, createVerifiedUser, SESSION, signIn } from '../helpers';
+import type { Problem } from '../helpers';
 
 const sessionsApi = (cookie: string) => call('/auth/api/sessions', { cookie });
 
@@ -64,7 +65,7 @@ describe('the session cookie', () => {
       .sign(foreignKey);
     const res = await sessionsApi(`${SESSION}=${token}~${secret}`);
     expect(res.status).toBe(401);
-    expect((await res.json()).code).toBe('unauthenticated');
+    expect((await res.json<Problem>()).code).toBe('unauthenticated');
   });
 
   it('refreshes a stale token through the Durable Object and re-sets the cookie', async () => {
@@ -74,7 +75,7 @@ describe('the session cookie', () => {
     const request = appWith(() => ({ now: () => later }));
     const res = await request('/auth/api/me', { cookie });
     expect(res.status).toBe(200);
-    expect((await res.json()).session).toMatchObject({ sid: body.session.sid, lastSeenAt: later });
+    expect((await res.json<{ session: unknown }>()).session).toMatchObject({ sid: body.session.sid, lastSeenAt: later });
     const renewed = cookieFrom(res, SESSION)!;
     expect(renewed.header).toMatch(/HttpOnly; Secure; SameSite=Lax/);
     expect(renewed.pair).not.toBe(cookie);
@@ -101,7 +102,7 @@ describe('the session cookie', () => {
     const request = appWith(() => ({ now: () => later, sessions: createSessionStore(brokenSessionsNamespace()) }));
     const res = await request('/auth/api/me', { cookie });
     expect(res.status).toBe(503);
-    expect((await res.json()).code).toBe('temporarily_unavailable');
+    expect((await res.json<Problem>()).code).toBe('temporarily_unavailable');
     expect(res.headers.getSetCookie()).toEqual([]); // neither renewed nor cleared
   });
 });
