@@ -1,0 +1,71 @@
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { convertV4MiniflareOptions, Miniflare } from 'miniflare';
+import { ROOT, wrangler } from '../scripts/lib/wrangler';
+
+const BUILD = join(ROOT, 'bench/.build');
+
+/** Bundles a worker entry exactly as `wrangler deploy` would (wasm modules included), without uploading. */
+export function bundle(name: string, entry?: string): string {
+  const outdir = join(BUILD, name);
+  rmSync(outdir, { recursive: true, force: true });
+  wrangler(['deploy', '--dry-run', '--outdir', outdir, ...(entry ? [entry] : [])]);
+  return outdir;
+}
+
+/**
+ * Runs a bundled worker in Miniflare (workerd, no wrangler dev proxy, no logging) with Gatehouse's
+ * bindings: a fresh in-memory D1 migrated from migrations/, the UserSessions Durable Object, and a
+ * rate limiter too generous to interfere.
+ */
+export async function startWorker(outdir: string, opts: { gatehouse: boolean }) {
+  // Miniflare 5 takes a new options shape; convertV4MiniflareOptions accepts the familiar one.
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+    modulesRoot: outdir,
+    modules: [
+      // wrangler names the bundle after the entry file: the one .js in the directory.
+      { type: 'ESModule', path: join(outdir, readdirSync(outdir).find((f) => f.endsWith('.js'))!) },
+      ...readdirSync(outdir)
+        .filter((f) => f.endsWith('.wasm'))
+        .map((f) => ({ type: 'CompiledWasm' as const, path: join(outdir, f) })),
+    ],
+    compatibilityDate: '2026-11-01',
+    ...(opts.gatehouse
+      ? {
+          d1Databases: { DB: 'bench' },
+          durableObjects: { USER_SESSIONS: { className: 'UserSessions', useSQLite: true } },
+          ratelimits: { CREDENTIAL_RATE_LIMIT: { namespace_id: '1', simple: { limit: 1_000_000, period: 60 as const } } },
+          bindings: {
+            ENVIRONMENT: 'test',
+            PUBLIC_URL: 'https://gatehouse.bench',
+            MAIL_PROVIDER: 'dev',
+            AUTH_SECRET: 'YmVuY2htYXJrLW9ubHktc2VjcmV0LW5vdC1mb3ItcHJvZHVjdGlvbg',
+          },
+        }
+      : {}),
+    }),
+  );
+  await mf.ready;
+  if (opts.gatehouse) {
+    const db = await mf.getD1Database('DB');
+    for (const file of readdirSync(join(ROOT, 'migrations')).filter((f) => f.endsWith('.sql')).sort()) {
+      const sql = readFileSync(join(ROOT, 'migrations', file), 'utf8');
+      for (const statement of sql.split('--> statement-breakpoint').map((s) => s.trim()).filter(Boolean))
+        await db.prepare(statement).run();
+    }
+  }
+  const base = 'https://gatehouse.bench';
+  return {
+    mf,
+    fetch: (path: string, init?: RequestInit) => mf.dispatchFetch(`${base}${path}`, init as never),
+    db: () => mf.getD1Database('DB'),
+  };
+}
+
+export const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+};
+
+export const fmt = (n: number, digits = 1) => n.toFixed(digits);
