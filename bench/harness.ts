@@ -30,7 +30,7 @@ export async function startWorker(outdir: string, opts: { gatehouse: boolean }) 
         .filter((f) => f.endsWith('.wasm'))
         .map((f) => ({ type: 'CompiledWasm' as const, path: join(outdir, f) })),
     ],
-    compatibilityDate: '2026-11-01',
+    compatibilityDate: '2026-10-20',
     ...(opts.gatehouse
       ? {
           d1Databases: { DB: 'bench' },

@@ -44,13 +44,16 @@ export interface Mail {
   links: string[];
 }
 
-/** Newest dev-mailbox message to `to`. */
-export async function lastMailTo(to: string): Promise<Mail> {
-  const res = await call(`/auth/dev/mailbox?format=json&to=${encodeURIComponent(to)}`);
-  expect(res.status).toBe(200);
-  const { messages } = (await res.json()) as { messages: Mail[] };
-  expect(messages.length).toBeGreaterThan(0);
-  return messages[0]!;
+/** Newest dev-mailbox message to `to`, waiting briefly for mail sent after the response. */
+export async function lastMailTo(to: string, after = 0): Promise<Mail> {
+  for (let attempt = 0; ; attempt++) {
+    const res = await call(`/auth/dev/mailbox?format=json&to=${encodeURIComponent(to)}`);
+    expect(res.status).toBe(200);
+    const { messages } = (await res.json()) as { messages: Mail[] };
+    if (messages.length > 0 && messages[0]!.id > after) return messages[0]!;
+    if (attempt === 40) throw new Error(`no new mail to ${to}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 export const tokenFrom = (mail: Mail) => new URL(mail.links[0]!).searchParams.get('token')!;

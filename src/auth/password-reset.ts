@@ -10,9 +10,15 @@ import { authUrl } from './urls';
 
 /**
  * Mails a reset link when the address has an account; answers the same either way. Unknown
- * addresses spend the same hashing work so the two paths take about the same time.
+ * addresses spend the same hashing work, and the mail is sent through `defer` (after the response),
+ * so the two paths take about the same time.
  */
-export async function requestPasswordReset(deps: Deps, email: string, meta: RequestMeta): Promise<void> {
+export async function requestPasswordReset(
+  deps: Deps,
+  email: string,
+  meta: RequestMeta,
+  defer: (task: Promise<void>) => void,
+): Promise<void> {
   const { db } = deps;
   const now = deps.now();
   await failClosed('the database', () => assertNotLocked(db, 'mail', email, now));
@@ -30,7 +36,9 @@ export async function requestPasswordReset(deps: Deps, email: string, meta: Requ
   );
   await deps.passwords.verifyDummy(email);
   const link = authUrl(deps.config, '/auth/reset-password', { token });
-  await deps.mailer.send(resetPasswordMail(email, link, EMAIL_TOKEN_TTL.reset_password / 60));
+  // Only known addresses get mail: sending it after the answer keeps the provider's latency from
+  // telling the two apart. A failure is logged (mail_send_failed); the person can ask again.
+  defer(deps.mailer.send(resetPasswordMail(email, link, EMAIL_TOKEN_TTL.reset_password / 60)));
 }
 
 /**

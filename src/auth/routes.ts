@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import type { AppEnv } from '../deps';
-import { parseInput } from '../lib/http';
+import { deferTo, parseInput } from '../lib/http';
 import { enforceIpLimit } from '../lib/rate-limit';
 import { requestMeta } from '../lib/http';
 import { clearSessionCookie, setSessionCookie } from '../sessions/middleware';
@@ -44,7 +44,7 @@ authApi.post('/sign-in', async (c) => {
 
 authApi.post('/forgot-password', async (c) => {
   const { email } = await parseInput(c, 'json', forgotPasswordInput);
-  await requestPasswordReset(c.var.deps, email, requestMeta(c));
+  await requestPasswordReset(c.var.deps, email, requestMeta(c), deferTo(c, 'reset_mail_failed'));
   return c.json({ status: 'check_email', message: 'If that address has an account, a reset link is on its way.' }, 202);
 });
 

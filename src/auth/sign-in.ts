@@ -51,14 +51,17 @@ export async function signInWithPassword(
 
   try {
     const key = await throttleKey('sign_in', input.email);
-    await db.batch([
-      auditInsert(db, { type: 'sign_in', userId: user.id, meta, detail: { sid: session.record.sid, amr: ['pwd'] }, at: now }),
-      clearAttemptsStatement(db, key),
-      db
-        .update(users)
-        .set(rehash ? { passwordHash: rehash, updatedAt: now } : { updatedAt: user.updatedAt })
-        .where(eq(users.id, user.id)),
-    ]);
+    const audit = auditInsert(db, {
+      type: 'sign_in',
+      userId: user.id,
+      meta,
+      detail: { sid: session.record.sid, amr: ['pwd'], ...(rehash ? { rehashed: true } : {}) },
+      at: now,
+    });
+    const clear = clearAttemptsStatement(db, key);
+    await (rehash
+      ? db.batch([audit, clear, db.update(users).set({ passwordHash: rehash, updatedAt: now }).where(eq(users.id, user.id))])
+      : db.batch([audit, clear]));
   } catch (e) {
     await deps.sessions.revoke(user.id, session.record.sid).catch(() => undefined);
     throw e instanceof GatehouseError ? e : unavailable('the database', e);

@@ -9,7 +9,7 @@ import { signUp } from '../auth/sign-up';
 import { safeReturnTo } from '../auth/urls';
 import type { AppEnv } from '../deps';
 import { GatehouseError } from '../lib/errors';
-import { parseInput, requestMeta } from '../lib/http';
+import { deferTo, parseInput, requestMeta } from '../lib/http';
 import { enforceIpLimit } from '../lib/rate-limit';
 import { clearSessionCookie, setSessionCookie } from '../sessions/middleware';
 import { csrfProtection } from './csrf';
@@ -104,7 +104,7 @@ pages.post('/forgot-password', async (c) => {
   const email = await typedEmail(c);
   return formAction(c, (s) => <ForgotPasswordPage {...s} email={email} />, async () => {
     const input = await parseInput(c, 'form', forgotPasswordInput);
-    await requestPasswordReset(c.var.deps, input.email, requestMeta(c));
+    await requestPasswordReset(c.var.deps, input.email, requestMeta(c), deferTo(c, 'reset_mail_failed'));
     return c.html(<MessagePage title={en.forgot.sent} body={en.forgot.sentBody} />, 202);
   });
 });
