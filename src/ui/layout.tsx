@@ -74,7 +74,8 @@ export const Notice: FC<PropsWithChildren> = ({ children }) => <div class="notic
 export const STYLESHEET = `
 :root { color-scheme: light dark; font-family: system-ui, sans-serif; line-height: 1.5; }
 body { margin: 0; display: flex; justify-content: center; }
-main { width: 100%; max-width: 34rem; padding: 2rem 1.25rem; }
+main { width: 100%; max-width: 42rem; padding: 2rem 1.25rem; }
+td.when { white-space: nowrap; }
 h1 { font-size: 1.6rem; }
 .field { margin: 0 0 1rem; }
 label { display: block; font-weight: 600; margin-bottom: .25rem; }

@@ -24,11 +24,16 @@ export const AccountPage: FC<{ account: AccountView; csrf: string }> = ({ accoun
       <tbody>
         {account.sessions.map((s) => (
           <tr data-sid={s.sid}>
-            <td>
+            <td class="when">
               {when(s.createdAt)}
-              {s.sid === account.current.sid && <strong> · {en.account.thisDevice}</strong>}
+              {s.sid === account.current.sid && (
+                <>
+                  <br />
+                  <strong>{en.account.thisDevice}</strong>
+                </>
+              )}
             </td>
-            <td>{when(s.lastSeenAt)}</td>
+            <td class="when">{when(s.lastSeenAt)}</td>
             <td>{[s.ip, s.userAgent].filter(Boolean).join(' · ')}</td>
             <td>
               <Form action={`/auth/account/sessions/${encodeURIComponent(s.sid)}/revoke`} csrf={csrf} class="inline">
