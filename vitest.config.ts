@@ -20,11 +20,14 @@ export default defineConfig({
           cloudflareTest({
             wrangler: { configPath: './wrangler.toml' },
             miniflare: {
+              // A second database for tests that rewrite the signing-key table wholesale.
+              d1Databases: ['KEYS_TEST_DB'],
               bindings: {
                 ENVIRONMENT: 'test',
                 PUBLIC_URL: 'https://gatehouse.test',
                 MAIL_PROVIDER: 'dev',
                 AUTH_SECRET: 'dGVzdC1vbmx5LWF1dGgtc2VjcmV0LW5vdC1mb3ItcHJvZHVjdGlvbg',
+                KEY_ENCRYPTION_KEY: 'dGVzdC1vbmx5LWtleS1lbmNyeXB0aW9uLWtleS0zMmI',
                 TEST_MIGRATIONS: migrations,
               },
             },

@@ -41,6 +41,7 @@ export async function startWorker(outdir: string, opts: { gatehouse: boolean }) 
             PUBLIC_URL: 'https://gatehouse.bench',
             MAIL_PROVIDER: 'dev',
             AUTH_SECRET: 'YmVuY2htYXJrLW9ubHktc2VjcmV0LW5vdC1mb3ItcHJvZHVjdGlvbg',
+            KEY_ENCRYPTION_KEY: 'YmVuY2htYXJrLW9ubHkta2V5LWVuY3J5cHRpb24tayE',
           },
         }
       : {}),

@@ -1,12 +1,12 @@
 /**
  * `npm run dev`: the whole stack locally, safe to re-run.
- *  1. writes .dev.vars (git-ignored) with a fresh AUTH_SECRET when it is missing;
+ *  1. writes .dev.vars (git-ignored) with fresh secrets when it is missing, adds any missing secret;
  *  2. applies migrations/ to the local D1;
  *  3. seeds the demo user (kept if it exists);
  *  4. starts `wrangler dev` on http://localhost:8787 and prints where to go.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { main as users } from './users';
 import { applyMigrations, ROOT, startWranglerDev } from './lib/wrangler';
 
@@ -15,6 +15,7 @@ const BASE = `http://localhost:${PORT}`;
 const DEMO = { email: 'demo@gatehouse.dev', password: 'gatehouse demo passphrase' };
 
 const devVars = `${ROOT}.dev.vars`;
+const secret = () => randomBytes(32).toString('base64url');
 if (!existsSync(devVars)) {
   writeFileSync(
     devVars,
@@ -23,12 +24,22 @@ if (!existsSync(devVars)) {
       'ENVIRONMENT=development',
       `PUBLIC_URL=${BASE}`,
       'MAIL_PROVIDER=dev',
-      `AUTH_SECRET=${randomBytes(32).toString('base64url')}`,
+      `AUTH_SECRET=${secret()}`,
+      `KEY_ENCRYPTION_KEY=${secret()}`,
       '',
     ].join('\n'),
     { mode: 0o600 },
   );
-  console.log('• wrote .dev.vars with a new AUTH_SECRET');
+  console.log('• wrote .dev.vars with new secrets');
+} else {
+  // Secrets added by later versions are appended; existing values are never touched.
+  const present = readFileSync(devVars, 'utf8');
+  for (const name of ['AUTH_SECRET', 'KEY_ENCRYPTION_KEY']) {
+    if (!new RegExp(`^${name}=`, 'm').test(present)) {
+      appendFileSync(devVars, `${present.endsWith('\n') ? '' : '\n'}${name}=${secret()}\n`);
+      console.log(`• added ${name} to .dev.vars`);
+    }
+  }
 }
 
 console.log('• applying D1 migrations (local)');

@@ -10,6 +10,7 @@ import { describeError, GatehouseError } from './lib/errors';
 import { MAX_BODY_BYTES, problemResponse } from './lib/http';
 import { devMailboxRoutes } from './mail/routes';
 import { sessionMiddleware } from './sessions/middleware';
+import { jwksRoutes } from './tokens/routes';
 import { renderErrorPage } from './ui/error-page';
 import { pages } from './ui/routes';
 
@@ -58,6 +59,7 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
   app.route('/auth/api', accountApi);
   app.route('/auth/dev', devMailboxRoutes);
   app.route('/auth', pages);
+  app.route('/.well-known', jwksRoutes);
   app.get('/', (c) => c.redirect('/auth/account', 302));
 
   app.notFound((c) => {

@@ -8,6 +8,7 @@ export interface Env {
   ENVIRONMENT?: string;
   PUBLIC_URL?: string;
   AUTH_SECRET?: string;
+  KEY_ENCRYPTION_KEY?: string;
   MAIL_PROVIDER?: string;
   MAIL_FROM?: string;
   MAIL_HTTP_URL?: string;
@@ -17,6 +18,10 @@ export interface Env {
   SESSION_TOKEN_TTL?: string;
   SESSION_IDLE_TTL?: string;
   SESSION_ABSOLUTE_TTL?: string;
+  ACCESS_TOKEN_TTL?: string;
+  ID_TOKEN_TTL?: string;
+  KEY_ROTATION_DAYS?: string;
+  KEY_PUBLISH_LEAD?: string;
 }
 
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -31,6 +36,10 @@ const schema = z
     AUTH_SECRET: z
       .string()
       .regex(/^[A-Za-z0-9_-]{43,}$/, 'must be at least 32 random bytes, base64url-encoded'),
+    // 32 random bytes, base64url: encrypts the private signing keys stored in D1 (AES-256-GCM).
+    KEY_ENCRYPTION_KEY: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{43}$/, 'must be exactly 32 random bytes, base64url-encoded'),
     MAIL_PROVIDER: z.enum(['dev', 'http']).default('http'),
     MAIL_FROM: z.string().min(3).default('Gatehouse <no-reply@localhost>'),
     MAIL_HTTP_URL: z.url().optional(),
@@ -41,6 +50,11 @@ const schema = z
     SESSION_TOKEN_TTL: seconds(300).pipe(z.number().max(3600)),
     SESSION_IDLE_TTL: seconds(7 * 86400),
     SESSION_ABSOLUTE_TTL: seconds(30 * 86400),
+    ACCESS_TOKEN_TTL: seconds(600).pipe(z.number().max(86400)),
+    ID_TOKEN_TTL: seconds(3600).pipe(z.number().max(86400)),
+    KEY_ROTATION_DAYS: z.coerce.number().int().min(1).max(365).default(30),
+    // Must exceed how long anyone caches the JWKS (its max-age is 300 s) and the isolate key cache.
+    KEY_PUBLISH_LEAD: seconds(3600).pipe(z.number().min(600)),
   })
   .superRefine((c, ctx) => {
     if (c.ENVIRONMENT === 'production') {
@@ -64,6 +78,7 @@ export interface Config {
   /** Origin Gatehouse is served from; issuer and links derive from it, never from Host. */
   publicUrl: URL;
   authSecret: string;
+  keyEncryptionKey: string;
   mail:
     | { provider: 'dev'; from: string }
     | { provider: 'http'; from: string; url: string; token: string };
@@ -71,6 +86,8 @@ export interface Config {
   requireVerifiedEmail: boolean;
   /** Lifetimes in seconds. */
   session: { tokenTtl: number; idleTtl: number; absoluteTtl: number };
+  /** Signed-token lifetimes and key rotation, in seconds (rotation in days). */
+  tokens: { accessTtl: number; idTtl: number; rotationDays: number; publishLead: number };
 }
 
 export class ConfigError extends Error {
@@ -97,6 +114,7 @@ export function parseConfig(env: Partial<Env>): Config {
     environment: c.ENVIRONMENT,
     publicUrl: c.PUBLIC_URL,
     authSecret: c.AUTH_SECRET,
+    keyEncryptionKey: c.KEY_ENCRYPTION_KEY,
     mail:
       c.MAIL_PROVIDER === 'dev'
         ? { provider: 'dev', from: c.MAIL_FROM }
@@ -104,5 +122,11 @@ export function parseConfig(env: Partial<Env>): Config {
     passwordMinLength: c.PASSWORD_MIN_LENGTH,
     requireVerifiedEmail: c.REQUIRE_VERIFIED_EMAIL,
     session: { tokenTtl: c.SESSION_TOKEN_TTL, idleTtl: c.SESSION_IDLE_TTL, absoluteTtl: c.SESSION_ABSOLUTE_TTL },
+    tokens: {
+      accessTtl: c.ACCESS_TOKEN_TTL,
+      idTtl: c.ID_TOKEN_TTL,
+      rotationDays: c.KEY_ROTATION_DAYS,
+      publishLead: c.KEY_PUBLISH_LEAD,
+    },
   };
 }

@@ -6,6 +6,8 @@ import { deriveHmacKey } from './lib/crypto';
 import { createMailer, type Mailer } from './mail/mailer';
 import type { SessionClaims } from './sessions/session-token';
 import { createSessionStore, type SessionStore } from './sessions/store';
+import { KeyRing } from './tokens/key-ring';
+import { keyPolicy } from './tokens/keys';
 
 /** Everything a request needs, built once per isolate and passed down; domain code never sees Hono. */
 export interface Deps {
@@ -17,6 +19,8 @@ export interface Deps {
   mailer: Mailer;
   passwords: PasswordHasher;
   keys: { session: CryptoKey; csrf: CryptoKey };
+  /** Asymmetric signing keys (access and ID tokens, assertions), cached in the isolate. */
+  signingKeys: KeyRing;
   /** Per-IP limit on credential endpoints; resolves false when the caller is over it. */
   rateLimit: (key: string) => Promise<boolean>;
   now: () => number;
@@ -57,6 +61,7 @@ async function buildDeps(env: Env): Promise<Deps> {
     mailer: createMailer(config, db, (input, init) => fetch(input, init)),
     passwords,
     keys: { session, csrf },
+    signingKeys: new KeyRing(db, config.keyEncryptionKey, keyPolicy(config.tokens)),
     rateLimit: async (key) => (await limiter.limit({ key })).success,
     now: () => Date.now(),
   };

@@ -1,4 +1,7 @@
 import { createApp } from './app';
+import type { Env } from './config';
+import { depsFor } from './deps';
+import { rotateKeys, keyPolicy } from './tokens/keys';
 
 export { UserSessions } from './sessions/user-sessions';
 
@@ -6,4 +9,11 @@ const app = createApp();
 
 export default {
   fetch: app.fetch,
-} satisfies ExportedHandler<import('./config').Env>;
+  /** Cron (wrangler.toml [triggers]): publish the next signing key ahead of time, delete expired ones. */
+  async scheduled(_controller: ScheduledController, env: Env): Promise<void> {
+    const deps = await depsFor(env);
+    const now = deps.now();
+    const result = await rotateKeys(deps.db, deps.config.keyEncryptionKey, now, keyPolicy(deps.config.tokens));
+    console.log(JSON.stringify({ event: 'keys_rotated', ...result }));
+  },
+} satisfies ExportedHandler<Env>;

@@ -5,6 +5,7 @@ declare global {
   namespace Cloudflare {
     interface Env extends GatehouseEnv {
       TEST_MIGRATIONS: D1Migration[];
+      KEYS_TEST_DB: D1Database;
     }
     interface GlobalProps {
       mainModule: typeof import('../src/index');

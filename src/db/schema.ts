@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { index, integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 
 // All times are Unix epoch milliseconds.
 
@@ -80,5 +80,26 @@ export const devMail = sqliteTable('dev_mail', {
   html: text('html'),
   createdAt: integer('created_at').notNull(),
 });
+
+/**
+ * Asymmetric signing keys. `generation` numbers the keys of one algorithm; the unique index makes
+ * concurrent creators agree on one key per generation (the loser's insert is ignored and it reads
+ * the winner's). A key is published from `created_at` and signs from `signs_from`; it stays
+ * published until its successor has signed for longer than any token lives.
+ */
+export const signingKeys = sqliteTable(
+  'signing_keys',
+  {
+    kid: text('kid').primaryKey(),
+    alg: text('alg', { enum: ['ES256', 'RS256'] }).notNull(),
+    generation: integer('generation').notNull(),
+    publicJwk: text('public_jwk').notNull(),
+    /** AES-256-GCM under KEY_ENCRYPTION_KEY, the kid as associated data: base64url(iv || ciphertext). */
+    privateJwkEncrypted: text('private_jwk_encrypted').notNull(),
+    createdAt: integer('created_at').notNull(),
+    signsFrom: integer('signs_from').notNull(),
+  },
+  (t) => [uniqueIndex('signing_keys_generation_idx').on(t.alg, t.generation)],
+);
 
 export type User = typeof users.$inferSelect;

@@ -7,6 +7,7 @@ const base: Partial<Env> = {
   ENVIRONMENT: 'production',
   PUBLIC_URL: 'https://auth.example.com',
   AUTH_SECRET: 'dGVzdC1vbmx5LWF1dGgtc2VjcmV0LW5vdC1mb3ItcHJvZHVjdGlvbg',
+  KEY_ENCRYPTION_KEY: 'dGVzdC1vbmx5LWtleS1lbmNyeXB0aW9uLWtleS0zMmI',
   MAIL_PROVIDER: 'http',
   MAIL_HTTP_URL: 'https://mail.example.com/send',
   MAIL_HTTP_TOKEN: 'token',

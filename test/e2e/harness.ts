@@ -37,6 +37,7 @@ export async function startGatehouse() {
       PUBLIC_URL: base,
       MAIL_PROVIDER: 'dev',
       AUTH_SECRET: randomBytes(32).toString('base64url'),
+      KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64url'),
     },
   });
   return {

@@ -1,0 +1,16 @@
+import { Hono } from 'hono';
+import type { AppEnv } from '../deps';
+import { failClosed } from '../lib/errors';
+
+/** `/.well-known/jwks.json`: every published signing key (upcoming, current, and retired-but-live). */
+export const jwksRoutes = new Hono<AppEnv>();
+
+jwksRoutes.get('/jwks.json', async (c) => {
+  const { deps } = c.var;
+  const jwks = await failClosed('the key store', () => deps.signingKeys.jwks(deps.now()));
+  // Keys are published KEY_PUBLISH_LEAD (≥ 10 min) before they sign, so 5 minutes of caching is safe.
+  return c.json(jwks, 200, {
+    'cache-control': 'public, max-age=300, stale-while-revalidate=60',
+    'access-control-allow-origin': '*',
+  });
+});
