@@ -11,6 +11,7 @@ import { MAX_BODY_BYTES, problemResponse } from './lib/http';
 import { devMailboxRoutes } from './mail/routes';
 import { sessionMiddleware } from './sessions/middleware';
 import { jwksRoutes } from './tokens/routes';
+import { discoveryRoutes, oauthRoutes } from './oauth/routes';
 import { renderErrorPage } from './ui/error-page';
 import { pages } from './ui/routes';
 
@@ -58,8 +59,10 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
   app.route('/auth/api', authApi);
   app.route('/auth/api', accountApi);
   app.route('/auth/dev', devMailboxRoutes);
+  app.route('/auth', oauthRoutes);
   app.route('/auth', pages);
   app.route('/.well-known', jwksRoutes);
+  app.route('/.well-known', discoveryRoutes);
   app.get('/', (c) => c.redirect('/auth/account', 302));
 
   app.notFound((c) => {

@@ -22,6 +22,8 @@ export interface Env {
   ID_TOKEN_TTL?: string;
   KEY_ROTATION_DAYS?: string;
   KEY_PUBLISH_LEAD?: string;
+  REFRESH_TOKEN_IDLE_TTL?: string;
+  REFRESH_TOKEN_ABSOLUTE_TTL?: string;
 }
 
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -52,6 +54,8 @@ const schema = z
     SESSION_ABSOLUTE_TTL: seconds(30 * 86400),
     ACCESS_TOKEN_TTL: seconds(600).pipe(z.number().max(86400)),
     ID_TOKEN_TTL: seconds(3600).pipe(z.number().max(86400)),
+    REFRESH_TOKEN_IDLE_TTL: seconds(14 * 86400),
+    REFRESH_TOKEN_ABSOLUTE_TTL: seconds(90 * 86400),
     KEY_ROTATION_DAYS: z.coerce.number().int().min(1).max(365).default(30),
     // Must exceed how long anyone caches the JWKS (its max-age is 300 s) and the isolate key cache.
     KEY_PUBLISH_LEAD: seconds(3600).pipe(z.number().min(600)),
@@ -87,7 +91,14 @@ export interface Config {
   /** Lifetimes in seconds. */
   session: { tokenTtl: number; idleTtl: number; absoluteTtl: number };
   /** Signed-token lifetimes and key rotation, in seconds (rotation in days). */
-  tokens: { accessTtl: number; idTtl: number; rotationDays: number; publishLead: number };
+  tokens: {
+    accessTtl: number;
+    idTtl: number;
+    refreshIdleTtl: number;
+    refreshAbsoluteTtl: number;
+    rotationDays: number;
+    publishLead: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -125,6 +136,8 @@ export function parseConfig(env: Partial<Env>): Config {
     tokens: {
       accessTtl: c.ACCESS_TOKEN_TTL,
       idTtl: c.ID_TOKEN_TTL,
+      refreshIdleTtl: c.REFRESH_TOKEN_IDLE_TTL,
+      refreshAbsoluteTtl: c.REFRESH_TOKEN_ABSOLUTE_TTL,
       rotationDays: c.KEY_ROTATION_DAYS,
       publishLead: c.KEY_PUBLISH_LEAD,
     },

@@ -12,7 +12,7 @@ export function authUrl(config: Config, path: string, query: Record<string, stri
  * anything else falls back to the account page. Prevents open redirects.
  */
 export function safeReturnTo(raw: string | undefined | null, fallback = '/auth/account'): string {
-  if (!raw || raw.length > 2048 || !raw.startsWith('/') || raw.startsWith('//') || raw.startsWith('/\\')) return fallback;
+  if (!raw || raw.length > 8192 || !raw.startsWith('/') || raw.startsWith('//') || raw.startsWith('/\\')) return fallback;
   if (/[\u0000-\u001f\\]/.test(raw)) return fallback;
   return raw;
 }

@@ -102,4 +102,52 @@ export const signingKeys = sqliteTable(
   (t) => [uniqueIndex('signing_keys_generation_idx').on(t.alg, t.generation)],
 );
 
+/** OAuth 2.0 / OIDC clients. JSON columns hold arrays of strings. */
+export const oauthClients = sqliteTable('oauth_clients', {
+  clientId: text('client_id').primaryKey(),
+  name: text('name').notNull(),
+  /** SHA-256 of the client secret (256 random bits, so a fast hash suffices); null for public clients. */
+  secretHash: text('secret_hash'),
+  tokenEndpointAuthMethod: text('token_endpoint_auth_method', {
+    enum: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+  }).notNull(),
+  redirectUris: text('redirect_uris').notNull(),
+  postLogoutRedirectUris: text('post_logout_redirect_uris').notNull().default('[]'),
+  grantTypes: text('grant_types').notNull(),
+  scopes: text('scopes').notNull(),
+  /** First-party clients skip the consent page. */
+  firstParty: integer('first_party', { mode: 'boolean' }).notNull().default(false),
+  accessTokenFormat: text('access_token_format', { enum: ['jwt', 'opaque'] }).notNull().default('jwt'),
+  idTokenSignedResponseAlg: text('id_token_signed_response_alg', { enum: ['RS256', 'ES256'] }).notNull().default('RS256'),
+  /** For private_key_jwt: the client's public keys (a JWKS document). */
+  jwks: text('jwks'),
+  /** Seconds; null means the server default. */
+  accessTokenTtl: integer('access_token_ttl'),
+  refreshTokenIdleTtl: integer('refresh_token_idle_ttl'),
+  refreshTokenAbsoluteTtl: integer('refresh_token_absolute_ttl'),
+  /** Branding for the hosted pages (later): logo and colours. */
+  logoUri: text('logo_uri'),
+  brandColor: text('brand_color'),
+  createdAt: integer('created_at').notNull(),
+});
+
+/** Remembered consent: which scopes a user granted a client. */
+export const consents = sqliteTable(
+  'consents',
+  {
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    clientId: text('client_id').notNull().references(() => oauthClients.clientId, { onDelete: 'cascade' }),
+    scopes: text('scopes').notNull(),
+    grantedAt: integer('granted_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.clientId] })],
+);
+
+/** `jti`s of private_key_jwt client assertions already used (RFC 7523 §3: single use), until they expire. */
+export const usedAssertions = sqliteTable('used_client_assertions', {
+  key: text('key').primaryKey(),
+  expiresAt: integer('expires_at').notNull(),
+});
+
 export type User = typeof users.$inferSelect;
+export type OAuthClientRow = typeof oauthClients.$inferSelect;

@@ -16,7 +16,19 @@ export type ErrorCode =
   | 'account_locked'
   | 'temporarily_unavailable'
   | 'config_invalid'
-  | 'server_error';
+  | 'server_error'
+  // OAuth 2.0 / OIDC (RFC 6749 §4.1.2.1, §5.2; OIDC Core §3.1.2.6; RFC 6750 §3.1)
+  | 'invalid_client'
+  | 'invalid_grant'
+  | 'unauthorized_client'
+  | 'unsupported_grant_type'
+  | 'unsupported_response_type'
+  | 'invalid_scope'
+  | 'access_denied'
+  | 'login_required'
+  | 'consent_required'
+  | 'interaction_required'
+  | 'insufficient_scope';
 
 /** The one error model; routes render it as problem+json (APIs) or a page (forms). */
 export class GatehouseError extends Error {
@@ -42,6 +54,9 @@ export const unavailable = (what: string, cause?: unknown) => {
   if (cause !== undefined) (e as { cause?: unknown }).cause = cause;
   return e;
 };
+
+/** An OAuth error (RFC 6749): `error` is the code, `error_description` the message. */
+export const oauthError = (code: ErrorCode, message: string, status = 400) => new GatehouseError(code, status, message);
 
 /** RFC 9457 problem body for an error. */
 export function problemBody(e: GatehouseError, instance?: string) {

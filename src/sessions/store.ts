@@ -1,4 +1,5 @@
 import { failClosed } from '../lib/errors';
+import type { CodeInput, CodeRedemption, Grant, RefreshPolicy, RefreshRotation } from './grants';
 import type { CreateSessionInput, SessionRecord, UserSessions } from './user-sessions';
 
 /** Typed access to a user's UserSessions object. Every failure becomes a 503 (fail closed). */
@@ -9,6 +10,15 @@ export interface SessionStore {
   list(userId: string, now: number): Promise<SessionRecord[]>;
   revoke(userId: string, sid: string): Promise<boolean>;
   revokeAll(userId: string, exceptSid?: string): Promise<number>;
+  issueCode(userId: string, input: CodeInput): Promise<string>;
+  redeemCode(
+    userId: string,
+    input: { secret: string; clientId: string; redirectUri: string; codeVerifier: string; now: number; refresh: RefreshPolicy | null },
+  ): Promise<CodeRedemption>;
+  createRefreshFamily(userId: string, grant: Grant, policy: RefreshPolicy, now: number): Promise<{ familyId: string; secret: string }>;
+  rotateRefresh(userId: string, input: { familyId: string; secret: string; clientId: string; now: number }): Promise<RefreshRotation>;
+  inspectRefresh(userId: string, familyId: string, secret: string, now: number): Promise<(Grant & { expiresAt: number }) | null>;
+  revokeRefreshFamily(userId: string, familyId: string): Promise<boolean>;
 }
 
 export function createSessionStore(ns: DurableObjectNamespace<UserSessions>): SessionStore {
@@ -22,5 +32,12 @@ export function createSessionStore(ns: DurableObjectNamespace<UserSessions>): Se
     list: (userId, now) => call(() => stub(userId).list(now)),
     revoke: (userId, sid) => call(() => stub(userId).revoke(sid)),
     revokeAll: (userId, exceptSid) => call(() => stub(userId).revokeAll(exceptSid)),
+    issueCode: (userId, input) => call(() => stub(userId).issueCode(input)),
+    // RPC stubs distribute union results awkwardly; the value crossing is exactly the union.
+    redeemCode: (userId, input) => call(() => stub(userId).redeemCode(input) as unknown as Promise<CodeRedemption>),
+    createRefreshFamily: (userId, grant, policy, now) => call(() => stub(userId).createRefreshFamily(grant, policy, now)),
+    rotateRefresh: (userId, input) => call(() => stub(userId).rotateRefresh(input) as unknown as Promise<RefreshRotation>),
+    inspectRefresh: (userId, familyId, secret, now) => call(() => stub(userId).inspectRefresh(familyId, secret, now)),
+    revokeRefreshFamily: (userId, familyId) => call(() => stub(userId).revokeRefreshFamily(familyId)),
   };
 }

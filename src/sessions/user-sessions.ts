@@ -1,6 +1,7 @@
 import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../config';
 import { randomToken, sha256, timingSafeEqualString } from '../lib/crypto';
+import { GrantStore, type CodeInput, type CodeRedemption, type Grant, type RefreshPolicy, type RefreshRotation } from './grants';
 
 /** A browser session as the owner sees it. The secret never leaves the object after creation. */
 export interface SessionRecord {
@@ -54,16 +55,19 @@ const toRecord = (r: Row): SessionRecord => ({
 });
 
 /**
- * One object per user (named by the user id): that user's browser sessions. Calls are serialised by
- * the object's input gate, so a refresh never races a revoke. Only SHA-256 hashes of session secrets
- * are stored. An alarm purges expired sessions.
+ * One object per user (named by the user id): that user's browser sessions, authorization codes and
+ * refresh-token families. Calls are serialised by the object's input gate, so a refresh never races
+ * a revoke and a code is redeemed once. Only SHA-256 hashes of secrets are stored. An alarm purges
+ * what has expired.
  */
 export class UserSessions extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  private readonly grants: GrantStore;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.grants = new GrantStore(this.sql);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS sessions (
       sid TEXT PRIMARY KEY,
       user_id TEXT NOT NULL,
@@ -138,23 +142,61 @@ export class UserSessions extends DurableObject<Env> {
       .map(toRecord);
   }
 
-  /** Ends one session. Returns whether it existed. */
+  /** Ends one session and the refresh tokens born of it (unless granted offline_access). Returns whether it existed. */
   revoke(sid: string): boolean {
+    this.grants.revokeFamiliesOfSession(sid, Date.now());
     return this.sql.exec('DELETE FROM sessions WHERE sid = ? RETURNING sid', sid).toArray().length > 0;
   }
 
-  /** Ends every session, or every one but `exceptSid`. Returns how many ended. */
+  /**
+   * Ends every session, or every one but `exceptSid`. Ending them all also revokes every refresh
+   * token ("sign out everywhere", password reset). Returns how many sessions ended.
+   */
   revokeAll(exceptSid?: string): number {
+    if (!exceptSid) this.grants.revokeFamiliesOfSession(null, Date.now());
     const cursor = exceptSid
       ? this.sql.exec('DELETE FROM sessions WHERE sid != ? RETURNING sid', exceptSid)
       : this.sql.exec('DELETE FROM sessions RETURNING sid');
     return cursor.toArray().length;
   }
 
-  /** Purges expired sessions and re-arms for the next expiry. */
+  /** Stores an authorization code; returns its secret. */
+  async issueCode(input: CodeInput): Promise<string> {
+    const secret = await this.grants.issueCode(input);
+    await this.scheduleAlarm();
+    return secret;
+  }
+
+  async redeemCode(input: Parameters<GrantStore['redeemCode']>[0]): Promise<CodeRedemption> {
+    const result = await this.grants.redeemCode(input);
+    if (result.status === 'ok') await this.scheduleAlarm();
+    return result;
+  }
+
+  /** Starts a refresh-token family outside the code flow. */
+  async createRefreshFamily(grant: Grant, policy: RefreshPolicy, now: number): Promise<{ familyId: string; secret: string }> {
+    const family = await this.grants.createFamily(grant, policy, now);
+    await this.scheduleAlarm();
+    return family;
+  }
+
+  rotateRefresh(input: Parameters<GrantStore['rotateRefresh']>[0]): Promise<RefreshRotation> {
+    return this.grants.rotateRefresh(input);
+  }
+
+  inspectRefresh(familyId: string, secret: string, now: number) {
+    return this.grants.inspectRefresh(familyId, secret, now);
+  }
+
+  revokeRefreshFamily(familyId: string): boolean {
+    return this.grants.revokeFamily(familyId, Date.now());
+  }
+
+  /** Purges expired sessions, codes and refresh families, and re-arms for the next expiry. */
   override async alarm(): Promise<void> {
     const now = Date.now();
     this.sql.exec('DELETE FROM sessions WHERE idle_expires_at <= ? OR absolute_expires_at <= ?', now, now);
+    this.grants.purge(now);
     await this.scheduleAlarm();
   }
 
@@ -163,9 +205,11 @@ export class UserSessions extends DurableObject<Env> {
   }
 
   private async scheduleAlarm(): Promise<void> {
-    const next = this.sql
+    const sessions = this.sql
       .exec<{ next: number | null }>('SELECT MIN(MIN(idle_expires_at, absolute_expires_at)) AS next FROM sessions')
       .one().next;
+    const grants = this.grants.nextExpiry();
+    const next = sessions === null ? grants : grants === null ? sessions : Math.min(sessions, grants);
     if (next === null) {
       await this.ctx.storage.deleteAlarm();
       return;

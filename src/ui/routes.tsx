@@ -73,7 +73,13 @@ const typedEmail = async (c: C) => {
 
 // Sign in
 pages.get('/sign-in', (c) =>
-  c.html(<SignInPage csrf={c.var.csrfToken} returnTo={safeReturnTo(c.req.query('return_to'))} />),
+  c.html(
+    <SignInPage
+      csrf={c.var.csrfToken}
+      returnTo={safeReturnTo(c.req.query('return_to'))}
+      email={c.req.query('login_hint')?.slice(0, 254)}
+    />,
+  ),
 );
 pages.post('/sign-in', async (c) => {
   const email = await typedEmail(c);

@@ -1,0 +1,156 @@
+/**
+ * Register OAuth/OIDC clients without the UI:
+ *   npm run clients -- create --name N --redirect-uri U [--redirect-uri U2] [--public] [--first-party]
+ *                     [--grant G ...] [--scope S ...] [options]
+ * Prints the client as JSON with its client_id and, for a confidential client, its client_secret —
+ * shown this once; only a hash is stored.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ZodError } from 'zod';
+import { buildClient, describeClient } from '../src/oauth/client-registration';
+import { d1Query, sqlString, type Target } from './lib/wrangler';
+
+const USAGE = `Usage: npm run clients -- create --name NAME --redirect-uri URI [options]
+
+Options:
+  --redirect-uri URI              (repeatable) exact redirect URI; http only for loopback
+  --post-logout-redirect-uri URI  (repeatable) where RP-initiated logout may return
+  --public                        a public client (native/SPA): no secret, PKCE only
+  --first-party                   skip the consent page
+  --grant GRANT                   (repeatable) authorization_code, refresh_token, client_credentials
+                                  (default: authorization_code refresh_token)
+  --scope SCOPE                   (repeatable) openid, profile, email, offline_access (default: openid profile email)
+  --auth-method METHOD            client_secret_basic (default), client_secret_post, private_key_jwt
+  --jwks-file FILE                the client's public keys (JWKS JSON), for private_key_jwt
+  --id-token-alg ALG              RS256 (default) or ES256
+  --client-id ID                  choose the client_id (default: random)
+  --client-secret SECRET          choose the secret, ≥ 32 characters (default: random 256 bits)
+  --if-missing                    if the client_id exists, print it (without secret) and exit 0
+  --remote                        use the deployed D1 database instead of the local one
+  --persist-to DIR                local D1 state directory`;
+
+function usage(problem: string): never {
+  console.error(`error: ${problem}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+interface Row {
+  client_id: string;
+  name: string;
+  token_endpoint_auth_method: string;
+  redirect_uris: string;
+  post_logout_redirect_uris: string;
+  grant_types: string;
+  scopes: string;
+  first_party: number;
+  id_token_signed_response_alg: string;
+}
+
+function existing(target: Target, clientId: string) {
+  const r = d1Query<Row>(target, `SELECT * FROM oauth_clients WHERE client_id = ${sqlString(clientId)}`)[0];
+  if (!r) return undefined;
+  return describeClient({
+    clientId: r.client_id,
+    name: r.name,
+    tokenEndpointAuthMethod: r.token_endpoint_auth_method as never,
+    redirectUris: r.redirect_uris,
+    postLogoutRedirectUris: r.post_logout_redirect_uris,
+    grantTypes: r.grant_types,
+    scopes: r.scopes,
+    firstParty: Boolean(r.first_party),
+    idTokenSignedResponseAlg: r.id_token_signed_response_alg as never,
+  } as never);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (command !== 'create') usage(command ? `unknown command "${command}"` : 'missing command');
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: rest,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        name: { type: 'string' },
+        'redirect-uri': { type: 'string', multiple: true, default: [] },
+        'post-logout-redirect-uri': { type: 'string', multiple: true, default: [] },
+        public: { type: 'boolean', default: false },
+        'first-party': { type: 'boolean', default: false },
+        grant: { type: 'string', multiple: true },
+        scope: { type: 'string', multiple: true },
+        'auth-method': { type: 'string' },
+        'jwks-file': { type: 'string' },
+        'id-token-alg': { type: 'string' },
+        'client-id': { type: 'string' },
+        'client-secret': { type: 'string' },
+        'if-missing': { type: 'boolean', default: false },
+        remote: { type: 'boolean', default: false },
+        'persist-to': { type: 'string' },
+      },
+    }));
+  } catch (e) {
+    usage((e as Error).message);
+  }
+  let jwks: unknown;
+  if (values['jwks-file']) {
+    try {
+      jwks = JSON.parse(readFileSync(values['jwks-file'], 'utf8'));
+    } catch (e) {
+      usage(`--jwks-file: ${(e as Error).message}`);
+    }
+  }
+  let built;
+  try {
+    built = await buildClient(
+      {
+        name: values.name ?? '',
+        redirectUris: values['redirect-uri'],
+        postLogoutRedirectUris: values['post-logout-redirect-uri'],
+        public: values.public,
+        firstParty: values['first-party'],
+        ...(values.grant ? { grantTypes: values.grant } : {}),
+        ...(values.scope ? { scopes: values.scope as never } : {}),
+        ...(values['auth-method'] ? { authMethod: values['auth-method'] as never } : {}),
+        ...(jwks ? { jwks: jwks as never } : {}),
+        ...(values['id-token-alg'] ? { idTokenAlg: values['id-token-alg'] as never } : {}),
+        ...(values['client-id'] ? { clientId: values['client-id'] } : {}),
+        ...(values['client-secret'] ? { clientSecret: values['client-secret'] } : {}),
+      },
+      Date.now(),
+    );
+  } catch (e) {
+    if (e instanceof ZodError) {
+      const flag: Record<string, string> = { redirectUris: '--redirect-uri', postLogoutRedirectUris: '--post-logout-redirect-uri', grantTypes: '--grant', scopes: '--scope', authMethod: '--auth-method', idTokenAlg: '--id-token-alg', clientId: '--client-id', clientSecret: '--client-secret', name: '--name', jwks: '--jwks-file' };
+      const issue = e.issues[0]!;
+      usage(`${flag[String(issue.path[0])] ?? String(issue.path[0])}: ${issue.message}`);
+    }
+    throw e;
+  }
+
+  const target: Target = { remote: values.remote, persistTo: values['persist-to'] };
+  const found = existing(target, built.row.clientId);
+  if (found) {
+    if (values['if-missing']) {
+      console.log(JSON.stringify(found, null, 2));
+      return;
+    }
+    console.error(`error: a client with client_id ${built.row.clientId} already exists`);
+    process.exit(1);
+  }
+  const r = built.row;
+  d1Query(
+    target,
+    `INSERT INTO oauth_clients (client_id, name, secret_hash, token_endpoint_auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, access_token_format, id_token_signed_response_alg, jwks, created_at)
+     VALUES (${[r.clientId, r.name, r.secretHash, r.tokenEndpointAuthMethod, r.redirectUris, r.postLogoutRedirectUris, r.grantTypes, r.scopes].map(sqlString).join(', ')}, ${r.firstParty ? 1 : 0}, 'jwt', ${sqlString(r.idTokenSignedResponseAlg)}, ${sqlString(r.jwks)}, ${r.createdAt})`,
+  );
+  console.log(JSON.stringify({ ...describeClient(r), ...(built.clientSecret ? { client_secret: built.clientSecret } : {}) }, null, 2));
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main(process.argv.slice(2)).catch((e: Error) => {
+    console.error(`error: ${e.message}`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,217 @@
+import { and, eq } from 'drizzle-orm';
+import { consents } from '../db/schema';
+import type { Deps } from '../deps';
+import { hmac, timingSafeEqualString } from '../lib/crypto';
+import { failClosed, GatehouseError } from '../lib/errors';
+import type { SessionClaims } from '../sessions/session-token';
+import { verifyToken } from '../tokens/jwt';
+import { findClient, KNOWN_SCOPES, type Client } from './clients';
+import { issuerOf } from './issue';
+import { S256_CHALLENGE } from './pkce';
+import { matchRedirectUri } from './redirect-uri';
+import { formatCode } from './token-formats';
+
+type Params = Record<string, string | undefined>;
+
+/** Codes live one minute (RFC 6749 §4.1.2 recommends at most ten). */
+export const CODE_TTL_MS = 60_000;
+
+export interface AuthorizationRequest {
+  client: Client;
+  redirectUri: string;
+  state: string | undefined;
+  scope: string[];
+  nonce: string | null;
+  codeChallenge: string;
+  prompt: Set<string>;
+  maxAge: number | undefined;
+  loginHint: string | undefined;
+  idTokenHint: string | undefined;
+  acrValues: string[];
+}
+
+/** An error the client may receive at its redirect URI (its client_id and redirect_uri were valid). */
+export class RedirectableError extends Error {
+  constructor(
+    readonly target: { redirectUri: string; state: string | undefined },
+    readonly error: string,
+    readonly description: string,
+  ) {
+    super(description);
+  }
+}
+
+/**
+ * Step one (RFC 6749 §4.1.2.1): client_id and redirect_uri. Until both are valid nothing is sent to
+ * the redirect URI: a failure here is a GatehouseError shown on an error page.
+ */
+export async function resolveClient(deps: Deps, params: Params): Promise<{ client: Client; redirectUri: string }> {
+  if (!params.client_id) throw new GatehouseError('invalid_request', 400, 'client_id is required.', { field: 'client_id' });
+  const client = await failClosed('the database', () => findClient(deps.db, params.client_id!));
+  if (!client) throw new GatehouseError('invalid_request', 400, 'Unknown client_id.', { field: 'client_id' });
+  const redirectUri = params.redirect_uri;
+  if (!redirectUri) throw new GatehouseError('invalid_request', 400, 'redirect_uri is required.', { field: 'redirect_uri' });
+  // RFC 9700 §2.1: exact match; the loopback port exception only for native (public) clients.
+  if (!matchRedirectUri(client.redirectUris, redirectUri, client.isPublic))
+    throw new GatehouseError('invalid_request', 400, 'redirect_uri is not registered for this client.', { field: 'redirect_uri' });
+  return { client, redirectUri };
+}
+
+/** Step two: everything else; failures go back to the client. */
+export function parseAuthorizationRequest(params: Params, client: Client, redirectUri: string): AuthorizationRequest {
+  const target = { redirectUri, state: params.state };
+  const fail = (error: string, description: string): never => {
+    throw new RedirectableError(target, error, description);
+  };
+  for (const unsupported of ['request', 'request_uri'])
+    if (params[unsupported] !== undefined) fail(`${unsupported}_not_supported`, `${unsupported} is not supported.`);
+  if (params.response_type !== 'code')
+    fail('unsupported_response_type', 'Only response_type=code is supported (no implicit or hybrid flows).');
+  if (params.response_mode !== undefined && params.response_mode !== 'query') fail('invalid_request', 'Only response_mode=query is supported.');
+  if (!client.grantTypes.includes('authorization_code')) fail('unauthorized_client', 'This client may not use the authorization code flow.');
+
+  // RFC 7636 + RFC 9700 §2.1.1: PKCE with S256 for every client; `plain` (the default when no
+  // method is given) is refused.
+  if (!params.code_challenge) fail('invalid_request', 'code_challenge is required (PKCE).');
+  if (params.code_challenge_method !== 'S256') fail('invalid_request', 'code_challenge_method must be S256.');
+  if (!S256_CHALLENGE.test(params.code_challenge!)) fail('invalid_request', 'code_challenge is not a valid S256 challenge.');
+
+  const scope = (params.scope ?? '').split(' ').filter(Boolean);
+  if (scope.length === 0) fail('invalid_scope', 'scope is required.');
+  const unknown = scope.filter((s) => !(KNOWN_SCOPES as readonly string[]).includes(s) || !client.scopes.includes(s));
+  if (unknown.length) fail('invalid_scope', `Scope not allowed for this client: ${unknown.join(' ')}.`);
+
+  const prompt = new Set((params.prompt ?? '').split(' ').filter(Boolean));
+  for (const p of prompt) if (!['none', 'login', 'consent', 'select_account'].includes(p)) fail('invalid_request', `Unknown prompt value ${p}.`);
+  if (prompt.has('none') && prompt.size > 1) fail('invalid_request', 'prompt=none cannot be combined with other values.');
+
+  let maxAge: number | undefined;
+  if (params.max_age !== undefined) {
+    if (!/^\d{1,9}$/.test(params.max_age)) fail('invalid_request', 'max_age must be a non-negative integer.');
+    maxAge = Number(params.max_age);
+  }
+  if (params.nonce !== undefined && (params.nonce.length === 0 || params.nonce.length > 512)) fail('invalid_request', 'nonce is invalid.');
+  if (params.state !== undefined && params.state.length > 2048) fail('invalid_request', 'state is too long.');
+  return {
+    client,
+    redirectUri,
+    state: params.state,
+    scope,
+    nonce: params.nonce ?? null,
+    codeChallenge: params.code_challenge!,
+    prompt,
+    maxAge,
+    loginHint: params.login_hint?.slice(0, 254),
+    idTokenHint: params.id_token_hint,
+    acrValues: (params.acr_values ?? '').split(' ').filter(Boolean).slice(0, 10),
+  };
+}
+
+/** Where the authorization request goes next. */
+export type AuthorizationStep =
+  | { kind: 'login'; forceLoginAfter: number | null }
+  | { kind: 'consent' }
+  | { kind: 'redirect'; location: string };
+
+/** The response location for the client: `code` or `error`, with `state` and `iss` (RFC 9207). */
+export function responseLocation(deps: Deps, target: { redirectUri: string; state: string | undefined }, fields: Record<string, string>): string {
+  const url = new URL(target.redirectUri);
+  for (const [k, v] of Object.entries(fields)) url.searchParams.set(k, v);
+  if (target.state !== undefined) url.searchParams.set('state', target.state);
+  url.searchParams.set('iss', issuerOf(deps));
+  return url.toString();
+}
+
+/** A signed "the user signed in at or after T" marker carried through the sign-in page. */
+export async function reauthMarker(deps: Deps, at: number): Promise<string> {
+  return `${at}.${await hmac(deps.keys.csrf, `reauth:${at}`)}`;
+}
+
+async function readReauthMarker(deps: Deps, marker: string | undefined): Promise<number | null> {
+  const m = marker ? /^(\d{13})\.([A-Za-z0-9_-]{43})$/.exec(marker) : null;
+  if (!m) return null;
+  return timingSafeEqualString(await hmac(deps.keys.csrf, `reauth:${m[1]}`), m[2]!) ? Number(m[1]) : null;
+}
+
+/**
+ * Decides what a valid authorization request needs: a (fresh) sign-in, consent, or — when neither —
+ * a code at once. prompt=none never shows a page: it answers login_required or consent_required.
+ */
+export async function decideAuthorization(
+  deps: Deps,
+  req: AuthorizationRequest,
+  session: SessionClaims | null,
+  params: Params,
+): Promise<AuthorizationStep> {
+  const now = deps.now();
+  const target = { redirectUri: req.redirectUri, state: req.state };
+  const signedInAfter = await readReauthMarker(deps, params.gh_reauth);
+  const fresh = (s: SessionClaims) => signedInAfter !== null && s.authTime * 1000 >= signedInAfter - 1000;
+
+  let needsLogin = !session;
+  if (session && !fresh(session)) {
+    if (req.prompt.has('login') || req.prompt.has('select_account')) needsLogin = true;
+    if (req.maxAge !== undefined && now / 1000 - session.authTime > req.maxAge) needsLogin = true;
+  }
+  if (session && req.idTokenHint) {
+    const hinted = await verifyToken(deps.signingKeys, req.idTokenHint, {
+      kind: 'id',
+      issuer: issuerOf(deps),
+      audience: req.client.clientId,
+      now,
+      allowExpired: true,
+    }).catch(() => null);
+    if (!hinted) throw new RedirectableError(target, 'invalid_request', 'id_token_hint is not a valid ID token from this issuer.');
+    if (hinted.sub !== session.sub) needsLogin = true;
+  }
+  if (needsLogin) {
+    if (req.prompt.has('none')) return { kind: 'redirect', location: responseLocation(deps, target, { error: 'login_required', error_description: 'The user must sign in.' }) };
+    const forced = session !== null || req.prompt.has('login') || req.maxAge !== undefined;
+    return { kind: 'login', forceLoginAfter: forced ? now : null };
+  }
+
+  if (!req.client.firstParty) {
+    const stored = await failClosed('the database', () =>
+      deps.db.select().from(consents).where(and(eq(consents.userId, session!.sub), eq(consents.clientId, req.client.clientId))).get(),
+    );
+    const granted = stored ? (JSON.parse(stored.scopes) as string[]) : [];
+    const covered = req.scope.every((s) => granted.includes(s));
+    if (!covered || req.prompt.has('consent')) {
+      if (req.prompt.has('none'))
+        return { kind: 'redirect', location: responseLocation(deps, target, { error: 'consent_required', error_description: 'The user must approve this client.' }) };
+      return { kind: 'consent' };
+    }
+  }
+  return { kind: 'redirect', location: await issueCodeLocation(deps, req, session!) };
+}
+
+/** Records consent for the requested scopes (added to any earlier grant). */
+export async function recordConsent(deps: Deps, userId: string, clientId: string, scope: string[]): Promise<void> {
+  await failClosed('the database', async () => {
+    const stored = await deps.db.select().from(consents).where(and(eq(consents.userId, userId), eq(consents.clientId, clientId))).get();
+    const merged = [...new Set([...(stored ? (JSON.parse(stored.scopes) as string[]) : []), ...scope])].sort();
+    await deps.db
+      .insert(consents)
+      .values({ userId, clientId, scopes: JSON.stringify(merged), grantedAt: deps.now() })
+      .onConflictDoUpdate({ target: [consents.userId, consents.clientId], set: { scopes: JSON.stringify(merged), grantedAt: deps.now() } });
+  });
+}
+
+/** Stores a code in the user's Durable Object and returns the redirect carrying it. */
+export async function issueCodeLocation(deps: Deps, req: AuthorizationRequest, session: SessionClaims): Promise<string> {
+  const secret = await deps.sessions.issueCode(session.sub, {
+    clientId: req.client.clientId,
+    redirectUri: req.redirectUri,
+    codeChallenge: req.codeChallenge,
+    scope: req.scope,
+    nonce: req.nonce,
+    sid: session.sid,
+    authTime: session.authTime,
+    amr: session.amr,
+    acr: null,
+    now: deps.now(),
+    ttlMs: CODE_TTL_MS,
+  });
+  return responseLocation(deps, { redirectUri: req.redirectUri, state: req.state }, { code: formatCode(session.sub, secret) });
+}
+

@@ -1,0 +1,86 @@
+import { z } from 'zod';
+import type { OAuthClientRow } from '../db/schema';
+import { randomToken, sha256 } from '../lib/crypto';
+import { GRANT_TYPES, KNOWN_SCOPES } from './vocabulary';
+import { redirectUriProblem } from './redirect-uri';
+
+const uri = z.string().superRefine((v, ctx) => {
+  const problem = redirectUriProblem(v);
+  if (problem) ctx.addIssue({ code: 'custom', message: `${v} ${problem}` });
+});
+
+/** What an operator (or, later, the admin API) asks for when registering a client. */
+export const clientInput = z
+  .object({
+    name: z.string().trim().min(1, 'name is required').max(100),
+    clientId: z.string().regex(/^[A-Za-z0-9_-]{3,64}$/, 'client_id must be 3–64 of A-Z a-z 0-9 _ -').optional(),
+    clientSecret: z.string().min(32, 'client_secret must be at least 32 characters').max(256).optional(),
+    redirectUris: z.array(uri).min(1, 'at least one redirect URI is required'),
+    postLogoutRedirectUris: z.array(uri).default([]),
+    public: z.boolean().default(false),
+    firstParty: z.boolean().default(false),
+    grantTypes: z.array(z.enum(GRANT_TYPES as [string, ...string[]])).default(['authorization_code', 'refresh_token']),
+    scopes: z.array(z.enum(KNOWN_SCOPES)).default(['openid', 'profile', 'email']),
+    authMethod: z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']).optional(),
+    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
+    idTokenAlg: z.enum(['RS256', 'ES256']).default('RS256'),
+  })
+  .superRefine((c, ctx) => {
+    if (c.public && c.grantTypes.includes('client_credentials'))
+      ctx.addIssue({ code: 'custom', path: ['grantTypes'], message: 'a public client cannot use client_credentials' });
+    if (c.public && c.authMethod && c.authMethod !== 'none')
+      ctx.addIssue({ code: 'custom', path: ['authMethod'], message: 'a public client authenticates with none' });
+    if (c.authMethod === 'private_key_jwt' && !c.jwks)
+      ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'private_key_jwt needs the client\'s public keys (jwks)' });
+    if (c.public && c.clientSecret) ctx.addIssue({ code: 'custom', path: ['clientSecret'], message: 'a public client has no secret' });
+  });
+
+export type ClientInput = z.input<typeof clientInput>;
+
+/**
+ * Builds the row for a new client. A confidential client gets a 256-bit secret (or the one given),
+ * returned once here and stored only as its SHA-256.
+ */
+export async function buildClient(input: ClientInput, now: number): Promise<{ row: OAuthClientRow; clientSecret: string | null }> {
+  const c = clientInput.parse(input);
+  const authMethod = c.public ? 'none' : (c.authMethod ?? 'client_secret_basic');
+  const clientSecret = authMethod === 'client_secret_basic' || authMethod === 'client_secret_post' ? (c.clientSecret ?? randomToken(32)) : null;
+  return {
+    clientSecret,
+    row: {
+      clientId: c.clientId ?? randomToken(16),
+      name: c.name,
+      secretHash: clientSecret ? await sha256(clientSecret) : null,
+      tokenEndpointAuthMethod: authMethod,
+      redirectUris: JSON.stringify(c.redirectUris),
+      postLogoutRedirectUris: JSON.stringify(c.postLogoutRedirectUris),
+      grantTypes: JSON.stringify(c.grantTypes),
+      scopes: JSON.stringify(c.scopes),
+      firstParty: c.firstParty,
+      accessTokenFormat: 'jwt',
+      idTokenSignedResponseAlg: c.idTokenAlg,
+      jwks: c.jwks ? JSON.stringify(c.jwks) : null,
+      accessTokenTtl: null,
+      refreshTokenIdleTtl: null,
+      refreshTokenAbsoluteTtl: null,
+      logoUri: null,
+      brandColor: null,
+      createdAt: now,
+    },
+  };
+}
+
+/** The public description of a client (never the secret hash). */
+export function describeClient(row: OAuthClientRow) {
+  return {
+    client_id: row.clientId,
+    client_name: row.name,
+    token_endpoint_auth_method: row.tokenEndpointAuthMethod,
+    redirect_uris: JSON.parse(row.redirectUris) as string[],
+    post_logout_redirect_uris: JSON.parse(row.postLogoutRedirectUris) as string[],
+    grant_types: JSON.parse(row.grantTypes) as string[],
+    scope: (JSON.parse(row.scopes) as string[]).join(' '),
+    first_party: Boolean(row.firstParty),
+    id_token_signed_response_alg: row.idTokenSignedResponseAlg,
+  };
+}

@@ -1,0 +1,60 @@
+import { eq } from 'drizzle-orm';
+import type { JSONWebKeySet } from 'jose';
+import type { Database } from '../db/client';
+import { oauthClients, type OAuthClientRow } from '../db/schema';
+
+import type { GrantType } from './vocabulary';
+
+export { GRANT_TYPES, KNOWN_SCOPES, type GrantType } from './vocabulary';
+export type AuthMethod = OAuthClientRow['tokenEndpointAuthMethod'];
+
+export interface Client {
+  clientId: string;
+  name: string;
+  isPublic: boolean;
+  secretHash: string | null;
+  authMethod: AuthMethod;
+  redirectUris: string[];
+  postLogoutRedirectUris: string[];
+  grantTypes: GrantType[];
+  scopes: string[];
+  firstParty: boolean;
+  accessTokenFormat: 'jwt' | 'opaque';
+  idTokenAlg: 'RS256' | 'ES256';
+  jwks: JSONWebKeySet | null;
+  /** Seconds; null for the server default. */
+  accessTokenTtl: number | null;
+  refreshTokenIdleTtl: number | null;
+  refreshTokenAbsoluteTtl: number | null;
+}
+
+const list = (json: string) => JSON.parse(json) as string[];
+
+export function clientFromRow(r: OAuthClientRow): Client {
+  return {
+    clientId: r.clientId,
+    name: r.name,
+    isPublic: r.tokenEndpointAuthMethod === 'none',
+    secretHash: r.secretHash,
+    authMethod: r.tokenEndpointAuthMethod,
+    redirectUris: list(r.redirectUris),
+    postLogoutRedirectUris: list(r.postLogoutRedirectUris),
+    grantTypes: list(r.grantTypes) as GrantType[],
+    scopes: list(r.scopes),
+    firstParty: r.firstParty,
+    accessTokenFormat: r.accessTokenFormat,
+    idTokenAlg: r.idTokenSignedResponseAlg,
+    jwks: r.jwks ? (JSON.parse(r.jwks) as JSONWebKeySet) : null,
+    accessTokenTtl: r.accessTokenTtl,
+    refreshTokenIdleTtl: r.refreshTokenIdleTtl,
+    refreshTokenAbsoluteTtl: r.refreshTokenAbsoluteTtl,
+  };
+}
+
+const CLIENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+export async function findClient(db: Database, clientId: string): Promise<Client | undefined> {
+  if (!CLIENT_ID.test(clientId)) return undefined;
+  const row = await db.select().from(oauthClients).where(eq(oauthClients.clientId, clientId)).get();
+  return row ? clientFromRow(row) : undefined;
+}

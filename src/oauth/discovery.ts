@@ -1,0 +1,52 @@
+import type { Deps } from '../deps';
+import { GRANT_TYPES, KNOWN_SCOPES } from './clients';
+import { issuerOf } from './issue';
+
+export const ENDPOINTS = {
+  authorization: '/auth/authorize',
+  token: '/auth/token',
+  userinfo: '/auth/userinfo',
+  revocation: '/auth/revoke',
+  introspection: '/auth/introspect',
+  endSession: '/auth/logout',
+  jwks: '/.well-known/jwks.json',
+} as const;
+
+const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'];
+
+/** OpenID Provider metadata (OIDC Discovery 1.0 §3; RFC 8414). Everything named here is served. */
+export function providerMetadata(deps: Deps) {
+  const issuer = issuerOf(deps);
+  const at = (path: string) => `${issuer}${path}`;
+  return {
+    issuer,
+    authorization_endpoint: at(ENDPOINTS.authorization),
+    token_endpoint: at(ENDPOINTS.token),
+    userinfo_endpoint: at(ENDPOINTS.userinfo),
+    jwks_uri: at(ENDPOINTS.jwks),
+    revocation_endpoint: at(ENDPOINTS.revocation),
+    introspection_endpoint: at(ENDPOINTS.introspection),
+    end_session_endpoint: at(ENDPOINTS.endSession),
+    scopes_supported: [...KNOWN_SCOPES],
+    response_types_supported: ['code'],
+    response_modes_supported: ['query'],
+    grant_types_supported: [...GRANT_TYPES],
+    subject_types_supported: ['public'],
+    id_token_signing_alg_values_supported: ['RS256', 'ES256'],
+    userinfo_signing_alg_values_supported: [],
+    token_endpoint_auth_methods_supported: AUTH_METHODS,
+    token_endpoint_auth_signing_alg_values_supported: ['ES256', 'RS256', 'PS256', 'EdDSA'],
+    revocation_endpoint_auth_methods_supported: AUTH_METHODS,
+    introspection_endpoint_auth_methods_supported: AUTH_METHODS.filter((m) => m !== 'none'),
+    code_challenge_methods_supported: ['S256'],
+    prompt_values_supported: ['none', 'login', 'consent', 'select_account'],
+    claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'acr', 'amr', 'sid', 'email', 'email_verified', 'preferred_username', 'roles', 'tier', 'updated_at'],
+    authorization_response_iss_parameter_supported: true,
+    claims_parameter_supported: false,
+    request_parameter_supported: false,
+    request_uri_parameter_supported: false,
+    require_request_uri_registration: false,
+    frontchannel_logout_supported: false,
+    backchannel_logout_supported: false,
+  };
+}

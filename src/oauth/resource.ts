@@ -1,0 +1,69 @@
+import type { JWTPayload } from 'jose';
+import type { Deps } from '../deps';
+import { findUserById, rolesOf, viewOf } from '../identity/users';
+import { failClosed, GatehouseError } from '../lib/errors';
+import { TokenRejected, verifyToken } from '../tokens/jwt';
+import { userClaims } from './claims';
+import type { Client } from './clients';
+import { issuerOf } from './issue';
+import { parseRefreshToken } from './token-formats';
+
+export const invalidToken = (message: string) => new GatehouseError('invalid_token', 401, message);
+
+/** Verifies a bearer access token issued by Gatehouse (in the isolate, no I/O for a known key). */
+export async function verifyAccessToken(deps: Deps, token: string): Promise<JWTPayload> {
+  try {
+    return await verifyToken(deps.signingKeys, token, { kind: 'access', issuer: issuerOf(deps), audience: issuerOf(deps), now: deps.now() });
+  } catch (e) {
+    if (e instanceof TokenRejected) throw invalidToken('The access token is not valid.');
+    throw e;
+  }
+}
+
+/** UserInfo (OIDC Core §5.3): the claims the token's scope releases. */
+export async function userInfo(deps: Deps, token: string): Promise<Record<string, unknown>> {
+  const claims = await verifyAccessToken(deps, token);
+  const scope = typeof claims.scope === 'string' ? claims.scope.split(' ') : [];
+  if (!scope.includes('openid')) throw new GatehouseError('insufficient_scope', 403, 'The access token lacks the openid scope.');
+  const user = await failClosed('the database', () => findUserById(deps.db, claims.sub!));
+  if (!user) throw invalidToken('The user no longer exists.');
+  return userClaims(viewOf(user, await failClosed('the database', () => rolesOf(deps.db, user.id))), scope);
+}
+
+/** Token introspection (RFC 7662) for an authenticated confidential client. */
+export async function introspect(deps: Deps, client: Client, token: string): Promise<Record<string, unknown>> {
+  const refresh = parseRefreshToken(token);
+  if (refresh) {
+    const grant = await deps.sessions.inspectRefresh(refresh.userId, refresh.familyId, refresh.secret, deps.now());
+    // A refresh token is only described to the client it belongs to.
+    if (!grant || grant.clientId !== client.clientId) return { active: false };
+    return {
+      active: true,
+      token_type: 'refresh_token',
+      client_id: grant.clientId,
+      sub: refresh.userId,
+      scope: grant.scope.join(' '),
+      exp: Math.floor(grant.expiresAt / 1000),
+      iss: issuerOf(deps),
+    };
+  }
+  try {
+    const claims = await verifyAccessToken(deps, token);
+    return { active: true, token_type: 'access_token', ...claims };
+  } catch (e) {
+    if (e instanceof GatehouseError && e.code === 'invalid_token') return { active: false };
+    throw e;
+  }
+}
+
+/**
+ * Revocation (RFC 7009). A refresh token ends its whole family (only the owning client may). JWT
+ * access tokens cannot be recalled and simply expire (ACCESS_TOKEN_TTL). Unknown tokens: success.
+ */
+export async function revoke(deps: Deps, client: Client, token: string): Promise<void> {
+  const refresh = parseRefreshToken(token);
+  if (!refresh) return;
+  const grant = await deps.sessions.inspectRefresh(refresh.userId, refresh.familyId, refresh.secret, deps.now());
+  if (grant && grant.clientId !== client.clientId) return;
+  if (grant) await deps.sessions.revokeRefreshFamily(refresh.userId, refresh.familyId);
+}

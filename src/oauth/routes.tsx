@@ -1,0 +1,221 @@
+import { Hono, type Context } from 'hono';
+import type { AppEnv } from '../deps';
+import { loadAccount, signOut } from '../account/sessions';
+import { describeError, GatehouseError } from '../lib/errors';
+import { requestMeta } from '../lib/http';
+import { clearSessionCookie } from '../sessions/middleware';
+import { csrfProtection, csrfToken } from '../ui/csrf';
+import { renderErrorPage } from '../ui/error-page';
+import { MessagePage } from '../ui/pages/credentials';
+import { ConsentPage, LogoutConfirmPage } from '../ui/pages/oauth';
+import {
+  decideAuthorization,
+  issueCodeLocation,
+  parseAuthorizationRequest,
+  reauthMarker,
+  recordConsent,
+  RedirectableError,
+  resolveClient,
+  responseLocation,
+} from './authorize';
+import { authenticateClient } from './client-auth';
+import { ENDPOINTS, providerMetadata } from './discovery';
+import { issuerOf } from './issue';
+import { parseLogoutRequest } from './logout';
+import { introspect, revoke, userInfo } from './resource';
+import { exchangeToken } from './token';
+
+type C = Context<AppEnv>;
+type Params = Record<string, string>;
+
+/** Discovery under /.well-known. */
+export const discoveryRoutes = new Hono<AppEnv>();
+for (const path of ['/openid-configuration', '/oauth-authorization-server']) {
+  discoveryRoutes.get(path, (c) =>
+    c.json(providerMetadata(c.var.deps), 200, { 'cache-control': 'public, max-age=3600', 'access-control-allow-origin': '*' }),
+  );
+}
+
+/** The OpenID Provider endpoints under /auth (docs/oidc.md). */
+export const oauthRoutes = new Hono<AppEnv>();
+
+/** Reads the request's parameters (query for GET, form for POST); a repeated parameter is invalid (RFC 6749 §3.1). */
+async function readParams(c: C): Promise<Params> {
+  const entries: [string, string][] = [];
+  if (c.req.method === 'GET') {
+    for (const [k, vs] of Object.entries(c.req.queries())) for (const v of vs) entries.push([k, v]);
+  } else {
+    const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/x-www-form-urlencoded')
+      throw new GatehouseError('invalid_request', 400, 'Send parameters as application/x-www-form-urlencoded.');
+    for (const [k, v] of new URLSearchParams(await c.req.text())) entries.push([k, v]);
+  }
+  const params: Params = {};
+  for (const [k, v] of entries) {
+    if (k in params) throw new GatehouseError('invalid_request', 400, `Parameter ${k} is repeated.`, { field: k });
+    params[k] = v;
+  }
+  return params;
+}
+
+/** RFC 6749 §5.2 error body with no-store; 401 invalid_client carries WWW-Authenticate. */
+function oauthErrorResponse(c: C, e: unknown, bearer = false): Response {
+  const err =
+    e instanceof GatehouseError ? e : new GatehouseError('server_error', 500, 'The server could not complete the request.');
+  if (!(e instanceof GatehouseError) || err.status >= 500)
+    console.error(JSON.stringify({ event: 'oauth_failed', requestId: c.get('requestId'), code: err.code, error: describeError(e) }));
+  const headers: Record<string, string> = { 'cache-control': 'no-store', pragma: 'no-cache', 'access-control-allow-origin': '*' };
+  if (err.extra.retryAfter) headers['retry-after'] = String(err.extra.retryAfter);
+  if (bearer && err.status === 401) headers['www-authenticate'] = `Bearer realm="gatehouse", error="invalid_token", error_description="${err.message.replace(/"/g, "'")}"`;
+  else if (bearer && err.status === 403) headers['www-authenticate'] = `Bearer realm="gatehouse", error="insufficient_scope"`;
+  else if (err.code === 'invalid_client') headers['www-authenticate'] = 'Basic realm="gatehouse"';
+  const status = err.code === 'invalid_client' ? 401 : err.status;
+  return c.json({ error: err.code, error_description: err.message }, status as 400, headers);
+}
+
+const cors = { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET, POST', 'access-control-allow-headers': 'authorization, content-type', 'access-control-max-age': '86400' };
+for (const path of [ENDPOINTS.token, ENDPOINTS.userinfo, ENDPOINTS.revocation, ENDPOINTS.introspection])
+  oauthRoutes.options(path.replace('/auth', ''), (c) => c.body(null, 204, cors));
+
+// ── Authorization ────────────────────────────────────────────────────────────────────────────
+async function authorize(c: C, params: Params): Promise<Response> {
+  const { deps } = c.var;
+  c.header('cache-control', 'no-store');
+  let resolved;
+  try {
+    resolved = await resolveClient(deps, params);
+  } catch (e) {
+    // RFC 6749 §4.1.2.1: never redirect before client_id and redirect_uri are known good.
+    if (e instanceof GatehouseError && e.status < 500) return renderErrorPage(c, e);
+    throw e;
+  }
+  try {
+    const req = parseAuthorizationRequest(params, resolved.client, resolved.redirectUri);
+    const step = await decideAuthorization(deps, req, c.var.session, params);
+    if (step.kind === 'redirect') return c.redirect(step.location, 302);
+    if (step.kind === 'login') {
+      const next = new URLSearchParams(params);
+      next.delete('gh_reauth');
+      const prompt = [...req.prompt].filter((p) => p !== 'login' && p !== 'select_account').join(' ');
+      if (prompt) next.set('prompt', prompt);
+      else next.delete('prompt');
+      if (step.forceLoginAfter !== null) next.set('gh_reauth', await reauthMarker(deps, step.forceLoginAfter));
+      const signIn = new URLSearchParams({ return_to: `${ENDPOINTS.authorization}?${next}` });
+      if (req.loginHint) signIn.set('login_hint', req.loginHint);
+      return c.redirect(`/auth/sign-in?${signIn}`, 302);
+    }
+    const account = await loadAccount(deps, c.var.session!);
+    return c.html(
+      <ConsentPage clientName={req.client.name} scope={req.scope} params={params} csrf={c.var.csrfToken} email={account.user.email} />,
+    );
+  } catch (e) {
+    if (e instanceof RedirectableError) return c.redirect(responseLocation(deps, e.target, { error: e.error, error_description: e.description }), 302);
+    throw e;
+  }
+}
+
+// OIDC Core §3.1.2.1: GET and POST. A POSTed request comes from the client's page, so it carries
+// no CSRF token of ours; it changes nothing until the person acts on one of our pages.
+oauthRoutes.get('/authorize', csrfToken, async (c) => authorize(c, await readParams(c)));
+oauthRoutes.post('/authorize', csrfToken, async (c) => authorize(c, await readParams(c)));
+
+oauthRoutes.post('/authorize/decision', csrfProtection, async (c) => {
+  const { deps } = c.var;
+  const { decision, csrf_token: _csrf, ...params } = await formFields(c);
+  const resolved = await resolveClient(deps, params);
+  const req = parseAuthorizationRequest(params, resolved.client, resolved.redirectUri);
+  if (!c.var.session) return authorize(c, params);
+  const target = { redirectUri: req.redirectUri, state: req.state };
+  if (decision !== 'approve')
+    return c.redirect(responseLocation(deps, target, { error: 'access_denied', error_description: 'The user denied the request.' }), 302);
+  await loadAccount(deps, c.var.session); // the session must still be live
+  await recordConsent(deps, c.var.session.sub, req.client.clientId, req.scope);
+  return c.redirect(await issueCodeLocation(deps, req, c.var.session), 302);
+});
+
+// ── Token ────────────────────────────────────────────────────────────────────────────────────
+oauthRoutes.post('/token', async (c) => {
+  const { deps } = c.var;
+  try {
+    const params = await readParams(c);
+    const client = await authenticateClient(deps, { authorization: c.req.header('authorization'), body: params }, [
+      `${issuerOf(deps)}${ENDPOINTS.token}`,
+      issuerOf(deps),
+    ]);
+    const response = await exchangeToken(deps, client, params);
+    return c.json(response, 200, { 'cache-control': 'no-store', pragma: 'no-cache', 'access-control-allow-origin': '*' });
+  } catch (e) {
+    return oauthErrorResponse(c, e);
+  }
+});
+
+// ── UserInfo ─────────────────────────────────────────────────────────────────────────────────
+async function userinfo(c: C): Promise<Response> {
+  try {
+    const header = c.req.header('authorization');
+    let token = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i.exec(header ?? '')?.[1];
+    if (!token && c.req.method === 'POST' && !header) token = (await readParams(c)).access_token; // RFC 6750 §2.2
+    if (!token) throw new GatehouseError('invalid_token', 401, 'A bearer access token is required.');
+    return c.json(await userInfo(c.var.deps, token), 200, { 'cache-control': 'no-store', 'access-control-allow-origin': '*' });
+  } catch (e) {
+    return oauthErrorResponse(c, e, true);
+  }
+}
+oauthRoutes.get('/userinfo', userinfo);
+oauthRoutes.post('/userinfo', userinfo);
+
+// ── Revocation and introspection ─────────────────────────────────────────────────────────────
+async function backChannel(c: C, run: (params: Params, client: Awaited<ReturnType<typeof authenticateClient>>) => Promise<Response>) {
+  const { deps } = c.var;
+  try {
+    const params = await readParams(c);
+    const endpoint = new URL(c.req.url).pathname;
+    const client = await authenticateClient(deps, { authorization: c.req.header('authorization'), body: params }, [
+      `${issuerOf(deps)}${endpoint}`,
+      `${issuerOf(deps)}${ENDPOINTS.token}`,
+      issuerOf(deps),
+    ]);
+    if (!params.token) throw new GatehouseError('invalid_request', 400, 'token is required.');
+    return await run(params, client);
+  } catch (e) {
+    return oauthErrorResponse(c, e);
+  }
+}
+
+oauthRoutes.post('/revoke', (c) =>
+  backChannel(c, async (params, client) => {
+    await revoke(c.var.deps, client, params.token!);
+    return c.body(null, 200, { 'cache-control': 'no-store', 'access-control-allow-origin': '*' });
+  }),
+);
+
+oauthRoutes.post('/introspect', (c) =>
+  backChannel(c, async (params, client) => {
+    if (client.isPublic) throw new GatehouseError('invalid_client', 401, 'Introspection is for authenticated (confidential) clients.');
+    return c.json(await introspect(c.var.deps, client, params.token!), 200, { 'cache-control': 'no-store' });
+  }),
+);
+
+// ── RP-initiated logout ──────────────────────────────────────────────────────────────────────
+async function logout(c: C, params: Params, confirmedByUser: boolean): Promise<Response> {
+  const { deps } = c.var;
+  const request = await parseLogoutRequest(deps, params, c.var.session);
+  if (!request.confirmed && !confirmedByUser) return c.html(<LogoutConfirmPage params={params} csrf={c.var.csrfToken} />);
+  if (c.var.session) await signOut(deps, c.var.session, requestMeta(c));
+  clearSessionCookie(c);
+  if (request.redirect) return c.redirect(request.redirect, 302);
+  return c.html(<MessagePage title="Signed out" body="You are signed out." link={{ href: '/auth/sign-in', label: 'Sign in again' }} />);
+}
+
+oauthRoutes.get('/logout', csrfToken, async (c) => logout(c, await readParams(c), false));
+oauthRoutes.post('/logout', csrfToken, async (c) => logout(c, await readParams(c), false));
+oauthRoutes.post('/logout/confirm', csrfProtection, async (c) => {
+  const { csrf_token: _csrf, ...params } = await formFields(c);
+  return logout(c, params, true);
+});
+
+/** The string fields of a form our own page posted (already parsed by the CSRF check). */
+async function formFields(c: C): Promise<Params> {
+  const body = await c.req.parseBody();
+  return Object.fromEntries(Object.entries(body).filter((e): e is [string, string] => typeof e[1] === 'string'));
+}

@@ -1,0 +1,91 @@
+import type { Deps } from '../deps';
+import { findUserById, rolesOf, viewOf, type UserView } from '../identity/users';
+import { failClosed, oauthError } from '../lib/errors';
+import type { RefreshPolicy } from '../sessions/grants';
+import { GRANT_TYPES, type Client, type GrantType } from './clients';
+import { issueAccessToken, userTokenResponse, type TokenResponse } from './issue';
+import { CODE_VERIFIER } from './pkce';
+import { parseCode, parseRefreshToken } from './token-formats';
+
+type Params = Record<string, string | undefined>;
+
+const required = (params: Params, name: string) => {
+  const v = params[name];
+  if (!v) throw oauthError('invalid_request', `${name} is required.`);
+  return v;
+};
+
+const refreshPolicy = (deps: Deps, client: Client): RefreshPolicy | null =>
+  client.grantTypes.includes('refresh_token')
+    ? {
+        idleTtlMs: (client.refreshTokenIdleTtl ?? deps.config.tokens.refreshIdleTtl) * 1000,
+        absoluteTtlMs: (client.refreshTokenAbsoluteTtl ?? deps.config.tokens.refreshAbsoluteTtl) * 1000,
+      }
+    : null;
+
+async function loadUser(deps: Deps, userId: string): Promise<UserView> {
+  const user = await failClosed('the database', () => findUserById(deps.db, userId));
+  if (!user) throw oauthError('invalid_grant', 'The user no longer exists.');
+  return viewOf(user, await failClosed('the database', () => rolesOf(deps.db, user.id)));
+}
+
+/** The token endpoint (RFC 6749 §3.2) for an authenticated client. */
+export async function exchangeToken(deps: Deps, client: Client, params: Params): Promise<TokenResponse> {
+  const grantType = required(params, 'grant_type');
+  if (!GRANT_TYPES.includes(grantType as GrantType))
+    throw oauthError(
+      'unsupported_grant_type',
+      grantType === 'password' ? 'The password grant is not supported (RFC 9700 §2.4).' : `Grant type ${grantType} is not supported.`,
+    );
+  if (!client.grantTypes.includes(grantType as GrantType))
+    throw oauthError('unauthorized_client', `This client may not use the ${grantType} grant.`);
+  const now = deps.now();
+
+  if (grantType === 'authorization_code') {
+    const code = parseCode(required(params, 'code'));
+    const redirectUri = required(params, 'redirect_uri');
+    const codeVerifier = required(params, 'code_verifier');
+    if (!CODE_VERIFIER.test(codeVerifier)) throw oauthError('invalid_request', 'code_verifier is not a valid PKCE verifier (RFC 7636 §4.1).');
+    if (!code) throw oauthError('invalid_grant', 'The authorization code is not valid.');
+    const result = await deps.sessions.redeemCode(code.userId, {
+      secret: code.secret,
+      clientId: client.clientId,
+      redirectUri,
+      codeVerifier,
+      now,
+      refresh: refreshPolicy(deps, client),
+    });
+    if (result.status === 'reused')
+      throw oauthError('invalid_grant', 'The authorization code was already used; the tokens issued from it have been revoked.');
+    if (result.status === 'invalid') throw oauthError('invalid_grant', `The authorization code is not valid: ${result.reason}.`);
+    const user = await loadUser(deps, code.userId);
+    return userTokenResponse(deps, { client, user, grant: result.grant, nonce: result.grant.nonce, now, ...(result.refresh ? { refresh: result.refresh } : {}) });
+  }
+
+  if (grantType === 'refresh_token') {
+    const token = parseRefreshToken(required(params, 'refresh_token'));
+    if (!token) throw oauthError('invalid_grant', 'The refresh token is not valid.');
+    const result = await deps.sessions.rotateRefresh(token.userId, { familyId: token.familyId, secret: token.secret, clientId: client.clientId, now });
+    if (result.status === 'reused')
+      throw oauthError('invalid_grant', 'The refresh token was already used; every token of its family has been revoked.');
+    if (result.status === 'invalid') throw oauthError('invalid_grant', `The refresh token is not valid: ${result.reason}.`);
+    let grant = result.grant;
+    if (params.scope) {
+      // RFC 6749 §6: a narrower scope may be asked for, never a wider one.
+      const asked = params.scope.split(' ').filter(Boolean);
+      if (asked.some((s) => !grant.scope.includes(s))) throw oauthError('invalid_scope', 'The requested scope exceeds the original grant.');
+      grant = { ...grant, scope: asked };
+    }
+    const user = await loadUser(deps, token.userId);
+    return userTokenResponse(deps, { client, user, grant, nonce: null, now, refresh: { familyId: token.familyId, secret: result.secret } });
+  }
+
+  // client_credentials: the client acts for itself.
+  if (client.isPublic) throw oauthError('unauthorized_client', 'Public clients cannot use client_credentials.');
+  const asked = (params.scope ?? '').split(' ').filter(Boolean);
+  const allowed = client.scopes.filter((s) => s !== 'openid' && s !== 'offline_access');
+  const scope = asked.length ? asked : allowed;
+  if (scope.some((s) => !allowed.includes(s))) throw oauthError('invalid_scope', 'The requested scope is not allowed for this client.');
+  const access = await issueAccessToken(deps, { client, subject: client.clientId, scope, now });
+  return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope: scope.join(' ') };
+}

@@ -1,0 +1,261 @@
+import { randomToken, sha256, timingSafeEqualString } from '../lib/crypto';
+import { verifierMatches } from '../oauth/pkce';
+
+/** What an authorization code or a refresh-token family stands for. */
+export interface Grant {
+  clientId: string;
+  scope: string[];
+  /** The browser session it came from. */
+  sid: string;
+  /** Seconds since epoch. */
+  authTime: number;
+  amr: string[];
+  acr: string | null;
+}
+
+export interface CodeInput extends Grant {
+  redirectUri: string;
+  codeChallenge: string;
+  nonce: string | null;
+  now: number;
+  ttlMs: number;
+}
+
+export interface RefreshPolicy {
+  /** Milliseconds. */
+  idleTtlMs: number;
+  absoluteTtlMs: number;
+}
+
+export type CodeRedemption =
+  | { status: 'ok'; grant: Grant & { nonce: string | null }; refresh?: { familyId: string; secret: string } }
+  | { status: 'invalid'; reason: string }
+  /** The code was already redeemed: the refresh family issued from it has been revoked. */
+  | { status: 'reused' };
+
+export type RefreshRotation =
+  | { status: 'ok'; grant: Grant; secret: string }
+  | { status: 'invalid'; reason: string }
+  /** A rotated-out token was presented again: the whole family is now revoked. */
+  | { status: 'reused' };
+
+/** Consumed codes are kept this long past expiry, so a replay is recognised (and punished) as one. */
+const CODE_REPLAY_WINDOW_MS = 10 * 60_000;
+
+interface CodeRow extends Record<string, SqlStorageValue> {
+  code_hash: string;
+  client_id: string;
+  redirect_uri: string;
+  code_challenge: string;
+  scope: string;
+  nonce: string | null;
+  sid: string;
+  auth_time: number;
+  amr: string;
+  acr: string | null;
+  expires_at: number;
+  consumed_at: number | null;
+  family_id: string | null;
+}
+
+interface FamilyRow extends Record<string, SqlStorageValue> {
+  family_id: string;
+  client_id: string;
+  scope: string;
+  sid: string;
+  auth_time: number;
+  amr: string;
+  acr: string | null;
+  current_hash: string;
+  idle_ttl: number;
+  idle_expires_at: number;
+  absolute_expires_at: number;
+  revoked_at: number | null;
+}
+
+const grantOf = (r: CodeRow | FamilyRow): Grant => ({
+  clientId: r.client_id,
+  scope: JSON.parse(r.scope) as string[],
+  sid: r.sid,
+  authTime: r.auth_time,
+  amr: JSON.parse(r.amr) as string[],
+  acr: r.acr,
+});
+
+/**
+ * Authorization codes and refresh-token families of one user, inside that user's UserSessions
+ * object. The object's input gate serialises every call, so "check then consume" cannot race:
+ * of concurrent redemptions of one code or one refresh token exactly one succeeds. Only hashes of
+ * the secrets are stored.
+ */
+export class GrantStore {
+  constructor(private readonly sql: SqlStorage) {
+    sql.exec(`CREATE TABLE IF NOT EXISTS auth_codes (
+      code_hash TEXT PRIMARY KEY, client_id TEXT NOT NULL, redirect_uri TEXT NOT NULL,
+      code_challenge TEXT NOT NULL, scope TEXT NOT NULL, nonce TEXT, sid TEXT NOT NULL,
+      auth_time INTEGER NOT NULL, amr TEXT NOT NULL, acr TEXT, expires_at INTEGER NOT NULL,
+      consumed_at INTEGER, family_id TEXT)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS refresh_families (
+      family_id TEXT PRIMARY KEY, client_id TEXT NOT NULL, scope TEXT NOT NULL, sid TEXT NOT NULL,
+      auth_time INTEGER NOT NULL, amr TEXT NOT NULL, acr TEXT, current_hash TEXT NOT NULL,
+      idle_ttl INTEGER NOT NULL, idle_expires_at INTEGER NOT NULL, absolute_expires_at INTEGER NOT NULL,
+      revoked_at INTEGER)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS refresh_used (hash TEXT PRIMARY KEY, family_id TEXT NOT NULL)`);
+  }
+
+  /** Stores a new code (single use, short-lived) and returns its secret. */
+  async issueCode(c: CodeInput): Promise<string> {
+    const secret = randomToken(32);
+    this.sql.exec(
+      `INSERT INTO auth_codes (code_hash, client_id, redirect_uri, code_challenge, scope, nonce, sid, auth_time, amr, acr, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      await sha256(secret),
+      c.clientId,
+      c.redirectUri,
+      c.codeChallenge,
+      JSON.stringify(c.scope),
+      c.nonce,
+      c.sid,
+      c.authTime,
+      JSON.stringify(c.amr),
+      c.acr,
+      c.now + c.ttlMs,
+    );
+    return secret;
+  }
+
+  /**
+   * Redeems a code for `clientId` at `redirectUri` with the PKCE verifier. Nothing is consumed unless
+   * every check passes. A second redemption revokes the refresh family the first one created.
+   */
+  async redeemCode(r: {
+    secret: string;
+    clientId: string;
+    redirectUri: string;
+    codeVerifier: string;
+    now: number;
+    refresh: RefreshPolicy | null;
+  }): Promise<CodeRedemption> {
+    const hash = await sha256(r.secret);
+    const row = this.sql.exec<CodeRow>('SELECT * FROM auth_codes WHERE code_hash = ?', hash).toArray()[0];
+    if (!row) return { status: 'invalid', reason: 'unknown code' };
+    if (row.consumed_at !== null) {
+      if (row.family_id) this.revokeFamily(row.family_id, r.now);
+      return { status: 'reused' };
+    }
+    if (r.now >= row.expires_at) return { status: 'invalid', reason: 'the code has expired' };
+    if (row.client_id !== r.clientId) return { status: 'invalid', reason: 'the code was issued to another client' };
+    // RFC 6749 §4.1.3: redirect_uri must be identical to the one in the authorization request.
+    if (row.redirect_uri !== r.redirectUri) return { status: 'invalid', reason: 'redirect_uri does not match' };
+    if (!(await verifierMatches(row.code_challenge, r.codeVerifier)))
+      return { status: 'invalid', reason: 'code_verifier does not match the code_challenge' };
+
+    const grant = grantOf(row);
+    const refresh = r.refresh ? await this.createFamily(grant, r.refresh, r.now) : undefined;
+    this.sql.exec(
+      'UPDATE auth_codes SET consumed_at = ?, family_id = ?, expires_at = ? WHERE code_hash = ?',
+      r.now,
+      refresh?.familyId ?? null,
+      row.expires_at + CODE_REPLAY_WINDOW_MS,
+      hash,
+    );
+    return { status: 'ok', grant: { ...grant, nonce: row.nonce }, ...(refresh ? { refresh } : {}) };
+  }
+
+  async createFamily(grant: Grant, policy: RefreshPolicy, now: number): Promise<{ familyId: string; secret: string }> {
+    const familyId = randomToken(16);
+    const secret = randomToken(32);
+    const absolute = now + policy.absoluteTtlMs;
+    this.sql.exec(
+      `INSERT INTO refresh_families (family_id, client_id, scope, sid, auth_time, amr, acr, current_hash, idle_ttl, idle_expires_at, absolute_expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      familyId,
+      grant.clientId,
+      JSON.stringify(grant.scope),
+      grant.sid,
+      grant.authTime,
+      JSON.stringify(grant.amr),
+      grant.acr,
+      await sha256(secret),
+      policy.idleTtlMs,
+      Math.min(now + policy.idleTtlMs, absolute),
+      absolute,
+    );
+    return { familyId, secret };
+  }
+
+  /** Rotates a refresh token: the presented secret is retired and a new one returned. */
+  async rotateRefresh(r: { familyId: string; secret: string; clientId: string; now: number }): Promise<RefreshRotation> {
+    const hash = await sha256(r.secret);
+    const family = this.sql.exec<FamilyRow>('SELECT * FROM refresh_families WHERE family_id = ?', r.familyId).toArray()[0];
+    if (!family || family.revoked_at !== null) return { status: 'invalid', reason: 'the refresh token is not active' };
+    if (family.client_id !== r.clientId) return { status: 'invalid', reason: 'the refresh token was issued to another client' };
+    if (!timingSafeEqualString(family.current_hash, hash)) {
+      const used = this.sql.exec('SELECT 1 FROM refresh_used WHERE hash = ? AND family_id = ?', hash, r.familyId).toArray();
+      if (used.length === 0) return { status: 'invalid', reason: 'the refresh token is not active' };
+      this.revokeFamily(r.familyId, r.now); // RFC 9700 §4.14.2: reuse revokes the family
+      return { status: 'reused' };
+    }
+    if (r.now >= family.idle_expires_at || r.now >= family.absolute_expires_at)
+      return { status: 'invalid', reason: 'the refresh token has expired' };
+    const secret = randomToken(32);
+    this.sql.exec('INSERT INTO refresh_used (hash, family_id) VALUES (?, ?)', hash, r.familyId);
+    this.sql.exec(
+      'UPDATE refresh_families SET current_hash = ?, idle_expires_at = ? WHERE family_id = ?',
+      await sha256(secret),
+      Math.min(r.now + family.idle_ttl, family.absolute_expires_at),
+      r.familyId,
+    );
+    return { status: 'ok', grant: grantOf(family), secret };
+  }
+
+  /** The live grant behind a refresh token, without rotating it (introspection). */
+  async inspectRefresh(familyId: string, secret: string, now: number): Promise<(Grant & { expiresAt: number }) | null> {
+    const family = this.sql.exec<FamilyRow>('SELECT * FROM refresh_families WHERE family_id = ?', familyId).toArray()[0];
+    if (!family || family.revoked_at !== null || now >= family.idle_expires_at || now >= family.absolute_expires_at) return null;
+    if (!timingSafeEqualString(family.current_hash, await sha256(secret))) return null;
+    return { ...grantOf(family), expiresAt: Math.min(family.idle_expires_at, family.absolute_expires_at) };
+  }
+
+  revokeFamily(familyId: string, now: number): boolean {
+    return this.sql.exec('UPDATE refresh_families SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL RETURNING family_id', now, familyId).toArray().length > 0;
+  }
+
+  /** Revokes the families born of a browser session (sign-out), except those granted offline_access. */
+  revokeFamiliesOfSession(sid: string | null, now: number): number {
+    const rows = sid
+      ? this.sql.exec(
+          `UPDATE refresh_families SET revoked_at = ? WHERE sid = ? AND revoked_at IS NULL AND scope NOT LIKE '%"offline_access"%' RETURNING family_id`,
+          now,
+          sid,
+        )
+      : this.sql.exec('UPDATE refresh_families SET revoked_at = ? WHERE revoked_at IS NULL RETURNING family_id', now);
+    return rows.toArray().length;
+  }
+
+  /** Deletes expired codes and dead families; returns the next time something expires (or null). */
+  purge(now: number): number | null {
+    this.sql.exec('DELETE FROM auth_codes WHERE expires_at <= ?', now);
+    const dead = this.sql
+      .exec<{ family_id: string }>(
+        'SELECT family_id FROM refresh_families WHERE idle_expires_at <= ? OR absolute_expires_at <= ? OR revoked_at IS NOT NULL',
+        now,
+        now,
+      )
+      .toArray();
+    for (const { family_id } of dead) {
+      this.sql.exec('DELETE FROM refresh_used WHERE family_id = ?', family_id);
+      this.sql.exec('DELETE FROM refresh_families WHERE family_id = ?', family_id);
+    }
+    return this.nextExpiry();
+  }
+
+  nextExpiry(): number | null {
+    const a = this.sql.exec<{ t: number | null }>('SELECT MIN(expires_at) AS t FROM auth_codes').one().t;
+    const b = this.sql
+      .exec<{ t: number | null }>('SELECT MIN(MIN(idle_expires_at, absolute_expires_at)) AS t FROM refresh_families WHERE revoked_at IS NULL')
+      .one().t;
+    const all = [a, b].filter((t): t is number => t !== null);
+    return all.length ? Math.min(...all) : null;
+  }
+}

@@ -1,0 +1,48 @@
+import type { FC } from 'hono/jsx';
+import { Form, Layout } from '../layout';
+
+const SCOPE_TEXT: Record<string, string> = {
+  openid: 'Know who you are (your account id)',
+  email: 'See your email address',
+  profile: 'See your profile, roles and tier',
+  offline_access: 'Stay connected while you are away (until you revoke it)',
+};
+
+/** Consent: the client's name, what it asks for, approve or deny. The request rides in hidden fields. */
+export const ConsentPage: FC<{ clientName: string; scope: string[]; params: Record<string, string>; csrf: string; email: string }> = (p) => (
+  <Layout title={`Allow ${p.clientName}?`}>
+    <p>
+      Signed in as <strong>{p.email}</strong>. <strong>{p.clientName}</strong> asks to:
+    </p>
+    <ul>
+      {p.scope.map((s) => (
+        <li>{SCOPE_TEXT[s] ?? s}</li>
+      ))}
+    </ul>
+    <Form action="/auth/authorize/decision" csrf={p.csrf}>
+      {Object.entries(p.params).map(([k, v]) => (
+        <input type="hidden" name={k} value={v} />
+      ))}
+      <div class="actions">
+        <button class="primary" type="submit" name="decision" value="approve">Allow</button>
+        <button type="submit" name="decision" value="deny">Deny</button>
+      </div>
+    </Form>
+  </Layout>
+);
+
+/** Asks before signing out when the request could not prove it came from the signed-in user's app. */
+export const LogoutConfirmPage: FC<{ params: Record<string, string>; csrf: string }> = (p) => (
+  <Layout title="Sign out?">
+    <p>An application asked to sign you out of Gatehouse.</p>
+    <Form action="/auth/logout/confirm" csrf={p.csrf}>
+      {Object.entries(p.params).map(([k, v]) => (
+        <input type="hidden" name={k} value={v} />
+      ))}
+      <div class="actions">
+        <button class="primary" type="submit">Sign out</button>
+        <a href="/auth/account">Stay signed in</a>
+      </div>
+    </Form>
+  </Layout>
+);
