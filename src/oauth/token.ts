@@ -65,19 +65,20 @@ export async function exchangeToken(deps: Deps, client: Client, params: Params):
   if (grantType === 'refresh_token') {
     const token = parseRefreshToken(required(params, 'refresh_token'));
     if (!token) throw oauthError('invalid_grant', 'The refresh token is not valid.');
-    const result = await deps.sessions.rotateRefresh(token.userId, { familyId: token.familyId, secret: token.secret, clientId: client.clientId, now });
+    const scope = params.scope?.split(' ').filter(Boolean);
+    const result = await deps.sessions.rotateRefresh(token.userId, {
+      familyId: token.familyId,
+      secret: token.secret,
+      clientId: client.clientId,
+      now,
+      ...(scope?.length ? { scope } : {}),
+    });
     if (result.status === 'reused')
       throw oauthError('invalid_grant', 'The refresh token was already used; every token of its family has been revoked.');
+    if (result.status === 'invalid_scope') throw oauthError('invalid_scope', 'The requested scope exceeds the original grant.');
     if (result.status === 'invalid') throw oauthError('invalid_grant', `The refresh token is not valid: ${result.reason}.`);
-    let grant = result.grant;
-    if (params.scope) {
-      // RFC 6749 §6: a narrower scope may be asked for, never a wider one.
-      const asked = params.scope.split(' ').filter(Boolean);
-      if (asked.some((s) => !grant.scope.includes(s))) throw oauthError('invalid_scope', 'The requested scope exceeds the original grant.');
-      grant = { ...grant, scope: asked };
-    }
     const user = await loadUser(deps, token.userId);
-    return userTokenResponse(deps, { client, user, grant, nonce: null, now, refresh: { familyId: token.familyId, secret: result.secret } });
+    return userTokenResponse(deps, { client, user, grant: result.grant, nonce: null, now, refresh: { familyId: token.familyId, secret: result.secret } });
   }
 
   // client_credentials: the client acts for itself.

@@ -36,6 +36,8 @@ export type CodeRedemption =
 export type RefreshRotation =
   | { status: 'ok'; grant: Grant; secret: string }
   | { status: 'invalid'; reason: string }
+  /** A wider scope than the family's was asked for; nothing was rotated. */
+  | { status: 'invalid_scope' }
   /** A rotated-out token was presented again: the whole family is now revoked. */
   | { status: 'reused' };
 
@@ -185,7 +187,7 @@ export class GrantStore {
   }
 
   /** Rotates a refresh token: the presented secret is retired and a new one returned. */
-  async rotateRefresh(r: { familyId: string; secret: string; clientId: string; now: number }): Promise<RefreshRotation> {
+  async rotateRefresh(r: { familyId: string; secret: string; clientId: string; now: number; scope?: string[] }): Promise<RefreshRotation> {
     const hash = await sha256(r.secret);
     const family = this.sql.exec<FamilyRow>('SELECT * FROM refresh_families WHERE family_id = ?', r.familyId).toArray()[0];
     if (!family || family.revoked_at !== null) return { status: 'invalid', reason: 'the refresh token is not active' };
@@ -198,6 +200,9 @@ export class GrantStore {
     }
     if (r.now >= family.idle_expires_at || r.now >= family.absolute_expires_at)
       return { status: 'invalid', reason: 'the refresh token has expired' };
+    const grant = grantOf(family);
+    // RFC 6749 §6: a narrower scope may be asked for, never a wider one — checked before rotating.
+    if (r.scope && r.scope.some((s) => !grant.scope.includes(s))) return { status: 'invalid_scope' };
     const secret = randomToken(32);
     this.sql.exec('INSERT INTO refresh_used (hash, family_id) VALUES (?, ?)', hash, r.familyId);
     this.sql.exec(
@@ -206,7 +211,7 @@ export class GrantStore {
       Math.min(r.now + family.idle_ttl, family.absolute_expires_at),
       r.familyId,
     );
-    return { status: 'ok', grant: grantOf(family), secret };
+    return { status: 'ok', grant: r.scope ? { ...grant, scope: r.scope } : grant, secret };
   }
 
   /** The live grant behind a refresh token, without rotating it (introspection). */

@@ -16,7 +16,7 @@ export interface SessionStore {
     input: { secret: string; clientId: string; redirectUri: string; codeVerifier: string; now: number; refresh: RefreshPolicy | null },
   ): Promise<CodeRedemption>;
   createRefreshFamily(userId: string, grant: Grant, policy: RefreshPolicy, now: number): Promise<{ familyId: string; secret: string }>;
-  rotateRefresh(userId: string, input: { familyId: string; secret: string; clientId: string; now: number }): Promise<RefreshRotation>;
+  rotateRefresh(userId: string, input: { familyId: string; secret: string; clientId: string; now: number; scope?: string[] }): Promise<RefreshRotation>;
   inspectRefresh(userId: string, familyId: string, secret: string, now: number): Promise<(Grant & { expiresAt: number }) | null>;
   revokeRefreshFamily(userId: string, familyId: string): Promise<boolean>;
 }
