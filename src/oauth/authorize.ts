@@ -109,7 +109,8 @@ export function parseAuthorizationRequest(params: Params, client: Client, redire
 
 /** Where the authorization request goes next. */
 export type AuthorizationStep =
-  | { kind: 'login'; forceLoginAfter: number | null }
+  /** `reauth`: the request demands a fresh sign-in; `staleSid` is the session that does not count. */
+  | { kind: 'login'; reauth: { staleSid: string | null } | null }
   | { kind: 'consent' }
   | { kind: 'redirect'; location: string };
 
@@ -122,15 +123,24 @@ export function responseLocation(deps: Deps, target: { redirectUri: string; stat
   return url.toString();
 }
 
-/** A signed "the user signed in at or after T" marker carried through the sign-in page. */
-export async function reauthMarker(deps: Deps, at: number): Promise<string> {
-  return `${at}.${await hmac(deps.keys.csrf, `reauth:${at}`)}`;
+/** How long a re-authentication marker stays usable. */
+const REAUTH_MARKER_MS = 60 * 60_000;
+
+/**
+ * A signed marker carried through the sign-in page when a request demands a fresh sign-in
+ * (prompt=login, max_age): it names the session that was too old ("-" for none). Any other session
+ * is one created since — every sign-in creates a new session — so it satisfies the request.
+ */
+export async function reauthMarker(deps: Deps, staleSid: string | null, now: number): Promise<string> {
+  const body = `${now}.${staleSid ?? '-'}`;
+  return `${body}.${await hmac(deps.keys.csrf, `reauth:${body}`)}`;
 }
 
-async function readReauthMarker(deps: Deps, marker: string | undefined): Promise<number | null> {
-  const m = marker ? /^(\d{13})\.([A-Za-z0-9_-]{43})$/.exec(marker) : null;
-  if (!m) return null;
-  return timingSafeEqualString(await hmac(deps.keys.csrf, `reauth:${m[1]}`), m[2]!) ? Number(m[1]) : null;
+async function readReauthMarker(deps: Deps, marker: string | undefined, now: number): Promise<{ staleSid: string } | null> {
+  const m = marker ? /^(\d{13})\.([A-Za-z0-9_-]{22}|-)\.([A-Za-z0-9_-]{43})$/.exec(marker) : null;
+  if (!m || now - Number(m[1]) > REAUTH_MARKER_MS) return null;
+  const valid = timingSafeEqualString(await hmac(deps.keys.csrf, `reauth:${m[1]}.${m[2]}`), m[3]!);
+  return valid ? { staleSid: m[2]! } : null;
 }
 
 /**
@@ -145,12 +155,13 @@ export async function decideAuthorization(
 ): Promise<AuthorizationStep> {
   const now = deps.now();
   const target = { redirectUri: req.redirectUri, state: req.state };
-  const signedInAfter = await readReauthMarker(deps, params.gh_reauth);
-  const fresh = (s: SessionClaims) => signedInAfter !== null && s.authTime * 1000 >= signedInAfter - 1000;
+  const marker = await readReauthMarker(deps, params.gh_reauth, now);
+  const fresh = (s: SessionClaims) => marker !== null && marker.staleSid !== s.sid;
 
   let needsLogin = !session;
   if (session && !fresh(session)) {
-    if (req.prompt.has('login') || req.prompt.has('select_account')) needsLogin = true;
+    // A marker means a fresh sign-in was demanded on the way in: the old session still does not count.
+    if (marker || req.prompt.has('login') || req.prompt.has('select_account')) needsLogin = true;
     if (req.maxAge !== undefined && now / 1000 - session.authTime > req.maxAge) needsLogin = true;
   }
   if (session && req.idTokenHint) {
@@ -167,7 +178,7 @@ export async function decideAuthorization(
   if (needsLogin) {
     if (req.prompt.has('none')) return { kind: 'redirect', location: responseLocation(deps, target, { error: 'login_required', error_description: 'The user must sign in.' }) };
     const forced = session !== null || req.prompt.has('login') || req.maxAge !== undefined;
-    return { kind: 'login', forceLoginAfter: forced ? now : null };
+    return { kind: 'login', reauth: forced ? { staleSid: session?.sid ?? null } : null };
   }
 
   if (!req.client.firstParty) {

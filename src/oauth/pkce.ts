@@ -1,4 +1,4 @@
-import { base64url, timingSafeEqualString } from '../lib/crypto';
+import { base64url } from '../lib/crypto';
 
 /** RFC 7636 §4.1: 43–128 characters of [A-Z a-z 0-9 - . _ ~]. */
 export const CODE_VERIFIER = /^[A-Za-z0-9\-._~]{43,128}$/;
@@ -7,10 +7,4 @@ export const S256_CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
 
 export async function s256(verifier: string): Promise<string> {
   return base64url(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier))));
-}
-
-/** Whether `verifier` answers `challenge` (S256 only: `plain` is never accepted). */
-export async function verifierMatches(challenge: string, verifier: string): Promise<boolean> {
-  if (!CODE_VERIFIER.test(verifier)) return false;
-  return timingSafeEqualString(await s256(verifier), challenge);
 }

@@ -99,7 +99,7 @@ async function authorize(c: C, params: Params): Promise<Response> {
       const prompt = [...req.prompt].filter((p) => p !== 'login' && p !== 'select_account').join(' ');
       if (prompt) next.set('prompt', prompt);
       else next.delete('prompt');
-      if (step.forceLoginAfter !== null) next.set('gh_reauth', await reauthMarker(deps, step.forceLoginAfter));
+      if (step.reauth) next.set('gh_reauth', await reauthMarker(deps, step.reauth.staleSid, deps.now()));
       const signIn = new URLSearchParams({ return_to: `${ENDPOINTS.authorization}?${next}` });
       if (req.loginHint) signIn.set('login_hint', req.loginHint);
       return c.redirect(`/auth/sign-in?${signIn}`, 302);

@@ -1,5 +1,5 @@
 import { randomToken, sha256, timingSafeEqualString } from '../lib/crypto';
-import { verifierMatches } from '../oauth/pkce';
+import { CODE_VERIFIER, s256 } from '../oauth/pkce';
 
 /** What an authorization code or a refresh-token family stands for. */
 export interface Grant {
@@ -40,6 +40,11 @@ export type RefreshRotation =
   | { status: 'invalid_scope' }
   /** A rotated-out token was presented again: the whole family is now revoked. */
   | { status: 'reused' };
+
+async function newFamilySecret(): Promise<{ familyId: string; secret: string; hash: string }> {
+  const secret = randomToken(32);
+  return { familyId: randomToken(16), secret, hash: await sha256(secret) };
+}
 
 /** Consumed codes are kept this long past expiry, so a replay is recognised (and punished) as one. */
 const CODE_REPLAY_WINDOW_MS = 10 * 60_000;
@@ -129,6 +134,9 @@ export class GrantStore {
   /**
    * Redeems a code for `clientId` at `redirectUri` with the PKCE verifier. Nothing is consumed unless
    * every check passes. A second redemption revokes the refresh family the first one created.
+   *
+   * Everything asynchronous (hashing) happens first: the object's input gate only holds other
+   * requests back across storage calls, so the read-check-write below runs with no await in it.
    */
   async redeemCode(r: {
     secret: string;
@@ -139,6 +147,9 @@ export class GrantStore {
     refresh: RefreshPolicy | null;
   }): Promise<CodeRedemption> {
     const hash = await sha256(r.secret);
+    const answer = CODE_VERIFIER.test(r.codeVerifier) ? await s256(r.codeVerifier) : null;
+    const family = r.refresh ? await newFamilySecret() : null;
+
     const row = this.sql.exec<CodeRow>('SELECT * FROM auth_codes WHERE code_hash = ?', hash).toArray()[0];
     if (!row) return { status: 'invalid', reason: 'unknown code' };
     if (row.consumed_at !== null) {
@@ -149,46 +160,56 @@ export class GrantStore {
     if (row.client_id !== r.clientId) return { status: 'invalid', reason: 'the code was issued to another client' };
     // RFC 6749 §4.1.3: redirect_uri must be identical to the one in the authorization request.
     if (row.redirect_uri !== r.redirectUri) return { status: 'invalid', reason: 'redirect_uri does not match' };
-    if (!(await verifierMatches(row.code_challenge, r.codeVerifier)))
+    if (!answer || !timingSafeEqualString(answer, row.code_challenge))
       return { status: 'invalid', reason: 'code_verifier does not match the code_challenge' };
 
     const grant = grantOf(row);
-    const refresh = r.refresh ? await this.createFamily(grant, r.refresh, r.now) : undefined;
+    if (family && r.refresh) this.insertFamily(grant, family, r.refresh, r.now);
     this.sql.exec(
       'UPDATE auth_codes SET consumed_at = ?, family_id = ?, expires_at = ? WHERE code_hash = ?',
       r.now,
-      refresh?.familyId ?? null,
+      family?.familyId ?? null,
       row.expires_at + CODE_REPLAY_WINDOW_MS,
       hash,
     );
-    return { status: 'ok', grant: { ...grant, nonce: row.nonce }, ...(refresh ? { refresh } : {}) };
+    return {
+      status: 'ok',
+      grant: { ...grant, nonce: row.nonce },
+      ...(family ? { refresh: { familyId: family.familyId, secret: family.secret } } : {}),
+    };
   }
 
   async createFamily(grant: Grant, policy: RefreshPolicy, now: number): Promise<{ familyId: string; secret: string }> {
-    const familyId = randomToken(16);
-    const secret = randomToken(32);
+    const family = await newFamilySecret();
+    this.insertFamily(grant, family, policy, now);
+    return { familyId: family.familyId, secret: family.secret };
+  }
+
+  private insertFamily(grant: Grant, family: { familyId: string; hash: string }, policy: RefreshPolicy, now: number): void {
     const absolute = now + policy.absoluteTtlMs;
     this.sql.exec(
       `INSERT INTO refresh_families (family_id, client_id, scope, sid, auth_time, amr, acr, current_hash, idle_ttl, idle_expires_at, absolute_expires_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      familyId,
+      family.familyId,
       grant.clientId,
       JSON.stringify(grant.scope),
       grant.sid,
       grant.authTime,
       JSON.stringify(grant.amr),
       grant.acr,
-      await sha256(secret),
+      family.hash,
       policy.idleTtlMs,
       Math.min(now + policy.idleTtlMs, absolute),
       absolute,
     );
-    return { familyId, secret };
   }
 
   /** Rotates a refresh token: the presented secret is retired and a new one returned. */
   async rotateRefresh(r: { familyId: string; secret: string; clientId: string; now: number; scope?: string[] }): Promise<RefreshRotation> {
+    // Hashing first; from the read on there is no await (see redeemCode).
     const hash = await sha256(r.secret);
+    const secret = randomToken(32);
+    const nextHash = await sha256(secret);
     const family = this.sql.exec<FamilyRow>('SELECT * FROM refresh_families WHERE family_id = ?', r.familyId).toArray()[0];
     if (!family || family.revoked_at !== null) return { status: 'invalid', reason: 'the refresh token is not active' };
     if (family.client_id !== r.clientId) return { status: 'invalid', reason: 'the refresh token was issued to another client' };
@@ -203,11 +224,10 @@ export class GrantStore {
     const grant = grantOf(family);
     // RFC 6749 §6: a narrower scope may be asked for, never a wider one — checked before rotating.
     if (r.scope && r.scope.some((s) => !grant.scope.includes(s))) return { status: 'invalid_scope' };
-    const secret = randomToken(32);
     this.sql.exec('INSERT INTO refresh_used (hash, family_id) VALUES (?, ?)', hash, r.familyId);
     this.sql.exec(
       'UPDATE refresh_families SET current_hash = ?, idle_expires_at = ? WHERE family_id = ?',
-      await sha256(secret),
+      nextHash,
       Math.min(r.now + family.idle_ttl, family.absolute_expires_at),
       r.familyId,
     );
@@ -216,9 +236,10 @@ export class GrantStore {
 
   /** The live grant behind a refresh token, without rotating it (introspection). */
   async inspectRefresh(familyId: string, secret: string, now: number): Promise<(Grant & { expiresAt: number }) | null> {
+    const hash = await sha256(secret);
     const family = this.sql.exec<FamilyRow>('SELECT * FROM refresh_families WHERE family_id = ?', familyId).toArray()[0];
     if (!family || family.revoked_at !== null || now >= family.idle_expires_at || now >= family.absolute_expires_at) return null;
-    if (!timingSafeEqualString(family.current_hash, await sha256(secret))) return null;
+    if (!timingSafeEqualString(family.current_hash, hash)) return null;
     return { ...grantOf(family), expiresAt: Math.min(family.idle_expires_at, family.absolute_expires_at) };
   }
 

@@ -87,6 +87,7 @@ export class UserSessions extends DurableObject<Env> {
   async create(input: CreateSessionInput): Promise<SessionRecord & { secret: string }> {
     const sid = randomToken(16);
     const secret = randomToken(32);
+    const secretHash = await sha256(secret);
     const absoluteExpiresAt = input.now + input.absoluteTtl * 1000;
     const idleExpiresAt = Math.min(input.now + input.idleTtl * 1000, absoluteExpiresAt);
     this.sql.exec(
@@ -94,7 +95,7 @@ export class UserSessions extends DurableObject<Env> {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       sid,
       input.userId,
-      await sha256(secret),
+      secretHash,
       JSON.stringify(input.amr),
       input.now,
       input.now,
@@ -113,8 +114,10 @@ export class UserSessions extends DurableObject<Env> {
    * session is unknown, revoked, expired, or the secret does not match.
    */
   async refresh(sid: string, secret: string, now: number): Promise<SessionRecord | null> {
+    // Hash before reading: other calls may run during an await that is not a storage call.
+    const hash = await sha256(secret);
     const row = this.row(sid);
-    if (!row || !timingSafeEqualString(row.secret_hash, await sha256(secret))) return null;
+    if (!row || !timingSafeEqualString(row.secret_hash, hash)) return null;
     if (now >= row.idle_expires_at || now >= row.absolute_expires_at) {
       this.sql.exec('DELETE FROM sessions WHERE sid = ?', sid);
       return null;
