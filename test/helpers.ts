@@ -153,3 +153,10 @@ export interface Problem {
   code: string;
   field?: string;
 }
+
+/** Where a Continue page (meta refresh) leads, HTML entities decoded. */
+export function continueTarget(html: string): string {
+  const m = /<meta http-equiv="refresh" content="0;url=([^"]+)"/.exec(html);
+  if (!m) throw new Error('not a Continue page');
+  return m[1]!.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'");
+}

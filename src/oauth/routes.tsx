@@ -6,7 +6,7 @@ import { requestMeta } from '../lib/http';
 import { clearSessionCookie } from '../sessions/middleware';
 import { csrfProtection, csrfToken } from '../ui/csrf';
 import { renderErrorPage } from '../ui/error-page';
-import { MessagePage } from '../ui/pages/credentials';
+import { ContinuePage, MessagePage } from '../ui/pages/credentials';
 import { ConsentPage, LogoutConfirmPage } from '../ui/pages/oauth';
 import {
   decideAuthorization,
@@ -126,11 +126,12 @@ oauthRoutes.post('/authorize/decision', csrfProtection, async (c) => {
   const req = parseAuthorizationRequest(params, resolved.client, resolved.redirectUri);
   if (!c.var.session) return authorize(c, params);
   const target = { redirectUri: req.redirectUri, state: req.state };
+  // A form post of ours: leave it through the Continue page (form-action 'self').
   if (decision !== 'approve')
-    return c.redirect(responseLocation(deps, target, { error: 'access_denied', error_description: 'The user denied the request.' }), 302);
+    return c.html(<ContinuePage href={responseLocation(deps, target, { error: 'access_denied', error_description: 'The user denied the request.' })} />);
   await loadAccount(deps, c.var.session); // the session must still be live
   await recordConsent(deps, c.var.session.sub, req.client.clientId, req.scope);
-  return c.redirect(await issueCodeLocation(deps, req, c.var.session), 302);
+  return c.html(<ContinuePage href={await issueCodeLocation(deps, req, c.var.session)} />);
 });
 
 // ── Token ────────────────────────────────────────────────────────────────────────────────────
@@ -203,7 +204,7 @@ async function logout(c: C, params: Params, confirmedByUser: boolean): Promise<R
   if (!request.confirmed && !confirmedByUser) return c.html(<LogoutConfirmPage params={params} csrf={c.var.csrfToken} />);
   if (c.var.session) await signOut(deps, c.var.session, requestMeta(c));
   clearSessionCookie(c);
-  if (request.redirect) return c.redirect(request.redirect, 302);
+  if (request.redirect) return confirmedByUser ? c.html(<ContinuePage href={request.redirect} />) : c.redirect(request.redirect, 302);
   return c.html(<MessagePage title="Signed out" body="You are signed out." link={{ href: '/auth/sign-in', label: 'Sign in again' }} />);
 }
 

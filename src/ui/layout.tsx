@@ -3,7 +3,7 @@ import { en } from './messages';
 
 export const STYLESHEET_PATH = '/auth/assets/gatehouse.css';
 
-export const Layout: FC<PropsWithChildren<{ title: string }>> = ({ title, children }) => (
+export const Layout: FC<PropsWithChildren<{ title: string; refreshTo?: string }>> = ({ title, refreshTo, children }) => (
   <html lang="en">
     <head>
       <meta charset="utf-8" />
@@ -11,6 +11,7 @@ export const Layout: FC<PropsWithChildren<{ title: string }>> = ({ title, childr
       <meta name="referrer" content="same-origin" />
       <title>{`${title} · ${en.product}`}</title>
       <link rel="stylesheet" href={STYLESHEET_PATH} />
+      {refreshTo && <meta http-equiv="refresh" content={`0;url=${refreshTo}`} />}
     </head>
     <body>
       <main>

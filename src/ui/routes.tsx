@@ -17,6 +17,7 @@ import { STYLESHEET, STYLESHEET_PATH } from './layout';
 import { en } from './messages';
 import { AccountPage } from './pages/account';
 import {
+  ContinuePage,
   ForgotPasswordPage,
   MessagePage,
   ResetPasswordPage,
@@ -88,6 +89,8 @@ pages.post('/sign-in', async (c) => {
     const input = await parseInput(c, 'form', signInInput);
     const { session } = await signInWithPassword(c.var.deps, input, requestMeta(c));
     setSessionCookie(c, session.cookie);
+    // An authorization request goes on to the client's site: leave the form submission first.
+    if (returnTo.startsWith('/auth/authorize')) return c.html(<ContinuePage href={returnTo} />);
     return c.redirect(returnTo, 303);
   });
 });

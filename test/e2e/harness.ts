@@ -64,8 +64,12 @@ export async function launchBrowser(): Promise<{ browser: Browser; context: Brow
 }
 
 /** Runs the users CLI (as `npm run users --` does) and returns its exit code and output. */
-export function usersCli(args: string[]) {
-  const r = spawnSync(`${ROOT}node_modules/.bin/tsx`, ['scripts/users.ts', ...args], {
+export const usersCli = (args: string[]) => cli('users', args);
+/** Runs the clients CLI (as `npm run clients --` does). */
+export const clientsCli = (args: string[]) => cli('clients', args);
+
+function cli(name: string, args: string[]) {
+  const r = spawnSync(`${ROOT}node_modules/.bin/tsx`, [`scripts/${name}.ts`, ...args], {
     cwd: ROOT,
     encoding: 'utf8',
     env: { ...process.env, PATH: `${ROOT}node_modules/.bin:${process.env.PATH}` },

@@ -1,6 +1,6 @@
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { call, cookieFrom, CSRF, SESSION, signIn, STRONG_PASSWORD } from '../helpers';
+import { call, continueTarget, cookieFrom, CSRF, SESSION, signIn, STRONG_PASSWORD } from '../helpers';
 import { authorizeUrl, basic, getCode, pkce, REDIRECT, registerClient, signedInUser, tokenRequest } from './helpers';
 
 const locationOf = (res: Response) => new URL(res.headers.get('location')!, 'https://gatehouse.test');
@@ -16,8 +16,9 @@ async function signInThroughPage(email: string, returnTo: string) {
     body: new URLSearchParams({ email, password: STRONG_PASSWORD, csrf_token: token, return_to: returnTo }).toString(),
     headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://gatehouse.test' },
   });
-  expect(res.status).toBe(303);
-  return { cookie: `${cookieFrom(res, SESSION)!.pair}; ${csrf}`, location: res.headers.get('location')! };
+  // Toward an authorization request the form answers with a Continue page (CSP form-action 'self').
+  expect(res.status).toBe(200);
+  return { cookie: `${cookieFrom(res, SESSION)!.pair}; ${csrf}`, location: continueTarget(await res.text()) };
 }
 
 describe('prompt, max_age and login', () => {
@@ -125,14 +126,16 @@ describe('consent', () => {
 
     const first = await ask();
     const denied = await decide(first.fields, first.cookie, 'deny');
-    expect(Object.fromEntries(locationOf(denied).searchParams)).toMatchObject({ error: 'access_denied', state: 'c1' });
+    expect(Object.fromEntries(new URL(continueTarget(await denied.text())).searchParams)).toMatchObject({ error: 'access_denied', state: 'c1' });
 
     const noCsrf = await decide({ ...first.fields, csrf_token: 'x' }, first.cookie, 'approve');
     expect(noCsrf.status).toBe(403);
 
     const second = await ask();
     const approved = await decide(second.fields, second.cookie, 'approve');
-    expect(locationOf(approved).searchParams.get('code')).toMatch(/^ac1\./);
+    const target = new URL(continueTarget(await approved.text()));
+    expect(target.origin + target.pathname).toBe(REDIRECT);
+    expect(target.searchParams.get('code')).toMatch(/^ac1\./);
 
     // Remembered: no page the next time, even with prompt=none.
     const silent = await call(authorizeUrl(clientId, challenge, { prompt: 'none' }), { cookie: user.cookie });

@@ -96,3 +96,17 @@ export const MessagePage: FC<{ title: string; body: string; link?: { href: strin
     {p.link && <p><a href={p.link.href}>{p.link.label}</a></p>}
   </Layout>
 );
+
+/**
+ * Leaves a form post for another site. The pages' CSP allows forms to submit only to Gatehouse
+ * (form-action 'self'), and browsers apply that to every redirect after a submission — so a form
+ * whose outcome is a client's redirect URI ends here, and this page (no longer a submission)
+ * navigates on.
+ */
+export const ContinuePage: FC<{ href: string }> = ({ href }) => (
+  <Layout title="Continue" refreshTo={href}>
+    <p role="status">
+      <a href={href}>Continue</a>
+    </p>
+  </Layout>
+);

@@ -1,0 +1,187 @@
+import { createServer, type Server } from 'node:http';
+import * as oidc from 'openid-client';
+import type { Browser, BrowserContext } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clientsCli, launchBrowser, startGatehouse, usersCli } from './harness';
+
+// The relying party: a real HTTP server on loopback that only records where the browser landed.
+let rp: Server;
+let REDIRECT: string;
+let SIGNED_OUT: string;
+const landed: string[] = [];
+const EMAIL = `rp-user-${Date.now()}@example.com`;
+const PASSWORD = 'relying party passphrase 7';
+
+let gatehouse: Awaited<ReturnType<typeof startGatehouse>>;
+let config: oidc.Configuration;
+let browser: Browser;
+let context: BrowserContext;
+
+/** A minimal cookie jar so plain fetch can act as a browser on the hosted pages. */
+class Jar {
+  private cookies = new Map<string, string>();
+  header() {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+  take(res: Response) {
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const [name, value] = [pair!.slice(0, pair!.indexOf('=')), pair!.slice(pair!.indexOf('=') + 1)];
+      if (/Max-Age=0/i.test(c) || value === '') this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+  }
+  async fetch(url: string, init: RequestInit = {}) {
+    const res = await fetch(url, { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string>), cookie: this.header() }, signal: AbortSignal.timeout(15_000) });
+    this.take(res);
+    return res;
+  }
+}
+
+/** Follows redirects through Gatehouse (signing in on the hosted form when asked) until the RP's redirect URI. */
+async function runAuthorization(jar: Jar, url: URL, password = PASSWORD): Promise<URL> {
+  let next = url.toString();
+  for (let hops = 0; hops < 10; hops++) {
+    if (next.startsWith(REDIRECT)) return new URL(next);
+    const res = await jar.fetch(next);
+    if (res.status === 200 && new URL(next).pathname === '/auth/sign-in') {
+      const html = await res.text();
+      const csrf = /name="csrf_token" value="([^"]+)"/.exec(html)![1]!;
+      const returnTo = /name="return_to" value="([^"]+)"/.exec(html)![1]!.replace(/&amp;/g, '&');
+      const post = await jar.fetch(`${gatehouse.base}/auth/sign-in`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: gatehouse.base },
+        body: new URLSearchParams({ email: EMAIL, password, csrf_token: csrf, return_to: returnTo }).toString(),
+      });
+      // The form ends on a Continue page (meta refresh), as CSP form-action 'self' requires.
+      expect(post.status).toBe(200);
+      const target = /<meta http-equiv="refresh" content="0;url=([^"]+)"/.exec(await post.text())![1]!.replace(/&amp;/g, '&');
+      next = new URL(target, gatehouse.base).toString();
+      continue;
+    }
+    expect([302, 303], `${next} → ${res.status}`).toContain(res.status);
+    next = new URL(res.headers.get('location')!, gatehouse.base).toString();
+  }
+  throw new Error('too many redirects');
+}
+
+beforeAll(async () => {
+  rp = createServer((req, res) => {
+    landed.push(`http://127.0.0.1:${(rp.address() as { port: number }).port}${req.url}`);
+    res.writeHead(200, { 'content-type': 'text/plain' }).end('relying party');
+  });
+  await new Promise<void>((resolve) => rp.listen(0, '127.0.0.1', resolve));
+  const rpBase = `http://127.0.0.1:${(rp.address() as { port: number }).port}`;
+  REDIRECT = `${rpBase}/callback`;
+  SIGNED_OUT = `${rpBase}/signed-out`;
+  gatehouse = await startGatehouse();
+  const user = usersCli(['create', '--email', EMAIL, '--password', PASSWORD, '--verified', '--persist-to', gatehouse.persistTo]);
+  expect(user.code, user.stderr).toBe(0);
+  const created = clientsCli([
+    'create', '--name', 'E2E Relying Party', '--client-id', 'e2e-rp', '--redirect-uri', REDIRECT,
+    '--post-logout-redirect-uri', SIGNED_OUT, '--first-party', '--grant', 'authorization_code', '--grant', 'refresh_token',
+    '--grant', 'client_credentials', '--scope', 'openid', '--scope', 'email', '--scope', 'profile', '--persist-to', gatehouse.persistTo,
+  ]);
+  expect(created.code, created.stderr).toBe(0);
+  const { client_id, client_secret } = JSON.parse(created.stdout) as { client_id: string; client_secret: string };
+  config = await oidc.discovery(new URL(gatehouse.base), client_id, undefined, oidc.ClientSecretBasic(client_secret), {
+    execute: [oidc.allowInsecureRequests],
+  });
+  ({ browser, context } = await launchBrowser());
+});
+
+afterAll(async () => {
+  await context?.close();
+  await browser?.close();
+  await gatehouse?.stop();
+  await new Promise((resolve) => rp?.close(resolve));
+});
+
+async function authorizationRequest(extra: Record<string, string> = {}) {
+  const verifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const nonce = oidc.randomNonce();
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: REDIRECT,
+    scope: 'openid email profile',
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce,
+    ...extra,
+  });
+  return { url, verifier, state, nonce };
+}
+
+describe('openid-client against Gatehouse under wrangler dev', () => {
+  it('discovers the provider', () => {
+    const meta = config.serverMetadata();
+    expect(meta.issuer).toBe(gatehouse.base);
+    expect(meta.code_challenge_methods_supported).toEqual(['S256']);
+  });
+
+  it('runs code + PKCE with the hosted sign-in (plain HTTP), then userinfo, refresh, revoke and logout', async () => {
+    const jar = new Jar();
+    const { url, verifier, state, nonce } = await authorizationRequest();
+    const callback = await runAuthorization(jar, url);
+    expect(callback.searchParams.get('iss')).toBe(gatehouse.base);
+
+    const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true });
+    const claims = tokens.claims()!;
+    expect(claims).toMatchObject({ iss: gatehouse.base, aud: 'e2e-rp', email: EMAIL, email_verified: true, amr: ['pwd'] });
+    expect(typeof claims.auth_time).toBe('number');
+
+    const info = await oidc.fetchUserInfo(config, tokens.access_token, claims.sub);
+    expect(info).toMatchObject({ sub: claims.sub, email: EMAIL });
+
+    const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
+    expect(refreshed.refresh_token).not.toBe(tokens.refresh_token);
+    await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+
+    const again = await authorizationRequest();
+    const cb2 = await runAuthorization(jar, again.url);
+    const t2 = await oidc.authorizationCodeGrant(config, cb2, { pkceCodeVerifier: again.verifier, expectedState: again.state, expectedNonce: again.nonce });
+    await oidc.tokenRevocation(config, t2.refresh_token!);
+    await expect(oidc.refreshTokenGrant(config, t2.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+
+    const logout = oidc.buildEndSessionUrl(config, { id_token_hint: t2.id_token!, post_logout_redirect_uri: SIGNED_OUT, state: 'bye' });
+    const out = await jar.fetch(logout.toString());
+    expect(out.status).toBe(302);
+    expect(out.headers.get('location')).toBe(`${SIGNED_OUT}?state=bye`);
+    // Signed out: prompt=none now answers login_required.
+    const silent = await authorizationRequest({ prompt: 'none' });
+    const denied = await runAuthorization(jar, silent.url);
+    expect(denied.searchParams.get('error')).toBe('login_required');
+    await expect(oidc.authorizationCodeGrant(config, denied, { pkceCodeVerifier: silent.verifier, expectedState: silent.state })).rejects.toMatchObject({ error: 'login_required' });
+  });
+
+  it('re-authenticates for max_age=0 and reports a new auth_time', async () => {
+    const jar = new Jar();
+    const first = await authorizationRequest();
+    const t1 = await oidc.authorizationCodeGrant(config, await runAuthorization(jar, first.url), { pkceCodeVerifier: first.verifier, expectedState: first.state, expectedNonce: first.nonce });
+    await new Promise((r) => setTimeout(r, 1100));
+    const second = await authorizationRequest({ max_age: '0' });
+    const t2 = await oidc.authorizationCodeGrant(config, await runAuthorization(jar, second.url), { pkceCodeVerifier: second.verifier, expectedState: second.state, expectedNonce: second.nonce, maxAge: 0 });
+    expect(t2.claims()!.auth_time!).toBeGreaterThan(t1.claims()!.auth_time!);
+  });
+
+  it('signs in through the hosted page in Chromium and completes the code flow', async () => {
+    const { url, verifier, state, nonce } = await authorizationRequest();
+    const page = await context.newPage();
+    await page.goto(url.toString());
+    await page.getByLabel('Email address').fill(EMAIL);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL((u) => u.href.startsWith(REDIRECT));
+    const callback = page.url();
+    expect(landed).toContain(callback);
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(callback!), { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
+    expect(tokens.claims()!.email).toBe(EMAIL);
+  });
+
+  it('issues client_credentials tokens', async () => {
+    const tokens = await oidc.clientCredentialsGrant(config, { scope: 'profile' });
+    expect(tokens.token_type.toLowerCase()).toBe('bearer');
+    expect(tokens.scope).toBe('profile');
+  });
+});
