@@ -2,11 +2,12 @@
  * `npm run dev`: the whole stack locally, safe to re-run.
  *  1. writes .dev.vars (git-ignored) with fresh secrets when it is missing, adds any missing secret;
  *  2. applies migrations/ to the local D1;
- *  3. seeds the demo user (kept if it exists);
+ *  3. seeds the demo user and the demo OIDC client (kept if they exist);
  *  4. starts `wrangler dev` on http://localhost:8787 and prints where to go.
  */
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { main as clients } from './clients';
 import { main as users } from './users';
 import { applyMigrations, ROOT, startWranglerDev } from './lib/wrangler';
 
@@ -45,11 +46,37 @@ if (!existsSync(devVars)) {
 console.log('• applying D1 migrations (local)');
 applyMigrations({ remote: false });
 
+/** Runs a CLI main() and returns what it printed. */
+async function quietly(run: () => Promise<void>): Promise<string> {
+  const log = console.log;
+  let out = '';
+  console.log = (s: string) => void (out += s);
+  try {
+    await run();
+  } finally {
+    console.log = log;
+  }
+  return out;
+}
+
 console.log('• seeding the demo user');
-const log = console.log;
-console.log = () => undefined;
-await users(['create', '--email', DEMO.email, '--password', DEMO.password, '--verified', '--role', 'admin', '--if-missing']);
-console.log = log;
+await quietly(() => users(['create', '--email', DEMO.email, '--password', DEMO.password, '--verified', '--role', 'admin', '--if-missing']));
+
+console.log('• seeding the demo client');
+// The secret is shown once at creation; keep it beside the local state so re-runs can print it.
+const demoClientFile = `${ROOT}.wrangler/demo-client.json`;
+const demoClient = JSON.parse(
+  await quietly(() =>
+    clients([
+      'create', '--name', 'Demo app', '--client-id', 'demo-app', '--first-party',
+      '--redirect-uri', 'http://localhost:3000/callback', '--post-logout-redirect-uri', 'http://localhost:3000/',
+      '--grant', 'authorization_code', '--grant', 'refresh_token', '--grant', 'client_credentials',
+      '--scope', 'openid', '--scope', 'profile', '--scope', 'email', '--scope', 'offline_access', '--if-missing',
+    ]),
+  ),
+) as { client_id: string; client_secret?: string };
+if (demoClient.client_secret) writeFileSync(demoClientFile, JSON.stringify(demoClient, null, 2), { mode: 0o600 });
+const demoSecret = demoClient.client_secret ?? (existsSync(demoClientFile) ? (JSON.parse(readFileSync(demoClientFile, 'utf8')) as { client_secret: string }).client_secret : '(unknown: delete .wrangler/ to re-seed)');
 
 console.log('• starting wrangler dev');
 const dev = await startWranglerDev({ port: PORT, stdio: 'inherit', logLevel: 'info' });
@@ -60,6 +87,10 @@ console.log(`
   Sign up      ${BASE}/auth/sign-up
   Your account ${BASE}/auth/account
   Dev mailbox  ${BASE}/auth/dev/mailbox  (verification and reset mail land here)
+
+  OpenID Provider  ${BASE}/.well-known/openid-configuration
+  Demo client      client_id ${demoClient.client_id}   client_secret ${demoSecret}
+                   redirect_uri http://localhost:3000/callback (client_secret_basic, PKCE S256)
 
   Ctrl-C stops it.
 `);

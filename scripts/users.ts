@@ -1,6 +1,7 @@
 /**
  * Operator bootstrap without the UI:
  *   npm run users -- create --email E --password P [--verified] [--role R ...] [--tier T] [--if-missing] [--remote]
+ *   npm run users -- set --email E [--role R ...] [--no-roles] [--tier T] [--remote]
  * Creates the user in the local D1 (the one `npm run dev` uses) or, with --remote, the deployed one,
  * and prints it as JSON. Bad arguments print the usage and exit 2.
  */
@@ -13,6 +14,10 @@ import { loadArgon2Node } from './lib/argon2-node';
 import { d1Query, sqlString, type Target } from './lib/wrangler';
 
 const USAGE = `Usage: npm run users -- create --email EMAIL --password PASSWORD [options]
+       npm run users -- set --email EMAIL [--role ROLE ...] [--no-roles] [--tier TIER] [--remote]
+
+'set' replaces the user's roles (with the --role values given, or none with --no-roles) and/or tier;
+roles and tier appear in access tokens, ID tokens (scope profile) and userinfo.
 
 Options:
   --verified        mark the email address as verified
@@ -56,6 +61,7 @@ function show(target: Target, email: string) {
 
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
+  if (command === 'set') return setUser(rest);
   if (command !== 'create') usage(command ? `unknown command "${command}"` : 'missing command');
   let values;
   try {
@@ -119,6 +125,52 @@ export async function main(argv: string[]): Promise<void> {
     d1Query(target, `DELETE FROM users WHERE id = ${sqlString(id)}`);
     throw e;
   }
+  console.log(JSON.stringify(show(target, email.data), null, 2));
+}
+
+async function setUser(args: string[]): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        email: { type: 'string' },
+        role: { type: 'string', multiple: true },
+        'no-roles': { type: 'boolean', default: false },
+        tier: { type: 'string' },
+        remote: { type: 'boolean', default: false },
+        'persist-to': { type: 'string' },
+      },
+    }));
+  } catch (e) {
+    usage((e as Error).message);
+  }
+  if (!values.email) usage('--email is required');
+  const email = emailField.safeParse(values.email);
+  if (!email.success) usage(`--email: ${email.error.issues[0]!.message}`);
+  if (values.role && values['no-roles']) usage('--role and --no-roles exclude each other');
+  if (!values.role && !values['no-roles'] && values.tier === undefined) usage('nothing to set: give --role, --no-roles or --tier');
+  for (const role of values.role ?? []) if (!ROLE.test(role)) usage(`--role "${role}" must match ${ROLE}`);
+  if (values.tier !== undefined && !ROLE.test(values.tier)) usage(`--tier "${values.tier}" must match ${ROLE}`);
+
+  const target: Target = { remote: values.remote, persistTo: values['persist-to'] };
+  const user = show(target, email.data);
+  if (!user) {
+    console.error(`error: no user with email ${email.data}`);
+    process.exit(1);
+  }
+  const statements: string[] = [];
+  if (values.role || values['no-roles']) {
+    statements.push(`DELETE FROM user_roles WHERE user_id = ${sqlString(user.id)}`);
+    for (const role of new Set(values.role ?? []))
+      statements.push(`INSERT INTO user_roles (user_id, role) VALUES (${sqlString(user.id)}, ${sqlString(role)})`);
+  }
+  if (values.tier !== undefined)
+    statements.push(`UPDATE users SET tier = ${sqlString(values.tier)}, updated_at = ${Date.now()} WHERE id = ${sqlString(user.id)}`);
+  // One wrangler call for all of it.
+  d1Query(target, statements.join(';\n'));
   console.log(JSON.stringify(show(target, email.data), null, 2));
 }
 
