@@ -12,7 +12,9 @@ export type AuditType =
   | 'password_reset_requested'
   | 'password_reset'
   | 'session_revoked'
-  | 'sessions_revoked_all';
+  | 'sessions_revoked_all'
+  | 'authorization_granted'
+  | 'consent_granted';
 
 export type { RequestMeta };
 

@@ -2,6 +2,7 @@ import { and, eq } from 'drizzle-orm';
 import { consents } from '../db/schema';
 import type { Deps } from '../deps';
 import { hmac, timingSafeEqualString } from '../lib/crypto';
+import { audit, type RequestMeta } from '../identity/audit';
 import { failClosed, GatehouseError } from '../lib/errors';
 import type { SessionClaims } from '../sessions/session-token';
 import { verifyToken } from '../tokens/jwt';
@@ -152,6 +153,7 @@ export async function decideAuthorization(
   req: AuthorizationRequest,
   session: SessionClaims | null,
   params: Params,
+  meta: RequestMeta,
 ): Promise<AuthorizationStep> {
   const now = deps.now();
   const target = { redirectUri: req.redirectUri, state: req.state };
@@ -193,12 +195,13 @@ export async function decideAuthorization(
       return { kind: 'consent' };
     }
   }
-  return { kind: 'redirect', location: await issueCodeLocation(deps, req, session!) };
+  return { kind: 'redirect', location: await issueCodeLocation(deps, req, session!, meta) };
 }
 
 /** Records consent for the requested scopes (added to any earlier grant). */
-export async function recordConsent(deps: Deps, userId: string, clientId: string, scope: string[]): Promise<void> {
+export async function recordConsent(deps: Deps, userId: string, clientId: string, scope: string[], meta: RequestMeta): Promise<void> {
   await failClosed('the database', async () => {
+    await audit(deps.db, { type: 'consent_granted', userId, meta, detail: { clientId, scope }, at: deps.now() });
     const stored = await deps.db.select().from(consents).where(and(eq(consents.userId, userId), eq(consents.clientId, clientId))).get();
     const merged = [...new Set([...(stored ? (JSON.parse(stored.scopes) as string[]) : []), ...scope])].sort();
     await deps.db
@@ -208,8 +211,12 @@ export async function recordConsent(deps: Deps, userId: string, clientId: string
   });
 }
 
-/** Stores a code in the user's Durable Object and returns the redirect carrying it. */
-export async function issueCodeLocation(deps: Deps, req: AuthorizationRequest, session: SessionClaims): Promise<string> {
+/**
+ * Stores a code in the user's Durable Object and returns the redirect carrying it. The grant is
+ * audited with the requested `acr_values` (recorded; the sign-in methods that satisfy them arrive
+ * with step-up authentication).
+ */
+export async function issueCodeLocation(deps: Deps, req: AuthorizationRequest, session: SessionClaims, meta: RequestMeta): Promise<string> {
   const secret = await deps.sessions.issueCode(session.sub, {
     clientId: req.client.clientId,
     redirectUri: req.redirectUri,
@@ -223,6 +230,15 @@ export async function issueCodeLocation(deps: Deps, req: AuthorizationRequest, s
     now: deps.now(),
     ttlMs: CODE_TTL_MS,
   });
+  await failClosed('the database', () =>
+    audit(deps.db, {
+      type: 'authorization_granted',
+      userId: session.sub,
+      meta,
+      detail: { clientId: req.client.clientId, scope: req.scope, sid: session.sid, ...(req.acrValues.length ? { acrValues: req.acrValues } : {}) },
+      at: deps.now(),
+    }),
+  );
   return responseLocation(deps, { redirectUri: req.redirectUri, state: req.state }, { code: formatCode(session.sub, secret) });
 }
 

@@ -91,7 +91,7 @@ async function authorize(c: C, params: Params): Promise<Response> {
   }
   try {
     const req = parseAuthorizationRequest(params, resolved.client, resolved.redirectUri);
-    const step = await decideAuthorization(deps, req, c.var.session, params);
+    const step = await decideAuthorization(deps, req, c.var.session, params, requestMeta(c));
     if (step.kind === 'redirect') return c.redirect(step.location, 302);
     if (step.kind === 'login') {
       const next = new URLSearchParams(params);
@@ -130,8 +130,8 @@ oauthRoutes.post('/authorize/decision', csrfProtection, async (c) => {
   if (decision !== 'approve')
     return c.html(<ContinuePage href={responseLocation(deps, target, { error: 'access_denied', error_description: 'The user denied the request.' })} />);
   await loadAccount(deps, c.var.session); // the session must still be live
-  await recordConsent(deps, c.var.session.sub, req.client.clientId, req.scope);
-  return c.html(<ContinuePage href={await issueCodeLocation(deps, req, c.var.session)} />);
+  await recordConsent(deps, c.var.session.sub, req.client.clientId, req.scope, requestMeta(c));
+  return c.html(<ContinuePage href={await issueCodeLocation(deps, req, c.var.session, requestMeta(c))} />);
 });
 
 // ── Token ────────────────────────────────────────────────────────────────────────────────────

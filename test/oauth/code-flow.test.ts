@@ -39,7 +39,10 @@ describe('authorization code flow with PKCE', () => {
   it('issues a code with state and iss, then access, ID and refresh tokens', async () => {
     const { clientId, clientSecret } = await registerClient();
     const user = await signedInUser();
-    const { code, verifier, location } = await getCode(clientId, user.cookie, { state: 'xyz', nonce: 'nonce-1' });
+    const { code, verifier, location } = await getCode(clientId, user.cookie, { state: 'xyz', nonce: 'nonce-1', acr_values: 'urn:example:mfa' });
+    const { auditOf } = await import('../helpers');
+    const granted = (await auditOf(user.userId)).results.find((r) => r.type === 'authorization_granted')!;
+    expect(JSON.parse(granted.detail!)).toMatchObject({ clientId, scope: ['openid', 'email', 'profile'], acrValues: ['urn:example:mfa'] });
     expect(location.origin + location.pathname).toBe(REDIRECT);
     expect(location.searchParams.get('state')).toBe('xyz');
     expect(location.searchParams.get('iss')).toBe('https://gatehouse.test');
