@@ -1,0 +1,71 @@
+/**
+ * panva's oidc-provider, configured like Gatehouse for the benchmark: one confidential client
+ * (client_secret_basic), client_credentials and rotating refresh tokens, ES256 JWT access tokens,
+ * RS256 ID tokens, in-memory storage. Run as a child process; prints its port, then serves.
+ */
+import { generateKeyPair, exportJWK } from 'jose';
+import Provider from 'oidc-provider';
+
+const port = Number(process.argv[2] ?? 0);
+const issuer = `http://127.0.0.1:${port}`;
+const es = await generateKeyPair('ES256', { extractable: true });
+const rs = await generateKeyPair('RS256', { extractable: true });
+const RESOURCE = 'https://api.bench';
+
+const provider = new Provider(issuer, {
+  clients: [
+    {
+      client_id: 'bench',
+      client_secret: 'bench-client-secret-bench-client-secret',
+      grant_types: ['client_credentials', 'refresh_token', 'authorization_code'],
+      redirect_uris: ['https://app.bench/callback'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+  ],
+  jwks: { keys: [{ ...(await exportJWK(es.privateKey)), alg: 'ES256', use: 'sig' }, { ...(await exportJWK(rs.privateKey)), alg: 'RS256', use: 'sig' }] },
+  scopes: ['openid', 'offline_access', 'profile', 'api'],
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => RESOURCE,
+      useGrantedResource: () => true,
+      getResourceServerInfo: () => ({ scope: 'api openid profile', accessTokenFormat: 'jwt', accessTokenTTL: 600, jwt: { sign: { alg: 'ES256' } } }),
+    },
+  },
+  rotateRefreshToken: true,
+  issueRefreshToken: () => true,
+  ttl: { RefreshToken: 14 * 86400, AccessToken: 600, IdToken: 3600, ClientCredentials: 600, Grant: 90 * 86400 },
+  findAccount: async (_ctx: unknown, sub: string) => ({ accountId: sub, claims: async () => ({ sub }) }),
+});
+
+/** Mints refresh tokens directly through the provider's models (what a finished code flow leaves). */
+async function mintRefreshTokens(count: number): Promise<string[]> {
+  const client = await provider.Client.find('bench');
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const grant = new provider.Grant({ accountId: `user-${i}`, clientId: 'bench' });
+    grant.addOIDCScope('openid offline_access');
+    grant.addResourceScope(RESOURCE, 'api');
+    const grantId = await grant.save();
+    const token = new provider.RefreshToken({
+      accountId: `user-${i}`,
+      client: client!,
+      grantId,
+      scope: 'openid offline_access',
+      resource: RESOURCE,
+      gty: 'authorization_code',
+      authTime: Math.floor(Date.now() / 1000),
+    } as never);
+    out.push(await token.save());
+  }
+  return out;
+}
+
+const server = provider.listen(port, '127.0.0.1', async () => {
+  const tokens = await mintRefreshTokens(Number(process.argv[3] ?? 4));
+  process.stdout.write(`${JSON.stringify({ issuer, refreshTokens: tokens })}\n`);
+});
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
