@@ -24,11 +24,17 @@ Options:
   --auth-method METHOD            client_secret_basic (default), client_secret_post, private_key_jwt
   --jwks-file FILE                the client's public keys (JWKS JSON), for private_key_jwt
   --id-token-alg ALG              RS256 (default) or ES256
+  --access-token-format FORMAT    jwt (default) or opaque (the phantom-token pattern)
+  --access-token-ttl SECONDS      access-token lifetime for this client (default: ACCESS_TOKEN_TTL)
+  --refresh-idle-ttl SECONDS      refresh-token idle lifetime (default: REFRESH_TOKEN_IDLE_TTL)
+  --refresh-absolute-ttl SECONDS  refresh-token absolute lifetime (default: REFRESH_TOKEN_ABSOLUTE_TTL)
   --client-id ID                  choose the client_id (default: random)
   --client-secret SECRET          choose the secret, ≥ 32 characters (default: random 256 bits)
   --if-missing                    if the client_id exists, print it (without secret) and exit 0
   --remote                        use the deployed D1 database instead of the local one
   --persist-to DIR                local D1 state directory`;
+
+const seconds = (flag: string, v: string) => (/^\d{1,9}$/.test(v) ? Number(v) : usage(`${flag} must be a whole number of seconds`));
 
 function usage(problem: string): never {
   console.error(`error: ${problem}\n\n${USAGE}`);
@@ -83,6 +89,10 @@ export async function main(argv: string[]): Promise<void> {
         'auth-method': { type: 'string' },
         'jwks-file': { type: 'string' },
         'id-token-alg': { type: 'string' },
+        'access-token-format': { type: 'string' },
+        'access-token-ttl': { type: 'string' },
+        'refresh-idle-ttl': { type: 'string' },
+        'refresh-absolute-ttl': { type: 'string' },
         'client-id': { type: 'string' },
         'client-secret': { type: 'string' },
         'if-missing': { type: 'boolean', default: false },
@@ -115,6 +125,10 @@ export async function main(argv: string[]): Promise<void> {
         ...(values['auth-method'] ? { authMethod: values['auth-method'] as never } : {}),
         ...(jwks ? { jwks: jwks as never } : {}),
         ...(values['id-token-alg'] ? { idTokenAlg: values['id-token-alg'] as never } : {}),
+        ...(values['access-token-format'] ? { accessTokenFormat: values['access-token-format'] as never } : {}),
+        ...(values['access-token-ttl'] ? { accessTokenTtl: seconds('--access-token-ttl', values['access-token-ttl']) } : {}),
+        ...(values['refresh-idle-ttl'] ? { refreshTokenIdleTtl: seconds('--refresh-idle-ttl', values['refresh-idle-ttl']) } : {}),
+        ...(values['refresh-absolute-ttl'] ? { refreshTokenAbsoluteTtl: seconds('--refresh-absolute-ttl', values['refresh-absolute-ttl']) } : {}),
         ...(values['client-id'] ? { clientId: values['client-id'] } : {}),
         ...(values['client-secret'] ? { clientSecret: values['client-secret'] } : {}),
       },
@@ -122,7 +136,7 @@ export async function main(argv: string[]): Promise<void> {
     );
   } catch (e) {
     if (e instanceof ZodError) {
-      const flag: Record<string, string> = { redirectUris: '--redirect-uri', postLogoutRedirectUris: '--post-logout-redirect-uri', grantTypes: '--grant', scopes: '--scope', authMethod: '--auth-method', idTokenAlg: '--id-token-alg', clientId: '--client-id', clientSecret: '--client-secret', name: '--name', jwks: '--jwks-file' };
+      const flag: Record<string, string> = { accessTokenFormat: '--access-token-format', accessTokenTtl: '--access-token-ttl', refreshTokenIdleTtl: '--refresh-idle-ttl', refreshTokenAbsoluteTtl: '--refresh-absolute-ttl', redirectUris: '--redirect-uri', postLogoutRedirectUris: '--post-logout-redirect-uri', grantTypes: '--grant', scopes: '--scope', authMethod: '--auth-method', idTokenAlg: '--id-token-alg', clientId: '--client-id', clientSecret: '--client-secret', name: '--name', jwks: '--jwks-file' };
       const issue = e.issues[0]!;
       usage(`${flag[String(issue.path[0])] ?? String(issue.path[0])}: ${issue.message}`);
     }
@@ -142,8 +156,8 @@ export async function main(argv: string[]): Promise<void> {
   const r = built.row;
   d1Query(
     target,
-    `INSERT INTO oauth_clients (client_id, name, secret_hash, token_endpoint_auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, access_token_format, id_token_signed_response_alg, jwks, created_at)
-     VALUES (${[r.clientId, r.name, r.secretHash, r.tokenEndpointAuthMethod, r.redirectUris, r.postLogoutRedirectUris, r.grantTypes, r.scopes].map(sqlString).join(', ')}, ${r.firstParty ? 1 : 0}, 'jwt', ${sqlString(r.idTokenSignedResponseAlg)}, ${sqlString(r.jwks)}, ${r.createdAt})`,
+    `INSERT INTO oauth_clients (client_id, name, secret_hash, token_endpoint_auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, access_token_format, id_token_signed_response_alg, jwks, access_token_ttl, refresh_token_idle_ttl, refresh_token_absolute_ttl, created_at)
+     VALUES (${[r.clientId, r.name, r.secretHash, r.tokenEndpointAuthMethod, r.redirectUris, r.postLogoutRedirectUris, r.grantTypes, r.scopes].map(sqlString).join(', ')}, ${r.firstParty ? 1 : 0}, ${sqlString(r.accessTokenFormat)}, ${sqlString(r.idTokenSignedResponseAlg)}, ${sqlString(r.jwks)}, ${r.accessTokenTtl ?? 'NULL'}, ${r.refreshTokenIdleTtl ?? 'NULL'}, ${r.refreshTokenAbsoluteTtl ?? 'NULL'}, ${r.createdAt})`,
   );
   console.log(JSON.stringify({ ...describeClient(r), ...(built.clientSecret ? { client_secret: built.clientSecret } : {}) }, null, 2));
 }

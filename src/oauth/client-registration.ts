@@ -24,6 +24,11 @@ export const clientInput = z
     authMethod: z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']).optional(),
     jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
     idTokenAlg: z.enum(['RS256', 'ES256']).default('RS256'),
+    accessTokenFormat: z.enum(['jwt', 'opaque']).default('jwt'),
+    /** Seconds; server defaults when absent. */
+    accessTokenTtl: z.number().int().min(30).max(86400).optional(),
+    refreshTokenIdleTtl: z.number().int().min(60).optional(),
+    refreshTokenAbsoluteTtl: z.number().int().min(60).optional(),
   })
   .superRefine((c, ctx) => {
     if (c.public && c.grantTypes.includes('client_credentials'))
@@ -33,6 +38,8 @@ export const clientInput = z
     if (c.authMethod === 'private_key_jwt' && !c.jwks)
       ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'private_key_jwt needs the client\'s public keys (jwks)' });
     if (c.public && c.clientSecret) ctx.addIssue({ code: 'custom', path: ['clientSecret'], message: 'a public client has no secret' });
+    if (c.refreshTokenIdleTtl && c.refreshTokenAbsoluteTtl && c.refreshTokenIdleTtl > c.refreshTokenAbsoluteTtl)
+      ctx.addIssue({ code: 'custom', path: ['refreshTokenIdleTtl'], message: 'must not exceed the absolute lifetime' });
   });
 
 export type ClientInput = z.input<typeof clientInput>;
@@ -57,12 +64,12 @@ export async function buildClient(input: ClientInput, now: number): Promise<{ ro
       grantTypes: JSON.stringify(c.grantTypes),
       scopes: JSON.stringify(c.scopes),
       firstParty: c.firstParty,
-      accessTokenFormat: 'jwt',
+      accessTokenFormat: c.accessTokenFormat,
       idTokenSignedResponseAlg: c.idTokenAlg,
       jwks: c.jwks ? JSON.stringify(c.jwks) : null,
-      accessTokenTtl: null,
-      refreshTokenIdleTtl: null,
-      refreshTokenAbsoluteTtl: null,
+      accessTokenTtl: c.accessTokenTtl ?? null,
+      refreshTokenIdleTtl: c.refreshTokenIdleTtl ?? null,
+      refreshTokenAbsoluteTtl: c.refreshTokenAbsoluteTtl ?? null,
       logoUri: null,
       brandColor: null,
       createdAt: now,
@@ -82,5 +89,9 @@ export function describeClient(row: OAuthClientRow) {
     scope: (JSON.parse(row.scopes) as string[]).join(' '),
     first_party: Boolean(row.firstParty),
     id_token_signed_response_alg: row.idTokenSignedResponseAlg,
+    access_token_format: row.accessTokenFormat,
+    ...(row.accessTokenTtl ? { access_token_ttl: row.accessTokenTtl } : {}),
+    ...(row.refreshTokenIdleTtl ? { refresh_token_idle_ttl: row.refreshTokenIdleTtl } : {}),
+    ...(row.refreshTokenAbsoluteTtl ? { refresh_token_absolute_ttl: row.refreshTokenAbsoluteTtl } : {}),
   };
 }

@@ -4,7 +4,7 @@ import type { Grant } from '../sessions/grants';
 import { signToken } from '../tokens/jwt';
 import { userClaims } from './claims';
 import type { Client } from './clients';
-import { formatRefreshToken } from './token-formats';
+import { formatOpaqueToken, formatRefreshToken } from './token-formats';
 
 export interface TokenResponse {
   access_token: string;
@@ -19,7 +19,7 @@ export interface TokenResponse {
 export const issuerOf = (deps: Deps) => deps.config.publicUrl.origin;
 
 /**
- * An RFC 9068 access token. `aud` is Gatehouse itself (its userinfo endpoint and the routes the
+ * An RFC 9068 access token (or, for a client set to `opaque`, a reference to one). `aud` is Gatehouse itself (its userinfo endpoint and the routes the
  * gateway fronts); `roles` and `tier` ride along for the gateway's policy checks.
  */
 export async function issueAccessToken(
@@ -38,7 +38,12 @@ export async function issueAccessToken(
     ttl,
     now: a.now,
   });
-  return { token: signed.token, expiresIn: ttl };
+  if (a.client.accessTokenFormat === 'jwt') return { token: signed.token, expiresIn: ttl };
+  // Phantom token: the client sees an opaque reference; the JWT stays with Gatehouse, which trades
+  // it back at userinfo, introspection and (the gateway) on the way to an origin.
+  const owner = a.user ? a.user.id : `client:${a.client.clientId}`;
+  const secret = await deps.sessions.storeOpaque(owner, signed.token, signed.exp * 1000);
+  return { token: formatOpaqueToken(owner, secret), expiresIn: ttl };
 }
 
 /** An OIDC ID token for `client`, signed with the client's chosen algorithm. */

@@ -6,14 +6,27 @@ import { TokenRejected, verifyToken } from '../tokens/jwt';
 import { userClaims } from './claims';
 import type { Client } from './clients';
 import { issuerOf } from './issue';
-import { parseRefreshToken } from './token-formats';
+import { parseOpaqueToken, parseRefreshToken } from './token-formats';
 
 export const invalidToken = (message: string) => new GatehouseError('invalid_token', 401, message);
 
-/** Verifies a bearer access token issued by Gatehouse (in the isolate, no I/O for a known key). */
+/** The JWT behind an opaque access token (one Durable Object call), or the token itself. */
+export async function exchangeOpaque(deps: Deps, token: string): Promise<string> {
+  const opaque = parseOpaqueToken(token);
+  if (!opaque) return token;
+  const jwt = await deps.sessions.resolveOpaque(opaque.owner, opaque.secret, deps.now());
+  if (!jwt) throw invalidToken('The access token is not valid.');
+  return jwt;
+}
+
+/**
+ * Verifies a bearer access token issued by Gatehouse: a JWT in the isolate (no I/O for a known key),
+ * an opaque one after exchanging it for its JWT.
+ */
 export async function verifyAccessToken(deps: Deps, token: string): Promise<JWTPayload> {
+  const jwt = await exchangeOpaque(deps, token);
   try {
-    return await verifyToken(deps.signingKeys, token, { kind: 'access', issuer: issuerOf(deps), audience: issuerOf(deps), now: deps.now() });
+    return await verifyToken(deps.signingKeys, jwt, { kind: 'access', issuer: issuerOf(deps), audience: issuerOf(deps), now: deps.now() });
   } catch (e) {
     if (e instanceof TokenRejected) throw invalidToken('The access token is not valid.');
     throw e;
@@ -57,10 +70,17 @@ export async function introspect(deps: Deps, client: Client, token: string): Pro
 }
 
 /**
- * Revocation (RFC 7009). A refresh token ends its whole family (only the owning client may). JWT
- * access tokens cannot be recalled and simply expire (ACCESS_TOKEN_TTL). Unknown tokens: success.
+ * Revocation (RFC 7009). A refresh token ends its whole family, an opaque access token ends at
+ * once (only the owning client may revoke either). JWT access tokens cannot be recalled and simply
+ * expire (ACCESS_TOKEN_TTL). Unknown tokens: success.
  */
 export async function revoke(deps: Deps, client: Client, token: string): Promise<void> {
+  const opaque = parseOpaqueToken(token);
+  if (opaque) {
+    const claims = await verifyAccessToken(deps, token).catch(() => null);
+    if (claims?.client_id === client.clientId) await deps.sessions.revokeOpaque(opaque.owner, opaque.secret);
+    return;
+  }
   const refresh = parseRefreshToken(token);
   if (!refresh) return;
   const grant = await deps.sessions.inspectRefresh(refresh.userId, refresh.familyId, refresh.secret, deps.now());

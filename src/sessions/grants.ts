@@ -108,6 +108,26 @@ export class GrantStore {
       idle_ttl INTEGER NOT NULL, idle_expires_at INTEGER NOT NULL, absolute_expires_at INTEGER NOT NULL,
       revoked_at INTEGER)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS refresh_used (hash TEXT PRIMARY KEY, family_id TEXT NOT NULL)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS opaque_tokens (hash TEXT PRIMARY KEY, jwt TEXT NOT NULL, expires_at INTEGER NOT NULL)`);
+  }
+
+  /** Keeps the JWT behind an opaque access token (the phantom-token pattern); returns the secret. */
+  async storeOpaque(jwt: string, expiresAt: number): Promise<string> {
+    const secret = randomToken(32);
+    this.sql.exec('INSERT INTO opaque_tokens (hash, jwt, expires_at) VALUES (?, ?, ?)', await sha256(secret), jwt, expiresAt);
+    return secret;
+  }
+
+  /** The JWT an opaque token stands for, while it lives. */
+  async resolveOpaque(secret: string, now: number): Promise<string | null> {
+    const hash = await sha256(secret);
+    const row = this.sql.exec<{ jwt: string; expires_at: number }>('SELECT jwt, expires_at FROM opaque_tokens WHERE hash = ?', hash).toArray()[0];
+    return row && now < row.expires_at ? row.jwt : null;
+  }
+
+  async revokeOpaque(secret: string): Promise<boolean> {
+    const hash = await sha256(secret);
+    return this.sql.exec('DELETE FROM opaque_tokens WHERE hash = ? RETURNING hash', hash).toArray().length > 0;
   }
 
   /** Stores a new code (single use, short-lived) and returns its secret. */
@@ -262,6 +282,7 @@ export class GrantStore {
   /** Deletes expired codes and dead families; returns the next time something expires (or null). */
   purge(now: number): number | null {
     this.sql.exec('DELETE FROM auth_codes WHERE expires_at <= ?', now);
+    this.sql.exec('DELETE FROM opaque_tokens WHERE expires_at <= ?', now);
     const dead = this.sql
       .exec<{ family_id: string }>(
         'SELECT family_id FROM refresh_families WHERE idle_expires_at <= ? OR absolute_expires_at <= ? OR revoked_at IS NOT NULL',
@@ -281,7 +302,8 @@ export class GrantStore {
     const b = this.sql
       .exec<{ t: number | null }>('SELECT MIN(MIN(idle_expires_at, absolute_expires_at)) AS t FROM refresh_families WHERE revoked_at IS NULL')
       .one().t;
-    const all = [a, b].filter((t): t is number => t !== null);
+    const c = this.sql.exec<{ t: number | null }>('SELECT MIN(expires_at) AS t FROM opaque_tokens').one().t;
+    const all = [a, b, c].filter((t): t is number => t !== null);
     return all.length ? Math.min(...all) : null;
   }
 }

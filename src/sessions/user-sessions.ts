@@ -55,8 +55,9 @@ const toRecord = (r: Row): SessionRecord => ({
 });
 
 /**
- * One object per user (named by the user id): that user's browser sessions, authorization codes and
- * refresh-token families. Calls are serialised by the object's input gate, so a refresh never races
+ * One object per user (named by the user id): that user's browser sessions, authorization codes,
+ * refresh-token families and opaque access tokens. (A client's own opaque tokens, from
+ * client_credentials, live in an object of this class named `client:<client_id>`.) Calls are serialised by the object's input gate, so a refresh never races
  * a revoke and a code is redeemed once. Only SHA-256 hashes of secrets are stored. An alarm purges
  * what has expired.
  */
@@ -193,6 +194,20 @@ export class UserSessions extends DurableObject<Env> {
 
   revokeRefreshFamily(familyId: string): boolean {
     return this.grants.revokeFamily(familyId, Date.now());
+  }
+
+  async storeOpaque(jwt: string, expiresAt: number): Promise<string> {
+    const secret = await this.grants.storeOpaque(jwt, expiresAt);
+    await this.scheduleAlarm();
+    return secret;
+  }
+
+  resolveOpaque(secret: string, now: number): Promise<string | null> {
+    return this.grants.resolveOpaque(secret, now);
+  }
+
+  revokeOpaque(secret: string): Promise<boolean> {
+    return this.grants.revokeOpaque(secret);
   }
 
   /** Purges expired sessions, codes and refresh families, and re-arms for the next expiry. */

@@ -195,3 +195,35 @@ describe('userinfo', () => {
     expect(post.status).toBe(200);
   });
 });
+
+describe('opaque access tokens (phantom tokens)', () => {
+  it('hands the client an opaque reference whose JWT stays with Gatehouse, usable at userinfo and introspection, revocable', async () => {
+    const client = await registerClient({ accessTokenFormat: 'opaque', accessTokenTtl: 120 });
+    const { user, tokens } = await codeTokens(client);
+    expect(tokens.access_token).toMatch(/^ot1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
+    expect(tokens.access_token.split('.')).toHaveLength(3);
+    const info = await call('/auth/userinfo', { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    expect(await info.json()).toMatchObject({ sub: user.userId, email: user.email });
+    const auth = { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) };
+    const introspected = await (await call('/auth/introspect', { ...form({ token: tokens.access_token }), headers: auth })).json<Record<string, unknown>>();
+    expect(introspected).toMatchObject({ active: true, token_type: 'access_token', sub: user.userId, client_id: client.clientId });
+    expect((introspected.exp as number) - (introspected.iat as number)).toBe(120);
+
+    // A forged or tampered reference is refused.
+    const tampered = tokens.access_token.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'));
+    expect((await call('/auth/userinfo', { headers: { authorization: `Bearer ${tampered}` } })).status).toBe(401);
+
+    expect((await call('/auth/revoke', { ...form({ token: tokens.access_token }), headers: auth })).status).toBe(200);
+    expect((await call('/auth/userinfo', { headers: { authorization: `Bearer ${tokens.access_token}` } })).status).toBe(401);
+  });
+
+  it('keeps a client_credentials opaque token in the client\'s own object', async () => {
+    const client = await registerClient({ accessTokenFormat: 'opaque' });
+    const res = await tokenRequest({ grant_type: 'client_credentials', scope: 'profile' }, basic(client.clientId, client.clientSecret));
+    const { access_token } = await res.json<{ access_token: string }>();
+    const owner = atob(access_token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'));
+    expect(owner).toBe(`client:${client.clientId}`);
+    const auth = { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) };
+    expect(await (await call('/auth/introspect', { ...form({ token: access_token }), headers: auth })).json()).toMatchObject({ active: true, sub: client.clientId });
+  });
+});
