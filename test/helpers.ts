@@ -89,7 +89,7 @@ export function appWith(override: (deps: Deps) => Partial<Deps>) {
     const deps = await depsFor(e);
     return { ...deps, ...override(deps) };
   });
-  return (path: string, init: RequestInit & { json?: unknown; ip?: string; cookie?: string } = {}) => {
+  return (path: string, init: RequestInit & { json?: unknown; ip?: string; cookie?: string } = {}): Promise<Response> => {
     const headers = new Headers(init.headers);
     if (init.json !== undefined) headers.set('content-type', 'application/json');
     headers.set('cf-connecting-ip', init.ip ?? uniqueIp());
@@ -100,7 +100,7 @@ export function appWith(override: (deps: Deps) => Partial<Deps>) {
       body: init.json !== undefined ? JSON.stringify(init.json) : init.body ?? null,
       redirect: 'manual',
     });
-    return app.fetch(request, env);
+    return Promise.resolve(app.fetch(request, env));
   };
 }
 
