@@ -24,7 +24,7 @@ export const issuerOf = (deps: Deps) => deps.config.publicUrl.origin;
  */
 export async function issueAccessToken(
   deps: Deps,
-  a: { client: Client; subject: string; scope: string[]; now: number; user?: UserView; grant?: Grant },
+  a: { client: Client; subject: string; scope: string[]; now: number; user?: UserView; grant?: Grant; grantId?: string },
 ) {
   const ttl = a.client.accessTokenTtl ?? deps.config.tokens.accessTtl;
   const claims: Record<string, unknown> = { sub: a.subject, client_id: a.client.clientId, scope: a.scope.join(' ') };
@@ -42,7 +42,7 @@ export async function issueAccessToken(
   // Phantom token: the client sees an opaque reference; the JWT stays with Gatehouse, which trades
   // it back at userinfo, introspection and (the gateway) on the way to an origin.
   const owner = a.user ? a.user.id : `client:${a.client.clientId}`;
-  const secret = await deps.sessions.storeOpaque(owner, signed.token, signed.exp * 1000);
+  const secret = await deps.sessions.storeOpaque(owner, signed.token, signed.exp * 1000, a.grantId ?? null);
   return { token: formatOpaqueToken(owner, secret), expiresIn: ttl };
 }
 
@@ -74,9 +74,26 @@ export async function issueIdToken(
 /** The token response for a user grant (code or refresh). */
 export async function userTokenResponse(
   deps: Deps,
-  r: { client: Client; user: UserView; grant: Grant; nonce: string | null; now: number; refresh?: { familyId: string; secret: string } },
+  r: {
+    client: Client;
+    user: UserView;
+    grant: Grant;
+    nonce: string | null;
+    now: number;
+    /** The refresh family, or the code's hash: revoking it takes opaque access tokens along. */
+    grantId: string;
+    refresh?: { familyId: string; secret: string };
+  },
 ): Promise<TokenResponse> {
-  const access = await issueAccessToken(deps, { client: r.client, subject: r.user.id, scope: r.grant.scope, now: r.now, user: r.user, grant: r.grant });
+  const access = await issueAccessToken(deps, {
+    client: r.client,
+    subject: r.user.id,
+    scope: r.grant.scope,
+    now: r.now,
+    user: r.user,
+    grant: r.grant,
+    grantId: r.grantId,
+  });
   const response: TokenResponse = {
     access_token: access.token,
     token_type: 'Bearer',

@@ -59,7 +59,15 @@ export async function exchangeToken(deps: Deps, client: Client, params: Params):
       throw oauthError('invalid_grant', 'The authorization code was already used; the tokens issued from it have been revoked.');
     if (result.status === 'invalid') throw oauthError('invalid_grant', `The authorization code is not valid: ${result.reason}.`);
     const user = await loadUser(deps, code.userId);
-    return userTokenResponse(deps, { client, user, grant: result.grant, nonce: result.grant.nonce, now, ...(result.refresh ? { refresh: result.refresh } : {}) });
+    return userTokenResponse(deps, {
+      client,
+      user,
+      grant: result.grant,
+      nonce: result.grant.nonce,
+      now,
+      grantId: result.grantId,
+      ...(result.refresh ? { refresh: result.refresh } : {}),
+    });
   }
 
   if (grantType === 'refresh_token') {
@@ -78,7 +86,15 @@ export async function exchangeToken(deps: Deps, client: Client, params: Params):
     if (result.status === 'invalid_scope') throw oauthError('invalid_scope', 'The requested scope exceeds the original grant.');
     if (result.status === 'invalid') throw oauthError('invalid_grant', `The refresh token is not valid: ${result.reason}.`);
     const user = await loadUser(deps, token.userId);
-    return userTokenResponse(deps, { client, user, grant: result.grant, nonce: null, now, refresh: { familyId: token.familyId, secret: result.secret } });
+    return userTokenResponse(deps, {
+      client,
+      user,
+      grant: result.grant,
+      nonce: null,
+      now,
+      grantId: token.familyId,
+      refresh: { familyId: token.familyId, secret: result.secret },
+    });
   }
 
   // client_credentials: the client acts for itself.

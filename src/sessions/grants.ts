@@ -28,7 +28,7 @@ export interface RefreshPolicy {
 }
 
 export type CodeRedemption =
-  | { status: 'ok'; grant: Grant & { nonce: string | null }; refresh?: { familyId: string; secret: string } }
+  | { status: 'ok'; grant: Grant & { nonce: string | null }; grantId: string; refresh?: { familyId: string; secret: string } }
   | { status: 'invalid'; reason: string }
   /** The code was already redeemed: the refresh family issued from it has been revoked. */
   | { status: 'reused' };
@@ -108,13 +108,18 @@ export class GrantStore {
       idle_ttl INTEGER NOT NULL, idle_expires_at INTEGER NOT NULL, absolute_expires_at INTEGER NOT NULL,
       revoked_at INTEGER)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS refresh_used (hash TEXT PRIMARY KEY, family_id TEXT NOT NULL)`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS opaque_tokens (hash TEXT PRIMARY KEY, jwt TEXT NOT NULL, expires_at INTEGER NOT NULL)`);
+    // `grant_id` ties an opaque access token to the code or refresh family it was issued from.
+    sql.exec(`CREATE TABLE IF NOT EXISTS opaque_tokens (hash TEXT PRIMARY KEY, jwt TEXT NOT NULL, expires_at INTEGER NOT NULL, grant_id TEXT)`);
   }
 
-  /** Keeps the JWT behind an opaque access token (the phantom-token pattern); returns the secret. */
-  async storeOpaque(jwt: string, expiresAt: number): Promise<string> {
+  /**
+   * Keeps the JWT behind an opaque access token (the phantom-token pattern); returns the secret.
+   * `grantId` (the refresh family, or the code's hash when there is none) lets a replayed code or a
+   * revoked family take the token with it.
+   */
+  async storeOpaque(jwt: string, expiresAt: number, grantId: string | null): Promise<string> {
     const secret = randomToken(32);
-    this.sql.exec('INSERT INTO opaque_tokens (hash, jwt, expires_at) VALUES (?, ?, ?)', await sha256(secret), jwt, expiresAt);
+    this.sql.exec('INSERT INTO opaque_tokens (hash, jwt, expires_at, grant_id) VALUES (?, ?, ?, ?)', await sha256(secret), jwt, expiresAt, grantId);
     return secret;
   }
 
@@ -173,7 +178,8 @@ export class GrantStore {
     const row = this.sql.exec<CodeRow>('SELECT * FROM auth_codes WHERE code_hash = ?', hash).toArray()[0];
     if (!row) return { status: 'invalid', reason: 'unknown code' };
     if (row.consumed_at !== null) {
-      if (row.family_id) this.revokeFamily(row.family_id, r.now);
+      // RFC 6749 §4.1.2: a replayed code revokes what was issued from it.
+      this.revokeFamily(row.family_id ?? hash, r.now);
       return { status: 'reused' };
     }
     if (r.now >= row.expires_at) return { status: 'invalid', reason: 'the code has expired' };
@@ -195,6 +201,7 @@ export class GrantStore {
     return {
       status: 'ok',
       grant: { ...grant, nonce: row.nonce },
+      grantId: family?.familyId ?? hash,
       ...(family ? { refresh: { familyId: family.familyId, secret: family.secret } } : {}),
     };
   }
@@ -263,7 +270,9 @@ export class GrantStore {
     return { ...grantOf(family), expiresAt: Math.min(family.idle_expires_at, family.absolute_expires_at) };
   }
 
+  /** Revokes a refresh family and the opaque access tokens issued under it. */
   revokeFamily(familyId: string, now: number): boolean {
+    this.sql.exec('DELETE FROM opaque_tokens WHERE grant_id = ?', familyId);
     return this.sql.exec('UPDATE refresh_families SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL RETURNING family_id', now, familyId).toArray().length > 0;
   }
 
@@ -276,7 +285,9 @@ export class GrantStore {
           sid,
         )
       : this.sql.exec('UPDATE refresh_families SET revoked_at = ? WHERE revoked_at IS NULL RETURNING family_id', now);
-    return rows.toArray().length;
+    const revoked = rows.toArray() as { family_id: string }[];
+    for (const { family_id } of revoked) this.sql.exec('DELETE FROM opaque_tokens WHERE grant_id = ?', family_id);
+    return revoked.length;
   }
 
   /** Deletes expired codes and dead families; returns the next time something expires (or null). */

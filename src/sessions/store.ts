@@ -20,7 +20,7 @@ export interface SessionStore {
   inspectRefresh(userId: string, familyId: string, secret: string, now: number): Promise<(Grant & { expiresAt: number }) | null>;
   revokeRefreshFamily(userId: string, familyId: string): Promise<boolean>;
   /** Opaque access tokens, in the object named `owner` (a user id, or `client:<client_id>`). */
-  storeOpaque(owner: string, jwt: string, expiresAt: number): Promise<string>;
+  storeOpaque(owner: string, jwt: string, expiresAt: number, grantId: string | null): Promise<string>;
   resolveOpaque(owner: string, secret: string, now: number): Promise<string | null>;
   revokeOpaque(owner: string, secret: string): Promise<boolean>;
 }
@@ -43,7 +43,7 @@ export function createSessionStore(ns: DurableObjectNamespace<UserSessions>): Se
     rotateRefresh: (userId, input) => call(() => stub(userId).rotateRefresh(input) as unknown as Promise<RefreshRotation>),
     inspectRefresh: (userId, familyId, secret, now) => call(() => stub(userId).inspectRefresh(familyId, secret, now)),
     revokeRefreshFamily: (userId, familyId) => call(() => stub(userId).revokeRefreshFamily(familyId)),
-    storeOpaque: (owner, jwt, expiresAt) => call(() => stub(owner).storeOpaque(jwt, expiresAt)),
+    storeOpaque: (owner, jwt, expiresAt, grantId) => call(() => stub(owner).storeOpaque(jwt, expiresAt, grantId)),
     resolveOpaque: (owner, secret, now) => call(() => stub(owner).resolveOpaque(secret, now)),
     revokeOpaque: (owner, secret) => call(() => stub(owner).revokeOpaque(secret)),
   };

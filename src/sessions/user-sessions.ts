@@ -196,8 +196,8 @@ export class UserSessions extends DurableObject<Env> {
     return this.grants.revokeFamily(familyId, Date.now());
   }
 
-  async storeOpaque(jwt: string, expiresAt: number): Promise<string> {
-    const secret = await this.grants.storeOpaque(jwt, expiresAt);
+  async storeOpaque(jwt: string, expiresAt: number, grantId: string | null): Promise<string> {
+    const secret = await this.grants.storeOpaque(jwt, expiresAt, grantId);
     await this.scheduleAlarm();
     return secret;
   }

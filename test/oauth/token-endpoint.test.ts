@@ -217,6 +217,20 @@ describe('opaque access tokens (phantom tokens)', () => {
     expect((await call('/auth/userinfo', { headers: { authorization: `Bearer ${tokens.access_token}` } })).status).toBe(401);
   });
 
+  it('revokes the opaque access token issued from a code when the code is replayed', async () => {
+    const client = await registerClient({ accessTokenFormat: 'opaque', grantTypes: ['authorization_code'] });
+    const user = await signedInUser();
+    const { code, verifier } = await getCode(client.clientId, user.cookie);
+    const fields = { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier };
+    const first = await (await tokenRequest(fields, basic(client.clientId, client.clientSecret))).json<Tokens>();
+    expect(first.refresh_token).toBeUndefined();
+    const bearer = { headers: { authorization: `Bearer ${first.access_token}` } };
+    expect((await call('/auth/userinfo', bearer)).status).toBe(200);
+    const replay = await tokenRequest(fields, basic(client.clientId, client.clientSecret));
+    expect(await replay.json()).toMatchObject({ error: 'invalid_grant' });
+    expect((await call('/auth/userinfo', bearer)).status).toBe(401);
+  });
+
   it('keeps a client_credentials opaque token in the client\'s own object', async () => {
     const client = await registerClient({ accessTokenFormat: 'opaque' });
     const res = await tokenRequest({ grant_type: 'client_credentials', scope: 'profile' }, basic(client.clientId, client.clientSecret));
