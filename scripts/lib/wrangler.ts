@@ -57,8 +57,11 @@ export async function startWranglerDev(opts: {
   vars?: Record<string, string>;
   stdio?: 'inherit' | 'pipe';
   logLevel?: string;
+  /** Serve /__scheduled to run the cron handler on demand (tests). */
+  testScheduled?: boolean;
 }) {
   const args = ['dev', '--port', String(opts.port), '--ip', '127.0.0.1', '--log-level', opts.logLevel ?? 'warn'];
+  if (opts.testScheduled) args.push('--test-scheduled');
   if (opts.persistTo) args.push('--persist-to', opts.persistTo);
   for (const [k, v] of Object.entries(opts.vars ?? {})) args.push('--var', `${k}:${v}`);
   const child = spawn(WRANGLER, args, { cwd: ROOT, env: wranglerEnv(), stdio: opts.stdio ?? 'pipe', detached: false });

@@ -29,21 +29,27 @@ export async function startGatehouse() {
   applyMigrations({ remote: false, persistTo });
   const port = await freePort();
   const base = `http://localhost:${port}`;
-  const dev = await startWranglerDev({
-    port,
-    persistTo,
-    vars: {
-      ENVIRONMENT: 'development',
-      PUBLIC_URL: base,
-      MAIL_PROVIDER: 'dev',
-      AUTH_SECRET: randomBytes(32).toString('base64url'),
-      KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64url'),
-    },
-  });
+  const vars = {
+    ENVIRONMENT: 'development',
+    PUBLIC_URL: base,
+    MAIL_PROVIDER: 'dev',
+    AUTH_SECRET: randomBytes(32).toString('base64url'),
+    KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64url'),
+  };
+  const start = () => startWranglerDev({ port, persistTo, vars, testScheduled: true });
+  let dev = await start();
   return {
     base,
     persistTo,
-    output: dev.output,
+    output: () => dev.output(),
+    /** Stops the worker, keeping its state, so the test can change D1 underneath. */
+    async pause() {
+      await dev.stop();
+    },
+    /** Starts it again on the same port, state and secrets (fresh isolates, empty caches). */
+    async resume() {
+      dev = await start();
+    },
     async stop() {
       await dev.stop();
       rmSync(persistTo, { recursive: true, force: true });

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { d1Query } from '../../scripts/lib/wrangler';
 import { clientsCli, launchBrowser, startGatehouse, usersCli } from './harness';
 
 // The relying party: a real HTTP server on loopback that only records where the browser landed.
@@ -183,5 +184,46 @@ describe('openid-client against Gatehouse under wrangler dev', () => {
     const tokens = await oidc.clientCredentialsGrant(config, { scope: 'profile' });
     expect(tokens.token_type.toLowerCase()).toBe('bearer');
     expect(tokens.scope).toBe('profile');
+  });
+});
+
+describe('signing-key rotation while the relying party holds tokens', () => {
+  it('keeps old tokens verifying, signs new ones with the new keys, and openid-client follows the JWKS', async () => {
+    const jar = new Jar();
+    const first = await authorizationRequest({ scope: 'openid email' });
+    const held = await oidc.authorizationCodeGrant(config, await runAuthorization(jar, first.url), {
+      pkceCodeVerifier: first.verifier,
+      expectedState: first.state,
+      expectedNonce: first.nonce,
+    });
+    const kid = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[0]!, 'base64url').toString()).kid as string;
+    const oldAccessKid = kid(held.access_token);
+    const oldIdKid = kid(held.id_token!);
+    const day = 86400_000;
+    const target = { remote: false, persistTo: gatehouse.persistTo };
+
+    // A month passes for the current keys; the hourly cron publishes their successors ahead of time.
+    await gatehouse.pause();
+    d1Query(target, `UPDATE signing_keys SET signs_from = signs_from - ${31 * day}, created_at = created_at - ${31 * day}`);
+    await gatehouse.resume();
+    const cron = await fetch(`${gatehouse.base}/__scheduled?cron=${encodeURIComponent('17 * * * *')}`, { signal: AbortSignal.timeout(15_000) });
+    expect(cron.status).toBe(200);
+    const published = (await (await fetch(`${gatehouse.base}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
+    expect(published.keys).toHaveLength(4);
+    expect(published.keys.map((k) => k.kid)).toEqual(expect.arrayContaining([oldAccessKid, oldIdKid]));
+
+    // The publish lead elapses: the successors start signing (isolates reload their key cache).
+    await gatehouse.pause();
+    d1Query(target, `UPDATE signing_keys SET signs_from = ${Date.now() - 1000} WHERE generation = 2`);
+    await gatehouse.resume();
+
+    // What the client already holds still works…
+    const info = await oidc.fetchUserInfo(config, held.access_token, held.claims()!.sub);
+    expect(info.email).toBe(EMAIL);
+    // …and what it gets now is signed by the new keys, which openid-client finds in the JWKS.
+    const fresh = await oidc.refreshTokenGrant(config, held.refresh_token!);
+    expect(kid(fresh.access_token)).not.toBe(oldAccessKid);
+    expect(kid(fresh.id_token!)).not.toBe(oldIdKid);
+    expect(fresh.claims()!.sub).toBe(held.claims()!.sub);
   });
 });
