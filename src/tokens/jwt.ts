@@ -67,19 +67,29 @@ export async function verifyToken(
     if (!key) throw new TokenRejected('unknown kid');
     return key;
   };
+  const options = (at: number) => ({
+    algorithms: v.algorithms ?? ALLOWED_ALGS,
+    typ: TOKEN_TYPES[v.kind],
+    issuer: v.issuer,
+    audience: v.audience,
+    currentDate: new Date(at),
+    requiredClaims: ['exp', 'iat', 'iss', 'aud'],
+  });
   try {
-    const { payload } = await jwtVerify(token, getKey, {
-      algorithms: v.algorithms ?? ALLOWED_ALGS,
-      typ: TOKEN_TYPES[v.kind],
-      issuer: v.issuer,
-      audience: v.audience,
-      currentDate: new Date(v.now),
-      requiredClaims: ['exp', 'iat', 'iss', 'aud'],
-      ...(v.allowExpired ? { clockTolerance: 366 * 86400 } : {}),
-    });
-    return payload;
+    return (await jwtVerify(token, getKey, options(v.now))).payload;
   } catch (e) {
     if (e instanceof TokenRejected) throw e;
+    // A hint may be expired: check everything else as of the second before it expired (so a
+    // future `nbf` is still refused — a tolerance window would have let that through).
+    if (v.allowExpired && e instanceof errors.JWTExpired && typeof e.payload.exp === 'number' && e.payload.exp * 1000 <= v.now) {
+      try {
+        return (await jwtVerify(token, getKey, options(e.payload.exp * 1000 - 1000))).payload;
+      } catch (again) {
+        if (again instanceof TokenRejected) throw again;
+        if (again instanceof errors.JOSEError) throw new TokenRejected(again.code);
+        throw again;
+      }
+    }
     if (e instanceof errors.JOSEError) throw new TokenRejected(e.code);
     throw e;
   }

@@ -1,26 +1,13 @@
-import { env } from 'cloudflare:workers';
 import { exportJWK, generateKeyPair, SignJWT, type JWTHeaderParameters } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { createDb } from '../../src/db/client';
-import { KeyRing } from '../../src/tokens/key-ring';
 import { signToken, verifyToken, TokenRejected } from '../../src/tokens/jwt';
 import { call } from '../helpers';
+import { ISS, ring, signedByUs as signedByOurKey } from './attacks';
 
-const KEK = 'dGVzdC1vbmx5LWtleS1lbmNyeXB0aW9uLWtleS0zMmI';
-const ring = new KeyRing(createDb(env.DB), KEK, { rotationMs: 30 * 86400_000, publishLeadMs: 3600_000, maxTokenTtlMs: 3600_000 });
-const ISS = 'https://gatehouse.test';
 const AUD = 'https://api.example.com';
 const b64 = (o: object) => btoa(JSON.stringify(o)).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
-
-/** A token signed by Gatehouse's real key, with any header and claims (what only a key holder could make). */
-async function signedByUs(header: Partial<JWTHeaderParameters>, claims: Record<string, unknown>, alg: 'ES256' | 'RS256' = 'ES256') {
-  const now = Date.now();
-  const { kid, key } = await ring.signer(alg, now);
-  const iat = Math.floor(now / 1000);
-  return new SignJWT({ iss: ISS, aud: AUD, sub: 'user-1', iat, exp: iat + 300, ...claims })
-    .setProtectedHeader({ alg, kid, typ: 'at+jwt', ...header } as JWTHeaderParameters)
-    .sign(key);
-}
+const signedByUs = (header: Partial<JWTHeaderParameters>, claims: Record<string, unknown>, alg: 'ES256' | 'RS256' = 'ES256') =>
+  signedByOurKey(header, { aud: AUD, ...claims }, alg);
 
 const verifyAccess = (token: string, over: { audience?: string; issuer?: string } = {}) =>
   verifyToken(ring, token, { kind: 'access', issuer: over.issuer ?? ISS, audience: over.audience ?? AUD, now: Date.now() });
