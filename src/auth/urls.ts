@@ -8,11 +8,23 @@ export function authUrl(config: Config, path: string, query: Record<string, stri
 }
 
 /**
- * Where to go after signing in: only a path on this origin ("/x", not "//x" or "/\x"),
- * anything else falls back to the account page. Prevents open redirects.
+ * Where to go after signing in: only a path on this origin. Anything that is not plainly a path —
+ * `//host`, `/\\host`, a scheme, control characters or whitespace that browsers strip, encoded
+ * slashes or backslashes that some servers decode — falls back to the account page. The result is
+ * re-serialised from a parse against a placeholder origin, so what is returned is what was checked.
  */
 export function safeReturnTo(raw: string | undefined | null, fallback = '/auth/account'): string {
-  if (!raw || raw.length > 8192 || !raw.startsWith('/') || raw.startsWith('//') || raw.startsWith('/\\')) return fallback;
-  if (/[\u0000-\u001f\\]/.test(raw)) return fallback;
-  return raw;
+  if (!raw || raw.length > 8192 || !raw.startsWith('/') || raw.startsWith('//')) return fallback;
+  if (/[\u0000-\u0020\u007f-\u00a0\\]/.test(raw) || /%(00|09|0a|0d)/i.test(raw)) return fallback;
+  // Encoded slashes or backslashes in the path (not the query, where encoded URLs belong).
+  if (/%(2f|5c)/i.test(raw.split(/[?#]/)[0]!)) return fallback;
+  let url: URL;
+  try {
+    url = new URL(raw, 'https://return-to.invalid');
+  } catch {
+    return fallback;
+  }
+  if (url.origin !== 'https://return-to.invalid' || url.username || url.password) return fallback;
+  const path = `${url.pathname}${url.search}${url.hash}`;
+  return path.startsWith('//') ? fallback : path;
 }
