@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { matchesPattern, normalisePath } from '../../src/gateway/path';
+
+/** The route a path reaches in a table where /admin/* is protected and /public/* and /* are open. */
+function routeOf(path: string): 'admin' | 'public' | 'other' {
+  if (matchesPattern(path, '/admin/*')) return 'admin';
+  if (matchesPattern(path, '/public/*')) return 'public';
+  return 'other';
+}
+
+// Attempts to reach /admin/secret without the admin route's policy applying.
+const CONFUSIONS = [
+  '/public/../admin/secret', '/public/./../admin/secret', '/public/%2e%2e/admin/secret', '/public/%2E%2E/admin/secret',
+  '/public/.%2e/admin/secret', '/public/%2e./admin/secret', '/public%2f..%2fadmin/secret', '/public/..%2fadmin/secret',
+  '/public%2F..%2Fadmin%2Fsecret', '/public/..%5cadmin/secret', '/public/..\\admin/secret', '/public\\..\\admin\\secret',
+  '//admin/secret', '///admin//secret', '/./admin/secret', '/public/../../admin/secret', '/ADMIN/secret', '/Admin/Secret',
+  '/aDmIn/secret', '/%61dmin/secret', '/%41DMIN/secret', '/admin./secret', '/admin%2e/secret', '/admin /secret',
+  '/admin%20/secret', '/admin;/secret', '/admin;jsessionid=x/secret', '/public/..;/admin/secret', '/public;/../admin/secret',
+  '/admin%3b/secret', '/admin%00/secret', '/admin\u0000/secret', '/public/%2e%2e%2fadmin/secret', '/public/%c0%ae%c0%ae/admin/secret',
+  '/public/%e0%80%ae%e0%80%ae/admin/secret', '/public/%c0%af../admin/secret', '/public/%ff/../admin/secret', '/public/%/../admin/secret',
+  '/public/%2/../admin/secret', '/admin%09/secret', '/admin\t/secret', '/public/..%00/admin/secret', '/admin/./secret', '/admin/x/../secret',
+  '/public/..', '/..', '/public/../..', '/public%23/../admin/secret',
+];
+
+describe('gateway path normalisation', () => {
+  it(`lets none of ${CONFUSIONS.length} confusions reach /admin without the admin policy`, () => {
+    expect(CONFUSIONS.length).toBeGreaterThanOrEqual(40);
+    for (const raw of CONFUSIONS) {
+      const result = normalisePath(raw);
+      if (!result.ok) continue; // refused with 400: no bypass
+      // Accepted: the normalised path is what is forwarded; if it is under /admin, the admin route applies.
+      const forwardedLower = result.path.toLowerCase();
+      if (forwardedLower === '/admin' || forwardedLower.startsWith('/admin/')) expect(routeOf(result.path), raw).toBe('admin');
+      else expect(forwardedLower, raw).not.toContain('admin/secret');
+    }
+  });
+
+  it('refuses what an origin could read differently, naming why', () => {
+    expect(normalisePath('/a/%2e%2e/b')).toEqual({ ok: false, reason: 'the path has an encoded /, \\ or .' });
+    expect(normalisePath('/a\\b')).toMatchObject({ ok: false });
+    expect(normalisePath('/a;b')).toMatchObject({ ok: false });
+    expect(normalisePath('/%c0%ae')).toEqual({ ok: false, reason: 'the path has percent-escapes that are not valid UTF-8' });
+    expect(normalisePath('/a%zz')).toEqual({ ok: false, reason: 'the path has a malformed percent-escape' });
+    expect(normalisePath('/..')).toEqual({ ok: false, reason: 'the path climbs above the root' });
+    expect(normalisePath('/admin./x')).toEqual({ ok: false, reason: 'a path segment ends in a dot or whitespace' });
+  });
+
+  it('normalises the harmless forms', () => {
+    expect(normalisePath('/a//b///c')).toEqual({ ok: true, path: '/a/b/c' });
+    expect(normalisePath('/a/./b/../c')).toEqual({ ok: true, path: '/a/c' });
+    expect(normalisePath('/%7Euser/%41bc')).toEqual({ ok: true, path: '/~user/Abc' });
+    expect(normalisePath('/caf%c3%a9/x%20y')).toEqual({ ok: true, path: '/caf%C3%A9/x%20y' });
+    expect(normalisePath('/a/b/')).toEqual({ ok: true, path: '/a/b/' });
+    expect(normalisePath('/')).toEqual({ ok: true, path: '/' });
+  });
+
+  it('matches route patterns on whole segments, ignoring case', () => {
+    expect(matchesPattern('/demo/me', '/demo/me/*')).toBe(true);
+    expect(matchesPattern('/demo/me/x/y', '/demo/me/*')).toBe(true);
+    expect(matchesPattern('/DEMO/Me/x', '/demo/me/*')).toBe(true);
+    expect(matchesPattern('/demo/meow', '/demo/me/*')).toBe(false);
+    expect(matchesPattern('/health', '/health')).toBe(true);
+    expect(matchesPattern('/healthz', '/health')).toBe(false);
+  });
+});
