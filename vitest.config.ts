@@ -7,6 +7,18 @@ process.env.WRANGLER_SEND_METRICS ??= 'false';
 
 const migrations = await readD1Migrations('./migrations');
 
+/** The gateway routes the Workers tests run against (the same echo origin `npm run dev` uses). */
+const TEST_ROUTES = [
+  { match: '/demo/public/*', origin: 'service:ORIGIN_ECHO', policy: { access: 'public' } },
+  { match: '/demo/me/*', origin: 'service:ORIGIN_ECHO', policy: { access: 'authenticated', expose: ['email'] } },
+  { match: '/demo/admin/*', origin: 'service:ORIGIN_ECHO', policy: { rolesAny: ['admin'] } },
+  { match: '/demo/fresh/*', origin: 'service:ORIGIN_ECHO', policy: { fresh: true } },
+  { match: '/demo/api/*', origin: 'service:ORIGIN_ECHO', policy: { scopes: ['profile'] } },
+  { match: '/demo/gold/*', origin: 'service:ORIGIN_ECHO', policy: { tiers: ['gold', 'platinum'] } },
+  { match: '/demo/recent/*', origin: 'service:ORIGIN_ECHO', policy: { maxAuthAge: 60 } },
+  { match: '/demo/down/*', origin: 'http://127.0.0.1:9', policy: { access: 'public' }, timeoutMs: 2000 },
+];
+
 // Two projects: `workers` runs in workerd through the Workers Vitest integration (real D1, Durable
 // Objects and rate limiter from wrangler.toml, migrations from migrations/); `e2e` runs in Node and
 // drives `wrangler dev` with a real browser.
@@ -22,7 +34,11 @@ export default defineConfig({
             miniflare: {
               // A second database for tests that rewrite the signing-key table wholesale.
               d1Databases: ['KEYS_TEST_DB'],
+              // The demo echo origin behind the gateway, reached through a service binding.
+              workers: [{ name: 'echo', modules: true, scriptPath: './demo/echo.js', compatibilityDate: '2026-10-20' }],
+              serviceBindings: { ORIGIN_ECHO: 'echo' },
               bindings: {
+                ROUTES: JSON.stringify(TEST_ROUTES),
                 ENVIRONMENT: 'test',
                 PUBLIC_URL: 'https://gatehouse.test',
                 MAIL_PROVIDER: 'dev',

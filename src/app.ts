@@ -14,6 +14,7 @@ import { jwksRoutes } from './tokens/routes';
 import { discoveryRoutes, oauthRoutes } from './oauth/routes';
 import { renderErrorPage } from './ui/error-page';
 import { pages } from './ui/routes';
+import { gatewayHandler } from './gateway/routes';
 
 /** Builds the worker's app. Tests pass their own deps factory to inject failures. */
 export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
@@ -63,7 +64,8 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
   app.route('/auth', pages);
   app.route('/.well-known', jwksRoutes);
   app.route('/.well-known', discoveryRoutes);
-  app.get('/', (c) => c.redirect('/auth/account', 302));
+  // Everything else goes through the gateway (DESIGN.md §1).
+  app.all('*', gatewayHandler);
 
   app.notFound((c) => {
     throw new GatehouseError('not_found', 404, `Nothing at ${new URL(c.req.url).pathname}.`);

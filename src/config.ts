@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { routesSchema, type Route } from './gateway/routes-config';
 
 /** Bindings and vars the worker receives; see wrangler.toml and docs/configuration.md. */
 export interface Env {
@@ -24,6 +25,8 @@ export interface Env {
   KEY_PUBLISH_LEAD?: string;
   REFRESH_TOKEN_IDLE_TTL?: string;
   REFRESH_TOKEN_ABSOLUTE_TTL?: string;
+  ROUTES?: string;
+  IDENTITY_HEADER_PREFIX?: string;
 }
 
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -56,6 +59,11 @@ const schema = z
     ID_TOKEN_TTL: seconds(3600).pipe(z.number().max(86400)),
     REFRESH_TOKEN_IDLE_TTL: seconds(14 * 86400),
     REFRESH_TOKEN_ABSOLUTE_TTL: seconds(90 * 86400),
+    ROUTES: routesSchema,
+    IDENTITY_HEADER_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9-]*-$/, 'must be a header-name prefix ending in -, like X-Auth-')
+      .default('X-Auth-'),
     KEY_ROTATION_DAYS: z.coerce.number().int().min(1).max(365).default(30),
     // Must exceed how long anyone caches the JWKS (its max-age is 300 s) and the isolate key cache.
     KEY_PUBLISH_LEAD: seconds(3600).pipe(z.number().min(600)),
@@ -90,6 +98,8 @@ export interface Config {
   requireVerifiedEmail: boolean;
   /** Lifetimes in seconds. */
   session: { tokenTtl: number; idleTtl: number; absoluteTtl: number };
+  /** The gateway: routes in the order they are tried, and the identity header prefix. */
+  gateway: { routes: Route[]; prefix: string };
   /** Signed-token lifetimes and key rotation, in seconds (rotation in days). */
   tokens: {
     accessTtl: number;
@@ -133,6 +143,7 @@ export function parseConfig(env: Partial<Env>): Config {
     passwordMinLength: c.PASSWORD_MIN_LENGTH,
     requireVerifiedEmail: c.REQUIRE_VERIFIED_EMAIL,
     session: { tokenTtl: c.SESSION_TOKEN_TTL, idleTtl: c.SESSION_IDLE_TTL, absoluteTtl: c.SESSION_ABSOLUTE_TTL },
+    gateway: { routes: c.ROUTES, prefix: c.IDENTITY_HEADER_PREFIX },
     tokens: {
       accessTtl: c.ACCESS_TOKEN_TTL,
       idTtl: c.ID_TOKEN_TTL,

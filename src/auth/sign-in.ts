@@ -47,7 +47,8 @@ export async function signInWithPassword(
 
   const rehash = verdict.needsRehash ? await deps.passwords.hash(input.password) : null;
   const roles = await failClosed('the database', () => rolesOf(db, user.id));
-  const session = await startSession(deps, { userId: user.id, amr: ['pwd'], meta, now });
+  const view = viewOf(user, roles);
+  const session = await startSession(deps, { user: view, amr: ['pwd'], meta, now });
 
   try {
     const key = await throttleKey('sign_in', input.email);
@@ -66,5 +67,5 @@ export async function signInWithPassword(
     await deps.sessions.revoke(user.id, session.record.sid).catch(() => undefined);
     throw e instanceof GatehouseError ? e : unavailable('the database', e);
   }
-  return { user: viewOf(user, roles), session };
+  return { user: view, session };
 }

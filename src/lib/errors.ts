@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'invalid_token'
   | 'expired_token'
   | 'unauthenticated'
+  | 'forbidden'
   | 'csrf_failed'
   | 'not_found'
   | 'rate_limited'

@@ -23,8 +23,8 @@ export function parseSessionCookie(value: string): { token: string; secret: stri
 }
 
 export const sessionCookieAttributes = (maxAge: number) => ({
-  path: '/',
-  secure: true,
+  path: '/' as const,
+  secure: true as const,
   httpOnly: true,
   sameSite: 'Lax' as const,
   maxAge: Math.max(0, Math.floor(maxAge)),

@@ -15,6 +15,14 @@ export interface SessionClaims {
   authTime: number;
   /** Seconds since epoch. */
   exp: number;
+  /**
+   * What the gateway injects, carried in the token so the hot path needs no I/O; re-read from D1
+   * at every refresh, so a role or tier change reaches requests within SESSION_TOKEN_TTL.
+   */
+  email: string;
+  emailVerified: boolean;
+  roles: string[];
+  tier: string;
 }
 
 export interface SessionTokenOptions {
@@ -30,7 +38,15 @@ export async function issueSessionToken(
 ): Promise<{ token: string; exp: number }> {
   const iat = Math.floor(now / 1000);
   const exp = iat + ttl;
-  const token = await new SignJWT({ sid: claims.sid, amr: claims.amr, auth_time: claims.authTime })
+  const token = await new SignJWT({
+    sid: claims.sid,
+    amr: claims.amr,
+    auth_time: claims.authTime,
+    email: claims.email,
+    email_verified: claims.emailVerified,
+    roles: claims.roles,
+    tier: claims.tier,
+  })
     .setProtectedHeader({ alg: 'HS256', typ: SESSION_TOKEN_TYPE })
     .setSubject(claims.sub)
     .setIssuer(issuer)
@@ -65,14 +81,22 @@ export async function verifySessionToken(
       currentDate: new Date(opts.now),
       clockTolerance: opts.maxAge,
     });
-    if (typeof payload.sid !== 'string' || !Array.isArray(payload.amr) || typeof payload.auth_time !== 'number')
+    const strings = (v: unknown) => (Array.isArray(v) ? v.filter((a): a is string => typeof a === 'string') : null);
+    const amr = strings(payload.amr);
+    const roles = strings(payload.roles);
+    if (typeof payload.sid !== 'string' || !amr || !roles || typeof payload.auth_time !== 'number') return { status: 'invalid' };
+    if (typeof payload.email !== 'string' || typeof payload.email_verified !== 'boolean' || typeof payload.tier !== 'string')
       return { status: 'invalid' };
     const claims: SessionClaims = {
       sub: payload.sub!,
       sid: payload.sid,
-      amr: payload.amr.filter((a): a is string => typeof a === 'string'),
+      amr,
       authTime: payload.auth_time,
       exp: payload.exp!,
+      email: payload.email,
+      emailVerified: payload.email_verified,
+      roles,
+      tier: payload.tier,
     };
     const fresh = claims.exp - opts.refreshWithin > opts.now / 1000;
     return { status: fresh ? 'valid' : 'stale', claims };

@@ -1,5 +1,7 @@
 import type { Deps } from '../deps';
 import type { RequestMeta } from '../identity/audit';
+import { findUserById, rolesOf, viewOf, type UserView } from '../identity/users';
+import { failClosed } from '../lib/errors';
 import { formatSessionCookie, parseSessionCookie } from './cookie';
 import { issueSessionToken, verifySessionToken, type SessionClaims } from './session-token';
 import type { SessionRecord } from './user-sessions';
@@ -21,8 +23,17 @@ const tokenOptions = (deps: Deps, now: number) => ({
   now,
 });
 
-async function cookieFor(deps: Deps, record: SessionRecord, secret: string, authTime: number, now: number) {
-  const claims = { sub: record.userId, sid: record.sid, amr: record.amr, authTime };
+async function cookieFor(deps: Deps, record: SessionRecord, secret: string, authTime: number, user: UserView, now: number) {
+  const claims = {
+    sub: record.userId,
+    sid: record.sid,
+    amr: record.amr,
+    authTime,
+    email: user.email,
+    emailVerified: user.emailVerified,
+    roles: user.roles,
+    tier: user.tier,
+  };
   const { token, exp } = await issueSessionToken(claims, tokenOptions(deps, now));
   return {
     claims: { ...claims, exp },
@@ -33,11 +44,11 @@ async function cookieFor(deps: Deps, record: SessionRecord, secret: string, auth
 /** A new session (new id and secret) in the user's Durable Object, and the cookie that carries it. */
 export async function startSession(
   deps: Deps,
-  s: { userId: string; amr: string[]; meta: RequestMeta; now: number },
+  s: { user: UserView; amr: string[]; meta: RequestMeta; now: number },
 ): Promise<StartedSession> {
   const { idleTtl, absoluteTtl } = deps.config.session;
   const created = await deps.sessions.create({
-    userId: s.userId,
+    userId: s.user.id,
     amr: s.amr,
     ip: s.meta.ip,
     userAgent: s.meta.userAgent,
@@ -46,7 +57,7 @@ export async function startSession(
     absoluteTtl,
   });
   const { secret, ...record } = created;
-  return { record, ...(await cookieFor(deps, record, secret, Math.floor(s.now / 1000), s.now)) };
+  return { record, ...(await cookieFor(deps, record, secret, Math.floor(s.now / 1000), s.user, s.now)) };
 }
 
 export type ResumedSession =
@@ -57,8 +68,8 @@ export type ResumedSession =
 
 /**
  * Reads a session cookie. A fresh token is accepted with no I/O; a stale one is refreshed through
- * the user's Durable Object, which is where a revoked session stops being accepted. Errors from the
- * object propagate as 503 (fail closed).
+ * the user's Durable Object (where a revoked session stops being accepted) and the user's roles,
+ * tier and email are re-read from D1. Errors from either propagate as 503 (fail closed).
  */
 export async function resumeSession(deps: Deps, cookieValue: string | undefined): Promise<ResumedSession> {
   if (!cookieValue) return { status: 'none' };
@@ -77,6 +88,10 @@ export async function resumeSession(deps: Deps, cookieValue: string | undefined)
 
   const record = await deps.sessions.refresh(verdict.claims.sub, verdict.claims.sid, parsed.secret, now);
   if (!record) return { status: 'ended' };
-  const { claims, cookie } = await cookieFor(deps, record, parsed.secret, verdict.claims.authTime, now);
+  // Roles, tier and email are re-read at every refresh (fail closed), so changes reach the token.
+  const row = await failClosed('the database', () => findUserById(deps.db, record.userId));
+  if (!row) return { status: 'ended' };
+  const user = viewOf(row, await failClosed('the database', () => rolesOf(deps.db, row.id)));
+  const { claims, cookie } = await cookieFor(deps, record, parsed.secret, verdict.claims.authTime, user, now);
   return { status: 'valid', claims, refreshed: cookie };
 }

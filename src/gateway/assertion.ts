@@ -1,0 +1,53 @@
+import type { KeyRing } from '../tokens/key-ring';
+import { signToken } from '../tokens/jwt';
+import type { Identity } from './identity';
+
+/** Assertions live at most this long (the issue's bound: ≤ 60 s). */
+export const ASSERTION_TTL = 60;
+/** A cached assertion is reused while it has at least this long left. */
+const REUSE_MARGIN = 15;
+
+const cache = new Map<string, { token: string; exp: number }>();
+
+/** The claims an origin receives, in the assertion as in the headers. */
+export function assertionClaims(who: Identity, exposeEmail: boolean): Record<string, unknown> {
+  return {
+    sub: who.sub,
+    ...(who.sid ? { sid: who.sid } : {}),
+    roles: who.roles,
+    ...(who.tier ? { tier: who.tier } : {}),
+    amr: who.amr,
+    ...(who.acr ? { acr: who.acr } : {}),
+    ...(who.authTime !== null ? { auth_time: who.authTime } : {}),
+    ...(who.clientId ? { client_id: who.clientId } : {}),
+    ...(exposeEmail && who.email ? { email: who.email, email_verified: who.emailVerified } : {}),
+  };
+}
+
+/**
+ * A short-lived JWT (`typ: gatehouse-assertion+jwt`, `aud` = the route's origin) stating the
+ * identity, signed ES256 and verifiable against the JWKS. Signing per request would cost a
+ * signature each time; one assertion per identity and audience is reused while it is fresh, and
+ * never outlives the credential it came from.
+ */
+export async function assertionFor(
+  ring: KeyRing,
+  a: { who: Identity; audience: string; issuer: string; exposeEmail: boolean; now: number },
+): Promise<string> {
+  const nowS = Math.floor(a.now / 1000);
+  const key = `${a.who.via}:${a.who.sub}:${a.who.sid ?? ''}:${a.who.exp}:${a.audience}:${a.exposeEmail}:${a.who.roles.join(',')}:${a.who.tier ?? ''}`;
+  const hit = cache.get(key);
+  if (hit && hit.exp - nowS >= REUSE_MARGIN) return hit.token;
+  const ttl = Math.max(1, Math.min(ASSERTION_TTL, a.who.exp - nowS));
+  const { token, exp } = await signToken(ring, {
+    kind: 'assertion',
+    claims: assertionClaims(a.who, a.exposeEmail),
+    issuer: a.issuer,
+    audience: a.audience,
+    ttl,
+    now: a.now,
+  });
+  if (cache.size > 10_000) cache.clear();
+  cache.set(key, { token, exp });
+  return token;
+}

@@ -1,0 +1,57 @@
+import type { JWTPayload } from 'jose';
+import type { SessionClaims } from '../sessions/session-token';
+
+/** Who a proxied request is from, as verified by the gateway. */
+export interface Identity {
+  via: 'session' | 'bearer';
+  sub: string;
+  sid: string | null;
+  email: string | null;
+  emailVerified: boolean | null;
+  roles: string[];
+  tier: string | null;
+  amr: string[];
+  acr: string | null;
+  /** Seconds since epoch. */
+  authTime: number | null;
+  /** Bearer tokens only: the token's scopes. */
+  scopes: string[] | null;
+  clientId: string | null;
+  /** When the credential stops being valid (seconds since epoch): bounds the assertion cache. */
+  exp: number;
+}
+
+export const identityFromSession = (c: SessionClaims): Identity => ({
+  via: 'session',
+  sub: c.sub,
+  sid: c.sid,
+  email: c.email,
+  emailVerified: c.emailVerified,
+  roles: c.roles,
+  tier: c.tier,
+  amr: c.amr,
+  acr: null,
+  authTime: c.authTime,
+  scopes: null,
+  clientId: null,
+  exp: c.exp,
+});
+
+const strings = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+
+/** From a verified RFC 9068 access token (Gatehouse's own). */
+export const identityFromAccessToken = (p: JWTPayload): Identity => ({
+  via: 'bearer',
+  sub: p.sub!,
+  sid: typeof p.sid === 'string' ? p.sid : null,
+  email: null,
+  emailVerified: null,
+  roles: strings(p.roles),
+  tier: typeof p.tier === 'string' ? p.tier : null,
+  amr: strings(p.amr),
+  acr: typeof p.acr === 'string' ? p.acr : null,
+  authTime: typeof p.auth_time === 'number' ? p.auth_time : null,
+  scopes: typeof p.scope === 'string' ? p.scope.split(' ').filter(Boolean) : [],
+  clientId: typeof p.client_id === 'string' ? p.client_id : null,
+  exp: p.exp!,
+});

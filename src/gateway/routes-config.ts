@@ -1,0 +1,71 @@
+import { z } from 'zod';
+
+/**
+ * The gateway's route table (the `ROUTES` var: a JSON array), validated at start-up: a bad route
+ * fails loudly with the field named, e.g. `ROUTES.2.origin: …`. Routes are tried in order; the first
+ * whose pattern (and method and host, when given) matches wins.
+ */
+const pattern = z
+  .string()
+  .regex(/^\/([A-Za-z0-9\-._~%!$&'()+,=:@]+\/?)*(\*)?$/, 'must be a path like /api/* or /health')
+  .refine((p) => !p.includes('*') || p.endsWith('/*') || p === '/*', 'a * may only end the pattern, after a /');
+
+const origin = z.string().refine((o) => {
+  if (/^service:[A-Z][A-Z0-9_]*$/.test(o)) return true;
+  try {
+    const u = new URL(o);
+    return (u.protocol === 'https:' || u.protocol === 'http:') && u.pathname === '/' && !u.search && !u.hash && !u.username;
+  } catch {
+    return false;
+  }
+}, 'must be an origin URL (https://api.internal, no path) or service:BINDING');
+
+const policy = z
+  .object({
+    access: z.enum(['public', 'authenticated']).default('authenticated'),
+    rolesAny: z.array(z.string().min(1)).optional(),
+    rolesAll: z.array(z.string().min(1)).optional(),
+    tiers: z.array(z.string().min(1)).optional(),
+    scopes: z.array(z.string().min(1)).optional(),
+    acr: z.array(z.string().min(1)).optional(),
+    amr: z.array(z.string().min(1)).optional(),
+    /** Seconds since sign-in. */
+    maxAuthAge: z.number().int().positive().optional(),
+    /** Check the session's Durable Object on every request (instant revocation). */
+    fresh: z.boolean().default(false),
+    /** Identity headers that are opt-in. */
+    expose: z.array(z.enum(['email'])).default([]),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    if (p.access === 'public' && (p.rolesAny || p.rolesAll || p.tiers || p.scopes || p.acr || p.amr || p.maxAuthAge || p.fresh))
+      ctx.addIssue({ code: 'custom', message: 'a public route cannot have identity requirements' });
+  });
+
+export const routeSchema = z
+  .object({
+    match: pattern,
+    methods: z.array(z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])).optional(),
+    host: z.string().regex(/^[a-z0-9.-]+(:\d+)?$/).optional(),
+    origin,
+    policy: policy.default({ access: 'authenticated', fresh: false, expose: [] }),
+    /** Milliseconds before an origin that has not answered gets a 504. */
+    timeoutMs: z.number().int().min(100).max(300_000).default(30_000),
+  })
+  .strict();
+
+export type Route = z.output<typeof routeSchema>;
+export type RoutePolicy = Route['policy'];
+
+export const routesSchema = z
+  .string()
+  .default('[]')
+  .transform((text, ctx) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be a JSON array of routes' });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.array(routeSchema).max(500));

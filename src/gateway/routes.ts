@@ -1,0 +1,133 @@
+import { getCookie } from 'hono/cookie';
+import { serialize } from 'hono/utils/cookie';
+import type { Context } from 'hono';
+import type { AppEnv } from '../deps';
+import { GatehouseError } from '../lib/errors';
+import { problemResponse } from '../lib/http';
+import { issuerOf } from '../oauth/issue';
+import { verifyAccessToken } from '../oauth/resource';
+import { CSRF_COOKIE, SESSION_COOKIE, sessionCookieAttributes } from '../sessions/cookie';
+import { resumeSession } from '../sessions/sessions';
+import { assertionFor } from './assertion';
+import { sanitizeRequestHeaders } from './headers';
+import { identityFromAccessToken, identityFromSession, type Identity } from './identity';
+import { injectIdentity } from './inject';
+import { matchesPattern, normalisePath } from './path';
+import { decide } from './policy';
+import { forward } from './proxy';
+import type { Route } from './routes-config';
+
+type C = Context<AppEnv>;
+
+/** Paths that belong to Gatehouse itself, whatever their case: never proxied. */
+const RESERVED = /^\/(auth|\.well-known)(\/|$)/i;
+
+const wantsHtml = (c: C) => c.req.method === 'GET' && (c.req.header('accept') ?? '').includes('text/html');
+
+function challenge(c: C, status: 401 | 403, error: string, reason: string, bearer: boolean): Response {
+  const e = new GatehouseError(status === 401 ? 'unauthenticated' : 'forbidden', status, reason);
+  const res = problemResponse(c, e);
+  // RFC 6750 §3: the Bearer challenge, with the error code when a token was presented.
+  const params = bearer ? `, error="${error === 'unauthenticated' ? 'invalid_token' : error}"` : '';
+  res.headers.set('www-authenticate', `Bearer realm="gatehouse"${params}`);
+  return res;
+}
+
+/**
+ * Everything that is not Gatehouse's own: match a route on the normalised path, authenticate
+ * (bearer token or session cookie — verified in the isolate), apply the route's policy, strip
+ * whatever a client could use to impersonate someone, inject the verified identity and a signed
+ * assertion, and forward (DESIGN.md §1).
+ */
+export async function gatewayHandler(c: C): Promise<Response> {
+  const { deps } = c.var;
+  const url = new URL(c.req.url);
+  const normalised = normalisePath(url.pathname);
+  if (!normalised.ok) return problemResponse(c, new GatehouseError('invalid_request', 400, `Refused path: ${normalised.reason}.`));
+  const path = normalised.path;
+  if (RESERVED.test(path)) return problemResponse(c, new GatehouseError('not_found', 404, `Nothing at ${path}.`));
+  const route = deps.config.gateway.routes.find(
+    (r) => matchesPattern(path, r.match) && (!r.methods || r.methods.includes(c.req.method as never)) && (!r.host || r.host === url.host),
+  );
+  if (!route) {
+    if (path === '/') return c.redirect('/auth/account', 302);
+    return problemResponse(c, new GatehouseError('not_found', 404, `No route for ${path}.`));
+  }
+
+  const now = deps.now();
+  let who: Identity | null = null;
+  let cookie: { value: string; maxAge: number } | 'clear' | null = null;
+  const authorization = c.req.header('authorization');
+  const bearer = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i.exec(authorization ?? '')?.[1];
+  if (authorization && !bearer) return challenge(c, 401, 'invalid_request', 'The Authorization header is not a bearer token.', true);
+  if (bearer) {
+    try {
+      who = identityFromAccessToken(await verifyAccessToken(deps, bearer));
+    } catch (e) {
+      if (e instanceof GatehouseError && e.code === 'invalid_token') return challenge(c, 401, 'invalid_token', e.message, true);
+      throw e;
+    }
+  } else {
+    const session = await resumeSession(deps, getCookie(c, SESSION_COOKIE));
+    if (session.status === 'valid') {
+      who = identityFromSession(session.claims);
+      if (session.refreshed) cookie = session.refreshed;
+    } else if (session.status === 'ended') cookie = 'clear';
+  }
+
+  // A `fresh` route asks the session's Durable Object on every request: revocation is immediate.
+  if (route.policy.fresh && who?.sid && !(await deps.sessions.get(who.sub, who.sid, now))) {
+    if (who.via === 'session') cookie = 'clear';
+    who = null;
+  }
+
+  const decision = decide(route.policy, who, Math.floor(now / 1000));
+  if (!decision.allow) {
+    const respond = () => {
+      if (decision.status === 401 && wantsHtml(c) && !bearer) {
+        const returnTo = `${path}${url.search}`;
+        const to = new URLSearchParams({ return_to: returnTo });
+        return c.redirect(`/auth/sign-in?${to}`, 302);
+      }
+      return challenge(c, decision.status, decision.error, decision.reason, Boolean(bearer));
+    };
+    return withCookie(respond(), cookie);
+  }
+
+  const headers = sanitizeRequestHeaders(c.req.raw.headers, {
+    prefix: deps.config.gateway.prefix,
+    assertionHeader: `${deps.config.gateway.prefix}Assertion`,
+    ownCookies: [SESSION_COOKIE, CSRF_COOKIE],
+  });
+  headers.set('x-forwarded-for', c.req.header('cf-connecting-ip') ?? '');
+  headers.set('x-forwarded-proto', url.protocol.slice(0, -1));
+  headers.set('x-forwarded-host', url.host);
+  if (who) {
+    const exposeEmail = route.policy.expose.includes('email');
+    const assertion = await assertionFor(deps.signingKeys, { who, audience: route.origin, issuer: issuerOf(deps), exposeEmail, now });
+    injectIdentity(headers, who, deps.config.gateway.prefix, assertion, exposeEmail);
+  }
+
+  const target = targetOf(c, route, `${path}${url.search}`);
+  const response = await forward(target, c.req.raw, headers);
+  return withCookie(response, cookie);
+}
+
+function targetOf(c: C, route: Route, pathAndQuery: string): { fetcher: Fetcher | null; url: URL; timeoutMs: number } {
+  if (route.origin.startsWith('service:')) {
+    const name = route.origin.slice('service:'.length);
+    const fetcher = (c.env as unknown as Record<string, Fetcher | undefined>)[name];
+    if (!fetcher) throw new GatehouseError('config_invalid', 500, `ROUTES names service:${name}, but no such binding exists.`);
+    return { fetcher, url: new URL(pathAndQuery, `https://${name.toLowerCase()}.internal`), timeoutMs: route.timeoutMs };
+  }
+  return { fetcher: null, url: new URL(pathAndQuery, route.origin), timeoutMs: route.timeoutMs };
+}
+
+/** Adds the session cookie change to a response (the origin's own headers are kept as they are). */
+function withCookie(response: Response, cookie: { value: string; maxAge: number } | 'clear' | null): Response {
+  if (!cookie || response.status === 101) return response;
+  const out = new Response(response.body, response);
+  const value = cookie === 'clear' ? '' : cookie.value;
+  out.headers.append('set-cookie', serialize(SESSION_COOKIE, value, sessionCookieAttributes(cookie === 'clear' ? 0 : cookie.maxAge)));
+  return out;
+}

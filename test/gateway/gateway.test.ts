@@ -1,0 +1,171 @@
+import { env } from 'cloudflare:workers';
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import { describe, expect, it } from 'vitest';
+import { call, cookieFrom, createVerifiedUser, SESSION, signIn, uniqueEmail } from '../helpers';
+import { basic, registerClient, tokenRequest } from '../oauth/helpers';
+import { signedByUs } from '../tokens/attacks';
+
+interface Echo {
+  method: string;
+  path: string;
+  query: string;
+  headers: Record<string, string>;
+}
+
+const echoed = async (res: Response) => {
+  expect(res.status, await res.clone().text()).toBe(200);
+  return res.json<Echo>();
+};
+const identityHeaders = (e: Echo) => Object.keys(e.headers).filter((h) => h.replace(/[_.]/g, '-').startsWith('x-auth-'));
+
+const SPOOFS: [string, string][] = [
+  ['X-Auth-User-Id', 'admin'], ['x-auth-user-id', 'root'], ['X_Auth_User_Id', 'admin'], ['x.auth.user-id', 'admin'], ['X-AUTH-ROLES', 'admin'],
+  ['X-Auth-Tier', 'platinum'], ['X-Auth-Email', 'ceo@example.com'], ['X-Auth-Email-Verified', 'true'], ['X-Auth-Session-Id', 'x'],
+  ['X-Auth-Amr', 'hwk'], ['X-Auth-Acr', 'max'], ['X-Auth-Auth-Time', '9999999999'], ['X-Auth-Assertion', 'eyJhbGciOiJub25lIn0.e30.'],
+  ['X_AUTH_ASSERTION', 'forged'], ['X-Auth-Other', 'x'], ['X-Custom', 'nominated'], ['Connection', 'X-Custom, X-Auth-Hidden'],
+  ['X-Forwarded-For', '10.0.0.1'], ['X-Forwarded-Host', 'admin.internal'], ['Forwarded', 'for=10.0.0.1'], ['X-Real-IP', '10.0.0.1'],
+];
+const spoofed = () => {
+  const h = new Headers({ accept: 'application/json' });
+  for (const [n, v] of SPOOFS) h.append(n, v);
+  h.append('x-auth-user-id', 'duplicate');
+  return h;
+};
+
+async function withRole(role: string) {
+  const user = await createVerifiedUser(uniqueEmail(role));
+  await env.DB.prepare('INSERT INTO user_roles (user_id, role) VALUES (?, ?)').bind(user.userId, role).run();
+  return { ...user, ...(await signIn(user.email)) };
+}
+
+describe('the gateway', () => {
+  it('forwards an anonymous request on a public route with no identity headers at all, spoofed or not', async () => {
+    const e = await echoed(await call('/demo/public/hello?x=1', { headers: spoofed(), ip: '203.0.113.9' }));
+    expect(e).toMatchObject({ method: 'GET', path: '/demo/public/hello', query: 'x=1' });
+    expect(identityHeaders(e)).toEqual([]);
+    expect(e.headers['x-custom']).toBeUndefined();
+    expect(e.headers['x-forwarded-for']).toBe('203.0.113.9');
+    expect(e.headers['x-forwarded-host']).toBe('gatehouse.test');
+    expect(e.headers['forwarded']).toBeUndefined();
+    expect(e.headers['x-real-ip']).toBeUndefined();
+  });
+
+  it('sends a signed-out browser to sign in and back, and answers an API client 401 with a Bearer challenge', async () => {
+    const browser = await call('/demo/me/page?tab=2', { headers: { accept: 'text/html' } });
+    expect(browser.status).toBe(302);
+    expect(browser.headers.get('location')).toBe('/auth/sign-in?return_to=%2Fdemo%2Fme%2Fpage%3Ftab%3D2');
+    const api = await call('/demo/me/page', { headers: { accept: 'application/json' } });
+    expect(api.status).toBe(401);
+    expect(api.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse"');
+  });
+
+  it('injects only the verified identity and a signed assertion, whatever the client sent', async () => {
+    const { email, userId } = await createVerifiedUser();
+    const { cookie, body } = await signIn(email);
+    const headers = spoofed();
+    headers.set('cookie', `${cookie}; theme=dark; __Host-gatehouse_csrf=abc`);
+    const e = await echoed(await call('/demo/me/profile', { headers }));
+    expect(e.headers).toMatchObject({
+      'x-auth-user-id': userId,
+      'x-auth-email': email,
+      'x-auth-email-verified': 'true',
+      'x-auth-tier': 'free',
+      'x-auth-session-id': body.session.sid,
+      'x-auth-amr': 'pwd',
+    });
+    expect(e.headers['x-auth-roles']).toBeUndefined(); // no roles: no empty header
+    expect(identityHeaders(e).sort()).toEqual(
+      ['x-auth-amr', 'x-auth-assertion', 'x-auth-auth-time', 'x-auth-email', 'x-auth-email-verified', 'x-auth-session-id', 'x-auth-tier', 'x-auth-user-id'].sort(),
+    );
+    expect(e.headers.cookie).toBe('theme=dark');
+
+    const jwks = createLocalJWKSet(await (await call('/.well-known/jwks.json')).json());
+    const { payload, protectedHeader } = await jwtVerify(e.headers['x-auth-assertion']!, jwks, {
+      issuer: 'https://gatehouse.test',
+      audience: 'service:ORIGIN_ECHO',
+      typ: 'gatehouse-assertion+jwt',
+    });
+    expect(protectedHeader.alg).toBe('ES256');
+    expect(payload).toMatchObject({ sub: userId, sid: body.session.sid, email, tier: 'free', amr: ['pwd'] });
+    expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(60);
+  });
+
+  it('does not expose the email where the route does not opt in', async () => {
+    const admin = await withRole('admin');
+    const e = await echoed(await call('/demo/admin/x', { cookie: admin.cookie }));
+    expect(e.headers['x-auth-email']).toBeUndefined();
+    expect(e.headers['x-auth-roles']).toBe('admin');
+  });
+
+  it('enforces roles and tiers, and matches routes whatever the case of the path', async () => {
+    const { email } = await createVerifiedUser();
+    const { cookie } = await signIn(email);
+    const forbidden = await call('/demo/admin/x', { cookie, headers: { accept: 'application/json' } });
+    expect(forbidden.status).toBe(403);
+    expect(await forbidden.json()).toMatchObject({ code: 'forbidden' });
+    expect((await call('/DEMO/ADMIN/x', { cookie })).status).toBe(403);
+    expect((await call('/demo/gold/x', { cookie })).status).toBe(403);
+    const admin = await withRole('admin');
+    expect((await call('/Demo/Admin/x', { cookie: admin.cookie })).status).toBe(200);
+  });
+
+  it('refuses confusing paths with 400 and never proxies Gatehouse\'s own paths', async () => {
+    const { email } = await createVerifiedUser();
+    const { cookie } = await signIn(email);
+    for (const path of ['/demo/public/..%2fadmin/x', '/demo/public/%2e%2e/admin/x', '/demo/admin;x/y', '/demo/admin%5cx', '/demo/admin./x', '/demo/public/%c0%ae%c0%ae/admin']) {
+      const res = await call(path, { cookie });
+      expect([400, 403], path).toContain(res.status);
+      if (res.status === 200) expect((await res.json<Echo>()).path, path).not.toContain('admin');
+    }
+    expect((await call('/AUTH/account')).status).toBe(404);
+    expect((await call('/.WELL-KNOWN/x')).status).toBe(404);
+  });
+
+  it('accepts a bearer access token with the right scope, and refuses ID tokens, other audiences and missing scopes', async () => {
+    const client = await registerClient();
+    const token = async (scope: string) =>
+      (await (await tokenRequest({ grant_type: 'client_credentials', scope }, basic(client.clientId, client.clientSecret))).json<{ access_token: string }>()).access_token;
+    const ok = await echoed(await call('/demo/api/x', { headers: { authorization: `Bearer ${await token('profile')}` } }));
+    expect(ok.headers['x-auth-user-id']).toBe(client.clientId);
+    expect(ok.headers.authorization).toMatch(/^Bearer /); // the origin may still see the token itself
+
+    const narrow = await call('/demo/api/x', { headers: { authorization: `Bearer ${await token('email')}` } });
+    expect(narrow.status).toBe(403);
+    expect(narrow.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse", error="insufficient_scope"');
+    for (const bad of [
+      await signedByUs({ typ: 'JWT' }, { scope: 'profile' }), // an ID token
+      await signedByUs({}, { aud: 'https://other-api.example', scope: 'profile' }),
+      await signedByUs({}, { scope: 'profile', iat: 1, exp: 2 }),
+      'not-a-token',
+    ]) {
+      const res = await call('/demo/api/x', { headers: { authorization: `Bearer ${bad}` } });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse", error="invalid_token"');
+    }
+  });
+
+  it('refuses a revoked session at once on a fresh route, and at the next refresh elsewhere', async () => {
+    const { email, userId } = await createVerifiedUser();
+    const { cookie, body } = await signIn(email);
+    expect((await call('/demo/fresh/x', { cookie })).status).toBe(200);
+    await env.USER_SESSIONS.get(env.USER_SESSIONS.idFromName(userId)).revoke(body.session.sid);
+    const fresh = await call('/demo/fresh/x', { cookie, headers: { accept: 'application/json' } });
+    expect(fresh.status).toBe(401);
+    expect(fresh.headers.getSetCookie().join()).toMatch(/__Host-gatehouse_session=;/);
+    // A non-fresh route still trusts the token until it needs refreshing (≤ SESSION_TOKEN_TTL).
+    expect((await call('/demo/me/x', { cookie })).status).toBe(200);
+  });
+
+  it('answers 502 with a problem body when the origin cannot be reached', async () => {
+    const res = await call('/demo/down/x');
+    expect(res.status).toBe(502);
+    expect(await res.json()).toMatchObject({ code: 'temporarily_unavailable' });
+  });
+
+  it('treats a tampered session cookie as signed out and clears it', async () => {
+    const res = await call('/demo/me/x', { cookie: `${SESSION}=garbage~${'A'.repeat(43)}`, headers: { accept: 'application/json' } });
+    expect(res.status).toBe(401);
+    expect(res.headers.getSetCookie().join()).toMatch(/__Host-gatehouse_session=;/);
+    expect(cookieFrom(res, SESSION)?.header).toMatch(/Max-Age=0/);
+  });
+});
