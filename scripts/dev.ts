@@ -3,15 +3,24 @@
  *  1. writes .dev.vars (git-ignored) with fresh secrets when it is missing, adds any missing secret;
  *  2. applies migrations/ to the local D1;
  *  3. seeds the demo user and the demo OIDC client (kept if they exist);
- *  4. starts `wrangler dev` on http://localhost:8787 and prints where to go.
+ *  4. starts the demo echo origin (:8788) behind the gateway's demo routes, and `wrangler dev` on
+ *     http://localhost:8787, and prints where to go.
  */
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { main as clients } from './clients';
 import { main as users } from './users';
+import { startEchoServer } from '../demo/echo-server';
 import { applyMigrations, ROOT, startWranglerDev } from './lib/wrangler';
 
 const PORT = Number(process.env.PORT ?? 8787);
+const ECHO_PORT = PORT + 1;
+/** The demo routes: the echo origin behind a public, a signed-in and an admin-only route. */
+const DEMO_ROUTES = JSON.stringify([
+  { match: '/demo/public/*', origin: `http://127.0.0.1:${ECHO_PORT}`, policy: { access: 'public' } },
+  { match: '/demo/me/*', origin: `http://127.0.0.1:${ECHO_PORT}`, policy: { access: 'authenticated', expose: ['email'] } },
+  { match: '/demo/admin/*', origin: `http://127.0.0.1:${ECHO_PORT}`, policy: { rolesAny: ['admin'] } },
+]);
 const BASE = `http://localhost:${PORT}`;
 const DEMO = { email: 'demo@gatehouse.dev', password: 'gatehouse demo passphrase' };
 
@@ -27,17 +36,19 @@ if (!existsSync(devVars)) {
       'MAIL_PROVIDER=dev',
       `AUTH_SECRET=${secret()}`,
       `KEY_ENCRYPTION_KEY=${secret()}`,
+      `ROUTES=${DEMO_ROUTES}`,
       '',
     ].join('\n'),
     { mode: 0o600 },
   );
   console.log('• wrote .dev.vars with new secrets');
 } else {
-  // Secrets added by later versions are appended; existing values are never touched.
-  const present = readFileSync(devVars, 'utf8');
-  for (const name of ['AUTH_SECRET', 'KEY_ENCRYPTION_KEY']) {
+  // Settings added by later versions are appended; existing values are never touched.
+  const missing: Record<string, () => string> = { AUTH_SECRET: secret, KEY_ENCRYPTION_KEY: secret, ROUTES: () => DEMO_ROUTES };
+  for (const [name, value] of Object.entries(missing)) {
+    const present = readFileSync(devVars, 'utf8');
     if (!new RegExp(`^${name}=`, 'm').test(present)) {
-      appendFileSync(devVars, `${present.endsWith('\n') ? '' : '\n'}${name}=${secret()}\n`);
+      appendFileSync(devVars, `${present.endsWith('\n') ? '' : '\n'}${name}=${value()}\n`);
       console.log(`• added ${name} to .dev.vars`);
     }
   }
@@ -78,6 +89,9 @@ const demoClient = JSON.parse(
 if (demoClient.client_secret) writeFileSync(demoClientFile, JSON.stringify(demoClient, null, 2), { mode: 0o600 });
 const demoSecret = demoClient.client_secret ?? (existsSync(demoClientFile) ? (JSON.parse(readFileSync(demoClientFile, 'utf8')) as { client_secret: string }).client_secret : '(unknown: delete .wrangler/ to re-seed)');
 
+console.log(`• starting the demo echo origin on http://127.0.0.1:${ECHO_PORT}`);
+const echoServer = await startEchoServer(ECHO_PORT);
+
 console.log('• starting wrangler dev');
 const dev = await startWranglerDev({ port: PORT, stdio: 'inherit', logLevel: 'info' });
 console.log(`
@@ -88,6 +102,10 @@ console.log(`
   Your account ${BASE}/auth/account
   Dev mailbox  ${BASE}/auth/dev/mailbox  (verification and reset mail land here)
 
+  Gateway demo     ${BASE}/demo/public/hello   (anyone)
+                   ${BASE}/demo/me/hello       (signed in: see the X-Auth-* headers the origin got)
+                   ${BASE}/demo/admin/hello    (role admin: the demo user has it)
+
   OpenID Provider  ${BASE}/.well-known/openid-configuration
   Demo client      client_id ${demoClient.client_id}   client_secret ${demoSecret}
                    redirect_uri http://localhost:3000/callback (client_secret_basic, PKCE S256)
@@ -95,6 +113,7 @@ console.log(`
   Ctrl-C stops it.
 `);
 const stop = async () => {
+  echoServer.close();
   await dev.stop();
   process.exit(0);
 };

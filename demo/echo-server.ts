@@ -1,0 +1,18 @@
+import { createServer, type Server } from 'node:http';
+// @ts-expect-error — plain JS module shared with the Worker build (no type declarations).
+import { echo } from './echo.js';
+
+/** The demo echo origin under Node, for `npm run dev` (the tests run the same code as a Worker). */
+export function startEchoServer(port: number): Promise<Server> {
+  const server = createServer(async (req, res) => {
+    const headers = new Headers();
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+      else if (value !== undefined) headers.set(name, value);
+    }
+    const response: Response = await echo(new Request(`http://127.0.0.1:${port}${req.url}`, { method: req.method, headers }));
+    res.writeHead(response.status, Object.fromEntries(response.headers));
+    res.end(Buffer.from(await response.arrayBuffer()));
+  });
+  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
+}
