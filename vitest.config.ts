@@ -17,6 +17,7 @@ const TEST_ROUTES = [
   { match: '/demo/gold/*', origin: 'service:ORIGIN_ECHO', policy: { tiers: ['gold', 'platinum'] } },
   { match: '/demo/recent/*', origin: 'service:ORIGIN_ECHO', policy: { maxAuthAge: 60 } },
   { match: '/demo/down/*', origin: 'http://127.0.0.1:9', policy: { access: 'public' }, timeoutMs: 2000 },
+  { match: '/demo/slow/*', origin: 'service:ORIGIN_ECHO', policy: { access: 'public' }, timeoutMs: 200 },
 ];
 
 // Two projects: `workers` runs in workerd through the Workers Vitest integration (real D1, Durable

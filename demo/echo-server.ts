@@ -10,7 +10,10 @@ export function startEchoServer(port: number): Promise<Server> {
       if (Array.isArray(value)) for (const v of value) headers.append(name, v);
       else if (value !== undefined) headers.set(name, value);
     }
-    const response: Response = await echo(new Request(`http://127.0.0.1:${port}${req.url}`, { method: req.method, headers }));
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = chunks.length && req.method !== 'GET' && req.method !== 'HEAD' ? Buffer.concat(chunks) : null;
+    const response: Response = await echo(new Request(`http://127.0.0.1:${port}${req.url}`, { method: req.method, headers, body }));
     res.writeHead(response.status, Object.fromEntries(response.headers));
     res.end(Buffer.from(await response.arrayBuffer()));
   });

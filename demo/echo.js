@@ -1,11 +1,23 @@
-// The demo origin: answers every request with what it received — method, path, query and headers
-// (names lower-cased) exactly as they arrived. Runs as a Worker (tests, through a service binding)
-// and under Node (`npm run dev`, demo/echo-server.ts).
-export function echo(request) {
+// The demo origin: answers every request with what it received — method, path, query, headers
+// (names lower-cased) exactly as they arrived, and the size of the body it read. Runs as a Worker
+// (tests, through a service binding) and under Node (`npm run dev`, demo/echo-server.ts).
+// Test hooks: `?redirect=URL` answers 302 to it, `?delay=MS` waits first, a WebSocket upgrade
+// echoes messages back.
+export async function echo(request) {
   const url = new URL(request.url);
+  if (url.searchParams.has('delay')) await new Promise((r) => setTimeout(r, Number(url.searchParams.get('delay'))));
+  if (url.searchParams.has('redirect')) return new Response(null, { status: 302, headers: { location: url.searchParams.get('redirect') } });
+  if (request.headers.get('upgrade') === 'websocket' && typeof WebSocketPair !== 'undefined') {
+    const [client, server] = Object.values(new WebSocketPair());
+    server.accept();
+    server.addEventListener('message', (event) => server.send(`echo:${event.data}`));
+    return new Response(null, { status: 101, webSocket: client });
+  }
+  let bodyBytes = 0;
+  if (request.body) for await (const chunk of request.body) bodyBytes += chunk.byteLength;
   const headers = {};
   for (const [name, value] of request.headers) headers[name.toLowerCase()] = value;
-  const body = JSON.stringify({ method: request.method, path: url.pathname, query: url.search.replace(/^\?/, ''), headers }, null, 2);
+  const body = JSON.stringify({ method: request.method, path: url.pathname, query: url.search.replace(/^\?/, ''), headers, bodyBytes }, null, 2);
   return new Response(body, { headers: { 'content-type': 'application/json' } });
 }
 

@@ -19,6 +19,9 @@ import type { Route } from './routes-config';
 
 type C = Context<AppEnv>;
 
+/** Opaque access token → its JWT, per isolate, until the JWT expires (the phantom-token pattern). */
+const phantomCache = new Map<string, { jwt: string; exp: number }>();
+
 /** Paths that belong to Gatehouse itself, whatever their case: never proxied. */
 const RESERVED = /^\/(auth|\.well-known)(\/|$)/i;
 
@@ -62,7 +65,7 @@ export async function gatewayHandler(c: C): Promise<Response> {
   if (authorization && !bearer) return challenge(c, 401, 'invalid_request', 'The Authorization header is not a bearer token.', true);
   if (bearer) {
     try {
-      who = identityFromAccessToken(await verifyAccessToken(deps, bearer));
+      who = identityFromAccessToken(await verifyAccessToken(deps, bearer, phantomCache));
     } catch (e) {
       if (e instanceof GatehouseError && e.code === 'invalid_token') return challenge(c, 401, 'invalid_token', e.message, true);
       throw e;

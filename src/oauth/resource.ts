@@ -10,12 +10,25 @@ import { parseOpaqueToken, parseRefreshToken } from './token-formats';
 
 export const invalidToken = (message: string) => new GatehouseError('invalid_token', 401, message);
 
-/** The JWT behind an opaque access token (one Durable Object call), or the token itself. */
-export async function exchangeOpaque(deps: Deps, token: string): Promise<string> {
+/**
+ * The JWT behind an opaque access token, or the token itself. With `cache` (the gateway), the
+ * exchange happens once per isolate and the JWT is reused until it expires — the phantom-token
+ * pattern; a revoked opaque token then stops working there at its expiry (≤ ACCESS_TOKEN_TTL), and at
+ * once at userinfo and introspection, which never cache.
+ */
+export async function exchangeOpaque(deps: Deps, token: string, cache?: Map<string, { jwt: string; exp: number }>): Promise<string> {
   const opaque = parseOpaqueToken(token);
   if (!opaque) return token;
-  const jwt = await deps.sessions.resolveOpaque(opaque.owner, opaque.secret, deps.now());
+  const now = deps.now();
+  const hit = cache?.get(token);
+  if (hit && hit.exp * 1000 > now) return hit.jwt;
+  const jwt = await deps.sessions.resolveOpaque(opaque.owner, opaque.secret, now);
   if (!jwt) throw invalidToken('The access token is not valid.');
+  if (cache) {
+    if (cache.size > 10_000) cache.clear();
+    const exp = JSON.parse(atob(jwt.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))).exp as number;
+    cache.set(token, { jwt, exp });
+  }
   return jwt;
 }
 
@@ -23,8 +36,8 @@ export async function exchangeOpaque(deps: Deps, token: string): Promise<string>
  * Verifies a bearer access token issued by Gatehouse: a JWT in the isolate (no I/O for a known key),
  * an opaque one after exchanging it for its JWT.
  */
-export async function verifyAccessToken(deps: Deps, token: string): Promise<JWTPayload> {
-  const jwt = await exchangeOpaque(deps, token);
+export async function verifyAccessToken(deps: Deps, token: string, cache?: Map<string, { jwt: string; exp: number }>): Promise<JWTPayload> {
+  const jwt = await exchangeOpaque(deps, token, cache);
   try {
     return await verifyToken(deps.signingKeys, jwt, { kind: 'access', issuer: issuerOf(deps), audience: issuerOf(deps), now: deps.now() });
   } catch (e) {

@@ -16,6 +16,20 @@ const echoed = async (res: Response) => {
   expect(res.status, await res.clone().text()).toBe(200);
   return res.json<Echo>();
 };
+// Paths a non-admin might use to reach /demo/admin/secret through a public or signed-in route.
+const PATHS = [
+  '/demo/public/../admin/secret', '/demo/public/%2e%2e/admin/secret', '/demo/public/%2E%2E/admin/secret', '/demo/public/.%2e/admin/secret',
+  '/demo/public/..%2fadmin/secret', '/demo/public%2f..%2fadmin/secret', '/demo/public/..%5cadmin/secret', '/demo/public/..\\admin/secret',
+  '/demo//admin/secret', '/demo/./admin/secret', '/DEMO/ADMIN/secret', '/Demo/Admin/secret', '/demo/%61dmin/secret', '/demo/%41DMIN/secret',
+  '/demo/admin./secret', '/demo/admin%2e/secret', '/demo/admin%20/secret', '/demo/admin;/secret', '/demo/admin;jsessionid=1/secret',
+  '/demo/public/..;/admin/secret', '/demo/admin%3b/secret', '/demo/admin%00/secret', '/demo/public/%c0%ae%c0%ae/admin/secret',
+  '/demo/public/%e0%80%ae%e0%80%ae/admin/secret', '/demo/public/%ff/../../demo/admin/secret', '/demo/public/%/../admin/secret',
+  '/demo/admin%09/secret', '/demo/public/..%00/admin/secret', '/demo/me/../admin/secret', '/demo/me/%2e%2e/admin/secret',
+  '/demo/me/..%2Fadmin/secret', '/demo/public%23/../admin/secret', '/demo/public/./../admin/./secret', '/demo/public/../../demo/admin/secret',
+  '/demo/me//../admin/secret', '/demo/ADMIN./secret', '/demo/adm%69n/secret', '/demo/public/%2e%2e%2fadmin%2fsecret',
+  '/demo/public/..%252fadmin/secret', '/demo/public/%252e%252e/admin/secret', '/demo/admin/%2e%2e/admin/secret',
+];
+
 const identityHeaders = (e: Echo) => Object.keys(e.headers).filter((h) => h.replace(/[_.]/g, '-').startsWith('x-auth-'));
 
 const SPOOFS: [string, string][] = [
@@ -24,6 +38,9 @@ const SPOOFS: [string, string][] = [
   ['X-Auth-Amr', 'hwk'], ['X-Auth-Acr', 'max'], ['X-Auth-Auth-Time', '9999999999'], ['X-Auth-Assertion', 'eyJhbGciOiJub25lIn0.e30.'],
   ['X_AUTH_ASSERTION', 'forged'], ['X-Auth-Other', 'x'], ['X-Custom', 'nominated'], ['Connection', 'X-Custom, X-Auth-Hidden'],
   ['X-Forwarded-For', '10.0.0.1'], ['X-Forwarded-Host', 'admin.internal'], ['Forwarded', 'for=10.0.0.1'], ['X-Real-IP', '10.0.0.1'],
+  ['x_auth_roles', 'admin'], ['X.Auth.Tier', 'gold'], ['X-Auth_Session.Id', 's2'], ['X-AUTH-AMR', 'mfa'], ['x-Auth-Acr', 'x'],
+  ['X-Auth-User-ID', 'root'], ['X-Auth-Assertion-Extra', 'x'], ['X-Forwarded-Proto', 'https'], ['X-Original-URL', '/admin'],
+  ['Keep-Alive', 'timeout=5'],
 ];
 const spoofed = () => {
   const h = new Headers({ accept: 'application/json' });
@@ -39,6 +56,23 @@ async function withRole(role: string) {
 }
 
 describe('the gateway', () => {
+  it(`delivers none of ${SPOOFS.length + 1} spoofed identity headers to the origin, signed in or not`, async () => {
+    expect(SPOOFS.length + 1).toBeGreaterThanOrEqual(30);
+    const anonymous = await echoed(await call('/demo/public/x', { headers: spoofed() }));
+    expect(identityHeaders(anonymous)).toEqual([]);
+    const { email, userId } = await createVerifiedUser();
+    const { cookie } = await signIn(email);
+    // The same names, with values no real identity could have.
+    const headers = new Headers({ accept: 'application/json', cookie });
+    SPOOFS.forEach(([name], i) => headers.append(name, name.toLowerCase() === 'connection' ? 'X-Custom, X-Auth-Hidden' : `spoof-${i}`));
+    headers.append('x-auth-user-id', 'spoof-dup');
+    const signedIn = await echoed(await call('/demo/me/x', { headers }));
+    expect(Object.values(signedIn.headers).filter((v) => v.includes('spoof-'))).toEqual([]);
+    expect(signedIn.headers['x-auth-user-id']).toBe(userId);
+    expect(signedIn.headers['x-custom']).toBeUndefined();
+    expect(signedIn.headers['keep-alive']).toBeUndefined();
+  });
+
   it('forwards an anonymous request on a public route with no identity headers at all, spoofed or not', async () => {
     const e = await echoed(await call('/demo/public/hello?x=1', { headers: spoofed(), ip: '203.0.113.9' }));
     expect(e).toMatchObject({ method: 'GET', path: '/demo/public/hello', query: 'x=1' });
@@ -109,13 +143,13 @@ describe('the gateway', () => {
     expect((await call('/Demo/Admin/x', { cookie: admin.cookie })).status).toBe(200);
   });
 
-  it('refuses confusing paths with 400 and never proxies Gatehouse\'s own paths', async () => {
+  it(`lets none of ${PATHS.length} path confusions reach the admin route without its policy`, async () => {
     const { email } = await createVerifiedUser();
     const { cookie } = await signIn(email);
-    for (const path of ['/demo/public/..%2fadmin/x', '/demo/public/%2e%2e/admin/x', '/demo/admin;x/y', '/demo/admin%5cx', '/demo/admin./x', '/demo/public/%c0%ae%c0%ae/admin']) {
-      const res = await call(path, { cookie });
-      expect([400, 403], path).toContain(res.status);
-      if (res.status === 200) expect((await res.json<Echo>()).path, path).not.toContain('admin');
+    for (const path of PATHS) {
+      const res = await call(path, { cookie, headers: { accept: 'application/json' } });
+      if (res.status === 200) expect((await res.json<Echo>()).path.toLowerCase(), path).not.toMatch(/\/demo\/admin(\/|$)/);
+      else expect([400, 403, 404], path).toContain(res.status);
     }
     expect((await call('/AUTH/account')).status).toBe(404);
     expect((await call('/.WELL-KNOWN/x')).status).toBe(404);
@@ -154,6 +188,42 @@ describe('the gateway', () => {
     expect(fresh.headers.getSetCookie().join()).toMatch(/__Host-gatehouse_session=;/);
     // A non-fresh route still trusts the token until it needs refreshing (≤ SESSION_TOKEN_TTL).
     expect((await call('/demo/me/x', { cookie })).status).toBe(200);
+  });
+
+  it('streams bodies, passes origin redirects through, and times out slow origins with 504', async () => {
+    const upload = new Uint8Array(5 * 1024 * 1024).fill(7);
+    const posted = await echoed(await call('/demo/public/upload?kind=big', { method: 'POST', body: upload, headers: { 'content-type': 'application/octet-stream' } }));
+    expect(posted).toMatchObject({ method: 'POST', query: 'kind=big', bodyBytes: upload.byteLength });
+    const redirect = await call(`/demo/public/r?redirect=${encodeURIComponent('https://elsewhere.example/next')}`);
+    expect(redirect.status).toBe(302);
+    expect(redirect.headers.get('location')).toBe('https://elsewhere.example/next');
+    const slow = await call('/demo/slow/x?delay=1000');
+    expect(slow.status).toBe(504);
+    expect(await slow.json()).toMatchObject({ code: 'temporarily_unavailable' });
+  });
+
+  it('passes a WebSocket upgrade through after authentication', async () => {
+    const { email } = await createVerifiedUser();
+    const { cookie } = await signIn(email);
+    expect((await call('/demo/me/ws', { headers: { upgrade: 'websocket', accept: 'application/json' } })).status).toBe(401);
+    const res = await call('/demo/me/ws', { cookie, headers: { upgrade: 'websocket' } });
+    expect(res.status).toBe(101);
+    const ws = res.webSocket!;
+    ws.accept();
+    const reply = new Promise<string>((resolve) => ws.addEventListener('message', (e) => resolve(String(e.data))));
+    ws.send('hello');
+    expect(await reply).toBe('echo:hello');
+    ws.close();
+  });
+
+  it('exchanges an opaque (phantom) token for its JWT on the way to the origin', async () => {
+    const client = await registerClient({ accessTokenFormat: 'opaque' });
+    const { access_token } = await (await tokenRequest({ grant_type: 'client_credentials', scope: 'profile' }, basic(client.clientId, client.clientSecret))).json<{ access_token: string }>();
+    expect(access_token).toMatch(/^ot1\./);
+    const e = await echoed(await call('/demo/api/x', { headers: { authorization: `Bearer ${access_token}` } }));
+    expect(e.headers['x-auth-user-id']).toBe(client.clientId);
+    const forged = `${access_token.slice(0, -4)}AAAA`;
+    expect((await call('/demo/api/x', { headers: { authorization: `Bearer ${forged}` } })).status).toBe(401);
   });
 
   it('answers 502 with a problem body when the origin cannot be reached', async () => {
