@@ -64,6 +64,12 @@ export type SessionTokenVerdict =
   | { status: 'invalid' };
 
 /**
+ * Tokens this isolate has already verified, until they go stale: the same string verifies the same
+ * way until then, so the hot path skips even the HMAC. Bounded; cleared when full.
+ */
+const verified = new Map<string, SessionClaims>();
+
+/**
  * Verifies a session token in the isolate. `refreshWithin` seconds before expiry the token is
  * reported stale so it is refreshed before it lapses; a stale token older than `maxAge` is invalid.
  */
@@ -71,6 +77,8 @@ export async function verifySessionToken(
   token: string,
   opts: { key: CryptoKey; issuer: string; now: number; refreshWithin: number; maxAge: number },
 ): Promise<SessionTokenVerdict> {
+  const known = verified.get(token);
+  if (known && known.exp - opts.refreshWithin > opts.now / 1000) return { status: 'valid', claims: known };
   try {
     const { payload } = await jwtVerify(token, opts.key, {
       algorithms: ['HS256'],
@@ -99,6 +107,10 @@ export async function verifySessionToken(
       tier: payload.tier,
     };
     const fresh = claims.exp - opts.refreshWithin > opts.now / 1000;
+    if (fresh) {
+      if (verified.size > 50_000) verified.clear();
+      verified.set(token, claims);
+    }
     return { status: fresh ? 'valid' : 'stale', claims };
   } catch (e) {
     if (e instanceof errors.JOSEError) return { status: 'invalid' };
