@@ -45,6 +45,17 @@ describe('configuration', () => {
     expect(issuesOf({ ...base, MAIL_HTTP_TOKEN: undefined })).toEqual(['MAIL_HTTP_TOKEN: required when MAIL_PROVIDER is "http"']);
   });
 
+  it('validates the gateway routes at start, naming the bad field', () => {
+    const routes = (r: unknown) => issuesOf({ ...base, ROUTES: JSON.stringify(r) });
+    expect(routes([{ match: '/api/*', origin: 'https://api.internal' }])).toEqual([]);
+    expect(routes([{ match: '/api/*', origin: 'https://api.internal/path' }])[0]).toMatch(/^ROUTES\.0\.origin: must be an origin URL/);
+    expect(routes([{ match: 'api', origin: 'https://api.internal' }])[0]).toMatch(/^ROUTES\.0\.match:/);
+    expect(routes([{ match: '/a/*/b', origin: 'https://api.internal' }])[0]).toMatch(/^ROUTES\.0\.match:/);
+    expect(routes([{ match: '/a', origin: 'service:API', policy: { access: 'public', rolesAny: ['x'] } }])[0]).toMatch(/^ROUTES\.0\.policy: a public route cannot have identity requirements/);
+    expect(routes([{ match: '/a', origin: 'service:API', policy: { acces: 'public' } }])[0]).toMatch(/^ROUTES\.0\.policy:/);
+    expect(issuesOf({ ...base, ROUTES: '[{' })).toEqual(['ROUTES: must be a JSON array of routes']);
+  });
+
   it('never enables the dev mailbox, or plain http, in production', () => {
     expect(issuesOf({ ...base, MAIL_PROVIDER: 'dev' })).toEqual(['MAIL_PROVIDER: the dev mailbox is never enabled in production']);
     expect(issuesOf({ ...base, PUBLIC_URL: 'http://auth.example.com' })).toEqual(['PUBLIC_URL: must be https in production']);

@@ -239,3 +239,41 @@ describe('the gateway', () => {
     expect(cookieFrom(res, SESSION)?.header).toMatch(/Max-Age=0/);
   });
 });
+
+describe('the gateway with time and failures', () => {
+  it('refreshes a stale session through the Durable Object and re-sets the cookie on the proxied response', async () => {
+    const { appWith } = await import('../helpers');
+    const { email, userId } = await createVerifiedUser();
+    const { cookie } = await signIn(email);
+    await env.DB.prepare("UPDATE users SET tier = 'gold' WHERE id = ?").bind(userId).run();
+    const later = appWith(() => ({ now: () => Date.now() + 10 * 60_000 }));
+    const res = await later('/demo/gold/x', { cookie });
+    // The refresh re-read the tier from D1, so the gold route now admits the user.
+    expect(res.status).toBe(200);
+    expect((await res.json<Echo>()).headers['x-auth-tier']).toBe('gold');
+    expect(cookieFrom(res, SESSION)!.header).toMatch(/HttpOnly; Secure; SameSite=Lax/);
+  });
+
+  it('refuses an expired session', async () => {
+    const { appWith } = await import('../helpers');
+    const { email } = await createVerifiedUser();
+    const { cookie } = await signIn(email);
+    const muchLater = appWith(() => ({ now: () => Date.now() + 31 * 86400_000 }));
+    const res = await muchLater('/demo/me/x', { cookie, headers: { accept: 'application/json' } });
+    expect(res.status).toBe(401);
+    expect(res.headers.getSetCookie().join()).toMatch(/__Host-gatehouse_session=;/);
+  });
+
+  it('fails closed with 503 when the session object cannot answer on a fresh route', async () => {
+    const { appWith, brokenSessionsNamespace } = await import('../helpers');
+    const { createSessionStore } = await import('../../src/sessions/store');
+    const { email } = await createVerifiedUser();
+    const { cookie } = await signIn(email);
+    const broken = appWith(() => ({ sessions: createSessionStore(brokenSessionsNamespace()) }));
+    const res = await broken('/demo/fresh/x', { cookie });
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ code: 'temporarily_unavailable' });
+    // A non-fresh route needs no I/O for a fresh token and still works.
+    expect((await broken('/demo/me/x', { cookie })).status).toBe(200);
+  });
+});
