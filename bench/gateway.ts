@@ -6,13 +6,13 @@
  *
  * Options: --seconds S per run (default 8), --concurrency C (default 8), --sequential N (default 300).
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { convertV4MiniflareOptions, Miniflare } from 'miniflare';
 import { ROOT } from '../scripts/lib/wrangler';
-import { bundle, fmt } from './harness';
+import { applyMigrationsTo, bundle, fmt } from './harness';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '8' }, concurrency: { type: 'string', default: '8' }, sequential: { type: 'string', default: '300' } } });
 const SECONDS = Number(values.seconds);
@@ -56,9 +56,7 @@ await mf.ready;
 
 try {
   const db = await mf.getD1Database('DB', 'gatehouse');
-  for (const file of readdirSync(join(ROOT, 'migrations')).filter((f) => f.endsWith('.sql')).sort())
-    for (const statement of readFileSync(join(ROOT, 'migrations', file), 'utf8').split('--> statement-breakpoint').map((s) => s.trim()).filter(Boolean))
-      await db.prepare(statement).run();
+  await applyMigrationsTo(db);
   const gatehouse = await mf.getWorker('gatehouse');
   const passthrough = await mf.getWorker('passthrough');
 

@@ -48,20 +48,21 @@ export async function startWorker(outdir: string, opts: { gatehouse: boolean }) 
     }),
   );
   await mf.ready;
-  if (opts.gatehouse) {
-    const db = await mf.getD1Database('DB');
-    for (const file of readdirSync(join(ROOT, 'migrations')).filter((f) => f.endsWith('.sql')).sort()) {
-      const sql = readFileSync(join(ROOT, 'migrations', file), 'utf8');
-      for (const statement of sql.split('--> statement-breakpoint').map((s) => s.trim()).filter(Boolean))
-        await db.prepare(statement).run();
-    }
-  }
+  if (opts.gatehouse) await applyMigrationsTo(await mf.getD1Database('DB'));
   const base = 'https://gatehouse.bench';
   return {
     mf,
     fetch: (path: string, init?: RequestInit) => mf.dispatchFetch(`${base}${path}`, init as never),
     db: () => mf.getD1Database('DB'),
   };
+}
+
+/** Applies migrations/ to a Miniflare D1 database (the same SQL production applies). */
+export async function applyMigrationsTo(db: { prepare(sql: string): { run(): Promise<unknown> } }): Promise<void> {
+  for (const file of readdirSync(join(ROOT, 'migrations')).filter((f) => f.endsWith('.sql')).sort()) {
+    const sql = readFileSync(join(ROOT, 'migrations', file), 'utf8');
+    for (const statement of sql.split('--> statement-breakpoint').map((s) => s.trim()).filter(Boolean)) await db.prepare(statement).run();
+  }
 }
 
 export const median = (xs: number[]) => {

@@ -27,12 +27,22 @@ const RESERVED = /^\/(auth|\.well-known)(\/|$)/i;
 
 const wantsHtml = (c: C) => c.req.method === 'GET' && (c.req.header('accept') ?? '').includes('text/html');
 
+/** RFC 6750 §3.1 error codes, plus RFC 9470's for a sign-in that is too old or too weak. */
+const BEARER_ERRORS: Record<string, string> = {
+  unauthenticated: 'invalid_token',
+  invalid_token: 'invalid_token',
+  invalid_request: 'invalid_request',
+  insufficient_scope: 'insufficient_scope',
+  reauthenticate: 'insufficient_user_authentication',
+};
+
 function challenge(c: C, status: 401 | 403, error: string, reason: string, bearer: boolean): Response {
   const e = new GatehouseError(status === 401 ? 'unauthenticated' : 'forbidden', status, reason);
   const res = problemResponse(c, e);
-  // RFC 6750 §3: the Bearer challenge, with the error code when a token was presented.
-  const params = bearer ? `, error="${error === 'unauthenticated' ? 'invalid_token' : error}"` : '';
-  res.headers.set('www-authenticate', `Bearer realm="gatehouse"${params}`);
+  // No credential: the bare challenge (RFC 6750 §3.1); a presented token gets the error code, when
+  // one applies (a missing role has none).
+  const code = bearer ? BEARER_ERRORS[error] : undefined;
+  res.headers.set('www-authenticate', `Bearer realm="gatehouse"${code ? `, error="${code}"` : ''}`);
   return res;
 }
 

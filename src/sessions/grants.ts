@@ -1,5 +1,6 @@
 import { randomToken, sha256, timingSafeEqualString } from '../lib/crypto';
 import { CODE_VERIFIER, s256 } from '../oauth/pkce';
+import { OpaqueTokens } from './opaque-tokens';
 
 /** What an authorization code or a refresh-token family stands for. */
 export interface Grant {
@@ -108,32 +109,11 @@ export class GrantStore {
       idle_ttl INTEGER NOT NULL, idle_expires_at INTEGER NOT NULL, absolute_expires_at INTEGER NOT NULL,
       revoked_at INTEGER)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS refresh_used (hash TEXT PRIMARY KEY, family_id TEXT NOT NULL)`);
-    // `grant_id` ties an opaque access token to the code or refresh family it was issued from.
-    sql.exec(`CREATE TABLE IF NOT EXISTS opaque_tokens (hash TEXT PRIMARY KEY, jwt TEXT NOT NULL, expires_at INTEGER NOT NULL, grant_id TEXT)`);
+    this.opaque = new OpaqueTokens(sql);
   }
 
-  /**
-   * Keeps the JWT behind an opaque access token (the phantom-token pattern); returns the secret.
-   * `grantId` (the refresh family, or the code's hash when there is none) lets a replayed code or a
-   * revoked family take the token with it.
-   */
-  async storeOpaque(jwt: string, expiresAt: number, grantId: string | null): Promise<string> {
-    const secret = randomToken(32);
-    this.sql.exec('INSERT INTO opaque_tokens (hash, jwt, expires_at, grant_id) VALUES (?, ?, ?, ?)', await sha256(secret), jwt, expiresAt, grantId);
-    return secret;
-  }
-
-  /** The JWT an opaque token stands for, while it lives. */
-  async resolveOpaque(secret: string, now: number): Promise<string | null> {
-    const hash = await sha256(secret);
-    const row = this.sql.exec<{ jwt: string; expires_at: number }>('SELECT jwt, expires_at FROM opaque_tokens WHERE hash = ?', hash).toArray()[0];
-    return row && now < row.expires_at ? row.jwt : null;
-  }
-
-  async revokeOpaque(secret: string): Promise<boolean> {
-    const hash = await sha256(secret);
-    return this.sql.exec('DELETE FROM opaque_tokens WHERE hash = ? RETURNING hash', hash).toArray().length > 0;
-  }
+  /** Opaque access tokens live beside the grants they were issued under. */
+  readonly opaque: OpaqueTokens;
 
   /** Stores a new code (single use, short-lived) and returns its secret. */
   async issueCode(c: CodeInput): Promise<string> {
@@ -272,7 +252,7 @@ export class GrantStore {
 
   /** Revokes a refresh family and the opaque access tokens issued under it. */
   revokeFamily(familyId: string, now: number): boolean {
-    this.sql.exec('DELETE FROM opaque_tokens WHERE grant_id = ?', familyId);
+    this.opaque.deleteOfGrant(familyId);
     return this.sql.exec('UPDATE refresh_families SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL RETURNING family_id', now, familyId).toArray().length > 0;
   }
 
@@ -286,14 +266,14 @@ export class GrantStore {
         )
       : this.sql.exec('UPDATE refresh_families SET revoked_at = ? WHERE revoked_at IS NULL RETURNING family_id', now);
     const revoked = rows.toArray() as { family_id: string }[];
-    for (const { family_id } of revoked) this.sql.exec('DELETE FROM opaque_tokens WHERE grant_id = ?', family_id);
+    for (const { family_id } of revoked) this.opaque.deleteOfGrant(family_id);
     return revoked.length;
   }
 
   /** Deletes expired codes and dead families; returns the next time something expires (or null). */
   purge(now: number): number | null {
     this.sql.exec('DELETE FROM auth_codes WHERE expires_at <= ?', now);
-    this.sql.exec('DELETE FROM opaque_tokens WHERE expires_at <= ?', now);
+    this.opaque.purge(now);
     const dead = this.sql
       .exec<{ family_id: string }>(
         'SELECT family_id FROM refresh_families WHERE idle_expires_at <= ? OR absolute_expires_at <= ? OR revoked_at IS NOT NULL',
@@ -313,7 +293,7 @@ export class GrantStore {
     const b = this.sql
       .exec<{ t: number | null }>('SELECT MIN(MIN(idle_expires_at, absolute_expires_at)) AS t FROM refresh_families WHERE revoked_at IS NULL')
       .one().t;
-    const c = this.sql.exec<{ t: number | null }>('SELECT MIN(expires_at) AS t FROM opaque_tokens').one().t;
+    const c = this.opaque.nextExpiry();
     const all = [a, b, c].filter((t): t is number => t !== null);
     return all.length ? Math.min(...all) : null;
   }

@@ -197,17 +197,17 @@ export class UserSessions extends DurableObject<Env> {
   }
 
   async storeOpaque(jwt: string, expiresAt: number, grantId: string | null): Promise<string> {
-    const secret = await this.grants.storeOpaque(jwt, expiresAt, grantId);
+    const secret = await this.grants.opaque.store(jwt, expiresAt, grantId);
     await this.scheduleAlarm();
     return secret;
   }
 
   resolveOpaque(secret: string, now: number): Promise<string | null> {
-    return this.grants.resolveOpaque(secret, now);
+    return this.grants.opaque.resolve(secret, now);
   }
 
   revokeOpaque(secret: string): Promise<boolean> {
-    return this.grants.revokeOpaque(secret);
+    return this.grants.opaque.revoke(secret);
   }
 
   /** Purges expired sessions, codes and refresh families, and re-arms for the next expiry. */

@@ -136,7 +136,8 @@ describe('the gateway', () => {
     const { cookie } = await signIn(email);
     const forbidden = await call('/demo/admin/x', { cookie, headers: { accept: 'application/json' } });
     expect(forbidden.status).toBe(403);
-    expect(await forbidden.json()).toMatchObject({ code: 'forbidden' });
+    expect(await forbidden.json()).toMatchObject({ code: 'forbidden', detail: 'Requires one of the roles: admin.' });
+    expect(forbidden.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse"');
     expect((await call('/DEMO/ADMIN/x', { cookie })).status).toBe(403);
     expect((await call('/demo/gold/x', { cookie })).status).toBe(403);
     const admin = await withRole('admin');
@@ -163,6 +164,10 @@ describe('the gateway', () => {
     expect(ok.headers['x-auth-user-id']).toBe(client.clientId);
     expect(ok.headers.authorization).toMatch(/^Bearer /); // the origin may still see the token itself
 
+    // A route that wants a recent sign-in: a token with none says so in RFC 9470's terms.
+    const stale = await call('/demo/recent/x', { headers: { authorization: `Bearer ${await token('profile')}` } });
+    expect(stale.status).toBe(401);
+    expect(stale.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse", error="insufficient_user_authentication"');
     const narrow = await call('/demo/api/x', { headers: { authorization: `Bearer ${await token('email')}` } });
     expect(narrow.status).toBe(403);
     expect(narrow.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse", error="insufficient_scope"');
@@ -194,6 +199,11 @@ describe('the gateway', () => {
     const upload = new Uint8Array(5 * 1024 * 1024).fill(7);
     const posted = await echoed(await call('/demo/public/upload?kind=big', { method: 'POST', body: upload, headers: { 'content-type': 'application/octet-stream' } }));
     expect(posted).toMatchObject({ method: 'POST', query: 'kind=big', bodyBytes: upload.byteLength });
+    const download = await call('/demo/public/file?bytes=8388608');
+    expect(download.status).toBe(200);
+    let received = 0;
+    for await (const chunk of download.body!) received += chunk.byteLength;
+    expect(received).toBe(8 * 1024 * 1024);
     const redirect = await call(`/demo/public/r?redirect=${encodeURIComponent('https://elsewhere.example/next')}`);
     expect(redirect.status).toBe(302);
     expect(redirect.headers.get('location')).toBe('https://elsewhere.example/next');
