@@ -48,7 +48,9 @@ async function readParams(c: C): Promise<Params> {
     const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/x-www-form-urlencoded')
       throw new GatehouseError('invalid_request', 400, 'Send parameters as application/x-www-form-urlencoded.');
-    for (const [k, v] of new URLSearchParams(await c.req.text())) entries.push([k, v]);
+    // Decode the bytes ourselves: workerd warns when .text() is used on a form content type.
+    const body = new TextDecoder().decode(await c.req.arrayBuffer());
+    for (const [k, v] of new URLSearchParams(body)) entries.push([k, v]);
   }
   const params: Params = {};
   for (const [k, v] of entries) {
