@@ -6,13 +6,12 @@
  *
  * Options: --seconds S per run (default 8), --concurrency C (default 8), --sequential N (default 300).
  */
-import { readdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { convertV4MiniflareOptions, Miniflare } from 'miniflare';
 import { ROOT } from '../scripts/lib/wrangler';
-import { applyMigrationsTo, bundle, fmt } from './harness';
+import { applyMigrationsTo, bundle, bundleModules, fmt, GATEHOUSE_OPTIONS } from './harness';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '8' }, concurrency: { type: 'string', default: '8' }, sequential: { type: 'string', default: '300' } } });
 const SECONDS = Number(values.seconds);
@@ -29,21 +28,11 @@ const mf = new Miniflare(
       {
         name: 'gatehouse',
         modulesRoot: outdir,
-        modules: [
-          { type: 'ESModule', path: join(outdir, readdirSync(outdir).find((f) => f.endsWith('.js'))!) },
-          ...readdirSync(outdir).filter((f) => f.endsWith('.wasm')).map((f) => ({ type: 'CompiledWasm' as const, path: join(outdir, f) })),
-        ],
-        compatibilityDate: '2026-10-20',
-        d1Databases: { DB: 'bench' },
-        durableObjects: { USER_SESSIONS: { className: 'UserSessions', useSQLite: true } },
-        ratelimits: { CREDENTIAL_RATE_LIMIT: { namespace_id: '1', simple: { limit: 1_000_000, period: 60 as const } } },
+        modules: bundleModules(outdir),
+        ...GATEHOUSE_OPTIONS,
         serviceBindings: { ORIGIN_ECHO: 'echo' },
         bindings: {
-          ENVIRONMENT: 'test',
-          PUBLIC_URL: 'https://gatehouse.bench',
-          MAIL_PROVIDER: 'dev',
-          AUTH_SECRET: 'YmVuY2htYXJrLW9ubHktc2VjcmV0LW5vdC1mb3ItcHJvZHVjdGlvbg',
-          KEY_ENCRYPTION_KEY: 'YmVuY2htYXJrLW9ubHkta2V5LWVuY3J5cHRpb24tayE',
+          ...GATEHOUSE_OPTIONS.bindings,
           ROUTES: JSON.stringify([{ match: '/bench/*', origin: 'service:ORIGIN_ECHO', policy: { access: 'authenticated' } }]),
         },
       },

@@ -18,33 +18,38 @@ export function bundle(name: string, entry?: string): string {
  * bindings: a fresh in-memory D1 migrated from migrations/, the UserSessions Durable Object, and a
  * rate limiter too generous to interfere.
  */
+/** The modules of a bundle from `bundle()`: wrangler names the script after its entry (the one .js). */
+export function bundleModules(outdir: string) {
+  return [
+    { type: 'ESModule' as const, path: join(outdir, readdirSync(outdir).find((f) => f.endsWith('.js'))!) },
+    ...readdirSync(outdir)
+      .filter((f) => f.endsWith('.wasm'))
+      .map((f) => ({ type: 'CompiledWasm' as const, path: join(outdir, f) })),
+  ];
+}
+
+/** Gatehouse's bindings for a benchmark: fresh D1, the session object, a limiter that never trips. */
+export const GATEHOUSE_OPTIONS = {
+  compatibilityDate: '2026-10-20',
+  d1Databases: { DB: 'bench' },
+  durableObjects: { USER_SESSIONS: { className: 'UserSessions', useSQLite: true } },
+  ratelimits: { CREDENTIAL_RATE_LIMIT: { namespace_id: '1', simple: { limit: 1_000_000, period: 60 as const } } },
+  bindings: {
+    ENVIRONMENT: 'test',
+    PUBLIC_URL: 'https://gatehouse.bench',
+    MAIL_PROVIDER: 'dev',
+    AUTH_SECRET: 'YmVuY2htYXJrLW9ubHktc2VjcmV0LW5vdC1mb3ItcHJvZHVjdGlvbg',
+    KEY_ENCRYPTION_KEY: 'YmVuY2htYXJrLW9ubHkta2V5LWVuY3J5cHRpb24tayE',
+  } as Record<string, string>,
+};
+
 export async function startWorker(outdir: string, opts: { gatehouse: boolean }) {
   // Miniflare 5 takes a new options shape; convertV4MiniflareOptions accepts the familiar one.
   const mf = new Miniflare(
     convertV4MiniflareOptions({
-    modulesRoot: outdir,
-    modules: [
-      // wrangler names the bundle after the entry file: the one .js in the directory.
-      { type: 'ESModule', path: join(outdir, readdirSync(outdir).find((f) => f.endsWith('.js'))!) },
-      ...readdirSync(outdir)
-        .filter((f) => f.endsWith('.wasm'))
-        .map((f) => ({ type: 'CompiledWasm' as const, path: join(outdir, f) })),
-    ],
-    compatibilityDate: '2026-10-20',
-    ...(opts.gatehouse
-      ? {
-          d1Databases: { DB: 'bench' },
-          durableObjects: { USER_SESSIONS: { className: 'UserSessions', useSQLite: true } },
-          ratelimits: { CREDENTIAL_RATE_LIMIT: { namespace_id: '1', simple: { limit: 1_000_000, period: 60 as const } } },
-          bindings: {
-            ENVIRONMENT: 'test',
-            PUBLIC_URL: 'https://gatehouse.bench',
-            MAIL_PROVIDER: 'dev',
-            AUTH_SECRET: 'YmVuY2htYXJrLW9ubHktc2VjcmV0LW5vdC1mb3ItcHJvZHVjdGlvbg',
-            KEY_ENCRYPTION_KEY: 'YmVuY2htYXJrLW9ubHkta2V5LWVuY3J5cHRpb24tayE',
-          },
-        }
-      : {}),
+      modulesRoot: outdir,
+      modules: bundleModules(outdir),
+      ...(opts.gatehouse ? GATEHOUSE_OPTIONS : { compatibilityDate: GATEHOUSE_OPTIONS.compatibilityDate }),
     }),
   );
   await mf.ready;

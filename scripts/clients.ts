@@ -6,9 +6,9 @@
  * shown this once; only a hash is stored.
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { ZodError } from 'zod';
 import { buildClient, describeClient } from '../src/oauth/client-registration';
+import { parseFlags, usageFor } from './lib/cli';
 import { d1Query, sqlString, type Target } from './lib/wrangler';
 
 const USAGE = `Usage: npm run clients -- create --name NAME --redirect-uri URI [options]
@@ -36,10 +36,8 @@ Options:
 
 const seconds = (flag: string, v: string) => (/^\d{1,9}$/.test(v) ? Number(v) : usage(`${flag} must be a whole number of seconds`));
 
-function usage(problem: string): never {
-  console.error(`error: ${problem}\n\n${USAGE}`);
-  process.exit(2);
-}
+// Annotated so that TypeScript treats a call as the end of the path.
+const usage: (problem: string) => never = usageFor(USAGE);
 
 interface Row {
   client_id: string;
@@ -72,37 +70,31 @@ function existing(target: Target, clientId: string) {
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command !== 'create') usage(command ? `unknown command "${command}"` : 'missing command');
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: rest,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        name: { type: 'string' },
-        'redirect-uri': { type: 'string', multiple: true, default: [] },
-        'post-logout-redirect-uri': { type: 'string', multiple: true, default: [] },
-        public: { type: 'boolean', default: false },
-        'first-party': { type: 'boolean', default: false },
-        grant: { type: 'string', multiple: true },
-        scope: { type: 'string', multiple: true },
-        'auth-method': { type: 'string' },
-        'jwks-file': { type: 'string' },
-        'id-token-alg': { type: 'string' },
-        'access-token-format': { type: 'string' },
-        'access-token-ttl': { type: 'string' },
-        'refresh-idle-ttl': { type: 'string' },
-        'refresh-absolute-ttl': { type: 'string' },
-        'client-id': { type: 'string' },
-        'client-secret': { type: 'string' },
-        'if-missing': { type: 'boolean', default: false },
-        remote: { type: 'boolean', default: false },
-        'persist-to': { type: 'string' },
-      },
-    }));
-  } catch (e) {
-    usage((e as Error).message);
-  }
+  const values = parseFlags(
+    rest,
+    {
+    name: { type: 'string' },
+    'redirect-uri': { type: 'string', multiple: true, default: [] },
+    'post-logout-redirect-uri': { type: 'string', multiple: true, default: [] },
+    public: { type: 'boolean', default: false },
+    'first-party': { type: 'boolean', default: false },
+    grant: { type: 'string', multiple: true },
+    scope: { type: 'string', multiple: true },
+    'auth-method': { type: 'string' },
+    'jwks-file': { type: 'string' },
+    'id-token-alg': { type: 'string' },
+    'access-token-format': { type: 'string' },
+    'access-token-ttl': { type: 'string' },
+    'refresh-idle-ttl': { type: 'string' },
+    'refresh-absolute-ttl': { type: 'string' },
+    'client-id': { type: 'string' },
+    'client-secret': { type: 'string' },
+    'if-missing': { type: 'boolean', default: false },
+    remote: { type: 'boolean', default: false },
+    'persist-to': { type: 'string' },
+  },
+    usage,
+  );
   let jwks: unknown;
   if (values['jwks-file']) {
     try {

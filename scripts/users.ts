@@ -5,12 +5,12 @@
  * Creates the user in the local D1 (the one `npm run dev` uses) or, with --remote, the deployed one,
  * and prints it as JSON. Bad arguments print the usage and exit 2.
  */
-import { parseArgs } from 'node:util';
 import { createPasswordHasher } from '../src/auth/argon2';
 import { checkNewPassword } from '../src/auth/password-policy';
 import { emailField } from '../src/identity/email';
 import { GatehouseError } from '../src/lib/errors';
 import { loadArgon2Node } from './lib/argon2-node';
+import { parseFlags, usageFor } from './lib/cli';
 import { d1Query, sqlString, type Target } from './lib/wrangler';
 
 const USAGE = `Usage: npm run users -- create --email EMAIL --password PASSWORD [options]
@@ -29,10 +29,8 @@ Options:
 
 const ROLE = /^[a-z][a-z0-9_:-]{0,63}$/;
 
-function usage(problem: string): never {
-  console.error(`error: ${problem}\n\n${USAGE}`);
-  process.exit(2);
-}
+// Annotated so that TypeScript treats a call as the end of the path.
+const usage: (problem: string) => never = usageFor(USAGE);
 
 interface UserRow {
   id: string;
@@ -63,26 +61,20 @@ export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command === 'set') return setUser(rest);
   if (command !== 'create') usage(command ? `unknown command "${command}"` : 'missing command');
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: rest,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        email: { type: 'string' },
-        password: { type: 'string' },
-        verified: { type: 'boolean', default: false },
-        role: { type: 'string', multiple: true, default: [] },
-        tier: { type: 'string', default: 'free' },
-        'if-missing': { type: 'boolean', default: false },
-        remote: { type: 'boolean', default: false },
-        'persist-to': { type: 'string' },
-      },
-    }));
-  } catch (e) {
-    usage((e as Error).message);
-  }
+  const values = parseFlags(
+    rest,
+    {
+    email: { type: 'string' },
+    password: { type: 'string' },
+    verified: { type: 'boolean', default: false },
+    role: { type: 'string', multiple: true, default: [] },
+    tier: { type: 'string', default: 'free' },
+    'if-missing': { type: 'boolean', default: false },
+    remote: { type: 'boolean', default: false },
+    'persist-to': { type: 'string' },
+  },
+    usage,
+  );
   if (!values.email) usage('--email is required');
   if (values.password === undefined) usage('--password is required');
   const email = emailField.safeParse(values.email);
@@ -129,24 +121,18 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 async function setUser(args: string[]): Promise<void> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        email: { type: 'string' },
-        role: { type: 'string', multiple: true },
-        'no-roles': { type: 'boolean', default: false },
-        tier: { type: 'string' },
-        remote: { type: 'boolean', default: false },
-        'persist-to': { type: 'string' },
-      },
-    }));
-  } catch (e) {
-    usage((e as Error).message);
-  }
+  const values = parseFlags(
+    args,
+    {
+    email: { type: 'string' },
+    role: { type: 'string', multiple: true },
+    'no-roles': { type: 'boolean', default: false },
+    tier: { type: 'string' },
+    remote: { type: 'boolean', default: false },
+    'persist-to': { type: 'string' },
+  },
+    usage,
+  );
   if (!values.email) usage('--email is required');
   const email = emailField.safeParse(values.email);
   if (!email.success) usage(`--email: ${email.error.issues[0]!.message}`);

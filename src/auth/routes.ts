@@ -1,8 +1,7 @@
 import { Hono } from 'hono';
 import type { AppEnv } from '../deps';
-import { deferTo, parseInput } from '../lib/http';
+import { deferTo, parseInput, requestMeta } from '../lib/http';
 import { enforceIpLimit } from '../lib/rate-limit';
-import { requestMeta } from '../lib/http';
 import { clearSessionCookie, setSessionCookie } from '../sessions/middleware';
 import { verifyEmail } from './email-verification';
 import { requestPasswordReset, resetPassword } from './password-reset';
