@@ -18,6 +18,7 @@ Options:
   --post-logout-redirect-uri URI  (repeatable) where RP-initiated logout may return
   --public                        a public client (native/SPA): no secret, PKCE only
   --first-party                   skip the consent page
+  --require-mfa                   every sign-in for this client needs a second factor
   --grant GRANT                   (repeatable) authorization_code, refresh_token, client_credentials
                                   (default: authorization_code refresh_token)
   --scope SCOPE                   (repeatable) openid, profile, email, offline_access (default: openid profile email)
@@ -48,6 +49,7 @@ interface Row {
   grant_types: string;
   scopes: string;
   first_party: number;
+  require_mfa: number;
   id_token_signed_response_alg: string;
 }
 
@@ -63,6 +65,7 @@ function existing(target: Target, clientId: string) {
     grantTypes: r.grant_types,
     scopes: r.scopes,
     firstParty: Boolean(r.first_party),
+    requireMfa: Boolean(r.require_mfa),
     idTokenSignedResponseAlg: r.id_token_signed_response_alg as never,
   } as never);
 }
@@ -78,6 +81,7 @@ export async function main(argv: string[]): Promise<void> {
     'post-logout-redirect-uri': { type: 'string', multiple: true, default: [] },
     public: { type: 'boolean', default: false },
     'first-party': { type: 'boolean', default: false },
+    'require-mfa': { type: 'boolean', default: false },
     grant: { type: 'string', multiple: true },
     scope: { type: 'string', multiple: true },
     'auth-method': { type: 'string' },
@@ -112,6 +116,7 @@ export async function main(argv: string[]): Promise<void> {
         postLogoutRedirectUris: values['post-logout-redirect-uri'],
         public: values.public,
         firstParty: values['first-party'],
+        requireMfa: values['require-mfa'],
         ...(values.grant ? { grantTypes: values.grant } : {}),
         ...(values.scope ? { scopes: values.scope as never } : {}),
         ...(values['auth-method'] ? { authMethod: values['auth-method'] as never } : {}),
@@ -148,8 +153,8 @@ export async function main(argv: string[]): Promise<void> {
   const r = built.row;
   d1Query(
     target,
-    `INSERT INTO oauth_clients (client_id, name, secret_hash, token_endpoint_auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, access_token_format, id_token_signed_response_alg, jwks, access_token_ttl, refresh_token_idle_ttl, refresh_token_absolute_ttl, created_at)
-     VALUES (${[r.clientId, r.name, r.secretHash, r.tokenEndpointAuthMethod, r.redirectUris, r.postLogoutRedirectUris, r.grantTypes, r.scopes].map(sqlString).join(', ')}, ${r.firstParty ? 1 : 0}, ${sqlString(r.accessTokenFormat)}, ${sqlString(r.idTokenSignedResponseAlg)}, ${sqlString(r.jwks)}, ${r.accessTokenTtl ?? 'NULL'}, ${r.refreshTokenIdleTtl ?? 'NULL'}, ${r.refreshTokenAbsoluteTtl ?? 'NULL'}, ${r.createdAt})`,
+    `INSERT INTO oauth_clients (client_id, name, secret_hash, token_endpoint_auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, access_token_format, id_token_signed_response_alg, jwks, access_token_ttl, refresh_token_idle_ttl, refresh_token_absolute_ttl, require_mfa, created_at)
+     VALUES (${[r.clientId, r.name, r.secretHash, r.tokenEndpointAuthMethod, r.redirectUris, r.postLogoutRedirectUris, r.grantTypes, r.scopes].map(sqlString).join(', ')}, ${r.firstParty ? 1 : 0}, ${sqlString(r.accessTokenFormat)}, ${sqlString(r.idTokenSignedResponseAlg)}, ${sqlString(r.jwks)}, ${r.accessTokenTtl ?? 'NULL'}, ${r.refreshTokenIdleTtl ?? 'NULL'}, ${r.refreshTokenAbsoluteTtl ?? 'NULL'}, ${r.requireMfa ? 1 : 0}, ${r.createdAt})`,
   );
   console.log(JSON.stringify({ ...describeClient(r), ...(built.clientSecret ? { client_secret: built.clientSecret } : {}) }, null, 2));
 }

@@ -38,6 +38,9 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
       contentSecurityPolicy: {
         defaultSrc: ["'none'"],
         styleSrc: ["'self'"],
+        // The bundled passkey script (/auth/assets/passkeys.js) and its calls to /auth/api.
+        scriptSrc: ["'self'"],
+        connectSrc: ["'self'"],
         imgSrc: ["'self'", 'data:'],
         formAction: ["'self'"],
         frameAncestors: ["'none'"],

@@ -27,6 +27,11 @@ export interface Env {
   REFRESH_TOKEN_ABSOLUTE_TTL?: string;
   ROUTES?: string;
   IDENTITY_HEADER_PREFIX?: string;
+  WEBAUTHN_RP_ID?: string;
+  WEBAUTHN_RP_NAME?: string;
+  WEBAUTHN_ORIGINS?: string;
+  MFA_POLICY?: string;
+  NEW_SIGN_IN_EMAIL?: string;
 }
 
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -65,6 +70,34 @@ const schema = z
       .regex(/^[A-Za-z][A-Za-z0-9-]*-$/, 'must be a header-name prefix ending in -, like X-Auth-')
       .default('X-Auth-'),
     KEY_ROTATION_DAYS: z.coerce.number().int().min(1).max(365).default(30),
+    // Passkeys: the RP ID is a registrable domain suffix of every allowed origin (default: PUBLIC_URL's host).
+    WEBAUTHN_RP_ID: z
+      .string()
+      .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, 'must be a host name like example.com')
+      .optional(),
+    WEBAUTHN_RP_NAME: z.string().min(1).max(64).default('Gatehouse'),
+    // Comma-separated origins passkey ceremonies may run on (default: PUBLIC_URL's origin).
+    WEBAUTHN_ORIGINS: z
+      .string()
+      .optional()
+      .transform((v, ctx) => {
+        if (v === undefined) return undefined;
+        const origins = v.split(',').map((o) => o.trim()).filter(Boolean);
+        for (const o of origins) {
+          let ok = false;
+          try {
+            ok = new URL(o).origin === o;
+          } catch {}
+          if (!ok) {
+            ctx.addIssue({ code: 'custom', message: `${o} is not an origin like https://auth.example.com` });
+            return z.NEVER;
+          }
+        }
+        return origins;
+      }),
+    // adaptive: the second factor is asked on a new device or network; always: at every sign-in.
+    MFA_POLICY: z.enum(['adaptive', 'always']).default('adaptive'),
+    NEW_SIGN_IN_EMAIL: flag(true),
     // Must exceed how long anyone caches the JWKS (its max-age is 300 s) and the isolate key cache.
     KEY_PUBLISH_LEAD: seconds(3600).pipe(z.number().min(600)),
   })
@@ -81,6 +114,13 @@ const schema = z
         path: [c.MAIL_HTTP_URL ? 'MAIL_HTTP_TOKEN' : 'MAIL_HTTP_URL'],
         message: 'required when MAIL_PROVIDER is "http"',
       });
+    const publicUrl = c.PUBLIC_URL instanceof URL ? c.PUBLIC_URL : null;
+    const rpId = c.WEBAUTHN_RP_ID ?? publicUrl?.hostname;
+    for (const o of rpId ? (c.WEBAUTHN_ORIGINS ?? (publicUrl ? [publicUrl.origin] : [])) : []) {
+      const host = new URL(o).hostname;
+      if (host !== rpId && !host.endsWith(`.${rpId}`))
+        ctx.addIssue({ code: 'custom', path: ['WEBAUTHN_RP_ID'], message: `${rpId} is not ${host} or a parent domain of it` });
+    }
     if (c.SESSION_IDLE_TTL > c.SESSION_ABSOLUTE_TTL)
       ctx.addIssue({ code: 'custom', path: ['SESSION_IDLE_TTL'], message: 'must not exceed SESSION_ABSOLUTE_TTL' });
   });
@@ -100,6 +140,10 @@ export interface Config {
   session: { tokenTtl: number; idleTtl: number; absoluteTtl: number };
   /** The gateway: routes in the order they are tried, and the identity header prefix. */
   gateway: { routes: Route[]; prefix: string };
+  /** Passkeys: relying party and the origins ceremonies may come from. */
+  webauthn: { rpId: string; rpName: string; origins: string[] };
+  /** When a sign-in needs the second factor (for users who have one). */
+  mfa: { policy: 'adaptive' | 'always'; newSignInEmail: boolean };
   /** Signed-token lifetimes and key rotation, in seconds (rotation in days). */
   tokens: {
     accessTtl: number;
@@ -144,6 +188,12 @@ export function parseConfig(env: Partial<Env>): Config {
     requireVerifiedEmail: c.REQUIRE_VERIFIED_EMAIL,
     session: { tokenTtl: c.SESSION_TOKEN_TTL, idleTtl: c.SESSION_IDLE_TTL, absoluteTtl: c.SESSION_ABSOLUTE_TTL },
     gateway: { routes: c.ROUTES, prefix: c.IDENTITY_HEADER_PREFIX },
+    webauthn: {
+      rpId: c.WEBAUTHN_RP_ID ?? c.PUBLIC_URL.hostname,
+      rpName: c.WEBAUTHN_RP_NAME,
+      origins: c.WEBAUTHN_ORIGINS ?? [c.PUBLIC_URL.origin],
+    },
+    mfa: { policy: c.MFA_POLICY, newSignInEmail: c.NEW_SIGN_IN_EMAIL },
     tokens: {
       accessTtl: c.ACCESS_TOKEN_TTL,
       idTtl: c.ID_TOKEN_TTL,

@@ -18,7 +18,7 @@ export interface Deps {
   sessions: SessionStore;
   mailer: Mailer;
   passwords: PasswordHasher;
-  keys: { session: CryptoKey; csrf: CryptoKey };
+  keys: { session: CryptoKey; csrf: CryptoKey; pending: CryptoKey };
   /** Asymmetric signing keys (access and ID tokens, assertions), cached in the isolate. */
   signingKeys: KeyRing;
   /** Per-IP limit on credential endpoints; resolves false when the caller is over it. */
@@ -46,9 +46,10 @@ export function depsFor(env: Env): Promise<Deps> {
 
 async function buildDeps(env: Env): Promise<Deps> {
   const config = parseConfig(env);
-  const [session, csrf] = await Promise.all([
+  const [session, csrf, pending] = await Promise.all([
     deriveHmacKey(config.authSecret, 'session-token'),
     deriveHmacKey(config.authSecret, 'csrf'),
+    deriveHmacKey(config.authSecret, 'pending-sign-in'),
   ]);
   const db = createDb(env.DB);
   const limiter = env.CREDENTIAL_RATE_LIMIT;
@@ -60,7 +61,7 @@ async function buildDeps(env: Env): Promise<Deps> {
     sessions: createSessionStore(env.USER_SESSIONS),
     mailer: createMailer(config, db, (input, init) => fetch(input, init)),
     passwords,
-    keys: { session, csrf },
+    keys: { session, csrf, pending },
     signingKeys: new KeyRing(db, config.keyEncryptionKey, keyPolicy(config.tokens)),
     rateLimit: async (key) => (await limiter.limit({ key })).success,
     now: () => Date.now(),

@@ -1,13 +1,40 @@
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
+import { getCookie } from 'hono/cookie';
 import type { AppEnv } from '../deps';
-import { deferTo, parseInput, requestMeta } from '../lib/http';
+import { GatehouseError } from '../lib/errors';
+import { deferTo, parseInput, requestMeta, signInContext } from '../lib/http';
 import { enforceIpLimit } from '../lib/rate-limit';
-import { clearSessionCookie, setSessionCookie } from '../sessions/middleware';
+import { clearCookie, clearSessionCookie, setPendingCookie, setSessionCookie } from '../sessions/middleware';
 import { verifyEmail } from './email-verification';
+import {
+  authenticationOptions,
+  listPasskeys,
+  registerPasskey,
+  registrationOptions,
+  removePasskey,
+  verifyPasskey,
+} from './passkeys';
 import { requestPasswordReset, resetPassword } from './password-reset';
-import { forgotPasswordInput, resetPasswordInput, signInInput, signUpInput, verifyEmailInput } from './schemas';
+import {
+  forgotPasswordInput,
+  passkeyAssertionInput,
+  passkeyRegistrationInput,
+  resetPasswordInput,
+  secondFactorInput,
+  signInInput,
+  signUpInput,
+  verifyEmailInput,
+} from './schemas';
+import { assertRecentSignIn, completeFirstFactor, completeSignIn, PENDING_COOKIE, PENDING_TTL, stepUp, type SignInOutcome } from './second-factor';
 import { signInWithPassword } from './sign-in';
 import { signUp } from './sign-up';
+import { safeReturnTo } from './urls';
+import { findUserById } from '../identity/users';
+import { failClosed } from '../lib/errors';
+import { acrOf, combineAmr } from './acr';
+import type { StartedSession } from '../sessions/sessions';
+
+type C = Context<AppEnv>;
 
 /** The JSON credential API under /auth/api (docs/api.md). Errors render as problem+json. */
 export const authApi = new Hono<AppEnv>();
@@ -18,11 +45,46 @@ authApi.use('/*', async (c, next) => {
 });
 
 // Every credential endpoint is limited per IP before any work is done.
-for (const path of ['/sign-up', '/sign-in', '/forgot-password', '/reset-password', '/verify-email']) {
+const CREDENTIAL_POSTS = [
+  '/sign-up',
+  '/sign-in',
+  '/sign-in/second-factor',
+  '/step-up',
+  '/forgot-password',
+  '/reset-password',
+  '/verify-email',
+  '/passkeys/authentication-options',
+  '/passkeys/sign-in',
+  '/passkeys/verify',
+];
+for (const path of CREDENTIAL_POSTS) {
   authApi.post(path, async (c, next) => {
     await enforceIpLimit(c.var.deps.rateLimit, requestMeta(c).ip);
     await next();
   });
+}
+
+const sessionBody = (session: StartedSession) => ({
+  sid: session.record.sid,
+  expiresAt: session.record.absoluteExpiresAt,
+  amr: session.record.amr,
+  acr: acrOf(session.record.amr),
+});
+
+/** Sets the cookies a sign-in outcome calls for and describes it in JSON. */
+export function signInResponse(c: C, outcome: SignInOutcome, returnTo?: string) {
+  if (outcome.kind === 'second_factor') {
+    setPendingCookie(c, PENDING_COOKIE, outcome.pending, PENDING_TTL);
+    const next = `/auth/second-factor?${new URLSearchParams({ return_to: safeReturnTo(returnTo ?? null) })}`;
+    return c.json({
+      status: 'second_factor_required',
+      methods: { totp: outcome.factors.totp, recoveryCode: outcome.factors.recoveryCodesLeft > 0, passkey: outcome.factors.passkeys > 0 },
+      next,
+    });
+  }
+  clearCookie(c, PENDING_COOKIE);
+  setSessionCookie(c, outcome.session.cookie);
+  return c.json({ status: 'signed_in', user: outcome.user, session: sessionBody(outcome.session), next: safeReturnTo(returnTo ?? null) });
 }
 
 authApi.post('/sign-up', async (c) => {
@@ -33,12 +95,24 @@ authApi.post('/sign-up', async (c) => {
 
 authApi.post('/sign-in', async (c) => {
   const input = await parseInput(c, 'json', signInInput);
-  const { user, session } = await signInWithPassword(c.var.deps, input, requestMeta(c));
-  setSessionCookie(c, session.cookie);
-  return c.json({
-    user,
-    session: { sid: session.record.sid, expiresAt: session.record.absoluteExpiresAt, amr: session.record.amr },
+  const outcome = await signInWithPassword(c.var.deps, input, signInContext(c), { defer: deferTo(c, 'sign_in_mail_failed') });
+  return signInResponse(c, outcome);
+});
+
+authApi.post('/sign-in/second-factor', async (c) => {
+  const { code } = await parseInput(c, 'json', secondFactorInput);
+  const done = await completeSignIn(c.var.deps, getCookie(c, PENDING_COOKIE), { kind: 'code', code }, signInContext(c), {
+    defer: deferTo(c, 'sign_in_mail_failed'),
   });
+  return signInResponse(c, { kind: 'signed_in', ...done });
+});
+
+authApi.post('/step-up', async (c) => {
+  const { code } = await parseInput(c, 'json', secondFactorInput);
+  if (!c.var.session) throw new GatehouseError('unauthenticated', 401, 'Sign in first.');
+  const { session } = await stepUp(c.var.deps, c.var.session, { kind: 'code', code }, requestMeta(c));
+  setSessionCookie(c, session.cookie);
+  return c.json({ status: 'stepped_up', session: sessionBody(session) });
 });
 
 authApi.post('/forgot-password', async (c) => {
@@ -58,4 +132,71 @@ authApi.post('/verify-email', async (c) => {
   const { token } = await parseInput(c, 'json', verifyEmailInput);
   const { email, created } = await verifyEmail(c.var.deps, token, requestMeta(c));
   return c.json({ status: 'email_verified', email, accountCreated: created });
+});
+
+// Passkeys: the browser script (src/ui/client/passkeys.ts) drives these.
+authApi.post('/passkeys/authentication-options', async (c) => c.json(await authenticationOptions(c.var.deps)));
+
+/** Sign in with a passkey (first factor; with user verification it is two factors at once). */
+authApi.post('/passkeys/sign-in', async (c) => {
+  const input = await parseInput(c, 'json', passkeyAssertionInput);
+  const { deps } = c.var;
+  const ctx = signInContext(c);
+  const proof = await verifyPasskey(deps, input, ctx.meta);
+  const user = await failClosed('the database', () => findUserById(deps.db, proof.userId));
+  if (!user) throw new GatehouseError('invalid_passkey', 400, 'This passkey is not registered here.');
+  const outcome = await completeFirstFactor(deps, user, combineAmr([], proof.amr), ctx, {
+    defer: deferTo(c, 'sign_in_mail_failed'),
+    detail: { method: 'passkey' },
+  });
+  return signInResponse(c, outcome, input.returnTo);
+});
+
+/** A passkey as the second step of a pending sign-in, or to step up the current session. */
+authApi.post('/passkeys/verify', async (c) => {
+  const input = await parseInput(c, 'json', passkeyAssertionInput);
+  const { deps } = c.var;
+  const ctx = signInContext(c);
+  const verified = await verifyPasskey(deps, input, ctx.meta);
+  const proof = { kind: 'passkey' as const, ...verified };
+  const pending = getCookie(c, PENDING_COOKIE);
+  if (pending) {
+    const done = await completeSignIn(deps, pending, proof, ctx, { defer: deferTo(c, 'sign_in_mail_failed') });
+    return signInResponse(c, { kind: 'signed_in', ...done }, input.returnTo);
+  }
+  if (!c.var.session) throw new GatehouseError('unauthenticated', 401, 'Sign in first.');
+  const { session } = await stepUp(deps, c.var.session, proof, ctx.meta);
+  setSessionCookie(c, session.cookie);
+  return c.json({ status: 'stepped_up', session: sessionBody(session), next: safeReturnTo(input.returnTo ?? null) });
+});
+
+// Managing one's passkeys needs a session; state changes need the JSON content type (no cross-site forms).
+const requireSession = async (c: C, next: () => Promise<void>) => {
+  if (!c.var.session) throw new GatehouseError('unauthenticated', 401, 'Sign in to continue.');
+  if (c.req.method !== 'GET' && c.req.method !== 'DELETE' && !c.req.header('content-type')?.startsWith('application/json'))
+    throw new GatehouseError('unsupported_media_type', 415, 'Send state changes with Content-Type: application/json.');
+  await next();
+};
+authApi.use('/passkeys', requireSession);
+authApi.use('/passkeys/registration-options', requireSession);
+authApi.use('/passkeys/:id{[A-Za-z0-9_-]+}', async (c, next) => (c.req.method === 'DELETE' ? requireSession(c, next) : next()));
+
+authApi.get('/passkeys', async (c) => c.json({ passkeys: await listPasskeys(c.var.deps, c.var.session!.sub) }));
+
+authApi.post('/passkeys/registration-options', async (c) => {
+  const claims = c.var.session!;
+  return c.json(await registrationOptions(c.var.deps, { id: claims.sub, email: claims.email }));
+});
+
+authApi.post('/passkeys', async (c) => {
+  const input = await parseInput(c, 'json', passkeyRegistrationInput);
+  const passkey = await registerPasskey(c.var.deps, c.var.session!.sub, input as never, requestMeta(c));
+  return c.json({ passkey }, 201);
+});
+
+authApi.delete('/passkeys/:id{[A-Za-z0-9_-]+}', async (c) => {
+  const claims = c.var.session!;
+  assertRecentSignIn(claims, c.var.deps.now());
+  await removePasskey(c.var.deps, claims.sub, c.req.param('id'), requestMeta(c));
+  return c.body(null, 204);
 });

@@ -16,3 +16,49 @@ export const signInInput = z.object({ email: emailField, password });
 export const forgotPasswordInput = z.object({ email: emailField });
 export const resetPasswordInput = z.object({ token, password });
 export const verifyEmailInput = z.object({ token });
+
+export const secondFactorInput = z.object({
+  code: z.string({ error: 'code is required' }).trim().min(1, 'code is required').max(32, 'code is not valid'),
+});
+
+const b64url = z.string().max(16_384).regex(/^[A-Za-z0-9_-]*$/, 'must be base64url');
+const challengeId = z.string({ error: 'challengeId is required' }).regex(/^[A-Za-z0-9_-]{22}$/, 'challengeId is not valid');
+const credentialFields = {
+  id: b64url.min(1, 'id is required').max(1366),
+  rawId: b64url.min(1),
+  type: z.literal('public-key'),
+  clientExtensionResults: z.record(z.string(), z.unknown()).default({}),
+  authenticatorAttachment: z.enum(['platform', 'cross-platform']).optional(),
+};
+
+/** What @simplewebauthn/browser's startAuthentication() returns, as posted back. */
+export const passkeyAssertionInput = z.object({
+  challengeId,
+  response: z.object({
+    ...credentialFields,
+    response: z.object({
+      clientDataJSON: b64url.min(1),
+      authenticatorData: b64url.min(1),
+      signature: b64url.min(1),
+      userHandle: b64url.optional(),
+    }),
+  }),
+  returnTo: z.string().max(2048).optional(),
+});
+
+/** What startRegistration() returns, with the name the person gave the passkey. */
+export const passkeyRegistrationInput = z.object({
+  challengeId,
+  name: z.string().trim().min(1, 'name is required').max(64, 'name must be at most 64 characters').default('Passkey'),
+  response: z.object({
+    ...credentialFields,
+    response: z.object({
+      clientDataJSON: b64url.min(1),
+      attestationObject: b64url.min(1),
+      transports: z.array(z.string().max(32)).max(10).optional(),
+      authenticatorData: b64url.optional(),
+      publicKey: b64url.optional(),
+      publicKeyAlgorithm: z.number().int().optional(),
+    }),
+  }),
+});

@@ -1,10 +1,11 @@
 import { eq } from 'drizzle-orm';
 import { users } from '../db/schema';
 import type { Deps } from '../deps';
-import { auditInsert, type RequestMeta } from '../identity/audit';
-import { findUserByEmail, rolesOf, viewOf, type UserView } from '../identity/users';
-import { failClosed, GatehouseError, unavailable } from '../lib/errors';
-import { startSession, type StartedSession } from '../sessions/sessions';
+import { auditInsert } from '../identity/audit';
+import { findUserByEmail } from '../identity/users';
+import { failClosed, GatehouseError } from '../lib/errors';
+import type { SignInContext } from './risk';
+import { completeFirstFactor, type SignInOutcome } from './second-factor';
 import { assertNotLocked, clearAttemptsStatement, recordAttempt, throttleKey } from './throttle';
 
 export const invalidCredentials = () =>
@@ -12,16 +13,18 @@ export const invalidCredentials = () =>
 
 /**
  * Password sign-in. Unknown email and wrong password give the same error after the same work
- * (a dummy hash). On success a new session is created in the user's Durable Object first; the D1
- * writes that go with it (audit, counter reset, rehash) then commit in one batch, and if they fail
- * the session is revoked again: either all of it happens or none of it (503).
+ * (a dummy hash). A correct password clears the failure counter (and upgrades the hash when its
+ * parameters rose) in one batch, then the sign-in goes on as any first factor does: a session at
+ * once, or the second step (completeFirstFactor).
  */
 export async function signInWithPassword(
   deps: Deps,
   input: { email: string; password: string },
-  meta: RequestMeta,
-): Promise<{ user: UserView; session: StartedSession }> {
+  ctx: SignInContext,
+  opts: { defer: (task: Promise<void>) => void },
+): Promise<SignInOutcome> {
   const { db } = deps;
+  const meta = ctx.meta;
   const now = deps.now();
   await failClosed('the database', () => assertNotLocked(db, 'sign_in', input.email, now));
   const user = await failClosed('the database', () => findUserByEmail(db, input.email));
@@ -46,26 +49,12 @@ export async function signInWithPassword(
   }
 
   const rehash = verdict.needsRehash ? await deps.passwords.hash(input.password) : null;
-  const roles = await failClosed('the database', () => rolesOf(db, user.id));
-  const view = viewOf(user, roles);
-  const session = await startSession(deps, { user: view, amr: ['pwd'], meta, now });
-
-  try {
-    const key = await throttleKey('sign_in', input.email);
-    const audit = auditInsert(db, {
-      type: 'sign_in',
-      userId: user.id,
-      meta,
-      detail: { sid: session.record.sid, amr: ['pwd'], ...(rehash ? { rehashed: true } : {}) },
-      at: now,
-    });
-    const clear = clearAttemptsStatement(db, key);
-    await (rehash
-      ? db.batch([audit, clear, db.update(users).set({ passwordHash: rehash, updatedAt: now }).where(eq(users.id, user.id))])
-      : db.batch([audit, clear]));
-  } catch (e) {
-    await deps.sessions.revoke(user.id, session.record.sid).catch(() => undefined);
-    throw e instanceof GatehouseError ? e : unavailable('the database', e);
-  }
-  return { user: view, session };
+  const key = await throttleKey('sign_in', input.email);
+  await failClosed('the database', async () => {
+    await db.batch([
+      clearAttemptsStatement(db, key),
+      ...(rehash ? [db.update(users).set({ passwordHash: rehash, updatedAt: now }).where(eq(users.id, user.id))] : []),
+    ]);
+  });
+  return completeFirstFactor(deps, user, ['pwd'], ctx, { ...opts, ...(rehash ? { detail: { rehashed: true } } : {}) });
 }

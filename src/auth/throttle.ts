@@ -10,10 +10,11 @@ import { GatehouseError } from '../lib/errors';
  *
  * - `sign_in`: failed passwords. From the 5th consecutive failure the account key is locked for
  *   30 s, doubling per further failure up to 15 min. A success clears it.
- * - `mail`: sign-up and reset mails to one address. From the 5th within the window, the same back-off.
+ * - `mail`: sign-up, reset and sign-in mails to one address. From the 5th within the window, the same back-off.
+ * - `second_factor`: wrong TOTP or recovery codes for one user (keyed by user id), same back-off.
  * Counters older than 24 h start again from zero.
  */
-export type ThrottleScope = 'sign_in' | 'mail';
+export type ThrottleScope = 'sign_in' | 'mail' | 'second_factor';
 
 export const THROTTLE = { freeAttempts: 4, baseLockMs: 30_000, maxLockMs: 15 * 60_000, windowMs: 24 * 3600_000 };
 
@@ -31,7 +32,9 @@ export async function assertNotLocked(db: Database, scope: ThrottleScope, email:
     throw new GatehouseError(
       'account_locked',
       429,
-      `Too many attempts for this account. Try again in ${retryAfter} seconds, or reset your password.`,
+      scope === 'second_factor'
+        ? `Too many wrong codes. Try again in ${retryAfter} seconds.`
+        : `Too many attempts for this account. Try again in ${retryAfter} seconds, or reset your password.`,
       { retryAfter },
     );
   }

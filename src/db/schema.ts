@@ -126,6 +126,8 @@ export const oauthClients = sqliteTable('oauth_clients', {
   refreshTokenIdleTtl: integer('refresh_token_idle_ttl'),
   refreshTokenAbsoluteTtl: integer('refresh_token_absolute_ttl'),
   /** Branding for the hosted pages (later): logo and colours. */
+  /** Every sign-in for this client needs a second factor (acr urn:gatehouse:acr:mfa or stronger). */
+  requireMfa: integer('require_mfa', { mode: 'boolean' }).notNull().default(false),
   logoUri: text('logo_uri'),
   brandColor: text('brand_color'),
   createdAt: integer('created_at').notNull(),
@@ -148,6 +150,100 @@ export const usedAssertions = sqliteTable('used_client_assertions', {
   key: text('key').primaryKey(),
   expiresAt: integer('expires_at').notNull(),
 });
+
+/** WebAuthn credentials (passkeys). `id` is the credential id (base64url), unique across users. */
+export const passkeys = sqliteTable(
+  'passkeys',
+  {
+    id: text('id').primaryKey(),
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    /** COSE public key, base64url. */
+    publicKey: text('public_key').notNull(),
+    /** The authenticator's signature counter (0 for authenticators that do not count). */
+    counter: integer('counter').notNull(),
+    transports: text('transports').notNull().default('[]'),
+    backedUp: integer('backed_up', { mode: 'boolean' }).notNull().default(false),
+    createdAt: integer('created_at').notNull(),
+    lastUsedAt: integer('last_used_at'),
+  },
+  (t) => [index('passkeys_user_idx').on(t.userId)],
+);
+
+/** Outstanding WebAuthn challenges: single use (deleted when taken) and short-lived. */
+export const webauthnChallenges = sqliteTable('webauthn_challenges', {
+  id: text('id').primaryKey(),
+  challenge: text('challenge').notNull(),
+  purpose: text('purpose', { enum: ['register', 'authenticate'] }).notNull(),
+  /** Registration: whose credential this will be. */
+  userId: text('user_id'),
+  expiresAt: integer('expires_at').notNull(),
+});
+
+/**
+ * One TOTP authenticator per user. The secret is AES-256-GCM under KEY_ENCRYPTION_KEY with the user
+ * id as associated data. `lastStep` is the newest time step accepted: a step is never accepted twice.
+ * `confirmedAt` is null while enrolment waits for the first code.
+ */
+export const totpCredentials = sqliteTable('totp_credentials', {
+  userId: text('user_id').primaryKey().references(() => users.id, { onDelete: 'cascade' }),
+  secretEncrypted: text('secret_encrypted').notNull(),
+  lastStep: integer('last_step').notNull().default(0),
+  confirmedAt: integer('confirmed_at'),
+  createdAt: integer('created_at').notNull(),
+});
+
+/** Recovery codes (SHA-256 of 50-bit random codes), each usable once. */
+export const recoveryCodes = sqliteTable(
+  'recovery_codes',
+  {
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    codeHash: text('code_hash').notNull(),
+    usedAt: integer('used_at'),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.codeHash] })],
+);
+
+/**
+ * Email sign-in requests (magic link + one-time code in one mail). Unknown addresses get a row too
+ * (no mail, `userId` null), so every answer — including the attempt limit — is the same for them.
+ * `bindingHash` ties the request to the browser that made it (a cookie): the link opened elsewhere
+ * asks for confirmation.
+ */
+export const emailSignIns = sqliteTable(
+  'email_sign_ins',
+  {
+    id: text('id').primaryKey(),
+    userId: text('user_id').references(() => users.id, { onDelete: 'cascade' }),
+    tokenHash: text('token_hash').notNull().unique(),
+    codeHash: text('code_hash').notNull(),
+    bindingHash: text('binding_hash').notNull(),
+    attempts: integer('attempts').notNull().default(0),
+    requesterIp: text('requester_ip'),
+    requesterUserAgent: text('requester_user_agent'),
+    expiresAt: integer('expires_at').notNull(),
+    consumedAt: integer('consumed_at'),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [index('email_sign_ins_user_idx').on(t.userId)],
+);
+
+/**
+ * What a user has signed in from before: devices (hash of the device cookie) and networks
+ * (`country:FR`, `asn:13335`). Adaptive sign-in asks for the second factor when something is new.
+ */
+export const signInHistory = sqliteTable(
+  'sign_in_history',
+  {
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    /** `device:<hash>`, `country:<code>` or `asn:<number>`. */
+    marker: text('marker').notNull(),
+    firstSeenAt: integer('first_seen_at').notNull(),
+    lastSeenAt: integer('last_seen_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.marker] })],
+);
 
 export type User = typeof users.$inferSelect;
 export type OAuthClientRow = typeof oauthClients.$inferSelect;

@@ -14,7 +14,19 @@ export type AuditType =
   | 'session_revoked'
   | 'sessions_revoked_all'
   | 'authorization_granted'
-  | 'consent_granted';
+  | 'consent_granted'
+  | 'mfa_enrolled'
+  | 'mfa_disabled'
+  | 'recovery_codes_regenerated'
+  | 'second_factor_failed'
+  | 'step_up'
+  | 'sign_in_risk'
+  | 'passkey_added'
+  | 'passkey_removed'
+  | 'passkey_rejected'
+  | 'email_sign_in_requested'
+  | 'request_held'
+  | 'request_replayed';
 
 export type { RequestMeta };
 

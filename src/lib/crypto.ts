@@ -48,3 +48,35 @@ export async function deriveHmacKey(rootSecret: string, purpose: string): Promis
 export async function hmac(key: CryptoKey, value: string): Promise<string> {
   return base64url(new Uint8Array(await crypto.subtle.sign('HMAC', key, encoder.encode(value))));
 }
+
+async function importKek(kek: string): Promise<CryptoKey> {
+  return crypto.subtle.importKey('raw', fromBase64url(kek), 'AES-GCM', false, ['encrypt', 'decrypt']);
+}
+
+/**
+ * AES-256-GCM under the key-encryption key with a random 96-bit IV: base64url(iv || ciphertext).
+ * `aad` binds the ciphertext to its row (a key id, a user id), so it cannot be moved to another.
+ */
+export async function seal(kek: string, aad: string, plaintext: string): Promise<string> {
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const sealed = await crypto.subtle.encrypt(
+    { name: 'AES-GCM', iv, additionalData: encoder.encode(aad) },
+    await importKek(kek),
+    encoder.encode(plaintext),
+  );
+  const out = new Uint8Array(12 + sealed.byteLength);
+  out.set(iv);
+  out.set(new Uint8Array(sealed), 12);
+  return base64url(out);
+}
+
+/** Opens what `seal` produced with the same `aad`; throws when it was altered or moved. */
+export async function unseal(kek: string, aad: string, sealed: string): Promise<string> {
+  const bytes = fromBase64url(sealed);
+  const plain = await crypto.subtle.decrypt(
+    { name: 'AES-GCM', iv: bytes.slice(0, 12), additionalData: encoder.encode(aad) },
+    await importKek(kek),
+    bytes.slice(12),
+  );
+  return new TextDecoder().decode(plain);
+}

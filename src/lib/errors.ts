@@ -29,7 +29,16 @@ export type ErrorCode =
   | 'login_required'
   | 'consent_required'
   | 'interaction_required'
-  | 'insufficient_scope';
+  | 'insufficient_scope'
+  | 'invalid_code'
+  | 'code_reused'
+  | 'too_many_attempts'
+  | 'already_enrolled'
+  | 'second_factor_required'
+  | 'recent_sign_in_required'
+  | 'invalid_passkey'
+  | 'invalid_challenge'
+  | 'request_not_held';
 
 /** The one error model; routes render it as problem+json (APIs) or a page (forms). */
 export class GatehouseError extends Error {

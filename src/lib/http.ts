@@ -1,4 +1,8 @@
 import type { Context } from 'hono';
+import { getCookie, setCookie } from 'hono/cookie';
+import type { SignInContext } from '../auth/risk';
+import { DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE, sessionCookieAttributes } from '../sessions/cookie';
+import { randomToken } from './crypto';
 import type { z } from 'zod';
 import { GatehouseError, problemBody } from './errors';
 import type { RequestMeta } from './request-meta';
@@ -6,6 +10,25 @@ import type { RequestMeta } from './request-meta';
 /** Largest request body any Gatehouse endpoint accepts. */
 export const MAX_BODY_BYTES = 16 * 1024;
 
+
+/**
+ * Where a sign-in comes from: meta, the device cookie (minted and set here when the browser has
+ * none) and the country and ASN Cloudflare attaches to the request.
+ */
+export function signInContext(c: Context): SignInContext {
+  let deviceId = getCookie(c, DEVICE_COOKIE);
+  if (!deviceId || !/^[A-Za-z0-9_-]{43}$/.test(deviceId)) {
+    deviceId = randomToken(32);
+    setCookie(c, DEVICE_COOKIE, deviceId, { ...sessionCookieAttributes(DEVICE_COOKIE_MAX_AGE) });
+  }
+  const cf = (c.req.raw as { cf?: { country?: unknown; asn?: unknown } }).cf;
+  return {
+    meta: requestMeta(c),
+    deviceId,
+    country: typeof cf?.country === 'string' && /^[A-Z]{2}$/.test(cf.country) ? cf.country : null,
+    asn: typeof cf?.asn === 'number' && Number.isInteger(cf.asn) ? cf.asn : null,
+  };
+}
 
 export function requestMeta(c: Context): RequestMeta {
   return {

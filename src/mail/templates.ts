@@ -47,3 +47,18 @@ export function alreadyRegisteredMail(to: string, signInLink: string, resetLink:
     html: htmlOf(lines, { href: signInLink, label: 'Sign in' }),
   };
 }
+
+/** Sent after a sign-in from a device or network this account has not used before. */
+export function newSignInMail(to: string, d: { when: Date; device: string; place: string; accountLink: string }): Mail {
+  const lines = [
+    `Your account was just signed in to from a new ${d.place ? 'device or place' : 'device'}.`,
+    `When: ${d.when.toUTCString()}. Device: ${d.device}.${d.place ? ` Approximate place: ${d.place}.` : ''}`,
+    'If this was you, there is nothing to do. If not, open your account, sign out that session and change your password.',
+  ];
+  return {
+    to,
+    subject: 'New sign-in to your account',
+    text: `${lines.join('\n\n')}\n\n${d.accountLink}\n`,
+    html: htmlOf(lines, { href: d.accountLink, label: 'Review your sessions' }),
+  };
+}

@@ -29,6 +29,8 @@ export const clientInput = z
     accessTokenTtl: z.number().int().min(30).max(86400).optional(),
     refreshTokenIdleTtl: z.number().int().min(60).optional(),
     refreshTokenAbsoluteTtl: z.number().int().min(60).optional(),
+    /** Every sign-in for this client must use a second factor (docs/authentication.md). */
+    requireMfa: z.boolean().default(false),
   })
   .superRefine((c, ctx) => {
     if (c.public && c.grantTypes.includes('client_credentials'))
@@ -70,6 +72,7 @@ export async function buildClient(input: ClientInput, now: number): Promise<{ ro
       accessTokenTtl: c.accessTokenTtl ?? null,
       refreshTokenIdleTtl: c.refreshTokenIdleTtl ?? null,
       refreshTokenAbsoluteTtl: c.refreshTokenAbsoluteTtl ?? null,
+      requireMfa: c.requireMfa,
       logoUri: null,
       brandColor: null,
       createdAt: now,
@@ -90,6 +93,7 @@ export function describeClient(row: OAuthClientRow) {
     first_party: Boolean(row.firstParty),
     id_token_signed_response_alg: row.idTokenSignedResponseAlg,
     access_token_format: row.accessTokenFormat,
+    require_mfa: Boolean(row.requireMfa),
     ...(row.accessTokenTtl ? { access_token_ttl: row.accessTokenTtl } : {}),
     ...(row.refreshTokenIdleTtl ? { refresh_token_idle_ttl: row.refreshTokenIdleTtl } : {}),
     ...(row.refreshTokenAbsoluteTtl ? { refresh_token_absolute_ttl: row.refreshTokenAbsoluteTtl } : {}),

@@ -26,6 +26,8 @@ export interface Client {
   accessTokenTtl: number | null;
   refreshTokenIdleTtl: number | null;
   refreshTokenAbsoluteTtl: number | null;
+  /** Sign-ins for this client need a second factor. */
+  requireMfa: boolean;
 }
 
 const list = (json: string) => JSON.parse(json) as string[];
@@ -48,6 +50,7 @@ export function clientFromRow(r: OAuthClientRow): Client {
     accessTokenTtl: r.accessTokenTtl,
     refreshTokenIdleTtl: r.refreshTokenIdleTtl,
     refreshTokenAbsoluteTtl: r.refreshTokenAbsoluteTtl,
+    requireMfa: r.requireMfa,
   };
 }
 

@@ -5,6 +5,9 @@
  */
 export const SESSION_COOKIE = '__Host-gatehouse_session';
 export const CSRF_COOKIE = '__Host-gatehouse_csrf';
+/** A random id per browser, so sign-ins from a device seen before can be told from new ones (a year). */
+export const DEVICE_COOKIE = '__Host-gatehouse_device';
+export const DEVICE_COOKIE_MAX_AGE = 365 * 86400;
 
 const SEPARATOR = '~';
 

@@ -26,3 +26,12 @@ export function setSessionCookie(c: Parameters<typeof setCookie>[0], cookie: { v
 export function clearSessionCookie(c: Parameters<typeof deleteCookie>[0]) {
   deleteCookie(c, SESSION_COOKIE, { path: '/', secure: true, httpOnly: true, sameSite: 'Lax' });
 }
+
+/** The pending sign-in between the first and second factor (src/auth/second-factor.ts). */
+export function setPendingCookie(c: Parameters<typeof setCookie>[0], name: string, value: string, maxAge: number) {
+  setCookie(c, name, value, { ...sessionCookieAttributes(maxAge), sameSite: 'Strict' });
+}
+
+export function clearCookie(c: Parameters<typeof deleteCookie>[0], name: string) {
+  deleteCookie(c, name, { path: '/', secure: true, httpOnly: true });
+}

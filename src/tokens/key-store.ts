@@ -2,7 +2,7 @@ import { inArray } from 'drizzle-orm';
 import type { JWK } from 'jose';
 import type { Database } from '../db/client';
 import { signingKeys } from '../db/schema';
-import { base64url, fromBase64url, randomToken } from '../lib/crypto';
+import { base64url, fromBase64url, randomToken, seal, unseal } from '../lib/crypto';
 
 export type SigningAlg = 'ES256' | 'RS256';
 export const SIGNING_ALGS: readonly SigningAlg[] = ['ES256', 'RS256'];
@@ -17,35 +17,11 @@ export interface StoredKey {
   signsFrom: number;
 }
 
-const encoder = new TextEncoder();
+/** The private JWK sealed under the key-encryption key, bound to its kid. */
+export const encryptPrivateJwk = (kek: string, kid: string, jwk: JWK): Promise<string> => seal(kek, kid, JSON.stringify(jwk));
 
-async function importKek(kek: string): Promise<CryptoKey> {
-  return crypto.subtle.importKey('raw', fromBase64url(kek), 'AES-GCM', false, ['encrypt', 'decrypt']);
-}
-
-/** AES-256-GCM with a random 96-bit IV; the kid is associated data, so a ciphertext cannot be moved to another row. */
-export async function encryptPrivateJwk(kek: string, kid: string, jwk: JWK): Promise<string> {
-  const iv = crypto.getRandomValues(new Uint8Array(12));
-  const sealed = await crypto.subtle.encrypt(
-    { name: 'AES-GCM', iv, additionalData: encoder.encode(kid) },
-    await importKek(kek),
-    encoder.encode(JSON.stringify(jwk)),
-  );
-  const out = new Uint8Array(12 + sealed.byteLength);
-  out.set(iv);
-  out.set(new Uint8Array(sealed), 12);
-  return base64url(out);
-}
-
-export async function decryptPrivateJwk(kek: string, kid: string, sealed: string): Promise<JWK> {
-  const bytes = fromBase64url(sealed);
-  const plain = await crypto.subtle.decrypt(
-    { name: 'AES-GCM', iv: bytes.slice(0, 12), additionalData: encoder.encode(kid) },
-    await importKek(kek),
-    bytes.slice(12),
-  );
-  return JSON.parse(new TextDecoder().decode(plain)) as JWK;
-}
+export const decryptPrivateJwk = async (kek: string, kid: string, sealed: string): Promise<JWK> =>
+  JSON.parse(await unseal(kek, kid, sealed)) as JWK;
 
 const GENERATE: Record<SigningAlg, Parameters<SubtleCrypto['generateKey']>[0]> = {
   ES256: { name: 'ECDSA', namedCurve: 'P-256' },

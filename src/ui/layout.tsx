@@ -3,7 +3,10 @@ import { en } from './messages';
 
 export const STYLESHEET_PATH = '/auth/assets/gatehouse.css';
 
-export const Layout: FC<PropsWithChildren<{ title: string; refreshTo?: string }>> = ({ title, refreshTo, children }) => (
+export const PASSKEY_SCRIPT_PATH = '/auth/assets/passkeys.js';
+
+/** `passkeys`: load the bundled WebAuthn script (buttons with data-passkey attributes). */
+export const Layout: FC<PropsWithChildren<{ title: string; refreshTo?: string; passkeys?: boolean }>> = ({ title, refreshTo, passkeys, children }) => (
   <html lang="en">
     <head>
       <meta charset="utf-8" />
@@ -12,6 +15,7 @@ export const Layout: FC<PropsWithChildren<{ title: string; refreshTo?: string }>
       <title>{`${title} · ${en.product}`}</title>
       <link rel="stylesheet" href={STYLESHEET_PATH} />
       {refreshTo && <meta http-equiv="refresh" content={`0;url=${refreshTo}`} />}
+      {passkeys && <script type="module" src={PASSKEY_SCRIPT_PATH} />}
     </head>
     <body>
       <main>
@@ -34,6 +38,8 @@ export const Field: FC<{
   required?: boolean;
   minlength?: number;
   autofocus?: boolean;
+  inputmode?: 'numeric' | 'text';
+  maxlength?: number;
 }> = (p) => {
   const id = `field-${p.name}`;
   const described = [p.hint ? `${id}-hint` : '', p.error ? `${id}-error` : ''].filter(Boolean).join(' ');
@@ -49,6 +55,8 @@ export const Field: FC<{
         required={p.required ?? true}
         minlength={p.minlength}
         autofocus={p.autofocus}
+        inputmode={p.inputmode}
+        maxlength={p.maxlength}
         aria-invalid={p.error ? 'true' : undefined}
         aria-describedby={described || undefined}
       />

@@ -1,19 +1,42 @@
 import { Hono, type Context } from 'hono';
+import { getCookie } from 'hono/cookie';
 import { z } from 'zod';
 import { loadAccount, revokeSession, signOut, signOutEverywhere } from '../account/sessions';
 import { verifyEmail } from '../auth/email-verification';
 import { requestPasswordReset, resetPassword } from '../auth/password-reset';
-import { forgotPasswordInput, resetPasswordInput, signInInput, signUpInput, verifyEmailInput } from '../auth/schemas';
+import { forgotPasswordInput, resetPasswordInput, secondFactorInput, signInInput, signUpInput, verifyEmailInput } from '../auth/schemas';
+import { listPasskeys, removePasskey } from '../auth/passkeys';
+import {
+  assertRecentSignIn,
+  completeSignIn,
+  PENDING_COOKIE,
+  PENDING_TTL,
+  readPending,
+  stepUp,
+  type SignInOutcome,
+} from '../auth/second-factor';
 import { signInWithPassword } from '../auth/sign-in';
+import {
+  confirmTotpEnrollment,
+  disableTotp,
+  hasSecondFactor,
+  pendingTotpSecret,
+  regenerateRecoveryCodes,
+  secondFactorsOf,
+  startTotpEnrollment,
+} from '../auth/totp';
 import { signUp } from '../auth/sign-up';
 import { safeReturnTo } from '../auth/urls';
 import type { AppEnv } from '../deps';
 import { GatehouseError } from '../lib/errors';
-import { deferTo, parseInput, requestMeta } from '../lib/http';
+import { deferTo, parseInput, requestMeta, signInContext } from '../lib/http';
 import { enforceIpLimit } from '../lib/rate-limit';
-import { clearSessionCookie, setSessionCookie } from '../sessions/middleware';
+import { clearCookie, clearSessionCookie, setPendingCookie, setSessionCookie } from '../sessions/middleware';
+import { PASSKEY_SCRIPT } from './generated/passkeys.bundle';
 import { csrfProtection } from './csrf';
-import { STYLESHEET, STYLESHEET_PATH } from './layout';
+import { PASSKEY_SCRIPT_PATH, STYLESHEET, STYLESHEET_PATH } from './layout';
+import { NoSecondFactorPage, RecoveryCodesPage, SecondFactorPage, TotpEnrollPage } from './pages/mfa';
+import { qrDataUri } from './qr';
 import { en } from './messages';
 import { AccountPage } from './pages/account';
 import {
@@ -35,6 +58,9 @@ export const pages = new Hono<AppEnv>();
 pages.get(STYLESHEET_PATH.replace('/auth', ''), (c) =>
   c.body(STYLESHEET, 200, { 'content-type': 'text/css; charset=utf-8', 'cache-control': 'public, max-age=3600' }),
 );
+pages.get(PASSKEY_SCRIPT_PATH.replace('/auth', ''), (c) =>
+  c.body(PASSKEY_SCRIPT, 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'public, max-age=3600' }),
+);
 
 pages.use('/*', async (c, next) => {
   c.header('cache-control', 'no-store');
@@ -42,7 +68,7 @@ pages.use('/*', async (c, next) => {
 });
 pages.use('/*', csrfProtection);
 
-const credentialPosts = ['/sign-up', '/sign-in', '/forgot-password', '/reset-password', '/verify-email'];
+const credentialPosts = ['/sign-up', '/sign-in', '/second-factor', '/forgot-password', '/reset-password', '/verify-email', '/account/totp'];
 for (const path of credentialPosts) {
   pages.post(path, async (c, next) => {
     await enforceIpLimit(c.var.deps.rateLimit, requestMeta(c).ip);
@@ -82,16 +108,65 @@ pages.get('/sign-in', (c) =>
     />,
   ),
 );
+/** Where a form post goes once signed in: an authorization request leaves the form submission first. */
+const continueTo = (c: C, returnTo: string) =>
+  returnTo.startsWith('/auth/authorize') ? c.html(<ContinuePage href={returnTo} />) : c.redirect(returnTo, 303);
+
+/** A first factor passed: signed in at once, or on to the second step. */
+function afterFirstFactor(c: C, outcome: SignInOutcome, returnTo: string): Response | Promise<Response> {
+  if (outcome.kind === 'second_factor') {
+    setPendingCookie(c, PENDING_COOKIE, outcome.pending, PENDING_TTL);
+    return c.redirect(`/auth/second-factor?${new URLSearchParams({ return_to: returnTo })}`, 303);
+  }
+  clearCookie(c, PENDING_COOKIE);
+  setSessionCookie(c, outcome.session.cookie);
+  return continueTo(c, returnTo);
+}
+
+const formReturnTo = async (c: C) => safeReturnTo(((await c.req.parseBody())['return_to'] as string | undefined) ?? null);
+
 pages.post('/sign-in', async (c) => {
   const email = await typedEmail(c);
-  const returnTo = safeReturnTo(((await c.req.parseBody())['return_to'] as string | undefined) ?? null);
+  const returnTo = await formReturnTo(c);
   return formAction(c, (s) => <SignInPage {...s} email={email} returnTo={returnTo} />, async () => {
     const input = await parseInput(c, 'form', signInInput);
-    const { session } = await signInWithPassword(c.var.deps, input, requestMeta(c));
-    setSessionCookie(c, session.cookie);
-    // An authorization request goes on to the client's site: leave the form submission first.
-    if (returnTo.startsWith('/auth/authorize')) return c.html(<ContinuePage href={returnTo} />);
-    return c.redirect(returnTo, 303);
+    const outcome = await signInWithPassword(c.var.deps, input, signInContext(c), { defer: deferTo(c, 'sign_in_mail_failed') });
+    return afterFirstFactor(c, outcome, returnTo);
+  });
+});
+
+// The second step of a sign-in (pending cookie), or a step-up of the current session.
+async function secondFactorState(c: C): Promise<{ userId: string; stepUp: boolean } | null> {
+  const pending = await readPending(c.var.deps, getCookie(c, PENDING_COOKIE));
+  if (pending) return { userId: pending.sub, stepUp: false };
+  return c.var.session ? { userId: c.var.session.sub, stepUp: true } : null;
+}
+
+pages.get('/second-factor', async (c) => {
+  const returnTo = safeReturnTo(c.req.query('return_to') ?? null);
+  const state = await secondFactorState(c);
+  if (!state) return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: returnTo })}`, 303);
+  const factors = await secondFactorsOf(c.var.deps, state.userId);
+  if (!hasSecondFactor(factors)) return c.html(<NoSecondFactorPage returnTo={returnTo} />, 403);
+  return c.html(<SecondFactorPage csrf={c.var.csrfToken} returnTo={returnTo} factors={factors} stepUp={state.stepUp} />);
+});
+pages.post('/second-factor', async (c) => {
+  const returnTo = await formReturnTo(c);
+  const state = await secondFactorState(c);
+  if (!state) return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: returnTo })}`, 303);
+  const factors = await secondFactorsOf(c.var.deps, state.userId);
+  return formAction(c, (s) => <SecondFactorPage {...s} returnTo={returnTo} factors={factors} stepUp={state.stepUp} />, async () => {
+    const { code } = await parseInput(c, 'form', secondFactorInput);
+    const { deps } = c.var;
+    if (state.stepUp) {
+      const { session } = await stepUp(deps, c.var.session!, { kind: 'code', code }, requestMeta(c));
+      setSessionCookie(c, session.cookie);
+      return continueTo(c, returnTo);
+    }
+    const done = await completeSignIn(deps, getCookie(c, PENDING_COOKIE), { kind: 'code', code }, signInContext(c), {
+      defer: deferTo(c, 'sign_in_mail_failed'),
+    });
+    return afterFirstFactor(c, { kind: 'signed_in', ...done }, returnTo);
   });
 });
 
@@ -164,14 +239,75 @@ async function withAccount(c: C, run: () => Promise<Response>): Promise<Response
     return await run();
   } catch (e) {
     if (e instanceof GatehouseError && e.code === 'unauthenticated') return toSignIn(c);
+    // Changing second factors needs a recent sign-in: sign in again and come back.
+    if (e instanceof GatehouseError && e.code === 'recent_sign_in_required')
+      return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: '/auth/account', reason: 'recent' })}`, 303);
     throw e;
   }
 }
 
 pages.get('/account', (c) =>
   withAccount(c, async () => {
-    const account = await loadAccount(c.var.deps, c.var.session!);
-    return c.html(<AccountPage account={account} csrf={c.var.csrfToken} />);
+    const { deps } = c.var;
+    const account = await loadAccount(deps, c.var.session!);
+    const [factors, passkeys] = await Promise.all([secondFactorsOf(deps, account.user.id), listPasskeys(deps, account.user.id)]);
+    return c.html(<AccountPage account={account} csrf={c.var.csrfToken} security={{ factors, passkeys }} />);
+  }),
+);
+
+// Two-step verification: enrol an authenticator app (QR rendered here, never by a third party).
+pages.get('/account/totp', (c) =>
+  withAccount(c, async () => {
+    const { deps } = c.var;
+    const { user } = await loadAccount(deps, c.var.session!);
+    const returnTo = safeReturnTo(c.req.query('return_to') ?? '/auth/account');
+    const enrolment = (await pendingTotpSecret(deps, user)) ?? (await startTotpEnrollment(deps, user));
+    return c.html(<TotpEnrollPage csrf={c.var.csrfToken} secret={enrolment.secret} qr={qrDataUri(enrolment.uri)} returnTo={returnTo} />);
+  }),
+);
+pages.post('/account/totp', (c) =>
+  withAccount(c, async () => {
+    const { deps } = c.var;
+    const { user } = await loadAccount(deps, c.var.session!);
+    const returnTo = await formReturnTo(c);
+    const enrolment = await pendingTotpSecret(deps, user);
+    if (!enrolment) return c.redirect('/auth/account/totp', 303);
+    return formAction(
+      c,
+      (s) => <TotpEnrollPage {...s} secret={enrolment.secret} qr={qrDataUri(enrolment.uri)} returnTo={returnTo} />,
+      async () => {
+        const { code } = await parseInput(c, 'form', secondFactorInput);
+        const codes = await confirmTotpEnrollment(deps, user.id, code, requestMeta(c));
+        return c.html(<RecoveryCodesPage codes={codes} returnTo={returnTo} />);
+      },
+    );
+  }),
+);
+pages.post('/account/totp/remove', (c) =>
+  withAccount(c, async () => {
+    const { deps } = c.var;
+    const { user } = await loadAccount(deps, c.var.session!);
+    assertRecentSignIn(c.var.session!, deps.now());
+    await disableTotp(deps, user.id, requestMeta(c));
+    return c.redirect('/auth/account', 303);
+  }),
+);
+pages.post('/account/recovery-codes', (c) =>
+  withAccount(c, async () => {
+    const { deps } = c.var;
+    const { user } = await loadAccount(deps, c.var.session!);
+    assertRecentSignIn(c.var.session!, deps.now());
+    if (!(await secondFactorsOf(deps, user.id)).totp) return c.redirect('/auth/account/totp', 303);
+    return c.html(<RecoveryCodesPage codes={await regenerateRecoveryCodes(deps, user.id, requestMeta(c))} returnTo="/auth/account" />);
+  }),
+);
+pages.post('/account/passkeys/:id/remove', (c) =>
+  withAccount(c, async () => {
+    const { deps } = c.var;
+    const { user } = await loadAccount(deps, c.var.session!);
+    assertRecentSignIn(c.var.session!, deps.now());
+    await removePasskey(deps, user.id, c.req.param('id'), requestMeta(c));
+    return c.redirect('/auth/account', 303);
   }),
 );
 pages.post('/account/sessions/:sid/revoke', (c) =>

@@ -35,6 +35,6 @@ describe('sign up, verify, sign in, sign out (JSON API)', () => {
     expect(out.headers.getSetCookie().join()).toContain(`${SESSION}=;`);
     const after = await call('/auth/api/sessions', { cookie });
     expect(after.status).toBe(401);
-    expect((await auditOf(userId)).results.map((r) => r.type)).toEqual(['sign_up', 'email_verified', 'sign_in', 'sign_out']);
+    expect((await auditOf(userId)).results.map((r) => r.type)).toEqual(['sign_up', 'email_verified', 'sign_in_risk', 'sign_in', 'sign_out']);
   });
 });

@@ -21,7 +21,7 @@ const post = (path: string, fields: Record<string, string>, cookie: string, head
 describe('hosted pages', () => {
   it('use labelled fields with the standard autocomplete tokens', async () => {
     const expectations: [string, string[]][] = [
-      ['/auth/sign-in', ['autocomplete="username"', 'autocomplete="current-password"']],
+      ['/auth/sign-in', ['autocomplete="username webauthn"', 'autocomplete="current-password"']],
       ['/auth/sign-up', ['autocomplete="email"', 'autocomplete="new-password"']],
       ['/auth/forgot-password', ['autocomplete="email"']],
       ['/auth/reset-password?token=x', ['autocomplete="new-password"']],

@@ -1,12 +1,19 @@
 import type { FC } from 'hono/jsx';
 import type { AccountView } from '../../account/sessions';
+import type { PasskeyView } from '../../auth/passkeys';
+import type { SecondFactors } from '../../auth/totp';
+import { SecuritySection } from './mfa';
 import { Form, Layout } from '../layout';
 import { en } from '../messages';
 
 const when = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
 
-export const AccountPage: FC<{ account: AccountView; csrf: string }> = ({ account, csrf }) => (
-  <Layout title={en.account.title}>
+export const AccountPage: FC<{ account: AccountView; csrf: string; security: { factors: SecondFactors; passkeys: PasskeyView[] } }> = ({
+  account,
+  csrf,
+  security,
+}) => (
+  <Layout title={en.account.title} passkeys>
     <p>
       <strong id="account-email">{account.user.email}</strong>{' '}
       ({account.user.emailVerified ? en.account.verified : en.account.unverified})
@@ -44,6 +51,7 @@ export const AccountPage: FC<{ account: AccountView; csrf: string }> = ({ accoun
         ))}
       </tbody>
     </table>
+ <SecuritySection csrf={csrf} factors={security.factors} passkeys={security.passkeys} />
     <div class="actions">
       <Form action="/auth/sign-out" csrf={csrf} class="inline">
         <button type="submit" class="primary">{en.account.signOut}</button>

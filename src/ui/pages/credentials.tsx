@@ -14,14 +14,20 @@ const fieldError = (s: FormState, name: string) => (s.field === name ? s.error :
 const formError = (s: FormState) => (s.error && !['email', 'password', 'token'].includes(s.field ?? '') ? s.error : undefined);
 
 export const SignInPage: FC<FormState & { returnTo?: string }> = (s) => (
-  <Layout title={en.signIn.title}>
+  <Layout title={en.signIn.title} passkeys>
     <Alert message={formError(s)} />
     <Form action="/auth/sign-in" csrf={s.csrf}>
       {s.returnTo && <input type="hidden" name="return_to" value={s.returnTo} />}
-      <Field name="email" label={en.email} type="email" autocomplete="username" value={s.email} error={fieldError(s, 'email')} autofocus />
+      {/* "webauthn" lets the browser offer passkeys in this field's autofill (conditional UI). */}
+      <Field name="email" label={en.email} type="email" autocomplete="username webauthn" value={s.email} error={fieldError(s, 'email')} autofocus />
       <Field name="password" label={en.password} type="password" autocomplete="current-password" error={fieldError(s, 'password')} />
       <button class="primary" type="submit">{en.signIn.submit}</button>
     </Form>
+    <p>
+      <button type="button" data-passkey="sign-in" data-return-to={s.returnTo ?? '/auth/account'}>{en.signIn.passkey}</button>{' '}
+      <a href={`/auth/email-sign-in${s.returnTo ? `?return_to=${encodeURIComponent(s.returnTo)}` : ''}`}>{en.signIn.emailLink}</a>
+    </p>
+    <p class="alert" role="alert" data-passkey-error hidden />
     <p><a href="/auth/forgot-password">{en.signIn.forgot}</a></p>
     <p>{en.signIn.noAccount} <a href="/auth/sign-up">{en.signIn.createAccount}</a></p>
   </Layout>

@@ -1,0 +1,56 @@
+/**
+ * Authentication methods (`amr`, RFC 8176 values where one exists) and the authentication context
+ * classes (`acr`) Gatehouse derives from them. docs/authentication.md is the reference for both.
+ *
+ * amr: `pwd` password · `email` magic link or email code · `otp` TOTP or a recovery code ·
+ *      `hwk` a passkey (WebAuthn) · `user` the authenticator verified the user (PIN, biometric) ·
+ *      `mfa` two independent factors were used.
+ */
+export const ACR = {
+  /** One factor: a password, or a link or code sent by email. */
+  oneFactor: 'urn:gatehouse:acr:1fa',
+  /** Two factors: a first factor plus TOTP, a recovery code or a passkey. */
+  mfa: 'urn:gatehouse:acr:mfa',
+  /** Phishing-resistant: a passkey with user verification (origin-bound, so it cannot be relayed). */
+  phishingResistant: 'urn:gatehouse:acr:phr',
+} as const;
+
+export const ACR_VALUES: readonly string[] = [ACR.oneFactor, ACR.mfa, ACR.phishingResistant];
+const RANK: Record<string, number> = { [ACR.oneFactor]: 1, [ACR.mfa]: 2, [ACR.phishingResistant]: 3 };
+
+const FIRST = ['pwd', 'email'];
+const SECOND = ['otp', 'hwk'];
+
+/** The amr after adding `added` to a sign-in that already had `amr` (step-up keeps what was there). */
+export function combineAmr(amr: readonly string[], added: readonly string[]): string[] {
+  const all = new Set([...amr, ...added].filter((m) => m !== 'mfa'));
+  const twoFactors =
+    (FIRST.some((m) => all.has(m)) && SECOND.some((m) => all.has(m))) || (all.has('hwk') && all.has('user'));
+  if (twoFactors) all.add('mfa');
+  return [...all].sort();
+}
+
+/** The acr a sign-in with these methods earns. */
+export function acrOf(amr: readonly string[]): string {
+  if (amr.includes('hwk') && amr.includes('user')) return ACR.phishingResistant;
+  if (amr.includes('mfa')) return ACR.mfa;
+  return ACR.oneFactor;
+}
+
+/**
+ * Whether `have` satisfies a request for any of `wanted`. Gatehouse's own values are ordered
+ * (phr > mfa > 1fa), so a stronger class satisfies a weaker one; other values only match exactly.
+ */
+export function acrSatisfies(have: string | null, wanted: readonly string[]): boolean {
+  if (wanted.length === 0) return true;
+  if (!have) return false;
+  if (wanted.includes(have)) return true;
+  const known = wanted.filter((w) => RANK[w] !== undefined).map((w) => RANK[w]!);
+  return known.length > 0 && (RANK[have] ?? 0) >= Math.min(...known);
+}
+
+/** The weakest of Gatehouse's values among `wanted` (what to step up to), or null when none is ours. */
+export function targetAcr(wanted: readonly string[]): string | null {
+  const known = wanted.filter((w) => RANK[w] !== undefined).sort((a, b) => RANK[a]! - RANK[b]!);
+  return known[0] ?? null;
+}

@@ -1,0 +1,66 @@
+import { eq } from 'drizzle-orm';
+import { signInHistory } from '../db/schema';
+import type { Deps } from '../deps';
+import { sha256 } from '../lib/crypto';
+import { failClosed } from '../lib/errors';
+import type { RequestMeta } from '../lib/request-meta';
+
+/** Where a sign-in comes from: the browser's device cookie and what Cloudflare says of the network. */
+export interface SignInContext {
+  meta: RequestMeta;
+  /** The device cookie's value (minted by the route when the browser had none). */
+  deviceId: string;
+  /** `request.cf.country` and `request.cf.asn`, when present. */
+  country: string | null;
+  asn: number | null;
+}
+
+export interface RiskAssessment {
+  /** The account has no sign-in history yet (its first sign-in). */
+  firstSignIn: boolean;
+  newDevice: boolean;
+  newCountry: boolean;
+  newAsn: boolean;
+  /** The history markers this sign-in adds or refreshes once it completes. */
+  markers: string[];
+}
+
+export const isRisky = (r: RiskAssessment) => r.newDevice || r.newCountry || r.newAsn;
+
+export async function markersOf(ctx: SignInContext): Promise<string[]> {
+  const markers = [`device:${await sha256(`device:${ctx.deviceId}`)}`];
+  if (ctx.country) markers.push(`country:${ctx.country}`);
+  if (ctx.asn !== null) markers.push(`asn:${ctx.asn}`);
+  return markers;
+}
+
+/** Compares this sign-in's device and network with the account's history (one D1 read). */
+export async function assessRisk(deps: Deps, userId: string, ctx: SignInContext): Promise<RiskAssessment> {
+  const markers = await markersOf(ctx);
+  const rows = await failClosed('the database', () =>
+    deps.db
+      .select({ marker: signInHistory.marker })
+      .from(signInHistory)
+      .where(eq(signInHistory.userId, userId))
+      .all(),
+  );
+  const seen = new Set(rows.map((r) => r.marker));
+  const kinds = new Set(rows.map((r) => r.marker.split(':')[0]));
+  const isNew = (m: string | undefined) => m !== undefined && !seen.has(m);
+  return {
+    firstSignIn: rows.length === 0,
+    newDevice: isNew(markers[0]),
+    // A network is only "new" when the history has networks of that kind to compare with.
+    newCountry: kinds.has('country') && isNew(markers.find((m) => m.startsWith('country:'))),
+    newAsn: kinds.has('asn') && isNew(markers.find((m) => m.startsWith('asn:'))),
+    markers,
+  };
+}
+
+/** The statement that records (or refreshes) the markers of a completed sign-in. */
+export function rememberStatement(deps: Deps, userId: string, markers: string[], now: number) {
+  return deps.db
+    .insert(signInHistory)
+    .values(markers.map((marker) => ({ userId, marker, firstSeenAt: now, lastSeenAt: now })))
+    .onConflictDoUpdate({ target: [signInHistory.userId, signInHistory.marker], set: { lastSeenAt: now } });
+}

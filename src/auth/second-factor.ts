@@ -1,0 +1,236 @@
+import { jwtVerify, SignJWT, errors } from 'jose';
+import type { User } from '../db/schema';
+import type { Deps } from '../deps';
+import { auditInsert, type RequestMeta } from '../identity/audit';
+import { findUserById, rolesOf, viewOf, type UserView } from '../identity/users';
+import { failClosed, GatehouseError, unavailable } from '../lib/errors';
+import { startSession, type StartedSession } from '../sessions/sessions';
+import type { SessionClaims } from '../sessions/session-token';
+import { newSignInMail } from '../mail/templates';
+import { acrOf, combineAmr } from './acr';
+import { assessRisk, isRisky, rememberStatement, type RiskAssessment, type SignInContext } from './risk';
+import { assertNotLocked, clearAttemptsStatement, recordAttempt, throttleKey } from './throttle';
+import { hasSecondFactor, secondFactorsOf, verifySecondFactorCode, type SecondFactors } from './totp';
+import { authUrl } from './urls';
+
+/** Holds a sign-in that passed its first factor and waits for the second (HttpOnly, 5 minutes). */
+export const PENDING_COOKIE = '__Host-gatehouse_2fa';
+export const PENDING_TTL = 300;
+const PENDING_TYPE = 'gh-2fa+jwt';
+/** Removing a second factor needs a sign-in at most this old (seconds). */
+export const RECENT_SIGN_IN = 600;
+
+export type SignInOutcome =
+  | { kind: 'signed_in'; user: UserView; session: StartedSession }
+  /** `pending` goes into PENDING_COOKIE; the person is asked for one of `factors`. */
+  | { kind: 'second_factor'; pending: string; factors: SecondFactors };
+
+interface Pending {
+  sub: string;
+  amr: string[];
+  markers: string[];
+  risky: boolean;
+  firstSignIn: boolean;
+}
+
+/** A second factor: a code typed in, or a passkey assertion already verified for `userId`. */
+export type SecondFactorProof = { kind: 'code'; code: string } | { kind: 'passkey'; userId: string; amr: string[] };
+
+/**
+ * After a first factor (password, email link or code, passkey): either a session at once, or —
+ * when the account has a second factor and the policy asks for it here (always, or adaptive and the
+ * device or network is new) — a pending sign-in that `completeSignIn` finishes. Risk inputs and the
+ * decision are audited.
+ */
+export async function completeFirstFactor(
+  deps: Deps,
+  user: User,
+  amr: string[],
+  ctx: SignInContext,
+  opts: { detail?: Record<string, unknown>; defer: (task: Promise<void>) => void },
+): Promise<SignInOutcome> {
+  const now = deps.now();
+  const [factors, risk] = await Promise.all([secondFactorsOf(deps, user.id), assessRisk(deps, user.id, ctx)]);
+  const enrolled = hasSecondFactor(factors);
+  const ask = enrolled && !amr.includes('mfa') && (deps.config.mfa.policy === 'always' || isRisky(risk));
+  await failClosed('the database', () =>
+    auditInsert(deps.db, {
+      type: 'sign_in_risk',
+      userId: user.id,
+      meta: ctx.meta,
+      detail: {
+        newDevice: risk.newDevice,
+        newCountry: risk.newCountry,
+        newAsn: risk.newAsn,
+        firstSignIn: risk.firstSignIn,
+        country: ctx.country,
+        asn: ctx.asn,
+        secondFactorEnrolled: enrolled,
+        policy: deps.config.mfa.policy,
+        decision: ask ? 'second_factor' : 'allow',
+      },
+      at: now,
+    }),
+  );
+  if (!ask) return { kind: 'signed_in', ...(await finishSignIn(deps, user, amr, ctx, risk, opts)) };
+  const pending = await new SignJWT({ amr, markers: risk.markers, risky: isRisky(risk), first: risk.firstSignIn })
+    .setProtectedHeader({ alg: 'HS256', typ: PENDING_TYPE })
+    .setSubject(user.id)
+    .setIssuedAt(Math.floor(now / 1000))
+    .setExpirationTime(Math.floor(now / 1000) + PENDING_TTL)
+    .sign(deps.keys.pending);
+  return { kind: 'second_factor', pending, factors };
+}
+
+/** Reads a pending sign-in; null when it is missing, forged or older than five minutes. */
+export async function readPending(deps: Deps, token: string | undefined): Promise<Pending | null> {
+  if (!token || token.length > 4096) return null;
+  try {
+    const { payload } = await jwtVerify(token, deps.keys.pending, {
+      algorithms: ['HS256'],
+      typ: PENDING_TYPE,
+      currentDate: new Date(deps.now()),
+      requiredClaims: ['sub', 'exp'],
+    });
+    const list = (v: unknown) => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? (v as string[]) : null);
+    const amr = list(payload.amr);
+    const markers = list(payload.markers);
+    if (!amr || !markers) return null;
+    return { sub: payload.sub!, amr, markers, risky: payload.risky === true, firstSignIn: payload.first === true };
+  } catch (e) {
+    if (e instanceof errors.JOSEError) return null;
+    throw e;
+  }
+}
+
+/**
+ * Checks a second factor for `userId`, with the per-user attempt limit: five wrong codes lock the
+ * user's second factor for 30 s, doubling up to 15 minutes. Returns the methods it adds to amr.
+ */
+async function checkSecondFactor(deps: Deps, userId: string, proof: SecondFactorProof, meta: RequestMeta): Promise<{ amr: string[]; method: string }> {
+  if (proof.kind === 'passkey') {
+    if (proof.userId !== userId) throw new GatehouseError('invalid_passkey', 400, 'That passkey belongs to another account.');
+    return { amr: proof.amr, method: 'passkey' };
+  }
+  const now = deps.now();
+  await failClosed('the database', () => assertNotLocked(deps.db, 'second_factor', userId, now));
+  try {
+    const method = await verifySecondFactorCode(deps, userId, proof.code);
+    await failClosed('the database', async () => deps.db.batch([clearAttemptsStatement(deps.db, await throttleKey('second_factor', userId))]));
+    return { amr: ['otp'], method };
+  } catch (e) {
+    if (e instanceof GatehouseError && e.status === 400) {
+      await failClosed('the database', async () => {
+        await recordAttempt(deps.d1, 'second_factor', userId, now);
+        await auditInsert(deps.db, { type: 'second_factor_failed', userId, meta, detail: { reason: e.code }, at: now });
+      });
+    }
+    throw e;
+  }
+}
+
+/** Finishes a pending sign-in with its second factor. */
+export async function completeSignIn(
+  deps: Deps,
+  pendingToken: string | undefined,
+  proof: SecondFactorProof,
+  ctx: SignInContext,
+  opts: { defer: (task: Promise<void>) => void },
+): Promise<{ user: UserView; session: StartedSession }> {
+  const pending = await readPending(deps, pendingToken);
+  if (!pending)
+    throw new GatehouseError('unauthenticated', 401, 'This sign-in has expired (it waits five minutes for the second step). Sign in again.');
+  const user = await failClosed('the database', () => findUserById(deps.db, pending.sub));
+  if (!user) throw new GatehouseError('unauthenticated', 401, 'Sign in again.');
+  const { amr: added, method } = await checkSecondFactor(deps, user.id, proof, ctx.meta);
+  const risk: RiskAssessment = { firstSignIn: pending.firstSignIn, newDevice: pending.risky, newCountry: false, newAsn: false, markers: pending.markers };
+  return finishSignIn(deps, user, combineAmr(pending.amr, added), ctx, risk, { ...opts, detail: { secondFactor: method } });
+}
+
+/**
+ * Step-up: a signed-in session proves a second factor and is replaced by a new session (new id, so
+ * privileges never ride on an old identifier) with the combined amr and a new auth_time.
+ */
+export async function stepUp(
+  deps: Deps,
+  session: SessionClaims,
+  proof: SecondFactorProof,
+  meta: RequestMeta,
+): Promise<{ session: StartedSession }> {
+  const { amr: added, method } = await checkSecondFactor(deps, session.sub, proof, meta);
+  const row = await failClosed('the database', () => findUserById(deps.db, session.sub));
+  if (!row) throw new GatehouseError('unauthenticated', 401, 'Sign in again.');
+  const now = deps.now();
+  const user = viewOf(row, await failClosed('the database', () => rolesOf(deps.db, row.id)));
+  const amr = combineAmr(session.amr, added);
+  const started = await startSession(deps, { user, amr, meta, now });
+  try {
+    await deps.db.batch([
+      auditInsert(deps.db, {
+        type: 'step_up',
+        userId: row.id,
+        meta,
+        detail: { from: session.sid, sid: started.record.sid, method, amr, acr: acrOf(amr) },
+        at: now,
+      }),
+    ]);
+  } catch (e) {
+    await deps.sessions.revoke(row.id, started.record.sid).catch(() => undefined);
+    throw unavailable('the database', e);
+  }
+  await deps.sessions.revoke(row.id, session.sid).catch(() => undefined);
+  return { session: started };
+}
+
+/**
+ * Creates the session of a completed sign-in, then commits its audit event and device/network
+ * history in one batch (if that fails the session is revoked again: all or nothing). A risky
+ * sign-in that is not the account's first sends a "new sign-in" mail after the response.
+ */
+async function finishSignIn(
+  deps: Deps,
+  user: User,
+  amr: string[],
+  ctx: SignInContext,
+  risk: RiskAssessment,
+  opts: { detail?: Record<string, unknown>; defer: (task: Promise<void>) => void },
+): Promise<{ user: UserView; session: StartedSession }> {
+  const now = deps.now();
+  const view = viewOf(user, await failClosed('the database', () => rolesOf(deps.db, user.id)));
+  const session = await startSession(deps, { user: view, amr, meta: ctx.meta, now });
+  try {
+    await deps.db.batch([
+      auditInsert(deps.db, {
+        type: 'sign_in',
+        userId: user.id,
+        meta: ctx.meta,
+        detail: { sid: session.record.sid, amr, acr: acrOf(amr), ...opts.detail },
+        at: now,
+      }),
+      rememberStatement(deps, user.id, risk.markers, now),
+    ]);
+  } catch (e) {
+    await deps.sessions.revoke(user.id, session.record.sid).catch(() => undefined);
+    throw e instanceof GatehouseError ? e : unavailable('the database', e);
+  }
+  if (isRisky(risk) && !risk.firstSignIn && deps.config.mfa.newSignInEmail) {
+    const place = [ctx.country, ctx.asn !== null ? `network AS${ctx.asn}` : null].filter(Boolean).join(', ');
+    opts.defer(
+      deps.mailer.send(
+        newSignInMail(user.email, {
+          when: new Date(now),
+          device: ctx.meta.userAgent?.slice(0, 120) ?? 'unknown browser',
+          place,
+          accountLink: authUrl(deps.config, '/auth/account'),
+        }),
+      ),
+    );
+  }
+  return { user: view, session };
+}
+
+/** Throws unless the session's sign-in is recent enough to change second factors. */
+export function assertRecentSignIn(session: SessionClaims, now: number): void {
+  if (now / 1000 - session.authTime > RECENT_SIGN_IN)
+    throw new GatehouseError('recent_sign_in_required', 403, 'For your security, sign in again before changing two-step verification.');
+}
