@@ -16,6 +16,8 @@ const TEST_ROUTES = [
   { match: '/demo/api/*', origin: 'service:ORIGIN_ECHO', policy: { scopes: ['profile'] } },
   { match: '/demo/gold/*', origin: 'service:ORIGIN_ECHO', policy: { tiers: ['gold', 'platinum'] } },
   { match: '/demo/recent/*', origin: 'service:ORIGIN_ECHO', policy: { maxAuthAge: 60 } },
+  { match: '/demo/mfa/*', origin: 'service:ORIGIN_ECHO', policy: { acr: ['urn:gatehouse:acr:mfa'] } },
+  { match: '/demo/phr/*', origin: 'service:ORIGIN_ECHO', policy: { acr: ['urn:gatehouse:acr:phr'] } },
   { match: '/demo/down/*', origin: 'http://127.0.0.1:9', policy: { access: 'public' }, timeoutMs: 2000 },
   { match: '/demo/slow/*', origin: 'service:ORIGIN_ECHO', policy: { access: 'public' }, timeoutMs: 200 },
 ];

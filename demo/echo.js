@@ -1,5 +1,5 @@
 // The demo origin: answers every request with what it received — method, path, query, headers
-// (names lower-cased) exactly as they arrived, and the size of the body it read. Runs as a Worker
+// (names lower-cased) exactly as they arrived, the size of the body it read and its first 2 KiB as text. Runs as a Worker
 // (tests, through a service binding) and under Node (`npm run dev`, demo/echo-server.ts).
 // Test hooks: `?redirect=URL` answers 302 to it, `?delay=MS` waits first, `?bytes=N` streams N bytes,
 // a WebSocket upgrade echoes messages back.
@@ -28,10 +28,17 @@ export async function echo(request) {
     return new Response(null, { status: 101, webSocket: client });
   }
   let bodyBytes = 0;
-  if (request.body) for await (const chunk of request.body) bodyBytes += chunk.byteLength;
+  const head = [];
+  if (request.body)
+    for await (const chunk of request.body) {
+      if (bodyBytes < 2048) head.push(chunk.slice(0, 2048 - bodyBytes));
+      bodyBytes += chunk.byteLength;
+    }
   const headers = {};
   for (const [name, value] of request.headers) headers[name.toLowerCase()] = value;
-  const body = JSON.stringify({ method: request.method, path: url.pathname, query: url.search.replace(/^\?/, ''), headers, bodyBytes }, null, 2);
+  // The first 2 KiB of the body as text, so a test (or a person) can see what was posted.
+  const bodyText = new TextDecoder().decode(new Uint8Array(head.flatMap((c) => [...c])));
+  const body = JSON.stringify({ method: request.method, path: url.pathname, query: url.search.replace(/^\?/, ''), headers, bodyBytes, bodyText }, null, 2);
   return new Response(body, { headers: { 'content-type': 'application/json' } });
 }
 

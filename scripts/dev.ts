@@ -20,6 +20,7 @@ const DEMO_ROUTES = JSON.stringify([
   { match: '/demo/public/*', origin: `http://127.0.0.1:${ECHO_PORT}`, policy: { access: 'public' } },
   { match: '/demo/me/*', origin: `http://127.0.0.1:${ECHO_PORT}`, policy: { access: 'authenticated', expose: ['email'] } },
   { match: '/demo/admin/*', origin: `http://127.0.0.1:${ECHO_PORT}`, policy: { rolesAny: ['admin'] } },
+  { match: '/demo/mfa/*', origin: `http://127.0.0.1:${ECHO_PORT}`, policy: { acr: ['urn:gatehouse:acr:mfa'] } },
 ]);
 const BASE = `http://localhost:${PORT}`;
 const DEMO = { email: 'demo@gatehouse.dev', password: 'gatehouse demo passphrase' };
@@ -105,6 +106,7 @@ console.log(`
   Gateway demo     ${BASE}/demo/public/hello   (anyone)
                    ${BASE}/demo/me/hello       (signed in: see the X-Auth-* headers the origin got)
                    ${BASE}/demo/admin/hello    (role admin: the demo user has it)
+                   ${BASE}/demo/mfa/hello      (two-step verification: steps a password sign-in up)
 
   OpenID Provider  ${BASE}/.well-known/openid-configuration
   Demo client      client_id ${demoClient.client_id}   client_secret ${demoSecret}

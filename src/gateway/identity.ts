@@ -1,4 +1,5 @@
 import type { JWTPayload } from 'jose';
+import { acrOf } from '../auth/acr';
 import type { SessionClaims } from '../sessions/session-token';
 
 /** Who a proxied request is from, as verified by the gateway. */
@@ -30,7 +31,7 @@ export const identityFromSession = (c: SessionClaims): Identity => ({
   roles: c.roles,
   tier: c.tier,
   amr: c.amr,
-  acr: null,
+  acr: acrOf(c.amr),
   authTime: c.authTime,
   scopes: null,
   clientId: null,

@@ -1,3 +1,4 @@
+import { ACR, acrSatisfies, targetAcr } from '../auth/acr';
 import type { Identity } from './identity';
 import type { RoutePolicy } from './routes-config';
 
@@ -7,8 +8,11 @@ export type Decision =
   | { allow: false; status: 401; error: 'invalid_token' | 'unauthenticated'; reason: string }
   /** Authenticated but not enough (RFC 6750 §3.1 insufficient_scope, or a role/tier/freshness rule). */
   | { allow: false; status: 403; error: 'insufficient_scope' | 'forbidden'; reason: string }
-  /** Signed in, but too long ago or not strongly enough: a browser re-authenticates. */
-  | { allow: false; status: 401; error: 'reauthenticate'; reason: string };
+  /**
+   * Signed in, but not strongly enough (`stepUp: second_factor`, towards `acr`) or too long ago
+   * (`stepUp: sign_in`): a browser is taken through step-up and brought back.
+   */
+  | { allow: false; status: 401; error: 'reauthenticate'; reason: string; stepUp: 'second_factor' | 'sign_in'; acr: string | null };
 
 /** Applies a route's policy to who is asking (pure; the caller has verified the identity). */
 export function decide(policy: RoutePolicy, who: Identity | null, nowSeconds: number): Decision {
@@ -22,11 +26,20 @@ export function decide(policy: RoutePolicy, who: Identity | null, nowSeconds: nu
     return { allow: false, status: 403, error: 'forbidden', reason: `Requires the tier: ${policy.tiers.join(' or ')}.` };
   if (policy.scopes && who.via === 'bearer' && !policy.scopes.every((s) => who.scopes?.includes(s)))
     return { allow: false, status: 403, error: 'insufficient_scope', reason: `Requires the scopes: ${policy.scopes.join(' ')}.` };
-  if (policy.amr && !policy.amr.some((m) => who.amr.includes(m)))
-    return { allow: false, status: 401, error: 'reauthenticate', reason: `Sign in with: ${policy.amr.join(' or ')}.` };
-  if (policy.acr && (!who.acr || !policy.acr.includes(who.acr)))
-    return { allow: false, status: 401, error: 'reauthenticate', reason: 'A stronger sign-in is required.' };
   if (policy.maxAuthAge !== undefined && (who.authTime === null || nowSeconds - who.authTime > policy.maxAuthAge))
-    return { allow: false, status: 401, error: 'reauthenticate', reason: 'Sign in again to continue.' };
+    return { allow: false, status: 401, error: 'reauthenticate', reason: 'Sign in again to continue.', stepUp: 'sign_in', acr: null };
+  if (policy.amr && !policy.amr.some((m) => who.amr.includes(m))) {
+    const acr = policy.amr.includes('hwk') ? ACR.phishingResistant : ACR.mfa;
+    return { allow: false, status: 401, error: 'reauthenticate', reason: `Sign in with: ${policy.amr.join(' or ')}.`, stepUp: 'second_factor', acr };
+  }
+  if (policy.acr && !acrSatisfies(who.acr, policy.acr))
+    return {
+      allow: false,
+      status: 401,
+      error: 'reauthenticate',
+      reason: `A stronger sign-in is required (${policy.acr.join(' or ')}).`,
+      stepUp: 'second_factor',
+      acr: targetAcr(policy.acr),
+    };
   return { allow: true };
 }

@@ -7,7 +7,7 @@ import { GatehouseError } from '../lib/errors';
  */
 export async function forward(
   target: { fetcher: Fetcher | null; url: URL; timeoutMs: number },
-  request: Request,
+  request: { method: string; body: ReadableStream | ArrayBuffer | null },
   headers: Headers,
 ): Promise<Response> {
   const init: RequestInit = {

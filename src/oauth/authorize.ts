@@ -6,6 +6,8 @@ import { audit, type RequestMeta } from '../identity/audit';
 import { failClosed, GatehouseError } from '../lib/errors';
 import type { SessionClaims } from '../sessions/session-token';
 import { verifyToken } from '../tokens/jwt';
+import { ACR, acrOf, acrSatisfies, targetAcr } from '../auth/acr';
+import { hasSecondFactor, secondFactorsOf } from '../auth/totp';
 import { findClient, KNOWN_SCOPES, type Client } from './clients';
 import { issuerOf } from './issue';
 import { S256_CHALLENGE } from './pkce';
@@ -112,6 +114,8 @@ export function parseAuthorizationRequest(params: Params, client: Client, redire
 export type AuthorizationStep =
   /** `reauth`: the request demands a fresh sign-in; `staleSid` is the session that does not count. */
   | { kind: 'login'; reauth: { staleSid: string | null } | null }
+  /** Signed in, but the request (acr_values, or a client that requires MFA) needs a second factor. */
+  | { kind: 'step_up'; acr: string }
   | { kind: 'consent' }
   | { kind: 'redirect'; location: string };
 
@@ -183,6 +187,21 @@ export async function decideAuthorization(
     return { kind: 'login', reauth: forced ? { staleSid: session?.sid ?? null } : null };
   }
 
+  // acr_values (OIDC Core §3.1.2.1, voluntary) and a client's requireMfa (essential): step up when
+  // the session's acr is weaker. A voluntary request the account cannot meet (no second factor)
+  // goes on with the acr it has; the ID token says which.
+  const wanted = [...req.acrValues, ...(req.client.requireMfa ? [ACR.mfa] : [])];
+  const target_ = targetAcr(wanted);
+  if (target_ && !acrSatisfies(acrOf(session!.amr), wanted)) {
+    const factors = req.client.requireMfa ? null : await secondFactorsOf(deps, session!.sub);
+    const reachable = factors === null || (target_ === ACR.phishingResistant ? factors.passkeys > 0 : hasSecondFactor(factors));
+    if (reachable) {
+      if (req.prompt.has('none'))
+        return { kind: 'redirect', location: responseLocation(deps, target, { error: 'interaction_required', error_description: 'A stronger sign-in is required.' }) };
+      return { kind: 'step_up', acr: req.client.requireMfa && target_ === ACR.oneFactor ? ACR.mfa : target_ };
+    }
+  }
+
   if (!req.client.firstParty) {
     const stored = await failClosed('the database', () =>
       deps.db.select().from(consents).where(and(eq(consents.userId, session!.sub), eq(consents.clientId, req.client.clientId))).get(),
@@ -212,9 +231,8 @@ export async function recordConsent(deps: Deps, userId: string, clientId: string
 }
 
 /**
- * Stores a code in the user's Durable Object and returns the redirect carrying it. The grant is
- * audited with the requested `acr_values` (recorded; the sign-in methods that satisfy them arrive
- * with step-up authentication).
+ * Stores a code in the user's Durable Object and returns the redirect carrying it; the grant
+ * carries the session's amr and acr into the tokens. Audited with any requested `acr_values`.
  */
 export async function issueCodeLocation(deps: Deps, req: AuthorizationRequest, session: SessionClaims, meta: RequestMeta): Promise<string> {
   const secret = await deps.sessions.issueCode(session.sub, {
@@ -226,7 +244,7 @@ export async function issueCodeLocation(deps: Deps, req: AuthorizationRequest, s
     sid: session.sid,
     authTime: session.authTime,
     amr: session.amr,
-    acr: null,
+    acr: acrOf(session.amr),
     now: deps.now(),
     ttlMs: CODE_TTL_MS,
   });

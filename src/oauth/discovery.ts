@@ -1,3 +1,4 @@
+import { ACR_VALUES } from '../auth/acr';
 import type { Deps } from '../deps';
 import { GRANT_TYPES, KNOWN_SCOPES } from './clients';
 import { issuerOf } from './issue';
@@ -40,6 +41,7 @@ export function providerMetadata(deps: Deps) {
     introspection_endpoint_auth_methods_supported: AUTH_METHODS.filter((m) => m !== 'none'),
     code_challenge_methods_supported: ['S256'],
     prompt_values_supported: ['none', 'login', 'consent', 'select_account'],
+    acr_values_supported: [...ACR_VALUES],
     claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'acr', 'amr', 'sid', 'email', 'email_verified', 'preferred_username', 'roles', 'tier', 'updated_at'],
     authorization_response_iss_parameter_supported: true,
     claims_parameter_supported: false,

@@ -106,6 +106,11 @@ async function authorize(c: C, params: Params): Promise<Response> {
       if (req.loginHint) signIn.set('login_hint', req.loginHint);
       return c.redirect(`/auth/sign-in?${signIn}`, 302);
     }
+    if (step.kind === 'step_up') {
+      // The way back keeps any re-authentication marker: the stepped-up session is a new one.
+      const next = new URLSearchParams(params);
+      return c.redirect(`/auth/second-factor?${new URLSearchParams({ return_to: `${ENDPOINTS.authorization}?${next}`, acr: step.acr })}`, 302);
+    }
     const account = await loadAccount(deps, c.var.session!);
     return c.html(
       <ConsentPage clientName={req.client.name} scope={req.scope} params={params} csrf={c.var.csrfToken} email={account.user.email} />,

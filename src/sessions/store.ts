@@ -1,5 +1,6 @@
 import { failClosed } from '../lib/errors';
 import type { CodeInput, CodeRedemption, Grant, RefreshPolicy, RefreshRotation } from './grants';
+import type { HeldRequest } from './held-requests';
 import type { CreateSessionInput, SessionRecord, UserSessions } from './user-sessions';
 
 /** Typed access to a user's UserSessions object. Every failure becomes a 503 (fail closed). */
@@ -23,6 +24,8 @@ export interface SessionStore {
   storeOpaque(owner: string, jwt: string, expiresAt: number, grantId: string | null): Promise<string>;
   resolveOpaque(owner: string, secret: string, now: number): Promise<string | null>;
   revokeOpaque(owner: string, secret: string): Promise<boolean>;
+  holdRequest(userId: string, request: HeldRequest): Promise<string>;
+  takeHeldRequest(userId: string, id: string, now: number): Promise<HeldRequest | null>;
 }
 
 export function createSessionStore(ns: DurableObjectNamespace<UserSessions>): SessionStore {
@@ -46,5 +49,7 @@ export function createSessionStore(ns: DurableObjectNamespace<UserSessions>): Se
     storeOpaque: (owner, jwt, expiresAt, grantId) => call(() => stub(owner).storeOpaque(jwt, expiresAt, grantId)),
     resolveOpaque: (owner, secret, now) => call(() => stub(owner).resolveOpaque(secret, now)),
     revokeOpaque: (owner, secret) => call(() => stub(owner).revokeOpaque(secret)),
+    holdRequest: (userId, request) => call(() => stub(userId).holdRequest(request)),
+    takeHeldRequest: (userId, id, now) => call(() => stub(userId).takeHeldRequest(id, now)),
   };
 }

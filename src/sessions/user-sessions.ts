@@ -1,6 +1,7 @@
 import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../config';
 import { randomToken, sha256, timingSafeEqualString } from '../lib/crypto';
+import { HeldRequests, type HeldRequest } from './held-requests';
 import { GrantStore, type CodeInput, type CodeRedemption, type Grant, type RefreshPolicy, type RefreshRotation } from './grants';
 
 /** A browser session as the owner sees it. The secret never leaves the object after creation. */
@@ -64,11 +65,13 @@ const toRecord = (r: Row): SessionRecord => ({
 export class UserSessions extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly grants: GrantStore;
+  private readonly held: HeldRequests;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.grants = new GrantStore(this.sql);
+    this.held = new HeldRequests(this.sql);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS sessions (
       sid TEXT PRIMARY KEY,
       user_id TEXT NOT NULL,
@@ -210,11 +213,23 @@ export class UserSessions extends DurableObject<Env> {
     return this.grants.opaque.revoke(secret);
   }
 
+  /** Holds a request during step-up (the gateway replays it once). */
+  async holdRequest(request: HeldRequest): Promise<string> {
+    const id = this.held.hold(request);
+    await this.scheduleAlarm();
+    return id;
+  }
+
+  takeHeldRequest(id: string, now: number): HeldRequest | null {
+    return this.held.take(id, now);
+  }
+
   /** Purges expired sessions, codes and refresh families, and re-arms for the next expiry. */
   override async alarm(): Promise<void> {
     const now = Date.now();
     this.sql.exec('DELETE FROM sessions WHERE idle_expires_at <= ? OR absolute_expires_at <= ?', now, now);
     this.grants.purge(now);
+    this.held.purge(now);
     await this.scheduleAlarm();
   }
 
@@ -226,8 +241,10 @@ export class UserSessions extends DurableObject<Env> {
     const sessions = this.sql
       .exec<{ next: number | null }>('SELECT MIN(MIN(idle_expires_at, absolute_expires_at)) AS next FROM sessions')
       .one().next;
-    const grants = this.grants.nextExpiry();
-    const next = sessions === null ? grants : grants === null ? sessions : Math.min(sessions, grants);
+    const next = [sessions, this.grants.nextExpiry(), this.held.nextExpiry()].reduce<number | null>(
+      (a, b) => (a === null ? b : b === null ? a : Math.min(a, b)),
+      null,
+    );
     if (next === null) {
       await this.ctx.storage.deleteAlarm();
       return;

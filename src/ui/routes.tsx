@@ -5,6 +5,7 @@ import { loadAccount, revokeSession, signOut, signOutEverywhere } from '../accou
 import { verifyEmail } from '../auth/email-verification';
 import { requestPasswordReset, resetPassword } from '../auth/password-reset';
 import { forgotPasswordInput, resetPasswordInput, secondFactorInput, signInInput, signUpInput, verifyEmailInput } from '../auth/schemas';
+import { ACR } from '../auth/acr';
 import { listPasskeys, removePasskey } from '../auth/passkeys';
 import {
   assertRecentSignIn,
@@ -148,7 +149,11 @@ pages.get('/second-factor', async (c) => {
   if (!state) return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: returnTo })}`, 303);
   const factors = await secondFactorsOf(c.var.deps, state.userId);
   if (!hasSecondFactor(factors)) return c.html(<NoSecondFactorPage returnTo={returnTo} />, 403);
-  return c.html(<SecondFactorPage csrf={c.var.csrfToken} returnTo={returnTo} factors={factors} stepUp={state.stepUp} />);
+  // A phishing-resistant sign-in can only come from a passkey: codes are not offered then.
+  const passkeyOnly = c.req.query('acr') === ACR.phishingResistant;
+  if (passkeyOnly && factors.passkeys === 0) return c.html(<NoSecondFactorPage returnTo={returnTo} />, 403);
+  const shown = passkeyOnly ? { ...factors, totp: false, recoveryCodesLeft: 0 } : factors;
+  return c.html(<SecondFactorPage csrf={c.var.csrfToken} returnTo={returnTo} factors={shown} stepUp={state.stepUp} />);
 });
 pages.post('/second-factor', async (c) => {
   const returnTo = await formReturnTo(c);

@@ -106,10 +106,11 @@ describe('the gateway', () => {
       'x-auth-tier': 'free',
       'x-auth-session-id': body.session.sid,
       'x-auth-amr': 'pwd',
+      'x-auth-acr': 'urn:gatehouse:acr:1fa',
     });
     expect(e.headers['x-auth-roles']).toBeUndefined(); // no roles: no empty header
     expect(identityHeaders(e).sort()).toEqual(
-      ['x-auth-amr', 'x-auth-assertion', 'x-auth-auth-time', 'x-auth-email', 'x-auth-email-verified', 'x-auth-session-id', 'x-auth-tier', 'x-auth-user-id'].sort(),
+      ['x-auth-acr', 'x-auth-amr', 'x-auth-assertion', 'x-auth-auth-time', 'x-auth-email', 'x-auth-email-verified', 'x-auth-session-id', 'x-auth-tier', 'x-auth-user-id'].sort(),
     );
     expect(e.headers.cookie).toBe('theme=dark');
 
@@ -120,7 +121,7 @@ describe('the gateway', () => {
       typ: 'gatehouse-assertion+jwt',
     });
     expect(protectedHeader.alg).toBe('ES256');
-    expect(payload).toMatchObject({ sub: userId, sid: body.session.sid, email, tier: 'free', amr: ['pwd'] });
+    expect(payload).toMatchObject({ sub: userId, sid: body.session.sid, email, tier: 'free', amr: ['pwd'], acr: 'urn:gatehouse:acr:1fa' });
     expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(60);
   });
 
