@@ -1,19 +1,22 @@
 import type { Deps } from '../deps';
 import type { RequestMeta } from '../identity/audit';
 import { consumeEmailToken, peekEmailToken, TOKEN_IS_LIVE } from '../identity/email-tokens';
-import { findUserByEmail, newUserId } from '../identity/users';
-import { failClosed } from '../lib/errors';
+import { findUserByEmail, findUserById, newUserId } from '../identity/users';
+import { failClosed, GatehouseError } from '../lib/errors';
+import type { SignInContext } from './risk';
+import { completeFirstFactor, type SignInOutcome } from './second-factor';
 
 /**
  * Opens a verification link. For a pending sign-up this creates the account (with the password
- * chosen at sign-up) already verified; for an existing account it marks the address verified.
+ * chosen at sign-up, or none for a passkey sign-up) already verified; for an existing account it
+ * marks the address verified.
  * The token is consumed in the same D1 transaction as those writes and the audit event.
  */
 export async function verifyEmail(
   deps: Deps,
   token: string,
   meta: RequestMeta,
-): Promise<{ userId: string; email: string; created: boolean }> {
+): Promise<{ userId: string; email: string; created: boolean; passwordless: boolean }> {
   const now = deps.now();
   const peeked = await failClosed('the database', () => peekEmailToken(deps.db, 'verify_email', token, now));
   const id = newUserId();
@@ -26,7 +29,7 @@ export async function verifyEmail(
         {
           sql: `INSERT INTO audit_events (type, user_id, ip, user_agent, detail, created_at)
                 SELECT 'sign_up', ?4, ?5, ?6, NULL, ?3 FROM email_tokens
-                WHERE ${TOKEN_IS_LIVE} AND user_id IS NULL AND password_hash IS NOT NULL
+                WHERE ${TOKEN_IS_LIVE} AND user_id IS NULL
                   AND NOT EXISTS (SELECT 1 FROM users WHERE users.email = email_tokens.email)`,
           params: [id, meta.ip, meta.userAgent?.slice(0, 256) ?? null],
         },
@@ -34,7 +37,7 @@ export async function verifyEmail(
           // A pending sign-up becomes an account, unless the address got one meanwhile.
           sql: `INSERT INTO users (id, email, email_verified_at, password_hash, tier, created_at, updated_at)
                 SELECT ?4, email, ?3, password_hash, 'free', ?3, ?3 FROM email_tokens
-                WHERE ${TOKEN_IS_LIVE} AND user_id IS NULL AND password_hash IS NOT NULL
+                WHERE ${TOKEN_IS_LIVE} AND user_id IS NULL
                   AND NOT EXISTS (SELECT 1 FROM users WHERE users.email = email_tokens.email)`,
           params: [id],
         },
@@ -57,5 +60,21 @@ export async function verifyEmail(
     }),
   );
   const user = await failClosed('the database', () => findUserByEmail(deps.db, consumed.email));
-  return { userId: user!.id, email: consumed.email, created: user!.id === id };
+  const created = user!.id === id;
+  return { userId: user!.id, email: consumed.email, created, passwordless: created && user!.passwordHash === null };
+}
+
+/**
+ * A passkey sign-up has no password to sign in with: confirming the address (a proven email, amr
+ * `email`) signs the person in, so they can create their passkey next.
+ */
+export async function signInAfterPasskeySignUp(
+  deps: Deps,
+  userId: string,
+  ctx: SignInContext,
+  defer: (task: Promise<void>) => void,
+): Promise<SignInOutcome> {
+  const user = await failClosed('the database', () => findUserById(deps.db, userId));
+  if (!user) throw new GatehouseError('unauthenticated', 401, 'Sign in to continue.');
+  return completeFirstFactor(deps, user, ['email'], ctx, { defer, detail: { method: 'email_verification' } });
 }

@@ -5,7 +5,8 @@ import { GatehouseError } from '../lib/errors';
 import { deferTo, parseInput, requestMeta, signInContext } from '../lib/http';
 import { enforceIpLimit } from '../lib/rate-limit';
 import { clearCookie, clearSessionCookie, setPendingCookie, setSessionCookie } from '../sessions/middleware';
-import { verifyEmail } from './email-verification';
+import { EMAIL_SIGN_IN_COOKIE, EMAIL_SIGN_IN_TTL_MS, requestEmailSignIn, signInWithEmailCode, signInWithEmailLink } from './email-sign-in';
+import { signInAfterPasskeySignUp, verifyEmail } from './email-verification';
 import {
   authenticationOptions,
   listPasskeys,
@@ -53,6 +54,9 @@ const CREDENTIAL_POSTS = [
   '/forgot-password',
   '/reset-password',
   '/verify-email',
+  '/email-sign-in',
+  '/email-sign-in/code',
+  '/email-sign-in/link',
   '/passkeys/authentication-options',
   '/passkeys/sign-in',
   '/passkeys/verify',
@@ -71,21 +75,23 @@ const sessionBody = (session: StartedSession) => ({
   acr: acrOf(session.record.amr),
 });
 
-/** Sets the cookies a sign-in outcome calls for and describes it in JSON. */
-export function signInResponse(c: C, outcome: SignInOutcome, returnTo?: string) {
+/** Sets the cookies a sign-in outcome calls for and describes it (the JSON body). */
+function signInBody(c: C, outcome: SignInOutcome, returnTo?: string) {
   if (outcome.kind === 'second_factor') {
     setPendingCookie(c, PENDING_COOKIE, outcome.pending, PENDING_TTL);
     const next = `/auth/second-factor?${new URLSearchParams({ return_to: safeReturnTo(returnTo ?? null) })}`;
-    return c.json({
+    return {
       status: 'second_factor_required',
       methods: { totp: outcome.factors.totp, recoveryCode: outcome.factors.recoveryCodesLeft > 0, passkey: outcome.factors.passkeys > 0 },
       next,
-    });
+    };
   }
   clearCookie(c, PENDING_COOKIE);
   setSessionCookie(c, outcome.session.cookie);
-  return c.json({ status: 'signed_in', user: outcome.user, session: sessionBody(outcome.session), next: safeReturnTo(returnTo ?? null) });
+  return { status: 'signed_in', user: outcome.user, session: sessionBody(outcome.session), next: safeReturnTo(returnTo ?? null) };
 }
+
+const signInResponse = (c: C, outcome: SignInOutcome, returnTo?: string) => c.json(signInBody(c, outcome, returnTo));
 
 authApi.post('/sign-up', async (c) => {
   const input = await parseInput(c, 'json', signUpInput);
@@ -130,8 +136,34 @@ authApi.post('/reset-password', async (c) => {
 
 authApi.post('/verify-email', async (c) => {
   const { token } = await parseInput(c, 'json', verifyEmailInput);
-  const { email, created } = await verifyEmail(c.var.deps, token, requestMeta(c));
-  return c.json({ status: 'email_verified', email, accountCreated: created });
+  const verified = await verifyEmail(c.var.deps, token, requestMeta(c));
+  const body = { status: 'email_verified', email: verified.email, accountCreated: verified.created };
+  if (!verified.passwordless) return c.json(body);
+  // A passkey sign-up is signed in by the confirmed address, to register its passkey next.
+  const outcome = await signInAfterPasskeySignUp(c.var.deps, verified.userId, signInContext(c), deferTo(c, 'sign_in_mail_failed'));
+  return c.json({ ...signInBody(c, outcome, '/auth/account?setup=passkey'), ...body });
+});
+
+// Email sign-in: a link and an 8-digit code in one mail; the code only works in the asking browser.
+authApi.post('/email-sign-in', async (c) => {
+  const { email } = await parseInput(c, 'json', forgotPasswordInput);
+  const { cookie } = await requestEmailSignIn(c.var.deps, email, requestMeta(c), deferTo(c, 'sign_in_mail_failed'));
+  setPendingCookie(c, EMAIL_SIGN_IN_COOKIE, cookie, EMAIL_SIGN_IN_TTL_MS / 1000);
+  return c.json({ status: 'check_email', message: 'If that address has an account, a sign-in link and code are on their way.' }, 202);
+});
+
+authApi.post('/email-sign-in/code', async (c) => {
+  const { code } = await parseInput(c, 'json', secondFactorInput);
+  const outcome = await signInWithEmailCode(c.var.deps, { code, bindingCookie: getCookie(c, EMAIL_SIGN_IN_COOKIE) }, signInContext(c), deferTo(c, 'sign_in_mail_failed'));
+  clearCookie(c, EMAIL_SIGN_IN_COOKIE);
+  return signInResponse(c, outcome);
+});
+
+authApi.post('/email-sign-in/link', async (c) => {
+  const { token } = await parseInput(c, 'json', verifyEmailInput);
+  const outcome = await signInWithEmailLink(c.var.deps, token, signInContext(c), deferTo(c, 'sign_in_mail_failed'));
+  clearCookie(c, EMAIL_SIGN_IN_COOKIE);
+  return signInResponse(c, outcome);
 });
 
 // Passkeys: the browser script (src/ui/client/passkeys.ts) drives these.

@@ -11,7 +11,13 @@ const password = z
   .max(PASSWORD_MAX_LENGTH * 4, `password must be at most ${PASSWORD_MAX_LENGTH} characters`);
 const token = z.string({ error: 'token is required' }).min(1, 'token is required').max(256, 'token is not valid');
 
-export const signUpInput = z.object({ email: emailField, password });
+/** `method: passkey` signs up with no password: the account gets its passkey once the address is confirmed. */
+export const signUpInput = z
+  .object({ email: emailField, password: password.optional(), method: z.enum(['password', 'passkey']).default('password') })
+  .superRefine((v, ctx) => {
+    if (v.method === 'password' && !v.password) ctx.addIssue({ code: 'custom', path: ['password'], message: 'password is required' });
+  })
+  .transform((v) => (v.method === 'passkey' ? { email: v.email, password: null } : { email: v.email, password: v.password! }));
 export const signInInput = z.object({ email: emailField, password });
 export const forgotPasswordInput = z.object({ email: emailField });
 export const resetPasswordInput = z.object({ token, password });

@@ -10,17 +10,19 @@ import { authUrl } from './urls';
 
 /**
  * Starts a sign-up. The answer is the same whether or not the address has an account: a new
- * address gets a verification link (the account is created when it is opened, with this password);
+ * address gets a verification link (the account is created when it is opened, with this password,
+ * or with none when signing up with a passkey);
  * an existing one gets a note that it already has an account. Both paths hash the password, so
  * they take about the same time.
  */
-export async function signUp(deps: Deps, input: { email: string; password: string }, meta: RequestMeta): Promise<void> {
+export async function signUp(deps: Deps, input: { email: string; password: string | null }, meta: RequestMeta): Promise<void> {
   const { db, config } = deps;
   const now = deps.now();
-  checkNewPassword(input.password, config.passwordMinLength);
+  if (input.password !== null) checkNewPassword(input.password, config.passwordMinLength);
   await failClosed('the database', () => assertNotLocked(db, 'mail', input.email, now));
 
-  const passwordHash = await deps.passwords.hash(input.password);
+  // A passkey sign-up (no password) still does the hashing work: the answer takes as long either way.
+  const passwordHash = input.password !== null ? await deps.passwords.hash(input.password) : (await deps.passwords.verifyDummy(input.email), null);
   const existing = await failClosed('the database', () => findUserByEmail(db, input.email));
   const minutes = EMAIL_TOKEN_TTL.verify_email / 60;
 

@@ -62,3 +62,17 @@ export function newSignInMail(to: string, d: { when: Date; device: string; place
     html: htmlOf(lines, { href: d.accountLink, label: 'Review your sessions' }),
   };
 }
+
+/** A sign-in link and the same sign-in as a code, for the browser that asked for it. */
+export function emailSignInMail(to: string, d: { link: string; code: string; minutes: number; device: string }): Mail {
+  const lines = [
+    `Someone asked to sign in to your account from ${d.device}. If it was you, open the link below, or type this code: ${d.code.slice(0, 4)} ${d.code.slice(4)}`,
+    `The link and the code work once, for ${d.minutes} minutes. If it was not you, ignore this message: nobody can sign in without them.`,
+  ];
+  return {
+    to,
+    subject: `Your sign-in code: ${d.code.slice(0, 4)} ${d.code.slice(4)}`,
+    text: `${lines.join('\n\n')}\n\n${d.link}\n`,
+    html: htmlOf(lines, { href: d.link, label: 'Sign in' }),
+  };
+}

@@ -9,6 +9,7 @@ export const en = {
   signUp: {
     title: 'Create an account',
     submit: 'Create account',
+    withPasskey: 'Sign up with a passkey instead (no password)',
     haveAccount: 'Already have an account?',
     sent: 'Check your email',
     sentBody: (email: string) =>
@@ -47,6 +48,21 @@ export const en = {
     signOut: 'Sign out',
     signOutEverywhere: 'Sign out everywhere',
   },
+  emailSignIn: {
+    title: 'Sign in with email',
+    intro: 'We will email you a sign-in link and a code. No password needed.',
+    submit: 'Email me a link and a code',
+    sentTitle: 'Check your email',
+    sentBody: (email: string) => `If ${email} has an account, we sent it a sign-in link and an 8-digit code. Both work once, for 10 minutes.`,
+    code: 'Sign-in code',
+    codeSubmit: 'Sign in',
+    confirmTitle: 'Sign in on this device?',
+    confirmBody: (device: string, when: string) =>
+      `This link was requested from ${device} at ${when}. It was opened in a different browser. Only continue if you asked for it and want to be signed in here.`,
+    confirmSubmit: 'Yes, sign me in here',
+    continueTitle: 'Finish signing in',
+    continueSubmit: 'Sign in',
+  },
   mfa: {
     title: 'Two-step verification',
     intro: 'Enter the 6-digit code from your authenticator app, or one of your recovery codes.',
@@ -76,6 +92,7 @@ export const en = {
     passkeys: 'Passkeys',
     noPasskeys: 'No passkeys yet.',
     addPasskey: 'Add a passkey',
+    setupPasskey: 'Your address is confirmed and you are signed in. Add a passkey below to finish: it is how you will sign in.',
     passkeyName: 'Passkey name',
     removePasskey: 'Remove',
     created: 'added',

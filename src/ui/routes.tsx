@@ -2,10 +2,18 @@ import { Hono, type Context } from 'hono';
 import { getCookie } from 'hono/cookie';
 import { z } from 'zod';
 import { loadAccount, revokeSession, signOut, signOutEverywhere } from '../account/sessions';
-import { verifyEmail } from '../auth/email-verification';
+import { signInAfterPasskeySignUp, verifyEmail } from '../auth/email-verification';
 import { requestPasswordReset, resetPassword } from '../auth/password-reset';
 import { forgotPasswordInput, resetPasswordInput, secondFactorInput, signInInput, signUpInput, verifyEmailInput } from '../auth/schemas';
 import { ACR } from '../auth/acr';
+import {
+  EMAIL_SIGN_IN_COOKIE,
+  EMAIL_SIGN_IN_TTL_MS,
+  peekEmailSignInLink,
+  requestEmailSignIn,
+  signInWithEmailCode,
+  signInWithEmailLink,
+} from '../auth/email-sign-in';
 import { listPasskeys, removePasskey } from '../auth/passkeys';
 import {
   assertRecentSignIn,
@@ -41,7 +49,10 @@ import { qrDataUri } from './qr';
 import { en } from './messages';
 import { AccountPage } from './pages/account';
 import {
+  ConfirmEmailLinkPage,
   ContinuePage,
+  EmailCodePage,
+  EmailSignInPage,
   ForgotPasswordPage,
   MessagePage,
   ResetPasswordPage,
@@ -69,7 +80,7 @@ pages.use('/*', async (c, next) => {
 });
 pages.use('/*', csrfProtection);
 
-const credentialPosts = ['/sign-up', '/sign-in', '/second-factor', '/forgot-password', '/reset-password', '/verify-email', '/account/totp'];
+const credentialPosts = ['/sign-up', '/sign-in', '/second-factor', '/email-sign-in', '/email-sign-in/code', '/email-sign-in/link', '/forgot-password', '/reset-password', '/verify-email', '/account/totp'];
 for (const path of credentialPosts) {
   pages.post(path, async (c, next) => {
     await enforceIpLimit(c.var.deps.rateLimit, requestMeta(c).ip);
@@ -175,6 +186,59 @@ pages.post('/second-factor', async (c) => {
   });
 });
 
+// Email sign-in: a link and a code in one mail.
+pages.get('/email-sign-in', (c) =>
+  c.html(<EmailSignInPage csrf={c.var.csrfToken} returnTo={safeReturnTo(c.req.query('return_to') ?? null)} />),
+);
+pages.post('/email-sign-in', async (c) => {
+  const email = await typedEmail(c);
+  const returnTo = await formReturnTo(c);
+  return formAction(c, (s) => <EmailSignInPage {...s} email={email} returnTo={returnTo} />, async () => {
+    const input = await parseInput(c, 'form', forgotPasswordInput);
+    const { cookie } = await requestEmailSignIn(c.var.deps, input.email, requestMeta(c), deferTo(c, 'sign_in_mail_failed'));
+    setPendingCookie(c, EMAIL_SIGN_IN_COOKIE, cookie, EMAIL_SIGN_IN_TTL_MS / 1000);
+    return c.html(<EmailCodePage csrf={c.var.csrfToken} returnTo={returnTo} sentTo={input.email} />, 202);
+  });
+});
+pages.post('/email-sign-in/code', async (c) => {
+  const returnTo = await formReturnTo(c);
+  return formAction(c, (s) => <EmailCodePage {...s} returnTo={returnTo} />, async () => {
+    const { code } = await parseInput(c, 'form', secondFactorInput);
+    const outcome = await signInWithEmailCode(
+      c.var.deps,
+      { code, bindingCookie: getCookie(c, EMAIL_SIGN_IN_COOKIE) },
+      signInContext(c),
+      deferTo(c, 'sign_in_mail_failed'),
+    );
+    clearCookie(c, EMAIL_SIGN_IN_COOKIE);
+    return afterFirstFactor(c, outcome, returnTo);
+  });
+});
+const when = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
+// Opening the link shows a confirmation, never signs in by itself: mail scanners fetch links, and a
+// link opened in another browser must say who asked for it before that browser is signed in.
+pages.get('/email-sign-in/link', async (c) => {
+  const token = tokenQuery.parse(c.req.query('token'));
+  try {
+    const view = await peekEmailSignInLink(c.var.deps, token, getCookie(c, EMAIL_SIGN_IN_COOKIE));
+    return c.html(<ConfirmEmailLinkPage csrf={c.var.csrfToken} token={token} device={view.device} when={when(view.requestedAt)} sameBrowser={view.sameBrowser} />);
+  } catch (e) {
+    if (!(e instanceof GatehouseError) || e.status >= 500) throw e;
+    return c.html(<MessagePage title={en.emailSignIn.title} body={e.message} status="error" link={{ href: '/auth/email-sign-in', label: en.emailSignIn.submit }} />, 400);
+  }
+});
+pages.post('/email-sign-in/link', async (c) => {
+  const token = tokenQuery.parse((await c.req.parseBody())['token']);
+  try {
+    const outcome = await signInWithEmailLink(c.var.deps, token, signInContext(c), deferTo(c, 'sign_in_mail_failed'));
+    clearCookie(c, EMAIL_SIGN_IN_COOKIE);
+    return afterFirstFactor(c, outcome, '/auth/account');
+  } catch (e) {
+    if (!(e instanceof GatehouseError) || e.status >= 500) throw e;
+    return c.html(<MessagePage title={en.emailSignIn.title} body={e.message} status="error" link={{ href: '/auth/email-sign-in', label: en.emailSignIn.submit }} />, e.status as 400);
+  }
+});
+
 // Sign up
 pages.get('/sign-up', (c) => c.html(<SignUpPage csrf={c.var.csrfToken} minLength={c.var.deps.config.passwordMinLength} />));
 pages.post('/sign-up', async (c) => {
@@ -224,9 +288,15 @@ pages.post('/verify-email', async (c) => {
   const token = tokenQuery.parse((await c.req.parseBody())['token']);
   return formAction(c, (s) => <VerifyEmailPage {...s} token={token} />, async () => {
     const input = await parseInput(c, 'form', verifyEmailInput);
-    const { email } = await verifyEmail(c.var.deps, input.token, requestMeta(c));
+    const { deps } = c.var;
+    const verified = await verifyEmail(deps, input.token, requestMeta(c));
+    if (verified.passwordless) {
+      // Signed up with a passkey: signed in by the confirmed address, then on to create the passkey.
+      const outcome = await signInAfterPasskeySignUp(deps, verified.userId, signInContext(c), deferTo(c, 'sign_in_mail_failed'));
+      return afterFirstFactor(c, outcome, '/auth/account?setup=passkey');
+    }
     return c.html(
-      <MessagePage title={en.verify.done} body={en.verify.doneBody(email)} link={{ href: '/auth/sign-in', label: en.signIn.submit }} />,
+      <MessagePage title={en.verify.done} body={en.verify.doneBody(verified.email)} link={{ href: '/auth/sign-in', label: en.signIn.submit }} />,
     );
   });
 });
@@ -256,7 +326,8 @@ pages.get('/account', (c) =>
     const { deps } = c.var;
     const account = await loadAccount(deps, c.var.session!);
     const [factors, passkeys] = await Promise.all([secondFactorsOf(deps, account.user.id), listPasskeys(deps, account.user.id)]);
-    return c.html(<AccountPage account={account} csrf={c.var.csrfToken} security={{ factors, passkeys }} />);
+    const setup = c.req.query('setup') === 'passkey' && passkeys.length === 0;
+    return c.html(<AccountPage account={account} csrf={c.var.csrfToken} security={{ factors, passkeys }} setupPasskey={setup} />);
   }),
 );
 

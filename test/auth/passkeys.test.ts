@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { TestBrowser } from '../browser';
-import { appWith, auditOf, createVerifiedUser, ORIGIN, SESSION, STRONG_PASSWORD, type Problem } from '../helpers';
+import { appWith, auditOf, createVerifiedUser, lastMailTo, ORIGIN, SESSION, STRONG_PASSWORD, tokenFrom, uniqueEmail, type Problem } from '../helpers';
 import { SoftAuthenticator } from '../webauthn';
 
 type Options = { challengeId: string; options: any };
@@ -132,5 +132,26 @@ describe('passkeys', () => {
     const { res } = await passkeySignIn(new TestBrowser(), auth);
     expect(res.status).toBe(400);
     expect(((await res.json()) as Problem).detail).toMatch(/not registered/);
+  });
+
+  it('signs up with a passkey alone: no password, signed in by the confirmed address, then the passkey', async () => {
+    const email = uniqueEmail('passkey');
+    const browser = new TestBrowser();
+    const up = await browser.post('/auth/api/sign-up', { email, method: 'passkey' });
+    expect(up.status).toBe(202);
+    const verified = await browser.post('/auth/api/verify-email', { token: tokenFrom(await lastMailTo(email)) });
+    expect(verified.status).toBe(200);
+    expect(await verified.json()).toMatchObject({ status: 'email_verified', accountCreated: true, next: '/auth/account?setup=passkey', session: { amr: ['email'] } });
+    const row = await env.DB.prepare('SELECT id, password_hash FROM users WHERE email = ?').bind(email).first<{ id: string; password_hash: string | null }>();
+    expect(row!.password_hash).toBeNull();
+    expect((await browser.open('/auth/account?setup=passkey')).html).toContain('Add a passkey below to finish');
+
+    const auth = await addPasskey(browser);
+    expect((await browser.fetch('/auth/api/sign-out', { method: 'POST', json: {} })).status).toBe(204);
+    const { res } = await passkeySignIn(new TestBrowser(), auth);
+    expect(await res.json()).toMatchObject({ status: 'signed_in', user: { id: row!.id } });
+    // There is no password to guess.
+    const guess = await new TestBrowser().post('/auth/api/sign-in', { email, password: '' + STRONG_PASSWORD });
+    expect(guess.status).toBe(401);
   });
 });

@@ -3,17 +3,19 @@ import type { AccountView } from '../../account/sessions';
 import type { PasskeyView } from '../../auth/passkeys';
 import type { SecondFactors } from '../../auth/totp';
 import { SecuritySection } from './mfa';
-import { Form, Layout } from '../layout';
+import { Form, Layout, Notice } from '../layout';
 import { en } from '../messages';
 
 const when = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
 
-export const AccountPage: FC<{ account: AccountView; csrf: string; security: { factors: SecondFactors; passkeys: PasskeyView[] } }> = ({
-  account,
-  csrf,
-  security,
-}) => (
+export const AccountPage: FC<{
+  account: AccountView;
+  csrf: string;
+  security: { factors: SecondFactors; passkeys: PasskeyView[] };
+  setupPasskey?: boolean;
+}> = ({ account, csrf, security, setupPasskey }) => (
   <Layout title={en.account.title} passkeys>
+    {setupPasskey && <Notice>{en.security.setupPasskey}</Notice>}
     <p>
       <strong id="account-email">{account.user.email}</strong>{' '}
       ({account.user.emailVerified ? en.account.verified : en.account.unverified})

@@ -47,7 +47,9 @@ export const SignUpPage: FC<FormState & { minLength: number }> = (s) => (
         hint={en.passwordHint(s.minLength)}
         error={fieldError(s, 'password')}
       />
-      <button class="primary" type="submit">{en.signUp.submit}</button>
+      <button class="primary" type="submit" name="method" value="password">{en.signUp.submit}</button>{' '}
+      {/* No password: the account is created when the address is confirmed, then a passkey is added. */}
+      <button type="submit" name="method" value="passkey" formnovalidate>{en.signUp.withPasskey}</button>
     </Form>
     <p>{en.signUp.haveAccount} <a href="/auth/sign-in">{en.signIn.submit}</a></p>
   </Layout>
@@ -114,5 +116,53 @@ export const ContinuePage: FC<{ href: string }> = ({ href }) => (
     <p role="status">
       <a href={href}>Continue</a>
     </p>
+  </Layout>
+);
+
+export const EmailSignInPage: FC<FormState & { returnTo: string }> = (s) => (
+  <Layout title={en.emailSignIn.title}>
+    <p>{en.emailSignIn.intro}</p>
+    <Alert message={formError(s)} />
+    <Form action="/auth/email-sign-in" csrf={s.csrf}>
+      <input type="hidden" name="return_to" value={s.returnTo} />
+      <Field name="email" label={en.email} type="email" autocomplete="email" value={s.email} error={fieldError(s, 'email')} autofocus />
+      <button class="primary" type="submit">{en.emailSignIn.submit}</button>
+    </Form>
+  </Layout>
+);
+
+/** After asking: the code form (the link in the same mail also works). */
+export const EmailCodePage: FC<FormState & { returnTo: string; sentTo?: string }> = (s) => (
+  <Layout title={en.emailSignIn.sentTitle}>
+    {s.sentTo && <p role="status">{en.emailSignIn.sentBody(s.sentTo)}</p>}
+    <Alert message={s.field === 'code' ? undefined : s.error} />
+    <Form action="/auth/email-sign-in/code" csrf={s.csrf}>
+      <input type="hidden" name="return_to" value={s.returnTo} />
+      <Field
+        name="code"
+        label={en.emailSignIn.code}
+        autocomplete="one-time-code"
+        inputmode="numeric"
+        maxlength={9}
+        error={s.field === 'code' ? s.error : undefined}
+        autofocus
+      />
+      <button class="primary" type="submit">{en.emailSignIn.codeSubmit}</button>
+    </Form>
+  </Layout>
+);
+
+/**
+ * A sign-in link opened in a browser other than the one that asked: say who asked, and only sign
+ * this browser in when the person confirms (a forwarded or phished link does not sign in silently).
+ */
+export const ConfirmEmailLinkPage: FC<FormState & { token: string; device: string; when: string; sameBrowser: boolean }> = (s) => (
+  <Layout title={s.sameBrowser ? en.emailSignIn.continueTitle : en.emailSignIn.confirmTitle}>
+    <Alert message={s.error} />
+    {!s.sameBrowser && <p role="status">{en.emailSignIn.confirmBody(s.device, s.when)}</p>}
+    <Form action="/auth/email-sign-in/link" csrf={s.csrf}>
+      <input type="hidden" name="token" value={s.token} />
+      <button class="primary" type="submit">{s.sameBrowser ? en.emailSignIn.continueSubmit : en.emailSignIn.confirmSubmit}</button>
+    </Form>
   </Layout>
 );
