@@ -9,7 +9,7 @@ import { applyMigrations, ROOT, startWranglerDev } from '../../scripts/lib/wrang
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -24,7 +24,7 @@ async function freePort(): Promise<number> {
  * A private Gatehouse under `wrangler dev`: its own D1 and Durable Object state in a temp
  * directory (migrated with the same files as production), its own port and secret.
  */
-export async function startGatehouse() {
+export async function startGatehouse(extraVars: Record<string, string> = {}) {
   const persistTo = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
   applyMigrations({ remote: false, persistTo });
   const port = await freePort();
@@ -35,6 +35,7 @@ export async function startGatehouse() {
     MAIL_PROVIDER: 'dev',
     AUTH_SECRET: randomBytes(32).toString('base64url'),
     KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64url'),
+    ...extraVars,
   };
   const start = () => startWranglerDev({ port, persistTo, vars, testScheduled: true });
   let dev = await start();

@@ -172,7 +172,7 @@ describe('openid-client against Gatehouse under wrangler dev', () => {
     await page.goto(url.toString());
     await page.getByLabel('Email address').fill(EMAIL);
     await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.waitForURL((u) => u.href.startsWith(REDIRECT));
     const callback = page.url();
     expect(landed).toContain(callback);

@@ -42,7 +42,7 @@ describe('a newcomer in a real browser against wrangler dev', () => {
     await page.getByRole('link', { name: 'Sign in' }).click();
     await page.getByLabel('Email address').fill(email.toUpperCase());
     await page.getByLabel('Password').fill(password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.waitForURL(`${gatehouse.base}/auth/account`);
     expect(await page.locator('#account-email').textContent()).toBe(email);
     const rows = page.locator('tbody tr');
