@@ -35,6 +35,22 @@ describe('configuration', () => {
     expect(c.publicUrl.origin).toBe('https://auth.example.com');
   });
 
+  it('derives passkey settings from PUBLIC_URL and refuses an RP ID that does not cover the origins', () => {
+    expect(parseConfig(base)).toMatchObject({
+      webauthn: { rpId: 'auth.example.com', rpName: 'Gatehouse', origins: ['https://auth.example.com'] },
+      mfa: { policy: 'adaptive', newSignInEmail: true },
+    });
+    expect(parseConfig({ ...base, WEBAUTHN_RP_ID: 'example.com', WEBAUTHN_ORIGINS: 'https://auth.example.com, https://app.example.com' }).webauthn).toEqual({
+      rpId: 'example.com',
+      rpName: 'Gatehouse',
+      origins: ['https://auth.example.com', 'https://app.example.com'],
+    });
+    expect(issuesOf({ ...base, WEBAUTHN_RP_ID: 'other.com' })).toEqual(['WEBAUTHN_RP_ID: other.com is not auth.example.com or a parent domain of it']);
+    expect(issuesOf({ ...base, WEBAUTHN_ORIGINS: 'https://auth.example.com/path' })[0]).toMatch(/^WEBAUTHN_ORIGINS: .* is not an origin/);
+    expect(issuesOf({ ...base, WEBAUTHN_RP_ID: 'example.com', WEBAUTHN_ORIGINS: 'https://evil.com' })[0]).toMatch(/^WEBAUTHN_RP_ID: example.com is not evil.com/);
+    expect(issuesOf({ ...base, MFA_POLICY: 'sometimes' })[0]).toMatch(/^MFA_POLICY: /);
+  });
+
   it('names each missing or bad variable, never its value', () => {
     expect(issuesOf({ ...base, AUTH_SECRET: undefined })).toEqual(['AUTH_SECRET: missing']);
     expect(issuesOf({ ...base, AUTH_SECRET: 'short-secret-value' })[0]).toMatch(/^AUTH_SECRET: must be at least 32 random bytes/);
