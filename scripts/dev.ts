@@ -53,6 +53,25 @@ if (!existsSync(devVars)) {
       console.log(`• added ${name} to .dev.vars`);
     }
   }
+  // ROUTES that are an older version's demo table (only /demo/* to the echo origin) are brought up
+  // to date; routes a developer wrote are left alone.
+  const present = readFileSync(devVars, 'utf8');
+  const line = /^ROUTES=(.*)$/m.exec(present);
+  type Entry = { match?: unknown; origin?: unknown };
+  const parse = (text: string): Entry[] | null => {
+    try {
+      const value: unknown = JSON.parse(text);
+      return Array.isArray(value) ? (value as Entry[]) : null;
+    } catch {
+      return null;
+    }
+  };
+  const routes = line ? parse(line[1]!) : null;
+  const demoOnly = routes?.every((r) => String(r.match).startsWith('/demo/') && r.origin === `http://127.0.0.1:${ECHO_PORT}`);
+  if (line && demoOnly && line[1] !== DEMO_ROUTES) {
+    writeFileSync(devVars, present.replace(line[0], `ROUTES=${DEMO_ROUTES}`), { mode: 0o600 });
+    console.log('• updated the demo ROUTES in .dev.vars');
+  }
 }
 
 console.log('• applying D1 migrations (local)');

@@ -74,6 +74,34 @@ export const Form: FC<PropsWithChildren<{ action: string; csrf: string; class?: 
   </form>
 );
 
+/** A one-time-code form (TOTP, recovery or email code) that returns to `returnTo`; `error` sits by the field. */
+export const CodeForm: FC<{
+  action: string;
+  csrf: string;
+  returnTo: string;
+  label: string;
+  submit: string;
+  maxlength: number;
+  numeric: boolean;
+  hint?: string;
+  error?: string | undefined;
+}> = (p) => (
+  <Form action={p.action} csrf={p.csrf}>
+    <input type="hidden" name="return_to" value={p.returnTo} />
+    <Field
+      name="code"
+      label={p.label}
+      autocomplete="one-time-code"
+      inputmode={p.numeric ? 'numeric' : 'text'}
+      maxlength={p.maxlength}
+      {...(p.hint ? { hint: p.hint } : {})}
+      error={p.error}
+      autofocus
+    />
+    <button class="primary" type="submit">{p.submit}</button>
+  </Form>
+);
+
 /** An error not tied to one field. */
 export const Alert: FC<{ message?: string | undefined }> = ({ message }) =>
   message ? <p class="alert" role="alert">{message}</p> : null;

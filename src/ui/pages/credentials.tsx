@@ -1,5 +1,5 @@
 import type { FC } from 'hono/jsx';
-import { Alert, Field, Form, Layout } from '../layout';
+import { Alert, CodeForm, Field, Form, Layout } from '../layout';
 import { en } from '../messages';
 
 /** What a re-rendered form shows: the error, which field it belongs to, and what was typed (never secrets). */
@@ -136,19 +136,16 @@ export const EmailCodePage: FC<FormState & { returnTo: string; sentTo?: string }
   <Layout title={en.emailSignIn.sentTitle}>
     {s.sentTo && <p role="status">{en.emailSignIn.sentBody(s.sentTo)}</p>}
     <Alert message={s.field === 'code' ? undefined : s.error} />
-    <Form action="/auth/email-sign-in/code" csrf={s.csrf}>
-      <input type="hidden" name="return_to" value={s.returnTo} />
-      <Field
-        name="code"
-        label={en.emailSignIn.code}
-        autocomplete="one-time-code"
-        inputmode="numeric"
-        maxlength={9}
-        error={s.field === 'code' ? s.error : undefined}
-        autofocus
-      />
-      <button class="primary" type="submit">{en.emailSignIn.codeSubmit}</button>
-    </Form>
+    <CodeForm
+      action="/auth/email-sign-in/code"
+      csrf={s.csrf}
+      returnTo={s.returnTo}
+      label={en.emailSignIn.code}
+      submit={en.emailSignIn.codeSubmit}
+      maxlength={9}
+      numeric
+      error={fieldError(s, 'code')}
+    />
   </Layout>
 );
 

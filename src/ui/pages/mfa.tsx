@@ -1,7 +1,7 @@
 import type { FC } from 'hono/jsx';
 import type { PasskeyView } from '../../auth/passkeys';
 import type { SecondFactors } from '../../auth/totp';
-import { Alert, Field, Form, Layout } from '../layout';
+import { Alert, CodeForm, Form, Layout } from '../layout';
 import { en } from '../messages';
 import type { FormState } from './credentials';
 
@@ -13,11 +13,16 @@ export const SecondFactorPage: FC<FormState & { returnTo: string; factors: Secon
     <p>{s.stepUp ? en.mfa.stepUpIntro : en.mfa.intro}</p>
     <Alert message={s.error} />
     {(s.factors.totp || s.factors.recoveryCodesLeft > 0) && (
-      <Form action="/auth/second-factor" csrf={s.csrf}>
-        <input type="hidden" name="return_to" value={s.returnTo} />
-        <Field name="code" label={en.mfa.code} autocomplete="one-time-code" inputmode="text" maxlength={32} hint={en.mfa.codeHint} autofocus />
-        <button class="primary" type="submit">{en.mfa.submit}</button>
-      </Form>
+      <CodeForm
+        action="/auth/second-factor"
+        csrf={s.csrf}
+        returnTo={s.returnTo}
+        label={en.mfa.code}
+        submit={en.mfa.submit}
+        maxlength={32}
+        numeric={false}
+        hint={en.mfa.codeHint}
+      />
     )}
     {s.factors.passkeys > 0 && (
       <p>
@@ -48,19 +53,16 @@ export const TotpEnrollPage: FC<FormState & { secret: string; qr: string; return
       {en.mfa.secretLabel} <code id="totp-secret">{s.secret.replace(/(.{4})/g, '$1 ').trim()}</code>
     </p>
     <Alert message={s.field === 'code' ? undefined : s.error} />
-    <Form action="/auth/account/totp" csrf={s.csrf}>
-      <input type="hidden" name="return_to" value={s.returnTo} />
-      <Field
-        name="code"
-        label={en.mfa.code}
-        autocomplete="one-time-code"
-        inputmode="numeric"
-        maxlength={6}
-        error={s.field === 'code' ? s.error : undefined}
-        autofocus
-      />
-      <button class="primary" type="submit">{en.mfa.enrollSubmit}</button>
-    </Form>
+    <CodeForm
+      action="/auth/account/totp"
+      csrf={s.csrf}
+      returnTo={s.returnTo}
+      label={en.mfa.code}
+      submit={en.mfa.enrollSubmit}
+      maxlength={6}
+      numeric
+      error={s.field === 'code' ? s.error : undefined}
+    />
   </Layout>
 );
 
