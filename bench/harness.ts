@@ -32,7 +32,7 @@ export function bundleModules(outdir: string) {
 export const GATEHOUSE_OPTIONS = {
   compatibilityDate: '2026-10-20',
   d1Databases: { DB: 'bench' },
-  durableObjects: { USER_SESSIONS: { className: 'UserSessions', useSQLite: true } },
+  durableObjects: { USER_SESSIONS: { className: 'UserSessions', useSQLite: true }, HANDOFFS: { className: 'Handoff', useSQLite: true } },
   ratelimits: { CREDENTIAL_RATE_LIMIT: { namespace_id: '1', simple: { limit: 1_000_000, period: 60 as const } } },
   bindings: {
     ENVIRONMENT: 'test',

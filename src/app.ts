@@ -15,6 +15,7 @@ import { discoveryRoutes, oauthRoutes } from './oauth/routes';
 import { renderErrorPage } from './ui/error-page';
 import { pages } from './ui/routes';
 import { gatewayHandler } from './gateway/routes';
+import { handoffApi, handoffPages } from './handoff/routes';
 
 /** Builds the worker's app. Tests pass their own deps factory to inject failures. */
 export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
@@ -62,7 +63,9 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
 
   app.route('/auth/api', authApi);
   app.route('/auth/api', accountApi);
+  app.route('/auth/api', handoffApi);
   app.route('/auth/dev', devMailboxRoutes);
+  app.route('/auth', handoffPages);
   app.route('/auth', oauthRoutes);
   app.route('/auth', pages);
   app.route('/.well-known', jwksRoutes);

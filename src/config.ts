@@ -5,6 +5,7 @@ import { routesSchema, type Route } from './gateway/routes-config';
 export interface Env {
   DB: D1Database;
   USER_SESSIONS: DurableObjectNamespace<import('./sessions/user-sessions').UserSessions>;
+  HANDOFFS: DurableObjectNamespace<import('./handoff/handoff-object').Handoff>;
   CREDENTIAL_RATE_LIMIT?: RateLimit;
   ENVIRONMENT?: string;
   PUBLIC_URL?: string;

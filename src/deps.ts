@@ -3,6 +3,7 @@ import { loadArgon2 } from './auth/argon2-worker';
 import { ConfigError, parseConfig, type Config, type Env } from './config';
 import { createDb, type Database } from './db/client';
 import { deriveHmacKey } from './lib/crypto';
+import type { HandoffNamespace } from './handoff/handoffs';
 import { createMailer, type Mailer } from './mail/mailer';
 import type { SessionClaims } from './sessions/session-token';
 import { createSessionStore, type SessionStore } from './sessions/store';
@@ -16,6 +17,8 @@ export interface Deps {
   /** The raw binding, for atomic multi-statement batches. */
   d1: D1Database;
   sessions: SessionStore;
+  /** Cross-device handoffs, one object per short code. */
+  handoffs: HandoffNamespace;
   mailer: Mailer;
   passwords: PasswordHasher;
   keys: { session: CryptoKey; csrf: CryptoKey; pending: CryptoKey };
@@ -59,6 +62,7 @@ async function buildDeps(env: Env): Promise<Deps> {
     db,
     d1: env.DB,
     sessions: createSessionStore(env.USER_SESSIONS),
+    handoffs: env.HANDOFFS,
     mailer: createMailer(config, db, (input, init) => fetch(input, init)),
     passwords,
     keys: { session, csrf, pending },

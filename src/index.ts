@@ -4,6 +4,7 @@ import { depsFor } from './deps';
 import { rotateKeys, keyPolicy } from './tokens/keys';
 
 export { UserSessions } from './sessions/user-sessions';
+export { Handoff } from './handoff/handoff-object';
 
 const app = createApp();
 

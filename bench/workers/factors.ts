@@ -9,6 +9,7 @@ import { fromBase64url, seal, unseal } from '../../src/lib/crypto';
 import { SoftAuthenticator } from '../../test/webauthn';
 
 export { UserSessions } from '../../src/sessions/user-sessions';
+export { Handoff } from '../../src/handoff/handoff-object';
 
 const ORIGIN = 'https://gatehouse.bench';
 const KEK = 'YmVuY2htYXJrLW9ubHkta2V5LWVuY3J5cHRpb24tayE';

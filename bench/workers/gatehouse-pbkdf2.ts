@@ -5,6 +5,7 @@ import { depsFor } from '../../src/deps';
 import { pbkdf2Hasher } from './pbkdf2';
 
 export { UserSessions } from '../../src/sessions/user-sessions';
+export { Handoff } from '../../src/handoff/handoff-object';
 
 const passwords = pbkdf2Hasher(100_000);
 const app = createApp(async (env) => ({ ...(await depsFor(env)), passwords }));

@@ -6,6 +6,7 @@ import { KeyRing } from '../../src/tokens/key-ring';
 import { signToken, verifyToken } from '../../src/tokens/jwt';
 
 export { UserSessions } from '../../src/sessions/user-sessions';
+export { Handoff } from '../../src/handoff/handoff-object';
 
 const ISS = 'https://gatehouse.bench';
 let ring: KeyRing | undefined;

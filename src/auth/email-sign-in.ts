@@ -6,6 +6,7 @@ import { findUserByEmail, findUserById } from '../identity/users';
 import { hmac, randomToken, sha256, timingSafeEqualString } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
 import { emailSignInMail } from '../mail/templates';
+import { describeDevice } from '../lib/request-meta';
 import type { SignInContext } from './risk';
 import { completeFirstFactor, type SignInOutcome } from './second-factor';
 import { assertNotLocked, recordAttempt } from './throttle';
@@ -80,13 +81,6 @@ export async function requestEmailSignIn(
     defer(deps.mailer.send(emailSignInMail(user.email, { link, code, minutes: EMAIL_SIGN_IN_TTL_MS / 60_000, device })));
   }
   return { cookie: `${id}.${binding}` };
-}
-
-/** "Chrome on Linux" from a User-Agent, for people (never for decisions). */
-export function describeDevice(userAgent: string): string {
-  const browser = /Edg\//.test(userAgent) ? 'Edge' : /Firefox\//.test(userAgent) ? 'Firefox' : /Chrome\//.test(userAgent) ? 'Chrome' : /Safari\//.test(userAgent) ? 'Safari' : 'a browser';
-  const os = /Android/.test(userAgent) ? 'Android' : /iPhone|iPad/.test(userAgent) ? 'iOS' : /Mac OS X/.test(userAgent) ? 'macOS' : /Windows/.test(userAgent) ? 'Windows' : /Linux/.test(userAgent) ? 'Linux' : 'an unknown system';
-  return `${browser} on ${os}`;
 }
 
 function parseBinding(cookie: string | undefined): { id: string; binding: string } | null {

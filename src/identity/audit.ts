@@ -26,7 +26,10 @@ export type AuditType =
   | 'passkey_rejected'
   | 'email_sign_in_requested'
   | 'request_held'
-  | 'request_replayed';
+  | 'request_replayed'
+  | 'handoff_approved'
+  | 'handoff_denied'
+  | 'handoff_redeemed';
 
 export type { RequestMeta };
 

@@ -38,7 +38,9 @@ export type ErrorCode =
   | 'recent_sign_in_required'
   | 'invalid_passkey'
   | 'invalid_challenge'
-  | 'request_not_held';
+  | 'request_not_held'
+  | 'authorization_pending'
+  | 'slow_down';
 
 /** The one error model; routes render it as problem+json (APIs) or a page (forms). */
 export class GatehouseError extends Error {

@@ -5,7 +5,7 @@ import { DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE, sessionCookieAttributes } from '.
 import { randomToken } from './crypto';
 import type { z } from 'zod';
 import { GatehouseError, problemBody } from './errors';
-import type { RequestMeta } from './request-meta';
+import { describeDevice, type RequestMeta } from './request-meta';
 
 /** Largest request body any Gatehouse endpoint accepts. */
 export const MAX_BODY_BYTES = 16 * 1024;
@@ -105,4 +105,12 @@ export function deferTo(c: Context, event: string): (task: Promise<void>) => voi
       // app.fetch(request, env) without a context (tests): the promise still runs to completion.
     }
   };
+}
+
+/** Who is asking, for a person to recognise: browser and system, IP, approximate place (request.cf). */
+export function requesterOf(c: Context): { device: string; ip: string | null; place: string | null } {
+  const meta = requestMeta(c);
+  const cf = (c.req.raw as { cf?: { city?: unknown; country?: unknown } }).cf;
+  const place = [cf?.city, cf?.country].filter((v): v is string => typeof v === 'string' && v.length > 0 && v.length < 64).join(', ');
+  return { device: meta.userAgent ? describeDevice(meta.userAgent) : 'an unknown browser', ip: meta.ip, place: place || null };
 }

@@ -10,6 +10,7 @@ export const ENDPOINTS = {
   revocation: '/auth/revoke',
   introspection: '/auth/introspect',
   endSession: '/auth/logout',
+  deviceAuthorization: '/auth/device_authorization',
   jwks: '/.well-known/jwks.json',
 } as const;
 
@@ -28,6 +29,7 @@ export function providerMetadata(deps: Deps) {
     revocation_endpoint: at(ENDPOINTS.revocation),
     introspection_endpoint: at(ENDPOINTS.introspection),
     end_session_endpoint: at(ENDPOINTS.endSession),
+    device_authorization_endpoint: at(ENDPOINTS.deviceAuthorization),
     scopes_supported: [...KNOWN_SCOPES],
     response_types_supported: ['code'],
     response_modes_supported: ['query'],

@@ -2,7 +2,8 @@ import { Hono, type Context } from 'hono';
 import type { AppEnv } from '../deps';
 import { loadAccount, signOut } from '../account/sessions';
 import { describeError, GatehouseError } from '../lib/errors';
-import { requestMeta } from '../lib/http';
+import { requesterOf, requestMeta } from '../lib/http';
+import { enforceIpLimit } from '../lib/rate-limit';
 import { clearSessionCookie } from '../sessions/middleware';
 import { csrfProtection, csrfToken } from '../ui/csrf';
 import { renderErrorPage } from '../ui/error-page';
@@ -23,6 +24,7 @@ import { ENDPOINTS, providerMetadata } from './discovery';
 import { issuerOf } from './issue';
 import { parseLogoutRequest } from './logout';
 import { introspect, revoke, userInfo } from './resource';
+import { startDeviceAuthorization } from './device';
 import { exchangeToken } from './token';
 
 type C = Context<AppEnv>;
@@ -152,6 +154,23 @@ oauthRoutes.post('/token', async (c) => {
     ]);
     const response = await exchangeToken(deps, client, params);
     return c.json(response, 200, { 'cache-control': 'no-store', pragma: 'no-cache', 'access-control-allow-origin': '*' });
+  } catch (e) {
+    return oauthErrorResponse(c, e);
+  }
+});
+
+// ── Device authorization (RFC 8628 §3.1) ─────────────────────────────────────────────────────
+oauthRoutes.post('/device_authorization', async (c) => {
+  const { deps } = c.var;
+  try {
+    await enforceIpLimit(deps.rateLimit, requestMeta(c).ip);
+    const params = await readParams(c);
+    const client = await authenticateClient(deps, { authorization: c.req.header('authorization'), body: params }, [
+      `${issuerOf(deps)}${ENDPOINTS.deviceAuthorization}`,
+      `${issuerOf(deps)}${ENDPOINTS.token}`,
+      issuerOf(deps),
+    ]);
+    return c.json(await startDeviceAuthorization(deps, client, params, requesterOf(c)), 200, { 'cache-control': 'no-store', pragma: 'no-cache' });
   } catch (e) {
     return oauthErrorResponse(c, e);
   }

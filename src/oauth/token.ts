@@ -4,7 +4,9 @@ import { failClosed, oauthError } from '../lib/errors';
 import type { RefreshPolicy } from '../sessions/grants';
 import { GRANT_TYPES, type Client, type GrantType } from './clients';
 import { issueAccessToken, userTokenResponse, type TokenResponse } from './issue';
+import { exchangeDeviceCode } from './device';
 import { CODE_VERIFIER } from './pkce';
+import { DEVICE_CODE_GRANT } from './vocabulary';
 import { parseCode, parseRefreshToken } from './token-formats';
 
 type Params = Record<string, string | undefined>;
@@ -96,6 +98,8 @@ export async function exchangeToken(deps: Deps, client: Client, params: Params):
       refresh: { familyId: token.familyId, secret: result.secret },
     });
   }
+
+  if (grantType === DEVICE_CODE_GRANT) return exchangeDeviceCode(deps, client, params.device_code, deps.handoffs);
 
   // client_credentials: the client acts for itself.
   if (client.isPublic) throw oauthError('unauthorized_client', 'Public clients cannot use client_credentials.');

@@ -1,7 +1,9 @@
 // The grant types and scopes Gatehouse supports (no imports: shared with the Node scripts).
 
-export type GrantType = 'authorization_code' | 'refresh_token' | 'client_credentials';
-export const GRANT_TYPES: readonly GrantType[] = ['authorization_code', 'refresh_token', 'client_credentials'];
+/** RFC 8628's grant type. */
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+export type GrantType = 'authorization_code' | 'refresh_token' | 'client_credentials' | typeof DEVICE_CODE_GRANT;
+export const GRANT_TYPES: readonly GrantType[] = ['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT];
 
 /** `offline_access` lets a refresh token outlive the browser session it came from. */
 export const KNOWN_SCOPES = ['openid', 'profile', 'email', 'offline_access'] as const;

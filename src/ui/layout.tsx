@@ -4,9 +4,19 @@ import { en } from './messages';
 export const STYLESHEET_PATH = '/auth/assets/gatehouse.css';
 
 export const PASSKEY_SCRIPT_PATH = '/auth/assets/passkeys.js';
+export const HANDOFF_SCRIPT_PATH = '/auth/assets/handoff.js';
 
-/** `passkeys`: load the bundled WebAuthn script (buttons with data-passkey attributes). */
-export const Layout: FC<PropsWithChildren<{ title: string; refreshTo?: string; passkeys?: boolean }>> = ({ title, refreshTo, passkeys, children }) => (
+/**
+ * `passkeys`: load the bundled WebAuthn script (buttons with data-passkey attributes);
+ * `handoff`: the cross-device waiting script (an element #handoff says what to wait for).
+ */
+export const Layout: FC<PropsWithChildren<{ title: string; refreshTo?: string; passkeys?: boolean; handoff?: boolean }>> = ({
+  title,
+  refreshTo,
+  passkeys,
+  handoff,
+  children,
+}) => (
   <html lang="en">
     <head>
       <meta charset="utf-8" />
@@ -16,6 +26,7 @@ export const Layout: FC<PropsWithChildren<{ title: string; refreshTo?: string; p
       <link rel="stylesheet" href={STYLESHEET_PATH} />
       {refreshTo && <meta http-equiv="refresh" content={`0;url=${refreshTo}`} />}
       {passkeys && <script type="module" src={PASSKEY_SCRIPT_PATH} />}
+      {handoff && <script type="module" src={HANDOFF_SCRIPT_PATH} />}
     </head>
     <body>
       <main>

@@ -23,10 +23,10 @@ describe('discovery', () => {
       response_types_supported: ['code'],
       code_challenge_methods_supported: ['S256'],
       authorization_response_iss_parameter_supported: true,
-      grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
+      grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code'],
     });
     expect(await (await call('/.well-known/oauth-authorization-server')).json()).toEqual(meta);
-    for (const key of ['authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'jwks_uri', 'revocation_endpoint', 'introspection_endpoint', 'end_session_endpoint']) {
+    for (const key of ['authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'jwks_uri', 'revocation_endpoint', 'introspection_endpoint', 'end_session_endpoint', 'device_authorization_endpoint']) {
       const url = new URL(meta[key] as string);
       expect(url.origin).toBe('https://gatehouse.test');
       const probe = await call(url.pathname, { method: key === 'authorization_endpoint' || key === 'jwks_uri' || key === 'end_session_endpoint' || key === 'userinfo_endpoint' ? 'GET' : 'POST' });

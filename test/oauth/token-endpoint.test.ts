@@ -79,7 +79,8 @@ describe('grants', () => {
     for (const [grant, error] of [
       ['password', 'unsupported_grant_type'],
       ['implicit', 'unsupported_grant_type'],
-      ['urn:ietf:params:oauth:grant-type:device_code', 'unsupported_grant_type'],
+      ['urn:ietf:params:oauth:grant-type:device_code', 'unauthorized_client'], // supported, but not registered for this client
+      ['urn:ietf:params:oauth:grant-type:jwt-bearer', 'unsupported_grant_type'],
     ]) {
       const res = await tokenRequest({ grant_type: grant!, username: 'a', password: 'b' }, basic(client.clientId, client.clientSecret));
       expect(res.status).toBe(400);

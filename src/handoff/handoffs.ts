@@ -1,0 +1,220 @@
+import type { Deps } from '../deps';
+import { audit, type RequestMeta } from '../identity/audit';
+import { findUserById, rolesOf, viewOf } from '../identity/users';
+import { randomToken, sha256 } from '../lib/crypto';
+import { failClosed, GatehouseError } from '../lib/errors';
+import { startSession, type StartedSession } from '../sessions/sessions';
+import type { SessionClaims } from '../sessions/session-token';
+import type { Approval, Handoff, HandoffKind, HandoffView, Requester, Transition } from './handoff-object';
+
+/** Handoffs live five minutes unless a flow says otherwise (the alarm expires them). */
+export const HANDOFF_TTL_MS = 5 * 60_000;
+/** RFC 8628 §3.2: the default polling interval, seconds. */
+export const DEVICE_INTERVAL = 5;
+
+/**
+ * Short codes: 8 letters from 20 consonants (RFC 8628 §6.1: no vowels, so no words; no look-alikes),
+ * 34.5 bits, shown as XXXX-XXXX. The code names the handoff's Durable Object, so a typed code
+ * finds its object with no D1 lookup. Guessing is limited per IP by the credential rate limit.
+ */
+const ALPHABET = 'BCDFGHJKLMNPQRSTVWXZ';
+export const CODE_LENGTH = 8;
+
+export function newCode(): string {
+  let out = '';
+  while (out.length < CODE_LENGTH) {
+    const byte = crypto.getRandomValues(new Uint8Array(1))[0]!;
+    if (byte < 240) out += ALPHABET[byte % 20]; // 240 = 12 × 20: unbiased
+  }
+  return out;
+}
+
+/** Accepts what people type (any case, spaces, dashes); null when it cannot be a code. */
+export function normaliseCode(input: string | undefined | null): string | null {
+  if (!input || input.length > 32) return null;
+  const code = input.toUpperCase().replace(/[\s-]/g, '');
+  return code.length === CODE_LENGTH && [...code].every((c) => ALPHABET.includes(c)) ? code : null;
+}
+
+export const formatCode = (code: string) => `${code.slice(0, 4)}-${code.slice(4)}`;
+
+export type HandoffNamespace = DurableObjectNamespace<Handoff>;
+
+const stub = (ns: HandoffNamespace, code: string) => ns.get(ns.idFromName(`handoff:${code}`));
+const call = <T>(run: () => Promise<T>) => failClosed('the handoff store', run);
+
+/** `<code>.<secret>`: what a device keeps (in a cookie, or inside a device_code) to act on a handoff. */
+export const handle = (code: string, secret: string) => `${code}.${secret}`;
+export function parseHandle(value: string | undefined | null): { code: string; secret: string } | null {
+  const m = value ? /^([BCDFGHJKLMNPQRSTVWXZ]{8})\.([A-Za-z0-9_-]{43})$/.exec(value) : null;
+  return m ? { code: m[1]!, secret: m[2]! } : null;
+}
+
+const failure = (t: { reason: 'unknown' | 'expired' | 'state' | 'forbidden' }) => {
+  switch (t.reason) {
+    case 'expired':
+      return new GatehouseError('expired_token', 400, 'This request has expired. Start again on the other device.');
+    case 'state':
+      return new GatehouseError('invalid_request', 409, 'This request was already answered.');
+    case 'forbidden':
+      return new GatehouseError('forbidden', 403, 'You cannot answer this request.');
+    default:
+      return new GatehouseError('not_found', 404, 'No request with this code. Check the code and try again.', { field: 'code' });
+  }
+};
+const unwrap = <T>(t: Transition<T>): T => {
+  if (!t.ok) throw failure(t);
+  return t.value;
+};
+
+/** Starts a handoff under a fresh code (a new code in the rare case one is taken). */
+async function start(
+  deps: Deps,
+  init: { kind: HandoffKind; waiterSecret: string | null; approverSecret: string | null; requester: Requester | null; detail: Record<string, unknown>; ttlMs?: number },
+): Promise<{ code: string; expiresAt: number }> {
+  const now = deps.now();
+  const ttlMs = init.ttlMs ?? HANDOFF_TTL_MS;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const code = newCode();
+    const started = await call(async () =>
+      stub(deps.handoffs, code).start({
+        kind: init.kind,
+        code,
+        waiterHash: init.waiterSecret ? await sha256(init.waiterSecret) : null,
+        approverHash: init.approverSecret ? await sha256(init.approverSecret) : null,
+        requester: init.requester,
+        detail: init.detail,
+        now,
+        ttlMs,
+        interval: DEVICE_INTERVAL,
+      }),
+    );
+    if (started) return { code, expiresAt: now + ttlMs };
+  }
+  throw new GatehouseError('temporarily_unavailable', 503, 'Could not start the request; try again.');
+}
+
+/** Flow 1, on the new device: a handoff its QR code lets a signed-in phone approve. */
+export async function startQrSignIn(deps: Deps, requester: Requester) {
+  const waiterSecret = randomToken(32);
+  const approverSecret = randomToken(32);
+  const { code, expiresAt } = await start(deps, { kind: 'qr', waiterSecret, approverSecret, requester, detail: {} });
+  return { code, expiresAt, waiter: handle(code, waiterSecret), approver: handle(code, approverSecret) };
+}
+
+/** Flow 2, on the signed-in device: hand this session's user and page to another device. */
+export async function startContinue(deps: Deps, session: SessionClaims, returnTo: string) {
+  const ownerSecret = randomToken(32);
+  const { code, expiresAt } = await start(deps, {
+    kind: 'continue',
+    waiterSecret: null,
+    approverSecret: ownerSecret,
+    requester: null,
+    detail: { userId: session.sub, returnTo },
+  });
+  return { code, expiresAt, owner: handle(code, ownerSecret) };
+}
+
+/** Flow 2, on the other device: join by code; it then waits for the original device to confirm. */
+export async function joinContinue(deps: Deps, code: string, requester: Requester) {
+  const waiterSecret = randomToken(32);
+  const view = unwrap(await call(() => stub(deps.handoffs, code).join('continue', waiterSecret, requester, deps.now()) as Promise<Transition>));
+  return { view, waiter: handle(code, waiterSecret) };
+}
+
+export async function viewHandoff(deps: Deps, kind: HandoffKind, code: string): Promise<HandoffView> {
+  const view = await call(() => stub(deps.handoffs, code).view(kind, deps.now()) as Promise<HandoffView | null>);
+  if (!view) throw failure({ reason: 'unknown' });
+  return view;
+}
+
+/** The original device's view of its continue handoff (who joined), by its own secret. */
+export async function ownContinue(deps: Deps, own: { code: string; secret: string }): Promise<HandoffView> {
+  const status = await handoffStatus(deps, 'continue', 'own', own);
+  const view = await viewHandoff(deps, 'continue', own.code);
+  return { ...view, state: status.state };
+}
+
+/** Approves or denies as the signed-in user (`approverSecret`: the QR link's or the original device's). */
+export async function decideHandoff(
+  deps: Deps,
+  kind: HandoffKind,
+  code: string,
+  session: SessionClaims,
+  input: { approve: boolean; approverSecret?: string },
+  meta: RequestMeta,
+): Promise<HandoffView> {
+  const approval: Approval = { userId: session.sub, sid: session.sid, amr: session.amr, authTime: session.authTime };
+  const now = deps.now();
+  const view = unwrap(
+    await call(
+      () =>
+        stub(deps.handoffs, code).decide(kind, {
+          approve: input.approve,
+          approval,
+          ...(input.approverSecret ? { approverSecret: input.approverSecret } : {}),
+          now,
+        }) as Promise<Transition>,
+    ),
+  );
+  await failClosed('the database', () =>
+    audit(deps.db, {
+      type: input.approve ? 'handoff_approved' : 'handoff_denied',
+      userId: session.sub,
+      meta,
+      detail: { kind, sid: session.sid, requester: view.requester?.device ?? null },
+      at: now,
+    }),
+  );
+  return view;
+}
+
+/**
+ * The waiting device takes the approval (once) and gets a session of its own for the approving
+ * user — new id and secret, listed and revocable like any other — carrying the approver's sign-in
+ * methods and time. Returns it with the handoff's detail (continue: where to go).
+ */
+export async function redeemHandoff(
+  deps: Deps,
+  kind: 'qr' | 'continue',
+  waiter: { code: string; secret: string },
+  meta: RequestMeta,
+): Promise<{ session: StartedSession; detail: Record<string, unknown> }> {
+  const now = deps.now();
+  type Redeemed = Transition<{ approval: Approval; detail: Record<string, unknown> }>;
+  const { approval, detail } = unwrap(await call(() => stub(deps.handoffs, waiter.code).redeem(kind, waiter.secret, now) as Promise<Redeemed>));
+  const session = await sessionFor(deps, approval, meta, now);
+  await failClosed('the database', () =>
+    audit(deps.db, {
+      type: 'handoff_redeemed',
+      userId: approval.userId,
+      meta,
+      detail: { kind, sid: session.record.sid, approvedBy: approval.sid },
+      at: now,
+    }),
+  );
+  return { session, detail };
+}
+
+async function sessionFor(deps: Deps, approval: Approval, meta: RequestMeta, now: number): Promise<StartedSession> {
+  const row = await failClosed('the database', () => findUserById(deps.db, approval.userId));
+  if (!row) throw new GatehouseError('forbidden', 403, 'The account that approved this no longer exists.');
+  const user = viewOf(row, await failClosed('the database', () => rolesOf(deps.db, row.id)));
+  const started = await startSession(deps, { user, amr: approval.amr, meta, now });
+  return started;
+}
+
+/** What a listening device is told, for one that polls instead. */
+export async function handoffStatus(deps: Deps, kind: HandoffKind, role: 'wait' | 'own', h: { code: string; secret: string }) {
+  const status = await call(() => stub(deps.handoffs, h.code).status(kind, role, h.secret, deps.now()));
+  if (!status) throw failure({ reason: 'unknown' });
+  return status;
+}
+
+/** Forwards a WebSocket upgrade to the handoff's object with the caller's secret and role. */
+export function openSocket(deps: Deps, request: Request, kind: HandoffKind, role: 'wait' | 'own', h: { code: string; secret: string }): Promise<Response> {
+  const headers = new Headers({ upgrade: 'websocket', 'x-handoff-secret': h.secret, 'x-handoff-kind': kind, 'x-handoff-role': role });
+  return stub(deps.handoffs, h.code).fetch(new Request(request.url, { headers }));
+}
+
+export { stub as handoffStub };

@@ -1,0 +1,113 @@
+import { acrOf } from '../auth/acr';
+import type { Deps } from '../deps';
+import { DEVICE_INTERVAL, formatCode, handle, handoffStub, HANDOFF_TTL_MS, newCode, type HandoffNamespace } from '../handoff/handoffs';
+import type { PollResult, Requester } from '../handoff/handoff-object';
+import { randomToken, sha256 } from '../lib/crypto';
+import { failClosed, oauthError } from '../lib/errors';
+import { findUserById, rolesOf, viewOf } from '../identity/users';
+import type { Grant } from '../sessions/grants';
+import { KNOWN_SCOPES, type Client } from './clients';
+import { userTokenResponse, type TokenResponse } from './issue';
+import { DEVICE_CODE_GRANT } from './vocabulary';
+
+/** The page where people type the user code. */
+export const DEVICE_VERIFICATION_PATH = '/auth/device';
+
+/** `dc1.<user code>.<secret>`: the user code routes the token endpoint to the handoff's object. */
+const DEVICE_CODE = /^dc1\.([BCDFGHJKLMNPQRSTVWXZ]{8})\.([A-Za-z0-9_-]{43})$/;
+
+/**
+ * RFC 8628 §3.1–3.2: a device (TV, CLI) asks to be authorized. A Handoff object named by the user
+ * code holds it for five minutes; the device polls the token endpoint with the device code.
+ */
+export async function startDeviceAuthorization(
+  deps: Deps,
+  client: Client,
+  params: Record<string, string | undefined>,
+  requester: Requester,
+): Promise<Record<string, string | number>> {
+  if (!client.grantTypes.includes(DEVICE_CODE_GRANT)) throw oauthError('unauthorized_client', 'This client may not use the device authorization grant.');
+  const scope = (params.scope ?? client.scopes.filter((s) => s !== 'offline_access').join(' ')).split(' ').filter(Boolean);
+  const unknown = scope.filter((s) => !(KNOWN_SCOPES as readonly string[]).includes(s) || !client.scopes.includes(s));
+  if (unknown.length) throw oauthError('invalid_scope', `Scope not allowed for this client: ${unknown.join(' ')}.`);
+  const now = deps.now();
+  const secret = randomToken(32);
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const code = newCode();
+    const started = await failClosed('the handoff store', async () =>
+      handoffStub(deps.handoffs, code).start({
+        kind: 'device',
+        code,
+        waiterHash: await sha256(secret),
+        approverHash: null,
+        requester,
+        detail: { clientId: client.clientId, clientName: client.name, scope },
+        now,
+        ttlMs: HANDOFF_TTL_MS,
+        interval: DEVICE_INTERVAL,
+      }),
+    );
+    if (!started) continue;
+    const verification = `${deps.config.publicUrl.origin}${DEVICE_VERIFICATION_PATH}`;
+    return {
+      device_code: `dc1.${handle(code, secret)}`,
+      user_code: formatCode(code),
+      verification_uri: verification,
+      verification_uri_complete: `${verification}?user_code=${formatCode(code)}`,
+      expires_in: HANDOFF_TTL_MS / 1000,
+      interval: DEVICE_INTERVAL,
+    };
+  }
+  throw oauthError('temporarily_unavailable', 'Could not start the request; try again.', 503);
+}
+
+/**
+ * RFC 8628 §3.4–3.5 at the token endpoint: authorization_pending, slow_down, expired_token,
+ * access_denied, or — once — the tokens for the user who approved.
+ */
+export async function exchangeDeviceCode(deps: Deps, client: Client, deviceCode: string | undefined, ns: HandoffNamespace): Promise<TokenResponse> {
+  if (!deviceCode) throw oauthError('invalid_request', 'device_code is required.');
+  const m = DEVICE_CODE.exec(deviceCode);
+  if (!m) throw oauthError('invalid_grant', 'The device code is not valid.');
+  const now = deps.now();
+  const result = (await failClosed('the handoff store', () => handoffStub(ns, m[1]!).poll(m[2]!, client.clientId, now))) as PollResult;
+  switch (result.status) {
+    case 'pending':
+      throw oauthError('authorization_pending', 'The user has not answered yet; poll again after the interval.');
+    case 'slow_down':
+      throw oauthError('slow_down', 'Polling too fast: the interval is now 5 seconds longer.');
+    case 'expired':
+      throw oauthError('expired_token', 'The device code has expired; start again.');
+    case 'denied':
+      throw oauthError('access_denied', 'The user denied the request.');
+    case 'invalid':
+      throw oauthError('invalid_grant', 'The device code is not valid (unknown, used, or for another client).');
+  }
+  const { approval, detail } = result;
+  const row = await failClosed('the database', () => findUserById(deps.db, approval.userId));
+  if (!row) throw oauthError('invalid_grant', 'The user no longer exists.');
+  const user = viewOf(row, await failClosed('the database', () => rolesOf(deps.db, row.id)));
+  const grant: Grant = {
+    clientId: client.clientId,
+    scope: detail['scope'] as string[],
+    sid: approval.sid,
+    authTime: approval.authTime,
+    amr: approval.amr,
+    acr: acrOf(approval.amr),
+  };
+  const refresh = client.grantTypes.includes('refresh_token')
+    ? await deps.sessions.createRefreshFamily(user.id, grant, {
+        idleTtlMs: (client.refreshTokenIdleTtl ?? deps.config.tokens.refreshIdleTtl) * 1000,
+        absoluteTtlMs: (client.refreshTokenAbsoluteTtl ?? deps.config.tokens.refreshAbsoluteTtl) * 1000,
+      }, now)
+    : null;
+  return userTokenResponse(deps, {
+    client,
+    user,
+    grant,
+    nonce: null,
+    now,
+    grantId: refresh?.familyId ?? randomToken(16),
+    ...(refresh ? { refresh } : {}),
+  });
+}
