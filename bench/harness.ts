@@ -76,3 +76,47 @@ export const median = (xs: number[]) => {
 };
 
 export const fmt = (n: number, digits = 1) => n.toFixed(digits);
+
+export const percentile = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(s.length * p))]!;
+};
+
+/** A worker's fetch (Miniflare's Response type differs from the DOM's; only the common part is used). */
+type Fetch = (path: string, init?: RequestInit) => Promise<unknown>;
+
+/** A cookie jar over a worker's fetch, so a benchmark can act as a browser on the hosted pages. */
+export class Jar {
+  private readonly cookies = new Map<string, string>();
+  constructor(private readonly fetcher: Fetch) {}
+  get header(): string {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+  async fetch(path: string, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    if (this.cookies.size) headers.set('cookie', this.header);
+    const res = (await this.fetcher(path, { ...init, headers, redirect: 'manual' })) as Response;
+    for (const c of res.headers.getSetCookie()) {
+      const pair = c.split(';')[0]!;
+      const at = pair.indexOf('=');
+      if (/max-age=0/i.test(c) || at === pair.length - 1) this.cookies.delete(pair.slice(0, at));
+      else this.cookies.set(pair.slice(0, at), pair.slice(at + 1));
+    }
+    return res;
+  }
+}
+
+/** Signs a new verified user up through the API (reading the link from the dev mailbox) and in on `jar`. */
+export async function signedInUser(
+  jar: Jar,
+  db: { prepare(sql: string): { bind(...v: unknown[]): { first<T>(): Promise<T | null> } } },
+  email: string,
+  password = 'benchmark passphrase 2026',
+): Promise<void> {
+  const json = (body: unknown) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  await jar.fetch('/auth/api/sign-up', json({ email, password }));
+  const mail = await db.prepare('SELECT text FROM dev_mail WHERE "to" = ? ORDER BY id DESC').bind(email).first<{ text: string }>();
+  await jar.fetch('/auth/api/verify-email', json({ token: /token=([A-Za-z0-9_-]{43})/.exec(mail!.text)![1] }));
+  const res = await jar.fetch('/auth/api/sign-in', json({ email, password }));
+  if (res.status !== 200) throw new Error(`sign-in failed: ${res.status}`);
+}
