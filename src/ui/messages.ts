@@ -5,7 +5,7 @@ export const en = {
   password: 'Password',
   newPassword: 'New password',
   passwordHint: (min: number) => `At least ${min} characters. Long passphrases are welcome; no other rules.`,
-  signIn: { title: 'Sign in', submit: 'Sign in', noAccount: 'New here?', createAccount: 'Create an account', forgot: 'Forgot your password?', passkey: 'Sign in with a passkey', emailLink: 'Email me a sign-in link' },
+  signIn: { title: 'Sign in', submit: 'Sign in', noAccount: 'New here?', createAccount: 'Create an account', forgot: 'Forgot your password?', passkey: 'Sign in with a passkey', emailLink: 'Email me a sign-in link', withPhone: 'Sign in with your phone' },
   signUp: {
     title: 'Create an account',
     submit: 'Create account',
@@ -47,6 +47,7 @@ export const en = {
     revoke: 'Sign out this session',
     signOut: 'Sign out',
     signOutEverywhere: 'Sign out everywhere',
+    continueElsewhere: 'Continue on another device',
   },
   emailSignIn: {
     title: 'Sign in with email',

@@ -61,6 +61,7 @@ export const AccountPage: FC<{
       <Form action="/auth/sign-out-everywhere" csrf={csrf} class="inline">
         <button type="submit">{en.account.signOutEverywhere}</button>
       </Form>
+      <a href="/auth/handoff/continue?return_to=%2Fauth%2Faccount">{en.account.continueElsewhere}</a>
     </div>
   </Layout>
 );

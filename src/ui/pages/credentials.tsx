@@ -25,7 +25,8 @@ export const SignInPage: FC<FormState & { returnTo?: string }> = (s) => (
     </Form>
     <p>
       <button type="button" data-passkey="sign-in" data-return-to={s.returnTo ?? '/auth/account'}>{en.signIn.passkey}</button>{' '}
-      <a href={`/auth/email-sign-in${s.returnTo ? `?return_to=${encodeURIComponent(s.returnTo)}` : ''}`}>{en.signIn.emailLink}</a>
+      <a href={`/auth/email-sign-in${s.returnTo ? `?return_to=${encodeURIComponent(s.returnTo)}` : ''}`}>{en.signIn.emailLink}</a>{' '}
+      · <a href="/auth/handoff/qr">{en.signIn.withPhone}</a>
     </p>
     <p class="alert" role="alert" data-passkey-error hidden />
     <p><a href="/auth/forgot-password">{en.signIn.forgot}</a></p>
