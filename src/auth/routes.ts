@@ -3,7 +3,7 @@ import { getCookie } from 'hono/cookie';
 import type { AppEnv } from '../deps';
 import { GatehouseError } from '../lib/errors';
 import { deferTo, parseInput, requestMeta, signInContext } from '../lib/http';
-import { enforceIpLimit } from '../lib/rate-limit';
+import { limitPostsPerIp } from '../lib/rate-limit';
 import { clearCookie, clearSessionCookie, setPendingCookie, setSessionCookie } from '../sessions/middleware';
 import { EMAIL_SIGN_IN_COOKIE, EMAIL_SIGN_IN_TTL_MS, requestEmailSignIn, signInWithEmailCode, signInWithEmailLink } from './email-sign-in';
 import { signInAfterPasskeySignUp, verifyEmail } from './email-verification';
@@ -61,12 +61,7 @@ const CREDENTIAL_POSTS = [
   '/passkeys/sign-in',
   '/passkeys/verify',
 ];
-for (const path of CREDENTIAL_POSTS) {
-  authApi.post(path, async (c, next) => {
-    await enforceIpLimit(c.var.deps.rateLimit, requestMeta(c).ip);
-    await next();
-  });
-}
+limitPostsPerIp(authApi, CREDENTIAL_POSTS);
 
 const sessionBody = (session: StartedSession) => ({
   sid: session.record.sid,

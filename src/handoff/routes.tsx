@@ -5,7 +5,7 @@ import { safeReturnTo } from '../auth/urls';
 import type { AppEnv } from '../deps';
 import { GatehouseError } from '../lib/errors';
 import { parseInput, requesterOf, requestMeta } from '../lib/http';
-import { enforceIpLimit } from '../lib/rate-limit';
+import { limitPostsPerIp } from '../lib/rate-limit';
 import { clearCookie, setPendingCookie, setSessionCookie } from '../sessions/middleware';
 import { csrfProtection } from '../ui/csrf';
 import { HANDOFF_SCRIPT_PATH } from '../ui/layout';
@@ -59,12 +59,9 @@ handoffPages.get(HANDOFF_SCRIPT_PATH.replace('/auth', ''), (c) =>
 );
 
 // Typing a code is guessing when it is wrong: limited per IP like every credential endpoint.
-for (const path of ['/handoff/join', '/device']) {
-  handoffPages.post(path, async (c, next) => {
-    await enforceIpLimit(c.var.deps.rateLimit, requestMeta(c).ip);
-    await next();
-  });
-}
+limitPostsPerIp(handoffPages, ['/handoff/join', '/device']);
+// Starting a handoff creates an object: limited per IP too.
+limitPostsPerIp(handoffPages, ['/handoff/qr', '/handoff/continue'], 'get');
 handoffPages.use('/handoff/*', async (c, next) => {
   c.header('cache-control', 'no-store');
   await next();

@@ -4,6 +4,7 @@ import { DEVICE_INTERVAL, formatCode, handle, handoffStub, HANDOFF_TTL_MS, newCo
 import type { PollResult, Requester } from '../handoff/handoff-object';
 import { randomToken, sha256 } from '../lib/crypto';
 import { failClosed, oauthError } from '../lib/errors';
+import { audit } from '../identity/audit';
 import { findUserById, rolesOf, viewOf } from '../identity/users';
 import type { Grant } from '../sessions/grants';
 import { KNOWN_SCOPES, type Client } from './clients';
@@ -101,6 +102,9 @@ export async function exchangeDeviceCode(deps: Deps, client: Client, deviceCode:
         absoluteTtlMs: (client.refreshTokenAbsoluteTtl ?? deps.config.tokens.refreshAbsoluteTtl) * 1000,
       }, now)
     : null;
+  await failClosed('the database', () =>
+    audit(deps.db, { type: 'handoff_redeemed', userId: user.id, meta: { ip: null, userAgent: null }, detail: { kind: 'device', clientId: client.clientId, approvedBy: approval.sid }, at: now }),
+  );
   return userTokenResponse(deps, {
     client,
     user,

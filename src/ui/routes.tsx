@@ -39,7 +39,7 @@ import { safeReturnTo } from '../auth/urls';
 import type { AppEnv } from '../deps';
 import { GatehouseError } from '../lib/errors';
 import { deferTo, parseInput, requestMeta, signInContext } from '../lib/http';
-import { enforceIpLimit } from '../lib/rate-limit';
+import { limitPostsPerIp } from '../lib/rate-limit';
 import { clearCookie, clearSessionCookie, setPendingCookie, setSessionCookie } from '../sessions/middleware';
 import { PASSKEY_SCRIPT } from './generated/passkeys.bundle';
 import { csrfProtection } from './csrf';
@@ -81,12 +81,7 @@ pages.use('/*', async (c, next) => {
 pages.use('/*', csrfProtection);
 
 const credentialPosts = ['/sign-up', '/sign-in', '/second-factor', '/email-sign-in', '/email-sign-in/code', '/email-sign-in/link', '/forgot-password', '/reset-password', '/verify-email', '/account/totp'];
-for (const path of credentialPosts) {
-  pages.post(path, async (c, next) => {
-    await enforceIpLimit(c.var.deps.rateLimit, requestMeta(c).ip);
-    await next();
-  });
-}
+limitPostsPerIp(pages, credentialPosts);
 
 /**
  * Runs a form action; a 4xx GatehouseError re-renders the form with the message next to its field
