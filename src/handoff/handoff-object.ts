@@ -113,10 +113,17 @@ export class Handoff extends DurableObject<Env> {
     return true;
   }
 
-  /** What the approving side is shown; null when there is no live handoff of this kind. */
-  view(kind: HandoffKind, now: number): HandoffView | null {
+  /**
+   * What the approving side is shown; null when there is no live handoff of this kind, or when it
+   * has an approver secret (QR link, original device) and `approverSecret` does not match it — the
+   * requester's details are not for whoever guesses a code.
+   */
+  async view(kind: HandoffKind, now: number, approverSecret?: string): Promise<HandoffView | null> {
+    const hash = approverSecret ? await sha256(approverSecret) : null;
     const row = this.live(kind, now);
-    return row ? this.toView(row) : null;
+    if (!row) return null;
+    if (row.approver_hash !== null && (hash === null || !timingSafeEqualString(row.approver_hash, hash))) return null;
+    return this.toView(row);
   }
 
   /** continue: the other device joins (it becomes the waiter) and the original device is told. */

@@ -122,8 +122,9 @@ export async function joinContinue(deps: Deps, code: string, requester: Requeste
   return { view, waiter: handle(code, waiterSecret) };
 }
 
-export async function viewHandoff(deps: Deps, kind: HandoffKind, code: string): Promise<HandoffView> {
-  const view = await call(() => stub(deps.handoffs, code).view(kind, deps.now()) as Promise<HandoffView | null>);
+/** The handoff as its approver sees it (`approverSecret`: the QR link's or the original device's; none for device grants). */
+export async function viewHandoff(deps: Deps, kind: HandoffKind, code: string, approverSecret?: string): Promise<HandoffView> {
+  const view = await call(() => stub(deps.handoffs, code).view(kind, deps.now(), approverSecret) as Promise<HandoffView | null>);
   if (!view) throw failure({ reason: 'unknown' });
   return view;
 }
@@ -131,7 +132,7 @@ export async function viewHandoff(deps: Deps, kind: HandoffKind, code: string): 
 /** The original device's view of its continue handoff (who joined), by its own secret. */
 export async function ownContinue(deps: Deps, own: { code: string; secret: string }): Promise<HandoffView> {
   const status = await handoffStatus(deps, 'continue', 'own', own);
-  const view = await viewHandoff(deps, 'continue', own.code);
+  const view = await viewHandoff(deps, 'continue', own.code, own.secret);
   return { ...view, state: status.state };
 }
 

@@ -105,7 +105,7 @@ handoffPages.get('/handoff/approve', (c) =>
     if (!c.var.session) return signInFirst(c);
     const h = parseHandle(c.req.query('h'));
     if (!h) throw new GatehouseError('not_found', 404, 'This link is not valid.');
-    const view = await viewHandoff(c.var.deps, 'qr', h.code);
+    const view = await viewHandoff(c.var.deps, 'qr', h.code, h.secret);
     if (view.state !== 'pending') throw new GatehouseError('invalid_request', 409, 'This request was already answered.');
     return c.html(<ApproveSignInPage csrf={c.var.csrfToken} handle={c.req.query('h')!} code={formatCode(h.code)} requester={view.requester} />);
   }),

@@ -150,6 +150,10 @@ describe('QR sign-in', () => {
     forged.searchParams.set('h', `${b.link.searchParams.get('h')!.split('.')[0]}.${'A'.repeat(43)}`);
     const res = await phone.submit('/auth/handoff/approve', { h: forged.searchParams.get('h')!, decision: 'approve' }, `${b.link.pathname}${b.link.search}`);
     expect(res.status).toBe(403);
+    // …nor see who is asking.
+    const peek = await phone.open(`${forged.pathname}${forged.search}`);
+    expect(peek.res.status).toBe(404);
+    expect(peek.html).not.toContain('Requested from');
   });
 });
 
