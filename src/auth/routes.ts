@@ -28,6 +28,7 @@ import {
 } from './schemas';
 import { assertRecentSignIn, completeFirstFactor, completeSignIn, PENDING_COOKIE, PENDING_TTL, stepUp, type SignInOutcome } from './second-factor';
 import { signInWithPassword } from './sign-in';
+import { confirmTotpEnrollment, disableTotp, pendingTotpSecret, regenerateRecoveryCodes, secondFactorsOf, startTotpEnrollment } from './totp';
 import { signUp } from './sign-up';
 import { safeReturnTo } from './urls';
 import { findUserById } from '../identity/users';
@@ -37,7 +38,11 @@ import type { StartedSession } from '../sessions/sessions';
 
 type C = Context<AppEnv>;
 
-/** The JSON credential API under /auth/api (docs/api.md). Errors render as problem+json. */
+/**
+ * The JSON credential API under /auth/api (docs/api.md): sign-up, sign-in (password, email, passkey)
+ * and its second step, step-up, reset, verification, and the signed-in user's second factors.
+ * Errors render as problem+json.
+ */
 export const authApi = new Hono<AppEnv>();
 
 authApi.use('/*', async (c, next) => {
@@ -205,8 +210,44 @@ const requireSession = async (c: C, next: () => Promise<void>) => {
   await next();
 };
 authApi.use('/passkeys', requireSession);
+authApi.use('/second-factors', requireSession);
+authApi.use('/totp', requireSession);
+authApi.use('/totp/*', requireSession);
+authApi.use('/recovery-codes', requireSession);
 authApi.use('/passkeys/registration-options', requireSession);
 authApi.use('/passkeys/:id{[A-Za-z0-9_-]+}', async (c, next) => (c.req.method === 'DELETE' ? requireSession(c, next) : next()));
+
+// Second factors of the signed-in user (the account page's security section, as JSON).
+authApi.get('/second-factors', async (c) => c.json(await secondFactorsOf(c.var.deps, c.var.session!.sub)));
+
+/** Starts (or shows again) TOTP enrolment: the secret and the otpauth:// URI for the app. */
+authApi.post('/totp', async (c) => {
+  const claims = c.var.session!;
+  const user = { id: claims.sub, email: claims.email };
+  const enrolment = (await pendingTotpSecret(c.var.deps, user)) ?? (await startTotpEnrollment(c.var.deps, user));
+  return c.json(enrolment, 201);
+});
+
+authApi.post('/totp/confirm', async (c) => {
+  const { code } = await parseInput(c, 'json', secondFactorInput);
+  const recoveryCodes = await confirmTotpEnrollment(c.var.deps, c.var.session!.sub, code, requestMeta(c));
+  return c.json({ status: 'enrolled', recoveryCodes });
+});
+
+authApi.delete('/totp', async (c) => {
+  const claims = c.var.session!;
+  assertRecentSignIn(claims, c.var.deps.now());
+  await disableTotp(c.var.deps, claims.sub, requestMeta(c));
+  return c.body(null, 204);
+});
+
+authApi.post('/recovery-codes', async (c) => {
+  const claims = c.var.session!;
+  assertRecentSignIn(claims, c.var.deps.now());
+  if (!(await secondFactorsOf(c.var.deps, claims.sub)).totp)
+    throw new GatehouseError('invalid_request', 409, 'Set up an authenticator app first: recovery codes come with it.');
+  return c.json({ recoveryCodes: await regenerateRecoveryCodes(c.var.deps, claims.sub, requestMeta(c)) });
+});
 
 authApi.get('/passkeys', async (c) => c.json({ passkeys: await listPasskeys(c.var.deps, c.var.session!.sub) }));
 

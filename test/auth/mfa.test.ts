@@ -123,6 +123,34 @@ describe('TOTP and recovery codes', () => {
   });
 });
 
+describe('second factors over the JSON API', () => {
+  it('enrols TOTP, lists factors, regenerates codes and removes the app', async () => {
+    const user = await createVerifiedUser();
+    const browser = new TestBrowser();
+    expect((await passwordStep(browser, user.email)).status).toBe('signed_in');
+    const started = await browser.post('/auth/api/totp', {});
+    expect(started.status).toBe(201);
+    const { secret, uri } = (await started.json()) as { secret: string; uri: string };
+    expect(uri).toMatch(/^otpauth:\/\/totp\/.*secret=[A-Z2-7]+/);
+    expect(((await (await browser.post('/auth/api/totp/confirm', { code: '123' })).json()) as Problem).field).toBe('code');
+    const confirmed = await browser.post('/auth/api/totp/confirm', { code: codeAt(secret, Date.now() - 30_000) });
+    const { recoveryCodes } = (await confirmed.json()) as { recoveryCodes: string[] };
+    expect(recoveryCodes).toHaveLength(10);
+    expect(await (await browser.fetch('/auth/api/second-factors')).json()).toEqual({ totp: true, recoveryCodesLeft: 10, passkeys: 0 });
+    expect((await browser.post('/auth/api/totp', {})).status).toBe(409); // one app at a time
+
+    const fresh = (await (await browser.post('/auth/api/recovery-codes', {})).json()) as { recoveryCodes: string[] };
+    expect(fresh.recoveryCodes.some((c) => recoveryCodes.includes(c))).toBe(false);
+    const b = new TestBrowser();
+    await passwordStep(b, user.email);
+    expect((await b.post('/auth/api/sign-in/second-factor', { code: recoveryCodes[0]! })).status).toBe(400); // the old ones stopped working
+
+    expect((await browser.fetch('/auth/api/totp', { method: 'DELETE' })).status).toBe(204);
+    expect(await (await browser.fetch('/auth/api/second-factors')).json()).toEqual({ totp: false, recoveryCodesLeft: 0, passkeys: 0 });
+    expect((await new TestBrowser().fetch('/auth/api/second-factors')).status).toBe(401);
+  });
+});
+
 describe('adaptive sign-in', () => {
   it('a new country or network asks for the second factor, sends a new-sign-in mail and audits the inputs', async () => {
     const browser = new TestBrowser({ cf: { country: 'NL', asn: 1136 } });
