@@ -10,7 +10,7 @@ import { describeDevice } from '../lib/request-meta';
 import type { SignInContext } from './risk';
 import { completeFirstFactor, type SignInOutcome } from './second-factor';
 import { assertNotLocked, recordAttempt } from './throttle';
-import { authUrl } from './urls';
+import { authUrl, safeReturnTo } from './urls';
 
 /** Ties an email sign-in to the browser that asked for it: `<id>.<secret>` (HttpOnly, 10 minutes). */
 export const EMAIL_SIGN_IN_COOKIE = '__Host-gatehouse_email_signin';
@@ -46,6 +46,7 @@ export async function requestEmailSignIn(
   email: string,
   meta: RequestMeta,
   defer: (task: Promise<void>) => void,
+  returnTo: string | null = null,
 ): Promise<{ cookie: string }> {
   const { db } = deps;
   const now = deps.now();
@@ -68,6 +69,7 @@ export async function requestEmailSignIn(
         attempts: 0,
         requesterIp: meta.ip,
         requesterUserAgent: meta.userAgent?.slice(0, 256) ?? null,
+        returnTo: returnTo ? safeReturnTo(returnTo) : null,
         expiresAt: now + EMAIL_SIGN_IN_TTL_MS,
         consumedAt: null,
         createdAt: now,
@@ -117,7 +119,12 @@ export async function peekEmailSignInLink(deps: Deps, token: string, bindingCook
  * Uses a link: one conditional UPDATE consumes it (of 20 concurrent uses exactly one gets a row
  * back), then the sign-in goes on as any first factor. The address is proven, so it is marked verified.
  */
-export async function signInWithEmailLink(deps: Deps, token: string, ctx: SignInContext, defer: (task: Promise<void>) => void): Promise<SignInOutcome> {
+export async function signInWithEmailLink(
+  deps: Deps,
+  token: string,
+  ctx: SignInContext,
+  defer: (task: Promise<void>) => void,
+): Promise<{ outcome: SignInOutcome; returnTo: string }> {
   if (!/^[A-Za-z0-9_-]{43}$/.test(token)) throw invalidLink();
   const now = deps.now();
   const tokenHash = await sha256(token);
@@ -126,10 +133,10 @@ export async function signInWithEmailLink(deps: Deps, token: string, ctx: SignIn
       .update(emailSignIns)
       .set({ consumedAt: now })
       .where(and(eq(emailSignIns.tokenHash, tokenHash), isNull(emailSignIns.consumedAt), gt(emailSignIns.expiresAt, now)))
-      .returning({ userId: emailSignIns.userId }),
+      .returning({ userId: emailSignIns.userId, returnTo: emailSignIns.returnTo }),
   );
   if (!row?.userId) throw invalidLink();
-  return finish(deps, row.userId, ctx, defer, 'link');
+  return { outcome: await finish(deps, row.userId, ctx, defer, 'link'), returnTo: safeReturnTo(row.returnTo) };
 }
 
 /**

@@ -161,9 +161,9 @@ authApi.post('/email-sign-in/code', async (c) => {
 
 authApi.post('/email-sign-in/link', async (c) => {
   const { token } = await parseInput(c, 'json', verifyEmailInput);
-  const outcome = await signInWithEmailLink(c.var.deps, token, signInContext(c), deferTo(c, 'sign_in_mail_failed'));
+  const { outcome, returnTo } = await signInWithEmailLink(c.var.deps, token, signInContext(c), deferTo(c, 'sign_in_mail_failed'));
   clearCookie(c, EMAIL_SIGN_IN_COOKIE);
-  return signInResponse(c, outcome);
+  return signInResponse(c, outcome, returnTo);
 });
 
 // Passkeys: the browser script (src/ui/client/passkeys.ts) drives these.

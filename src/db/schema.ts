@@ -222,6 +222,8 @@ export const emailSignIns = sqliteTable(
     attempts: integer('attempts').notNull().default(0),
     requesterIp: text('requester_ip'),
     requesterUserAgent: text('requester_user_agent'),
+    /** Where the person was going (a same-origin path), so the link brings them back there. */
+    returnTo: text('return_to'),
     expiresAt: integer('expires_at').notNull(),
     consumedAt: integer('consumed_at'),
     createdAt: integer('created_at').notNull(),

@@ -190,7 +190,7 @@ pages.post('/email-sign-in', async (c) => {
   const returnTo = await formReturnTo(c);
   return formAction(c, (s) => <EmailSignInPage {...s} email={email} returnTo={returnTo} />, async () => {
     const input = await parseInput(c, 'form', forgotPasswordInput);
-    const { cookie } = await requestEmailSignIn(c.var.deps, input.email, requestMeta(c), deferTo(c, 'sign_in_mail_failed'));
+    const { cookie } = await requestEmailSignIn(c.var.deps, input.email, requestMeta(c), deferTo(c, 'sign_in_mail_failed'), returnTo);
     setPendingCookie(c, EMAIL_SIGN_IN_COOKIE, cookie, EMAIL_SIGN_IN_TTL_MS / 1000);
     return c.html(<EmailCodePage csrf={c.var.csrfToken} returnTo={returnTo} sentTo={input.email} />, 202);
   });
@@ -225,9 +225,9 @@ pages.get('/email-sign-in/link', async (c) => {
 pages.post('/email-sign-in/link', async (c) => {
   const token = tokenQuery.parse((await c.req.parseBody())['token']);
   try {
-    const outcome = await signInWithEmailLink(c.var.deps, token, signInContext(c), deferTo(c, 'sign_in_mail_failed'));
+    const { outcome, returnTo } = await signInWithEmailLink(c.var.deps, token, signInContext(c), deferTo(c, 'sign_in_mail_failed'));
     clearCookie(c, EMAIL_SIGN_IN_COOKIE);
-    return afterFirstFactor(c, outcome, '/auth/account');
+    return afterFirstFactor(c, outcome, returnTo);
   } catch (e) {
     if (!(e instanceof GatehouseError) || e.status >= 500) throw e;
     return c.html(<MessagePage title={en.emailSignIn.title} body={e.message} status="error" link={{ href: '/auth/email-sign-in', label: en.emailSignIn.submit }} />, e.status as 400);

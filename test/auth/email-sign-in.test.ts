@@ -62,6 +62,7 @@ describe('email sign-in (link and code)', () => {
 
     const confirmed = await phone.submit('/auth/email-sign-in/link', { token: tokenOf(mail) }, new URL(linkOf(mail)).pathname + new URL(linkOf(mail)).search);
     expect(confirmed.status).toBe(303);
+    expect(confirmed.headers.get('location')).toBe('/auth/account');
     expect(phone.cookie(SESSION)).toBeDefined();
     const reused = await new TestBrowser().post('/auth/api/email-sign-in/link', { token: tokenOf(mail) });
     expect(reused.status).toBe(400);
@@ -136,5 +137,20 @@ describe('email sign-in (link and code)', () => {
     const res = await browser.post('/auth/api/email-sign-in/code', { code: codeOf(await lastMailTo(email)) });
     expect(await res.json()).toMatchObject({ status: 'second_factor_required' });
     expect(browser.cookie(SESSION)).toBeUndefined();
+  });
+});
+
+describe('email sign-in from a page', () => {
+  it('the link brings the person back to where they were going (same-origin paths only)', async () => {
+    const { email } = await createVerifiedUser();
+    for (const [asked, landed] of [['/demo/me/orders?id=7', '/demo/me/orders?id=7'], ['https://evil.example/x', '/auth/account']] as const) {
+      const browser = new TestBrowser();
+      const res = await browser.submit('/auth/email-sign-in', { email, return_to: asked }, `/auth/email-sign-in?return_to=${encodeURIComponent(asked)}`);
+      expect(res.status).toBe(202);
+      const mail = await lastMailTo(email);
+      const path = new URL(linkOf(mail)).pathname + new URL(linkOf(mail)).search;
+      const done = await browser.submit('/auth/email-sign-in/link', { token: tokenOf(mail) }, path);
+      expect(done.headers.get('location')).toBe(landed);
+    }
   });
 });

@@ -1,0 +1,1 @@
+ALTER TABLE `email_sign_ins` ADD `return_to` text;
