@@ -2,6 +2,7 @@
  * Operator bootstrap without the UI:
  *   npm run users -- create --email E --password P [--verified] [--role R ...] [--tier T] [--if-missing] [--remote]
  *   npm run users -- set --email E [--role R ...] [--no-roles] [--tier T] [--remote]
+ *   npm run users -- reset-mfa --email E [--passkeys] [--remote]
  * Creates the user in the local D1 (the one `npm run dev` uses) or, with --remote, the deployed one,
  * and prints it as JSON. Bad arguments print the usage and exit 2.
  */
@@ -15,7 +16,10 @@ import { d1Query, sqlString, type Target } from './lib/wrangler';
 
 const USAGE = `Usage: npm run users -- create --email EMAIL --password PASSWORD [options]
        npm run users -- set --email EMAIL [--role ROLE ...] [--no-roles] [--tier TIER] [--remote]
+       npm run users -- reset-mfa --email EMAIL [--passkeys] [--remote]
 
+'reset-mfa' removes the user's authenticator app and recovery codes (and, with --passkeys, every
+passkey) — for someone who lost them, after you have verified who they are another way.
 'set' replaces the user's roles (with the --role values given, or none with --no-roles) and/or tier;
 roles and tier appear in access tokens, ID tokens (scope profile) and userinfo.
 
@@ -54,12 +58,59 @@ function show(target: Target, email: string) {
     roles: roles.map((r) => r.role),
     tier: user.tier,
     createdAt: user.created_at,
+    secondFactors: secondFactors(target, user.id),
   };
+}
+
+function secondFactors(target: Target, userId: string) {
+  const id = sqlString(userId);
+  const [row] = d1Query<{ totp: number; codes: number; passkeys: number }>(
+    target,
+    `SELECT (SELECT count(*) FROM totp_credentials WHERE user_id = ${id} AND confirmed_at IS NOT NULL) AS totp,
+            (SELECT count(*) FROM recovery_codes WHERE user_id = ${id} AND used_at IS NULL) AS codes,
+            (SELECT count(*) FROM passkeys WHERE user_id = ${id}) AS passkeys`,
+  );
+  return { totp: (row?.totp ?? 0) > 0, recoveryCodesLeft: row?.codes ?? 0, passkeys: row?.passkeys ?? 0 };
+}
+
+async function resetMfa(args: string[]): Promise<void> {
+  const values = parseFlags(
+    args,
+    {
+      email: { type: 'string' },
+      passkeys: { type: 'boolean', default: false },
+      remote: { type: 'boolean', default: false },
+      'persist-to': { type: 'string' },
+    },
+    usage,
+  );
+  if (!values.email) usage('--email is required');
+  const email = emailField.safeParse(values.email);
+  if (!email.success) usage(`--email: ${email.error.issues[0]!.message}`);
+  const target: Target = { remote: values.remote, persistTo: values['persist-to'] };
+  const user = show(target, email.data);
+  if (!user) {
+    console.error(`error: no user with email ${email.data}`);
+    process.exit(1);
+  }
+  const id = sqlString(user.id);
+  const detail = sqlString(JSON.stringify({ method: values.passkeys ? 'all' : 'totp', via: 'cli' }));
+  d1Query(
+    target,
+    [
+      `DELETE FROM totp_credentials WHERE user_id = ${id}`,
+      `DELETE FROM recovery_codes WHERE user_id = ${id}`,
+      ...(values.passkeys ? [`DELETE FROM passkeys WHERE user_id = ${id}`] : []),
+      `INSERT INTO audit_events (type, user_id, detail, created_at) VALUES ('mfa_disabled', ${id}, ${detail}, ${Date.now()})`,
+    ].join(';\n'),
+  );
+  console.log(JSON.stringify(show(target, email.data), null, 2));
 }
 
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command === 'set') return setUser(rest);
+  if (command === 'reset-mfa') return resetMfa(rest);
   if (command !== 'create') usage(command ? `unknown command "${command}"` : 'missing command');
   const values = parseFlags(
     rest,

@@ -182,4 +182,20 @@ describe('second factors in a real browser', () => {
     const again = await page.reload();
     expect(again?.status()).toBe(409);
   });
+
+  it('an operator resets a user\'s second factors with the users CLI', async () => {
+    const reset = usersCli(['reset-mfa', '--email', EMAIL, '--passkeys', '--persist-to', gatehouse.persistTo]);
+    expect(reset.code, reset.stderr).toBe(0);
+    expect(JSON.parse(reset.stdout)).toMatchObject({ secondFactors: { totp: false, recoveryCodesLeft: 0, passkeys: 0 } });
+    // A new device now signs in with the password alone (nothing left to ask for).
+    const other = await browser.newContext();
+    try {
+      const laptop = await other.newPage();
+      await signInWithPassword(laptop);
+      await laptop.waitForURL(`${gatehouse.base}/auth/account`);
+      expect(await laptop.locator('#totp-status').textContent()).toBe('Authenticator app: off');
+    } finally {
+      await other.close();
+    }
+  });
 });
