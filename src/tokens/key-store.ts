@@ -2,7 +2,7 @@ import { inArray } from 'drizzle-orm';
 import type { JWK } from 'jose';
 import type { Database } from '../db/client';
 import { signingKeys } from '../db/schema';
-import { base64url, fromBase64url, randomToken, seal, unseal } from '../lib/crypto';
+import { randomToken, seal, unseal } from '../lib/crypto';
 
 export type SigningAlg = 'ES256' | 'RS256';
 export const SIGNING_ALGS: readonly SigningAlg[] = ['ES256', 'RS256'];

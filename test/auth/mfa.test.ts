@@ -96,7 +96,7 @@ describe('TOTP and recovery codes', () => {
   });
 
   it('a password reset never bypasses the second factor', async () => {
-    const { email, secret } = await enrolled();
+    const { email } = await enrolled();
     const attacker = new TestBrowser();
     expect((await attacker.post('/auth/api/forgot-password', { email })).status).toBe(202);
     const token = tokenFrom(await lastMailTo(email));
