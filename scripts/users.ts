@@ -73,6 +73,19 @@ function secondFactors(target: Target, userId: string) {
   return { totp: (row?.totp ?? 0) > 0, recoveryCodesLeft: row?.codes ?? 0, passkeys: row?.passkeys ?? 0 };
 }
 
+/** The account named by --email (usage error when missing or malformed; exit 1 when there is none). */
+function requireUser(target: Target, flag: string | undefined) {
+  if (!flag) usage('--email is required');
+  const email = emailField.safeParse(flag);
+  if (!email.success) usage(`--email: ${email.error.issues[0]!.message}`);
+  const user = show(target, email.data);
+  if (!user) {
+    console.error(`error: no user with email ${email.data}`);
+    process.exit(1);
+  }
+  return user;
+}
+
 async function resetMfa(args: string[]): Promise<void> {
   const values = parseFlags(
     args,
@@ -84,15 +97,8 @@ async function resetMfa(args: string[]): Promise<void> {
     },
     usage,
   );
-  if (!values.email) usage('--email is required');
-  const email = emailField.safeParse(values.email);
-  if (!email.success) usage(`--email: ${email.error.issues[0]!.message}`);
   const target: Target = { remote: values.remote, persistTo: values['persist-to'] };
-  const user = show(target, email.data);
-  if (!user) {
-    console.error(`error: no user with email ${email.data}`);
-    process.exit(1);
-  }
+  const user = requireUser(target, values.email);
   const id = sqlString(user.id);
   const detail = sqlString(JSON.stringify({ method: values.passkeys ? 'all' : 'totp', via: 'cli' }));
   d1Query(
@@ -104,7 +110,7 @@ async function resetMfa(args: string[]): Promise<void> {
       `INSERT INTO audit_events (type, user_id, detail, created_at) VALUES ('mfa_disabled', ${id}, ${detail}, ${Date.now()})`,
     ].join(';\n'),
   );
-  console.log(JSON.stringify(show(target, email.data), null, 2));
+  console.log(JSON.stringify(show(target, user.email), null, 2));
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -184,20 +190,13 @@ async function setUser(args: string[]): Promise<void> {
   },
     usage,
   );
-  if (!values.email) usage('--email is required');
-  const email = emailField.safeParse(values.email);
-  if (!email.success) usage(`--email: ${email.error.issues[0]!.message}`);
   if (values.role && values['no-roles']) usage('--role and --no-roles exclude each other');
   if (!values.role && !values['no-roles'] && values.tier === undefined) usage('nothing to set: give --role, --no-roles or --tier');
   for (const role of values.role ?? []) if (!ROLE.test(role)) usage(`--role "${role}" must match ${ROLE}`);
   if (values.tier !== undefined && !ROLE.test(values.tier)) usage(`--tier "${values.tier}" must match ${ROLE}`);
 
   const target: Target = { remote: values.remote, persistTo: values['persist-to'] };
-  const user = show(target, email.data);
-  if (!user) {
-    console.error(`error: no user with email ${email.data}`);
-    process.exit(1);
-  }
+  const user = requireUser(target, values.email);
   const statements: string[] = [];
   if (values.role || values['no-roles']) {
     statements.push(`DELETE FROM user_roles WHERE user_id = ${sqlString(user.id)}`);
@@ -208,7 +207,7 @@ async function setUser(args: string[]): Promise<void> {
     statements.push(`UPDATE users SET tier = ${sqlString(values.tier)}, updated_at = ${Date.now()} WHERE id = ${sqlString(user.id)}`);
   // One wrangler call for all of it.
   d1Query(target, statements.join(';\n'));
-  console.log(JSON.stringify(show(target, email.data), null, 2));
+  console.log(JSON.stringify(show(target, user.email), null, 2));
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -1,23 +1,13 @@
 import { Hono } from 'hono';
-import { createMiddleware } from 'hono/factory';
 import type { AppEnv } from '../deps';
-import { GatehouseError } from '../lib/errors';
 import { requestMeta } from '../lib/http';
-import { clearSessionCookie } from '../sessions/middleware';
-import { loadAccount, revokeSession, sessionView, signedOut, signOut, signOutEverywhere } from './sessions';
+import { clearSessionCookie, requireSignedIn } from '../sessions/middleware';
+import { loadAccount, revokeSession, sessionView, signOut, signOutEverywhere } from './sessions';
 
 /** Self-service JSON API for the signed-in user under /auth/api (docs/api.md). */
 export const accountApi = new Hono<AppEnv>();
 
-const requireSession = createMiddleware<AppEnv>(async (c, next) => {
-  c.header('cache-control', 'no-store');
-  if (!c.var.session) throw signedOut();
-  // State changes need the JSON content type: a cross-site form cannot send it without a preflight.
-  if (c.req.method !== 'GET' && c.req.method !== 'DELETE' && !c.req.header('content-type')?.startsWith('application/json'))
-    throw new GatehouseError('unsupported_media_type', 415, 'Send state changes with Content-Type: application/json.');
-  await next();
-});
-for (const path of ['/me', '/sessions', '/sessions/*', '/sign-out', '/sign-out-everywhere']) accountApi.use(path, requireSession);
+for (const path of ['/me', '/sessions', '/sessions/*', '/sign-out', '/sign-out-everywhere']) accountApi.use(path, requireSignedIn);
 
 accountApi.get('/me', async (c) => {
   const { user, current } = await loadAccount(c.var.deps, c.var.session!);

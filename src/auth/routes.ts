@@ -4,7 +4,7 @@ import type { AppEnv } from '../deps';
 import { GatehouseError } from '../lib/errors';
 import { deferTo, parseInput, requestMeta, signInContext } from '../lib/http';
 import { limitPostsPerIp } from '../lib/rate-limit';
-import { clearCookie, clearSessionCookie, setPendingCookie, setSessionCookie } from '../sessions/middleware';
+import { clearCookie, clearSessionCookie, requireSignedIn, setPendingCookie, setSessionCookie } from '../sessions/middleware';
 import { EMAIL_SIGN_IN_COOKIE, EMAIL_SIGN_IN_TTL_MS, requestEmailSignIn, signInWithEmailCode, signInWithEmailLink } from './email-sign-in';
 import { signInAfterPasskeySignUp, verifyEmail } from './email-verification';
 import {
@@ -202,20 +202,10 @@ authApi.post('/passkeys/verify', async (c) => {
   return c.json({ status: 'stepped_up', session: sessionBody(session), next: safeReturnTo(input.returnTo ?? null) });
 });
 
-// Managing one's passkeys needs a session; state changes need the JSON content type (no cross-site forms).
-const requireSession = async (c: C, next: () => Promise<void>) => {
-  if (!c.var.session) throw new GatehouseError('unauthenticated', 401, 'Sign in to continue.');
-  if (c.req.method !== 'GET' && c.req.method !== 'DELETE' && !c.req.header('content-type')?.startsWith('application/json'))
-    throw new GatehouseError('unsupported_media_type', 415, 'Send state changes with Content-Type: application/json.');
-  await next();
-};
-authApi.use('/passkeys', requireSession);
-authApi.use('/second-factors', requireSession);
-authApi.use('/totp', requireSession);
-authApi.use('/totp/*', requireSession);
-authApi.use('/recovery-codes', requireSession);
-authApi.use('/passkeys/registration-options', requireSession);
-authApi.use('/passkeys/:id{[A-Za-z0-9_-]+}', async (c, next) => (c.req.method === 'DELETE' ? requireSession(c, next) : next()));
+// Managing one's second factors needs a session (and JSON for state changes).
+for (const path of ['/passkeys', '/passkeys/registration-options', '/second-factors', '/totp', '/totp/*', '/recovery-codes'])
+  authApi.use(path, requireSignedIn);
+authApi.use('/passkeys/:id{[A-Za-z0-9_-]+}', async (c, next) => (c.req.method === 'DELETE' ? requireSignedIn(c, next) : next()));
 
 // Second factors of the signed-in user (the account page's security section, as JSON).
 authApi.get('/second-factors', async (c) => c.json(await secondFactorsOf(c.var.deps, c.var.session!.sub)));

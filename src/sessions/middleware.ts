@@ -1,6 +1,7 @@
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { createMiddleware } from 'hono/factory';
 import type { AppEnv } from '../deps';
+import { GatehouseError } from '../lib/errors';
 import { SESSION_COOKIE, sessionCookieAttributes } from './cookie';
 import { resumeSession } from './sessions';
 
@@ -17,6 +18,18 @@ export const sessionMiddleware = createMiddleware<AppEnv>(async (c, next) => {
     deleteCookie(c, SESSION_COOKIE, { path: '/', secure: true, httpOnly: true, sameSite: 'Lax' });
   if (result.status === 'valid' && result.refreshed && !c.res.headers.getSetCookie().some((h) => h.startsWith(`${SESSION_COOKIE}=`)))
     setCookie(c, SESSION_COOKIE, result.refreshed.value, sessionCookieAttributes(result.refreshed.maxAge));
+});
+
+/**
+ * The JSON self-service APIs: a signed-in user is required (401), and state changes need the JSON
+ * content type — a cross-site form cannot send it without a CORS preflight (415 otherwise).
+ */
+export const requireSignedIn = createMiddleware<AppEnv>(async (c, next) => {
+  c.header('cache-control', 'no-store');
+  if (!c.var.session) throw new GatehouseError('unauthenticated', 401, 'Sign in to continue.');
+  if (c.req.method !== 'GET' && c.req.method !== 'DELETE' && !c.req.header('content-type')?.startsWith('application/json'))
+    throw new GatehouseError('unsupported_media_type', 415, 'Send state changes with Content-Type: application/json.');
+  await next();
 });
 
 export function setSessionCookie(c: Parameters<typeof setCookie>[0], cookie: { value: string; maxAge: number }) {
