@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TestBrowser } from '../browser';
-import { appWith, auditOf, createVerifiedUser, ORIGIN, SESSION, type Problem } from '../helpers';
+import { appWith, auditOf, createVerifiedUser, ORIGIN, SESSION, STRONG_PASSWORD, type Problem } from '../helpers';
 import { codeAt, enrolled, passwordStep } from '../auth/helpers';
 
 interface Echo {
@@ -98,6 +98,25 @@ describe('step-up on gateway routes', () => {
     const later = appWith(() => ({ now: () => Date.now() + 6 * 60_000 }));
     const late = await later(returnTo, { headers: navigate, cookie: browser.cookieHeader });
     expect(late.status).toBe(409);
+  });
+
+  it('a route with a maximum sign-in age sends the browser to sign in again, then replays the held post', async () => {
+    const user = await createVerifiedUser();
+    const browser = new TestBrowser();
+    await passwordStep(browser, user.email);
+    // Two minutes later the 60-second route wants a fresh sign-in.
+    const later = appWith(() => ({ now: () => Date.now() + 120_000 }));
+    const held = await later('/demo/recent/profile', { ...formPost('name=Ada'), cookie: browser.cookieHeader });
+    expect(held.status).toBe(303);
+    const to = new URL(held.headers.get('location')!, ORIGIN);
+    expect(to.pathname).toBe('/auth/sign-in');
+    const returnTo = to.searchParams.get('return_to')!;
+    expect(returnTo).toMatch(/^\/demo\/recent\/profile\?gh_resume=/);
+    const signedIn = await browser.submit('/auth/sign-in', { email: user.email, password: STRONG_PASSWORD, return_to: returnTo }, `${to.pathname}${to.search}`);
+    expect(signedIn.headers.get('location')).toBe(returnTo);
+    const replay = await browser.fetch(returnTo, { headers: navigate });
+    expect(replay.status).toBe(200);
+    expect(await replay.json()).toMatchObject({ method: 'POST', path: '/demo/recent/profile', bodyText: 'name=Ada' });
   });
 
   it('sends an account without a second factor to set one up, and asks for a passkey where a route needs phishing resistance', async () => {
