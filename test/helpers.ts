@@ -9,8 +9,14 @@ export const ORIGIN = 'https://gatehouse.test';
 let counter = 0;
 /** A unique address per call, so tests sharing storage never collide. */
 export const uniqueEmail = (tag = 'user') => `${tag}-${Date.now().toString(36)}-${++counter}@example.com`;
-/** A unique client IP per call, so the per-IP rate limit of one test never trips another. */
-export const uniqueIp = () => `198.51.${Math.floor(Math.random() * 250)}.${++counter % 250}`;
+/**
+ * A unique client IP per call (IPv6 documentation prefix, 64 random bits), so the per-IP rate limit
+ * of one test never trips another — test files share the limiter and run in parallel.
+ */
+export const uniqueIp = () => {
+  const [a, b, c, d] = crypto.getRandomValues(new Uint16Array(4));
+  return `2001:db8::${[a, b, c, d].map((n) => n!.toString(16)).join(':')}`;
+};
 
 export const STRONG_PASSWORD = 'correct horse battery staple 42';
 

@@ -4,7 +4,7 @@ import type { Deps } from '../deps';
 import { auditInsert, type RequestMeta } from '../identity/audit';
 import { findUserById, rolesOf, viewOf, type UserView } from '../identity/users';
 import { failClosed, GatehouseError, unavailable } from '../lib/errors';
-import { startSession, type StartedSession } from '../sessions/sessions';
+import { assertLiveSession, startSession, type StartedSession } from '../sessions/sessions';
 import type { SessionClaims } from '../sessions/session-token';
 import { newSignInMail } from '../mail/templates';
 import { acrOf, combineAmr } from './acr';
@@ -157,6 +157,7 @@ export async function stepUp(
   proof: SecondFactorProof,
   meta: RequestMeta,
 ): Promise<{ session: StartedSession }> {
+  await assertLiveSession(deps, session);
   const { amr: added, method } = await checkSecondFactor(deps, session.sub, proof, meta);
   const row = await failClosed('the database', () => findUserById(deps.db, session.sub));
   if (!row) throw new GatehouseError('unauthenticated', 401, 'Sign in again.');

@@ -3,7 +3,7 @@ import { audit, type RequestMeta } from '../identity/audit';
 import { findUserById, rolesOf, viewOf } from '../identity/users';
 import { randomToken, sha256 } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
-import { startSession, type StartedSession } from '../sessions/sessions';
+import { assertLiveSession, startSession, type StartedSession } from '../sessions/sessions';
 import type { SessionClaims } from '../sessions/session-token';
 import type { Approval, Handoff, HandoffKind, HandoffView, Requester, Transition } from './handoff-object';
 
@@ -104,6 +104,7 @@ export async function startQrSignIn(deps: Deps, requester: Requester) {
 
 /** Flow 2, on the signed-in device: hand this session's user and page to another device. */
 export async function startContinue(deps: Deps, session: SessionClaims, returnTo: string) {
+  await assertLiveSession(deps, session);
   const ownerSecret = randomToken(32);
   const { code, expiresAt } = await start(deps, {
     kind: 'continue',
@@ -145,6 +146,7 @@ export async function decideHandoff(
   input: { approve: boolean; approverSecret?: string },
   meta: RequestMeta,
 ): Promise<HandoffView> {
+  await assertLiveSession(deps, session);
   const approval: Approval = { userId: session.sub, sid: session.sid, amr: session.amr, authTime: session.authTime };
   const now = deps.now();
   const view = unwrap(

@@ -6,7 +6,7 @@ import type { AppEnv } from '../deps';
 import { GatehouseError } from '../lib/errors';
 import { parseInput, requesterOf, requestMeta } from '../lib/http';
 import { limitPostsPerIp } from '../lib/rate-limit';
-import { clearCookie, setPendingCookie, setSessionCookie } from '../sessions/middleware';
+import { clearCookie, clearSessionCookie, setPendingCookie, setSessionCookie } from '../sessions/middleware';
 import { csrfProtection } from '../ui/csrf';
 import { HANDOFF_SCRIPT_PATH } from '../ui/layout';
 import { HANDOFF_SCRIPT } from '../ui/generated/handoff.bundle';
@@ -85,6 +85,11 @@ async function page(c: C, run: () => Promise<Response>): Promise<Response> {
     return await run();
   } catch (e) {
     if (!(e instanceof GatehouseError) || e.status >= 500) throw e;
+    // A session that ended (revoked elsewhere) signs in again first.
+    if (e.code === 'unauthenticated') {
+      clearSessionCookie(c);
+      return signInFirst(c);
+    }
     return c.html(<MessagePage title={t.qrTitle} body={e.message} status="error" />, e.status as 400);
   }
 }

@@ -3,7 +3,7 @@ import { createMiddleware } from 'hono/factory';
 import type { AppEnv } from '../deps';
 import { GatehouseError } from '../lib/errors';
 import { SESSION_COOKIE, sessionCookieAttributes } from './cookie';
-import { resumeSession } from './sessions';
+import { assertLiveSession, resumeSession } from './sessions';
 
 /**
  * Puts the signed-in user's session claims (or null) on the context. A fresh token costs no I/O; a
@@ -27,6 +27,7 @@ export const sessionMiddleware = createMiddleware<AppEnv>(async (c, next) => {
 export const requireSignedIn = createMiddleware<AppEnv>(async (c, next) => {
   c.header('cache-control', 'no-store');
   if (!c.var.session) throw new GatehouseError('unauthenticated', 401, 'Sign in to continue.');
+  await assertLiveSession(c.var.deps, c.var.session);
   if (c.req.method !== 'GET' && c.req.method !== 'DELETE' && !c.req.header('content-type')?.startsWith('application/json'))
     throw new GatehouseError('unsupported_media_type', 415, 'Send state changes with Content-Type: application/json.');
   await next();

@@ -1,7 +1,7 @@
 import type { Deps } from '../deps';
 import type { RequestMeta } from '../identity/audit';
 import { findUserById, rolesOf, viewOf, type UserView } from '../identity/users';
-import { failClosed } from '../lib/errors';
+import { failClosed, GatehouseError } from '../lib/errors';
 import { formatSessionCookie, parseSessionCookie } from './cookie';
 import { issueSessionToken, verifySessionToken, type SessionClaims } from './session-token';
 import type { SessionRecord } from './user-sessions';
@@ -58,6 +58,16 @@ export async function startSession(
   });
   const { secret, ...record } = created;
   return { record, ...(await cookieFor(deps, record, secret, Math.floor(s.now / 1000), s.user, s.now)) };
+}
+
+/**
+ * For actions that create credentials or sessions (step-up, approving a handoff, adding a second
+ * factor): the session must still be live in its Durable Object — a session revoked a moment ago
+ * keeps a valid token for up to SESSION_TOKEN_TTL, and must not mint anything new with it.
+ */
+export async function assertLiveSession(deps: Deps, claims: SessionClaims): Promise<void> {
+  if (!(await deps.sessions.get(claims.sub, claims.sid, deps.now())))
+    throw new GatehouseError('unauthenticated', 401, 'This session has ended. Sign in again.');
 }
 
 export type ResumedSession =
