@@ -1,11 +1,6 @@
-import { Hono, type Context } from 'hono';
+import { Hono } from 'hono';
 import { getCookie } from 'hono/cookie';
-import { z } from 'zod';
 import { loadAccount, revokeSession, signOut, signOutEverywhere } from '../account/sessions';
-import { signInAfterPasskeySignUp, verifyEmail } from '../auth/email-verification';
-import { requestPasswordReset, resetPassword } from '../auth/password-reset';
-import { forgotPasswordInput, resetPasswordInput, secondFactorInput, signInInput, signUpInput, verifyEmailInput } from '../auth/schemas';
-import { ACR } from '../auth/acr';
 import {
   EMAIL_SIGN_IN_COOKIE,
   EMAIL_SIGN_IN_TTL_MS,
@@ -14,43 +9,27 @@ import {
   signInWithEmailCode,
   signInWithEmailLink,
 } from '../auth/email-sign-in';
-import { listPasskeys, removePasskey } from '../auth/passkeys';
-import {
-  assertRecentSignIn,
-  completeSignIn,
-  PENDING_COOKIE,
-  PENDING_TTL,
-  readPending,
-  stepUp,
-  type SignInOutcome,
-} from '../auth/second-factor';
+import { signInAfterPasskeySignUp, verifyEmail } from '../auth/email-verification';
+import { listPasskeys } from '../auth/passkeys';
+import { requestPasswordReset, resetPassword } from '../auth/password-reset';
+import { forgotPasswordInput, resetPasswordInput, secondFactorInput, signInInput, signUpInput, verifyEmailInput } from '../auth/schemas';
 import { signInWithPassword } from '../auth/sign-in';
-import {
-  confirmTotpEnrollment,
-  disableTotp,
-  hasSecondFactor,
-  pendingTotpSecret,
-  regenerateRecoveryCodes,
-  secondFactorsOf,
-  startTotpEnrollment,
-} from '../auth/totp';
 import { signUp } from '../auth/sign-up';
+import { secondFactorsOf } from '../auth/totp';
 import { safeReturnTo } from '../auth/urls';
 import type { AppEnv } from '../deps';
 import { GatehouseError } from '../lib/errors';
 import { deferTo, parseInput, requestMeta, signInContext } from '../lib/http';
 import { limitPostsPerIp } from '../lib/rate-limit';
-import { clearCookie, clearSessionCookie, setPendingCookie, setSessionCookie } from '../sessions/middleware';
-import { PASSKEY_SCRIPT } from './generated/passkeys.bundle';
+import { clearCookie, clearSessionCookie, setPendingCookie } from '../sessions/middleware';
 import { csrfProtection } from './csrf';
+import { afterFirstFactor, formAction, formReturnTo, toSignIn, tokenQuery, typedEmail, withAccount } from './form-helpers';
+import { PASSKEY_SCRIPT } from './generated/passkeys.bundle';
 import { PASSKEY_SCRIPT_PATH, STYLESHEET, STYLESHEET_PATH } from './layout';
-import { NoSecondFactorPage, RecoveryCodesPage, SecondFactorPage, TotpEnrollPage } from './pages/mfa';
-import { qrDataUri } from './qr';
 import { en } from './messages';
 import { AccountPage } from './pages/account';
 import {
   ConfirmEmailLinkPage,
-  ContinuePage,
   EmailCodePage,
   EmailSignInPage,
   ForgotPasswordPage,
@@ -59,10 +38,8 @@ import {
   SignInPage,
   SignUpPage,
   VerifyEmailPage,
-  type FormState,
 } from './pages/credentials';
-
-type C = Context<AppEnv>;
+import { securityPages } from './security-routes';
 
 /** The hosted pages under /auth: forms post back to their own path (docs/api.md lists both faces). */
 export const pages = new Hono<AppEnv>();
@@ -82,28 +59,7 @@ pages.use('/*', csrfProtection);
 
 const credentialPosts = ['/sign-up', '/sign-in', '/second-factor', '/email-sign-in', '/email-sign-in/code', '/email-sign-in/link', '/forgot-password', '/reset-password', '/verify-email', '/account/totp'];
 limitPostsPerIp(pages, credentialPosts);
-
-/**
- * Runs a form action; a 4xx GatehouseError re-renders the form with the message next to its field
- * (status and Retry-After kept). Anything else propagates to the app's error handler.
- */
-async function formAction(c: C, render: (s: FormState) => unknown, run: () => Promise<Response>): Promise<Response> {
-  try {
-    return await run();
-  } catch (e) {
-    if (!(e instanceof GatehouseError) || e.status >= 500) throw e;
-    if (e.extra.retryAfter) c.header('retry-after', String(e.extra.retryAfter));
-    const state: FormState = { csrf: c.var.csrfToken, error: e.message };
-    if (e.extra.field) state.field = e.extra.field;
-    return c.html(render(state) as string, e.status as 400);
-  }
-}
-
-/** The email the person typed, to put back into a re-rendered form. */
-const typedEmail = async (c: C) => {
-  const body = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
-  return typeof body['email'] === 'string' ? body['email'].slice(0, 254) : undefined;
-};
+pages.route('/', securityPages);
 
 // Sign in
 pages.get('/sign-in', (c) =>
@@ -115,23 +71,6 @@ pages.get('/sign-in', (c) =>
     />,
   ),
 );
-/** Where a form post goes once signed in: an authorization request leaves the form submission first. */
-const continueTo = (c: C, returnTo: string) =>
-  returnTo.startsWith('/auth/authorize') ? c.html(<ContinuePage href={returnTo} />) : c.redirect(returnTo, 303);
-
-/** A first factor passed: signed in at once, or on to the second step. */
-function afterFirstFactor(c: C, outcome: SignInOutcome, returnTo: string): Response | Promise<Response> {
-  if (outcome.kind === 'second_factor') {
-    setPendingCookie(c, PENDING_COOKIE, outcome.pending, PENDING_TTL);
-    return c.redirect(`/auth/second-factor?${new URLSearchParams({ return_to: returnTo })}`, 303);
-  }
-  clearCookie(c, PENDING_COOKIE);
-  setSessionCookie(c, outcome.session.cookie);
-  return continueTo(c, returnTo);
-}
-
-const formReturnTo = async (c: C) => safeReturnTo(((await c.req.parseBody())['return_to'] as string | undefined) ?? null);
-
 pages.post('/sign-in', async (c) => {
   const email = await typedEmail(c);
   const returnTo = await formReturnTo(c);
@@ -139,45 +78,6 @@ pages.post('/sign-in', async (c) => {
     const input = await parseInput(c, 'form', signInInput);
     const outcome = await signInWithPassword(c.var.deps, input, signInContext(c), { defer: deferTo(c, 'sign_in_mail_failed') });
     return afterFirstFactor(c, outcome, returnTo);
-  });
-});
-
-// The second step of a sign-in (pending cookie), or a step-up of the current session.
-async function secondFactorState(c: C): Promise<{ userId: string; stepUp: boolean } | null> {
-  const pending = await readPending(c.var.deps, getCookie(c, PENDING_COOKIE));
-  if (pending) return { userId: pending.sub, stepUp: false };
-  return c.var.session ? { userId: c.var.session.sub, stepUp: true } : null;
-}
-
-pages.get('/second-factor', async (c) => {
-  const returnTo = safeReturnTo(c.req.query('return_to') ?? null);
-  const state = await secondFactorState(c);
-  if (!state) return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: returnTo })}`, 303);
-  const factors = await secondFactorsOf(c.var.deps, state.userId);
-  if (!hasSecondFactor(factors)) return c.html(<NoSecondFactorPage returnTo={returnTo} />, 403);
-  // A phishing-resistant sign-in can only come from a passkey: codes are not offered then.
-  const passkeyOnly = c.req.query('acr') === ACR.phishingResistant;
-  if (passkeyOnly && factors.passkeys === 0) return c.html(<NoSecondFactorPage returnTo={returnTo} />, 403);
-  const shown = passkeyOnly ? { ...factors, totp: false, recoveryCodesLeft: 0 } : factors;
-  return c.html(<SecondFactorPage csrf={c.var.csrfToken} returnTo={returnTo} factors={shown} stepUp={state.stepUp} />);
-});
-pages.post('/second-factor', async (c) => {
-  const returnTo = await formReturnTo(c);
-  const state = await secondFactorState(c);
-  if (!state) return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: returnTo })}`, 303);
-  const factors = await secondFactorsOf(c.var.deps, state.userId);
-  return formAction(c, (s) => <SecondFactorPage {...s} returnTo={returnTo} factors={factors} stepUp={state.stepUp} />, async () => {
-    const { code } = await parseInput(c, 'form', secondFactorInput);
-    const { deps } = c.var;
-    if (state.stepUp) {
-      const { session } = await stepUp(deps, c.var.session!, { kind: 'code', code }, requestMeta(c));
-      setSessionCookie(c, session.cookie);
-      return continueTo(c, returnTo);
-    }
-    const done = await completeSignIn(deps, getCookie(c, PENDING_COOKIE), { kind: 'code', code }, signInContext(c), {
-      defer: deferTo(c, 'sign_in_mail_failed'),
-    });
-    return afterFirstFactor(c, { kind: 'signed_in', ...done }, returnTo);
   });
 });
 
@@ -257,7 +157,6 @@ pages.post('/forgot-password', async (c) => {
   });
 });
 
-const tokenQuery = z.string().max(256).catch('');
 pages.get('/reset-password', (c) => {
   const token = tokenQuery.parse(c.req.query('token'));
   return c.html(<ResetPasswordPage csrf={c.var.csrfToken} token={token} minLength={c.var.deps.config.passwordMinLength} />);
@@ -297,25 +196,6 @@ pages.post('/verify-email', async (c) => {
 });
 
 // Account
-const toSignIn = (c: C) => {
-  clearSessionCookie(c);
-  return c.redirect(`/auth/sign-in?return_to=${encodeURIComponent('/auth/account')}`, 303);
-};
-
-/** Runs an account action for the signed-in user; a missing or revoked session goes to sign-in. */
-async function withAccount(c: C, run: () => Promise<Response>): Promise<Response> {
-  if (!c.var.session) return toSignIn(c);
-  try {
-    return await run();
-  } catch (e) {
-    if (e instanceof GatehouseError && e.code === 'unauthenticated') return toSignIn(c);
-    // Changing second factors needs a recent sign-in: sign in again and come back.
-    if (e instanceof GatehouseError && e.code === 'recent_sign_in_required')
-      return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: '/auth/account', reason: 'recent' })}`, 303);
-    throw e;
-  }
-}
-
 pages.get('/account', (c) =>
   withAccount(c, async () => {
     const { deps } = c.var;
@@ -326,61 +206,6 @@ pages.get('/account', (c) =>
   }),
 );
 
-// Two-step verification: enrol an authenticator app (QR rendered here, never by a third party).
-pages.get('/account/totp', (c) =>
-  withAccount(c, async () => {
-    const { deps } = c.var;
-    const { user } = await loadAccount(deps, c.var.session!);
-    const returnTo = safeReturnTo(c.req.query('return_to') ?? '/auth/account');
-    const enrolment = (await pendingTotpSecret(deps, user)) ?? (await startTotpEnrollment(deps, user));
-    return c.html(<TotpEnrollPage csrf={c.var.csrfToken} secret={enrolment.secret} qr={qrDataUri(enrolment.uri)} returnTo={returnTo} />);
-  }),
-);
-pages.post('/account/totp', (c) =>
-  withAccount(c, async () => {
-    const { deps } = c.var;
-    const { user } = await loadAccount(deps, c.var.session!);
-    const returnTo = await formReturnTo(c);
-    const enrolment = await pendingTotpSecret(deps, user);
-    if (!enrolment) return c.redirect('/auth/account/totp', 303);
-    return formAction(
-      c,
-      (s) => <TotpEnrollPage {...s} secret={enrolment.secret} qr={qrDataUri(enrolment.uri)} returnTo={returnTo} />,
-      async () => {
-        const { code } = await parseInput(c, 'form', secondFactorInput);
-        const codes = await confirmTotpEnrollment(deps, user.id, code, requestMeta(c));
-        return c.html(<RecoveryCodesPage codes={codes} returnTo={returnTo} />);
-      },
-    );
-  }),
-);
-pages.post('/account/totp/remove', (c) =>
-  withAccount(c, async () => {
-    const { deps } = c.var;
-    const { user } = await loadAccount(deps, c.var.session!);
-    assertRecentSignIn(c.var.session!, deps.now());
-    await disableTotp(deps, user.id, requestMeta(c));
-    return c.redirect('/auth/account', 303);
-  }),
-);
-pages.post('/account/recovery-codes', (c) =>
-  withAccount(c, async () => {
-    const { deps } = c.var;
-    const { user } = await loadAccount(deps, c.var.session!);
-    assertRecentSignIn(c.var.session!, deps.now());
-    if (!(await secondFactorsOf(deps, user.id)).totp) return c.redirect('/auth/account/totp', 303);
-    return c.html(<RecoveryCodesPage codes={await regenerateRecoveryCodes(deps, user.id, requestMeta(c))} returnTo="/auth/account" />);
-  }),
-);
-pages.post('/account/passkeys/:id/remove', (c) =>
-  withAccount(c, async () => {
-    const { deps } = c.var;
-    const { user } = await loadAccount(deps, c.var.session!);
-    assertRecentSignIn(c.var.session!, deps.now());
-    await removePasskey(deps, user.id, c.req.param('id'), requestMeta(c));
-    return c.redirect('/auth/account', 303);
-  }),
-);
 pages.post('/account/sessions/:sid/revoke', (c) =>
   withAccount(c, async () => {
     const claims = c.var.session!;

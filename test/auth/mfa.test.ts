@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { TestBrowser } from '../browser';
-import { appWith, auditOf, createVerifiedUser, lastMailTo, SESSION, tokenFrom, type Problem } from '../helpers';
+import { appWith, auditOf, createVerifiedUser, lastMailTo, ORIGIN, SESSION, tokenFrom, type Problem } from '../helpers';
 import { codeAt, enrolled, passwordStep, PENDING } from './helpers';
 
 
@@ -113,6 +113,9 @@ describe('TOTP and recovery codes', () => {
     const { html } = await browser.open('/auth/account');
     const token = /name="csrf_token" value="([^"]+)"/.exec(html)![1]!;
     const form = { method: 'POST', cookie: browser.cookieHeader, body: new URLSearchParams({ csrf_token: token }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } };
+    // Without the CSRF token nothing happens (the security pages sit under the pages' CSRF check).
+    const forged = await browser.fetch('/auth/account/totp/remove', { method: 'POST', body: '', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: ORIGIN } });
+    expect(forged.status).toBe(403);
     const old = await stale('/auth/account/totp/remove', form);
     expect(old.status).toBe(303);
     expect(old.headers.get('location')).toMatch(/^\/auth\/sign-in\?return_to=%2Fauth%2Faccount/);
