@@ -1,3 +1,4 @@
+import type { BatchItem } from 'drizzle-orm/batch';
 import { jwtVerify, SignJWT, errors } from 'jose';
 import type { User } from '../db/schema';
 import type { Deps } from '../deps';
@@ -47,13 +48,15 @@ export async function completeFirstFactor(
   user: User,
   amr: string[],
   ctx: SignInContext,
-  opts: { detail?: Record<string, unknown>; defer: (task: Promise<void>) => void },
+  opts: { detail?: Record<string, unknown>; defer: (task: Promise<void>) => void; statements?: BatchItem<'sqlite'>[] },
 ): Promise<SignInOutcome> {
   const now = deps.now();
   const [factors, risk] = await Promise.all([secondFactorsOf(deps, user.id), assessRisk(deps, user.id, ctx)]);
   const enrolled = hasSecondFactor(factors);
   const ask = enrolled && !amr.includes('mfa') && (deps.config.mfa.policy === 'always' || isRisky(risk));
-  await failClosed('the database', () =>
+  // The risk audit and the first factor's own writes (e.g. the password counter reset) commit with
+  // the sign-in's batch, or alone when the second step is asked: one D1 round trip either way.
+  const writes: BatchItem<'sqlite'>[] = [
     auditInsert(deps.db, {
       type: 'sign_in_risk',
       userId: user.id,
@@ -71,8 +74,12 @@ export async function completeFirstFactor(
       },
       at: now,
     }),
-  );
-  if (!ask) return { kind: 'signed_in', ...(await finishSignIn(deps, user, amr, ctx, risk, opts)) };
+    ...(opts.statements ?? []),
+  ];
+  if (!ask) return { kind: 'signed_in', ...(await finishSignIn(deps, user, amr, ctx, risk, { ...opts, statements: writes })) };
+  await failClosed('the database', async () => {
+    await deps.db.batch(writes as [BatchItem<'sqlite'>, ...BatchItem<'sqlite'>[]]);
+  });
   const pending = await new SignJWT({ amr, markers: risk.markers, risky: isRisky(risk), first: risk.firstSignIn })
     .setProtectedHeader({ alg: 'HS256', typ: PENDING_TYPE })
     .setSubject(user.id)
@@ -194,13 +201,14 @@ async function finishSignIn(
   amr: string[],
   ctx: SignInContext,
   risk: RiskAssessment,
-  opts: { detail?: Record<string, unknown>; defer: (task: Promise<void>) => void },
+  opts: { detail?: Record<string, unknown>; defer: (task: Promise<void>) => void; statements?: BatchItem<'sqlite'>[] },
 ): Promise<{ user: UserView; session: StartedSession }> {
   const now = deps.now();
   const view = viewOf(user, await failClosed('the database', () => rolesOf(deps.db, user.id)));
   const session = await startSession(deps, { user: view, amr, meta: ctx.meta, now });
   try {
-    await deps.db.batch([
+    const writes: BatchItem<'sqlite'>[] = [
+      ...(opts.statements ?? []),
       auditInsert(deps.db, {
         type: 'sign_in',
         userId: user.id,
@@ -209,7 +217,8 @@ async function finishSignIn(
         at: now,
       }),
       rememberStatement(deps, user.id, risk.markers, now),
-    ]);
+    ];
+    await deps.db.batch(writes as [BatchItem<'sqlite'>, ...BatchItem<'sqlite'>[]]);
   } catch (e) {
     await deps.sessions.revoke(user.id, session.record.sid).catch(() => undefined);
     throw e instanceof GatehouseError ? e : unavailable('the database', e);

@@ -49,12 +49,10 @@ export async function signInWithPassword(
   }
 
   const rehash = verdict.needsRehash ? await deps.passwords.hash(input.password) : null;
-  const key = await throttleKey('sign_in', input.email);
-  await failClosed('the database', async () => {
-    await db.batch([
-      clearAttemptsStatement(db, key),
-      ...(rehash ? [db.update(users).set({ passwordHash: rehash, updatedAt: now }).where(eq(users.id, user.id))] : []),
-    ]);
-  });
-  return completeFirstFactor(deps, user, ['pwd'], ctx, { ...opts, ...(rehash ? { detail: { rehashed: true } } : {}) });
+  // The counter reset and any rehash commit in the same batch as the rest of the sign-in.
+  const statements = [
+    clearAttemptsStatement(db, await throttleKey('sign_in', input.email)),
+    ...(rehash ? [db.update(users).set({ passwordHash: rehash, updatedAt: now }).where(eq(users.id, user.id))] : []),
+  ];
+  return completeFirstFactor(deps, user, ['pwd'], ctx, { ...opts, statements, ...(rehash ? { detail: { rehashed: true } } : {}) });
 }
