@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { convertV4MiniflareOptions, Miniflare } from 'miniflare';
 import { ROOT } from '../scripts/lib/wrangler';
-import { applyMigrationsTo, bundle, bundleModules, fmt, GATEHOUSE_OPTIONS } from './harness';
+import { applyMigrationsTo, bundle, bundleModules, fmt, GATEHOUSE_OPTIONS, Jar, signedInUser } from './harness';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '8' }, concurrency: { type: 'string', default: '8' }, sequential: { type: 'string', default: '300' } } });
 const SECONDS = Number(values.seconds);
@@ -50,14 +50,9 @@ try {
   const passthrough = await mf.getWorker('passthrough');
 
   // A signed-in user: the session token in the cookie is verified in the isolate with no I/O.
-  const json = (body: unknown) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  const email = 'bench-gateway@example.com';
-  const password = 'benchmark passphrase 2026';
-  await gatehouse.fetch('https://gatehouse.bench/auth/api/sign-up', json({ email, password }));
-  const mail = await db.prepare('SELECT text FROM dev_mail WHERE "to" = ?').bind(email).first<{ text: string }>();
-  await gatehouse.fetch('https://gatehouse.bench/auth/api/verify-email', json({ token: /token=([A-Za-z0-9_-]{43})/.exec(mail!.text)![1] }));
-  const signIn = await gatehouse.fetch('https://gatehouse.bench/auth/api/sign-in', json({ email, password }));
-  const cookie = signIn.headers.getSetCookie()[0]!.split(';')[0]!;
+  const jar = new Jar((path, init) => gatehouse.fetch(`https://gatehouse.bench${path}`, init as never));
+  await signedInUser(jar, db, 'bench-gateway@example.com');
+  const cookie = jar.header;
 
   // Check once that the gateway really authenticates and injects; then both loops only drain bodies
   // (the gateway's echo is larger — it lists the injected headers — and parsing it would bias the

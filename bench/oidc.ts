@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { buildClient } from '../src/oauth/client-registration';
 import { s256 } from '../src/oauth/pkce';
 import { ROOT } from '../scripts/lib/wrangler';
-import { bundle, fmt, median, startWorker } from './harness';
+import { bundle, fmt, Jar, median, signedInUser, startWorker } from './harness';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '6' }, concurrency: { type: 'string', default: '4' }, verifies: { type: 'string', default: '300' } } });
 const SECONDS = Number(values.seconds);
@@ -74,14 +74,9 @@ async function gatehouse() {
       .bind(row.clientId, row.name, row.secretHash, row.tokenEndpointAuthMethod, row.redirectUris, row.postLogoutRedirectUris, row.grantTypes, row.scopes, 'jwt', 'RS256', row.createdAt)
       .run();
 
-    const json = (body: unknown, cookie?: string) => ({ method: 'POST', headers: { 'content-type': 'application/json', ...(cookie ? { cookie } : {}) }, body: JSON.stringify(body) });
-    const email = 'bench-oidc@example.com';
-    const password = 'benchmark passphrase 2026';
-    await worker.fetch('/auth/api/sign-up', json({ email, password }));
-    const mail = await db.prepare('SELECT text FROM dev_mail WHERE "to" = ? ORDER BY id DESC').bind(email).first<{ text: string }>();
-    await worker.fetch('/auth/api/verify-email', json({ token: /token=([A-Za-z0-9_-]{43})/.exec(mail!.text)![1] }));
-    const signIn = await worker.fetch('/auth/api/sign-in', json({ email, password }));
-    const cookie = signIn.headers.getSetCookie()[0]!.split(';')[0]!;
+    const jar = new Jar(worker.fetch);
+    await signedInUser(jar, db, 'bench-oidc@example.com');
+    const cookie = jar.header;
 
     const refreshTokens: string[] = [];
     for (let i = 0; i < C; i++) {
