@@ -67,6 +67,16 @@ interface Row extends Record<string, SqlStorageValue> {
   expires_at: number;
 }
 
+/**
+ * Whether a device holding the secret with this hash may act as `role` on this handoff: `wait` is
+ * the device to be signed in (or the polling device); `own` is the original device of a continue
+ * handoff (whose secret is the approver's).
+ */
+function holds(row: Row, kind: HandoffKind, role: 'wait' | 'own', hash: string): boolean {
+  const expected = role === 'wait' ? row.waiter_hash : row.kind === 'continue' ? row.approver_hash : null;
+  return row.kind === kind && expected !== null && timingSafeEqualString(expected, hash);
+}
+
 /** How long a finished handoff keeps answering (expired_token, access_denied) before it is forgotten. */
 const TOMBSTONE_MS = 10 * 60_000;
 
@@ -168,7 +178,7 @@ export class Handoff extends DurableObject<Env> {
     const hash = await sha256(waiterSecret);
     const row = this.live(kind, now);
     if (!row) return this.missing(kind, now);
-    if (row.waiter_hash === null || !timingSafeEqualString(row.waiter_hash, hash)) return { ok: false, reason: 'forbidden' };
+    if (!holds(row, kind, 'wait', hash)) return { ok: false, reason: 'forbidden' };
     if (row.state !== 'approved' || !row.approval) return { ok: false, reason: 'state' };
     const value = { approval: JSON.parse(row.approval) as Approval, detail: JSON.parse(row.detail) as Record<string, unknown> };
     this.consume();
@@ -183,7 +193,7 @@ export class Handoff extends DurableObject<Env> {
   async poll(waiterSecret: string, clientId: string, now: number): Promise<PollResult> {
     const hash = await sha256(waiterSecret);
     const row = this.row();
-    if (!row || row.kind !== 'device' || row.waiter_hash === null || !timingSafeEqualString(row.waiter_hash, hash)) return { status: 'invalid' };
+    if (!row || !holds(row, 'device', 'wait', hash)) return { status: 'invalid' };
     const detail = JSON.parse(row.detail) as Record<string, unknown>;
     if (row.state === 'consumed') return { status: 'invalid' };
     if (row.state === 'denied') return { status: 'denied' };
@@ -203,8 +213,7 @@ export class Handoff extends DurableObject<Env> {
   async status(kind: HandoffKind, role: 'wait' | 'own', secret: string, now: number): Promise<{ state: HandoffState; joined: boolean } | null> {
     const hash = await sha256(secret);
     const row = this.row();
-    const expected = role === 'wait' ? row?.waiter_hash : row?.kind === 'continue' ? row.approver_hash : null;
-    if (!row || row.kind !== kind || !expected || !timingSafeEqualString(expected, hash)) return null;
+    if (!row || !holds(row, kind, role, hash)) return null;
     const state = (row.state === 'pending' || row.state === 'approved') && row.expires_at <= now ? 'expired' : row.state;
     return { state, joined: row.waiter_hash !== null };
   }
@@ -220,8 +229,7 @@ export class Handoff extends DurableObject<Env> {
     const kind = request.headers.get('x-handoff-kind') as HandoffKind;
     const role = request.headers.get('x-handoff-role');
     const row = this.row();
-    const expected = role === 'wait' ? row?.waiter_hash : role === 'own' && row?.kind === 'continue' ? row.approver_hash : null;
-    if (!row || row.kind !== kind || !expected || !timingSafeEqualString(expected, hash)) return new Response('not this handoff', { status: 403 });
+    if (!row || (role !== 'wait' && role !== 'own') || !holds(row, kind, role, hash)) return new Response('not this handoff', { status: 403 });
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server);
     server.send(this.message(row));
