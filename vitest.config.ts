@@ -7,19 +7,34 @@ process.env.WRANGLER_SEND_METRICS ??= 'false';
 
 const migrations = await readD1Migrations('./migrations');
 
-/** The gateway routes the Workers tests run against (the same echo origin `npm run dev` uses). */
+/**
+ * The gateway routes the Workers tests run against: the echo origin (the same `npm run dev` uses)
+ * behind an app host of its own, the documented default (Gatehouse itself on gatehouse.test), and a
+ * hostile origin (demo/hostile.js) that answers with Set-Cookie headers chosen by the test.
+ */
+const APP = 'app.gatehouse.test';
+const echo = (match: string, policy: Record<string, unknown>, more: Record<string, unknown> = {}) => ({ match, host: APP, origin: 'service:ORIGIN_ECHO', policy, ...more });
 const TEST_ROUTES = [
-  { match: '/demo/public/*', origin: 'service:ORIGIN_ECHO', policy: { access: 'public' } },
-  { match: '/demo/me/*', origin: 'service:ORIGIN_ECHO', policy: { access: 'authenticated', expose: ['email'] } },
-  { match: '/demo/admin/*', origin: 'service:ORIGIN_ECHO', policy: { rolesAny: ['admin'] } },
-  { match: '/demo/fresh/*', origin: 'service:ORIGIN_ECHO', policy: { fresh: true } },
-  { match: '/demo/api/*', origin: 'service:ORIGIN_ECHO', policy: { scopes: ['profile'] } },
-  { match: '/demo/gold/*', origin: 'service:ORIGIN_ECHO', policy: { tiers: ['gold', 'platinum'] } },
-  { match: '/demo/recent/*', origin: 'service:ORIGIN_ECHO', policy: { maxAuthAge: 60 } },
-  { match: '/demo/mfa/*', origin: 'service:ORIGIN_ECHO', policy: { acr: ['urn:gatehouse:acr:mfa'] } },
-  { match: '/demo/phr/*', origin: 'service:ORIGIN_ECHO', policy: { acr: ['urn:gatehouse:acr:phr'] } },
-  { match: '/demo/down/*', origin: 'http://127.0.0.1:9', policy: { access: 'public' }, timeoutMs: 2000 },
-  { match: '/demo/slow/*', origin: 'service:ORIGIN_ECHO', policy: { access: 'public' }, timeoutMs: 200 },
+  echo('/demo/public/*', { access: 'public' }),
+  echo('/demo/me/*', { access: 'authenticated', expose: ['email'] }),
+  echo('/demo/admin/*', { rolesAny: ['admin'] }),
+  echo('/demo/fresh/*', { fresh: true }),
+  echo('/demo/api/*', { scopes: ['profile'], audiences: ['https://api.gatehouse.test'] }),
+  echo('/demo/api-fresh/*', { audiences: ['https://api.gatehouse.test'], fresh: true }),
+  echo('/demo/machine/*', { audiences: ['https://api.gatehouse.test'], machine: true }),
+  echo('/demo/partner/*', { audiences: ['https://api.gatehouse.test'], clients: ['partner-app'], machine: true }),
+  echo('/demo/admin-api/*', { rolesAny: ['admin'], audiences: ['https://admin.gatehouse.test'] }),
+  echo('/demo/gold/*', { tiers: ['gold', 'platinum'] }),
+  echo('/demo/recent/*', { maxAuthAge: 60, audiences: ['https://api.gatehouse.test'] }),
+  echo('/demo/mfa/*', { acr: ['urn:gatehouse:acr:mfa'] }),
+  echo('/demo/phr/*', { acr: ['urn:gatehouse:acr:phr'] }),
+  echo('/demo/stripped/*', { access: 'public' }, { stripHeaders: ['X-Internal-User'] }),
+  { match: '/demo/down/*', host: APP, origin: 'http://127.0.0.1:9', policy: { access: 'public' }, timeoutMs: 2000 },
+  echo('/demo/slow/*', { access: 'public' }, { timeoutMs: 200 }),
+  { match: '/hostile/public/*', host: APP, origin: 'service:ORIGIN_HOSTILE', policy: { access: 'public' } },
+  { match: '/hostile/*', host: APP, origin: 'service:ORIGIN_HOSTILE', policy: { access: 'authenticated' } },
+  // A second app host: its sessions are its own.
+  { match: '/*', host: 'other.gatehouse.test', origin: 'service:ORIGIN_ECHO', policy: { access: 'authenticated' } },
 ];
 
 // Two projects: `workers` runs in workerd through the Workers Vitest integration (real D1, Durable
@@ -38,8 +53,11 @@ export default defineConfig({
               // A second database for tests that rewrite the signing-key table wholesale.
               d1Databases: ['KEYS_TEST_DB'],
               // The demo echo origin behind the gateway, reached through a service binding.
-              workers: [{ name: 'echo', modules: true, scriptPath: './demo/echo.js', compatibilityDate: '2026-10-20' }],
-              serviceBindings: { ORIGIN_ECHO: 'echo' },
+              workers: [
+                { name: 'echo', modules: true, scriptPath: './demo/echo.js', compatibilityDate: '2026-10-20' },
+                { name: 'hostile', modules: true, scriptPath: './test/hostile-origin.js', compatibilityDate: '2026-10-20' },
+              ],
+              serviceBindings: { ORIGIN_ECHO: 'echo', ORIGIN_HOSTILE: 'hostile' },
               bindings: {
                 ROUTES: JSON.stringify(TEST_ROUTES),
                 ENVIRONMENT: 'test',

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { buildClient } from '../src/oauth/client-registration';
-import { s256 } from '../src/oauth/pkce';
+import { s256 } from '../src/lib/pkce';
 import { ROOT } from '../scripts/lib/wrangler';
 import { bundle, fmt, Jar, median, signedInUser, startWorker } from './harness';
 

@@ -15,12 +15,18 @@ import { applyMigrations, ROOT, startWranglerDev } from './lib/wrangler';
 
 const PORT = Number(process.env.PORT ?? 8787);
 const ECHO_PORT = PORT + 1;
-/** The demo routes: the echo origin behind a public, a signed-in and an admin-only route. */
+/**
+ * The demo routes: the echo origin behind a public, a signed-in, an admin-only and an MFA route, on
+ * an app host of its own (app.localhost: browsers and curl resolve it to loopback) — Gatehouse's
+ * pages stay on localhost, where no origin runs script (docs/security.md, "Hosts").
+ */
+const APP_HOST = `app.localhost:${PORT}`;
+const demo = (match: string, policy: Record<string, unknown>) => ({ match, host: APP_HOST, origin: `http://127.0.0.1:${ECHO_PORT}`, policy });
 const DEMO_ROUTES = JSON.stringify([
-  { match: '/demo/public/*', origin: `http://127.0.0.1:${ECHO_PORT}`, policy: { access: 'public' } },
-  { match: '/demo/me/*', origin: `http://127.0.0.1:${ECHO_PORT}`, policy: { access: 'authenticated', expose: ['email'] } },
-  { match: '/demo/admin/*', origin: `http://127.0.0.1:${ECHO_PORT}`, policy: { rolesAny: ['admin'] } },
-  { match: '/demo/mfa/*', origin: `http://127.0.0.1:${ECHO_PORT}`, policy: { acr: ['urn:gatehouse:acr:mfa'] } },
+  demo('/demo/public/*', { access: 'public' }),
+  demo('/demo/me/*', { access: 'authenticated', expose: ['email'] }),
+  demo('/demo/admin/*', { rolesAny: ['admin'] }),
+  demo('/demo/mfa/*', { acr: ['urn:gatehouse:acr:mfa'] }),
 ]);
 const BASE = `http://localhost:${PORT}`;
 const DEMO = { email: 'demo@gatehouse.dev', password: 'gatehouse demo passphrase' };
@@ -122,10 +128,10 @@ console.log(`
   Your account ${BASE}/auth/account
   Dev mailbox  ${BASE}/auth/dev/mailbox  (verification and reset mail land here)
 
-  Gateway demo     ${BASE}/demo/public/hello   (anyone)
-                   ${BASE}/demo/me/hello       (signed in: see the X-Auth-* headers the origin got)
-                   ${BASE}/demo/admin/hello    (role admin: the demo user has it)
-                   ${BASE}/demo/mfa/hello      (two-step verification: steps a password sign-in up)
+  Gateway demo     http://${APP_HOST}/demo/public/hello   (anyone; an app host of its own)
+                   http://${APP_HOST}/demo/me/hello       (signed in: see the X-Auth-* headers the origin got)
+                   http://${APP_HOST}/demo/admin/hello    (role admin: the demo user has it)
+                   http://${APP_HOST}/demo/mfa/hello      (two-step verification: steps a password sign-in up)
 
   OpenID Provider  ${BASE}/.well-known/openid-configuration
   Demo client      client_id ${demoClient.client_id}   client_secret ${demoSecret}

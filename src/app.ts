@@ -14,7 +14,7 @@ import { jwksRoutes } from './tokens/routes';
 import { discoveryRoutes, oauthRoutes } from './oauth/routes';
 import { renderErrorPage } from './ui/error-page';
 import { pages } from './ui/routes';
-import { gatewayHandler } from './gateway/routes';
+import { connectPages, gatewayHandler } from './gateway/routes';
 import { handoffApi, handoffPages } from './handoff/routes';
 
 /** Builds the worker's app. Tests pass their own deps factory to inject failures. */
@@ -30,6 +30,22 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
       console.error(JSON.stringify({ event: 'config_invalid', issues: e.issues }));
       throw new GatehouseError('config_invalid', 500, e.message);
     }
+    await next();
+  });
+
+  // Gatehouse's own pages and APIs live on PUBLIC_URL's host only; every other host is an app host
+  // that the gateway fronts (docs/security.md, "Hosts").
+  app.use(async (c, next) => {
+    if (new URL(c.req.url).host !== c.var.deps.config.publicUrl.host) return gatewayHandler(c);
+    await next();
+  });
+
+  // The JSON APIs take state changes from Gatehouse's own pages only (cookies are sent same-site;
+  // JSON already needs a CORS preflight that is never granted — this is the second lock).
+  app.use('/auth/api/*', async (c, next) => {
+    const origin = c.req.header('origin');
+    if (c.req.method !== 'GET' && c.req.method !== 'HEAD' && origin !== undefined && origin !== c.var.deps.config.publicUrl.origin)
+      throw new GatehouseError('csrf_failed', 403, 'This API takes requests from Gatehouse’s own pages only.');
     await next();
   });
 
@@ -66,6 +82,7 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
   app.route('/auth/api', handoffApi);
   app.route('/auth/dev', devMailboxRoutes);
   app.route('/auth', handoffPages);
+  app.route('/auth', connectPages);
   app.route('/auth', oauthRoutes);
   app.route('/auth', pages);
   app.route('/.well-known', jwksRoutes);

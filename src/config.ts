@@ -139,8 +139,12 @@ export interface Config {
   requireVerifiedEmail: boolean;
   /** Lifetimes in seconds. */
   session: { tokenTtl: number; idleTtl: number; absoluteTtl: number };
-  /** The gateway: routes in the order they are tried, and the identity header prefix. */
-  gateway: { routes: Route[]; prefix: string };
+  /**
+   * The gateway: routes in the order they are tried, the identity header prefix, the app hosts
+   * routes name (each gets its own session through the host handshake), and whether any route can
+   * match Gatehouse's own host — then origins share it, and sensitive actions ask for a proof.
+   */
+  gateway: { routes: Route[]; prefix: string; appHosts: string[]; sharedHost: boolean };
   /** Passkeys: relying party and the origins ceremonies may come from. */
   webauthn: { rpId: string; rpName: string; origins: string[] };
   /** When a sign-in needs the second factor (for users who have one). */
@@ -188,7 +192,12 @@ export function parseConfig(env: Partial<Env>): Config {
     passwordMinLength: c.PASSWORD_MIN_LENGTH,
     requireVerifiedEmail: c.REQUIRE_VERIFIED_EMAIL,
     session: { tokenTtl: c.SESSION_TOKEN_TTL, idleTtl: c.SESSION_IDLE_TTL, absoluteTtl: c.SESSION_ABSOLUTE_TTL },
-    gateway: { routes: c.ROUTES, prefix: c.IDENTITY_HEADER_PREFIX },
+    gateway: {
+      routes: c.ROUTES,
+      prefix: c.IDENTITY_HEADER_PREFIX,
+      appHosts: [...new Set(c.ROUTES.map((r) => r.host).filter((h): h is string => h !== undefined && h !== c.PUBLIC_URL.host))],
+      sharedHost: c.ROUTES.some((r) => r.host === undefined || r.host === c.PUBLIC_URL.host),
+    },
     webauthn: {
       rpId: c.WEBAUTHN_RP_ID ?? c.PUBLIC_URL.hostname,
       rpName: c.WEBAUTHN_RP_NAME,

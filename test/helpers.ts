@@ -4,18 +4,21 @@ import { createApp } from '../src/app';
 import { depsFor, type Deps } from '../src/deps';
 import type { UserSessions } from '../src/sessions/user-sessions';
 
+/** Gatehouse's own host (PUBLIC_URL), and the app host the test routes live on (vitest.config.ts). */
 export const ORIGIN = 'https://gatehouse.test';
+export const APP = 'https://app.gatehouse.test';
 
 let counter = 0;
 /** A unique address per call, so tests sharing storage never collide. */
 export const uniqueEmail = (tag = 'user') => `${tag}-${Date.now().toString(36)}-${++counter}@example.com`;
 /**
- * A unique client IP per call (IPv6 documentation prefix, 64 random bits), so the per-IP rate limit
- * of one test never trips another — test files share the limiter and run in parallel.
+ * A unique client IP per call: an IPv6 documentation address in a random /64 (the rate limiter
+ * counts per /64), so the per-IP limit of one test never trips another — test files share the
+ * limiter and run in parallel.
  */
 export const uniqueIp = () => {
-  const [a, b, c, d] = crypto.getRandomValues(new Uint16Array(4));
-  return `2001:db8::${[a, b, c, d].map((n) => n!.toString(16)).join(':')}`;
+  const [a, b, c] = crypto.getRandomValues(new Uint16Array(3));
+  return `2001:db8:${a!.toString(16)}:${b!.toString(16)}:${c!.toString(16)}::1`;
 };
 
 export const STRONG_PASSWORD = 'correct horse battery staple 42';
@@ -25,7 +28,7 @@ export function call(path: string, init: RequestInit & { json?: unknown; ip?: st
   if (init.json !== undefined) headers.set('content-type', 'application/json');
   headers.set('cf-connecting-ip', init.ip ?? uniqueIp());
   if (init.cookie) headers.set('cookie', init.cookie);
-  return exports.default.fetch(`${ORIGIN}${path}`, {
+  return exports.default.fetch(path.startsWith('https://') ? path : `${ORIGIN}${path}`, {
     ...init,
     headers,
     body: init.json !== undefined ? JSON.stringify(init.json) : init.body,
@@ -75,6 +78,22 @@ export async function createVerifiedUser(email = uniqueEmail(), password = STRON
   return { email, password, userId: row!.id };
 }
 
+/**
+ * The host handshake (gateway/app-session.ts) as a browser runs it: from an app host to Gatehouse's
+ * `/auth/connect` and back. Returns the app host's session cookie pair.
+ */
+export async function appSession(authCookie: string, host = new URL(APP).host): Promise<string> {
+  // A signed-out navigation to a protected page starts the handshake.
+  const begin = await call(`https://${host}/demo/me/handshake`, { headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate' } });
+  expect(begin.status, await begin.clone().text()).toBe(302);
+  const state = cookieFrom(begin, '__Host-gatehouse_connect')!.pair;
+  const connect = await call(new URL(begin.headers.get('location')!).pathname + new URL(begin.headers.get('location')!).search, { cookie: authCookie });
+  expect(connect.status, await connect.clone().text()).toBe(302);
+  const back = await call(connect.headers.get('location')!, { cookie: state });
+  expect(back.status, await back.clone().text()).toBe(303);
+  return cookieFrom(back, SESSION)!.pair;
+}
+
 /** Signs in through the API; returns the session cookie pair and the response body. */
 export async function signIn(email: string, password = STRONG_PASSWORD, ip?: string) {
   const res = await call('/auth/api/sign-in', { method: 'POST', json: { email, password }, ...(ip ? { ip } : {}) });
@@ -100,7 +119,7 @@ export function appWith(override: (deps: Deps) => Partial<Deps>) {
     if (init.json !== undefined) headers.set('content-type', 'application/json');
     headers.set('cf-connecting-ip', init.ip ?? uniqueIp());
     if (init.cookie) headers.set('cookie', init.cookie);
-    const request = new Request(`${ORIGIN}${path}`, {
+    const request = new Request(path.startsWith('https://') ? path : `${ORIGIN}${path}`, {
       ...init,
       headers,
       body: init.json !== undefined ? JSON.stringify(init.json) : init.body ?? null,

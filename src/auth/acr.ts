@@ -54,3 +54,35 @@ export function targetAcr(wanted: readonly string[]): string | null {
   const known = wanted.filter((w) => RANK[w] !== undefined).sort((a, b) => RANK[a]! - RANK[b]!);
   return known[0] ?? null;
 }
+
+/**
+ * What a relying party demands of a sign-in: `wanted` acr values (OIDC `acr_values`, voluntary)
+ * and whether a second factor is essential (a client's `requireMfa`).
+ */
+export interface AcrDemand {
+  wanted: readonly string[];
+  essential: boolean;
+}
+
+/**
+ * The acr to step up to before `have` may serve `demand`, or null when it already does — or when a
+ * voluntary demand is one the account cannot meet (no second factor, or no passkey for `phr`): then
+ * the sign-in goes on with the acr it has, and the tokens say which. An essential demand is always
+ * stepped up to (at least `mfa`); the account's factors are only loaded when a voluntary demand
+ * needs them. One rule for the authorization endpoint and the device grant.
+ */
+export async function stepUpTarget(
+  have: string | null,
+  demand: AcrDemand,
+  loadFactors: () => Promise<{ totp: boolean; passkeys: number }>,
+): Promise<string | null> {
+  const wanted = [...demand.wanted, ...(demand.essential ? [ACR.mfa] : [])];
+  const target = targetAcr(wanted);
+  if (!target || acrSatisfies(have, wanted)) return null;
+  if (!demand.essential) {
+    const factors = await loadFactors();
+    const reachable = target === ACR.phishingResistant ? factors.passkeys > 0 : factors.totp || factors.passkeys > 0;
+    if (!reachable) return null;
+  }
+  return demand.essential && target === ACR.oneFactor ? ACR.mfa : target;
+}

@@ -9,11 +9,9 @@ import { emailSignInMail } from '../mail/templates';
 import { describeDevice } from '../lib/request-meta';
 import type { SignInContext } from './risk';
 import { completeFirstFactor, type SignInOutcome } from './second-factor';
-import { assertNotLocked, recordAttempt } from './throttle';
+import { mailLimitReached, recordAttempt } from './throttle';
 import { authUrl, safeReturnTo } from './urls';
 
-/** Ties an email sign-in to the browser that asked for it: `<id>.<secret>` (HttpOnly, 10 minutes). */
-export const EMAIL_SIGN_IN_COOKIE = '__Host-gatehouse_email_signin';
 /** Link and code live ten minutes; five wrong codes end the request. */
 export const EMAIL_SIGN_IN_TTL_MS = 10 * 60_000;
 export const EMAIL_CODE_ATTEMPTS = 5;
@@ -38,8 +36,9 @@ const wrongCode = () => new GatehouseError('invalid_code', 400, 'That code is no
 /**
  * Starts an email sign-in: one mail with a link and an 8-digit code. The answer — and what happens
  * to the browser (a binding cookie, a code form with an attempt limit) — is the same for unknown
- * addresses, which get a row that no mail points to. Sending is rate limited per address (the
- * `mail` throttle) and, by the route, per IP; the mail goes out after the response.
+ * addresses, which get a row that no mail points to. Sending is limited per address (the `mail`
+ * throttle: past it, the request goes on exactly like an unknown address's, with no mail) and, by
+ * the route, per IP; the mail goes out after the response.
  */
 export async function requestEmailSignIn(
   deps: Deps,
@@ -50,8 +49,9 @@ export async function requestEmailSignIn(
 ): Promise<{ cookie: string }> {
   const { db } = deps;
   const now = deps.now();
-  await failClosed('the database', () => assertNotLocked(db, 'mail', email, now));
-  const user = await failClosed('the database', () => findUserByEmail(db, email));
+  const [held, found] = await failClosed('the database', () => Promise.all([mailLimitReached(db, email, now), findUserByEmail(db, email)]));
+  // Over the per-address limit: treated as an address with no account (same answer, no mail).
+  const user = held ? undefined : found;
   const id = randomToken(16);
   const binding = randomToken(32);
   const token = randomToken(32);
@@ -74,7 +74,7 @@ export async function requestEmailSignIn(
         consumedAt: null,
         createdAt: now,
       }),
-      auditInsert(db, { type: 'email_sign_in_requested', userId: user?.id ?? null, meta, at: now }),
+      auditInsert(db, { type: held ? 'mail_suppressed' : 'email_sign_in_requested', userId: found?.id ?? null, meta, ...(held ? { detail: { for: 'email_sign_in' } } : {}), at: now }),
     ]);
   });
   if (user) {

@@ -12,12 +12,18 @@ import { and, desc, eq, lt, or, sql } from 'drizzle-orm';
 import { passkeys, webauthnChallenges } from '../db/schema';
 import type { Deps } from '../deps';
 import { audit, auditInsert, type RequestMeta } from '../identity/audit';
-import { base64url, fromBase64url, randomToken } from '../lib/crypto';
+import { base64url, decodeBase64urlText, fromBase64url, randomToken } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
 
 /** A challenge is good for one ceremony within five minutes. */
 export const CHALLENGE_TTL_MS = 5 * 60_000;
 export const MAX_PASSKEYS_PER_USER = 20;
+
+/** A passkey assertion as the browser script posts it (schemas.ts validates its shape). */
+export interface PasskeyAssertion {
+  challengeId: string;
+  response: AuthenticationResponseJSON;
+}
 
 export interface PasskeyView {
   id: string;
@@ -157,7 +163,7 @@ export async function authenticationOptions(deps: Deps): Promise<{ challengeId: 
  */
 export async function verifyPasskey(
   deps: Deps,
-  input: { challengeId: string; response: AuthenticationResponseJSON },
+  input: PasskeyAssertion,
   meta: RequestMeta,
 ): Promise<{ userId: string; amr: string[] }> {
   const challenge = await takeChallenge(deps, input.challengeId, 'authenticate');
@@ -171,7 +177,12 @@ export async function verifyPasskey(
     return rejected(`The passkey could not be verified: ${reason}.`);
   };
   const userHandle = input.response.response.userHandle;
-  if (userHandle && new TextDecoder().decode(fromBase64url(userHandle)) !== stored.userId) throw await fail('it belongs to another account');
+  if (userHandle) {
+    const handle = decodeBase64urlText(userHandle);
+    if (handle === null)
+      throw new GatehouseError('invalid_request', 400, 'response.response.userHandle is not base64url of a user id.', { field: 'response.response.userHandle' });
+    if (handle !== stored.userId) throw await fail('it belongs to another account');
+  }
 
   let result;
   try {

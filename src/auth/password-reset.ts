@@ -5,7 +5,7 @@ import { findUserByEmail } from '../identity/users';
 import { failClosed } from '../lib/errors';
 import { resetPasswordMail } from '../mail/templates';
 import { checkNewPassword } from './password-policy';
-import { assertNotLocked, recordAttempt, throttleKey } from './throttle';
+import { mailLimitReached, recordAttempt, throttleKey } from './throttle';
 import { authUrl } from './urls';
 
 /**
@@ -21,12 +21,13 @@ export async function requestPasswordReset(
 ): Promise<void> {
   const { db } = deps;
   const now = deps.now();
-  await failClosed('the database', () => assertNotLocked(db, 'mail', email, now));
-  const user = await failClosed('the database', () => findUserByEmail(db, email));
+  const [held, found] = await failClosed('the database', () => Promise.all([mailLimitReached(db, email, now), findUserByEmail(db, email)]));
   await failClosed('the database', async () => {
     await recordAttempt(deps.d1, 'mail', email, now);
-    await auditInsert(db, { type: 'password_reset_requested', userId: user?.id ?? null, meta, at: now });
+    await auditInsert(db, { type: held ? 'mail_suppressed' : 'password_reset_requested', userId: found?.id ?? null, meta, ...(held ? { detail: { for: 'password_reset' } } : {}), at: now });
   });
+  // Past the per-address mail limit: answered like an unknown address (no link, no mail).
+  const user = held ? undefined : found;
   if (!user) {
     await deps.passwords.verifyDummy(email);
     return;

@@ -1,20 +1,14 @@
 import { Hono, type Context } from 'hono';
-import { getCookie } from 'hono/cookie';
+import { z } from 'zod';
 import type { AppEnv } from '../deps';
 import { GatehouseError } from '../lib/errors';
 import { deferTo, parseInput, requestMeta, signInContext } from '../lib/http';
 import { limitPostsPerIp } from '../lib/rate-limit';
-import { clearCookie, clearSessionCookie, requireSignedIn, setPendingCookie, setSessionCookie } from '../sessions/middleware';
-import { EMAIL_SIGN_IN_COOKIE, EMAIL_SIGN_IN_TTL_MS, requestEmailSignIn, signInWithEmailCode, signInWithEmailLink } from './email-sign-in';
+import { clearCookie, COOKIES, readCookie, writeCookie } from '../lib/cookies';
+import { clearSessionCookie, requireSignedIn, setSessionCookie } from '../sessions/middleware';
+import { EMAIL_SIGN_IN_TTL_MS, requestEmailSignIn, signInWithEmailCode, signInWithEmailLink } from './email-sign-in';
 import { signInAfterPasskeySignUp, verifyEmail } from './email-verification';
-import {
-  authenticationOptions,
-  listPasskeys,
-  registerPasskey,
-  registrationOptions,
-  removePasskey,
-  verifyPasskey,
-} from './passkeys';
+import { authenticationOptions, listPasskeys, verifyPasskey } from './passkeys';
 import { requestPasswordReset, resetPassword } from './password-reset';
 import {
   forgotPasswordInput,
@@ -22,13 +16,23 @@ import {
   passkeyRegistrationInput,
   resetPasswordInput,
   secondFactorInput,
+  withProof,
   signInInput,
   signUpInput,
   verifyEmailInput,
 } from './schemas';
-import { assertRecentSignIn, completeFirstFactor, completeSignIn, PENDING_COOKIE, PENDING_TTL, stepUp, type SignInOutcome } from './second-factor';
+import { completeFirstFactor, completeSignIn, PENDING_TTL, stepUp, type SignInOutcome } from './second-factor';
+import {
+  addPasskey,
+  beginPasskeyRegistration,
+  beginTotpEnrolment,
+  deletePasskey,
+  finishTotpEnrolment,
+  removeTotp,
+  replaceRecoveryCodes,
+} from './manage-factors';
 import { signInWithPassword } from './sign-in';
-import { confirmTotpEnrollment, disableTotp, pendingTotpSecret, regenerateRecoveryCodes, secondFactorsOf, startTotpEnrollment } from './totp';
+import { secondFactorsOf } from './totp';
 import { signUp } from './sign-up';
 import { safeReturnTo } from './urls';
 import { findUserById } from '../identity/users';
@@ -78,7 +82,7 @@ const sessionBody = (session: StartedSession) => ({
 /** Sets the cookies a sign-in outcome calls for and describes it (the JSON body). */
 function signInBody(c: C, outcome: SignInOutcome, returnTo?: string) {
   if (outcome.kind === 'second_factor') {
-    setPendingCookie(c, PENDING_COOKIE, outcome.pending, PENDING_TTL);
+    writeCookie(c, COOKIES.secondFactor, outcome.pending, PENDING_TTL);
     const next = `/auth/second-factor?${new URLSearchParams({ return_to: safeReturnTo(returnTo ?? null) })}`;
     return {
       status: 'second_factor_required',
@@ -86,7 +90,7 @@ function signInBody(c: C, outcome: SignInOutcome, returnTo?: string) {
       next,
     };
   }
-  clearCookie(c, PENDING_COOKIE);
+  clearCookie(c, COOKIES.secondFactor);
   setSessionCookie(c, outcome.session.cookie);
   return { status: 'signed_in', user: outcome.user, session: sessionBody(outcome.session), next: safeReturnTo(returnTo ?? null) };
 }
@@ -107,7 +111,7 @@ authApi.post('/sign-in', async (c) => {
 
 authApi.post('/sign-in/second-factor', async (c) => {
   const { code } = await parseInput(c, 'json', secondFactorInput);
-  const done = await completeSignIn(c.var.deps, getCookie(c, PENDING_COOKIE), { kind: 'code', code }, signInContext(c), {
+  const done = await completeSignIn(c.var.deps, readCookie(c, COOKIES.secondFactor), { kind: 'code', code }, signInContext(c), {
     defer: deferTo(c, 'sign_in_mail_failed'),
   });
   return signInResponse(c, { kind: 'signed_in', ...done });
@@ -148,21 +152,21 @@ authApi.post('/verify-email', async (c) => {
 authApi.post('/email-sign-in', async (c) => {
   const { email } = await parseInput(c, 'json', forgotPasswordInput);
   const { cookie } = await requestEmailSignIn(c.var.deps, email, requestMeta(c), deferTo(c, 'sign_in_mail_failed'));
-  setPendingCookie(c, EMAIL_SIGN_IN_COOKIE, cookie, EMAIL_SIGN_IN_TTL_MS / 1000);
+  writeCookie(c, COOKIES.emailSignIn, cookie, EMAIL_SIGN_IN_TTL_MS / 1000);
   return c.json({ status: 'check_email', message: 'If that address has an account, a sign-in link and code are on their way.' }, 202);
 });
 
 authApi.post('/email-sign-in/code', async (c) => {
   const { code } = await parseInput(c, 'json', secondFactorInput);
-  const outcome = await signInWithEmailCode(c.var.deps, { code, bindingCookie: getCookie(c, EMAIL_SIGN_IN_COOKIE) }, signInContext(c), deferTo(c, 'sign_in_mail_failed'));
-  clearCookie(c, EMAIL_SIGN_IN_COOKIE);
+  const outcome = await signInWithEmailCode(c.var.deps, { code, bindingCookie: readCookie(c, COOKIES.emailSignIn) }, signInContext(c), deferTo(c, 'sign_in_mail_failed'));
+  clearCookie(c, COOKIES.emailSignIn);
   return signInResponse(c, outcome);
 });
 
 authApi.post('/email-sign-in/link', async (c) => {
   const { token } = await parseInput(c, 'json', verifyEmailInput);
   const { outcome, returnTo } = await signInWithEmailLink(c.var.deps, token, signInContext(c), deferTo(c, 'sign_in_mail_failed'));
-  clearCookie(c, EMAIL_SIGN_IN_COOKIE);
+  clearCookie(c, COOKIES.emailSignIn);
   return signInResponse(c, outcome, returnTo);
 });
 
@@ -191,7 +195,7 @@ authApi.post('/passkeys/verify', async (c) => {
   const ctx = signInContext(c);
   const verified = await verifyPasskey(deps, input, ctx.meta);
   const proof = { kind: 'passkey' as const, ...verified };
-  const pending = getCookie(c, PENDING_COOKIE);
+  const pending = readCookie(c, COOKIES.secondFactor);
   if (pending) {
     const done = await completeSignIn(deps, pending, proof, ctx, { defer: deferTo(c, 'sign_in_mail_failed') });
     return signInResponse(c, { kind: 'signed_in', ...done }, input.returnTo);
@@ -207,54 +211,46 @@ for (const path of ['/passkeys', '/passkeys/registration-options', '/second-fact
   authApi.use(path, requireSignedIn);
 authApi.use('/passkeys/:id{[A-Za-z0-9_-]+}', async (c, next) => (c.req.method === 'DELETE' ? requireSignedIn(c, next) : next()));
 
-// Second factors of the signed-in user (the account page's security section, as JSON).
+// Second factors of the signed-in user (the account page's security section, as JSON). Each
+// action checks the sensitive-action rule itself (manage-factors.ts); `proof` is optional JSON.
 authApi.get('/second-factors', async (c) => c.json(await secondFactorsOf(c.var.deps, c.var.session!.sub)));
 
 /** Starts (or shows again) TOTP enrolment: the secret and the otpauth:// URI for the app. */
-authApi.post('/totp', async (c) => {
-  const claims = c.var.session!;
-  const user = { id: claims.sub, email: claims.email };
-  const enrolment = (await pendingTotpSecret(c.var.deps, user)) ?? (await startTotpEnrollment(c.var.deps, user));
-  return c.json(enrolment, 201);
-});
+authApi.post('/totp', async (c) => c.json(await beginTotpEnrolment(c.var.deps, c.var.session!), 201));
 
 authApi.post('/totp/confirm', async (c) => {
-  const { code } = await parseInput(c, 'json', secondFactorInput);
-  const recoveryCodes = await confirmTotpEnrollment(c.var.deps, c.var.session!.sub, code, requestMeta(c));
+  const { code, proof } = await parseInput(c, 'json', secondFactorInput.extend(withProof));
+  const recoveryCodes = await finishTotpEnrolment(c.var.deps, c.var.session!, code, proof, requestMeta(c));
   return c.json({ status: 'enrolled', recoveryCodes });
 });
 
 authApi.delete('/totp', async (c) => {
-  const claims = c.var.session!;
-  assertRecentSignIn(claims, c.var.deps.now());
-  await disableTotp(c.var.deps, claims.sub, requestMeta(c));
+  await removeTotp(c.var.deps, c.var.session!, await optionalProof(c), requestMeta(c));
   return c.body(null, 204);
 });
 
 authApi.post('/recovery-codes', async (c) => {
-  const claims = c.var.session!;
-  assertRecentSignIn(claims, c.var.deps.now());
-  if (!(await secondFactorsOf(c.var.deps, claims.sub)).totp)
-    throw new GatehouseError('invalid_request', 409, 'Set up an authenticator app first: recovery codes come with it.');
-  return c.json({ recoveryCodes: await regenerateRecoveryCodes(c.var.deps, claims.sub, requestMeta(c)) });
+  const { proof } = await parseInput(c, 'json', z.object(withProof));
+  return c.json({ recoveryCodes: await replaceRecoveryCodes(c.var.deps, c.var.session!, proof, requestMeta(c)) });
 });
 
 authApi.get('/passkeys', async (c) => c.json({ passkeys: await listPasskeys(c.var.deps, c.var.session!.sub) }));
 
-authApi.post('/passkeys/registration-options', async (c) => {
-  const claims = c.var.session!;
-  return c.json(await registrationOptions(c.var.deps, { id: claims.sub, email: claims.email }));
-});
+authApi.post('/passkeys/registration-options', async (c) => c.json(await beginPasskeyRegistration(c.var.deps, c.var.session!)));
 
 authApi.post('/passkeys', async (c) => {
-  const input = await parseInput(c, 'json', passkeyRegistrationInput);
-  const passkey = await registerPasskey(c.var.deps, c.var.session!.sub, input as never, requestMeta(c));
+  const { proof, ...input } = await parseInput(c, 'json', passkeyRegistrationInput);
+  const passkey = await addPasskey(c.var.deps, c.var.session!, input as never, proof, requestMeta(c));
   return c.json({ passkey }, 201);
 });
 
 authApi.delete('/passkeys/:id{[A-Za-z0-9_-]+}', async (c) => {
-  const claims = c.var.session!;
-  assertRecentSignIn(claims, c.var.deps.now());
-  await removePasskey(c.var.deps, claims.sub, c.req.param('id'), requestMeta(c));
+  await deletePasskey(c.var.deps, c.var.session!, c.req.param('id'), await optionalProof(c), requestMeta(c));
   return c.body(null, 204);
 });
+
+/** A DELETE may carry a JSON body with `proof`; one without a body has none. */
+async function optionalProof(c: C) {
+  if (!c.req.header('content-type')) return undefined;
+  return (await parseInput(c, 'json', z.object(withProof))).proof;
+}

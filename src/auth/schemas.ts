@@ -27,7 +27,12 @@ export const secondFactorInput = z.object({
   code: z.string({ error: 'code is required' }).trim().min(1, 'code is required').max(32, 'code is not valid'),
 });
 
-const b64url = z.string().max(16_384).regex(/^[A-Za-z0-9_-]*$/, 'must be base64url');
+// base64url that decodes: the alphabet, and no length that leaves a lone character (4n + 1).
+const b64url = z
+  .string()
+  .max(16_384)
+  .regex(/^[A-Za-z0-9_-]*$/, 'must be base64url')
+  .refine((v) => v.length % 4 !== 1, 'must be base64url');
 const challengeId = z.string({ error: 'challengeId is required' }).regex(/^[A-Za-z0-9_-]{22}$/, 'challengeId is not valid');
 const credentialFields = {
   id: b64url.min(1, 'id is required').max(1366),
@@ -52,8 +57,25 @@ export const passkeyAssertionInput = z.object({
   returnTo: z.string().max(2048).optional(),
 });
 
+/**
+ * A proof given at the moment of a sensitive action (auth/recent-auth.ts): the password, a code
+ * from the authenticator app (or a recovery code), or a passkey assertion.
+ */
+export const proofInput = z.union(
+  [
+    z.object({ password }).strict(),
+    z.object({ code: secondFactorInput.shape.code }).strict(),
+    z.object({ passkey: passkeyAssertionInput.omit({ returnTo: true }) }).strict(),
+  ],
+  { error: 'proof must be { password }, { code } or { passkey }' },
+);
+
+/** The `proof` field a sensitive JSON request may carry. */
+export const withProof = { proof: proofInput.optional() };
+
 /** What startRegistration() returns, with the name the person gave the passkey. */
 export const passkeyRegistrationInput = z.object({
+  ...withProof,
   challengeId,
   name: z.string().trim().min(1, 'name is required').max(64, 'name must be at most 64 characters').default('Passkey'),
   response: z.object({

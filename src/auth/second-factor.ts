@@ -14,16 +14,13 @@ import { assertNotLocked, clearAttemptsStatement, recordAttempt, throttleKey } f
 import { hasSecondFactor, secondFactorsOf, verifySecondFactorCode, type SecondFactors } from './totp';
 import { authUrl } from './urls';
 
-/** Holds a sign-in that passed its first factor and waits for the second (HttpOnly, 5 minutes). */
-export const PENDING_COOKIE = '__Host-gatehouse_2fa';
+/** A sign-in that passed its first factor waits five minutes for the second (in COOKIES.secondFactor). */
 export const PENDING_TTL = 300;
 const PENDING_TYPE = 'gh-2fa+jwt';
-/** Removing a second factor needs a sign-in at most this old (seconds). */
-export const RECENT_SIGN_IN = 600;
 
 export type SignInOutcome =
   | { kind: 'signed_in'; user: UserView; session: StartedSession }
-  /** `pending` goes into PENDING_COOKIE; the person is asked for one of `factors`. */
+  /** `pending` goes into COOKIES.secondFactor; the person is asked for one of `factors`. */
   | { kind: 'second_factor'; pending: string; factors: SecondFactors };
 
 interface Pending {
@@ -114,7 +111,7 @@ export async function readPending(deps: Deps, token: string | undefined): Promis
  * Checks a second factor for `userId`, with the per-user attempt limit: five wrong codes lock the
  * user's second factor for 30 s, doubling up to 15 minutes. Returns the methods it adds to amr.
  */
-async function checkSecondFactor(deps: Deps, userId: string, proof: SecondFactorProof, meta: RequestMeta): Promise<{ amr: string[]; method: string }> {
+export async function checkSecondFactor(deps: Deps, userId: string, proof: SecondFactorProof, meta: RequestMeta): Promise<{ amr: string[]; method: string }> {
   if (proof.kind === 'passkey') {
     if (proof.userId !== userId) throw new GatehouseError('invalid_passkey', 400, 'That passkey belongs to another account.');
     return { amr: proof.amr, method: 'passkey' };
@@ -156,7 +153,8 @@ export async function completeSignIn(
 
 /**
  * Step-up: a signed-in session proves a second factor and is replaced by a new session (new id, so
- * privileges never ride on an old identifier) with the combined amr and a new auth_time.
+ * privileges never ride on an old identifier) with the combined amr and a new auth_time. A relayed
+ * session stays relayed: the first factor was still never proven on this device.
  */
 export async function stepUp(
   deps: Deps,
@@ -171,7 +169,7 @@ export async function stepUp(
   const now = deps.now();
   const user = viewOf(row, await failClosed('the database', () => rolesOf(deps.db, row.id)));
   const amr = combineAmr(session.amr, added);
-  const started = await startSession(deps, { user, amr, meta, now });
+  const started = await startSession(deps, { user, amr, meta, now, relayed: session.relayed });
   try {
     await deps.db.batch([
       auditInsert(deps.db, {
@@ -237,10 +235,4 @@ async function finishSignIn(
     );
   }
   return { user: view, session };
-}
-
-/** Throws unless the session's sign-in is recent enough to change second factors. */
-export function assertRecentSignIn(session: SessionClaims, now: number): void {
-  if (now / 1000 - session.authTime > RECENT_SIGN_IN)
-    throw new GatehouseError('recent_sign_in_required', 403, 'For your security, sign in again before changing two-step verification.');
 }

@@ -5,7 +5,7 @@ import { findUserByEmail } from '../identity/users';
 import { failClosed } from '../lib/errors';
 import { alreadyRegisteredMail, verifyEmailMail } from '../mail/templates';
 import { checkNewPassword } from './password-policy';
-import { assertNotLocked, recordAttempt } from './throttle';
+import { mailLimitReached, recordAttempt } from './throttle';
 import { authUrl } from './urls';
 
 /**
@@ -19,7 +19,7 @@ export async function signUp(deps: Deps, input: { email: string; password: strin
   const { db, config } = deps;
   const now = deps.now();
   if (input.password !== null) checkNewPassword(input.password, config.passwordMinLength);
-  await failClosed('the database', () => assertNotLocked(db, 'mail', input.email, now));
+  const held = await failClosed('the database', () => mailLimitReached(db, input.email, now));
 
   // A passkey sign-up (no password) still does the hashing work: the answer takes as long either way.
   const passwordHash = input.password !== null ? await deps.passwords.hash(input.password) : (await deps.passwords.verifyDummy(input.email), null);
@@ -29,13 +29,15 @@ export async function signUp(deps: Deps, input: { email: string; password: strin
   await failClosed('the database', async () => {
     await recordAttempt(deps.d1, 'mail', input.email, now);
     await auditInsert(db, {
-      type: 'sign_up_requested',
+      type: held ? 'mail_suppressed' : 'sign_up_requested',
       userId: existing?.id ?? null,
       meta,
-      detail: { existing: Boolean(existing) },
+      detail: held ? { for: 'sign_up' } : { existing: Boolean(existing) },
       at: now,
     });
   });
+  // Past the per-address mail limit the answer is the same, and nothing is sent or stored.
+  if (held) return;
 
   if (existing?.emailVerifiedAt) {
     await deps.mailer.send(

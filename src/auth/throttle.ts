@@ -10,7 +10,9 @@ import { GatehouseError } from '../lib/errors';
  *
  * - `sign_in`: failed passwords. From the 5th consecutive failure the account key is locked for
  *   30 s, doubling per further failure up to 15 min. A success clears it.
- * - `mail`: sign-up, reset and sign-in mails to one address. From the 5th within the window, the same back-off.
+ * - `mail`: sign-up, reset and sign-in mails to one address. From the 5th within the window, the same
+ *   back-off — silently: the answer stays the same and the mail is not sent (mailLimitReached), since
+ *   a 429 would tell a known address (whose owner's own mails count) from an unknown one.
  * - `second_factor`: wrong TOTP or recovery codes for one user (keyed by user id), same back-off.
  * Counters older than 24 h start again from zero.
  */
@@ -38,6 +40,16 @@ export async function assertNotLocked(db: Database, scope: ThrottleScope, email:
       { retryAfter },
     );
   }
+}
+
+/** Whether the per-address mail limit holds mail back now (never an error: see `mail` above). */
+export async function mailLimitReached(db: Database, email: string, now: number): Promise<boolean> {
+  const row = await db
+    .select({ lockedUntil: credentialFailures.lockedUntil })
+    .from(credentialFailures)
+    .where(eq(credentialFailures.key, await throttleKey('mail', email)))
+    .get();
+  return row !== undefined && row.lockedUntil > now;
 }
 
 /** Counts one attempt atomically (one upsert) and sets the lock the count calls for. */

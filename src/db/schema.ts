@@ -128,6 +128,8 @@ export const oauthClients = sqliteTable('oauth_clients', {
   /** Branding for the hosted pages (later): logo and colours. */
   /** Every sign-in for this client needs a second factor (acr urn:gatehouse:acr:mfa or stronger). */
   requireMfa: integer('require_mfa', { mode: 'boolean' }).notNull().default(false),
+  /** RFC 8707 resources (audiences) this client may ask tokens for: a JSON array of absolute URIs. */
+  resources: text('resources').notNull().default('[]'),
   logoUri: text('logo_uri'),
   brandColor: text('brand_color'),
   createdAt: integer('created_at').notNull(),

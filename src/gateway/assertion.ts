@@ -9,8 +9,13 @@ const REUSE_MARGIN = 15;
 
 const cache = new Map<string, { token: string; exp: number }>();
 
-/** The claims an origin receives, in the assertion as in the headers. */
+/**
+ * The claims an origin receives, in the assertion as in the headers. A machine caller (a client
+ * acting for itself) has no user: its `sub` is `client:<client_id>`, which no user id can equal.
+ */
 export function assertionClaims(who: Identity, exposeEmail: boolean): Record<string, unknown> {
+  if (who.kind === 'machine')
+    return { sub: `client:${who.clientId}`, client_id: who.clientId, machine: true, scope: (who.scopes ?? []).join(' ') };
   return {
     sub: who.sub,
     ...(who.sid ? { sid: who.sid } : {}),
@@ -20,6 +25,7 @@ export function assertionClaims(who: Identity, exposeEmail: boolean): Record<str
     ...(who.acr ? { acr: who.acr } : {}),
     ...(who.authTime !== null ? { auth_time: who.authTime } : {}),
     ...(who.clientId ? { client_id: who.clientId } : {}),
+    ...(who.scopes ? { scope: who.scopes.join(' ') } : {}),
     ...(exposeEmail && who.email ? { email: who.email, email_verified: who.emailVerified } : {}),
   };
 }
@@ -27,26 +33,20 @@ export function assertionClaims(who: Identity, exposeEmail: boolean): Record<str
 /**
  * A short-lived JWT (`typ: gatehouse-assertion+jwt`, `aud` = the route's origin) stating the
  * identity, signed ES256 and verifiable against the JWKS. Signing per request would cost a
- * signature each time; one assertion per identity and audience is reused while it is fresh, and
- * never outlives the credential it came from.
+ * signature each time; one assertion is reused while it is fresh for exactly the same claims,
+ * audience and credential expiry (the cache key is all of them), and never outlives the credential.
  */
 export async function assertionFor(
   ring: KeyRing,
   a: { who: Identity; audience: string; issuer: string; exposeEmail: boolean; now: number },
 ): Promise<string> {
   const nowS = Math.floor(a.now / 1000);
-  const key = `${a.who.via}:${a.who.sub}:${a.who.sid ?? ''}:${a.who.exp}:${a.audience}:${a.exposeEmail}:${a.who.roles.join(',')}:${a.who.tier ?? ''}`;
+  const claims = assertionClaims(a.who, a.exposeEmail);
+  const key = JSON.stringify([a.audience, a.issuer, a.who.exp, claims]);
   const hit = cache.get(key);
   if (hit && hit.exp - nowS >= REUSE_MARGIN) return hit.token;
   const ttl = Math.max(1, Math.min(ASSERTION_TTL, a.who.exp - nowS));
-  const { token, exp } = await signToken(ring, {
-    kind: 'assertion',
-    claims: assertionClaims(a.who, a.exposeEmail),
-    issuer: a.issuer,
-    audience: a.audience,
-    ttl,
-    now: a.now,
-  });
+  const { token, exp } = await signToken(ring, { kind: 'assertion', claims, issuer: a.issuer, audience: a.audience, ttl, now: a.now });
   if (cache.size > 10_000) cache.clear();
   cache.set(key, { token, exp });
   return token;

@@ -1,16 +1,19 @@
+import { setsGatehouseCookie, stripGatehouseCookies } from '../lib/cookies';
+
 /**
  * What the gateway removes from a request before it adds anything (DESIGN.md §3): every header
- * with the identity prefix in any case and in `_` / `.` spellings, the assertion header, every
- * header the client's `Connection` names (and the hop-by-hop ones), client-supplied forwarding
- * headers (Gatehouse sets its own), and Gatehouse's own cookies.
+ * with the identity prefix in any case and in `_` / `.` spellings, the assertion header, the
+ * route's `stripHeaders`, every header the client's `Connection` names (when the runtime shows us
+ * `Connection` at all: docs/origin.md) and the hop-by-hop ones, client-supplied forwarding headers
+ * (Gatehouse sets its own), and every Gatehouse cookie.
  */
 export interface HeaderPolicy {
   /** e.g. `X-Auth-`. */
   prefix: string;
   /** e.g. `X-Auth-Assertion` (removed even if the prefix were changed). */
   assertionHeader: string;
-  /** Cookie names that never leave Gatehouse. */
-  ownCookies: readonly string[];
+  /** Further header names the route never lets a client send. */
+  strip: readonly string[];
 }
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1). `upgrade` is kept for WebSocket pass-through. */
@@ -23,19 +26,18 @@ export const canonicalName = (name: string) => name.toLowerCase().replace(/[_.]/
 
 export function sanitizeRequestHeaders(incoming: Headers, policy: HeaderPolicy): Headers {
   const prefix = canonicalName(policy.prefix);
-  const assertion = canonicalName(policy.assertionHeader);
-  const nominated = new Set(
-    (incoming.get('connection') ?? '')
-      .split(',')
-      .map((t) => canonicalName(t.trim()))
-      .filter((t) => t && t !== 'upgrade'),
-  );
+  const removed = new Set([canonicalName(policy.assertionHeader), ...policy.strip.map(canonicalName), ...HOP_BY_HOP, ...FORWARDING]);
+  for (const token of (incoming.get('connection') ?? '').split(',')) {
+    const t = canonicalName(token.trim());
+    if (t && t !== 'upgrade') removed.add(t);
+  }
   const out = new Headers();
   for (const [name, value] of incoming) {
     const n = canonicalName(name);
-    if (n.startsWith(prefix) || n === assertion || nominated.has(n) || HOP_BY_HOP.includes(n) || FORWARDING.includes(n)) continue;
+    if (n.startsWith(prefix) || removed.has(n)) continue;
     if (n === 'cookie') {
-      const kept = stripCookies(value, policy.ownCookies);
+      // However the field is framed (two fields arrive joined with ", "): Gatehouse's cookies never pass.
+      const kept = stripGatehouseCookies(value);
       if (kept) out.append('cookie', kept);
       continue;
     }
@@ -44,11 +46,20 @@ export function sanitizeRequestHeaders(incoming: Headers, policy: HeaderPolicy):
   return out;
 }
 
-/** The Cookie header without Gatehouse's own cookies (or '' when nothing is left). */
-export function stripCookies(cookieHeader: string, own: readonly string[]): string {
-  return cookieHeader
-    .split(';')
-    .map((c) => c.trim())
-    .filter((c) => c && !own.includes(c.slice(0, c.indexOf('=') < 0 ? c.length : c.indexOf('=')).trim()))
-    .join('; ');
+/**
+ * An origin's response as the browser may see it: no `Set-Cookie` that names (or, nameless, would be
+ * read as) a Gatehouse cookie — session fixation and login CSRF — and no `Clear-Site-Data`, with
+ * which an origin could wipe Gatehouse's cookies on this host. Everything else passes untouched.
+ */
+export function filterOriginResponse(response: Response): Response {
+  const setCookies = response.headers.getSetCookie();
+  const hostile = setCookies.some(setsGatehouseCookie) || response.headers.has('set-cookie2') || response.headers.has('clear-site-data');
+  if (!hostile) return response;
+  const headers = new Headers(response.headers);
+  headers.delete('set-cookie');
+  headers.delete('set-cookie2');
+  headers.delete('clear-site-data');
+  for (const value of setCookies) if (!setsGatehouseCookie(value)) headers.append('set-cookie', value);
+  if (response.status === 101) return new Response(null, { status: 101, webSocket: response.webSocket, headers });
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
 }

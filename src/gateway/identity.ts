@@ -1,10 +1,13 @@
-import type { JWTPayload } from 'jose';
 import { acrOf } from '../auth/acr';
 import type { SessionClaims } from '../sessions/session-token';
+import { isMachineToken, type AccessTokenClaims } from '../tokens/access-token';
 
 /** Who a proxied request is from, as verified by the gateway. */
 export interface Identity {
   via: 'session' | 'bearer';
+  /** `machine`: a client acting for itself (client_credentials) — no user, so no user headers. */
+  kind: 'user' | 'machine';
+  /** The user (or, for a machine, the client) the credential is for. */
   sub: string;
   sid: string | null;
   email: string | null;
@@ -15,15 +18,18 @@ export interface Identity {
   acr: string | null;
   /** Seconds since epoch. */
   authTime: number | null;
-  /** Bearer tokens only: the token's scopes. */
+  /** Bearer tokens only: the token's scopes, the client it was issued to, its grant and id. */
   scopes: string[] | null;
   clientId: string | null;
+  grantId: string | null;
+  jti: string | null;
   /** When the credential stops being valid (seconds since epoch): bounds the assertion cache. */
   exp: number;
 }
 
 export const identityFromSession = (c: SessionClaims): Identity => ({
   via: 'session',
+  kind: 'user',
   sub: c.sub,
   sid: c.sid,
   email: c.email,
@@ -35,15 +41,18 @@ export const identityFromSession = (c: SessionClaims): Identity => ({
   authTime: c.authTime,
   scopes: null,
   clientId: null,
+  grantId: null,
+  jti: null,
   exp: c.exp,
 });
 
 const strings = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
 
-/** From a verified RFC 9068 access token (Gatehouse's own). */
-export const identityFromAccessToken = (p: JWTPayload): Identity => ({
+/** From a verified RFC 9068 access token (Gatehouse's own). Roles and tier are there only when its scope asked for them. */
+export const identityFromAccessToken = (p: AccessTokenClaims): Identity => ({
   via: 'bearer',
-  sub: p.sub!,
+  kind: isMachineToken(p) ? 'machine' : 'user',
+  sub: p.sub,
   sid: typeof p.sid === 'string' ? p.sid : null,
   email: null,
   emailVerified: null,
@@ -54,5 +63,7 @@ export const identityFromAccessToken = (p: JWTPayload): Identity => ({
   authTime: typeof p.auth_time === 'number' ? p.auth_time : null,
   scopes: typeof p.scope === 'string' ? p.scope.split(' ').filter(Boolean) : [],
   clientId: typeof p.client_id === 'string' ? p.client_id : null,
-  exp: p.exp!,
+  grantId: typeof p.gid === 'string' ? p.gid : null,
+  jti: typeof p.jti === 'string' ? p.jti : null,
+  exp: p.exp,
 });

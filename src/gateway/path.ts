@@ -10,6 +10,10 @@
  *   backslash, NUL or any control character, `;` (path parameters, which servlet containers strip),
  *   a segment ending in `.` or whitespace (which Windows servers strip), malformed escapes, and
  *   escapes that are not valid UTF-8 (overlong forms included).
+ * - Refused, because decoding it is not stable: an encoded `%` followed by an escape (`%252e`,
+ *   `%2525…`: an origin that decodes twice sees `.`, `/`, `\`), and characters that Unicode
+ *   compatibility normalisation (NFKC) changes — full-width dots and slashes become `.` and `/`,
+ *   full-width letters plain ones — for an origin that normalises paths that way.
  *
  * Route matching is then case-insensitive (`matchesPattern`), so `/ADMIN` cannot slip past a rule
  * for `/admin` to an origin that ignores case; the path is forwarded as normalised, case kept.
@@ -60,6 +64,15 @@ export function normalisePath(raw: string): NormalisedPath {
     }
     i = j;
   }
+
+  if (/%25[0-9A-Fa-f]{2}/.test(out)) return refuse('the path is percent-encoded twice (an encoded % before an escape)');
+  let text: string;
+  try {
+    text = decodeURIComponent(out);
+  } catch {
+    return refuse('the path has percent-escapes that are not valid UTF-8');
+  }
+  if (text.normalize('NFKC') !== text.normalize('NFC')) return refuse('the path has characters that Unicode compatibility normalisation changes');
 
   const segments: string[] = [];
   for (const segment of out.split('/').slice(1)) {

@@ -18,6 +18,11 @@ export type Decision =
 export function decide(policy: RoutePolicy, who: Identity | null, nowSeconds: number): Decision {
   if (policy.access === 'public') return { allow: true };
   if (!who) return { allow: false, status: 401, error: 'unauthenticated', reason: 'Sign in to continue.' };
+  // A client acting for itself is not a user: only routes that opt in take it (DESIGN.md §3).
+  if (who.kind === 'machine' && !policy.machine)
+    return { allow: false, status: 403, error: 'forbidden', reason: 'This route serves users: a token a client got for itself is not accepted.' };
+  if (policy.clients && who.via === 'bearer' && (!who.clientId || !policy.clients.includes(who.clientId)))
+    return { allow: false, status: 403, error: 'forbidden', reason: 'Tokens of this client are not accepted here.' };
   if (policy.rolesAny && !policy.rolesAny.some((r) => who.roles.includes(r)))
     return { allow: false, status: 403, error: 'forbidden', reason: `Requires one of the roles: ${policy.rolesAny.join(', ')}.` };
   if (policy.rolesAll && !policy.rolesAll.every((r) => who.roles.includes(r)))

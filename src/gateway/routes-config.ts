@@ -31,15 +31,29 @@ const policy = z
     amr: z.array(z.string().min(1)).optional(),
     /** Seconds since sign-in. */
     maxAuthAge: z.number().int().positive().optional(),
-    /** Check the session's Durable Object on every request (instant revocation). */
+    /** Check the session's (or the token's grant's) Durable Object on every request (instant revocation). */
     fresh: z.boolean().default(false),
     /** Identity headers that are opt-in. */
     expose: z.array(z.enum(['email'])).default([]),
+    /**
+     * RFC 8707 resources this route is: a bearer token is accepted only when its `aud` names one of
+     * them. Without it the route takes no bearer tokens at all (browser sessions only).
+     */
+    audiences: z.array(z.string().min(1).max(512)).min(1).optional(),
+    /** Only tokens issued to these clients (`client_id`). */
+    clients: z.array(z.string().min(1).max(64)).min(1).optional(),
+    /** Accept tokens a client got for itself (client_credentials): no user, `X-Auth-Client-Id` only. */
+    machine: z.boolean().default(false),
   })
   .strict()
   .superRefine((p, ctx) => {
-    if (p.access === 'public' && (p.rolesAny || p.rolesAll || p.tiers || p.scopes || p.acr || p.amr || p.maxAuthAge || p.fresh))
+    if (
+      p.access === 'public' &&
+      (p.rolesAny || p.rolesAll || p.tiers || p.scopes || p.acr || p.amr || p.maxAuthAge || p.fresh || p.audiences || p.clients || p.machine)
+    )
       ctx.addIssue({ code: 'custom', message: 'a public route cannot have identity requirements' });
+    if ((p.clients || p.machine) && !p.audiences)
+      ctx.addIssue({ code: 'custom', path: [p.clients ? 'clients' : 'machine'], message: 'only applies to bearer tokens: name the route\'s audiences too' });
   });
 
 export const routeSchema = z
@@ -48,9 +62,14 @@ export const routeSchema = z
     methods: z.array(z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])).optional(),
     host: z.string().regex(/^[a-z0-9.-]+(:\d+)?$/).optional(),
     origin,
-    policy: policy.default({ access: 'authenticated', fresh: false, expose: [] }),
+    policy: policy.default({ access: 'authenticated', fresh: false, expose: [], machine: false }),
     /** Milliseconds before an origin that has not answered gets a 504. */
     timeoutMs: z.number().int().min(100).max(300_000).default(30_000),
+    /**
+     * Request headers a client may never send this origin (e.g. one its own infrastructure sets),
+     * removed in any case and `_`/`.` spelling, like the identity headers.
+     */
+    stripHeaders: z.array(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be a header name')).max(50).default([]),
   })
   .strict();
 

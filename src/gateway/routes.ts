@@ -1,40 +1,33 @@
-import { getCookie } from 'hono/cookie';
-import { serialize } from 'hono/utils/cookie';
-import type { Context } from 'hono';
+import { Hono, type Context } from 'hono';
+import { safeReturnTo } from '../auth/urls';
 import type { AppEnv } from '../deps';
+import { clearCookie, COOKIES, readCookie, serializeCookie, writeCookie } from '../lib/cookies';
 import { GatehouseError } from '../lib/errors';
-import { problemResponse } from '../lib/http';
-import { issuerOf } from '../oauth/issue';
-import { verifyAccessToken } from '../oauth/resource';
-import { CSRF_COOKIE, SESSION_COOKIE, sessionCookieAttributes } from '../sessions/cookie';
-import { resumeSession } from '../sessions/sessions';
-import { HELD_BODY_LIMIT, HELD_TTL_MS } from '../sessions/held-requests';
-import { audit } from '../identity/audit';
-import { requestMeta } from '../lib/http';
+import { problemResponse, requestMeta } from '../lib/http';
+import { resumeSession, type ResumedSession } from '../sessions/sessions';
+import { issuerOf } from '../tokens/access-token';
+import { APP_PATH, beginHandshake, finishHandshake, HANDSHAKE_TTL, issueHandshake } from './app-session';
 import { assertionFor } from './assertion';
-import { sanitizeRequestHeaders } from './headers';
-import { identityFromAccessToken, identityFromSession, type Identity } from './identity';
+import { authenticate, type SessionCookieChange } from './authenticate';
+import { filterOriginResponse, sanitizeRequestHeaders } from './headers';
+import { findHeldRequest, holdRequest, mayReplay, notHeld, RESUME_PARAM, takeHeldRequest, withResume } from './held-requests';
+import type { Identity } from './identity';
 import { injectIdentity } from './inject';
-import { matchesPattern, normalisePath } from './path';
-import { decide } from './policy';
+import { normalisePath } from './path';
+import { decide, type Decision } from './policy';
 import { forward } from './proxy';
+import { findRoute } from './route-table';
 import type { Route } from './routes-config';
 
 type C = Context<AppEnv>;
 
-/** Opaque access token → its JWT, per isolate, until the JWT expires (the phantom-token pattern). */
-const phantomCache = new Map<string, { jwt: string; exp: number }>();
-
-/** Paths that belong to Gatehouse itself, whatever their case: never proxied. */
-const RESERVED = /^\/(auth|\.well-known)(\/|$)/i;
+/** Paths that belong to Gatehouse on its own host, whatever their case: never proxied. */
+const RESERVED = /^\/(auth|\.well-known|\.gatehouse)(\/|$)/i;
+const APP_RESERVED = /^\/\.gatehouse(\/|$)/i;
 
 const wantsHtml = (c: C) => c.req.method === 'GET' && (c.req.header('accept') ?? '').includes('text/html');
 /** A browser navigation or form submission (not fetch/XHR from a script), of any method. */
-const isNavigation = (c: C) =>
-  c.req.header('sec-fetch-mode') === 'navigate' || (c.req.header('accept') ?? '').includes('text/html');
-
-/** The query parameter that brings a browser back to replay its held request after step-up. */
-export const RESUME_PARAM = 'gh_resume';
+const isNavigation = (c: C) => c.req.header('sec-fetch-mode') === 'navigate' || (c.req.header('accept') ?? '').includes('text/html');
 
 /** RFC 6750 §3.1 error codes, plus RFC 9470's for a sign-in that is too old or too weak. */
 const BEARER_ERRORS: Record<string, string> = {
@@ -46,8 +39,7 @@ const BEARER_ERRORS: Record<string, string> = {
 };
 
 function challenge(c: C, status: 401 | 403, error: string, reason: string, bearer: boolean): Response {
-  const e = new GatehouseError(status === 401 ? 'unauthenticated' : 'forbidden', status, reason);
-  const res = problemResponse(c, e);
+  const res = problemResponse(c, new GatehouseError(status === 401 ? 'unauthenticated' : 'forbidden', status, reason));
   // No credential: the bare challenge (RFC 6750 §3.1); a presented token gets the error code, when
   // one applies (a missing role has none).
   const code = bearer ? BEARER_ERRORS[error] : undefined;
@@ -55,11 +47,23 @@ function challenge(c: C, status: 401 | 403, error: string, reason: string, beare
   return res;
 }
 
+/** Adds a cookie to a response we are about to return (the origin's own headers are kept). */
+function withSetCookie(response: Response, setCookie: string): Response {
+  if (response.status === 101) return response;
+  const out = new Response(response.body, response);
+  out.headers.append('set-cookie', setCookie);
+  return out;
+}
+
+const withSession = (response: Response, change: SessionCookieChange) =>
+  change === null ? response : withSetCookie(response, serializeCookie(COOKIES.session, change === 'clear' ? '' : change.value, change === 'clear' ? 0 : change.maxAge));
+
 /**
- * Everything that is not Gatehouse's own: match a route on the normalised path, authenticate
- * (bearer token or session cookie — verified in the isolate), apply the route's policy, strip
- * whatever a client could use to impersonate someone, inject the verified identity and a signed
- * assertion, and forward (DESIGN.md §1).
+ * Everything that is not Gatehouse's own: match a route on the normalised path (and host and
+ * method), authenticate (bearer token or this host's session cookie — verified in the isolate),
+ * apply the route's policy, strip whatever a client could use to impersonate someone, inject the
+ * verified identity and a signed assertion, forward, and keep the origin's answer from touching
+ * Gatehouse's cookies (DESIGN.md §1, §3).
  */
 export async function gatewayHandler(c: C): Promise<Response> {
   const { deps } = c.var;
@@ -67,155 +71,135 @@ export async function gatewayHandler(c: C): Promise<Response> {
   const normalised = normalisePath(url.pathname);
   if (!normalised.ok) return problemResponse(c, new GatehouseError('invalid_request', 400, `Refused path: ${normalised.reason}.`));
   const path = normalised.path;
+  const host = url.host;
+  const onAuthHost = host === deps.config.publicUrl.host;
+  if (!onAuthHost && APP_RESERVED.test(path)) return appEndpoint(c, path);
+  if (onAuthHost && RESERVED.test(path)) return problemResponse(c, new GatehouseError('not_found', 404, `Nothing at ${path}.`));
   // The resume marker is Gatehouse's: taken off before matching, never seen by the origin.
   const resumeId = url.searchParams.get(RESUME_PARAM);
   if (resumeId !== null) url.searchParams.delete(RESUME_PARAM);
-  if (RESERVED.test(path)) return problemResponse(c, new GatehouseError('not_found', 404, `Nothing at ${path}.`));
-  const route = deps.config.gateway.routes.find(
-    (r) => matchesPattern(path, r.match) && (!r.methods || r.methods.includes(c.req.method as never)) && (!r.host || r.host === url.host),
-  );
+  const here = `${path}${url.search}`;
+
+  const authorization = c.req.header('authorization');
+  const session: ResumedSession = authorization ? { status: 'none' } : await resumeSession(deps, readCookie(c, COOKIES.session), host);
+  // Back from step-up: the held request's method picks the route, and that route's policy decides.
+  const held =
+    resumeId !== null && c.req.method === 'GET' && session.status === 'valid'
+      ? await findHeldRequest(deps, { via: 'session', sub: session.claims.sub } as Identity, resumeId)
+      : null;
+  const method = held?.method ?? c.req.method;
+  const route = findRoute(deps.config.gateway.routes, { method, host, path });
   if (!route) {
-    if (path === '/') return c.redirect('/auth/account', 302);
+    if (onAuthHost && path === '/') return c.redirect('/auth/account', 302);
     return problemResponse(c, new GatehouseError('not_found', 404, `No route for ${path}.`));
   }
 
+  const auth = await authenticate(deps, { authorization, session }, route);
+  if (auth.status === 'rejected') return challenge(c, 401, auth.error, auth.reason, true);
+  const { who } = auth;
   const now = deps.now();
-  let who: Identity | null = null;
-  let cookie: { value: string; maxAge: number } | 'clear' | null = null;
-  const authorization = c.req.header('authorization');
-  const bearer = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i.exec(authorization ?? '')?.[1];
-  if (authorization && !bearer) return challenge(c, 401, 'invalid_request', 'The Authorization header is not a bearer token.', true);
-  if (bearer) {
-    try {
-      who = identityFromAccessToken(await verifyAccessToken(deps, bearer, phantomCache));
-    } catch (e) {
-      if (e instanceof GatehouseError && e.code === 'invalid_token') return challenge(c, 401, 'invalid_token', e.message, true);
-      throw e;
-    }
-  } else {
-    const session = await resumeSession(deps, getCookie(c, SESSION_COOKIE));
-    if (session.status === 'valid') {
-      who = identityFromSession(session.claims);
-      if (session.refreshed) cookie = session.refreshed;
-    } else if (session.status === 'ended') cookie = 'clear';
-  }
-
-  // A `fresh` route asks the session's Durable Object on every request: revocation is immediate.
-  if (route.policy.fresh && who?.sid && !(await deps.sessions.get(who.sub, who.sid, now))) {
-    if (who.via === 'session') cookie = 'clear';
-    who = null;
-  }
-
   const decision = decide(route.policy, who, Math.floor(now / 1000));
-  if (!decision.allow) {
-    // Signed in, but not strongly or recently enough: a browser steps up and comes back. A form
-    // post is held (≤ 1 MiB, 5 minutes) and replayed once on the way back.
-    if (decision.error === 'reauthenticate' && who?.via === 'session' && isNavigation(c)) {
-      // Still not enough on the way back (e.g. a passkey was needed): keep the held request's marker.
-      const back = resumeId !== null && c.req.method === 'GET' ? withResume(`${path}${url.search}`, resumeId) : `${path}${url.search}`;
-      return withCookie(await stepUpRedirect(c, decision, who, back, now), cookie);
-    }
-    const respond = () => {
-      if (decision.status === 401 && wantsHtml(c) && !bearer) {
-        const returnTo = `${path}${url.search}`;
-        const to = new URLSearchParams({ return_to: returnTo });
-        return c.redirect(`/auth/sign-in?${to}`, 302);
-      }
-      return challenge(c, decision.status, decision.error, decision.reason, Boolean(bearer));
-    };
-    return withCookie(respond(), cookie);
-  }
+  if (!decision.allow) return withSession(await refuse(c, { decision, who, bearer: auth.bearer, route, here, resume: held ? resumeId : null }), auth.cookie);
 
   const headers = sanitizeRequestHeaders(c.req.raw.headers, {
     prefix: deps.config.gateway.prefix,
     assertionHeader: `${deps.config.gateway.prefix}Assertion`,
-    ownCookies: [SESSION_COOKIE, CSRF_COOKIE],
+    strip: route.stripHeaders,
   });
   headers.set('x-forwarded-for', c.req.header('cf-connecting-ip') ?? '');
   headers.set('x-forwarded-proto', url.protocol.slice(0, -1));
-  headers.set('x-forwarded-host', url.host);
+  headers.set('x-forwarded-host', host);
   if (who) {
     const exposeEmail = route.policy.expose.includes('email');
     const assertion = await assertionFor(deps.signingKeys, { who, audience: route.origin, issuer: issuerOf(deps), exposeEmail, now });
     injectIdentity(headers, who, deps.config.gateway.prefix, assertion, exposeEmail);
   }
 
-  const target = targetOf(c, route, `${path}${url.search}`);
+  const target = targetOf(c, route, here);
+  let request: { method: string; body: ReadableStream | ArrayBuffer | null } = { method: c.req.method, body: c.req.raw.body };
   if (resumeId !== null && c.req.method === 'GET') {
-    // Back from step-up: replay the held request, once, for the same user and URL.
-    const held = who?.via === 'session' && /^[A-Za-z0-9_-]{22}$/.test(resumeId) ? await deps.sessions.takeHeldRequest(who.sub, resumeId, now) : null;
-    if (!held || held.url !== `${path}${url.search}`)
-      return withCookie(
-        problemResponse(c, new GatehouseError('request_not_held', 409, 'This held request was already replayed, has expired (requests are held for 5 minutes) or belongs to another page.')),
-        cookie,
-      );
+    // Replayed once, for the same user, URL, host and route — the policy above was that route's.
+    if (!held || !who || !mayReplay(held, { url: here, host, route })) return withSession(problemResponse(c, notHeld()), auth.cookie);
+    const taken = await takeHeldRequest(deps, who, resumeId!, requestMeta(c));
     headers.delete('content-length');
-    if (held.contentType) headers.set('content-type', held.contentType);
+    if (taken.contentType) headers.set('content-type', taken.contentType);
     else headers.delete('content-type');
-    await audit(deps.db, { type: 'request_replayed', userId: who!.sub, meta: requestMeta(c), detail: { method: held.method, url: held.url, from: held.sid, sid: who!.sid }, at: now }).catch(() => undefined);
-    return withCookie(await forward(target, { method: held.method, body: held.body }, headers), cookie);
+    request = { method: taken.method, body: taken.body };
   }
-  const response = await forward(target, { method: c.req.method, body: c.req.raw.body }, headers);
-  return withCookie(response, cookie);
+  const response = filterOriginResponse(await forward(target, request, headers));
+  return withSession(response, auth.cookie);
 }
 
-/** Where a browser goes to step up; a non-GET request is held first and its id added to the way back. */
-async function stepUpRedirect(
+/**
+ * A request the policy refused. A browser that is signed in but not strongly or recently enough
+ * steps up and comes back (a non-GET request is held and replayed once); a signed-out browser
+ * signs in; everything else gets a 401/403 challenge. On an app host both go through the host
+ * handshake, so the browser comes back with a session for this host.
+ */
+async function refuse(
   c: C,
-  decision: { stepUp: 'second_factor' | 'sign_in'; acr: string | null },
-  who: Identity,
-  back: string,
-  now: number,
+  r: { decision: Exclude<Decision, { allow: true }>; who: Identity | null; bearer: boolean; route: Route; here: string; resume: string | null },
 ): Promise<Response> {
   const { deps } = c.var;
-  let returnTo = back;
-  if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
-    const body = await readLimited(c.req.raw, HELD_BODY_LIMIT);
-    if (!body) return problemResponse(c, new GatehouseError('payload_too_large', 413, `A request held during step-up may be at most ${HELD_BODY_LIMIT} bytes.`));
-    const id = await deps.sessions.holdRequest(who.sub, {
-      method: c.req.method,
-      url: back,
-      contentType: c.req.header('content-type') ?? null,
-      body,
-      sid: who.sid!,
-      expiresAt: now + HELD_TTL_MS,
-    });
-    await audit(deps.db, { type: 'request_held', userId: who.sub, meta: requestMeta(c), detail: { method: c.req.method, url: back, sid: who.sid }, at: now }).catch(() => undefined);
-    returnTo = withResume(back, id);
+  const host = new URL(c.req.url).host;
+  const onAuthHost = host === deps.config.publicUrl.host;
+  const { decision, who } = r;
+  if (decision.error === 'reauthenticate' && who?.via === 'session' && isNavigation(c)) {
+    let back = r.here;
+    if (r.resume) back = withResume(r.here, r.resume);
+    else if (c.req.method !== 'GET' && c.req.method !== 'HEAD')
+      back = withResume(r.here, await holdRequest(deps, { request: c.req.raw, who, route: r.route, host, url: r.here, meta: requestMeta(c) }));
+    const via: { path: string; query?: Record<string, string> } =
+      decision.stepUp === 'sign_in' ? { path: '/auth/sign-in' } : { path: '/auth/second-factor', query: decision.acr ? { acr: decision.acr } : {} };
+    return toGatehouse(c, back, via, 303);
   }
-  const query = new URLSearchParams({ return_to: returnTo });
-  if (decision.stepUp === 'sign_in') return c.redirect(`/auth/sign-in?${query}`, 303);
-  if (decision.acr) query.set('acr', decision.acr);
-  return c.redirect(`/auth/second-factor?${query}`, 303);
+  if (decision.status === 401 && wantsHtml(c) && !r.bearer) return toGatehouse(c, r.here, onAuthHost ? { path: '/auth/sign-in' } : undefined, 302);
+  return challenge(c, decision.status, decision.error, decision.reason, r.bearer);
 }
 
-const withResume = (pathAndQuery: string, id: string) =>
-  `${pathAndQuery}${pathAndQuery.includes('?') ? '&' : '?'}${RESUME_PARAM}=${encodeURIComponent(id)}`;
+/**
+ * Sends a browser to one of Gatehouse's pages (`via`) and back to `back`: directly on Gatehouse's
+ * own host; from an app host, through the host handshake (its state cookie set here).
+ */
+function toGatehouse(c: C, back: string, via: { path: string; query?: Record<string, string> } | undefined, status: 302 | 303): Response {
+  const { deps } = c.var;
+  const host = new URL(c.req.url).host;
+  if (host === deps.config.publicUrl.host) {
+    const target = via ?? { path: '/auth/sign-in' };
+    return c.redirect(`${target.path}?${new URLSearchParams({ ...target.query, return_to: back })}`, status);
+  }
+  const { state, location } = beginHandshake(deps, host, back, via);
+  const res = new Response(null, { status, headers: { location, 'cache-control': 'no-store' } });
+  return withSetCookie(res, serializeCookie(COOKIES.connect, state, HANDSHAKE_TTL));
+}
 
-/** The whole body if it is at most `limit` bytes, else null (stops reading at the limit). */
-async function readLimited(request: Request, limit: number): Promise<ArrayBuffer | null> {
-  const declared = Number(request.headers.get('content-length') ?? '0');
-  if (declared > limit || !request.body) return declared > limit ? null : new ArrayBuffer(0);
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      return null;
+/** `/.gatehouse/*` on an app host: the end of the host handshake, and signing out. */
+async function appEndpoint(c: C, path: string): Promise<Response> {
+  const { deps } = c.var;
+  const url = new URL(c.req.url);
+  c.header('cache-control', 'no-store');
+  if (path === `${APP_PATH}/session` && c.req.method === 'GET') {
+    let done: Awaited<ReturnType<typeof finishHandshake>>;
+    try {
+      done = await finishHandshake(deps, { code: c.req.query('code'), state: readCookie(c, COOKIES.connect), host: url.host, meta: requestMeta(c) });
+    } catch (e) {
+      if (!(e instanceof GatehouseError)) throw e;
+      const res = problemResponse(c, e);
+      return withSetCookie(res, serializeCookie(COOKIES.connect, '', 0));
     }
-    chunks.push(value);
+    clearCookie(c, COOKIES.connect);
+    writeCookie(c, COOKIES.session, done.cookie.value, done.cookie.maxAge);
+    return c.redirect(done.returnTo, 303);
   }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.byteLength;
+  if (path === `${APP_PATH}/sign-out` && c.req.method === 'POST') {
+    const origin = c.req.header('origin');
+    if (origin !== undefined && origin !== url.origin) return problemResponse(c, new GatehouseError('csrf_failed', 403, 'Sign out from this site’s own pages.'));
+    const session = await resumeSession(deps, readCookie(c, COOKIES.session), url.host);
+    if (session.status === 'valid') await deps.sessions.signOutFrom(session.claims.sub, session.claims.sid, deps.now());
+    clearCookie(c, COOKIES.session);
+    return c.redirect(`${deps.config.publicUrl.origin}/auth/sign-in`, 303);
   }
-  return out.buffer;
+  return problemResponse(c, new GatehouseError('not_found', 404, `Nothing at ${path}.`));
 }
 
 function targetOf(c: C, route: Route, pathAndQuery: string): { fetcher: Fetcher | null; url: URL; timeoutMs: number } {
@@ -228,11 +212,14 @@ function targetOf(c: C, route: Route, pathAndQuery: string): { fetcher: Fetcher 
   return { fetcher: null, url: new URL(pathAndQuery, route.origin), timeoutMs: route.timeoutMs };
 }
 
-/** Adds the session cookie change to a response (the origin's own headers are kept as they are). */
-function withCookie(response: Response, cookie: { value: string; maxAge: number } | 'clear' | null): Response {
-  if (!cookie || response.status === 101) return response;
-  const out = new Response(response.body, response);
-  const value = cookie === 'clear' ? '' : cookie.value;
-  out.headers.append('set-cookie', serialize(SESSION_COOKIE, value, sessionCookieAttributes(cookie === 'clear' ? 0 : cookie.maxAge)));
-  return out;
-}
+/** `/auth/connect` on Gatehouse's host: the middle of the host handshake (app-session.ts). */
+export const connectPages = new Hono<AppEnv>();
+connectPages.get('/connect', async (c) => {
+  c.header('cache-control', 'no-store');
+  if (!c.var.session) {
+    const url = new URL(c.req.url);
+    return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: safeReturnTo(`${url.pathname}${url.search}`) })}`, 302);
+  }
+  const location = await issueHandshake(c.var.deps, c.var.session, { host: c.req.query('host'), state: c.req.query('state'), returnTo: c.req.query('return_to') });
+  return c.redirect(location, 302);
+});

@@ -1,3 +1,6 @@
+import { acrOf, stepUpTarget, type AcrDemand } from '../auth/acr';
+import { authorizeSensitiveAction, type Proof } from '../auth/recent-auth';
+import { secondFactorsOf } from '../auth/totp';
 import type { Deps } from '../deps';
 import { audit, type RequestMeta } from '../identity/audit';
 import { findUserById, rolesOf, viewOf } from '../identity/users';
@@ -137,16 +140,33 @@ export async function ownContinue(deps: Deps, own: { code: string; secret: strin
   return { ...view, state: status.state };
 }
 
-/** Approves or denies as the signed-in user (`approverSecret`: the QR link's or the original device's). */
+/**
+ * Approves or denies as the signed-in user (`approverSecret`: the QR link's or the original
+ * device's). Approving signs another device in, so it is a sensitive action (auth/recent-auth.ts:
+ * a recent sign-in on this device, or a proof given now); a device grant's client may also demand
+ * a stronger sign-in (requireMfa, acr_values), which the approving session must have first.
+ */
 export async function decideHandoff(
   deps: Deps,
   kind: HandoffKind,
   code: string,
   session: SessionClaims,
-  input: { approve: boolean; approverSecret?: string },
+  input: { approve: boolean; approverSecret?: string; proof?: Proof | undefined },
   meta: RequestMeta,
 ): Promise<HandoffView> {
-  await assertLiveSession(deps, session);
+  if (input.approve) {
+    if (kind === 'device') {
+      // An unknown or expired handoff has no demand to check: decide() below says what happened.
+      const view = await viewHandoff(deps, 'device', code).catch((e: unknown) => {
+        if (e instanceof GatehouseError && e.status < 500) return null;
+        throw e;
+      });
+      const demand = view?.detail['acr'] as AcrDemand | undefined;
+      const acr = demand ? await stepUpTarget(acrOf(session.amr), demand, () => secondFactorsOf(deps, session.sub)) : null;
+      if (acr) throw new GatehouseError('second_factor_required', 403, 'This device needs a stronger sign-in. Confirm with your second factor first.', { acr });
+    }
+    await authorizeSensitiveAction(deps, session, input.proof, meta);
+  } else await assertLiveSession(deps, session);
   const approval: Approval = { userId: session.sub, sid: session.sid, amr: session.amr, authTime: session.authTime };
   const now = deps.now();
   const view = unwrap(
@@ -199,12 +219,16 @@ export async function redeemHandoff(
   return { session, detail };
 }
 
+/**
+ * The waiting device's session: it keeps the approving session's sign-in (methods and time) and is
+ * marked relayed, so handing over never launders a stale sign-in into a recent one
+ * (docs/handoff.md, "What a relayed session may do").
+ */
 async function sessionFor(deps: Deps, approval: Approval, meta: RequestMeta, now: number): Promise<StartedSession> {
   const row = await failClosed('the database', () => findUserById(deps.db, approval.userId));
   if (!row) throw new GatehouseError('forbidden', 403, 'The account that approved this no longer exists.');
   const user = viewOf(row, await failClosed('the database', () => rolesOf(deps.db, row.id)));
-  const started = await startSession(deps, { user, amr: approval.amr, meta, now });
-  return started;
+  return startSession(deps, { user, amr: approval.amr, meta, now, authTime: approval.authTime, relayed: true });
 }
 
 /** What a listening device is told, for one that polls instead. */

@@ -1,15 +1,16 @@
 import { Hono, type Context } from 'hono';
-import { getCookie } from 'hono/cookie';
 import { z } from 'zod';
 import { safeReturnTo } from '../auth/urls';
 import type { AppEnv } from '../deps';
 import { GatehouseError } from '../lib/errors';
 import { parseInput, requesterOf, requestMeta } from '../lib/http';
 import { limitPostsPerIp } from '../lib/rate-limit';
-import { clearCookie, clearSessionCookie, setPendingCookie, setSessionCookie } from '../sessions/middleware';
+import { clearCookie, COOKIES, readCookie, writeCookie } from '../lib/cookies';
+import { clearSessionCookie, setSessionCookie } from '../sessions/middleware';
 import { csrfProtection } from '../ui/csrf';
 import { HANDOFF_SCRIPT_PATH } from '../ui/layout';
 import { HANDOFF_SCRIPT } from '../ui/generated/handoff.bundle';
+import { askForProof, needsProof, proofFromForm } from '../ui/form-helpers';
 import { MessagePage } from '../ui/pages/credentials';
 import {
   ApproveSignInPage,
@@ -43,8 +44,8 @@ import {
 type C = Context<AppEnv>;
 
 /** The device that will be signed in keeps its handle here; the original device of a continue handoff, there. */
-export const WAIT_COOKIE = '__Host-gatehouse_handoff_wait';
-export const OWN_COOKIE = '__Host-gatehouse_handoff_own';
+const WAIT_COOKIE = COOKIES.handoffWait;
+const OWN_COOKIE = COOKIES.handoffOwn;
 
 const t = en.handoff;
 const kindParam = z.enum(['qr', 'continue', 'device']);
@@ -79,8 +80,12 @@ const signInFirst = (c: C) => {
   return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: `${url.pathname}${url.search}` })}`, 303);
 };
 
-/** A 4xx from a flow as a page that says what happened. */
-async function page(c: C, run: () => Promise<Response>): Promise<Response> {
+/**
+ * A 4xx from a flow as a page that says what happened — or, where approving needs more first, the
+ * way to it: signing in again (not recent, or relayed), a proof (an origin shares this host), or a
+ * stronger sign-in (the device's client demands one), each coming back to `back`.
+ */
+async function page(c: C, run: () => Promise<Response>, back?: string): Promise<Response> {
   try {
     return await run();
   } catch (e) {
@@ -90,9 +95,19 @@ async function page(c: C, run: () => Promise<Response>): Promise<Response> {
       clearSessionCookie(c);
       return signInFirst(c);
     }
+    if (needsProof(e)) return askForProof(c, e);
+    if (back && e.code === 'recent_sign_in_required')
+      return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: back, reason: 'recent' })}`, 303);
+    if (back && e.code === 'second_factor_required' && e.extra.acr)
+      return c.redirect(`/auth/second-factor?${new URLSearchParams({ return_to: back, acr: e.extra.acr })}`, 303);
     return c.html(<MessagePage title={t.qrTitle} body={e.message} status="error" />, e.status as 400);
   }
 }
+
+const formField = async (c: C, name: string) => {
+  const v = (await c.req.parseBody())[name];
+  return typeof v === 'string' ? v.slice(0, 256) : '';
+};
 
 const decided = (c: C, approve: boolean) => c.html(<MessagePage title={approve ? t.approve : t.deny} body={approve ? t.approved : t.denied} />);
 
@@ -100,7 +115,7 @@ const decided = (c: C, approve: boolean) => c.html(<MessagePage title={approve ?
 handoffPages.get('/handoff/qr', async (c) => {
   const { deps } = c.var;
   const started = await startQrSignIn(deps, requesterOf(c));
-  setPendingCookie(c, WAIT_COOKIE, started.waiter, HANDOFF_TTL_MS / 1000);
+  writeCookie(c, WAIT_COOKIE, started.waiter, HANDOFF_TTL_MS / 1000);
   const link = `${deps.config.publicUrl.origin}/auth/handoff/approve?${new URLSearchParams({ h: started.approver })}`;
   return c.html(<QrSignInPage qr={qrDataUri(link)} code={formatCode(started.code)} link={link} />);
 });
@@ -115,16 +130,17 @@ handoffPages.get('/handoff/approve', (c) =>
     return c.html(<ApproveSignInPage csrf={c.var.csrfToken} handle={c.req.query('h')!} code={formatCode(h.code)} requester={view.requester} />);
   }),
 );
-handoffPages.post('/handoff/approve', (c) =>
+handoffPages.post('/handoff/approve', async (c) =>
   page(c, async () => {
     if (!c.var.session) return signInFirst(c);
     const body = await c.req.parseBody();
     const h = parseHandle(typeof body['h'] === 'string' ? body['h'] : null);
     if (!h) throw new GatehouseError('not_found', 404, 'This link is not valid.');
     const { decision } = await parseInput(c, 'form', decisionInput);
-    await decideHandoff(c.var.deps, 'qr', h.code, c.var.session, { approve: decision === 'approve', approverSecret: h.secret }, requestMeta(c));
+    const proof = await proofFromForm(c);
+    await decideHandoff(c.var.deps, 'qr', h.code, c.var.session, { approve: decision === 'approve', approverSecret: h.secret, proof }, requestMeta(c));
     return decided(c, decision === 'approve');
-  }),
+  }, `/auth/handoff/approve?${new URLSearchParams({ h: await formField(c, 'h') })}`),
 );
 
 // Flow 2 — continue on another device. The signed-in device:
@@ -133,7 +149,7 @@ handoffPages.get('/handoff/continue', (c) =>
     if (!c.var.session) return signInFirst(c);
     const { deps } = c.var;
     const started = await startContinue(deps, c.var.session, safeReturnTo(c.req.query('return_to') ?? null));
-    setPendingCookie(c, OWN_COOKIE, started.owner, HANDOFF_TTL_MS / 1000);
+    writeCookie(c, OWN_COOKIE, started.owner, HANDOFF_TTL_MS / 1000);
     const link = `${deps.config.publicUrl.origin}/auth/handoff/join?code=${formatCode(started.code)}`;
     return c.html(<HandOverPage qr={qrDataUri(link)} code={formatCode(started.code)} link={link} />);
   }),
@@ -141,7 +157,7 @@ handoffPages.get('/handoff/continue', (c) =>
 handoffPages.get('/handoff/continue/confirm', (c) =>
   page(c, async () => {
     if (!c.var.session) return signInFirst(c);
-    const own = parseHandle(getCookie(c, OWN_COOKIE));
+    const own = parseHandle(readCookie(c, OWN_COOKIE));
     if (!own) throw new GatehouseError('not_found', 404, 'There is nothing to confirm on this device.');
     const view = await ownContinue(c.var.deps, own);
     if (view.state !== 'pending' || !view.joined) throw new GatehouseError('invalid_request', 409, 'There is nothing to confirm now.');
@@ -151,13 +167,14 @@ handoffPages.get('/handoff/continue/confirm', (c) =>
 handoffPages.post('/handoff/continue/confirm', (c) =>
   page(c, async () => {
     if (!c.var.session) return signInFirst(c);
-    const own = parseHandle(getCookie(c, OWN_COOKIE));
+    const own = parseHandle(readCookie(c, OWN_COOKIE));
     if (!own) throw new GatehouseError('not_found', 404, 'There is nothing to confirm on this device.');
     const { decision } = await parseInput(c, 'form', decisionInput);
-    await decideHandoff(c.var.deps, 'continue', own.code, c.var.session, { approve: decision === 'approve', approverSecret: own.secret }, requestMeta(c));
+    const proof = await proofFromForm(c);
+    await decideHandoff(c.var.deps, 'continue', own.code, c.var.session, { approve: decision === 'approve', approverSecret: own.secret, proof }, requestMeta(c));
     clearCookie(c, OWN_COOKIE);
     return decided(c, decision === 'approve');
-  }),
+  }, '/auth/handoff/continue/confirm'),
 );
 // …and the other device:
 handoffPages.get('/handoff/join', (c) => c.html(<JoinPage csrf={c.var.csrfToken} code={c.req.query('code')?.slice(0, 16)} />));
@@ -168,7 +185,7 @@ handoffPages.post('/handoff/join', async (c) => {
   try {
     if (!code) throw new GatehouseError('invalid_request', 400, 'A code is 8 letters, like BCDF-GHJK.', { field: 'code' });
     const { waiter } = await joinContinue(c.var.deps, code, requesterOf(c));
-    setPendingCookie(c, WAIT_COOKIE, waiter, HANDOFF_TTL_MS / 1000);
+    writeCookie(c, WAIT_COOKIE, waiter, HANDOFF_TTL_MS / 1000);
     return c.html(<JoinedPage code={formatCode(code)} />);
   } catch (e) {
     if (!(e instanceof GatehouseError) || e.status >= 500) throw e;
@@ -187,7 +204,7 @@ handoffPages.get('/handoff/socket', async (c) => {
   const kind = kindParam.safeParse(c.req.query('kind'));
   const role = roleParam.safeParse(c.req.query('role'));
   if (!kind.success || !role.success) throw new GatehouseError('invalid_request', 400, 'kind and role are required.');
-  const h = parseHandle(getCookie(c, role.data === 'wait' ? WAIT_COOKIE : OWN_COOKIE));
+  const h = parseHandle(readCookie(c, role.data === 'wait' ? WAIT_COOKIE : OWN_COOKIE));
   if (!h) throw new GatehouseError('forbidden', 403, 'Not waiting on any handoff.');
   const upstream = await openSocket(deps, c.req.raw, kind.data, role.data, h);
   if (upstream.status !== 101 || !upstream.webSocket) throw new GatehouseError('forbidden', 403, 'Not waiting on this handoff.');
@@ -223,16 +240,17 @@ handoffPages.post('/device', async (c) => {
     return c.html(<DeviceCodePage csrf={c.var.csrfToken} code={typed} error={e.message} field="code" />, e.status as 400);
   }
 });
-handoffPages.post('/device/decide', (c) =>
+handoffPages.post('/device/decide', async (c) =>
   page(c, async () => {
     if (!c.var.session) return signInFirst(c);
     const raw = (await c.req.parseBody())['code'];
     const code = normaliseCode(typeof raw === 'string' ? raw : null);
     if (!code) throw new GatehouseError('invalid_request', 400, 'The code is missing.', { field: 'code' });
     const { decision } = await parseInput(c, 'form', decisionInput);
-    await decideHandoff(c.var.deps, 'device', code, c.var.session, { approve: decision === 'approve' }, requestMeta(c));
+    const proof = await proofFromForm(c);
+    await decideHandoff(c.var.deps, 'device', code, c.var.session, { approve: decision === 'approve', proof }, requestMeta(c));
     return decided(c, decision === 'approve');
-  }),
+  }, `/auth/device?${new URLSearchParams({ user_code: (await formField(c, 'code')).slice(0, 16) })}`),
 );
 
 /** JSON for the waiting script under /auth/api: redeem once approved, or poll the state. */
@@ -244,7 +262,7 @@ handoffApi.use('/handoff/*', async (c, next) => {
 
 handoffApi.post('/handoff/redeem', async (c) => {
   const { kind } = await parseInput(c, 'json', z.object({ kind: z.enum(['qr', 'continue']) }));
-  const waiter = parseHandle(getCookie(c, WAIT_COOKIE));
+  const waiter = parseHandle(readCookie(c, WAIT_COOKIE));
   if (!waiter) throw new GatehouseError('forbidden', 403, 'This browser is not waiting on a handoff.');
   const { session, detail } = await redeemHandoff(c.var.deps, kind, waiter, requestMeta(c));
   clearCookie(c, WAIT_COOKIE);
@@ -257,7 +275,7 @@ handoffApi.get('/handoff/status', async (c) => {
   const kind = kindParam.safeParse(c.req.query('kind'));
   const role = roleParam.safeParse(c.req.query('role'));
   if (!kind.success || !role.success) throw new GatehouseError('invalid_request', 400, 'kind and role are required.');
-  const h = parseHandle(getCookie(c, role.data === 'wait' ? WAIT_COOKIE : OWN_COOKIE));
+  const h = parseHandle(readCookie(c, role.data === 'wait' ? WAIT_COOKIE : OWN_COOKIE));
   if (!h) throw new GatehouseError('forbidden', 403, 'Not waiting on any handoff.');
   return c.json(await handoffStatus(c.var.deps, kind.data as HandoffKind, role.data, h));
 });

@@ -29,7 +29,10 @@ export type AuditType =
   | 'request_replayed'
   | 'handoff_approved'
   | 'handoff_denied'
-  | 'handoff_redeemed';
+  | 'handoff_redeemed'
+  | 'proof_failed'
+  | 'mail_suppressed'
+  | 'app_session_started';
 
 export type { RequestMeta };
 

@@ -6,9 +6,31 @@ export function base64url(bytes: Uint8Array): string {
   return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
+/** Decodes base64url we produced (throws on anything else; for client input use decodeBase64url). */
 export function fromBase64url(s: string): Uint8Array<ArrayBuffer> {
   const b = atob(s.replace(/-/g, '+').replace(/_/g, '/'));
   return Uint8Array.from(b, (c) => c.charCodeAt(0));
+}
+
+/** Decodes client-supplied base64url (padding optional); null when it is not base64url. */
+export function decodeBase64url(s: string): Uint8Array<ArrayBuffer> | null {
+  if (!/^[A-Za-z0-9_-]*={0,2}$/.test(s) || s.replace(/=+$/, '').length % 4 === 1) return null;
+  try {
+    return fromBase64url(s.replace(/=+$/, ''));
+  } catch {
+    return null;
+  }
+}
+
+/** Client-supplied base64url of UTF-8 text; null when either layer is malformed. */
+export function decodeBase64urlText(s: string): string | null {
+  const bytes = decodeBase64url(s);
+  if (!bytes) return null;
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    return null;
+  }
 }
 
 /** `bytes` from the CSPRNG, base64url-encoded. 32 bytes = 256 bits. */

@@ -36,6 +36,10 @@ export type ErrorCode =
   | 'already_enrolled'
   | 'second_factor_required'
   | 'recent_sign_in_required'
+  | 'proof_required'
+  | 'invalid_proof'
+  | 'totp_required'
+  | 'invalid_target'
   | 'invalid_passkey'
   | 'invalid_challenge'
   | 'request_not_held'
@@ -48,7 +52,8 @@ export class GatehouseError extends Error {
     readonly code: ErrorCode,
     readonly status: number,
     message: string,
-    readonly extra: { field?: string; retryAfter?: number } = {},
+    /** `field`: the input at fault; `retryAfter`: seconds; `acr`: the sign-in strength to step up to. */
+    readonly extra: { field?: string; retryAfter?: number; acr?: string } = {},
   ) {
     super(message);
     this.name = 'GatehouseError';

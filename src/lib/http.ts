@@ -1,11 +1,13 @@
 import type { Context } from 'hono';
-import { getCookie, setCookie } from 'hono/cookie';
 import type { SignInContext } from '../auth/risk';
-import { DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE, sessionCookieAttributes } from '../sessions/cookie';
+import { COOKIES, readCookie, writeCookie } from './cookies';
 import { randomToken } from './crypto';
 import type { z } from 'zod';
 import { GatehouseError, problemBody } from './errors';
 import { describeDevice, type RequestMeta } from './request-meta';
+
+/** The device cookie lives a year. */
+const DEVICE_COOKIE_MAX_AGE = 365 * 86400;
 
 /** Largest request body any Gatehouse endpoint accepts. */
 export const MAX_BODY_BYTES = 16 * 1024;
@@ -16,10 +18,10 @@ export const MAX_BODY_BYTES = 16 * 1024;
  * none) and the country and ASN Cloudflare attaches to the request.
  */
 export function signInContext(c: Context): SignInContext {
-  let deviceId = getCookie(c, DEVICE_COOKIE);
+  let deviceId = readCookie(c, COOKIES.device);
   if (!deviceId || !/^[A-Za-z0-9_-]{43}$/.test(deviceId)) {
     deviceId = randomToken(32);
-    setCookie(c, DEVICE_COOKIE, deviceId, { ...sessionCookieAttributes(DEVICE_COOKIE_MAX_AGE) });
+    writeCookie(c, COOKIES.device, deviceId, DEVICE_COOKIE_MAX_AGE);
   }
   const cf = (c.req.raw as { cf?: { country?: unknown; asn?: unknown } }).cf;
   return {

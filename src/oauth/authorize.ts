@@ -1,16 +1,16 @@
-import { and, eq } from 'drizzle-orm';
-import { consents } from '../db/schema';
+import { acrOf, stepUpTarget } from '../auth/acr';
+import { secondFactorsOf } from '../auth/totp';
 import type { Deps } from '../deps';
-import { hmac, timingSafeEqualString } from '../lib/crypto';
 import { audit, type RequestMeta } from '../identity/audit';
 import { failClosed, GatehouseError } from '../lib/errors';
+import { S256_CHALLENGE } from '../lib/pkce';
 import type { SessionClaims } from '../sessions/session-token';
 import { verifyToken } from '../tokens/jwt';
-import { ACR, acrOf, acrSatisfies, targetAcr } from '../auth/acr';
-import { hasSecondFactor, secondFactorsOf } from '../auth/totp';
+import { resourceProblem } from './client-registration';
 import { findClient, KNOWN_SCOPES, type Client } from './clients';
+import { recordConsent, storedConsent, takeHeldConsent } from './consent';
 import { issuerOf } from './issue';
-import { S256_CHALLENGE } from './pkce';
+import { readReauthMarker, signedInSince } from './reauth-marker';
 import { matchRedirectUri } from './redirect-uri';
 import { formatCode } from './token-formats';
 
@@ -31,6 +31,8 @@ export interface AuthorizationRequest {
   loginHint: string | undefined;
   idTokenHint: string | undefined;
   acrValues: string[];
+  /** RFC 8707 resources the grant is for (empty: Gatehouse itself, or any the client may have). */
+  resources: string[];
 }
 
 /** An error the client may receive at its redirect URI (its client_id and redirect_uri were valid). */
@@ -95,6 +97,13 @@ export function parseAuthorizationRequest(params: Params, client: Client, redire
   }
   if (params.nonce !== undefined && (params.nonce.length === 0 || params.nonce.length > 512)) fail('invalid_request', 'nonce is invalid.');
   if (params.state !== undefined && params.state.length > 2048) fail('invalid_request', 'state is too long.');
+  // RFC 8707 §2: each resource an absolute URI without fragment, and one this client may ask for.
+  const resources = (params.resource ?? '').split(' ').filter(Boolean);
+  if (resources.length > 10) fail('invalid_target', 'Ask for at most 10 resources.');
+  for (const r of resources) {
+    if (resourceProblem(r)) fail('invalid_target', 'resource must be an absolute URI without a fragment.');
+    if (!client.resources.includes(r)) fail('invalid_target', 'This client may not ask for that resource.');
+  }
   return {
     client,
     redirectUri,
@@ -107,6 +116,7 @@ export function parseAuthorizationRequest(params: Params, client: Client, redire
     loginHint: params.login_hint?.slice(0, 254),
     idTokenHint: params.id_token_hint,
     acrValues: (params.acr_values ?? '').split(' ').filter(Boolean).slice(0, 10),
+    resources,
   };
 }
 
@@ -128,26 +138,6 @@ export function responseLocation(deps: Deps, target: { redirectUri: string; stat
   return url.toString();
 }
 
-/** How long a re-authentication marker stays usable. */
-const REAUTH_MARKER_MS = 60 * 60_000;
-
-/**
- * A signed marker carried through the sign-in page when a request demands a fresh sign-in
- * (prompt=login, max_age): it names the session that was too old ("-" for none). Any other session
- * is one created since — every sign-in creates a new session — so it satisfies the request.
- */
-export async function reauthMarker(deps: Deps, staleSid: string | null, now: number): Promise<string> {
-  const body = `${now}.${staleSid ?? '-'}`;
-  return `${body}.${await hmac(deps.keys.csrf, `reauth:${body}`)}`;
-}
-
-async function readReauthMarker(deps: Deps, marker: string | undefined, now: number): Promise<{ staleSid: string } | null> {
-  const m = marker ? /^(\d{13})\.([A-Za-z0-9_-]{22}|-)\.([A-Za-z0-9_-]{43})$/.exec(marker) : null;
-  if (!m || now - Number(m[1]) > REAUTH_MARKER_MS) return null;
-  const valid = timingSafeEqualString(await hmac(deps.keys.csrf, `reauth:${m[1]}.${m[2]}`), m[3]!);
-  return valid ? { staleSid: m[2]! } : null;
-}
-
 /**
  * Decides what a valid authorization request needs: a (fresh) sign-in, consent, or — when neither —
  * a code at once. prompt=none never shows a page: it answers login_required or consent_required.
@@ -161,8 +151,8 @@ export async function decideAuthorization(
 ): Promise<AuthorizationStep> {
   const now = deps.now();
   const target = { redirectUri: req.redirectUri, state: req.state };
-  const marker = await readReauthMarker(deps, params.gh_reauth, now);
-  const fresh = (s: SessionClaims) => marker !== null && marker.staleSid !== s.sid;
+  const marker = await readReauthMarker(deps, { clientId: req.client.clientId, params, now });
+  const fresh = (s: SessionClaims) => marker !== null && signedInSince(marker, s);
 
   let needsLogin = !session;
   if (session && !fresh(session)) {
@@ -188,25 +178,16 @@ export async function decideAuthorization(
   }
 
   // acr_values (OIDC Core §3.1.2.1, voluntary) and a client's requireMfa (essential): step up when
-  // the session's acr is weaker. A voluntary request the account cannot meet (no second factor)
-  // goes on with the acr it has; the ID token says which.
-  const wanted = [...req.acrValues, ...(req.client.requireMfa ? [ACR.mfa] : [])];
-  const target_ = targetAcr(wanted);
-  if (target_ && !acrSatisfies(acrOf(session!.amr), wanted)) {
-    const factors = req.client.requireMfa ? null : await secondFactorsOf(deps, session!.sub);
-    const reachable = factors === null || (target_ === ACR.phishingResistant ? factors.passkeys > 0 : hasSecondFactor(factors));
-    if (reachable) {
-      if (req.prompt.has('none'))
-        return { kind: 'redirect', location: responseLocation(deps, target, { error: 'interaction_required', error_description: 'A stronger sign-in is required.' }) };
-      return { kind: 'step_up', acr: req.client.requireMfa && target_ === ACR.oneFactor ? ACR.mfa : target_ };
-    }
+  // the session's acr is weaker (auth/acr.ts stepUpTarget).
+  const stepUp = await stepUpTarget(acrOf(session!.amr), { wanted: req.acrValues, essential: req.client.requireMfa }, () => secondFactorsOf(deps, session!.sub));
+  if (stepUp) {
+    if (req.prompt.has('none'))
+      return { kind: 'redirect', location: responseLocation(deps, target, { error: 'interaction_required', error_description: 'A stronger sign-in is required.' }) };
+    return { kind: 'step_up', acr: stepUp };
   }
 
   if (!req.client.firstParty) {
-    const stored = await failClosed('the database', () =>
-      deps.db.select().from(consents).where(and(eq(consents.userId, session!.sub), eq(consents.clientId, req.client.clientId))).get(),
-    );
-    const granted = stored ? (JSON.parse(stored.scopes) as string[]) : [];
+    const granted = await storedConsent(deps, session!.sub, req.client.clientId);
     const covered = req.scope.every((s) => granted.includes(s));
     if (!covered || req.prompt.has('consent')) {
       if (req.prompt.has('none'))
@@ -215,19 +196,6 @@ export async function decideAuthorization(
     }
   }
   return { kind: 'redirect', location: await issueCodeLocation(deps, req, session!, meta) };
-}
-
-/** Records consent for the requested scopes (added to any earlier grant). */
-export async function recordConsent(deps: Deps, userId: string, clientId: string, scope: string[], meta: RequestMeta): Promise<void> {
-  await failClosed('the database', async () => {
-    await audit(deps.db, { type: 'consent_granted', userId, meta, detail: { clientId, scope }, at: deps.now() });
-    const stored = await deps.db.select().from(consents).where(and(eq(consents.userId, userId), eq(consents.clientId, clientId))).get();
-    const merged = [...new Set([...(stored ? (JSON.parse(stored.scopes) as string[]) : []), ...scope])].sort();
-    await deps.db
-      .insert(consents)
-      .values({ userId, clientId, scopes: JSON.stringify(merged), grantedAt: deps.now() })
-      .onConflictDoUpdate({ target: [consents.userId, consents.clientId], set: { scopes: JSON.stringify(merged), grantedAt: deps.now() } });
-  });
 }
 
 /**
@@ -245,6 +213,7 @@ export async function issueCodeLocation(deps: Deps, req: AuthorizationRequest, s
     authTime: session.authTime,
     amr: session.amr,
     acr: acrOf(session.amr),
+    resources: req.resources,
     now: deps.now(),
     ttlMs: CODE_TTL_MS,
   });
@@ -253,10 +222,40 @@ export async function issueCodeLocation(deps: Deps, req: AuthorizationRequest, s
       type: 'authorization_granted',
       userId: session.sub,
       meta,
-      detail: { clientId: req.client.clientId, scope: req.scope, sid: session.sid, ...(req.acrValues.length ? { acrValues: req.acrValues } : {}) },
+      detail: {
+        clientId: req.client.clientId,
+        scope: req.scope,
+        sid: session.sid,
+        ...(req.acrValues.length ? { acrValues: req.acrValues } : {}),
+        ...(req.resources.length ? { resources: req.resources } : {}),
+      },
       at: deps.now(),
     }),
   );
   return responseLocation(deps, { redirectUri: req.redirectUri, state: req.state }, { code: formatCode(session.sub, secret) });
 }
 
+
+/**
+ * A consent decision. It answers the authorization request held for it (consent.ts), and counts
+ * only while that request, decided again now, still needs exactly that decision — so posting the
+ * form directly skips nothing (requireMfa, max_age, prompt=login, acr_values, id_token_hint).
+ * Otherwise the request goes where it must now: sign-in, step-up, or straight to the client.
+ */
+export async function answerConsent(
+  deps: Deps,
+  session: SessionClaims,
+  a: { requestId: string | undefined; approve: boolean },
+  meta: RequestMeta,
+): Promise<{ req: AuthorizationRequest; params: Record<string, string>; step: AuthorizationStep }> {
+  const params = await takeHeldConsent(deps, session, a.requestId);
+  const { client, redirectUri } = await resolveClient(deps, params);
+  const req = parseAuthorizationRequest(params, client, redirectUri);
+  const step = await decideAuthorization(deps, req, session, params, meta);
+  if (step.kind !== 'consent') return { req, params, step };
+  const target = { redirectUri: req.redirectUri, state: req.state };
+  if (!a.approve)
+    return { req, params, step: { kind: 'redirect', location: responseLocation(deps, target, { error: 'access_denied', error_description: 'The user denied the request.' }) } };
+  await recordConsent(deps, session.sub, req.client.clientId, req.scope, meta);
+  return { req, params, step: { kind: 'redirect', location: await issueCodeLocation(deps, req, session, meta) } };
+}

@@ -2,7 +2,7 @@ import type { UserView } from '../identity/users';
 
 /**
  * Claims about the user released by scope (OIDC Core §5.4), plus Gatehouse's business claims:
- * `roles` and `tier` with `profile`.
+ * `roles` and `tier` only with the `roles` scope.
  */
 export function userClaims(user: UserView, scope: readonly string[]): Record<string, unknown> {
   const claims: Record<string, unknown> = { sub: user.id };
@@ -12,9 +12,11 @@ export function userClaims(user: UserView, scope: readonly string[]): Record<str
   }
   if (scope.includes('profile')) {
     claims.preferred_username = user.email;
+    claims.updated_at = Math.floor(user.createdAt / 1000);
+  }
+  if (scope.includes('roles')) {
     claims.roles = user.roles;
     claims.tier = user.tier;
-    claims.updated_at = Math.floor(user.createdAt / 1000);
   }
   return claims;
 }

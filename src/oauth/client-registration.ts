@@ -9,11 +9,35 @@ const uri = z.string().superRefine((v, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: `${v} ${problem}` });
 });
 
+/** RFC 8707 §2: a resource is an absolute URI with no fragment (an https URL or a URN). */
+export const resourceIdentifier = z
+  .string()
+  .max(512)
+  .refine((v) => resourceProblem(v) === undefined, { error: (i) => `${String(i.input)} ${resourceProblem(String(i.input))}` });
+
+export function resourceProblem(v: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    return 'is not an absolute URI';
+  }
+  if (v.includes('#')) return 'must not contain a fragment';
+  if (url.protocol !== 'https:' && url.protocol !== 'urn:' && !(url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)))
+    return 'must be an https URL or a URN';
+  return undefined;
+}
+
 /** What an operator (or, later, the admin API) asks for when registering a client. */
 export const clientInput = z
   .object({
     name: z.string().trim().min(1, 'name is required').max(100),
-    clientId: z.string().regex(/^[A-Za-z0-9_-]{3,64}$/, 'client_id must be 3–64 of A-Z a-z 0-9 _ -').optional(),
+    clientId: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{3,64}$/, 'client_id must be 3–64 of A-Z a-z 0-9 _ -')
+      // A client_id shaped like a user id could be mistaken for one: never allowed.
+      .refine((v) => !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v), 'client_id must not look like a user id (a UUID)')
+      .optional(),
     clientSecret: z.string().min(32, 'client_secret must be at least 32 characters').max(256).optional(),
     redirectUris: z.array(uri).min(1, 'at least one redirect URI is required'),
     postLogoutRedirectUris: z.array(uri).default([]),
@@ -31,6 +55,8 @@ export const clientInput = z
     refreshTokenAbsoluteTtl: z.number().int().min(60).optional(),
     /** Every sign-in for this client must use a second factor (docs/authentication.md). */
     requireMfa: z.boolean().default(false),
+    /** RFC 8707 resources the client may ask access tokens for (the routes and APIs that accept them). */
+    resources: z.array(resourceIdentifier).max(50).default([]),
   })
   .superRefine((c, ctx) => {
     if (c.public && c.grantTypes.includes('client_credentials'))
@@ -73,6 +99,7 @@ export async function buildClient(input: ClientInput, now: number): Promise<{ ro
       refreshTokenIdleTtl: c.refreshTokenIdleTtl ?? null,
       refreshTokenAbsoluteTtl: c.refreshTokenAbsoluteTtl ?? null,
       requireMfa: c.requireMfa,
+      resources: JSON.stringify(c.resources),
       logoUri: null,
       brandColor: null,
       createdAt: now,
@@ -94,6 +121,7 @@ export function describeClient(row: OAuthClientRow) {
     id_token_signed_response_alg: row.idTokenSignedResponseAlg,
     access_token_format: row.accessTokenFormat,
     require_mfa: Boolean(row.requireMfa),
+    resources: JSON.parse(row.resources ?? '[]') as string[],
     ...(row.accessTokenTtl ? { access_token_ttl: row.accessTokenTtl } : {}),
     ...(row.refreshTokenIdleTtl ? { refresh_token_idle_ttl: row.refreshTokenIdleTtl } : {}),
     ...(row.refreshTokenAbsoluteTtl ? { refresh_token_absolute_ttl: row.refreshTokenAbsoluteTtl } : {}),

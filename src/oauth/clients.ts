@@ -28,6 +28,8 @@ export interface Client {
   refreshTokenAbsoluteTtl: number | null;
   /** Sign-ins for this client need a second factor. */
   requireMfa: boolean;
+  /** RFC 8707 resources it may ask access tokens for. */
+  resources: string[];
 }
 
 const list = (json: string) => JSON.parse(json) as string[];
@@ -51,6 +53,7 @@ export function clientFromRow(r: OAuthClientRow): Client {
     refreshTokenIdleTtl: r.refreshTokenIdleTtl,
     refreshTokenAbsoluteTtl: r.refreshTokenAbsoluteTtl,
     requireMfa: r.requireMfa,
+    resources: list(r.resources),
   };
 }
 

@@ -31,6 +31,7 @@ export async function startDeviceAuthorization(
   const scope = (params.scope ?? client.scopes.filter((s) => s !== 'offline_access').join(' ')).split(' ').filter(Boolean);
   const unknown = scope.filter((s) => !(KNOWN_SCOPES as readonly string[]).includes(s) || !client.scopes.includes(s));
   if (unknown.length) throw oauthError('invalid_scope', `Scope not allowed for this client: ${unknown.join(' ')}.`);
+  const acrValues = (params.acr_values ?? '').split(' ').filter(Boolean).slice(0, 10);
   const now = deps.now();
   const secret = randomToken(32);
   for (let attempt = 0; attempt < 5; attempt++) {
@@ -42,7 +43,8 @@ export async function startDeviceAuthorization(
         waiterHash: await sha256(secret),
         approverHash: null,
         requester,
-        detail: { clientId: client.clientId, clientName: client.name, scope },
+        // What the approving session must satisfy (a client's requireMfa, the device's acr_values): checked at approval.
+        detail: { clientId: client.clientId, clientName: client.name, scope, acr: { wanted: acrValues, essential: client.requireMfa } },
         now,
         ttlMs: HANDOFF_TTL_MS,
         interval: DEVICE_INTERVAL,
@@ -95,6 +97,7 @@ export async function exchangeDeviceCode(deps: Deps, client: Client, deviceCode:
     authTime: approval.authTime,
     amr: approval.amr,
     acr: acrOf(approval.amr),
+    resources: [],
   };
   const refresh = client.grantTypes.includes('refresh_token')
     ? await deps.sessions.createRefreshFamily(user.id, grant, {
@@ -112,6 +115,8 @@ export async function exchangeDeviceCode(deps: Deps, client: Client, deviceCode:
     nonce: null,
     now,
     grantId: refresh?.familyId ?? randomToken(16),
+    gty: 'device_code',
+    resource: null,
     ...(refresh ? { refresh } : {}),
   });
 }

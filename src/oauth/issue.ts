@@ -1,10 +1,16 @@
 import type { Deps } from '../deps';
 import type { UserView } from '../identity/users';
 import type { Grant } from '../sessions/grants';
+import { formatOpaqueToken, issuerOf } from '../tokens/access-token';
 import { signToken } from '../tokens/jwt';
 import { userClaims } from './claims';
 import type { Client } from './clients';
-import { formatOpaqueToken, formatRefreshToken } from './token-formats';
+import { formatRefreshToken } from './token-formats';
+
+export { issuerOf };
+
+/** What the `gty` claim says of how an access token was obtained. */
+export type TokenGrantType = 'authorization_code' | 'refresh_token' | 'client_credentials' | 'device_code';
 
 export interface TokenResponse {
   access_token: string;
@@ -15,26 +21,37 @@ export interface TokenResponse {
   refresh_token?: string;
 }
 
-/** The issuer identifier: Gatehouse's public origin (no trailing slash), from config only. */
-export const issuerOf = (deps: Deps) => deps.config.publicUrl.origin;
-
 /**
- * An RFC 9068 access token (or, for a client set to `opaque`, a reference to one). `aud` is Gatehouse itself (its userinfo endpoint and the routes the
- * gateway fronts); `roles` and `tier` ride along for the gateway's policy checks.
+ * An RFC 9068 access token (or, for a client set to `opaque`, a reference to one) for exactly one
+ * audience: the RFC 8707 `resource` asked for, or else Gatehouse itself (userinfo) — a token for
+ * one API is not a key to another. It names its grant (`gid`, so revoking the grant revokes it
+ * wherever liveness is checked) and how it was obtained (`gty`). `roles` and `tier` ride along
+ * only when the scope asks for them (`roles`).
  */
 export async function issueAccessToken(
   deps: Deps,
-  a: { client: Client; subject: string; scope: string[]; now: number; user?: UserView; grant?: Grant; grantId?: string },
+  a: {
+    client: Client;
+    subject: string;
+    scope: string[];
+    now: number;
+    gty: TokenGrantType;
+    resource: string | null;
+    user?: UserView;
+    grant?: Grant;
+    grantId?: string;
+  },
 ) {
   const ttl = a.client.accessTokenTtl ?? deps.config.tokens.accessTtl;
-  const claims: Record<string, unknown> = { sub: a.subject, client_id: a.client.clientId, scope: a.scope.join(' ') };
+  const claims: Record<string, unknown> = { sub: a.subject, client_id: a.client.clientId, scope: a.scope.join(' '), gty: a.gty };
+  if (a.grantId) claims.gid = a.grantId;
   if (a.grant) Object.assign(claims, { auth_time: a.grant.authTime, amr: a.grant.amr, sid: a.grant.sid, ...(a.grant.acr ? { acr: a.grant.acr } : {}) });
-  if (a.user) Object.assign(claims, { roles: a.user.roles, tier: a.user.tier });
+  if (a.user && a.scope.includes('roles')) Object.assign(claims, { roles: a.user.roles, tier: a.user.tier });
   const signed = await signToken(deps.signingKeys, {
     kind: 'access',
     claims,
     issuer: issuerOf(deps),
-    audience: issuerOf(deps),
+    audience: a.resource ?? issuerOf(deps),
     ttl,
     now: a.now,
   });
@@ -80,8 +97,11 @@ export async function userTokenResponse(
     grant: Grant;
     nonce: string | null;
     now: number;
-    /** The refresh family, or the code's hash: revoking it takes opaque access tokens along. */
+    /** The grant (refresh family or code) the tokens belong to: revoking it takes them along. */
     grantId: string;
+    gty: TokenGrantType;
+    /** RFC 8707: the access token's audience, or null for Gatehouse itself. */
+    resource: string | null;
     refresh?: { familyId: string; secret: string };
   },
 ): Promise<TokenResponse> {
@@ -90,6 +110,8 @@ export async function userTokenResponse(
     subject: r.user.id,
     scope: r.grant.scope,
     now: r.now,
+    gty: r.gty,
+    resource: r.resource,
     user: r.user,
     grant: r.grant,
     grantId: r.grantId,

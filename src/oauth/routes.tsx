@@ -10,15 +10,17 @@ import { renderErrorPage } from '../ui/error-page';
 import { ContinuePage, MessagePage } from '../ui/pages/credentials';
 import { ConsentPage, LogoutConfirmPage } from '../ui/pages/oauth';
 import {
+  answerConsent,
   decideAuthorization,
-  issueCodeLocation,
   parseAuthorizationRequest,
-  reauthMarker,
-  recordConsent,
   RedirectableError,
   resolveClient,
   responseLocation,
+  type AuthorizationRequest,
+  type AuthorizationStep,
 } from './authorize';
+import { holdForConsent } from './consent';
+import { reauthMarker, REAUTH_PARAM } from './reauth-marker';
 import { authenticateClient } from './client-auth';
 import { ENDPOINTS, providerMetadata } from './discovery';
 import { issuerOf } from './issue';
@@ -41,7 +43,11 @@ for (const path of ['/openid-configuration', '/oauth-authorization-server']) {
 /** The OpenID Provider endpoints under /auth (docs/oidc.md). */
 export const oauthRoutes = new Hono<AppEnv>();
 
-/** Reads the request's parameters (query for GET, form for POST); a repeated parameter is invalid (RFC 6749 §3.1). */
+/**
+ * Reads the request's parameters (query for GET, form for POST); a repeated parameter is invalid
+ * (RFC 6749 §3.1) — except `resource`, which RFC 8707 lets repeat (kept space-separated: a URI has
+ * no spaces).
+ */
 async function readParams(c: C): Promise<Params> {
   const entries: [string, string][] = [];
   if (c.req.method === 'GET') {
@@ -56,8 +62,9 @@ async function readParams(c: C): Promise<Params> {
   }
   const params: Params = {};
   for (const [k, v] of entries) {
-    if (k in params) throw new GatehouseError('invalid_request', 400, `Parameter ${k} is repeated.`, { field: k });
-    params[k] = v;
+    if (k === 'resource' && k in params && !/\s/.test(v)) params[k] = `${params[k]} ${v}`;
+    else if (k in params) throw new GatehouseError('invalid_request', 400, `Parameter ${k} is repeated.`, { field: k });
+    else params[k] = v;
   }
   return params;
 }
@@ -96,31 +103,43 @@ async function authorize(c: C, params: Params): Promise<Response> {
   try {
     const req = parseAuthorizationRequest(params, resolved.client, resolved.redirectUri);
     const step = await decideAuthorization(deps, req, c.var.session, params, requestMeta(c));
-    if (step.kind === 'redirect') return c.redirect(step.location, 302);
-    if (step.kind === 'login') {
-      const next = new URLSearchParams(params);
-      next.delete('gh_reauth');
-      const prompt = [...req.prompt].filter((p) => p !== 'login' && p !== 'select_account').join(' ');
-      if (prompt) next.set('prompt', prompt);
-      else next.delete('prompt');
-      if (step.reauth) next.set('gh_reauth', await reauthMarker(deps, step.reauth.staleSid, deps.now()));
-      const signIn = new URLSearchParams({ return_to: `${ENDPOINTS.authorization}?${next}` });
-      if (req.loginHint) signIn.set('login_hint', req.loginHint);
-      return c.redirect(`/auth/sign-in?${signIn}`, 302);
-    }
-    if (step.kind === 'step_up') {
-      // The way back keeps any re-authentication marker: the stepped-up session is a new one.
-      const next = new URLSearchParams(params);
-      return c.redirect(`/auth/second-factor?${new URLSearchParams({ return_to: `${ENDPOINTS.authorization}?${next}`, acr: step.acr })}`, 302);
-    }
-    const account = await loadAccount(deps, c.var.session!);
-    return c.html(
-      <ConsentPage clientName={req.client.name} scope={req.scope} params={params} csrf={c.var.csrfToken} email={account.user.email} />,
-    );
+    return await respond(c, req, params, step, false);
   } catch (e) {
     if (e instanceof RedirectableError) return c.redirect(responseLocation(deps, e.target, { error: e.error, error_description: e.description }), 302);
     throw e;
   }
+}
+
+/**
+ * Renders where an authorization request goes next. `fromForm`: we are answering one of our own
+ * form posts, so a client's redirect URI is reached through the Continue page (CSP form-action).
+ */
+async function respond(c: C, req: AuthorizationRequest, params: Params, step: AuthorizationStep, fromForm: boolean): Promise<Response> {
+  const { deps } = c.var;
+  if (step.kind === 'redirect') return fromForm ? c.html(<ContinuePage href={step.location} />) : c.redirect(step.location, 302);
+  if (step.kind === 'login') {
+    const next = new URLSearchParams(params);
+    next.delete(REAUTH_PARAM);
+    const prompt = [...req.prompt].filter((p) => p !== 'login' && p !== 'select_account').join(' ');
+    if (prompt) next.set('prompt', prompt);
+    else next.delete('prompt');
+    if (step.reauth)
+      next.set(REAUTH_PARAM, await reauthMarker(deps, { staleSid: step.reauth.staleSid, clientId: req.client.clientId, params: Object.fromEntries(next), now: deps.now() }));
+    const signIn = new URLSearchParams({ return_to: `${ENDPOINTS.authorization}?${next}` });
+    if (req.loginHint) signIn.set('login_hint', req.loginHint);
+    return c.redirect(`/auth/sign-in?${signIn}`, fromForm ? 303 : 302);
+  }
+  if (step.kind === 'step_up') {
+    // The way back keeps any re-authentication marker: the stepped-up session is a new one.
+    const back = `${ENDPOINTS.authorization}?${new URLSearchParams(params)}`;
+    return c.redirect(`/auth/second-factor?${new URLSearchParams({ return_to: back, acr: step.acr })}`, fromForm ? 303 : 302);
+  }
+  const session = c.var.session!;
+  const account = await loadAccount(deps, session);
+  const requestId = await holdForConsent(deps, session, params);
+  return c.html(
+    <ConsentPage clientName={req.client.name} scope={req.scope} resources={req.resources} requestId={requestId} csrf={c.var.csrfToken} email={account.user.email} />,
+  );
 }
 
 // OIDC Core §3.1.2.1: GET and POST. A POSTed request comes from the client's page, so it carries
@@ -128,19 +147,20 @@ async function authorize(c: C, params: Params): Promise<Response> {
 oauthRoutes.get('/authorize', csrfToken, async (c) => authorize(c, await readParams(c)));
 oauthRoutes.post('/authorize', csrfToken, async (c) => authorize(c, await readParams(c)));
 
+// The consent page's answer: only for the request held for it (authorize.ts answerConsent).
 oauthRoutes.post('/authorize/decision', csrfProtection, async (c) => {
   const { deps } = c.var;
-  const { decision, csrf_token: _csrf, ...params } = await formFields(c);
-  const resolved = await resolveClient(deps, params);
-  const req = parseAuthorizationRequest(params, resolved.client, resolved.redirectUri);
-  if (!c.var.session) return authorize(c, params);
-  const target = { redirectUri: req.redirectUri, state: req.state };
-  // A form post of ours: leave it through the Continue page (form-action 'self').
-  if (decision !== 'approve')
-    return c.html(<ContinuePage href={responseLocation(deps, target, { error: 'access_denied', error_description: 'The user denied the request.' })} />);
-  await loadAccount(deps, c.var.session); // the session must still be live
-  await recordConsent(deps, c.var.session.sub, req.client.clientId, req.scope, requestMeta(c));
-  return c.html(<ContinuePage href={await issueCodeLocation(deps, req, c.var.session, requestMeta(c))} />);
+  c.header('cache-control', 'no-store');
+  const { decision, request } = await formFields(c);
+  if (!c.var.session) return c.redirect('/auth/sign-in', 303);
+  try {
+    const { req, params, step } = await answerConsent(deps, c.var.session, { requestId: request, approve: decision === 'approve' }, requestMeta(c));
+    return await respond(c, req, params, step, true);
+  } catch (e) {
+    if (e instanceof RedirectableError) return c.html(<ContinuePage href={responseLocation(deps, e.target, { error: e.error, error_description: e.description })} />);
+    if (e instanceof GatehouseError && e.status < 500) return renderErrorPage(c, e);
+    throw e;
+  }
 });
 
 // ── Token ────────────────────────────────────────────────────────────────────────────────────

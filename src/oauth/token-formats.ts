@@ -20,25 +20,3 @@ export function parseRefreshToken(token: string): { userId: string; familyId: st
   const m = REFRESH.exec(token);
   return m ? { userId: m[1]!, familyId: m[2]!, secret: m[3]! } : null;
 }
-
-/**
- * Opaque access tokens (the phantom-token pattern): `ot1.<owner>.<secret>`, owner = base64url of
- * the name of the object holding the JWT (a user id, or `client:<client_id>`).
- */
-const OPAQUE = new RegExp(`^ot1\\.([A-Za-z0-9_-]{1,200})\\.(${SECRET})$`);
-
-const b64url = (s: string) => btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-const unb64url = (s: string) => atob(s.replace(/-/g, '+').replace(/_/g, '/'));
-
-export const formatOpaqueToken = (owner: string, secret: string) => `ot1.${b64url(owner)}.${secret}`;
-
-export function parseOpaqueToken(token: string): { owner: string; secret: string } | null {
-  const m = OPAQUE.exec(token);
-  if (!m) return null;
-  try {
-    const owner = unb64url(m[1]!);
-    return /^[A-Za-z0-9_:-]{1,140}$/.test(owner) ? { owner, secret: m[2]! } : null;
-  } catch {
-    return null;
-  }
-}

@@ -3,9 +3,10 @@ import { findUserById, rolesOf, viewOf, type UserView } from '../identity/users'
 import { failClosed, oauthError } from '../lib/errors';
 import type { RefreshPolicy } from '../sessions/grants';
 import { GRANT_TYPES, type Client, type GrantType } from './clients';
+import { resourceProblem } from './client-registration';
 import { issueAccessToken, userTokenResponse, type TokenResponse } from './issue';
 import { exchangeDeviceCode } from './device';
-import { CODE_VERIFIER } from './pkce';
+import { CODE_VERIFIER } from '../lib/pkce';
 import { DEVICE_CODE_GRANT } from './vocabulary';
 import { parseCode, parseRefreshToken } from './token-formats';
 
@@ -24,6 +25,20 @@ const refreshPolicy = (deps: Deps, client: Client): RefreshPolicy | null =>
         absoluteTtlMs: (client.refreshTokenAbsoluteTtl ?? deps.config.tokens.refreshAbsoluteTtl) * 1000,
       }
     : null;
+
+/**
+ * RFC 8707 §2.2: the one resource (audience) the access token is for, or null for Gatehouse itself.
+ * The client must be allowed it; a grant whose authorization named resources keeps to them (checked
+ * in the user's object, before the code or refresh token is consumed).
+ */
+export function targetResource(params: Params, client: Client): string | null {
+  const asked = params.resource;
+  if (asked === undefined) return null;
+  if (asked.includes(' ')) throw oauthError('invalid_target', 'Ask for one resource per access token.');
+  if (resourceProblem(asked)) throw oauthError('invalid_target', 'resource must be an absolute URI without a fragment.');
+  if (!client.resources.includes(asked)) throw oauthError('invalid_target', 'This client may not ask for that resource.');
+  return asked;
+}
 
 async function loadUser(deps: Deps, userId: string): Promise<UserView> {
   const user = await failClosed('the database', () => findUserById(deps.db, userId));
@@ -49,7 +64,9 @@ export async function exchangeToken(deps: Deps, client: Client, params: Params):
     const codeVerifier = required(params, 'code_verifier');
     if (!CODE_VERIFIER.test(codeVerifier)) throw oauthError('invalid_request', 'code_verifier is not a valid PKCE verifier (RFC 7636 §4.1).');
     if (!code) throw oauthError('invalid_grant', 'The authorization code is not valid.');
+    const resource = targetResource(params, client);
     const result = await deps.sessions.redeemCode(code.userId, {
+      resource,
       secret: code.secret,
       clientId: client.clientId,
       redirectUri,
@@ -60,6 +77,7 @@ export async function exchangeToken(deps: Deps, client: Client, params: Params):
     if (result.status === 'reused')
       throw oauthError('invalid_grant', 'The authorization code was already used; the tokens issued from it have been revoked.');
     if (result.status === 'invalid') throw oauthError('invalid_grant', `The authorization code is not valid: ${result.reason}.`);
+    if (result.status === 'invalid_target') throw oauthError('invalid_target', 'That resource was not part of the authorization.');
     const user = await loadUser(deps, code.userId);
     return userTokenResponse(deps, {
       client,
@@ -68,6 +86,8 @@ export async function exchangeToken(deps: Deps, client: Client, params: Params):
       nonce: result.grant.nonce,
       now,
       grantId: result.grantId,
+      gty: 'authorization_code',
+      resource,
       ...(result.refresh ? { refresh: result.refresh } : {}),
     });
   }
@@ -76,7 +96,9 @@ export async function exchangeToken(deps: Deps, client: Client, params: Params):
     const token = parseRefreshToken(required(params, 'refresh_token'));
     if (!token) throw oauthError('invalid_grant', 'The refresh token is not valid.');
     const scope = params.scope?.split(' ').filter(Boolean);
+    const resource = targetResource(params, client);
     const result = await deps.sessions.rotateRefresh(token.userId, {
+      resource,
       familyId: token.familyId,
       secret: token.secret,
       clientId: client.clientId,
@@ -86,6 +108,7 @@ export async function exchangeToken(deps: Deps, client: Client, params: Params):
     if (result.status === 'reused')
       throw oauthError('invalid_grant', 'The refresh token was already used; every token of its family has been revoked.');
     if (result.status === 'invalid_scope') throw oauthError('invalid_scope', 'The requested scope exceeds the original grant.');
+    if (result.status === 'invalid_target') throw oauthError('invalid_target', 'That resource was not part of the authorization.');
     if (result.status === 'invalid') throw oauthError('invalid_grant', `The refresh token is not valid: ${result.reason}.`);
     const user = await loadUser(deps, token.userId);
     return userTokenResponse(deps, {
@@ -95,6 +118,8 @@ export async function exchangeToken(deps: Deps, client: Client, params: Params):
       nonce: null,
       now,
       grantId: token.familyId,
+      gty: 'refresh_token',
+      resource,
       refresh: { familyId: token.familyId, secret: result.secret },
     });
   }
@@ -107,6 +132,7 @@ export async function exchangeToken(deps: Deps, client: Client, params: Params):
   const allowed = client.scopes.filter((s) => s !== 'openid' && s !== 'offline_access');
   const scope = asked.length ? asked : allowed;
   if (scope.some((s) => !allowed.includes(s))) throw oauthError('invalid_scope', 'The requested scope is not allowed for this client.');
-  const access = await issueAccessToken(deps, { client, subject: client.clientId, scope, now });
+  const resource = targetResource(params, client);
+  const access = await issueAccessToken(deps, { client, subject: client.clientId, scope, now, gty: 'client_credentials', resource });
   return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope: scope.join(' ') };
 }

@@ -5,5 +5,8 @@ export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 export type GrantType = 'authorization_code' | 'refresh_token' | 'client_credentials' | typeof DEVICE_CODE_GRANT;
 export const GRANT_TYPES: readonly GrantType[] = ['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT];
 
-/** `offline_access` lets a refresh token outlive the browser session it came from. */
-export const KNOWN_SCOPES = ['openid', 'profile', 'email', 'offline_access'] as const;
+/**
+ * `offline_access` lets a refresh token outlive the browser session it came from; `roles` releases
+ * the user's roles and tier (in tokens and userinfo) — nothing else carries them.
+ */
+export const KNOWN_SCOPES = ['openid', 'profile', 'email', 'roles', 'offline_access'] as const;

@@ -1,6 +1,8 @@
 import { randomToken, sha256, timingSafeEqualString } from '../lib/crypto';
-import { CODE_VERIFIER, s256 } from '../oauth/pkce';
+import { CODE_VERIFIER, s256 } from '../lib/pkce';
+import { addMissingColumns } from './browser-sessions';
 import { OpaqueTokens } from './opaque-tokens';
+import { grantKey, type Revocations } from './revocations';
 
 /** What an authorization code or a refresh-token family stands for. */
 export interface Grant {
@@ -12,7 +14,12 @@ export interface Grant {
   authTime: number;
   amr: string[];
   acr: string | null;
+  /** RFC 8707: the resources (audiences) the grant may be used for; empty for Gatehouse itself only. */
+  resources: string[];
 }
+
+/** Longest an access token can live (ACCESS_TOKEN_TTL and per-client lifetimes are capped at a day). */
+export const MAX_ACCESS_TOKEN_MS = 86_400_000;
 
 export interface CodeInput extends Grant {
   redirectUri: string;
@@ -29,8 +36,11 @@ export interface RefreshPolicy {
 }
 
 export type CodeRedemption =
+  /** `grantId` names the grant in the tokens it issues (`gid`): the refresh family's id, or a fresh one. */
   | { status: 'ok'; grant: Grant & { nonce: string | null }; grantId: string; refresh?: { familyId: string; secret: string } }
   | { status: 'invalid'; reason: string }
+  /** RFC 8707: the resource asked for was not part of the authorization; nothing was consumed. */
+  | { status: 'invalid_target' }
   /** The code was already redeemed: the refresh family issued from it has been revoked. */
   | { status: 'reused' };
 
@@ -39,6 +49,8 @@ export type RefreshRotation =
   | { status: 'invalid'; reason: string }
   /** A wider scope than the family's was asked for; nothing was rotated. */
   | { status: 'invalid_scope' }
+  /** A resource outside the family's authorization was asked for; nothing was rotated. */
+  | { status: 'invalid_target' }
   /** A rotated-out token was presented again: the whole family is now revoked. */
   | { status: 'reused' };
 
@@ -46,6 +58,9 @@ async function newFamilySecret(): Promise<{ familyId: string; secret: string; ha
   const secret = randomToken(32);
   return { familyId: randomToken(16), secret, hash: await sha256(secret) };
 }
+
+/** RFC 8707: an authorization that named resources keeps to them; one that named none allows any the client may have. */
+const allows = (grant: Grant, resource: string | null | undefined) => !resource || grant.resources.length === 0 || grant.resources.includes(resource);
 
 /** Consumed codes are kept this long past expiry, so a replay is recognised (and punished) as one. */
 const CODE_REPLAY_WINDOW_MS = 10 * 60_000;
@@ -63,7 +78,9 @@ interface CodeRow extends Record<string, SqlStorageValue> {
   acr: string | null;
   expires_at: number;
   consumed_at: number | null;
+  /** Once redeemed: the grant the code became (the refresh family's id, or a fresh id). */
   family_id: string | null;
+  resources: string | null;
 }
 
 interface FamilyRow extends Record<string, SqlStorageValue> {
@@ -79,6 +96,7 @@ interface FamilyRow extends Record<string, SqlStorageValue> {
   idle_expires_at: number;
   absolute_expires_at: number;
   revoked_at: number | null;
+  resources: string | null;
 }
 
 const grantOf = (r: CodeRow | FamilyRow): Grant => ({
@@ -88,6 +106,7 @@ const grantOf = (r: CodeRow | FamilyRow): Grant => ({
   authTime: r.auth_time,
   amr: JSON.parse(r.amr) as string[],
   acr: r.acr,
+  resources: r.resources ? (JSON.parse(r.resources) as string[]) : [],
 });
 
 /**
@@ -97,7 +116,10 @@ const grantOf = (r: CodeRow | FamilyRow): Grant => ({
  * the secrets are stored.
  */
 export class GrantStore {
-  constructor(private readonly sql: SqlStorage) {
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly revocations: Revocations,
+  ) {
     sql.exec(`CREATE TABLE IF NOT EXISTS auth_codes (
       code_hash TEXT PRIMARY KEY, client_id TEXT NOT NULL, redirect_uri TEXT NOT NULL,
       code_challenge TEXT NOT NULL, scope TEXT NOT NULL, nonce TEXT, sid TEXT NOT NULL,
@@ -109,6 +131,8 @@ export class GrantStore {
       idle_ttl INTEGER NOT NULL, idle_expires_at INTEGER NOT NULL, absolute_expires_at INTEGER NOT NULL,
       revoked_at INTEGER)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS refresh_used (hash TEXT PRIMARY KEY, family_id TEXT NOT NULL)`);
+    addMissingColumns(sql, 'auth_codes', { resources: 'TEXT' });
+    addMissingColumns(sql, 'refresh_families', { resources: 'TEXT' });
     this.opaque = new OpaqueTokens(sql);
   }
 
@@ -119,8 +143,8 @@ export class GrantStore {
   async issueCode(c: CodeInput): Promise<string> {
     const secret = randomToken(32);
     this.sql.exec(
-      `INSERT INTO auth_codes (code_hash, client_id, redirect_uri, code_challenge, scope, nonce, sid, auth_time, amr, acr, expires_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO auth_codes (code_hash, client_id, redirect_uri, code_challenge, scope, nonce, sid, auth_time, amr, acr, expires_at, resources)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       await sha256(secret),
       c.clientId,
       c.redirectUri,
@@ -132,6 +156,7 @@ export class GrantStore {
       JSON.stringify(c.amr),
       c.acr,
       c.now + c.ttlMs,
+      JSON.stringify(c.resources),
     );
     return secret;
   }
@@ -150,16 +175,19 @@ export class GrantStore {
     codeVerifier: string;
     now: number;
     refresh: RefreshPolicy | null;
+    /** The resource the token request names, checked against the authorization before anything is consumed. */
+    resource?: string | null;
   }): Promise<CodeRedemption> {
     const hash = await sha256(r.secret);
     const answer = CODE_VERIFIER.test(r.codeVerifier) ? await s256(r.codeVerifier) : null;
     const family = r.refresh ? await newFamilySecret() : null;
+    const grantId = family?.familyId ?? randomToken(16);
 
     const row = this.sql.exec<CodeRow>('SELECT * FROM auth_codes WHERE code_hash = ?', hash).toArray()[0];
     if (!row) return { status: 'invalid', reason: 'unknown code' };
     if (row.consumed_at !== null) {
-      // RFC 6749 §4.1.2: a replayed code revokes what was issued from it.
-      this.revokeFamily(row.family_id ?? hash, r.now);
+      // RFC 6749 §4.1.2: a replayed code revokes what was issued from it (refresh family and access tokens).
+      if (row.family_id) this.revokeFamily(row.family_id, r.now);
       return { status: 'reused' };
     }
     if (r.now >= row.expires_at) return { status: 'invalid', reason: 'the code has expired' };
@@ -170,18 +198,19 @@ export class GrantStore {
       return { status: 'invalid', reason: 'code_verifier does not match the code_challenge' };
 
     const grant = grantOf(row);
+    if (!allows(grant, r.resource)) return { status: 'invalid_target' };
     if (family && r.refresh) this.insertFamily(grant, family, r.refresh, r.now);
     this.sql.exec(
       'UPDATE auth_codes SET consumed_at = ?, family_id = ?, expires_at = ? WHERE code_hash = ?',
       r.now,
-      family?.familyId ?? null,
+      grantId,
       row.expires_at + CODE_REPLAY_WINDOW_MS,
       hash,
     );
     return {
       status: 'ok',
       grant: { ...grant, nonce: row.nonce },
-      grantId: family?.familyId ?? hash,
+      grantId,
       ...(family ? { refresh: { familyId: family.familyId, secret: family.secret } } : {}),
     };
   }
@@ -195,8 +224,8 @@ export class GrantStore {
   private insertFamily(grant: Grant, family: { familyId: string; hash: string }, policy: RefreshPolicy, now: number): void {
     const absolute = now + policy.absoluteTtlMs;
     this.sql.exec(
-      `INSERT INTO refresh_families (family_id, client_id, scope, sid, auth_time, amr, acr, current_hash, idle_ttl, idle_expires_at, absolute_expires_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO refresh_families (family_id, client_id, scope, sid, auth_time, amr, acr, current_hash, idle_ttl, idle_expires_at, absolute_expires_at, resources)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       family.familyId,
       grant.clientId,
       JSON.stringify(grant.scope),
@@ -208,11 +237,12 @@ export class GrantStore {
       policy.idleTtlMs,
       Math.min(now + policy.idleTtlMs, absolute),
       absolute,
+      JSON.stringify(grant.resources),
     );
   }
 
   /** Rotates a refresh token: the presented secret is retired and a new one returned. */
-  async rotateRefresh(r: { familyId: string; secret: string; clientId: string; now: number; scope?: string[] }): Promise<RefreshRotation> {
+  async rotateRefresh(r: { familyId: string; secret: string; clientId: string; now: number; scope?: string[]; resource?: string | null }): Promise<RefreshRotation> {
     // Hashing first; from the read on there is no await (see redeemCode).
     const hash = await sha256(r.secret);
     const secret = randomToken(32);
@@ -231,6 +261,7 @@ export class GrantStore {
     const grant = grantOf(family);
     // RFC 6749 §6: a narrower scope may be asked for, never a wider one — checked before rotating.
     if (r.scope && r.scope.some((s) => !grant.scope.includes(s))) return { status: 'invalid_scope' };
+    if (!allows(grant, r.resource)) return { status: 'invalid_target' };
     this.sql.exec('INSERT INTO refresh_used (hash, family_id) VALUES (?, ?)', hash, r.familyId);
     this.sql.exec(
       'UPDATE refresh_families SET current_hash = ?, idle_expires_at = ? WHERE family_id = ?',
@@ -250,10 +281,14 @@ export class GrantStore {
     return { ...grantOf(family), expiresAt: Math.min(family.idle_expires_at, family.absolute_expires_at) };
   }
 
-  /** Revokes a refresh family and the opaque access tokens issued under it. */
-  revokeFamily(familyId: string, now: number): boolean {
-    this.opaque.deleteOfGrant(familyId);
-    return this.sql.exec('UPDATE refresh_families SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL RETURNING family_id', now, familyId).toArray().length > 0;
+  /**
+   * Revokes a grant: its refresh family (when it has one), the opaque access tokens issued under it,
+   * and — through the revocation list — every signed access token naming it.
+   */
+  revokeFamily(grantId: string, now: number): boolean {
+    this.opaque.deleteOfGrant(grantId);
+    this.revocations.add(grantKey(grantId), now + MAX_ACCESS_TOKEN_MS);
+    return this.sql.exec('UPDATE refresh_families SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL RETURNING family_id', now, grantId).toArray().length > 0;
   }
 
   /** Revokes the families born of a browser session (sign-out), except those granted offline_access. */
@@ -266,7 +301,10 @@ export class GrantStore {
         )
       : this.sql.exec('UPDATE refresh_families SET revoked_at = ? WHERE revoked_at IS NULL RETURNING family_id', now);
     const revoked = rows.toArray() as { family_id: string }[];
-    for (const { family_id } of revoked) this.opaque.deleteOfGrant(family_id);
+    for (const { family_id } of revoked) {
+      this.opaque.deleteOfGrant(family_id);
+      this.revocations.add(grantKey(family_id), now + MAX_ACCESS_TOKEN_MS);
+    }
     return revoked.length;
   }
 

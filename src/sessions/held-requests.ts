@@ -1,10 +1,14 @@
 import { randomToken } from '../lib/crypto';
+import { addMissingColumns } from './browser-sessions';
 
 /** A request the gateway keeps while its browser steps up, replayed once afterwards. */
 export interface HeldRequest {
   method: string;
   /** Path and query, as normalised by the gateway. */
   url: string;
+  /** The host it was sent to, and the route that held it: it is replayed only there, under that route's policy. */
+  host: string;
+  routeKey: string;
   contentType: string | null;
   body: ArrayBuffer;
   /** The session that made it: only a session of the same user may replay it. */
@@ -25,6 +29,8 @@ interface Row extends Record<string, SqlStorageValue> {
   body: ArrayBuffer;
   sid: string;
   expires_at: number;
+  host: string | null;
+  route_key: string | null;
 }
 
 /** The held-requests table inside a user's UserSessions object (same serialisation rules). */
@@ -34,6 +40,7 @@ export class HeldRequests {
       id TEXT PRIMARY KEY, method TEXT NOT NULL, url TEXT NOT NULL, content_type TEXT,
       body BLOB NOT NULL, sid TEXT NOT NULL, expires_at INTEGER NOT NULL
     )`);
+    addMissingColumns(sql, 'held_requests', { host: 'TEXT', route_key: 'TEXT' });
   }
 
   /** Stores a request; returns its id (128 bits, the only handle to it). Oldest dropped past the cap. */
@@ -41,10 +48,12 @@ export class HeldRequests {
     if (r.body.byteLength > HELD_BODY_LIMIT) throw new RangeError('held request body too large');
     const id = randomToken(16);
     this.sql.exec(
-      'INSERT INTO held_requests (id, method, url, content_type, body, sid, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO held_requests (id, method, url, host, route_key, content_type, body, sid, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       id,
       r.method,
       r.url,
+      r.host,
+      r.routeKey,
       r.contentType,
       r.body,
       r.sid,
@@ -57,11 +66,17 @@ export class HeldRequests {
     return id;
   }
 
+  /** What a held request is (without its body), to check it may be replayed here; null when unknown or expired. */
+  peek(id: string, now: number): Omit<HeldRequest, 'body'> | null {
+    const row = this.sql.exec<Row>('SELECT id, method, url, host, route_key, content_type, sid, expires_at FROM held_requests WHERE id = ?', id).toArray()[0];
+    return row && row.expires_at > now ? { ...describe(row) } : null;
+  }
+
   /** Takes a held request out (it can be replayed once); null when unknown, taken or expired. */
   take(id: string, now: number): HeldRequest | null {
     const row = this.sql.exec<Row>('DELETE FROM held_requests WHERE id = ? RETURNING *', id).toArray()[0];
     if (!row || row.expires_at <= now) return null;
-    return { method: row.method, url: row.url, contentType: row.content_type, body: row.body, sid: row.sid, expiresAt: row.expires_at };
+    return { ...describe(row), body: row.body };
   }
 
   purge(now: number): void {
@@ -72,3 +87,14 @@ export class HeldRequests {
     return this.sql.exec<{ next: number | null }>('SELECT MIN(expires_at) AS next FROM held_requests').one().next;
   }
 }
+
+const describe = (row: Row): Omit<HeldRequest, 'body'> => ({
+  method: row.method,
+  url: row.url,
+  // Rows from before hosts and routes were recorded match nothing, so they are never replayed.
+  host: row.host ?? '',
+  routeKey: row.route_key ?? '',
+  contentType: row.content_type,
+  sid: row.sid,
+  expiresAt: row.expires_at,
+});

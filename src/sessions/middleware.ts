@@ -1,9 +1,11 @@
-import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import type { Context } from 'hono';
 import { createMiddleware } from 'hono/factory';
 import type { AppEnv } from '../deps';
+import { clearCookie, COOKIES, readCookie, writeCookie } from '../lib/cookies';
 import { GatehouseError } from '../lib/errors';
-import { SESSION_COOKIE, sessionCookieAttributes } from './cookie';
 import { assertLiveSession, resumeSession } from './sessions';
+
+const setsSession = (c: Context) => c.res.headers.getSetCookie().some((h) => h.startsWith(`${COOKIES.session}=`));
 
 /**
  * Puts the signed-in user's session claims (or null) on the context. A fresh token costs no I/O; a
@@ -11,13 +13,11 @@ import { assertLiveSession, resumeSession } from './sessions';
  * treated as signed out, never answered with a 500.
  */
 export const sessionMiddleware = createMiddleware<AppEnv>(async (c, next) => {
-  const result = await resumeSession(c.var.deps, getCookie(c, SESSION_COOKIE));
+  const result = await resumeSession(c.var.deps, readCookie(c, COOKIES.session), new URL(c.req.url).host);
   c.set('session', result.status === 'valid' ? result.claims : null);
   await next();
-  if (result.status === 'ended' && !c.res.headers.getSetCookie().some((h) => h.startsWith(`${SESSION_COOKIE}=`)))
-    deleteCookie(c, SESSION_COOKIE, { path: '/', secure: true, httpOnly: true, sameSite: 'Lax' });
-  if (result.status === 'valid' && result.refreshed && !c.res.headers.getSetCookie().some((h) => h.startsWith(`${SESSION_COOKIE}=`)))
-    setCookie(c, SESSION_COOKIE, result.refreshed.value, sessionCookieAttributes(result.refreshed.maxAge));
+  if (result.status === 'ended' && !setsSession(c)) clearCookie(c, COOKIES.session);
+  if (result.status === 'valid' && result.refreshed && !setsSession(c)) setSessionCookie(c, result.refreshed);
 });
 
 /**
@@ -33,19 +33,10 @@ export const requireSignedIn = createMiddleware<AppEnv>(async (c, next) => {
   await next();
 });
 
-export function setSessionCookie(c: Parameters<typeof setCookie>[0], cookie: { value: string; maxAge: number }) {
-  setCookie(c, SESSION_COOKIE, cookie.value, sessionCookieAttributes(cookie.maxAge));
+export function setSessionCookie(c: Context, cookie: { value: string; maxAge: number }) {
+  writeCookie(c, COOKIES.session, cookie.value, cookie.maxAge);
 }
 
-export function clearSessionCookie(c: Parameters<typeof deleteCookie>[0]) {
-  deleteCookie(c, SESSION_COOKIE, { path: '/', secure: true, httpOnly: true, sameSite: 'Lax' });
-}
-
-/** The pending sign-in between the first and second factor (src/auth/second-factor.ts). */
-export function setPendingCookie(c: Parameters<typeof setCookie>[0], name: string, value: string, maxAge: number) {
-  setCookie(c, name, value, { ...sessionCookieAttributes(maxAge), sameSite: 'Strict' });
-}
-
-export function clearCookie(c: Parameters<typeof deleteCookie>[0], name: string) {
-  deleteCookie(c, name, { path: '/', secure: true, httpOnly: true });
+export function clearSessionCookie(c: Context) {
+  clearCookie(c, COOKIES.session);
 }

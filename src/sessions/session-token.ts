@@ -23,6 +23,10 @@ export interface SessionClaims {
   emailVerified: boolean;
   roles: string[];
   tier: string;
+  /** Made by a cross-device handoff (it never counts as a recent sign-in). */
+  relayed: boolean;
+  /** The app host this session is for (null: Gatehouse's own host); it is refused anywhere else. */
+  host: string | null;
 }
 
 export interface SessionTokenOptions {
@@ -46,6 +50,8 @@ export async function issueSessionToken(
     email_verified: claims.emailVerified,
     roles: claims.roles,
     tier: claims.tier,
+    ...(claims.relayed ? { relayed: true } : {}),
+    ...(claims.host ? { host: claims.host } : {}),
   })
     .setProtectedHeader({ alg: 'HS256', typ: SESSION_TOKEN_TYPE })
     .setSubject(claims.sub)
@@ -95,6 +101,8 @@ export async function verifySessionToken(
     if (typeof payload.sid !== 'string' || !amr || !roles || typeof payload.auth_time !== 'number') return { status: 'invalid' };
     if (typeof payload.email !== 'string' || typeof payload.email_verified !== 'boolean' || typeof payload.tier !== 'string')
       return { status: 'invalid' };
+    if ((payload.relayed !== undefined && payload.relayed !== true) || (payload.host !== undefined && typeof payload.host !== 'string'))
+      return { status: 'invalid' };
     const claims: SessionClaims = {
       sub: payload.sub!,
       sid: payload.sid,
@@ -105,6 +113,8 @@ export async function verifySessionToken(
       emailVerified: payload.email_verified,
       roles,
       tier: payload.tier,
+      relayed: payload.relayed === true,
+      host: typeof payload.host === 'string' ? payload.host : null,
     };
     const fresh = claims.exp - opts.refreshWithin > opts.now / 1000;
     if (fresh) {

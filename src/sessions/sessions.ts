@@ -4,7 +4,7 @@ import { findUserById, rolesOf, viewOf, type UserView } from '../identity/users'
 import { failClosed, GatehouseError } from '../lib/errors';
 import { formatSessionCookie, parseSessionCookie } from './cookie';
 import { issueSessionToken, verifySessionToken, type SessionClaims } from './session-token';
-import type { SessionRecord } from './user-sessions';
+import type { SessionRecord } from './browser-sessions';
 
 /** Seconds before expiry at which a session token is refreshed through the Durable Object. */
 export const REFRESH_WITHIN = 60;
@@ -23,16 +23,19 @@ const tokenOptions = (deps: Deps, now: number) => ({
   now,
 });
 
-async function cookieFor(deps: Deps, record: SessionRecord, secret: string, authTime: number, user: UserView, now: number) {
+/** The session token (and cookie) for a record: its sign-in facts come from the record, never from an older token. */
+export async function cookieFor(deps: Deps, record: SessionRecord, secret: string, user: UserView, now: number) {
   const claims = {
     sub: record.userId,
     sid: record.sid,
     amr: record.amr,
-    authTime,
+    authTime: record.authTime,
     email: user.email,
     emailVerified: user.emailVerified,
     roles: user.roles,
     tier: user.tier,
+    relayed: record.relayed,
+    host: record.host,
   };
   const { token, exp } = await issueSessionToken(claims, tokenOptions(deps, now));
   return {
@@ -41,15 +44,21 @@ async function cookieFor(deps: Deps, record: SessionRecord, secret: string, auth
   };
 }
 
-/** A new session (new id and secret) in the user's Durable Object, and the cookie that carries it. */
+/**
+ * A new session (new id and secret) in the user's Durable Object, and the cookie that carries it.
+ * `authTime` is when the person proved who they are — now, for a sign-in; the approving session's
+ * sign-in for a handoff (`relayed`), so handing over never makes a sign-in look recent.
+ */
 export async function startSession(
   deps: Deps,
-  s: { user: UserView; amr: string[]; meta: RequestMeta; now: number },
+  s: { user: UserView; amr: string[]; meta: RequestMeta; now: number; authTime?: number; relayed?: boolean },
 ): Promise<StartedSession> {
   const { idleTtl, absoluteTtl } = deps.config.session;
   const created = await deps.sessions.create({
     userId: s.user.id,
     amr: s.amr,
+    authTime: s.authTime ?? Math.floor(s.now / 1000),
+    relayed: s.relayed ?? false,
     ip: s.meta.ip,
     userAgent: s.meta.userAgent,
     now: s.now,
@@ -57,7 +66,7 @@ export async function startSession(
     absoluteTtl,
   });
   const { secret, ...record } = created;
-  return { record, ...(await cookieFor(deps, record, secret, Math.floor(s.now / 1000), s.user, s.now)) };
+  return { record, ...(await cookieFor(deps, record, secret, s.user, s.now)) };
 }
 
 /**
@@ -77,11 +86,13 @@ export type ResumedSession =
   | { status: 'valid'; claims: SessionClaims; refreshed?: { value: string; maxAge: number } };
 
 /**
- * Reads a session cookie. A fresh token is accepted with no I/O; a stale one is refreshed through
- * the user's Durable Object (where a revoked session stops being accepted) and the user's roles,
- * tier and email are re-read from D1. Errors from either propagate as 503 (fail closed).
+ * Reads a session cookie sent to `host`. A fresh token is accepted with no I/O; a stale one is
+ * refreshed through the user's Durable Object (where a revoked session stops being accepted) and
+ * the user's roles, tier and email are re-read from D1. Errors from either propagate as 503 (fail
+ * closed). A session is only good on the host it was made for: Gatehouse's own sessions on
+ * PUBLIC_URL's host, an app host's session on that app host.
  */
-export async function resumeSession(deps: Deps, cookieValue: string | undefined): Promise<ResumedSession> {
+export async function resumeSession(deps: Deps, cookieValue: string | undefined, host: string): Promise<ResumedSession> {
   if (!cookieValue) return { status: 'none' };
   const parsed = parseSessionCookie(cookieValue);
   if (!parsed) return { status: 'ended' };
@@ -94,6 +105,7 @@ export async function resumeSession(deps: Deps, cookieValue: string | undefined)
     maxAge: deps.config.session.absoluteTtl,
   });
   if (verdict.status === 'invalid') return { status: 'ended' };
+  if ((verdict.claims.host ?? deps.config.publicUrl.host) !== host) return { status: 'ended' };
   if (verdict.status === 'valid') return { status: 'valid', claims: verdict.claims };
 
   const record = await deps.sessions.refresh(verdict.claims.sub, verdict.claims.sid, parsed.secret, now);
@@ -102,6 +114,6 @@ export async function resumeSession(deps: Deps, cookieValue: string | undefined)
   const row = await failClosed('the database', () => findUserById(deps.db, record.userId));
   if (!row) return { status: 'ended' };
   const user = viewOf(row, await failClosed('the database', () => rolesOf(deps.db, row.id)));
-  const { claims, cookie } = await cookieFor(deps, record, parsed.secret, verdict.claims.authTime, user, now);
+  const { claims, cookie } = await cookieFor(deps, record, parsed.secret, user, now);
   return { status: 'valid', claims, refreshed: cookie };
 }

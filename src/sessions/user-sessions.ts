@@ -1,158 +1,83 @@
 import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../config';
-import { randomToken, sha256, timingSafeEqualString } from '../lib/crypto';
+import { sha256, timingSafeEqualString } from '../lib/crypto';
+import { BrowserSessions, newSessionSecret, type CreateSessionInput, type SessionRecord } from './browser-sessions';
+import { GrantStore, MAX_ACCESS_TOKEN_MS, type CodeInput, type CodeRedemption, type Grant, type RefreshPolicy, type RefreshRotation } from './grants';
 import { HeldRequests, type HeldRequest } from './held-requests';
-import { GrantStore, type CodeInput, type CodeRedemption, type Grant, type RefreshPolicy, type RefreshRotation } from './grants';
+import { grantKey, Revocations, tokenKey } from './revocations';
+import { Tickets } from './tickets';
 
-/** A browser session as the owner sees it. The secret never leaves the object after creation. */
-export interface SessionRecord {
-  /** Public id (128 bits): shown on the account page, carried in the session token as `sid`. */
-  sid: string;
-  userId: string;
-  amr: string[];
-  createdAt: number;
-  lastSeenAt: number;
-  idleExpiresAt: number;
-  absoluteExpiresAt: number;
-  ip: string | null;
-  userAgent: string | null;
-}
+export type { CreateSessionInput, SessionRecord };
 
-export interface CreateSessionInput {
-  userId: string;
-  amr: string[];
-  ip: string | null;
-  userAgent: string | null;
-  now: number;
-  /** Seconds. */
-  idleTtl: number;
-  absoluteTtl: number;
-}
-
-interface Row extends Record<string, SqlStorageValue> {
-  sid: string;
-  user_id: string;
-  secret_hash: string;
-  amr: string;
-  created_at: number;
-  last_seen_at: number;
-  idle_expires_at: number;
-  absolute_expires_at: number;
-  ip: string | null;
-  user_agent: string | null;
-  idle_ttl: number;
-}
-
-const toRecord = (r: Row): SessionRecord => ({
-  sid: r.sid,
-  userId: r.user_id,
-  amr: JSON.parse(r.amr) as string[],
-  createdAt: r.created_at,
-  lastSeenAt: r.last_seen_at,
-  idleExpiresAt: r.idle_expires_at,
-  absoluteExpiresAt: r.absolute_expires_at,
-  ip: r.ip,
-  userAgent: r.user_agent,
-});
+/** An app host's session, made by redeeming a host handshake code (gateway/app-session.ts). */
+export type ConnectRedemption =
+  | { status: 'ok'; session: SessionRecord & { secret: string }; returnTo: string }
+  | { status: 'invalid'; reason: string };
 
 /**
- * One object per user (named by the user id): that user's browser sessions, authorization codes,
- * refresh-token families and opaque access tokens. (A client's own opaque tokens, from
- * client_credentials, live in an object of this class named `client:<client_id>`.) Calls are serialised by the object's input gate, so a refresh never races
- * a revoke and a code is redeemed once. Only SHA-256 hashes of secrets are stored. An alarm purges
- * what has expired.
+ * One object per user (named by the user id): that user's browser sessions (and the app-host
+ * sessions made from them), authorization codes, refresh-token families, opaque access tokens,
+ * revocations, held requests and single-use tickets. (A client's own opaque tokens, from
+ * client_credentials, live in an object of this class named `client:<client_id>`.) Calls are
+ * serialised by the object's input gate, so a refresh never races a revoke and a code is redeemed
+ * once — provided no method awaits anything but storage between its read and its write: every
+ * hash is computed first. An alarm purges what has expired.
  */
 export class UserSessions extends DurableObject<Env> {
-  private readonly sql: SqlStorage;
+  private readonly sessions: BrowserSessions;
+  private readonly revocations: Revocations;
   private readonly grants: GrantStore;
   private readonly held: HeldRequests;
+  private readonly tickets: Tickets;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.sql = ctx.storage.sql;
-    this.grants = new GrantStore(this.sql);
-    this.held = new HeldRequests(this.sql);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS sessions (
-      sid TEXT PRIMARY KEY,
-      user_id TEXT NOT NULL,
-      secret_hash TEXT NOT NULL UNIQUE,
-      amr TEXT NOT NULL,
-      created_at INTEGER NOT NULL,
-      last_seen_at INTEGER NOT NULL,
-      idle_expires_at INTEGER NOT NULL,
-      absolute_expires_at INTEGER NOT NULL,
-      idle_ttl INTEGER NOT NULL,
-      ip TEXT,
-      user_agent TEXT
-    )`);
+    const sql = ctx.storage.sql;
+    this.sessions = new BrowserSessions(sql);
+    this.revocations = new Revocations(sql);
+    this.grants = new GrantStore(sql, this.revocations);
+    this.held = new HeldRequests(sql);
+    this.tickets = new Tickets(sql);
   }
 
+  // ── Browser sessions ─────────────────────────────────────────────────────────────────────
   /** Starts a session; returns it with its secret (the only time the secret is seen). */
   async create(input: CreateSessionInput): Promise<SessionRecord & { secret: string }> {
-    const sid = randomToken(16);
-    const secret = randomToken(32);
-    const secretHash = await sha256(secret);
-    const absoluteExpiresAt = input.now + input.absoluteTtl * 1000;
-    const idleExpiresAt = Math.min(input.now + input.idleTtl * 1000, absoluteExpiresAt);
-    this.sql.exec(
-      `INSERT INTO sessions (sid, user_id, secret_hash, amr, created_at, last_seen_at, idle_expires_at, absolute_expires_at, idle_ttl, ip, user_agent)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      sid,
-      input.userId,
-      secretHash,
-      JSON.stringify(input.amr),
-      input.now,
-      input.now,
-      idleExpiresAt,
-      absoluteExpiresAt,
-      input.idleTtl * 1000,
-      input.ip?.slice(0, 64) ?? null,
-      input.userAgent?.slice(0, 256) ?? null,
-    );
+    const created = this.sessions.create(input, await newSessionSecret());
     await this.scheduleAlarm();
-    return { ...toRecord(this.row(sid)!), secret };
+    return created;
+  }
+
+  /** Proves possession of the session secret and slides the idle timeout; null when not live or not matching. */
+  async refresh(sid: string, secret: string, now: number): Promise<SessionRecord | null> {
+    const hash = await sha256(secret);
+    return this.sessions.refresh(sid, hash, now);
+  }
+
+  get(sid: string, now: number): SessionRecord | null {
+    return this.sessions.get(sid, now);
+  }
+
+  list(now: number): SessionRecord[] {
+    return this.sessions.list(now);
   }
 
   /**
-   * Proves possession of the session secret and slides the idle timeout. Returns null when the
-   * session is unknown, revoked, expired, or the secret does not match.
+   * Ends one session, the app-host sessions made from it, their tickets, and the refresh tokens
+   * born of it (unless granted offline_access). Returns whether it existed.
    */
-  async refresh(sid: string, secret: string, now: number): Promise<SessionRecord | null> {
-    // Hash before reading: other calls may run during an await that is not a storage call.
-    const hash = await sha256(secret);
-    const row = this.row(sid);
-    if (!row || !timingSafeEqualString(row.secret_hash, hash)) return null;
-    if (now >= row.idle_expires_at || now >= row.absolute_expires_at) {
-      this.sql.exec('DELETE FROM sessions WHERE sid = ?', sid);
-      return null;
-    }
-    const idleExpiresAt = Math.min(now + row.idle_ttl, row.absolute_expires_at);
-    this.sql.exec('UPDATE sessions SET last_seen_at = ?, idle_expires_at = ? WHERE sid = ?', now, idleExpiresAt, sid);
-    return toRecord(this.row(sid)!);
-  }
-
-  /** The live session with this id, or null. */
-  get(sid: string, now: number): SessionRecord | null {
-    const row = this.row(sid);
-    return row && now < row.idle_expires_at && now < row.absolute_expires_at ? toRecord(row) : null;
-  }
-
-  /** Live sessions, newest first. */
-  list(now: number): SessionRecord[] {
-    return this.sql
-      .exec<Row>(
-        'SELECT * FROM sessions WHERE idle_expires_at > ? AND absolute_expires_at > ? ORDER BY created_at DESC',
-        now,
-        now,
-      )
-      .toArray()
-      .map(toRecord);
-  }
-
-  /** Ends one session and the refresh tokens born of it (unless granted offline_access). Returns whether it existed. */
   revoke(sid: string): boolean {
-    this.grants.revokeFamiliesOfSession(sid, Date.now());
-    return this.sql.exec('DELETE FROM sessions WHERE sid = ? RETURNING sid', sid).toArray().length > 0;
+    const now = Date.now();
+    const ended = this.sessions.revoke(sid);
+    for (const s of ended) this.grants.revokeFamiliesOfSession(s, now);
+    this.tickets.dropOfSessions(ended);
+    return ended.includes(sid);
+  }
+
+  /** Signing out from an app host: ends the Gatehouse session that host's session was made from (and with it every app host's). */
+  signOutFrom(sid: string, now: number): boolean {
+    const session = this.sessions.get(sid, now);
+    return session ? this.revoke(session.parentSid ?? sid) : false;
   }
 
   /**
@@ -161,13 +86,63 @@ export class UserSessions extends DurableObject<Env> {
    */
   revokeAll(exceptSid?: string): number {
     if (!exceptSid) this.grants.revokeFamiliesOfSession(null, Date.now());
-    const cursor = exceptSid
-      ? this.sql.exec('DELETE FROM sessions WHERE sid != ? RETURNING sid', exceptSid)
-      : this.sql.exec('DELETE FROM sessions RETURNING sid');
-    return cursor.toArray().length;
+    return this.sessions.revokeAll(exceptSid);
   }
 
-  /** Stores an authorization code; returns its secret. */
+  // ── Host handshake (app hosts get sessions of their own) ─────────────────────────────────
+  /** A single-use code (its hash given) letting `host` get a session tied to `sid`. */
+  issueConnect(hash: string, c: { sid: string; host: string; stateHash: string; returnTo: string; now: number; ttlMs: number }): boolean {
+    if (!this.sessions.get(c.sid, c.now)) return false;
+    this.tickets.put('connect', hash, { sid: c.sid, payload: { host: c.host, stateHash: c.stateHash, returnTo: c.returnTo }, expiresAt: c.now + c.ttlMs });
+    return true;
+  }
+
+  /**
+   * Redeems a handshake code at its app host: the browser's state must match, the parent session
+   * must still be live, and the new session inherits its sign-in (amr, auth_time) and ends with it.
+   */
+  async redeemConnect(r: { secret: string; host: string; state: string; now: number; idleTtl: number; absoluteTtl: number; ip: string | null; userAgent: string | null }): Promise<ConnectRedemption> {
+    const [hash, stateHash, secret] = await Promise.all([sha256(r.secret), sha256(r.state), newSessionSecret()]);
+    const ticket = this.tickets.take('connect', hash, r.now);
+    if (!ticket) return { status: 'invalid', reason: 'unknown, used or expired code' };
+    const p = ticket.payload as { host: string; stateHash: string; returnTo: string };
+    if (p.host !== r.host) return { status: 'invalid', reason: 'the code is for another host' };
+    if (!timingSafeEqualString(p.stateHash, stateHash)) return { status: 'invalid', reason: 'the code was not asked for by this browser' };
+    const parent = this.sessions.get(ticket.sid, r.now);
+    if (!parent) return { status: 'invalid', reason: 'the session has ended' };
+    const session = this.sessions.create(
+      {
+        userId: parent.userId,
+        amr: parent.amr,
+        authTime: parent.authTime,
+        relayed: parent.relayed,
+        host: r.host,
+        parentSid: parent.sid,
+        ip: r.ip,
+        userAgent: r.userAgent,
+        now: r.now,
+        idleTtl: r.idleTtl,
+        absoluteTtl: r.absoluteTtl,
+        notAfter: parent.absoluteExpiresAt,
+      },
+      secret,
+    );
+    await this.scheduleAlarm();
+    return { status: 'ok', session, returnTo: p.returnTo };
+  }
+
+  // ── Authorization requests waiting for a consent decision ────────────────────────────────
+  async holdAuthorization(hash: string, a: { sid: string; params: Record<string, string>; expiresAt: number }): Promise<void> {
+    this.tickets.put('authorize', hash, { sid: a.sid, payload: a.params, expiresAt: a.expiresAt });
+    await this.scheduleAlarm();
+  }
+
+  takeAuthorization(hash: string, now: number): { sid: string; params: Record<string, string> } | null {
+    const ticket = this.tickets.take('authorize', hash, now);
+    return ticket ? { sid: ticket.sid, params: ticket.payload as Record<string, string> } : null;
+  }
+
+  // ── Codes, refresh families, revocation ─────────────────────────────────────────────────
   async issueCode(input: CodeInput): Promise<string> {
     const secret = await this.grants.issueCode(input);
     await this.scheduleAlarm();
@@ -176,7 +151,7 @@ export class UserSessions extends DurableObject<Env> {
 
   async redeemCode(input: Parameters<GrantStore['redeemCode']>[0]): Promise<CodeRedemption> {
     const result = await this.grants.redeemCode(input);
-    if (result.status === 'ok') await this.scheduleAlarm();
+    await this.scheduleAlarm();
     return result;
   }
 
@@ -195,10 +170,25 @@ export class UserSessions extends DurableObject<Env> {
     return this.grants.inspectRefresh(familyId, secret, now);
   }
 
-  revokeRefreshFamily(familyId: string): boolean {
-    return this.grants.revokeFamily(familyId, Date.now());
+  async revokeRefreshFamily(familyId: string): Promise<boolean> {
+    const revoked = this.grants.revokeFamily(familyId, Date.now());
+    await this.scheduleAlarm();
+    return revoked;
   }
 
+  /** RFC 7009 for a signed access token: refused wherever liveness is checked, until it expires. */
+  async revokeAccessToken(jti: string, expiresAt: number): Promise<void> {
+    this.revocations.add(tokenKey(jti), Math.min(expiresAt, Date.now() + MAX_ACCESS_TOKEN_MS));
+    await this.scheduleAlarm();
+  }
+
+  /** Whether a signed access token's grant (`gid`) and the token itself (`jti`) are unrevoked. */
+  isTokenLive(t: { grantId: string | null; jti: string | null }): boolean {
+    const keys = [...(t.grantId ? [grantKey(t.grantId)] : []), ...(t.jti ? [tokenKey(t.jti)] : [])];
+    return !this.revocations.has(keys);
+  }
+
+  // ── Opaque access tokens ─────────────────────────────────────────────────────────────────
   async storeOpaque(jwt: string, expiresAt: number, grantId: string | null): Promise<string> {
     const secret = await this.grants.opaque.store(jwt, expiresAt, grantId);
     await this.scheduleAlarm();
@@ -213,38 +203,36 @@ export class UserSessions extends DurableObject<Env> {
     return this.grants.opaque.revoke(secret);
   }
 
-  /** Holds a request during step-up (the gateway replays it once). */
+  // ── Requests held during step-up ─────────────────────────────────────────────────────────
   async holdRequest(request: HeldRequest): Promise<string> {
     const id = this.held.hold(request);
     await this.scheduleAlarm();
     return id;
   }
 
+  peekHeldRequest(id: string, now: number): Omit<HeldRequest, 'body'> | null {
+    return this.held.peek(id, now);
+  }
+
   takeHeldRequest(id: string, now: number): HeldRequest | null {
     return this.held.take(id, now);
   }
 
-  /** Purges expired sessions, codes and refresh families, and re-arms for the next expiry. */
+  /** Purges what has expired and re-arms for the next expiry. */
   override async alarm(): Promise<void> {
     const now = Date.now();
-    this.sql.exec('DELETE FROM sessions WHERE idle_expires_at <= ? OR absolute_expires_at <= ?', now, now);
+    this.sessions.purge(now);
     this.grants.purge(now);
     this.held.purge(now);
+    this.tickets.purge(now);
+    this.revocations.purge(now);
     await this.scheduleAlarm();
   }
 
-  private row(sid: string): Row | undefined {
-    return this.sql.exec<Row>('SELECT * FROM sessions WHERE sid = ?', sid).toArray()[0];
-  }
-
   private async scheduleAlarm(): Promise<void> {
-    const sessions = this.sql
-      .exec<{ next: number | null }>('SELECT MIN(MIN(idle_expires_at, absolute_expires_at)) AS next FROM sessions')
-      .one().next;
-    const next = [sessions, this.grants.nextExpiry(), this.held.nextExpiry()].reduce<number | null>(
-      (a, b) => (a === null ? b : b === null ? a : Math.min(a, b)),
-      null,
-    );
+    const next = [this.sessions.nextExpiry(), this.grants.nextExpiry(), this.held.nextExpiry(), this.tickets.nextExpiry(), this.revocations.nextExpiry()].reduce<
+      number | null
+    >((a, b) => (a === null ? b : b === null ? a : Math.min(a, b)), null);
     if (next === null) {
       await this.ctx.storage.deleteAlarm();
       return;

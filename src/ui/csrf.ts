@@ -1,18 +1,17 @@
-import { getCookie, setCookie } from 'hono/cookie';
 import { createMiddleware } from 'hono/factory';
 import type { AppEnv } from '../deps';
 import { csrfTokenFor, isValidCsrfToken, newCsrfNonce } from '../lib/csrf';
 import { GatehouseError } from '../lib/errors';
-import { CSRF_COOKIE } from '../sessions/cookie';
+import { COOKIES, readCookie, writeCookie } from '../lib/cookies';
 
 const NONCE = /^[A-Za-z0-9_-]{43}$/;
 
 /** Gives the page a CSRF token for its forms (setting the nonce cookie when missing); verifies nothing. */
 export const csrfToken = createMiddleware<AppEnv>(async (c, next) => {
-  let nonce = getCookie(c, CSRF_COOKIE);
+  let nonce = readCookie(c, COOKIES.csrf);
   if (!nonce || !NONCE.test(nonce)) {
     nonce = newCsrfNonce();
-    setCookie(c, CSRF_COOKIE, nonce, { path: '/', secure: true, httpOnly: true, sameSite: 'Lax' });
+    writeCookie(c, COOKIES.csrf, nonce);
   }
   c.set('csrfToken', await csrfTokenFor(c.var.deps.keys.csrf, nonce));
   await next();
@@ -28,7 +27,7 @@ export const csrfProtection = createMiddleware<AppEnv>(async (c, next) => {
     const origin = c.req.header('origin');
     const body = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
     const sameOrigin = !origin || origin === deps.config.publicUrl.origin;
-    if (!sameOrigin || !(await isValidCsrfToken(deps.keys.csrf, getCookie(c, CSRF_COOKIE), body['csrf_token'])))
+    if (!sameOrigin || !(await isValidCsrfToken(deps.keys.csrf, readCookie(c, COOKIES.csrf), body['csrf_token'])))
       throw new GatehouseError('csrf_failed', 403, 'The form could not be verified (CSRF).');
   }
   return csrfToken(c, next);

@@ -1,11 +1,14 @@
 import type { Context } from 'hono';
-import { PENDING_COOKIE, PENDING_TTL, type SignInOutcome } from '../auth/second-factor';
+import { PENDING_TTL, type SignInOutcome } from '../auth/second-factor';
 import { safeReturnTo } from '../auth/urls';
 import type { AppEnv } from '../deps';
 import { GatehouseError } from '../lib/errors';
 import { z } from 'zod';
-import { clearCookie, clearSessionCookie, setPendingCookie, setSessionCookie } from '../sessions/middleware';
+import { clearCookie, COOKIES, writeCookie } from '../lib/cookies';
+import { clearSessionCookie, setSessionCookie } from '../sessions/middleware';
+import type { Proof } from '../auth/recent-auth';
 import { ContinuePage, type FormState } from './pages/credentials';
+import { ConfirmActionPage } from './pages/mfa';
 
 // What the hosted pages' route files share: running a form action, where to go after a sign-in,
 // and the signed-in guard of the account pages.
@@ -34,17 +37,21 @@ export const typedEmail = async (c: C) => {
   return typeof body['email'] === 'string' ? body['email'].slice(0, 254) : undefined;
 };
 
-/** Where a form post goes once signed in: an authorization request leaves the form submission first. */
+/**
+ * Where a form post goes once signed in. An authorization request or a host handshake ends on
+ * another origin (a client, an app host), which CSP form-action 'self' would block as the end of a
+ * form submission's redirects: those leave the submission through the Continue page first.
+ */
 export const continueTo = (c: C, returnTo: string) =>
-  returnTo.startsWith('/auth/authorize') ? c.html(<ContinuePage href={returnTo} />) : c.redirect(returnTo, 303);
+  /^\/auth\/(authorize|connect)(\?|$)/.test(returnTo) ? c.html(<ContinuePage href={returnTo} />) : c.redirect(returnTo, 303);
 
 /** A first factor passed: signed in at once, or on to the second step. */
 export function afterFirstFactor(c: C, outcome: SignInOutcome, returnTo: string): Response | Promise<Response> {
   if (outcome.kind === 'second_factor') {
-    setPendingCookie(c, PENDING_COOKIE, outcome.pending, PENDING_TTL);
+    writeCookie(c, COOKIES.secondFactor, outcome.pending, PENDING_TTL);
     return c.redirect(`/auth/second-factor?${new URLSearchParams({ return_to: returnTo })}`, 303);
   }
-  clearCookie(c, PENDING_COOKIE);
+  clearCookie(c, COOKIES.secondFactor);
   setSessionCookie(c, outcome.session.cookie);
   return continueTo(c, returnTo);
 }
@@ -56,6 +63,30 @@ export const toSignIn = (c: C) => {
   return c.redirect(`/auth/sign-in?return_to=${encodeURIComponent('/auth/account')}`, 303);
 };
 
+/** The proof a form carries for a sensitive action (ProofFields): the password, or a code. */
+export async function proofFromForm(c: C): Promise<Proof | undefined> {
+  const body = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
+  const text = (name: string) => (typeof body[name] === 'string' && body[name] !== '' ? (body[name] as string).slice(0, 1024) : undefined);
+  const password = text('proof_password');
+  const code = text('proof_code');
+  return password !== undefined ? { password } : code !== undefined ? { code: code.slice(0, 32) } : undefined;
+}
+
+/**
+ * A sensitive action that needs a proof given now: the same action again, asking for it (fields
+ * kept, never the proof or the CSRF token).
+ */
+export async function askForProof(c: C, e: GatehouseError): Promise<Response> {
+  const body = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
+  const fields = Object.fromEntries(
+    Object.entries(body).filter((f): f is [string, string] => typeof f[1] === 'string' && !['csrf_token', 'proof_password', 'proof_code'].includes(f[0])),
+  );
+  const error = e.code === 'invalid_proof' ? e.message : undefined;
+  return c.html(<ConfirmActionPage csrf={c.var.csrfToken} action={new URL(c.req.url).pathname} fields={fields} error={error} />, 403);
+}
+
+export const needsProof = (e: unknown): boolean => e instanceof GatehouseError && (e.code === 'proof_required' || e.code === 'invalid_proof');
+
 /** Runs an account action for the signed-in user; a missing or revoked session goes to sign-in. */
 export async function withAccount(c: C, run: () => Promise<Response>): Promise<Response> {
   if (!c.var.session) return toSignIn(c);
@@ -63,12 +94,18 @@ export async function withAccount(c: C, run: () => Promise<Response>): Promise<R
     return await run();
   } catch (e) {
     if (e instanceof GatehouseError && e.code === 'unauthenticated') return toSignIn(c);
-    // Changing second factors needs a recent sign-in: sign in again and come back.
+    if (needsProof(e) && c.req.method === 'POST') return askForProof(c, e as GatehouseError);
+    // A sensitive action needs a recent sign-in on this device: sign in again and come back.
     if (e instanceof GatehouseError && e.code === 'recent_sign_in_required')
-      return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: '/auth/account', reason: 'recent' })}`, 303);
+      return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: c.req.method === 'GET' ? pathOf(c) : '/auth/account', reason: 'recent' })}`, 303);
     throw e;
   }
 }
+
+const pathOf = (c: C) => {
+  const url = new URL(c.req.url);
+  return `${url.pathname}${url.search}`;
+};
 
 /** A token from a query or form field; anything unusable becomes '' (and is refused by the action). */
 export const tokenQuery = z.string().max(256).catch('');

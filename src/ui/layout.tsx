@@ -85,8 +85,20 @@ export const Form: FC<PropsWithChildren<{ action: string; csrf: string; class?: 
   </form>
 );
 
+/**
+ * The proof a sensitive action asks for where an origin shares Gatehouse's host (auth/recent-auth.ts):
+ * the password, or a code from the authenticator app (or a recovery code), typed at that moment.
+ */
+export const ProofFields: FC<{ error?: string | undefined }> = ({ error }) => (
+  <fieldset class="proof">
+    <legend>{en.proof.legend}</legend>
+    <Field name="proof_password" label={en.proof.password} type="password" autocomplete="current-password" required={false} />
+    <Field name="proof_code" label={en.proof.code} autocomplete="one-time-code" maxlength={32} required={false} error={error} />
+  </fieldset>
+);
+
 /** A one-time-code form (TOTP, recovery or email code) that returns to `returnTo`; `error` sits by the field. */
-export const CodeForm: FC<{
+export const CodeForm: FC<PropsWithChildren<{
   action: string;
   csrf: string;
   returnTo: string;
@@ -96,7 +108,7 @@ export const CodeForm: FC<{
   numeric: boolean;
   hint?: string;
   error?: string | undefined;
-}> = (p) => (
+}>> = (p) => (
   <Form action={p.action} csrf={p.csrf}>
     <input type="hidden" name="return_to" value={p.returnTo} />
     <Field
@@ -109,6 +121,7 @@ export const CodeForm: FC<{
       error={p.error}
       autofocus
     />
+    {p.children}
     <button class="primary" type="submit">{p.submit}</button>
   </Form>
 );
@@ -140,5 +153,6 @@ th, td { text-align: left; padding: .4rem; border-bottom: 1px solid #8884; verti
 form.inline { display: inline; }
 .mail-text { white-space: pre-wrap; }
 .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+fieldset.proof { border: 1px solid #8886; border-radius: .35rem; margin: 0 0 1rem; }
 .actions { display: flex; gap: .75rem; flex-wrap: wrap; margin-top: 1.5rem; }
 `;

@@ -1,6 +1,14 @@
 /** User-facing text for the hosted pages, by locale. One locale today; add more beside it. */
 export const en = {
   product: 'Gatehouse',
+  proof: {
+    title: 'Confirm it is you',
+    intro: 'This changes how you sign in. Confirm with your password, or a code from your authenticator app.',
+    legend: 'Confirm it is you',
+    password: 'Your password',
+    code: 'Or a code from your authenticator app (or a recovery code)',
+    submit: 'Confirm',
+  },
   email: 'Email address',
   password: 'Password',
   newPassword: 'New password',

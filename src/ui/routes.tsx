@@ -1,8 +1,6 @@
 import { Hono } from 'hono';
-import { getCookie } from 'hono/cookie';
 import { loadAccount, revokeSession, signOut, signOutEverywhere } from '../account/sessions';
 import {
-  EMAIL_SIGN_IN_COOKIE,
   EMAIL_SIGN_IN_TTL_MS,
   peekEmailSignInLink,
   requestEmailSignIn,
@@ -21,7 +19,8 @@ import type { AppEnv } from '../deps';
 import { GatehouseError } from '../lib/errors';
 import { deferTo, parseInput, requestMeta, signInContext } from '../lib/http';
 import { limitPostsPerIp } from '../lib/rate-limit';
-import { clearCookie, clearSessionCookie, setPendingCookie } from '../sessions/middleware';
+import { clearCookie, COOKIES, readCookie, writeCookie } from '../lib/cookies';
+import { clearSessionCookie } from '../sessions/middleware';
 import { csrfProtection } from './csrf';
 import { afterFirstFactor, formAction, formReturnTo, toSignIn, tokenQuery, typedEmail, withAccount } from './form-helpers';
 import { PASSKEY_SCRIPT } from './generated/passkeys.bundle';
@@ -91,7 +90,7 @@ pages.post('/email-sign-in', async (c) => {
   return formAction(c, (s) => <EmailSignInPage {...s} email={email} returnTo={returnTo} />, async () => {
     const input = await parseInput(c, 'form', forgotPasswordInput);
     const { cookie } = await requestEmailSignIn(c.var.deps, input.email, requestMeta(c), deferTo(c, 'sign_in_mail_failed'), returnTo);
-    setPendingCookie(c, EMAIL_SIGN_IN_COOKIE, cookie, EMAIL_SIGN_IN_TTL_MS / 1000);
+    writeCookie(c, COOKIES.emailSignIn, cookie, EMAIL_SIGN_IN_TTL_MS / 1000);
     return c.html(<EmailCodePage csrf={c.var.csrfToken} returnTo={returnTo} sentTo={input.email} />, 202);
   });
 });
@@ -101,11 +100,11 @@ pages.post('/email-sign-in/code', async (c) => {
     const { code } = await parseInput(c, 'form', secondFactorInput);
     const outcome = await signInWithEmailCode(
       c.var.deps,
-      { code, bindingCookie: getCookie(c, EMAIL_SIGN_IN_COOKIE) },
+      { code, bindingCookie: readCookie(c, COOKIES.emailSignIn) },
       signInContext(c),
       deferTo(c, 'sign_in_mail_failed'),
     );
-    clearCookie(c, EMAIL_SIGN_IN_COOKIE);
+    clearCookie(c, COOKIES.emailSignIn);
     return afterFirstFactor(c, outcome, returnTo);
   });
 });
@@ -115,7 +114,7 @@ const when = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(
 pages.get('/email-sign-in/link', async (c) => {
   const token = tokenQuery.parse(c.req.query('token'));
   try {
-    const view = await peekEmailSignInLink(c.var.deps, token, getCookie(c, EMAIL_SIGN_IN_COOKIE));
+    const view = await peekEmailSignInLink(c.var.deps, token, readCookie(c, COOKIES.emailSignIn));
     return c.html(<ConfirmEmailLinkPage csrf={c.var.csrfToken} token={token} device={view.device} when={when(view.requestedAt)} sameBrowser={view.sameBrowser} />);
   } catch (e) {
     if (!(e instanceof GatehouseError) || e.status >= 500) throw e;
@@ -126,7 +125,7 @@ pages.post('/email-sign-in/link', async (c) => {
   const token = tokenQuery.parse((await c.req.parseBody())['token']);
   try {
     const { outcome, returnTo } = await signInWithEmailLink(c.var.deps, token, signInContext(c), deferTo(c, 'sign_in_mail_failed'));
-    clearCookie(c, EMAIL_SIGN_IN_COOKIE);
+    clearCookie(c, COOKIES.emailSignIn);
     return afterFirstFactor(c, outcome, returnTo);
   } catch (e) {
     if (!(e instanceof GatehouseError) || e.status >= 500) throw e;

@@ -1,24 +1,16 @@
 import { Hono } from 'hono';
-import { getCookie } from 'hono/cookie';
 import { ACR } from '../auth/acr';
-import { loadAccount } from '../account/sessions';
-import { removePasskey } from '../auth/passkeys';
+import { beginTotpEnrolment, deletePasskey, finishTotpEnrolment, pendingTotpEnrolment, removeTotp, replaceRecoveryCodes } from '../auth/manage-factors';
 import { secondFactorInput } from '../auth/schemas';
-import { assertRecentSignIn, completeSignIn, PENDING_COOKIE, readPending, stepUp } from '../auth/second-factor';
-import {
-  confirmTotpEnrollment,
-  disableTotp,
-  hasSecondFactor,
-  pendingTotpSecret,
-  regenerateRecoveryCodes,
-  secondFactorsOf,
-  startTotpEnrollment,
-} from '../auth/totp';
+import { completeSignIn, readPending, stepUp } from '../auth/second-factor';
+import { hasSecondFactor, secondFactorsOf } from '../auth/totp';
+import { GatehouseError } from '../lib/errors';
 import { safeReturnTo } from '../auth/urls';
 import type { AppEnv } from '../deps';
+import { COOKIES, readCookie } from '../lib/cookies';
 import { deferTo, parseInput, requestMeta, signInContext } from '../lib/http';
 import { setSessionCookie } from '../sessions/middleware';
-import { afterFirstFactor, continueTo, formAction, formReturnTo, withAccount, type C } from './form-helpers';
+import { afterFirstFactor, continueTo, formAction, formReturnTo, proofFromForm, withAccount, type C } from './form-helpers';
 import { NoSecondFactorPage, RecoveryCodesPage, SecondFactorPage, TotpEnrollPage } from './pages/mfa';
 import { qrDataUri } from './qr';
 
@@ -31,7 +23,7 @@ export const securityPages = new Hono<AppEnv>();
 
 // The second step of a sign-in (pending cookie), or a step-up of the current session.
 async function secondFactorState(c: C): Promise<{ userId: string; stepUp: boolean } | null> {
-  const pending = await readPending(c.var.deps, getCookie(c, PENDING_COOKIE));
+  const pending = await readPending(c.var.deps, readCookie(c, COOKIES.secondFactor));
   if (pending) return { userId: pending.sub, stepUp: false };
   return c.var.session ? { userId: c.var.session.sub, stepUp: true } : null;
 }
@@ -61,36 +53,39 @@ securityPages.post('/second-factor', async (c) => {
       setSessionCookie(c, session.cookie);
       return continueTo(c, returnTo);
     }
-    const done = await completeSignIn(deps, getCookie(c, PENDING_COOKIE), { kind: 'code', code }, signInContext(c), {
+    const done = await completeSignIn(deps, readCookie(c, COOKIES.secondFactor), { kind: 'code', code }, signInContext(c), {
       defer: deferTo(c, 'sign_in_mail_failed'),
     });
     return afterFirstFactor(c, { kind: 'signed_in', ...done }, returnTo);
   });
 });
 
-// Two-step verification: enrol an authenticator app (QR rendered here, never by a third party).
+// Two-step verification: enrol an authenticator app (QR rendered here, never by a third party). Each
+// action checks the sensitive-action rule itself (auth/manage-factors.ts).
 securityPages.get('/account/totp', (c) =>
   withAccount(c, async () => {
     const { deps } = c.var;
-    const { user } = await loadAccount(deps, c.var.session!);
     const returnTo = safeReturnTo(c.req.query('return_to') ?? '/auth/account');
-    const enrolment = (await pendingTotpSecret(deps, user)) ?? (await startTotpEnrollment(deps, user));
-    return c.html(<TotpEnrollPage csrf={c.var.csrfToken} secret={enrolment.secret} qr={qrDataUri(enrolment.uri)} returnTo={returnTo} />);
+    const enrolment = await beginTotpEnrolment(deps, c.var.session!);
+    return c.html(
+      <TotpEnrollPage csrf={c.var.csrfToken} secret={enrolment.secret} qr={qrDataUri(enrolment.uri)} returnTo={returnTo} askProof={deps.config.gateway.sharedHost} />,
+    );
   }),
 );
 securityPages.post('/account/totp', (c) =>
   withAccount(c, async () => {
     const { deps } = c.var;
-    const { user } = await loadAccount(deps, c.var.session!);
+    const session = c.var.session!;
     const returnTo = await formReturnTo(c);
-    const enrolment = await pendingTotpSecret(deps, user);
+    const enrolment = await pendingTotpEnrolment(deps, session);
     if (!enrolment) return c.redirect('/auth/account/totp', 303);
+    const askProof = deps.config.gateway.sharedHost;
     return formAction(
       c,
-      (s) => <TotpEnrollPage {...s} secret={enrolment.secret} qr={qrDataUri(enrolment.uri)} returnTo={returnTo} />,
+      (s) => <TotpEnrollPage {...s} secret={enrolment.secret} qr={qrDataUri(enrolment.uri)} returnTo={returnTo} askProof={askProof} />,
       async () => {
         const { code } = await parseInput(c, 'form', secondFactorInput);
-        const codes = await confirmTotpEnrollment(deps, user.id, code, requestMeta(c));
+        const codes = await finishTotpEnrolment(deps, session, code, await proofFromForm(c), requestMeta(c));
         return c.html(<RecoveryCodesPage codes={codes} returnTo={returnTo} />);
       },
     );
@@ -98,28 +93,23 @@ securityPages.post('/account/totp', (c) =>
 );
 securityPages.post('/account/totp/remove', (c) =>
   withAccount(c, async () => {
-    const { deps } = c.var;
-    const { user } = await loadAccount(deps, c.var.session!);
-    assertRecentSignIn(c.var.session!, deps.now());
-    await disableTotp(deps, user.id, requestMeta(c));
+    await removeTotp(c.var.deps, c.var.session!, await proofFromForm(c), requestMeta(c));
     return c.redirect('/auth/account', 303);
   }),
 );
 securityPages.post('/account/recovery-codes', (c) =>
   withAccount(c, async () => {
-    const { deps } = c.var;
-    const { user } = await loadAccount(deps, c.var.session!);
-    assertRecentSignIn(c.var.session!, deps.now());
-    if (!(await secondFactorsOf(deps, user.id)).totp) return c.redirect('/auth/account/totp', 303);
-    return c.html(<RecoveryCodesPage codes={await regenerateRecoveryCodes(deps, user.id, requestMeta(c))} returnTo="/auth/account" />);
+    const codes = await replaceRecoveryCodes(c.var.deps, c.var.session!, await proofFromForm(c), requestMeta(c)).catch((e: unknown) => {
+      if (e instanceof GatehouseError && e.code === 'totp_required') return null;
+      throw e;
+    });
+    if (!codes) return c.redirect('/auth/account/totp', 303);
+    return c.html(<RecoveryCodesPage codes={codes} returnTo="/auth/account" />);
   }),
 );
 securityPages.post('/account/passkeys/:id/remove', (c) =>
   withAccount(c, async () => {
-    const { deps } = c.var;
-    const { user } = await loadAccount(deps, c.var.session!);
-    assertRecentSignIn(c.var.session!, deps.now());
-    await removePasskey(deps, user.id, c.req.param('id'), requestMeta(c));
+    await deletePasskey(c.var.deps, c.var.session!, c.req.param('id'), await proofFromForm(c), requestMeta(c));
     return c.redirect('/auth/account', 303);
   }),
 );

@@ -22,25 +22,30 @@ export async function freePort(): Promise<number> {
 
 /**
  * A private Gatehouse under `wrangler dev`: its own D1 and Durable Object state in a temp
- * directory (migrated with the same files as production), its own port and secret.
+ * directory (migrated with the same files as production), its own port and secret. Gatehouse is
+ * on `base` (http://localhost:PORT); `appBase` (http://app.localhost:PORT, which Chromium resolves
+ * to loopback) is the app host routes can name, as in `npm run dev`. `extraVars` may depend on them.
  */
-export async function startGatehouse(extraVars: Record<string, string> = {}) {
+export async function startGatehouse(extraVars: Record<string, string> | ((at: { base: string; appHost: string }) => Record<string, string>) = {}) {
   const persistTo = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
   applyMigrations({ remote: false, persistTo });
   const port = await freePort();
   const base = `http://localhost:${port}`;
+  const appHost = `app.localhost:${port}`;
   const vars = {
     ENVIRONMENT: 'development',
     PUBLIC_URL: base,
     MAIL_PROVIDER: 'dev',
     AUTH_SECRET: randomBytes(32).toString('base64url'),
     KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64url'),
-    ...extraVars,
+    ...(typeof extraVars === 'function' ? extraVars({ base, appHost }) : extraVars),
   };
   const start = () => startWranglerDev({ port, persistTo, vars, testScheduled: true });
   let dev = await start();
   return {
     base,
+    appBase: `http://${appHost}`,
+    port,
     persistTo,
     output: () => dev.output(),
     /** Stops the worker, keeping its state, so the test can change D1 underneath. */

@@ -60,9 +60,12 @@ const me = (p: Page) =>
 beforeAll(async () => {
   const echoPort = await freePort();
   echo = await startEchoServer(echoPort);
-  gatehouse = await startGatehouse({
-    ROUTES: JSON.stringify([{ match: '/demo/mfa/*', origin: `http://127.0.0.1:${echoPort}`, policy: { acr: ['urn:gatehouse:acr:mfa'] } }]),
-  });
+  gatehouse = await startGatehouse(({ appHost }) => ({
+    ROUTES: JSON.stringify([
+      { match: '/demo/me/*', host: appHost, origin: `http://127.0.0.1:${echoPort}`, policy: { access: 'authenticated' } },
+      { match: '/demo/mfa/*', host: appHost, origin: `http://127.0.0.1:${echoPort}`, policy: { acr: ['urn:gatehouse:acr:mfa'] } },
+    ]),
+  }));
   const created = usersCli(['create', '--email', EMAIL, '--password', PASSWORD, '--verified', '--persist-to', gatehouse.persistTo]);
   expect(created.code, created.stderr).toBe(0);
   ({ browser, context } = await launchBrowser());
@@ -157,7 +160,9 @@ describe('second factors in a real browser', () => {
     await page.waitForURL(`${gatehouse.base}/auth/account`);
     expect((await me(page)).session.amr).toEqual(['pwd']);
 
-    // A form on a page of the site posts to the protected route.
+    // On the app host (its own session, through the host handshake), a form posts to the protected route.
+    await page.goto(`${gatehouse.appBase}/demo/me/home`);
+    await page.waitForURL(`${gatehouse.appBase}/demo/me/home`);
     await page.evaluate(() => {
       const form = document.createElement('form');
       form.method = 'post';
@@ -172,7 +177,7 @@ describe('second factors in a real browser', () => {
     await page.waitForURL(/\/auth\/second-factor\?/);
     await page.getByLabel('Code').fill(await nextCode());
     await page.getByRole('button', { name: 'Verify' }).click();
-    await page.waitForURL(/\/demo\/mfa\/orders\?gh_resume=/);
+    await page.waitForURL(new RegExp(`^${gatehouse.appBase}/demo/mfa/orders\\?gh_resume=`));
     const echoed = JSON.parse((await page.locator('body').textContent()) ?? '{}') as { method: string; bodyText: string; headers: Record<string, string> };
     expect(echoed.method).toBe('POST');
     expect(echoed.bodyText).toBe('item=gatehouse-mug');

@@ -1,13 +1,13 @@
 import { createLocalJWKSet, SignJWT, generateKeyPair } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { createAssertionVerifier } from '../../src/origin/verify-assertion';
-import { call, createVerifiedUser, signIn } from '../helpers';
+import { APP, appSession, call, createVerifiedUser, signIn } from '../helpers';
 
 describe('the origin-side assertion verifier', () => {
   it('verifies real assertions from the gateway and refuses forged or misdirected ones', async () => {
     const { email, userId } = await createVerifiedUser();
     const { cookie } = await signIn(email);
-    const echo = await (await call('/demo/me/x', { cookie })).json<{ headers: Record<string, string> }>();
+    const echo = await (await call(`${APP}/demo/me/x`, { cookie: await appSession(cookie) })).json<{ headers: Record<string, string> }>();
     const jwks = createLocalJWKSet(await (await call('/.well-known/jwks.json')).json());
     const verify = createAssertionVerifier({ issuer: 'https://gatehouse.test', audience: 'service:ORIGIN_ECHO', jwks });
 

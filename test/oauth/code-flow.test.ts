@@ -57,8 +57,12 @@ describe('authorization code flow with PKCE', () => {
 
     expect(decodeProtectedHeader(tokens.access_token)).toMatchObject({ typ: 'at+jwt', alg: 'ES256' });
     const at = decodeJwt(tokens.access_token);
-    expect(at).toMatchObject({ iss: 'https://gatehouse.test', aud: 'https://gatehouse.test', sub: user.userId, client_id: clientId, scope: 'openid email profile', roles: [], tier: 'free' });
+    expect(at).toMatchObject({ iss: 'https://gatehouse.test', aud: 'https://gatehouse.test', sub: user.userId, client_id: clientId, scope: 'openid email profile', gty: 'authorization_code' });
     expect(at.jti).toBeTruthy();
+    expect(at.gid).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    // Roles and tier ride only with the `roles` scope.
+    expect(at.roles).toBeUndefined();
+    expect(at.tier).toBeUndefined();
 
     expect(decodeProtectedHeader(tokens.id_token)).toMatchObject({ typ: 'JWT', alg: 'RS256' });
     const id = decodeJwt(tokens.id_token);
@@ -68,7 +72,15 @@ describe('authorization code flow with PKCE', () => {
 
     const info = await call('/auth/userinfo', { headers: { authorization: `Bearer ${tokens.access_token}` } });
     expect(info.status).toBe(200);
-    expect(await info.json()).toMatchObject({ sub: user.userId, email: user.email, email_verified: true, tier: 'free', roles: [] });
+    const claims = await info.json<Record<string, unknown>>();
+    expect(claims).toMatchObject({ sub: user.userId, email: user.email, email_verified: true });
+    expect(claims.roles).toBeUndefined();
+
+    // With the `roles` scope: roles and tier in the access token and at userinfo.
+    const withRoles = await getCode(clientId, user.cookie, { scope: 'openid roles' });
+    const t2 = await (await tokenRequest({ grant_type: 'authorization_code', code: withRoles.code, redirect_uri: REDIRECT, code_verifier: withRoles.verifier }, basic(clientId, clientSecret))).json<Tokens>();
+    expect(decodeJwt(t2.access_token)).toMatchObject({ roles: [], tier: 'free' });
+    expect(await (await call('/auth/userinfo', { headers: { authorization: `Bearer ${t2.access_token}` } })).json()).toMatchObject({ roles: [], tier: 'free' });
   });
 
   it('refuses every PKCE shortcut', async () => {

@@ -3,7 +3,7 @@ import { expect } from 'vitest';
 import { createDb } from '../../src/db/client';
 import { oauthClients } from '../../src/db/schema';
 import { buildClient, type ClientInput } from '../../src/oauth/client-registration';
-import { s256 } from '../../src/oauth/pkce';
+import { s256 } from '../../src/lib/pkce';
 import { randomToken } from '../../src/lib/crypto';
 import { call, createVerifiedUser, signIn } from '../helpers';
 
@@ -12,7 +12,7 @@ export const REDIRECT = 'https://app.example.com/callback';
 /** Registers a client straight into D1; returns its id and secret. */
 export async function registerClient(over: Partial<ClientInput> = {}) {
   const { row, clientSecret } = await buildClient(
-    { name: 'Test App', redirectUris: [REDIRECT], firstParty: true, scopes: ['openid', 'profile', 'email', 'offline_access'], grantTypes: ['authorization_code', 'refresh_token', 'client_credentials'], ...over },
+    { name: 'Test App', redirectUris: [REDIRECT], firstParty: true, scopes: ['openid', 'profile', 'email', 'roles', 'offline_access'], resources: ['https://api.gatehouse.test'], grantTypes: ['authorization_code', 'refresh_token', 'client_credentials'], ...over },
     Date.now(),
   );
   await createDb(env.DB).insert(oauthClients).values(row);

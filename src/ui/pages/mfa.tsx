@@ -1,7 +1,7 @@
 import type { FC } from 'hono/jsx';
 import type { PasskeyView } from '../../auth/passkeys';
 import type { SecondFactors } from '../../auth/totp';
-import { Alert, CodeForm, Form, Layout } from '../layout';
+import { Alert, CodeForm, Form, Layout, ProofFields } from '../layout';
 import { en } from '../messages';
 import type { FormState } from './credentials';
 
@@ -43,7 +43,7 @@ export const NoSecondFactorPage: FC<{ returnTo: string }> = ({ returnTo }) => (
   </Layout>
 );
 
-export const TotpEnrollPage: FC<FormState & { secret: string; qr: string; returnTo: string }> = (s) => (
+export const TotpEnrollPage: FC<FormState & { secret: string; qr: string; returnTo: string; askProof: boolean }> = (s) => (
   <Layout title={en.mfa.enrollTitle}>
     <p>{en.mfa.enrollIntro}</p>
     <p>
@@ -52,7 +52,7 @@ export const TotpEnrollPage: FC<FormState & { secret: string; qr: string; return
     <p>
       {en.mfa.secretLabel} <code id="totp-secret">{s.secret.replace(/(.{4})/g, '$1 ').trim()}</code>
     </p>
-    <Alert message={s.field === 'code' ? undefined : s.error} />
+    <Alert message={s.field === 'code' || s.field === 'proof' ? undefined : s.error} />
     <CodeForm
       action="/auth/account/totp"
       csrf={s.csrf}
@@ -62,7 +62,9 @@ export const TotpEnrollPage: FC<FormState & { secret: string; qr: string; return
       maxlength={6}
       numeric
       error={s.field === 'code' ? s.error : undefined}
-    />
+    >
+      {s.askProof && <ProofFields error={s.field === 'proof' ? s.error : undefined} />}
+    </CodeForm>
   </Layout>
 );
 
@@ -127,4 +129,21 @@ export const SecuritySection: FC<{ csrf: string; factors: SecondFactors; passkey
     </p>
     <p class="alert" role="alert" data-passkey-error hidden />
   </section>
+);
+
+/**
+ * Asked when a sensitive action came without the proof it needs (an origin shares Gatehouse's
+ * host): the same action again, its fields kept, with the password or a code.
+ */
+export const ConfirmActionPage: FC<{ csrf: string; action: string; fields: Record<string, string>; error?: string | undefined }> = (p) => (
+  <Layout title={en.proof.title}>
+    <p>{en.proof.intro}</p>
+    <Form action={p.action} csrf={p.csrf}>
+      {Object.entries(p.fields).map(([name, value]) => (
+        <input type="hidden" name={name} value={value} />
+      ))}
+      <ProofFields error={p.error} />
+      <button class="primary" type="submit">{en.proof.submit}</button>
+    </Form>
+  </Layout>
 );

@@ -4,12 +4,16 @@ import { Form, Layout } from '../layout';
 const SCOPE_TEXT: Record<string, string> = {
   openid: 'Know who you are (your account id)',
   email: 'See your email address',
-  profile: 'See your profile, roles and tier',
+  profile: 'See your profile',
+  roles: 'See your roles and tier',
   offline_access: 'Stay connected while you are away (until you revoke it)',
 };
 
-/** Consent: the client's name, what it asks for, approve or deny. The request rides in hidden fields. */
-export const ConsentPage: FC<{ clientName: string; scope: string[]; params: Record<string, string>; csrf: string; email: string }> = (p) => (
+/**
+ * Consent: the client's name, what it asks for (and for which APIs), approve or deny. The form
+ * carries only the id of the request held server-side, never the request itself.
+ */
+export const ConsentPage: FC<{ clientName: string; scope: string[]; resources: string[]; requestId: string; csrf: string; email: string }> = (p) => (
   <Layout title={`Allow ${p.clientName}?`}>
     <p>
       Signed in as <strong>{p.email}</strong>. <strong>{p.clientName}</strong> asks to:
@@ -18,11 +22,14 @@ export const ConsentPage: FC<{ clientName: string; scope: string[]; params: Reco
       {p.scope.map((s) => (
         <li>{SCOPE_TEXT[s] ?? s}</li>
       ))}
+      {p.resources.map((r) => (
+        <li>
+          Use them with <code>{r}</code>
+        </li>
+      ))}
     </ul>
     <Form action="/auth/authorize/decision" csrf={p.csrf}>
-      {Object.entries(p.params).map(([k, v]) => (
-        <input type="hidden" name={k} value={v} />
-      ))}
+      <input type="hidden" name="request" value={p.requestId} />
       <div class="actions">
         <button class="primary" type="submit" name="decision" value="approve">Allow</button>
         <button type="submit" name="decision" value="deny">Deny</button>

@@ -1,0 +1,50 @@
+import { and, eq } from 'drizzle-orm';
+import { consents } from '../db/schema';
+import type { Deps } from '../deps';
+import { audit, type RequestMeta } from '../identity/audit';
+import { randomToken, sha256 } from '../lib/crypto';
+import { failClosed, GatehouseError } from '../lib/errors';
+import type { SessionClaims } from '../sessions/session-token';
+
+/** How long a consent page may wait for its answer. */
+const CONSENT_TTL_MS = 10 * 60_000;
+
+/** The scopes a user has granted a client so far. */
+export async function storedConsent(deps: Deps, userId: string, clientId: string): Promise<string[]> {
+  const stored = await failClosed('the database', () =>
+    deps.db.select().from(consents).where(and(eq(consents.userId, userId), eq(consents.clientId, clientId))).get(),
+  );
+  return stored ? (JSON.parse(stored.scopes) as string[]) : [];
+}
+
+/** Records consent for the requested scopes (added to any earlier grant). */
+export async function recordConsent(deps: Deps, userId: string, clientId: string, scope: string[], meta: RequestMeta): Promise<void> {
+  const merged = [...new Set([...(await storedConsent(deps, userId, clientId)), ...scope])].sort();
+  await failClosed('the database', async () => {
+    await audit(deps.db, { type: 'consent_granted', userId, meta, detail: { clientId, scope }, at: deps.now() });
+    await deps.db
+      .insert(consents)
+      .values({ userId, clientId, scopes: JSON.stringify(merged), grantedAt: deps.now() })
+      .onConflictDoUpdate({ target: [consents.userId, consents.clientId], set: { scopes: JSON.stringify(merged), grantedAt: deps.now() } });
+  });
+}
+
+/**
+ * Keeps the authorization request a consent page asks about in the user's Durable Object, bound to
+ * this session, and returns its id — the only thing the page's form carries. The decision then
+ * answers exactly that request (never parameters a form could make up).
+ */
+export async function holdForConsent(deps: Deps, session: SessionClaims, params: Record<string, string>): Promise<string> {
+  const id = randomToken(32);
+  await deps.sessions.holdAuthorization(session.sub, await sha256(id), { sid: session.sid, params, expiresAt: deps.now() + CONSENT_TTL_MS });
+  return id;
+}
+
+/** The held request a decision answers, taken once; only by the session that was asked. */
+export async function takeHeldConsent(deps: Deps, session: SessionClaims, id: string | undefined): Promise<Record<string, string>> {
+  const gone = () => new GatehouseError('invalid_request', 400, 'This request has expired or was already answered. Go back to the application and start again.');
+  if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) throw gone();
+  const held = await deps.sessions.takeAuthorization(session.sub, await sha256(id), deps.now());
+  if (!held || held.sid !== session.sid) throw gone();
+  return held.params;
+}
