@@ -27,6 +27,9 @@ const TEST_ROUTES = [
   echo('/demo/gold/*', { tiers: ['gold', 'platinum'] }),
   echo('/demo/recent/*', { maxAuthAge: 60, audiences: ['https://api.gatehouse.test'] }),
   echo('/demo/mfa/*', { acr: ['urn:gatehouse:acr:mfa'] }),
+  // One path, two routes by method: reading needs a sign-in, changing needs a second factor.
+  { ...echo('/demo/split/*', { acr: ['urn:gatehouse:acr:mfa'] }), methods: ['POST', 'PUT', 'PATCH', 'DELETE'] },
+  echo('/demo/split/*', { access: 'authenticated' }),
   echo('/demo/phr/*', { acr: ['urn:gatehouse:acr:phr'] }),
   echo('/demo/stripped/*', { access: 'public' }, { stripHeaders: ['X-Internal-User'] }),
   { match: '/demo/down/*', host: APP, origin: 'http://127.0.0.1:9', policy: { access: 'public' }, timeoutMs: 2000 },

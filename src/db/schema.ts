@@ -130,6 +130,8 @@ export const oauthClients = sqliteTable('oauth_clients', {
   requireMfa: integer('require_mfa', { mode: 'boolean' }).notNull().default(false),
   /** RFC 8707 resources (audiences) this client may ask tokens for: a JSON array of absolute URIs. */
   resources: text('resources').notNull().default('[]'),
+  /** Resources this client *is* (an API with credentials of its own): it may introspect their tokens. */
+  serves: text('serves').notNull().default('[]'),
   logoUri: text('logo_uri'),
   brandColor: text('brand_color'),
   createdAt: integer('created_at').notNull(),

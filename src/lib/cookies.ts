@@ -78,8 +78,11 @@ export function isGatehouseCookieName(name: string): boolean {
   return /^[\s_.-]*(?:[a-z]+-)*gatehouse(?:$|[\s_.-])/.test(n);
 }
 
-/** The names a cookie-pair string could be read as: before `=`, and after any `,` (two folded fields). */
-const candidateNames = (pair: string) => pair.split(',').map((part) => (part.includes('=') ? part.slice(0, part.indexOf('=')) : part));
+/**
+ * Every name a cookie-pair string could be read as, by some parser: each piece between `,` (two
+ * folded fields) and `=` (a nameless cookie `=name=value`, or a value that is itself a pair).
+ */
+const candidateNames = (pair: string) => pair.split(/[,=]/);
 
 /**
  * The Cookie field without any Gatehouse cookie, or null when nothing is left. Browsers separate
@@ -97,15 +100,10 @@ export function stripGatehouseCookies(field: string): string | null {
 }
 
 /**
- * Whether an origin's `Set-Cookie` would set (or shadow) a Gatehouse cookie: by its name, or — for a
- * nameless cookie (`=name=value`, or no `=` at all), which browsers send back as its bare value —
- * by the name that value would be read as.
+ * Whether an origin's `Set-Cookie` would set (or shadow) a Gatehouse cookie: by its name, or by a
+ * name its value would be read as — a nameless cookie (`=name=value`, or no `=` at all) is sent
+ * back by browsers as its bare value.
  */
 export function setsGatehouseCookie(setCookie: string): boolean {
-  const pair = setCookie.split(';')[0] ?? '';
-  const at = pair.indexOf('=');
-  const name = at < 0 ? '' : pair.slice(0, at);
-  const value = at < 0 ? pair : pair.slice(at + 1);
-  if (candidateNames(pair).some(isGatehouseCookieName)) return true;
-  return name.trim() === '' && candidateNames(value.trim()).some(isGatehouseCookieName);
+  return candidateNames(setCookie.split(';')[0] ?? '').some(isGatehouseCookieName);
 }

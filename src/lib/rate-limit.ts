@@ -11,7 +11,7 @@ import { requestMeta } from './http';
 export function ipKey(ip: string | null): string {
   if (!ip) return 'ip:unknown';
   const v4 = /^(?:::ffff:|::)?(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip.trim());
-  if (v4) return `ip:${v4[1]}`;
+  if (v4) return v4[1]!.split('.').every((n) => Number(n) <= 255) ? `ip:${v4[1]}` : 'ip:unknown';
   const groups = expandIpv6(ip.trim());
   return groups ? `ip6:${groups.slice(0, 4).join(':')}::/64` : 'ip:unknown';
 }

@@ -10,7 +10,7 @@ import { resourceProblem } from './client-registration';
 import { findClient, KNOWN_SCOPES, type Client } from './clients';
 import { recordConsent, storedConsent, takeHeldConsent } from './consent';
 import { issuerOf } from './issue';
-import { readReauthMarker, signedInSince } from './reauth-marker';
+import { readReauthMarker, REAUTH_PARAM, signedInSince } from './reauth-marker';
 import { matchRedirectUri } from './redirect-uri';
 import { formatCode } from './token-formats';
 
@@ -156,8 +156,9 @@ export async function decideAuthorization(
 
   let needsLogin = !session;
   if (session && !fresh(session)) {
-    // A marker means a fresh sign-in was demanded on the way in: the old session still does not count.
-    if (marker || req.prompt.has('login') || req.prompt.has('select_account')) needsLogin = true;
+    // A marker — genuine or not, expired or not — means a fresh sign-in was demanded on the way in
+    // (and prompt=login was taken off the request): only a sign-in since then counts.
+    if (params[REAUTH_PARAM] !== undefined || req.prompt.has('login') || req.prompt.has('select_account')) needsLogin = true;
     if (req.maxAge !== undefined && now / 1000 - session.authTime > req.maxAge) needsLogin = true;
   }
   if (session && req.idTokenHint) {
@@ -251,11 +252,12 @@ export async function answerConsent(
   const params = await takeHeldConsent(deps, session, a.requestId);
   const { client, redirectUri } = await resolveClient(deps, params);
   const req = parseAuthorizationRequest(params, client, redirectUri);
-  const step = await decideAuthorization(deps, req, session, params, meta);
-  if (step.kind !== 'consent') return { req, params, step };
+  // Denying is always honoured (it only tells the client no).
   const target = { redirectUri: req.redirectUri, state: req.state };
   if (!a.approve)
     return { req, params, step: { kind: 'redirect', location: responseLocation(deps, target, { error: 'access_denied', error_description: 'The user denied the request.' }) } };
+  const step = await decideAuthorization(deps, req, session, params, meta);
+  if (step.kind !== 'consent') return { req, params, step };
   await recordConsent(deps, session.sub, req.client.clientId, req.scope, meta);
   return { req, params, step: { kind: 'redirect', location: await issueCodeLocation(deps, req, session, meta) } };
 }

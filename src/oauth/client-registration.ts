@@ -57,6 +57,8 @@ export const clientInput = z
     requireMfa: z.boolean().default(false),
     /** RFC 8707 resources the client may ask access tokens for (the routes and APIs that accept them). */
     resources: z.array(resourceIdentifier).max(50).default([]),
+    /** Resources this client is — an API's own credentials — whose tokens it may introspect. */
+    serves: z.array(resourceIdentifier).max(50).default([]),
   })
   .superRefine((c, ctx) => {
     if (c.public && c.grantTypes.includes('client_credentials'))
@@ -100,6 +102,7 @@ export async function buildClient(input: ClientInput, now: number): Promise<{ ro
       refreshTokenAbsoluteTtl: c.refreshTokenAbsoluteTtl ?? null,
       requireMfa: c.requireMfa,
       resources: JSON.stringify(c.resources),
+      serves: JSON.stringify(c.serves),
       logoUri: null,
       brandColor: null,
       createdAt: now,
@@ -122,6 +125,7 @@ export function describeClient(row: OAuthClientRow) {
     access_token_format: row.accessTokenFormat,
     require_mfa: Boolean(row.requireMfa),
     resources: JSON.parse(row.resources ?? '[]') as string[],
+    serves: JSON.parse(row.serves ?? '[]') as string[],
     ...(row.accessTokenTtl ? { access_token_ttl: row.accessTokenTtl } : {}),
     ...(row.refreshTokenIdleTtl ? { refresh_token_idle_ttl: row.refreshTokenIdleTtl } : {}),
     ...(row.refreshTokenAbsoluteTtl ? { refresh_token_absolute_ttl: row.refreshTokenAbsoluteTtl } : {}),

@@ -30,6 +30,8 @@ export interface Client {
   requireMfa: boolean;
   /** RFC 8707 resources it may ask access tokens for. */
   resources: string[];
+  /** Resources it is (an API's own credentials): it may introspect their tokens. */
+  serves: string[];
 }
 
 const list = (json: string) => JSON.parse(json) as string[];
@@ -54,6 +56,7 @@ export function clientFromRow(r: OAuthClientRow): Client {
     refreshTokenAbsoluteTtl: r.refreshTokenAbsoluteTtl,
     requireMfa: r.requireMfa,
     resources: list(r.resources),
+    serves: list(r.serves),
   };
 }
 

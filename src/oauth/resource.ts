@@ -22,10 +22,13 @@ export async function userInfo(deps: Deps, token: string): Promise<Record<string
   return userClaims(viewOf(user, await failClosed('the database', () => rolesOf(deps.db, user.id))), scope);
 }
 
-/** RFC 7662 §4: a client learns about a token only if it was issued to it, or the client is its audience. */
+/**
+ * RFC 7662 §4: a client learns about a token only if it was issued to it, or the client is its
+ * audience (a resource server registered with `serves`).
+ */
 const concerns = (claims: AccessTokenClaims, client: Client) => {
   const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
-  return claims.client_id === client.clientId || aud.includes(client.clientId);
+  return claims.client_id === client.clientId || aud.some((a) => a !== undefined && client.serves.includes(a));
 };
 
 /** Token introspection (RFC 7662) for an authenticated confidential client. */

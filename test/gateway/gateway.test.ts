@@ -180,6 +180,31 @@ describe('the gateway', () => {
     expect((await call('/.WELL-KNOWN/x')).status).toBe(404);
   });
 
+  it('refuses paths whose decoding is not stable: double encoding and Unicode look-alikes of . / \\', async () => {
+    const { email } = await createVerifiedUser();
+    const { cookie } = await signInApp(email);
+    const unstable = [
+      '/demo/public/%252e%252e/admin/secret', '/demo/public/%252E%252E/admin/secret', '/demo/public/..%252fadmin/secret',
+      '/demo/public/%252e%252e%252fadmin%252fsecret', '/demo/public/%25252e%25252e/admin/secret', '/demo/public/..%255cadmin/secret',
+      '/demo/public/%25c0%25ae%25c0%25ae/admin/secret', '/demo/me/%252e%252e/admin/secret',
+      '/demo/public/%EF%BC%8E%EF%BC%8E/admin/secret', // full-width dots
+      '/demo/public/..%EF%BC%8Fadmin/secret', // a full-width solidus
+      '/demo/public/%EF%BC%BCadmin/secret', // a full-width backslash
+      '/demo/public/%E2%80%A4%E2%80%A4/admin/secret', // one-dot leaders
+      '/demo/public/%EF%B9%92%EF%B9%92/admin/secret', // small full stops
+      '/demo/%EF%BD%81dmin/secret', // a full-width a: "admin" to an origin that folds compatibility forms
+      '/demo/ADM%EF%BC%A9N/secret',
+    ];
+    for (const path of unstable) {
+      const res = await app(path, { cookie, headers: { accept: 'application/json' } });
+      expect(res.status, path).toBe(400);
+      expect(((await res.json()) as { code: string }).code, path).toBe('invalid_request');
+    }
+    // An ordinary escaped percent sign and ordinary non-ASCII paths still pass.
+    expect((await echoed(await app('/demo/public/100%25-sure', {}))).path).toBe('/demo/public/100%25-sure');
+    expect((await echoed(await app('/demo/public/caf%C3%A9', {}))).path).toBe('/demo/public/caf%C3%A9');
+  });
+
   it("accepts a user's bearer token for the route's audience with the right scope, and refuses ID tokens, other audiences and missing scopes", async () => {
     const client = await registerClient();
     const user = await signedInUser();

@@ -63,3 +63,16 @@ describe('gateway path normalisation', () => {
     expect(matchesPattern('/healthz', '/health')).toBe(false);
   });
 });
+
+describe('paths whose decoding is not stable', () => {
+  it('refuses an encoded % before an escape, at any depth, and characters NFKC changes', () => {
+    for (const p of ['/a/%252e', '/a/%252F', '/a/%255c', '/a/%2525%32e', '/a/%25c0%25ae'])
+      expect(normalisePath(p), p).toEqual({ ok: false, reason: 'the path is percent-encoded twice (an encoded % before an escape)' });
+    for (const p of ['/a/%EF%BC%8E', '/a/%EF%BC%8F', '/%EF%BD%81dmin', '/a/%E2%80%A4', '/a/%EF%AC%81le']) // ．／ａ․ ﬁ
+      expect(normalisePath(p), p).toEqual({ ok: false, reason: 'the path has characters that Unicode compatibility normalisation changes' });
+    // Decomposed accents (NFD, as macOS writes file names) are not compatibility forms: kept.
+    expect(normalisePath('/cafe%CC%81')).toEqual({ ok: true, path: '/cafe%CC%81' });
+    expect(normalisePath('/100%25')).toEqual({ ok: true, path: '/100%25' });
+    expect(normalisePath('/100%25off')).toEqual({ ok: true, path: '/100%25off' });
+  });
+});

@@ -173,3 +173,60 @@ describe('step-up on gateway routes', () => {
     expect(browser.cookie(SESSION, APP_HOST)).toBeDefined();
   });
 });
+
+describe('a held request is replayed only under the route, method, host and policy that held it', () => {
+  /** A one-factor browser whose POST to the MFA-only write route was held; returns the way back. */
+  async function heldWrite() {
+    const u = await passwordOnly();
+    const target = stepUpTarget(await u.browser.fetch(`${APP}/demo/split/orders`, formPost('item=book')));
+    expect(target.back).toMatch(/^\/demo\/split\/orders\?gh_resume=/);
+    return { ...u, target };
+  }
+
+  it('skipping the second factor and GETting the resume URL does not replay the POST under the GET route', async () => {
+    const { browser, target, secret } = await heldWrite();
+    // The GET route only needs a sign-in, which this browser has; the held POST's route needs MFA.
+    const skipped = await browser.fetch(`${APP}${target.back}`, { headers: navigate });
+    expect(skipped.status).toBe(303);
+    const again = stepUpTarget(skipped);
+    expect(again.to.pathname).toBe('/auth/second-factor');
+    expect(again.back).toBe(target.back); // still held, still only for after the step-up
+    // A script (no navigation) is told no, and is not given the POST either.
+    const scripted = await browser.fetch(`${APP}${target.back}`, { headers: { accept: 'application/json' } });
+    expect(scripted.status).toBe(401);
+    expect(await scripted.text()).not.toContain('item=book');
+    // After the real step-up it is replayed, once, as the POST it was.
+    const { res } = await stepUpWithCode(browser, secret, again);
+    expect(await res.json()).toMatchObject({ method: 'POST', path: '/demo/split/orders', bodyText: 'item=book' });
+  });
+
+  it('refuses the resume id on another path, another host, or after the route changed', async () => {
+    const { browser, target, secret } = await heldWrite();
+    await stepUpWithCode(browser, secret, target, false);
+    const id = new URL(target.back, APP).searchParams.get('gh_resume')!;
+    // Another path under the same route, and a path of another route.
+    for (const path of [`/demo/split/refund?gh_resume=${id}`, `/demo/me/x?gh_resume=${id}`, `/demo/split/orders?x=1&gh_resume=${id}`]) {
+      const res = await browser.fetch(`${APP}${path}`, { headers: navigate });
+      expect(res.status, path).toBe(409);
+    }
+    // Another app host where the same user has a session of its own.
+    const { res: there } = await browser.navigate('https://other.gatehouse.test/start');
+    expect(there.status).toBe(200);
+    const otherHost = await browser.fetch(`https://other.gatehouse.test${target.back}`, { headers: navigate });
+    expect(otherHost.status).toBe(409);
+    // The operator changed the route meanwhile (a new policy is another route).
+    const changed = browser.at((deps) => ({
+      config: {
+        ...deps.config,
+        gateway: {
+          ...deps.config.gateway,
+          routes: deps.config.gateway.routes.map((r) => (r.match === '/demo/split/*' && r.methods ? { ...r, policy: { ...r.policy, fresh: true } } : r)),
+        },
+      },
+    }));
+    expect((await changed.fetch(`${APP}${target.back}`, { headers: navigate })).status).toBe(409);
+    // Untouched, it is still there for its own URL.
+    const replay = await browser.fetch(`${APP}${target.back}`, { headers: navigate });
+    expect(await replay.json()).toMatchObject({ method: 'POST', bodyText: 'item=book' });
+  });
+});
