@@ -21,7 +21,9 @@ Options:
   --require-mfa                   every sign-in for this client needs a second factor
   --grant GRANT                   (repeatable) authorization_code, refresh_token, client_credentials
                                   (default: authorization_code refresh_token)
-  --scope SCOPE                   (repeatable) openid, profile, email, offline_access (default: openid profile email)
+  --scope SCOPE                   (repeatable) openid, profile, email, roles, offline_access (default: openid profile email)
+  --resource URI                  (repeatable) an RFC 8707 resource (API) the client may ask access tokens for
+  --serves URI                    (repeatable) a resource this client is (an API): it may introspect its tokens
   --auth-method METHOD            client_secret_basic (default), client_secret_post, private_key_jwt
   --jwks-file FILE                the client's public keys (JWKS JSON), for private_key_jwt
   --id-token-alg ALG              RS256 (default) or ES256
@@ -84,6 +86,8 @@ export async function main(argv: string[]): Promise<void> {
     'require-mfa': { type: 'boolean', default: false },
     grant: { type: 'string', multiple: true },
     scope: { type: 'string', multiple: true },
+    resource: { type: 'string', multiple: true, default: [] },
+    serves: { type: 'string', multiple: true, default: [] },
     'auth-method': { type: 'string' },
     'jwks-file': { type: 'string' },
     'id-token-alg': { type: 'string' },
@@ -117,6 +121,8 @@ export async function main(argv: string[]): Promise<void> {
         public: values.public,
         firstParty: values['first-party'],
         requireMfa: values['require-mfa'],
+        resources: values.resource,
+        serves: values.serves,
         ...(values.grant ? { grantTypes: values.grant } : {}),
         ...(values.scope ? { scopes: values.scope as never } : {}),
         ...(values['auth-method'] ? { authMethod: values['auth-method'] as never } : {}),
@@ -133,7 +139,7 @@ export async function main(argv: string[]): Promise<void> {
     );
   } catch (e) {
     if (e instanceof ZodError) {
-      const flag: Record<string, string> = { accessTokenFormat: '--access-token-format', accessTokenTtl: '--access-token-ttl', refreshTokenIdleTtl: '--refresh-idle-ttl', refreshTokenAbsoluteTtl: '--refresh-absolute-ttl', redirectUris: '--redirect-uri', postLogoutRedirectUris: '--post-logout-redirect-uri', grantTypes: '--grant', scopes: '--scope', authMethod: '--auth-method', idTokenAlg: '--id-token-alg', clientId: '--client-id', clientSecret: '--client-secret', name: '--name', jwks: '--jwks-file' };
+      const flag: Record<string, string> = { accessTokenFormat: '--access-token-format', accessTokenTtl: '--access-token-ttl', refreshTokenIdleTtl: '--refresh-idle-ttl', refreshTokenAbsoluteTtl: '--refresh-absolute-ttl', redirectUris: '--redirect-uri', postLogoutRedirectUris: '--post-logout-redirect-uri', grantTypes: '--grant', scopes: '--scope', authMethod: '--auth-method', idTokenAlg: '--id-token-alg', clientId: '--client-id', clientSecret: '--client-secret', name: '--name', jwks: '--jwks-file', resources: '--resource', serves: '--serves' };
       const issue = e.issues[0]!;
       usage(`${flag[String(issue.path[0])] ?? String(issue.path[0])}: ${issue.message}`);
     }
@@ -153,8 +159,8 @@ export async function main(argv: string[]): Promise<void> {
   const r = built.row;
   d1Query(
     target,
-    `INSERT INTO oauth_clients (client_id, name, secret_hash, token_endpoint_auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, access_token_format, id_token_signed_response_alg, jwks, access_token_ttl, refresh_token_idle_ttl, refresh_token_absolute_ttl, require_mfa, created_at)
-     VALUES (${[r.clientId, r.name, r.secretHash, r.tokenEndpointAuthMethod, r.redirectUris, r.postLogoutRedirectUris, r.grantTypes, r.scopes].map(sqlString).join(', ')}, ${r.firstParty ? 1 : 0}, ${sqlString(r.accessTokenFormat)}, ${sqlString(r.idTokenSignedResponseAlg)}, ${sqlString(r.jwks)}, ${r.accessTokenTtl ?? 'NULL'}, ${r.refreshTokenIdleTtl ?? 'NULL'}, ${r.refreshTokenAbsoluteTtl ?? 'NULL'}, ${r.requireMfa ? 1 : 0}, ${r.createdAt})`,
+    `INSERT INTO oauth_clients (client_id, name, secret_hash, token_endpoint_auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, access_token_format, id_token_signed_response_alg, jwks, access_token_ttl, refresh_token_idle_ttl, refresh_token_absolute_ttl, require_mfa, resources, serves, created_at)
+     VALUES (${[r.clientId, r.name, r.secretHash, r.tokenEndpointAuthMethod, r.redirectUris, r.postLogoutRedirectUris, r.grantTypes, r.scopes].map(sqlString).join(', ')}, ${r.firstParty ? 1 : 0}, ${sqlString(r.accessTokenFormat)}, ${sqlString(r.idTokenSignedResponseAlg)}, ${sqlString(r.jwks)}, ${r.accessTokenTtl ?? 'NULL'}, ${r.refreshTokenIdleTtl ?? 'NULL'}, ${r.refreshTokenAbsoluteTtl ?? 'NULL'}, ${r.requireMfa ? 1 : 0}, ${sqlString(r.resources)}, ${sqlString(r.serves)}, ${r.createdAt})`,
   );
   console.log(JSON.stringify({ ...describeClient(r), ...(built.clientSecret ? { client_secret: built.clientSecret } : {}) }, null, 2));
 }

@@ -205,6 +205,15 @@ describe('the gateway', () => {
     expect((await echoed(await app('/demo/public/caf%C3%A9', {}))).path).toBe('/demo/public/caf%C3%A9');
   });
 
+  it("removes the headers a route lists in stripHeaders, in any case and spelling", async () => {
+    const headers = new Headers({ 'X-Internal-User': 'root', x_internal_user: 'root', 'x.internal.user': 'root', 'X-Kept': 'yes' });
+    const e = await echoed(await app('/demo/stripped/x', { headers }));
+    expect(Object.keys(e.headers).filter((h) => h.replace(/[_.]/g, '-') === 'x-internal-user')).toEqual([]);
+    expect(e.headers['x-kept']).toBe('yes');
+    // Other routes are untouched by it.
+    expect((await echoed(await app('/demo/public/x', { headers: { 'X-Internal-User': 'root' } }))).headers['x-internal-user']).toBe('root');
+  });
+
   it("accepts a user's bearer token for the route's audience with the right scope, and refuses ID tokens, other audiences and missing scopes", async () => {
     const client = await registerClient();
     const user = await signedInUser();
