@@ -6,7 +6,9 @@
  *   sign-in   sign in with a passkey (and, where the browser supports it, passkey autofill on the
  *             email field: autocomplete="username webauthn")
  *   verify    a passkey as the second step of a sign-in, or to step up the current session
- *   register  add a passkey to the signed-in account (name from #passkey-name)
+ *   register  add a passkey to the signed-in account (name from #passkey-name; where the page asks
+ *             for a proof — an origin shares Gatehouse's host — the password or code typed in
+ *             the page's proof fields goes along)
  */
 import {
   browserSupportsWebAuthn,
@@ -60,7 +62,11 @@ async function register(): Promise<void> {
   );
   const response = await startRegistration({ optionsJSON: options });
   const name = document.querySelector<HTMLInputElement>('#passkey-name')?.value.trim() || 'Passkey';
-  await post('/auth/api/passkeys', { challengeId, response, name });
+  const field = (n: string) => document.querySelector<HTMLInputElement>(`input[name="${n}"]`)?.value || undefined;
+  const password = field('proof_password');
+  const code = field('proof_code');
+  const proof = password ? { password } : code ? { code } : undefined;
+  await post('/auth/api/passkeys', { challengeId, response, name, ...(proof ? { proof } : {}) });
   window.location.reload();
 }
 

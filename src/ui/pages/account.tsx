@@ -13,7 +13,9 @@ export const AccountPage: FC<{
   csrf: string;
   security: { factors: SecondFactors; passkeys: PasskeyView[] };
   setupPasskey?: boolean;
-}> = ({ account, csrf, security, setupPasskey }) => (
+  /** An origin shares Gatehouse's host: adding a passkey asks for the password or a code too. */
+  askProof: boolean;
+}> = ({ account, csrf, security, setupPasskey, askProof }) => (
   <Layout title={en.account.title} passkeys>
     {setupPasskey && <Notice>{en.security.setupPasskey}</Notice>}
     <p>
@@ -53,7 +55,7 @@ export const AccountPage: FC<{
         ))}
       </tbody>
     </table>
- <SecuritySection csrf={csrf} factors={security.factors} passkeys={security.passkeys} />
+    <SecuritySection csrf={csrf} factors={security.factors} passkeys={security.passkeys} askProof={askProof} />
     <div class="actions">
       <Form action="/auth/sign-out" csrf={csrf} class="inline">
         <button type="submit" class="primary">{en.account.signOut}</button>

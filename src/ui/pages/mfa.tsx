@@ -85,7 +85,7 @@ export const RecoveryCodesPage: FC<{ codes: string[]; returnTo: string }> = ({ c
 );
 
 /** The account page's security section: authenticator app, recovery codes, passkeys. */
-export const SecuritySection: FC<{ csrf: string; factors: SecondFactors; passkeys: PasskeyView[] }> = ({ csrf, factors, passkeys }) => (
+export const SecuritySection: FC<{ csrf: string; factors: SecondFactors; passkeys: PasskeyView[]; askProof: boolean }> = ({ csrf, factors, passkeys, askProof }) => (
   <section aria-labelledby="security-heading">
     <h2 id="security-heading">{en.security.title}</h2>
     <p id="totp-status">{factors.totp ? en.security.totpOn : en.security.totpOff}</p>
@@ -124,6 +124,7 @@ export const SecuritySection: FC<{ csrf: string; factors: SecondFactors; passkey
       <label for="passkey-name">{en.security.passkeyName}</label>
       <input id="passkey-name" name="passkey_name" type="text" autocomplete="off" maxlength={64} value="Passkey" />
     </div>
+    {askProof && <ProofFields />}
     <p>
       <button type="button" data-passkey="register">{en.security.addPasskey}</button>
     </p>
