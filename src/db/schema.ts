@@ -11,6 +11,28 @@ export const users = sqliteTable('users', {
   /** PHC string (argon2id); null for accounts without a password. */
   passwordHash: text('password_hash'),
   tier: text('tier').notNull().default('free'),
+  // The OpenID Connect standard claims (OIDC Core §5.1) a user record can hold; all optional.
+  name: text('name'),
+  givenName: text('given_name'),
+  familyName: text('family_name'),
+  middleName: text('middle_name'),
+  nickname: text('nickname'),
+  preferredUsername: text('preferred_username'),
+  profileUrl: text('profile_url'),
+  picture: text('picture'),
+  website: text('website'),
+  gender: text('gender'),
+  /** YYYY, or YYYY-MM-DD. */
+  birthdate: text('birthdate'),
+  /** An IANA time zone, e.g. Europe/Paris. */
+  zoneinfo: text('zoneinfo'),
+  /** A BCP 47 language tag, e.g. fr-CA. */
+  locale: text('locale'),
+  /** E.164, e.g. +14155550100. */
+  phoneNumber: text('phone_number'),
+  phoneNumberVerifiedAt: integer('phone_number_verified_at'),
+  /** A JSON object with OIDC Core §5.1.1's address fields. */
+  address: text('address'),
   createdAt: integer('created_at').notNull(),
   updatedAt: integer('updated_at').notNull(),
 });
@@ -132,6 +154,14 @@ export const oauthClients = sqliteTable('oauth_clients', {
   resources: text('resources').notNull().default('[]'),
   /** Resources this client *is* (an API with credentials of its own): it may introspect their tokens. */
   serves: text('serves').notNull().default('[]'),
+  /**
+   * PKCE is required (the default, and always for public clients). A confidential client may be set
+   * to allow OpenID requests that use `nonce` instead (RFC 9700 §2.1.1) — for certification runs and
+   * old relying parties; see docs/oidc.md for the risk.
+   */
+  requirePkce: integer('require_pkce', { mode: 'boolean' }).notNull().default(true),
+  /** Put the claims its scopes release in the ID token too, not only at userinfo (OIDC Core §5.4). */
+  idTokenClaims: integer('id_token_claims', { mode: 'boolean' }).notNull().default(false),
   logoUri: text('logo_uri'),
   brandColor: text('brand_color'),
   createdAt: integer('created_at').notNull(),

@@ -11,6 +11,29 @@ export interface UserView {
   roles: string[];
   tier: string;
   createdAt: number;
+  updatedAt: number;
+  /** The OpenID Connect standard claims the record holds (OIDC Core §5.1), absent ones omitted. */
+  profile: StandardProfile;
+}
+
+/** OIDC Core §5.1 claims other than sub, email and updated_at, as the record holds them. */
+export interface StandardProfile {
+  name?: string;
+  given_name?: string;
+  family_name?: string;
+  middle_name?: string;
+  nickname?: string;
+  preferred_username?: string;
+  profile?: string;
+  picture?: string;
+  website?: string;
+  gender?: string;
+  birthdate?: string;
+  zoneinfo?: string;
+  locale?: string;
+  phone_number?: string;
+  phone_number_verified?: boolean;
+  address?: Record<string, string>;
 }
 
 export const newUserId = () => crypto.randomUUID();
@@ -28,6 +51,38 @@ export async function rolesOf(db: Database, userId: string): Promise<string[]> {
   return rows.map((r) => r.role).sort();
 }
 
+function profileOf(user: User): StandardProfile {
+  const text: [keyof StandardProfile, string | null][] = [
+    ['name', user.name],
+    ['given_name', user.givenName],
+    ['family_name', user.familyName],
+    ['middle_name', user.middleName],
+    ['nickname', user.nickname],
+    ['preferred_username', user.preferredUsername],
+    ['profile', user.profileUrl],
+    ['picture', user.picture],
+    ['website', user.website],
+    ['gender', user.gender],
+    ['birthdate', user.birthdate],
+    ['zoneinfo', user.zoneinfo],
+    ['locale', user.locale],
+    ['phone_number', user.phoneNumber],
+  ];
+  const out: StandardProfile = {};
+  for (const [k, v] of text) if (v) (out as Record<string, unknown>)[k] = v;
+  if (user.phoneNumber) out.phone_number_verified = user.phoneNumberVerifiedAt !== null;
+  if (user.address) {
+    try {
+      const a = JSON.parse(user.address) as unknown;
+      if (a && typeof a === 'object' && !Array.isArray(a))
+        out.address = Object.fromEntries(Object.entries(a).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    } catch {
+      // an unreadable address is left out rather than failing a sign-in
+    }
+  }
+  return out;
+}
+
 /** The public shape of a user (never the password hash). */
 export function viewOf(user: User, roles: string[]): UserView {
   return {
@@ -37,5 +92,7 @@ export function viewOf(user: User, roles: string[]): UserView {
     roles,
     tier: user.tier,
     createdAt: user.createdAt,
+    updatedAt: user.updatedAt,
+    profile: profileOf(user),
   };
 }

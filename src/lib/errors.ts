@@ -75,6 +75,25 @@ export const unavailable = (what: string, cause?: unknown) => {
 /** An OAuth error (RFC 6749): `error` is the code, `error_description` the message. */
 export const oauthError = (code: ErrorCode, message: string, status = 400) => new GatehouseError(code, status, message);
 
+/**
+ * Text fit for an OAuth `error_description` (RFC 6749 §4.1.2.1, §5.2): only %x20-21 / %x23-5B /
+ * %x5D-7E. Typographic punctuation is spelled in ASCII, `"` becomes `'` and `\` becomes `/`,
+ * accents are dropped, anything else is removed. (Messages never carry the caller's input; this is
+ * the guarantee on top.)
+ */
+export function oauthText(text: string): string {
+  const spelled = text
+    .replace(/§/g, 'section ')
+    .replace(/[‘’‚′]/g, "'")
+    .replace(/[“”„″"]/g, "'")
+    .replace(/[–—−]/g, '-')
+    .replace(/…/g, '...')
+    .replace(/\\/g, '/')
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '');
+  return spelled.replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '').replace(/ {2,}/g, ' ').trim();
+}
+
 /** RFC 9457 problem body for an error. */
 export function problemBody(e: GatehouseError, instance?: string) {
   return {

@@ -2,10 +2,11 @@ import { acrOf, stepUpTarget } from '../auth/acr';
 import { secondFactorsOf } from '../auth/totp';
 import type { Deps } from '../deps';
 import { audit, type RequestMeta } from '../identity/audit';
-import { failClosed, GatehouseError } from '../lib/errors';
+import { failClosed, GatehouseError, oauthText } from '../lib/errors';
 import { S256_CHALLENGE } from '../lib/pkce';
 import type { SessionClaims } from '../sessions/session-token';
 import { verifyToken } from '../tokens/jwt';
+import { parseClaimsRequest, type ClaimsRequest } from './claims';
 import { resourceProblem } from './client-registration';
 import { findClient, KNOWN_SCOPES, type Client } from './clients';
 import { recordConsent, storedConsent, takeHeldConsent } from './consent';
@@ -25,7 +26,8 @@ export interface AuthorizationRequest {
   state: string | undefined;
   scope: string[];
   nonce: string | null;
-  codeChallenge: string;
+  /** Null only for a confidential client allowed to rely on `nonce` (requirePkce off). */
+  codeChallenge: string | null;
   prompt: Set<string>;
   maxAge: number | undefined;
   loginHint: string | undefined;
@@ -33,6 +35,8 @@ export interface AuthorizationRequest {
   acrValues: string[];
   /** RFC 8707 resources the grant is for (empty: Gatehouse itself, or any the client may have). */
   resources: string[];
+  /** The `claims` request parameter (OIDC Core §5.5), or null. */
+  claims: ClaimsRequest | null;
 }
 
 /** An error the client may receive at its redirect URI (its client_id and redirect_uri were valid). */
@@ -75,19 +79,28 @@ export function parseAuthorizationRequest(params: Params, client: Client, redire
   if (params.response_mode !== undefined && params.response_mode !== 'query') fail('invalid_request', 'Only response_mode=query is supported.');
   if (!client.grantTypes.includes('authorization_code')) fail('unauthorized_client', 'This client may not use the authorization code flow.');
 
-  // RFC 7636 + RFC 9700 §2.1.1: PKCE with S256 for every client; `plain` (the default when no
-  // method is given) is refused.
-  if (!params.code_challenge) fail('invalid_request', 'code_challenge is required (PKCE).');
-  if (params.code_challenge_method !== 'S256') fail('invalid_request', 'code_challenge_method must be S256.');
-  if (!S256_CHALLENGE.test(params.code_challenge!)) fail('invalid_request', 'code_challenge is not a valid S256 challenge.');
+  // OIDC Core §3.1.2.1: unknown scope values are ignored, and ones this client may not have are
+  // dropped; the token response says what was granted.
+  const asked = (params.scope ?? '').split(' ').filter(Boolean);
+  if (asked.length === 0) fail('invalid_scope', 'scope is required.');
+  const scope = [...new Set(asked.filter((s) => (KNOWN_SCOPES as readonly string[]).includes(s) && client.scopes.includes(s)))];
+  if (scope.length === 0) fail('invalid_scope', 'None of the requested scopes is allowed for this client.');
 
-  const scope = (params.scope ?? '').split(' ').filter(Boolean);
-  if (scope.length === 0) fail('invalid_scope', 'scope is required.');
-  const unknown = scope.filter((s) => !(KNOWN_SCOPES as readonly string[]).includes(s) || !client.scopes.includes(s));
-  if (unknown.length) fail('invalid_scope', `Scope not allowed for this client: ${unknown.join(' ')}.`);
+  // RFC 7636 + RFC 9700 §2.1.1: PKCE with S256 for every client; `plain` (the default when no
+  // method is given) is refused. The one exception RFC 9700 allows: a confidential client set to
+  // accept OpenID requests protected by `nonce` instead (requirePkce off; docs/oidc.md says the risk).
+  let codeChallenge: string | null = null;
+  if (params.code_challenge !== undefined || params.code_challenge_method !== undefined || client.requirePkce || client.isPublic) {
+    if (!params.code_challenge) fail('invalid_request', 'code_challenge is required (PKCE).');
+    if (params.code_challenge_method !== 'S256') fail('invalid_request', 'code_challenge_method must be S256.');
+    if (!S256_CHALLENGE.test(params.code_challenge!)) fail('invalid_request', 'code_challenge is not a valid S256 challenge.');
+    codeChallenge = params.code_challenge!;
+  } else if (!params.nonce || !scope.includes('openid')) {
+    fail('invalid_request', 'Without PKCE this client must send an OpenID request with a nonce.');
+  }
 
   const prompt = new Set((params.prompt ?? '').split(' ').filter(Boolean));
-  for (const p of prompt) if (!['none', 'login', 'consent', 'select_account'].includes(p)) fail('invalid_request', `Unknown prompt value ${p}.`);
+  for (const p of prompt) if (!['none', 'login', 'consent', 'select_account'].includes(p)) fail('invalid_request', 'prompt has a value this server does not know.');
   if (prompt.has('none') && prompt.size > 1) fail('invalid_request', 'prompt=none cannot be combined with other values.');
 
   let maxAge: number | undefined;
@@ -97,6 +110,12 @@ export function parseAuthorizationRequest(params: Params, client: Client, redire
   }
   if (params.nonce !== undefined && (params.nonce.length === 0 || params.nonce.length > 512)) fail('invalid_request', 'nonce is invalid.');
   if (params.state !== undefined && params.state.length > 2048) fail('invalid_request', 'state is too long.');
+  let claims: ClaimsRequest | null = null;
+  try {
+    claims = parseClaimsRequest(params.claims);
+  } catch (e) {
+    fail('invalid_request', e instanceof Error ? e.message : 'claims is not valid.');
+  }
   // RFC 8707 §2: each resource an absolute URI without fragment, and one this client may ask for.
   const resources = (params.resource ?? '').split(' ').filter(Boolean);
   if (resources.length > 10) fail('invalid_target', 'Ask for at most 10 resources.');
@@ -110,13 +129,14 @@ export function parseAuthorizationRequest(params: Params, client: Client, redire
     state: params.state,
     scope,
     nonce: params.nonce ?? null,
-    codeChallenge: params.code_challenge!,
+    codeChallenge,
     prompt,
     maxAge,
     loginHint: params.login_hint?.slice(0, 254),
     idTokenHint: params.id_token_hint,
     acrValues: (params.acr_values ?? '').split(' ').filter(Boolean).slice(0, 10),
     resources,
+    claims,
   };
 }
 
@@ -132,7 +152,7 @@ export type AuthorizationStep =
 /** The response location for the client: `code` or `error`, with `state` and `iss` (RFC 9207). */
 export function responseLocation(deps: Deps, target: { redirectUri: string; state: string | undefined }, fields: Record<string, string>): string {
   const url = new URL(target.redirectUri);
-  for (const [k, v] of Object.entries(fields)) url.searchParams.set(k, v);
+  for (const [k, v] of Object.entries(fields)) url.searchParams.set(k, k === 'error_description' ? oauthText(v) : v);
   if (target.state !== undefined) url.searchParams.set('state', target.state);
   url.searchParams.set('iss', issuerOf(deps));
   return url.toString();
@@ -172,15 +192,18 @@ export async function decideAuthorization(
     if (!hinted) throw new RedirectableError(target, 'invalid_request', 'id_token_hint is not a valid ID token from this issuer.');
     if (hinted.sub !== session.sub) needsLogin = true;
   }
+  // OIDC Core §5.5.1: an ID token asked to have another `sub` is for someone else: they sign in.
+  if (session && req.claims?.sub && req.claims.sub !== session.sub) needsLogin = true;
   if (needsLogin) {
     if (req.prompt.has('none')) return { kind: 'redirect', location: responseLocation(deps, target, { error: 'login_required', error_description: 'The user must sign in.' }) };
     const forced = session !== null || req.prompt.has('login') || req.maxAge !== undefined;
     return { kind: 'login', reauth: forced ? { staleSid: session?.sid ?? null } : null };
   }
 
-  // acr_values (OIDC Core §3.1.2.1, voluntary) and a client's requireMfa (essential): step up when
-  // the session's acr is weaker (auth/acr.ts stepUpTarget).
-  const stepUp = await stepUpTarget(acrOf(session!.amr), { wanted: req.acrValues, essential: req.client.requireMfa }, () => secondFactorsOf(deps, session!.sub));
+  // acr_values (OIDC Core §3.1.2.1, voluntary), an acr claim request (essential when it says so) and
+  // a client's requireMfa (essential): step up when the session's acr is weaker (auth/acr.ts stepUpTarget).
+  const demand = { wanted: [...req.acrValues, ...(req.claims?.acr?.values ?? [])], essential: req.client.requireMfa || req.claims?.acr?.essential === true };
+  const stepUp = await stepUpTarget(acrOf(session!.amr), demand, () => secondFactorsOf(deps, session!.sub));
   if (stepUp) {
     if (req.prompt.has('none'))
       return { kind: 'redirect', location: responseLocation(deps, target, { error: 'interaction_required', error_description: 'A stronger sign-in is required.' }) };
@@ -215,6 +238,7 @@ export async function issueCodeLocation(deps: Deps, req: AuthorizationRequest, s
     amr: session.amr,
     acr: acrOf(session.amr),
     resources: req.resources,
+    claims: req.claims ? { userinfo: req.claims.userinfo, idToken: req.claims.idToken } : null,
     now: deps.now(),
     ttlMs: CODE_TTL_MS,
   });

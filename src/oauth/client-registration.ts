@@ -59,6 +59,10 @@ export const clientInput = z
     resources: z.array(resourceIdentifier).max(50).default([]),
     /** Resources this client is — an API's own credentials — whose tokens it may introspect. */
     serves: z.array(resourceIdentifier).max(50).default([]),
+    /** Off: OpenID requests of this confidential client may use `nonce` instead of PKCE (RFC 9700 §2.1.1; docs/oidc.md). */
+    requirePkce: z.boolean().default(true),
+    /** Put scope-released claims in the ID token too (OIDC Core §5.4 has them at userinfo). */
+    idTokenClaims: z.boolean().default(false),
   })
   .superRefine((c, ctx) => {
     if (c.public && c.grantTypes.includes('client_credentials'))
@@ -68,6 +72,7 @@ export const clientInput = z
     if (c.authMethod === 'private_key_jwt' && !c.jwks)
       ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'private_key_jwt needs the client\'s public keys (jwks)' });
     if (c.public && c.clientSecret) ctx.addIssue({ code: 'custom', path: ['clientSecret'], message: 'a public client has no secret' });
+    if (c.public && !c.requirePkce) ctx.addIssue({ code: 'custom', path: ['requirePkce'], message: 'a public client always uses PKCE' });
     if (c.refreshTokenIdleTtl && c.refreshTokenAbsoluteTtl && c.refreshTokenIdleTtl > c.refreshTokenAbsoluteTtl)
       ctx.addIssue({ code: 'custom', path: ['refreshTokenIdleTtl'], message: 'must not exceed the absolute lifetime' });
   });
@@ -103,6 +108,8 @@ export async function buildClient(input: ClientInput, now: number): Promise<{ ro
       requireMfa: c.requireMfa,
       resources: JSON.stringify(c.resources),
       serves: JSON.stringify(c.serves),
+      requirePkce: c.requirePkce,
+      idTokenClaims: c.idTokenClaims,
       logoUri: null,
       brandColor: null,
       createdAt: now,
@@ -126,6 +133,8 @@ export function describeClient(row: OAuthClientRow) {
     require_mfa: Boolean(row.requireMfa),
     resources: JSON.parse(row.resources ?? '[]') as string[],
     serves: JSON.parse(row.serves ?? '[]') as string[],
+    require_pkce: row.requirePkce !== false,
+    id_token_claims: Boolean(row.idTokenClaims),
     ...(row.accessTokenTtl ? { access_token_ttl: row.accessTokenTtl } : {}),
     ...(row.refreshTokenIdleTtl ? { refresh_token_idle_ttl: row.refreshTokenIdleTtl } : {}),
     ...(row.refreshTokenAbsoluteTtl ? { refresh_token_absolute_ttl: row.refreshTokenAbsoluteTtl } : {}),

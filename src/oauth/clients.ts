@@ -32,6 +32,10 @@ export interface Client {
   resources: string[];
   /** Resources it is (an API's own credentials): it may introspect their tokens. */
   serves: string[];
+  /** PKCE required (always, for public clients); off: OpenID requests may use `nonce` instead. */
+  requirePkce: boolean;
+  /** Scope-released claims go in the ID token as well as at userinfo. */
+  idTokenClaims: boolean;
 }
 
 const list = (json: string) => JSON.parse(json) as string[];
@@ -57,6 +61,8 @@ export function clientFromRow(r: OAuthClientRow): Client {
     requireMfa: r.requireMfa,
     resources: list(r.resources),
     serves: list(r.serves),
+    requirePkce: r.requirePkce || r.tokenEndpointAuthMethod === 'none',
+    idTokenClaims: r.idTokenClaims,
   };
 }
 

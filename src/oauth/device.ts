@@ -28,9 +28,10 @@ export async function startDeviceAuthorization(
   requester: Requester,
 ): Promise<Record<string, string | number>> {
   if (!client.grantTypes.includes(DEVICE_CODE_GRANT)) throw oauthError('unauthorized_client', 'This client may not use the device authorization grant.');
-  const scope = (params.scope ?? client.scopes.filter((s) => s !== 'offline_access').join(' ')).split(' ').filter(Boolean);
-  const unknown = scope.filter((s) => !(KNOWN_SCOPES as readonly string[]).includes(s) || !client.scopes.includes(s));
-  if (unknown.length) throw oauthError('invalid_scope', `Scope not allowed for this client: ${unknown.join(' ')}.`);
+  // As at /authorize: unknown scopes are ignored and ones the client may not have dropped.
+  const asked = (params.scope ?? client.scopes.filter((s) => s !== 'offline_access').join(' ')).split(' ').filter(Boolean);
+  const scope = [...new Set(asked.filter((s) => (KNOWN_SCOPES as readonly string[]).includes(s) && client.scopes.includes(s)))];
+  if (scope.length === 0) throw oauthError('invalid_scope', 'None of the requested scopes is allowed for this client.');
   const acrValues = (params.acr_values ?? '').split(' ').filter(Boolean).slice(0, 10);
   const now = deps.now();
   const secret = randomToken(32);
@@ -98,6 +99,7 @@ export async function exchangeDeviceCode(deps: Deps, client: Client, deviceCode:
     amr: approval.amr,
     acr: acrOf(approval.amr),
     resources: [],
+    claims: null,
   };
   const refresh = client.grantTypes.includes('refresh_token')
     ? await deps.sessions.createRefreshFamily(user.id, grant, {

@@ -1,6 +1,7 @@
 import { ACR_VALUES } from '../auth/acr';
 import type { Deps } from '../deps';
 import { GRANT_TYPES, KNOWN_SCOPES } from './clients';
+import { SCOPE_CLAIMS } from './claims';
 import { issuerOf } from './issue';
 
 export const ENDPOINTS = {
@@ -44,9 +45,9 @@ export function providerMetadata(deps: Deps) {
     code_challenge_methods_supported: ['S256'],
     prompt_values_supported: ['none', 'login', 'consent', 'select_account'],
     acr_values_supported: [...ACR_VALUES],
-    claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'acr', 'amr', 'sid', 'email', 'email_verified', 'preferred_username', 'roles', 'tier', 'updated_at'],
+    claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'acr', 'amr', 'sid', ...new Set(Object.values(SCOPE_CLAIMS).flat())],
     authorization_response_iss_parameter_supported: true,
-    claims_parameter_supported: false,
+    claims_parameter_supported: true,
     request_parameter_supported: false,
     request_uri_parameter_supported: false,
     require_request_uri_registration: false,

@@ -3,7 +3,7 @@ import type { UserView } from '../identity/users';
 import type { Grant } from '../sessions/grants';
 import { formatOpaqueToken, issuerOf } from '../tokens/access-token';
 import { signToken } from '../tokens/jwt';
-import { userClaims } from './claims';
+import { releaseClaims, scopeClaimNames } from './claims';
 import type { Client } from './clients';
 import { formatRefreshToken } from './token-formats';
 
@@ -47,6 +47,8 @@ export async function issueAccessToken(
   if (a.grantId) claims.gid = a.grantId;
   if (a.grant) Object.assign(claims, { auth_time: a.grant.authTime, amr: a.grant.amr, sid: a.grant.sid, ...(a.grant.acr ? { acr: a.grant.acr } : {}) });
   if (a.user && a.scope.includes('roles')) Object.assign(claims, { roles: a.user.roles, tier: a.user.tier });
+  // Claims the `claims` request asked for at userinfo: userinfo reads them off the token.
+  if (a.grant?.claims?.userinfo.length) claims.userinfo_claims = a.grant.claims.userinfo;
   const signed = await signToken(deps.signingKeys, {
     kind: 'access',
     claims,
@@ -63,13 +65,19 @@ export async function issueAccessToken(
   return { token: formatOpaqueToken(owner, secret), expiresIn: ttl };
 }
 
-/** An OIDC ID token for `client`, signed with the client's chosen algorithm. */
+/**
+ * An OIDC ID token for `client`, signed with the client's chosen algorithm. An access token is
+ * always issued alongside, so the claims the scopes release are at userinfo (OIDC Core §5.4) and in
+ * the ID token only for a client set to want them there; claims the `claims` request names for the
+ * ID token are always in it.
+ */
 export async function issueIdToken(
   deps: Deps,
   i: { client: Client; user: UserView; grant: Grant; nonce: string | null; now: number },
 ): Promise<string> {
+  const names = [...(i.client.idTokenClaims ? scopeClaimNames(i.grant.scope) : []), ...(i.grant.claims?.idToken ?? [])];
   const claims: Record<string, unknown> = {
-    ...userClaims(i.user, i.grant.scope),
+    ...releaseClaims(i.user, names),
     auth_time: i.grant.authTime,
     amr: i.grant.amr,
     sid: i.grant.sid,

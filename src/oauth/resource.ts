@@ -19,7 +19,8 @@ export async function userInfo(deps: Deps, token: string): Promise<Record<string
   if (!(await isAccessTokenLive(deps, claims))) throw invalidToken('The access token has been revoked.');
   const user = await failClosed('the database', () => findUserById(deps.db, claims.sub));
   if (!user) throw invalidToken('The user no longer exists.');
-  return userClaims(viewOf(user, await failClosed('the database', () => rolesOf(deps.db, user.id))), scope);
+  const requested = Array.isArray(claims.userinfo_claims) ? claims.userinfo_claims.filter((c): c is string => typeof c === 'string') : [];
+  return userClaims(viewOf(user, await failClosed('the database', () => rolesOf(deps.db, user.id))), scope, requested);
 }
 
 /**

@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono';
 import type { AppEnv } from '../deps';
 import { loadAccount, signOut } from '../account/sessions';
-import { describeError, GatehouseError } from '../lib/errors';
+import { describeError, GatehouseError, oauthText } from '../lib/errors';
 import { requesterOf, requestMeta } from '../lib/http';
 import { enforceIpLimit } from '../lib/rate-limit';
 import { clearSessionCookie } from '../sessions/middleware';
@@ -63,7 +63,8 @@ async function readParams(c: C): Promise<Params> {
   const params: Params = {};
   for (const [k, v] of entries) {
     if (k === 'resource' && k in params && !/\s/.test(v)) params[k] = `${params[k]} ${v}`;
-    else if (k in params) throw new GatehouseError('invalid_request', 400, `Parameter ${k} is repeated.`, { field: k });
+    else if (k in params)
+      throw new GatehouseError('invalid_request', 400, /^[a-z_]{1,40}$/.test(k) ? `Parameter ${k} is repeated.` : 'A parameter is repeated.', { field: k });
     else params[k] = v;
   }
   return params;
@@ -77,11 +78,12 @@ function oauthErrorResponse(c: C, e: unknown, bearer = false): Response {
     console.error(JSON.stringify({ event: 'oauth_failed', requestId: c.get('requestId'), code: err.code, error: describeError(e) }));
   const headers: Record<string, string> = { 'cache-control': 'no-store', pragma: 'no-cache', 'access-control-allow-origin': '*' };
   if (err.extra.retryAfter) headers['retry-after'] = String(err.extra.retryAfter);
-  if (bearer && err.status === 401) headers['www-authenticate'] = `Bearer realm="gatehouse", error="invalid_token", error_description="${err.message.replace(/"/g, "'")}"`;
+  const description = oauthText(err.message);
+  if (bearer && err.status === 401) headers['www-authenticate'] = `Bearer realm="gatehouse", error="invalid_token", error_description="${description}"`;
   else if (bearer && err.status === 403) headers['www-authenticate'] = `Bearer realm="gatehouse", error="insufficient_scope"`;
   else if (err.code === 'invalid_client') headers['www-authenticate'] = 'Basic realm="gatehouse"';
   const status = err.code === 'invalid_client' ? 401 : err.status;
-  return c.json({ error: err.code, error_description: err.message }, status as 400, headers);
+  return c.json({ error: err.code, error_description: description }, status as 400, headers);
 }
 
 const cors = { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET, POST', 'access-control-allow-headers': 'authorization, content-type', 'access-control-max-age': '86400' };

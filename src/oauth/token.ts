@@ -52,7 +52,7 @@ export async function exchangeToken(deps: Deps, client: Client, params: Params):
   if (!GRANT_TYPES.includes(grantType as GrantType))
     throw oauthError(
       'unsupported_grant_type',
-      grantType === 'password' ? 'The password grant is not supported (RFC 9700 §2.4).' : `Grant type ${grantType} is not supported.`,
+      grantType === 'password' ? 'The password grant is not supported (RFC 9700 section 2.4).' : 'This grant type is not supported.',
     );
   if (!client.grantTypes.includes(grantType as GrantType))
     throw oauthError('unauthorized_client', `This client may not use the ${grantType} grant.`);
@@ -61,8 +61,11 @@ export async function exchangeToken(deps: Deps, client: Client, params: Params):
   if (grantType === 'authorization_code') {
     const code = parseCode(required(params, 'code'));
     const redirectUri = required(params, 'redirect_uri');
-    const codeVerifier = required(params, 'code_verifier');
-    if (!CODE_VERIFIER.test(codeVerifier)) throw oauthError('invalid_request', 'code_verifier is not a valid PKCE verifier (RFC 7636 §4.1).');
+    // Optional here: whether the code needs one is the code's business (a missing one for a code
+    // issued with a challenge is invalid_grant, RFC 7636 §4.6).
+    const codeVerifier = params.code_verifier ?? null;
+    if (codeVerifier !== null && !CODE_VERIFIER.test(codeVerifier))
+      throw oauthError('invalid_request', 'code_verifier is not a valid PKCE verifier (RFC 7636 section 4.1).');
     if (!code) throw oauthError('invalid_grant', 'The authorization code is not valid.');
     const resource = targetResource(params, client);
     const result = await deps.sessions.redeemCode(code.userId, {

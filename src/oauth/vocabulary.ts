@@ -6,7 +6,8 @@ export type GrantType = 'authorization_code' | 'refresh_token' | 'client_credent
 export const GRANT_TYPES: readonly GrantType[] = ['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT];
 
 /**
+ * The OpenID Connect scopes (`profile`, `email`, `address`, `phone` release their standard claims);
  * `offline_access` lets a refresh token outlive the browser session it came from; `roles` releases
  * the user's roles and tier (in tokens and userinfo) — nothing else carries them.
  */
-export const KNOWN_SCOPES = ['openid', 'profile', 'email', 'roles', 'offline_access'] as const;
+export const KNOWN_SCOPES = ['openid', 'profile', 'email', 'address', 'phone', 'roles', 'offline_access'] as const;

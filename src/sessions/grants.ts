@@ -16,6 +16,8 @@ export interface Grant {
   acr: string | null;
   /** RFC 8707: the resources (audiences) the grant may be used for; empty for Gatehouse itself only. */
   resources: string[];
+  /** OIDC `claims` request: claim names for userinfo and for the ID token (null: none asked). */
+  claims: { userinfo: string[]; idToken: string[] } | null;
 }
 
 /** Longest an access token can live (ACCESS_TOKEN_TTL and per-client lifetimes are capped at a day). */
@@ -23,7 +25,8 @@ export const MAX_ACCESS_TOKEN_MS = 86_400_000;
 
 export interface CodeInput extends Grant {
   redirectUri: string;
-  codeChallenge: string;
+  /** Null for a client allowed to use `nonce` instead of PKCE (docs/oidc.md). */
+  codeChallenge: string | null;
   nonce: string | null;
   now: number;
   ttlMs: number;
@@ -81,6 +84,7 @@ interface CodeRow extends Record<string, SqlStorageValue> {
   /** Once redeemed: the grant the code became (the refresh family's id, or a fresh id). */
   family_id: string | null;
   resources: string | null;
+  claims: string | null;
 }
 
 interface FamilyRow extends Record<string, SqlStorageValue> {
@@ -97,6 +101,7 @@ interface FamilyRow extends Record<string, SqlStorageValue> {
   absolute_expires_at: number;
   revoked_at: number | null;
   resources: string | null;
+  claims: string | null;
 }
 
 const grantOf = (r: CodeRow | FamilyRow): Grant => ({
@@ -107,6 +112,7 @@ const grantOf = (r: CodeRow | FamilyRow): Grant => ({
   amr: JSON.parse(r.amr) as string[],
   acr: r.acr,
   resources: r.resources ? (JSON.parse(r.resources) as string[]) : [],
+  claims: r.claims ? (JSON.parse(r.claims) as Grant['claims']) : null,
 });
 
 /**
@@ -131,8 +137,8 @@ export class GrantStore {
       idle_ttl INTEGER NOT NULL, idle_expires_at INTEGER NOT NULL, absolute_expires_at INTEGER NOT NULL,
       revoked_at INTEGER)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS refresh_used (hash TEXT PRIMARY KEY, family_id TEXT NOT NULL)`);
-    addMissingColumns(sql, 'auth_codes', { resources: 'TEXT' });
-    addMissingColumns(sql, 'refresh_families', { resources: 'TEXT' });
+    addMissingColumns(sql, 'auth_codes', { resources: 'TEXT', claims: 'TEXT' });
+    addMissingColumns(sql, 'refresh_families', { resources: 'TEXT', claims: 'TEXT' });
     this.opaque = new OpaqueTokens(sql);
   }
 
@@ -143,12 +149,12 @@ export class GrantStore {
   async issueCode(c: CodeInput): Promise<string> {
     const secret = randomToken(32);
     this.sql.exec(
-      `INSERT INTO auth_codes (code_hash, client_id, redirect_uri, code_challenge, scope, nonce, sid, auth_time, amr, acr, expires_at, resources)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO auth_codes (code_hash, client_id, redirect_uri, code_challenge, scope, nonce, sid, auth_time, amr, acr, expires_at, resources, claims)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       await sha256(secret),
       c.clientId,
       c.redirectUri,
-      c.codeChallenge,
+      c.codeChallenge ?? '',
       JSON.stringify(c.scope),
       c.nonce,
       c.sid,
@@ -157,6 +163,7 @@ export class GrantStore {
       c.acr,
       c.now + c.ttlMs,
       JSON.stringify(c.resources),
+      c.claims ? JSON.stringify(c.claims) : null,
     );
     return secret;
   }
@@ -172,14 +179,15 @@ export class GrantStore {
     secret: string;
     clientId: string;
     redirectUri: string;
-    codeVerifier: string;
+    /** Required for a code issued with a challenge; refused for one issued without (a downgrade). */
+    codeVerifier: string | null;
     now: number;
     refresh: RefreshPolicy | null;
     /** The resource the token request names, checked against the authorization before anything is consumed. */
     resource?: string | null;
   }): Promise<CodeRedemption> {
     const hash = await sha256(r.secret);
-    const answer = CODE_VERIFIER.test(r.codeVerifier) ? await s256(r.codeVerifier) : null;
+    const answer = r.codeVerifier !== null && CODE_VERIFIER.test(r.codeVerifier) ? await s256(r.codeVerifier) : null;
     const family = r.refresh ? await newFamilySecret() : null;
     const grantId = family?.familyId ?? randomToken(16);
 
@@ -194,7 +202,11 @@ export class GrantStore {
     if (row.client_id !== r.clientId) return { status: 'invalid', reason: 'the code was issued to another client' };
     // RFC 6749 §4.1.3: redirect_uri must be identical to the one in the authorization request.
     if (row.redirect_uri !== r.redirectUri) return { status: 'invalid', reason: 'redirect_uri does not match' };
-    if (!answer || !timingSafeEqualString(answer, row.code_challenge))
+    // RFC 7636 §4.6: a code issued with a challenge needs the verifier (missing is invalid_grant too).
+    if (row.code_challenge === '') {
+      if (r.codeVerifier !== null) return { status: 'invalid', reason: 'the code was issued without a code_challenge' };
+    } else if (r.codeVerifier === null) return { status: 'invalid', reason: 'code_verifier is required for this code' };
+    else if (!answer || !timingSafeEqualString(answer, row.code_challenge))
       return { status: 'invalid', reason: 'code_verifier does not match the code_challenge' };
 
     const grant = grantOf(row);
@@ -224,8 +236,8 @@ export class GrantStore {
   private insertFamily(grant: Grant, family: { familyId: string; hash: string }, policy: RefreshPolicy, now: number): void {
     const absolute = now + policy.absoluteTtlMs;
     this.sql.exec(
-      `INSERT INTO refresh_families (family_id, client_id, scope, sid, auth_time, amr, acr, current_hash, idle_ttl, idle_expires_at, absolute_expires_at, resources)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO refresh_families (family_id, client_id, scope, sid, auth_time, amr, acr, current_hash, idle_ttl, idle_expires_at, absolute_expires_at, resources, claims)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       family.familyId,
       grant.clientId,
       JSON.stringify(grant.scope),
@@ -238,6 +250,7 @@ export class GrantStore {
       Math.min(now + policy.idleTtlMs, absolute),
       absolute,
       JSON.stringify(grant.resources),
+      grant.claims ? JSON.stringify(grant.claims) : null,
     );
   }
 

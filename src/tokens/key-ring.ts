@@ -7,10 +7,13 @@ import { ensureKeys, viewKeys, type KeyPolicy, type KeyView } from './keys';
 export const KEY_CACHE_MS = 5 * 60_000;
 /** An unknown kid triggers a reload at most this often (so garbage kids cannot make us hammer D1). */
 const MISS_RELOAD_MS = 30_000;
+/** Signing re-reads the key list this often, so a rotation on demand takes effect within a minute everywhere. */
+export const SIGNER_CACHE_MS = 60_000;
 
 /**
  * The isolate's cache of signing keys. Verification of a token whose key is known costs no I/O;
- * D1 is read when the cache is older than KEY_CACHE_MS, or on an unknown kid at most every 30 s.
+ * D1 is read when the cache is older than KEY_CACHE_MS, or on an unknown kid at most every 30 s;
+ * signing re-reads it after a minute (so an on-demand rotation reaches every isolate that fast).
  * New keys are published KEY_PUBLISH_LEAD (≥ 10 min) before they sign, so every isolate has them
  * before any token needs them.
  */
@@ -44,15 +47,16 @@ export class KeyRing {
     return this.loading;
   }
 
-  /** The view of the keys at `now`, from cache when it is fresh. */
-  async view(now: number): Promise<KeyView> {
-    if (now - this.loadedAt > KEY_CACHE_MS) await this.reload(now);
+  /** The view of the keys at `now`, from cache when it is younger than `maxAge`. */
+  async view(now: number, maxAge = KEY_CACHE_MS): Promise<KeyView> {
+    // Older than maxAge — or loaded "in the future" (a clock that went back): read again.
+    if (Math.abs(now - this.loadedAt) > maxAge) await this.reload(now);
     return viewKeys(this.keys, now, this.policy);
   }
 
   /** The key that signs for `alg` now, with its private half (decrypted once per isolate). */
   async signer(alg: SigningAlg, now: number): Promise<{ kid: string; key: CryptoKey }> {
-    let key = (await this.view(now)).signers[alg];
+    let key = (await this.view(now, SIGNER_CACHE_MS)).signers[alg];
     if (!key) {
       await this.reload(now);
       key = viewKeys(this.keys, now, this.policy).signers[alg];

@@ -1,4 +1,5 @@
 import type { Database } from '../db/client';
+import { nextKeys } from './key-material';
 import { createKey, deleteKeys, loadKeys, SIGNING_ALGS, type SigningAlg, type StoredKey } from './key-store';
 
 /** How keys are rotated; all in milliseconds. */
@@ -81,6 +82,13 @@ export async function rotateKeys(
   const deleted = view.expired.map((k) => k.kid);
   await deleteKeys(db, deleted);
   return { created, deleted };
+}
+
+/** Rotation on demand (key-material.ts nextKeys): a new key per algorithm that signs from now on. */
+export async function rotateKeysNow(db: Database, kek: string, now: number, algs: readonly SigningAlg[] = SIGNING_ALGS): Promise<string[]> {
+  const created: string[] = [];
+  for (const next of nextKeys(await loadKeys(db), now, algs)) if (await createKey(db, kek, next)) created.push(`${next.alg}#${next.generation}`);
+  return created;
 }
 
 export function keyPolicy(tokens: { rotationDays: number; publishLead: number; accessTtl: number; idTtl: number }): KeyPolicy {

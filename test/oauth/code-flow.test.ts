@@ -66,7 +66,9 @@ describe('authorization code flow with PKCE', () => {
 
     expect(decodeProtectedHeader(tokens.id_token)).toMatchObject({ typ: 'JWT', alg: 'RS256' });
     const id = decodeJwt(tokens.id_token);
-    expect(id).toMatchObject({ iss: 'https://gatehouse.test', aud: clientId, sub: user.userId, nonce: 'nonce-1', amr: ['pwd'], email: user.email, email_verified: true });
+    expect(id).toMatchObject({ iss: 'https://gatehouse.test', aud: clientId, sub: user.userId, nonce: 'nonce-1', amr: ['pwd'] });
+    // OIDC Core §5.4: with an access token issued, the scopes' claims are at userinfo, not in the ID token.
+    expect(id.email).toBeUndefined();
     expect(typeof id.auth_time).toBe('number');
     expect(typeof id.sid).toBe('string');
 
@@ -104,8 +106,9 @@ describe('authorization code flow with PKCE', () => {
     const wrong = await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: 'x'.repeat(43) }, basic(clientId, clientSecret));
     expect(wrong.status).toBe(400);
     expect(await wrong.json()).toMatchObject({ error: 'invalid_grant' });
+    // RFC 7636 §4.6: a code issued with a challenge, redeemed without the verifier, is invalid_grant.
     const missing = await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT }, basic(clientId, clientSecret));
-    expect(await missing.json()).toMatchObject({ error: 'invalid_request', error_description: 'code_verifier is required.' });
+    expect(await missing.json()).toMatchObject({ error: 'invalid_grant', error_description: 'The authorization code is not valid: code_verifier is required for this code.' });
   });
 
   it('lets exactly one of 20 concurrent redemptions of a code win, and a reuse revokes what it issued', async () => {

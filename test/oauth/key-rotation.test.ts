@@ -41,3 +41,31 @@ describe('key rotation while a client holds tokens', () => {
     expect(jwks.keys.map((k) => k.kid)).toEqual(expect.arrayContaining([kidBefore, kidAfter]));
   });
 });
+
+describe('rotation on demand', () => {
+  it('signs new tokens with a new key at once; tokens of the old one keep verifying until they expire', async () => {
+    const client = await registerClient({ resources: [] });
+    const { rotateKeysNow } = await import('../../src/tokens/keys');
+    const db = createDb(env.DB);
+    const kek = parseConfig(env).keyEncryptionKey;
+    const now = Date.now();
+    const grant = async (at = Date.now()) =>
+      (await appWith(() => ({ now: () => at }))('/auth/token', { ...form({ grant_type: 'client_credentials', scope: 'profile' }), headers: { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) } })).json<{ access_token: string }>();
+    const old = await grant();
+    const created = await rotateKeysNow(db, kek, now);
+    expect(created.map((c) => c.split('#')[0]).sort()).toEqual(['ES256', 'RS256']);
+    // Every isolate signs with the new key within a minute (the key ring re-reads D1 for signing after 60 s).
+    const fresh = await grant(Date.now() + 61_000);
+    expect(decodeProtectedHeader(fresh.access_token).kid).not.toBe(decodeProtectedHeader(old.access_token).kid);
+    const generation = (token: string) => Number(/^es256-(\d+)-/.exec(decodeProtectedHeader(token).kid!)![1]);
+    expect(generation(fresh.access_token)).toBeGreaterThan(generation(old.access_token));
+    const jwks = await (await appWith(() => ({}))('/.well-known/jwks.json')).json<{ keys: { kid: string }[] }>();
+    const kids = jwks.keys.map((k) => k.kid);
+    expect(kids).toContain(decodeProtectedHeader(old.access_token).kid);
+    expect(kids).toContain(decodeProtectedHeader(fresh.access_token).kid);
+    const introspect = (token: string) =>
+      appWith(() => ({}))('/auth/introspect', { ...form({ token }), headers: { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) } }).then((r) => r.json<{ active: boolean }>());
+    expect(await introspect(old.access_token)).toMatchObject({ active: true });
+    expect(await introspect(fresh.access_token)).toMatchObject({ active: true });
+  });
+});

@@ -1,7 +1,8 @@
 import { env } from 'cloudflare:workers';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { createDb } from '../../src/db/client';
-import { decryptPrivateJwk, loadKeys, type StoredKey } from '../../src/tokens/key-store';
+import { decryptPrivateJwk } from '../../src/tokens/key-material';
+import { loadKeys, type StoredKey } from '../../src/tokens/key-store';
 import { KeyRing } from '../../src/tokens/key-ring';
 import { ensureKeys, rotateKeys, viewKeys, type KeyPolicy } from '../../src/tokens/keys';
 import { signToken, verifyToken } from '../../src/tokens/jwt';
