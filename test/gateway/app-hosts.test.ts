@@ -124,7 +124,8 @@ describe('the host handshake', () => {
     const c = await mint();
     expect((await call(c.code.toString())).status).toBe(400);
     const tampered = new URL(c.code);
-    tampered.searchParams.set('code', `${c.code.searchParams.get('code')!.slice(0, -1)}A`);
+    const original = c.code.searchParams.get('code')!;
+    tampered.searchParams.set('code', `${original.slice(0, -1)}${original.endsWith('A') ? 'B' : 'A'}`);
     expect((await call(tampered.toString(), { cookie: `${COOKIES.connect}=${c.state}` })).status).toBe(400);
   });
 
