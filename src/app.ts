@@ -67,6 +67,8 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
       // same-origin: tokens in our URLs never leave as a Referer, while our own form posts keep their Origin.
       referrerPolicy: 'same-origin',
       crossOriginResourcePolicy: 'same-origin',
+      // A page that needs another policy (the form_post response) sets its own.
+      overwrite: false,
     }),
     bodyLimit({
       maxSize: MAX_BODY_BYTES,

@@ -162,6 +162,8 @@ export const oauthClients = sqliteTable('oauth_clients', {
   requirePkce: integer('require_pkce', { mode: 'boolean' }).notNull().default(true),
   /** Put the claims its scopes release in the ID token too, not only at userinfo (OIDC Core §5.4). */
   idTokenClaims: integer('id_token_claims', { mode: 'boolean' }).notNull().default(false),
+  /** Authorization requests must be pushed first (RFC 9126 PAR): /authorize takes only a request_uri. */
+  requirePar: integer('require_par', { mode: 'boolean' }).notNull().default(false),
   logoUri: text('logo_uri'),
   brandColor: text('brand_color'),
   createdAt: integer('created_at').notNull(),
@@ -283,3 +285,20 @@ export const signInHistory = sqliteTable(
 
 export type User = typeof users.$inferSelect;
 export type OAuthClientRow = typeof oauthClients.$inferSelect;
+
+/**
+ * Pushed authorization requests (RFC 9126): the parameters a client pushed, under the hash of the
+ * request_uri's secret part. Usable while it lives and until a code is issued from it (then
+ * `used_at` is set, once, by a conditional UPDATE).
+ */
+export const pushedAuthorizations = sqliteTable(
+  'pushed_authorizations',
+  {
+    idHash: text('id_hash').primaryKey(),
+    clientId: text('client_id').notNull(),
+    params: text('params').notNull(),
+    expiresAt: integer('expires_at').notNull(),
+    usedAt: integer('used_at'),
+  },
+  (t) => [index('pushed_authorizations_expiry_idx').on(t.expiresAt)],
+);

@@ -2,11 +2,21 @@ import { acrOf, stepUpTarget } from '../auth/acr';
 import { secondFactorsOf } from '../auth/totp';
 import type { Deps } from '../deps';
 import { audit, type RequestMeta } from '../identity/audit';
-import { failClosed, GatehouseError, oauthText } from '../lib/errors';
+import { failClosed, GatehouseError } from '../lib/errors';
 import { S256_CHALLENGE } from '../lib/pkce';
 import type { SessionClaims } from '../sessions/session-token';
 import { verifyToken } from '../tokens/jwt';
+import {
+  authorizationResponse,
+  RedirectableError,
+  RESPONSE_MODES,
+  type AuthorizationResponse,
+  type ResponseMode,
+  type ResponseTarget,
+} from './authorization-response';
 import { parseClaimsRequest, type ClaimsRequest } from './claims';
+import { pushedParams, usePushedRequest } from './pushed-requests';
+import { requestObjectParams } from './request-object';
 import { resourceProblem } from './client-registration';
 import { findClient, KNOWN_SCOPES, type Client } from './clients';
 import { recordConsent, storedConsent, takeHeldConsent } from './consent';
@@ -23,6 +33,8 @@ export const CODE_TTL_MS = 60_000;
 export interface AuthorizationRequest {
   client: Client;
   redirectUri: string;
+  /** Where and how responses go (redirect URI, state, response mode). */
+  target: ResponseTarget;
   state: string | undefined;
   scope: string[];
   nonce: string | null;
@@ -37,17 +49,8 @@ export interface AuthorizationRequest {
   resources: string[];
   /** The `claims` request parameter (OIDC Core §5.5), or null. */
   claims: ClaimsRequest | null;
-}
-
-/** An error the client may receive at its redirect URI (its client_id and redirect_uri were valid). */
-export class RedirectableError extends Error {
-  constructor(
-    readonly target: { redirectUri: string; state: string | undefined },
-    readonly error: string,
-    readonly description: string,
-  ) {
-    super(description);
-  }
+  /** Set when the request was pushed (RFC 9126): its record, used up when the code is issued. */
+  pushedId: string | null;
 }
 
 /**
@@ -68,15 +71,16 @@ export async function resolveClient(deps: Deps, params: Params): Promise<{ clien
 
 /** Step two: everything else; failures go back to the client. */
 export function parseAuthorizationRequest(params: Params, client: Client, redirectUri: string): AuthorizationRequest {
-  const target = { redirectUri, state: params.state };
+  // The response mode first: every later error is sent the way the client asked for.
+  const mode = (RESPONSE_MODES as readonly string[]).includes(params.response_mode ?? 'query') ? (params.response_mode ?? 'query') as ResponseMode : 'query';
+  const target: ResponseTarget = { redirectUri, state: params.state, mode };
   const fail = (error: string, description: string): never => {
     throw new RedirectableError(target, error, description);
   };
-  for (const unsupported of ['request', 'request_uri'])
-    if (params[unsupported] !== undefined) fail(`${unsupported}_not_supported`, `${unsupported} is not supported.`);
   if (params.response_type !== 'code')
     fail('unsupported_response_type', 'Only response_type=code is supported (no implicit or hybrid flows).');
-  if (params.response_mode !== undefined && params.response_mode !== 'query') fail('invalid_request', 'Only response_mode=query is supported.');
+  if (params.response_mode !== undefined && !(RESPONSE_MODES as readonly string[]).includes(params.response_mode))
+    fail('invalid_request', 'response_mode must be query or form_post.');
   if (!client.grantTypes.includes('authorization_code')) fail('unauthorized_client', 'This client may not use the authorization code flow.');
 
   // OIDC Core §3.1.2.1: unknown scope values are ignored, and ones this client may not have are
@@ -126,6 +130,7 @@ export function parseAuthorizationRequest(params: Params, client: Client, redire
   return {
     client,
     redirectUri,
+    target,
     state: params.state,
     scope,
     nonce: params.nonce ?? null,
@@ -137,7 +142,34 @@ export function parseAuthorizationRequest(params: Params, client: Client, redire
     acrValues: (params.acr_values ?? '').split(' ').filter(Boolean).slice(0, 10),
     resources,
     claims,
+    pushedId: null,
   };
+}
+
+/**
+ * Opens an authorization request as it arrived at /authorize: a pushed one (`request_uri`, RFC
+ * 9126) or a signed request object (`request`, RFC 9101) stands for its parameters — the only ones
+ * used; otherwise the query's. Then client and redirect URI (GatehouseError: an error page), then
+ * the rest (RedirectableError: to the client). A client that must push is refused any other way.
+ */
+export async function openAuthorizationRequest(deps: Deps, query: Params): Promise<AuthorizationRequest> {
+  let params = query;
+  let pushedId: string | null = null;
+  if (query.request !== undefined && query.request_uri !== undefined)
+    throw new GatehouseError('invalid_request', 400, 'Send request or request_uri, not both.');
+  if (query.request_uri !== undefined) {
+    const pushed = await pushedParams(deps, query.request_uri, query.client_id);
+    params = { ...pushed.params, client_id: query.client_id! };
+    pushedId = pushed.id;
+  } else if (query.request !== undefined) {
+    const client = query.client_id ? await failClosed('the database', () => findClient(deps.db, query.client_id!)) : undefined;
+    if (!client) throw new GatehouseError('invalid_request', 400, 'Unknown client_id.', { field: 'client_id' });
+    params = await requestObjectParams(deps, client, query.request);
+  }
+  const { client, redirectUri } = await resolveClient(deps, params);
+  const req = { ...parseAuthorizationRequest(params, client, redirectUri), pushedId };
+  if (client.requirePar && !pushedId) throw new RedirectableError(req.target, 'invalid_request', 'This client must push its authorization requests (PAR).');
+  return req;
 }
 
 /** Where the authorization request goes next. */
@@ -147,16 +179,8 @@ export type AuthorizationStep =
   /** Signed in, but the request (acr_values, or a client that requires MFA) needs a second factor. */
   | { kind: 'step_up'; acr: string }
   | { kind: 'consent' }
-  | { kind: 'redirect'; location: string };
-
-/** The response location for the client: `code` or `error`, with `state` and `iss` (RFC 9207). */
-export function responseLocation(deps: Deps, target: { redirectUri: string; state: string | undefined }, fields: Record<string, string>): string {
-  const url = new URL(target.redirectUri);
-  for (const [k, v] of Object.entries(fields)) url.searchParams.set(k, k === 'error_description' ? oauthText(v) : v);
-  if (target.state !== undefined) url.searchParams.set('state', target.state);
-  url.searchParams.set('iss', issuerOf(deps));
-  return url.toString();
-}
+  /** Done: a code or an error for the client. */
+  | { kind: 'respond'; response: AuthorizationResponse };
 
 /**
  * Decides what a valid authorization request needs: a (fresh) sign-in, consent, or — when neither —
@@ -170,7 +194,7 @@ export async function decideAuthorization(
   meta: RequestMeta,
 ): Promise<AuthorizationStep> {
   const now = deps.now();
-  const target = { redirectUri: req.redirectUri, state: req.state };
+  const target = req.target;
   const marker = await readReauthMarker(deps, { clientId: req.client.clientId, params, now });
   const fresh = (s: SessionClaims) => marker !== null && signedInSince(marker, s);
 
@@ -195,7 +219,7 @@ export async function decideAuthorization(
   // OIDC Core §5.5.1: an ID token asked to have another `sub` is for someone else: they sign in.
   if (session && req.claims?.sub && req.claims.sub !== session.sub) needsLogin = true;
   if (needsLogin) {
-    if (req.prompt.has('none')) return { kind: 'redirect', location: responseLocation(deps, target, { error: 'login_required', error_description: 'The user must sign in.' }) };
+    if (req.prompt.has('none')) return { kind: 'respond', response: authorizationResponse(deps, target, { error: 'login_required', error_description: 'The user must sign in.' }) };
     const forced = session !== null || req.prompt.has('login') || req.maxAge !== undefined;
     return { kind: 'login', reauth: forced ? { staleSid: session?.sid ?? null } : null };
   }
@@ -206,7 +230,7 @@ export async function decideAuthorization(
   const stepUp = await stepUpTarget(acrOf(session!.amr), demand, () => secondFactorsOf(deps, session!.sub));
   if (stepUp) {
     if (req.prompt.has('none'))
-      return { kind: 'redirect', location: responseLocation(deps, target, { error: 'interaction_required', error_description: 'A stronger sign-in is required.' }) };
+      return { kind: 'respond', response: authorizationResponse(deps, target, { error: 'interaction_required', error_description: 'A stronger sign-in is required.' }) };
     return { kind: 'step_up', acr: stepUp };
   }
 
@@ -215,18 +239,21 @@ export async function decideAuthorization(
     const covered = req.scope.every((s) => granted.includes(s));
     if (!covered || req.prompt.has('consent')) {
       if (req.prompt.has('none'))
-        return { kind: 'redirect', location: responseLocation(deps, target, { error: 'consent_required', error_description: 'The user must approve this client.' }) };
+        return { kind: 'respond', response: authorizationResponse(deps, target, { error: 'consent_required', error_description: 'The user must approve this client.' }) };
       return { kind: 'consent' };
     }
   }
-  return { kind: 'redirect', location: await issueCodeLocation(deps, req, session!, meta) };
+  return { kind: 'respond', response: await issueCode(deps, req, session!, meta) };
 }
 
 /**
  * Stores a code in the user's Durable Object and returns the redirect carrying it; the grant
  * carries the session's amr and acr into the tokens. Audited with any requested `acr_values`.
  */
-export async function issueCodeLocation(deps: Deps, req: AuthorizationRequest, session: SessionClaims, meta: RequestMeta): Promise<string> {
+export async function issueCode(deps: Deps, req: AuthorizationRequest, session: SessionClaims, meta: RequestMeta): Promise<AuthorizationResponse> {
+  // A pushed request yields one code (RFC 9126 §4): of two tabs finishing it, one wins.
+  if (req.pushedId && !(await usePushedRequest(deps, req.pushedId)))
+    return authorizationResponse(deps, req.target, { error: 'invalid_request', error_description: 'This pushed request was already used.' });
   const secret = await deps.sessions.issueCode(session.sub, {
     clientId: req.client.clientId,
     redirectUri: req.redirectUri,
@@ -257,7 +284,7 @@ export async function issueCodeLocation(deps: Deps, req: AuthorizationRequest, s
       at: deps.now(),
     }),
   );
-  return responseLocation(deps, { redirectUri: req.redirectUri, state: req.state }, { code: formatCode(session.sub, secret) });
+  return authorizationResponse(deps, req.target, { code: formatCode(session.sub, secret) });
 }
 
 
@@ -274,14 +301,12 @@ export async function answerConsent(
   meta: RequestMeta,
 ): Promise<{ req: AuthorizationRequest; params: Record<string, string>; step: AuthorizationStep }> {
   const params = await takeHeldConsent(deps, session, a.requestId);
-  const { client, redirectUri } = await resolveClient(deps, params);
-  const req = parseAuthorizationRequest(params, client, redirectUri);
+  const req = await openAuthorizationRequest(deps, params);
   // Denying is always honoured (it only tells the client no).
-  const target = { redirectUri: req.redirectUri, state: req.state };
   if (!a.approve)
-    return { req, params, step: { kind: 'redirect', location: responseLocation(deps, target, { error: 'access_denied', error_description: 'The user denied the request.' }) } };
+    return { req, params, step: { kind: 'respond', response: authorizationResponse(deps, req.target, { error: 'access_denied', error_description: 'The user denied the request.' }) } };
   const step = await decideAuthorization(deps, req, session, params, meta);
   if (step.kind !== 'consent') return { req, params, step };
   await recordConsent(deps, session.sub, req.client.clientId, req.scope, meta);
-  return { req, params, step: { kind: 'redirect', location: await issueCodeLocation(deps, req, session, meta) } };
+  return { req, params, step: { kind: 'respond', response: await issueCode(deps, req, session, meta) } };
 }

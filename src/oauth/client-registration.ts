@@ -63,6 +63,8 @@ export const clientInput = z
     requirePkce: z.boolean().default(true),
     /** Put scope-released claims in the ID token too (OIDC Core §5.4 has them at userinfo). */
     idTokenClaims: z.boolean().default(false),
+    /** Authorization requests must be pushed first (RFC 9126). */
+    requirePar: z.boolean().default(false),
   })
   .superRefine((c, ctx) => {
     if (c.public && c.grantTypes.includes('client_credentials'))
@@ -110,6 +112,7 @@ export async function buildClient(input: ClientInput, now: number): Promise<{ ro
       serves: JSON.stringify(c.serves),
       requirePkce: c.requirePkce,
       idTokenClaims: c.idTokenClaims,
+      requirePar: c.requirePar,
       logoUri: null,
       brandColor: null,
       createdAt: now,
@@ -135,6 +138,7 @@ export function describeClient(row: OAuthClientRow) {
     serves: JSON.parse(row.serves ?? '[]') as string[],
     require_pkce: row.requirePkce !== false,
     id_token_claims: Boolean(row.idTokenClaims),
+    require_pushed_authorization_requests: Boolean(row.requirePar),
     ...(row.accessTokenTtl ? { access_token_ttl: row.accessTokenTtl } : {}),
     ...(row.refreshTokenIdleTtl ? { refresh_token_idle_ttl: row.refreshTokenIdleTtl } : {}),
     ...(row.refreshTokenAbsoluteTtl ? { refresh_token_absolute_ttl: row.refreshTokenAbsoluteTtl } : {}),

@@ -36,6 +36,8 @@ export interface Client {
   requirePkce: boolean;
   /** Scope-released claims go in the ID token as well as at userinfo. */
   idTokenClaims: boolean;
+  /** Authorization requests must be pushed (RFC 9126). */
+  requirePar: boolean;
 }
 
 const list = (json: string) => JSON.parse(json) as string[];
@@ -63,6 +65,7 @@ export function clientFromRow(r: OAuthClientRow): Client {
     serves: list(r.serves),
     requirePkce: r.requirePkce || r.tokenEndpointAuthMethod === 'none',
     idTokenClaims: r.idTokenClaims,
+    requirePar: r.requirePar,
   };
 }
 

@@ -1,7 +1,9 @@
 import { ACR_VALUES } from '../auth/acr';
 import type { Deps } from '../deps';
 import { GRANT_TYPES, KNOWN_SCOPES } from './clients';
+import { RESPONSE_MODES } from './authorization-response';
 import { SCOPE_CLAIMS } from './claims';
+import { REQUEST_OBJECT_ALGS } from './request-object';
 import { issuerOf } from './issue';
 
 export const ENDPOINTS = {
@@ -12,6 +14,7 @@ export const ENDPOINTS = {
   introspection: '/auth/introspect',
   endSession: '/auth/logout',
   deviceAuthorization: '/auth/device_authorization',
+  pushedAuthorization: '/auth/par',
   jwks: '/.well-known/jwks.json',
 } as const;
 
@@ -31,9 +34,11 @@ export function providerMetadata(deps: Deps) {
     introspection_endpoint: at(ENDPOINTS.introspection),
     end_session_endpoint: at(ENDPOINTS.endSession),
     device_authorization_endpoint: at(ENDPOINTS.deviceAuthorization),
+    pushed_authorization_request_endpoint: at(ENDPOINTS.pushedAuthorization),
+    require_pushed_authorization_requests: false,
     scopes_supported: [...KNOWN_SCOPES],
     response_types_supported: ['code'],
-    response_modes_supported: ['query'],
+    response_modes_supported: [...RESPONSE_MODES],
     grant_types_supported: [...GRANT_TYPES],
     subject_types_supported: ['public'],
     id_token_signing_alg_values_supported: ['RS256', 'ES256'],
@@ -48,7 +53,8 @@ export function providerMetadata(deps: Deps) {
     claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'acr', 'amr', 'sid', ...new Set(Object.values(SCOPE_CLAIMS).flat())],
     authorization_response_iss_parameter_supported: true,
     claims_parameter_supported: true,
-    request_parameter_supported: false,
+    request_parameter_supported: true,
+    request_object_signing_alg_values_supported: REQUEST_OBJECT_ALGS,
     request_uri_parameter_supported: false,
     require_request_uri_registration: false,
     frontchannel_logout_supported: false,

@@ -1,24 +1,19 @@
 import { Hono, type Context } from 'hono';
 import type { AppEnv } from '../deps';
 import { loadAccount, signOut } from '../account/sessions';
-import { describeError, GatehouseError, oauthText } from '../lib/errors';
+import { describeError, GatehouseError, oauthError, oauthText, type ErrorCode } from '../lib/errors';
+import { pushRequest } from './pushed-requests';
+import { requestObjectParams } from './request-object';
 import { requesterOf, requestMeta } from '../lib/http';
 import { enforceIpLimit } from '../lib/rate-limit';
 import { clearSessionCookie } from '../sessions/middleware';
 import { csrfProtection, csrfToken } from '../ui/csrf';
 import { renderErrorPage } from '../ui/error-page';
 import { ContinuePage, MessagePage } from '../ui/pages/credentials';
-import { ConsentPage, LogoutConfirmPage } from '../ui/pages/oauth';
-import {
-  answerConsent,
-  decideAuthorization,
-  parseAuthorizationRequest,
-  RedirectableError,
-  resolveClient,
-  responseLocation,
-  type AuthorizationRequest,
-  type AuthorizationStep,
-} from './authorize';
+import { ConsentPage, FormPostPage, LogoutConfirmPage } from '../ui/pages/oauth';
+import { randomToken } from '../lib/crypto';
+import { errorResponse, RedirectableError, responseUrl, type AuthorizationResponse } from './authorization-response';
+import { answerConsent, decideAuthorization, openAuthorizationRequest, parseAuthorizationRequest, resolveClient, type AuthorizationRequest, type AuthorizationStep } from './authorize';
 import { holdForConsent } from './consent';
 import { reauthMarker, REAUTH_PARAM } from './reauth-marker';
 import { authenticateClient } from './client-auth';
@@ -87,29 +82,42 @@ function oauthErrorResponse(c: C, e: unknown, bearer = false): Response {
 }
 
 const cors = { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET, POST', 'access-control-allow-headers': 'authorization, content-type', 'access-control-max-age': '86400' };
-for (const path of [ENDPOINTS.token, ENDPOINTS.userinfo, ENDPOINTS.revocation, ENDPOINTS.introspection])
+for (const path of [ENDPOINTS.token, ENDPOINTS.userinfo, ENDPOINTS.revocation, ENDPOINTS.introspection, ENDPOINTS.pushedAuthorization])
   oauthRoutes.options(path.replace('/auth', ''), (c) => c.body(null, 204, cors));
 
 // ── Authorization ────────────────────────────────────────────────────────────────────────────
 async function authorize(c: C, params: Params): Promise<Response> {
   const { deps } = c.var;
   c.header('cache-control', 'no-store');
-  let resolved;
   try {
-    resolved = await resolveClient(deps, params);
+    const req = await openAuthorizationRequest(deps, params);
+    const step = await decideAuthorization(deps, req, c.var.session, params, requestMeta(c));
+    return await respond(c, req, params, step, false);
   } catch (e) {
+    if (e instanceof RedirectableError) return send(c, errorResponse(deps, e), false);
     // RFC 6749 §4.1.2.1: never redirect before client_id and redirect_uri are known good.
     if (e instanceof GatehouseError && e.status < 500) return renderErrorPage(c, e);
     throw e;
   }
-  try {
-    const req = parseAuthorizationRequest(params, resolved.client, resolved.redirectUri);
-    const step = await decideAuthorization(deps, req, c.var.session, params, requestMeta(c));
-    return await respond(c, req, params, step, false);
-  } catch (e) {
-    if (e instanceof RedirectableError) return c.redirect(responseLocation(deps, e.target, { error: e.error, error_description: e.description }), 302);
-    throw e;
+}
+
+/**
+ * Sends an authorization response the way the request asked: a redirect with the query (or, ending
+ * one of our own form posts, the Continue page: CSP form-action 'self'), or an auto-posted form
+ * (form_post) whose page's CSP allows exactly one form target — the client's redirect URI — and one
+ * script, by nonce.
+ */
+function send(c: C, r: AuthorizationResponse, fromForm: boolean): Response | Promise<Response> {
+  if (r.target.mode === 'form_post') {
+    const nonce = randomToken(16);
+    c.header(
+      'content-security-policy',
+      `default-src 'none'; script-src 'nonce-${nonce}'; form-action ${new URL(r.target.redirectUri).origin}; base-uri 'none'; frame-ancestors 'none'`,
+    );
+    c.header('cache-control', 'no-store');
+    return c.html(<FormPostPage action={r.target.redirectUri} fields={r.fields} nonce={nonce} />);
   }
+  return fromForm ? c.html(<ContinuePage href={responseUrl(r)} />) : c.redirect(responseUrl(r), 302);
 }
 
 /**
@@ -118,7 +126,7 @@ async function authorize(c: C, params: Params): Promise<Response> {
  */
 async function respond(c: C, req: AuthorizationRequest, params: Params, step: AuthorizationStep, fromForm: boolean): Promise<Response> {
   const { deps } = c.var;
-  if (step.kind === 'redirect') return fromForm ? c.html(<ContinuePage href={step.location} />) : c.redirect(step.location, 302);
+  if (step.kind === 'respond') return send(c, step.response, fromForm);
   if (step.kind === 'login') {
     const next = new URLSearchParams(params);
     next.delete(REAUTH_PARAM);
@@ -159,9 +167,35 @@ oauthRoutes.post('/authorize/decision', csrfProtection, async (c) => {
     const { req, params, step } = await answerConsent(deps, c.var.session, { requestId: request, approve: decision === 'approve' }, requestMeta(c));
     return await respond(c, req, params, step, true);
   } catch (e) {
-    if (e instanceof RedirectableError) return c.html(<ContinuePage href={responseLocation(deps, e.target, { error: e.error, error_description: e.description })} />);
+    if (e instanceof RedirectableError) return send(c, errorResponse(deps, e), true);
     if (e instanceof GatehouseError && e.status < 500) return renderErrorPage(c, e);
     throw e;
+  }
+});
+
+// ── Pushed authorization requests (RFC 9126) ─────────────────────────────────────────────────
+/** Client-authentication fields: they authenticate the push, they are not part of the request. */
+const CLIENT_AUTH_FIELDS = ['client_secret', 'client_assertion', 'client_assertion_type'];
+
+oauthRoutes.post('/par', async (c) => {
+  const { deps } = c.var;
+  try {
+    const params = await readParams(c);
+    const client = await authenticateClient(deps, { authorization: c.req.header('authorization'), body: params }, [
+      `${issuerOf(deps)}${ENDPOINTS.pushedAuthorization}`,
+      `${issuerOf(deps)}${ENDPOINTS.token}`,
+      issuerOf(deps),
+    ]);
+    if (params.request_uri !== undefined) throw oauthError('invalid_request', 'request_uri is not allowed in a pushed request (RFC 9126 section 2.1).');
+    const pushed = params.request !== undefined ? await requestObjectParams(deps, client, params.request) : Object.fromEntries(Object.entries(params).filter(([k]) => !CLIENT_AUTH_FIELDS.includes(k)));
+    if (pushed.client_id !== undefined && pushed.client_id !== client.clientId) throw oauthError('invalid_request', 'client_id does not match the authenticated client.');
+    pushed.client_id = client.clientId;
+    // The checks /authorize will make, now, answered as JSON (§2.3).
+    const { redirectUri } = await resolveClient(deps, pushed);
+    parseAuthorizationRequest(pushed, client, redirectUri);
+    return c.json(await pushRequest(deps, client.clientId, pushed), 201, { 'cache-control': 'no-store', pragma: 'no-cache', 'access-control-allow-origin': '*' });
+  } catch (e) {
+    return oauthErrorResponse(c, e instanceof RedirectableError ? oauthError(e.error as ErrorCode, e.description) : e);
   }
 });
 

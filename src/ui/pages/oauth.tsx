@@ -53,3 +53,28 @@ export const LogoutConfirmPage: FC<{ params: Record<string, string>; csrf: strin
     </Form>
   </Layout>
 );
+
+/**
+ * OAuth 2.0 Form Post Response Mode: the response fields auto-posted to the client's redirect URI.
+ * The one inline script carries the response's CSP nonce; without script, the button posts it.
+ */
+export const FormPostPage: FC<{ action: string; fields: Record<string, string>; nonce: string }> = (p) => (
+  <html lang="en">
+    <head>
+      <meta charset="utf-8" />
+      <meta name="referrer" content="no-referrer" />
+      <title>Signing you in…</title>
+    </head>
+    <body>
+      <form method="post" action={p.action}>
+        {Object.entries(p.fields).map(([k, v]) => (
+          <input type="hidden" name={k} value={v} />
+        ))}
+        <noscript>
+          <button type="submit">Continue</button>
+        </noscript>
+      </form>
+      <script nonce={p.nonce} dangerouslySetInnerHTML={{ __html: 'document.forms[0].submit();' }} />
+    </body>
+  </html>
+);

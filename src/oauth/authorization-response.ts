@@ -1,0 +1,53 @@
+import type { Deps } from '../deps';
+import { oauthText } from '../lib/errors';
+import { issuerOf } from './issue';
+
+/** How the response reaches the client: the redirect URI's query, or an auto-posted form (OAuth 2.0 Form Post Response Mode). */
+export type ResponseMode = 'query' | 'form_post';
+export const RESPONSE_MODES: readonly ResponseMode[] = ['query', 'form_post'];
+
+/** Where an authorization response goes: a validated redirect URI, the request's state and mode. */
+export interface ResponseTarget {
+  redirectUri: string;
+  state: string | undefined;
+  mode: ResponseMode;
+}
+
+/** An authorization response (a code or an error) with every field it carries, `state` and `iss` included. */
+export interface AuthorizationResponse {
+  target: ResponseTarget;
+  fields: Record<string, string>;
+}
+
+/** An error the client may receive at its redirect URI (its client_id and redirect_uri were valid). */
+export class RedirectableError extends Error {
+  constructor(
+    readonly target: ResponseTarget,
+    readonly error: string,
+    readonly description: string,
+  ) {
+    super(description);
+  }
+}
+
+/**
+ * The response for the client: `code` or `error` (its description in RFC 6749's charset), with
+ * `state` and `iss` (RFC 9207).
+ */
+export function authorizationResponse(deps: Deps, target: ResponseTarget, fields: Record<string, string>): AuthorizationResponse {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(fields)) out[k] = k === 'error_description' ? oauthText(v) : v;
+  if (target.state !== undefined) out.state = target.state;
+  out.iss = issuerOf(deps);
+  return { target, fields: out };
+}
+
+export const errorResponse = (deps: Deps, e: RedirectableError) =>
+  authorizationResponse(deps, e.target, { error: e.error, error_description: e.description });
+
+/** The response as a URL (query mode). */
+export function responseUrl(r: AuthorizationResponse): string {
+  const url = new URL(r.target.redirectUri);
+  for (const [k, v] of Object.entries(r.fields)) url.searchParams.set(k, v);
+  return url.toString();
+}
