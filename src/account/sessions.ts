@@ -20,7 +20,7 @@ export interface AccountView {
  */
 export async function loadAccount(deps: Deps, claims: SessionClaims): Promise<AccountView> {
   const now = deps.now();
-  const sessions = await deps.sessions.list(claims.sub, now);
+  const sessions = inOrder(await deps.sessions.list(claims.sub, now));
   const current = sessions.find((s) => s.sid === claims.sid);
   if (!current) throw signedOut();
   const user = await failClosed('the database', () => findUserById(deps.db, claims.sub));
@@ -29,7 +29,17 @@ export async function loadAccount(deps: Deps, claims: SessionClaims): Promise<Ac
   return { user: viewOf(user, roles), current, sessions };
 }
 
-/** Revokes one of the user's own sessions; 404 when there is no such live session. */
+/**
+ * Every live session, each Gatehouse session followed by the app-host sessions made from it — so a
+ * session some host got from one of yours (in another browser, say) is there to see and end.
+ */
+function inOrder(all: SessionRecord[]): SessionRecord[] {
+  const live = new Set(all.map((s) => s.sid));
+  const tops = all.filter((s) => !s.parentSid || !live.has(s.parentSid));
+  return tops.flatMap((top) => [top, ...all.filter((s) => s.parentSid === top.sid)]);
+}
+
+/** Revokes one of the user's own sessions (an app-host one alone, or a Gatehouse one with its app-host sessions); 404 when there is no such live session. */
 export async function revokeSession(deps: Deps, claims: SessionClaims, sid: string, meta: RequestMeta): Promise<void> {
   const revoked = await deps.sessions.revoke(claims.sub, sid);
   if (!revoked) throw new GatehouseError('not_found', 404, 'No such session.', { field: 'sid' });
@@ -63,4 +73,8 @@ export const sessionView = (s: SessionRecord, currentSid: string) => ({
   expiresAt: Math.min(s.idleExpiresAt, s.absoluteExpiresAt),
   ip: s.ip,
   userAgent: s.userAgent,
+  /** The app host this session is for, or null for Gatehouse's own. */
+  host: s.host,
+  /** The Gatehouse session an app-host session was made from (it ends with it). */
+  parentSid: s.parentSid,
 });

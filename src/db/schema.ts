@@ -176,6 +176,8 @@ export const consents = sqliteTable(
     userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
     clientId: text('client_id').notNull().references(() => oauthClients.clientId, { onDelete: 'cascade' }),
     scopes: text('scopes').notNull(),
+    /** RFC 8707 resources (APIs) the user let the client's tokens be for: a JSON array. */
+    resources: text('resources').notNull().default('[]'),
     grantedAt: integer('granted_at').notNull(),
   },
   (t) => [primaryKey({ columns: [t.userId, t.clientId] })],

@@ -2,7 +2,7 @@ import { safeReturnTo } from '../auth/urls';
 import type { Deps } from '../deps';
 import type { RequestMeta } from '../identity/audit';
 import { findUserById, rolesOf, viewOf } from '../identity/users';
-import { randomToken, sha256 } from '../lib/crypto';
+import { hmac, randomToken, sha256, timingSafeEqualString } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
 import type { SessionClaims } from '../sessions/session-token';
 import { cookieFor } from '../sessions/sessions';
@@ -26,7 +26,23 @@ const CODE_TTL_MS = 60_000;
 export const HANDSHAKE_TTL = 15 * 60;
 
 const CODE = /^cx1\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.([A-Za-z0-9_-]{43})$/;
-const STATE = /^[A-Za-z0-9_-]{43}$/;
+/** `<random>.<expiry, seconds>.<HMAC>`: a state only an app host's own start can make (see signState). */
+const STATE = /^([A-Za-z0-9_-]{43})\.(\d{10})\.([A-Za-z0-9_-]{43})$/;
+
+/**
+ * The handshake state, minted by the app host's start and signed for that host: /auth/connect
+ * takes no state a script made up, so a code can only ever be minted for a handshake the gateway
+ * began (whose state cookie it set, HttpOnly, itself).
+ */
+async function signState(deps: Deps, host: string, nonce: string, exp: number): Promise<string> {
+  return `${nonce}.${exp}.${await hmac(deps.keys.csrf, `connect-state:${host}:${nonce}:${exp}`)}`;
+}
+
+async function stateIsGenuine(deps: Deps, host: string, state: string): Promise<boolean> {
+  const m = STATE.exec(state);
+  if (!m || Number(m[2]) * 1000 < deps.now()) return false;
+  return timingSafeEqualString(await signState(deps, host, m[1]!, Number(m[2])), state);
+}
 
 const badLink = () => new GatehouseError('invalid_request', 400, 'This sign-in link is not valid (expired, used, or started in another browser). Go back and try again.');
 
@@ -34,8 +50,8 @@ const badLink = () => new GatehouseError('invalid_request', 400, 'This sign-in l
  * The app host's first step: the state to keep in its cookie and where to send the browser —
  * `/auth/connect`, or first through `via` (a sign-in or step-up page whose `return_to` it becomes).
  */
-export function beginHandshake(deps: Deps, host: string, returnTo: string, via?: { path: string; query?: Record<string, string> }) {
-  const state = randomToken(32);
+export async function beginHandshake(deps: Deps, host: string, returnTo: string, via?: { path: string; query?: Record<string, string> }) {
+  const state = await signState(deps, host, randomToken(32), Math.floor(deps.now() / 1000) + HANDSHAKE_TTL);
   const connect = `/auth/connect?${new URLSearchParams({ host, state, return_to: returnTo })}`;
   const auth = deps.config.publicUrl.origin;
   const location = via ? `${auth}${via.path}?${new URLSearchParams({ ...via.query, return_to: connect })}` : `${auth}${connect}`;
@@ -46,7 +62,8 @@ export function beginHandshake(deps: Deps, host: string, returnTo: string, via?:
 export async function issueHandshake(deps: Deps, session: SessionClaims, q: { host?: string; state?: string; returnTo?: string }): Promise<string> {
   if (!q.host || !deps.config.gateway.appHosts.includes(q.host))
     throw new GatehouseError('invalid_request', 400, 'host is not a host Gatehouse fronts.', { field: 'host' });
-  if (!q.state || !STATE.test(q.state)) throw new GatehouseError('invalid_request', 400, 'state is missing or malformed.', { field: 'state' });
+  if (!q.state || !(await stateIsGenuine(deps, q.host, q.state)))
+    throw new GatehouseError('invalid_request', 400, 'state is missing, expired or was not made by that host.', { field: 'state' });
   const secret = randomToken(32);
   const [hash, stateHash] = await Promise.all([sha256(secret), sha256(q.state)]);
   const now = deps.now();
@@ -64,13 +81,15 @@ export async function finishHandshake(
   r: { code: string | undefined; state: string | undefined; host: string; meta: RequestMeta },
 ): Promise<{ cookie: { value: string; maxAge: number }; returnTo: string; userId: string; sid: string }> {
   const m = r.code ? CODE.exec(r.code) : null;
-  if (!m || !r.state || !STATE.test(r.state)) throw badLink();
+  if (!m) throw badLink();
   const now = deps.now();
+  // Every attempt spends the code — a failed one too (a missing or wrong state cookie): a code read
+  // off a failed page is worth nothing.
   const { idleTtl, absoluteTtl } = deps.config.session;
   const result = await deps.sessions.redeemConnect(m[1]!, {
     secret: m[2]!,
     host: r.host,
-    state: r.state,
+    state: r.state ?? '',
     now,
     idleTtl,
     absoluteTtl,

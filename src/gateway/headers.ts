@@ -5,7 +5,7 @@ import { setsGatehouseCookie, stripGatehouseCookies } from '../lib/cookies';
  * with the identity prefix in any case and in `_` / `.` spellings, the assertion header, the
  * route's `stripHeaders`, every header the client's `Connection` names (when the runtime shows us
  * `Connection` at all: docs/origin.md) and the hop-by-hop ones, client-supplied forwarding headers
- * (Gatehouse sets its own), and every Gatehouse cookie.
+ * (Gatehouse sets its own), method-override headers, and every Gatehouse cookie.
  */
 export interface HeaderPolicy {
   /** e.g. `X-Auth-`. */
@@ -20,13 +20,18 @@ export interface HeaderPolicy {
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'proxy-authorization', 'proxy-authenticate'];
 /** Set by Gatehouse from what it knows, never copied from the client. */
 const FORWARDING = ['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip', 'x-original-url', 'x-rewrite-url'];
+/**
+ * Ask frameworks (Express's method-override, Symfony, ASP.NET) to treat a POST as another method —
+ * which the route was not matched for.
+ */
+const METHOD_OVERRIDES = ['x-http-method-override', 'x-http-method', 'x-method-override'];
 
 /** Header names compared the way lenient servers compare them: lower case, `_` and `.` as `-`. */
 export const canonicalName = (name: string) => name.toLowerCase().replace(/[_.]/g, '-');
 
 export function sanitizeRequestHeaders(incoming: Headers, policy: HeaderPolicy): Headers {
   const prefix = canonicalName(policy.prefix);
-  const removed = new Set([canonicalName(policy.assertionHeader), ...policy.strip.map(canonicalName), ...HOP_BY_HOP, ...FORWARDING]);
+  const removed = new Set([canonicalName(policy.assertionHeader), ...policy.strip.map(canonicalName), ...HOP_BY_HOP, ...FORWARDING, ...METHOD_OVERRIDES]);
   for (const token of (incoming.get('connection') ?? '').split(',')) {
     const t = canonicalName(token.trim());
     if (t && t !== 'upgrade') removed.add(t);
@@ -47,18 +52,24 @@ export function sanitizeRequestHeaders(incoming: Headers, policy: HeaderPolicy):
 }
 
 /**
+ * Response headers an origin may not send through us: `Clear-Site-Data` would wipe Gatehouse's
+ * cookies on this host, `Service-Worker-Allowed` would let a worker script claim pages outside its
+ * own directory (Gatehouse's included), `Set-Cookie2` is a cookie by another name.
+ */
+const DROPPED = ['set-cookie2', 'clear-site-data', 'service-worker-allowed'];
+
+/**
  * An origin's response as the browser may see it: no `Set-Cookie` that names (or, nameless, would be
- * read as) a Gatehouse cookie — session fixation and login CSRF — and no `Clear-Site-Data`, with
- * which an origin could wipe Gatehouse's cookies on this host. Everything else passes untouched.
+ * read as) a Gatehouse cookie — session fixation and login CSRF — and none of DROPPED. Everything
+ * else passes untouched.
  */
 export function filterOriginResponse(response: Response): Response {
   const setCookies = response.headers.getSetCookie();
-  const hostile = setCookies.some(setsGatehouseCookie) || response.headers.has('set-cookie2') || response.headers.has('clear-site-data');
+  const hostile = setCookies.some(setsGatehouseCookie) || DROPPED.some((name) => response.headers.has(name));
   if (!hostile) return response;
   const headers = new Headers(response.headers);
   headers.delete('set-cookie');
-  headers.delete('set-cookie2');
-  headers.delete('clear-site-data');
+  for (const name of DROPPED) headers.delete(name);
   for (const value of setCookies) if (!setsGatehouseCookie(value)) headers.append('set-cookie', value);
   if (response.status === 101) return new Response(null, { status: 101, webSocket: response.webSocket, headers });
   return new Response(response.body, { status: response.status, statusText: response.statusText, headers });

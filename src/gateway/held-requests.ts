@@ -63,6 +63,22 @@ export async function takeHeldRequest(deps: Deps, who: Identity, id: string, met
   return held;
 }
 
+/**
+ * Takes the resume marker off a raw query string, leaving every other byte as the browser sent it
+ * (`?flag`, `%20`, repeated names): the URL the origin sees — and the one a replay must match — is
+ * the one the held request had.
+ */
+export function takeResumeParam(search: string): { id: string | null; rest: string } {
+  if (!search.includes(`${RESUME_PARAM}=`)) return { id: null, rest: search };
+  let id: string | null = null;
+  const kept: string[] = [];
+  for (const part of search.slice(1).split('&')) {
+    if (part.startsWith(`${RESUME_PARAM}=`)) id ??= part.slice(RESUME_PARAM.length + 1);
+    else kept.push(part);
+  }
+  return { id, rest: kept.length ? `?${kept.join('&')}` : '' };
+}
+
 export const withResume = (pathAndQuery: string, id: string) =>
   `${pathAndQuery}${pathAndQuery.includes('?') ? '&' : '?'}${RESUME_PARAM}=${encodeURIComponent(id)}`;
 

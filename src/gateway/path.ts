@@ -11,9 +11,10 @@
  *   a segment ending in `.` or whitespace (which Windows servers strip), malformed escapes, and
  *   escapes that are not valid UTF-8 (overlong forms included).
  * - Refused, because decoding it is not stable: an encoded `%` followed by an escape (`%252e`,
- *   `%2525…`: an origin that decodes twice sees `.`, `/`, `\`), and characters that Unicode
- *   compatibility normalisation (NFKC) changes — full-width dots and slashes become `.` and `/`,
- *   full-width letters plain ones — for an origin that normalises paths that way.
+ *   `%2525…`: an origin that decodes twice sees `.`, `/`, `\`), text that Unicode normalisation
+ *   (NFKC) changes — full-width dots and slashes become `.` and `/`, the Kelvin sign `K`, decomposed
+ *   accents composed ones — and characters whose upper or lower case is ASCII (`ı`, `ſ`, `ß`), for
+ *   an origin that normalises or case-folds paths that way.
  *
  * Route matching is then case-insensitive (`matchesPattern`), so `/ADMIN` cannot slip past a rule
  * for `/admin` to an origin that ignores case; the path is forwarded as normalised, case kept.
@@ -21,6 +22,12 @@
 export type NormalisedPath = { ok: true; path: string } | { ok: false; reason: string };
 
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
+/**
+ * Non-ASCII characters whose case mapping contains ASCII: `ı`→`I`, `ſ`→`S`, `ß`→`SS`, `İ`→`i̇`,
+ * `ŉ`→`ʼN` (the Kelvin and Ångström signs are NFKC's already). An origin that upper- or lower-cases
+ * paths before routing would see `/admin` where we saw `/admın`.
+ */
+const FOLDS_TO_ASCII = /[\u0130\u0131\u0149\u017f\u00df\u01f0\u1e96-\u1e9a\u1e9e\ufb00-\ufb06]/;
 const fatal = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function refuse(reason: string): NormalisedPath {
@@ -72,7 +79,8 @@ export function normalisePath(raw: string): NormalisedPath {
   } catch {
     return refuse('the path has percent-escapes that are not valid UTF-8');
   }
-  if (text.normalize('NFKC') !== text.normalize('NFC')) return refuse('the path has characters that Unicode compatibility normalisation changes');
+  if (text.normalize('NFKC') !== text) return refuse('the path has characters that Unicode normalisation (NFKC) changes');
+  if (FOLDS_TO_ASCII.test(text)) return refuse('the path has a character whose upper or lower case is plain ASCII (ı, ß, İ)');
 
   const segments: string[] = [];
   for (const segment of out.split('/').slice(1)) {

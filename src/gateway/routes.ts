@@ -10,7 +10,7 @@ import { APP_PATH, beginHandshake, finishHandshake, HANDSHAKE_TTL, issueHandshak
 import { assertionFor } from './assertion';
 import { authenticate, type SessionCookieChange } from './authenticate';
 import { filterOriginResponse, sanitizeRequestHeaders } from './headers';
-import { findHeldRequest, holdRequest, mayReplay, notHeld, RESUME_PARAM, takeHeldRequest, withResume } from './held-requests';
+import { findHeldRequest, holdRequest, mayReplay, notHeld, takeHeldRequest, takeResumeParam, withResume } from './held-requests';
 import type { Identity } from './identity';
 import { injectIdentity } from './inject';
 import { normalisePath } from './path';
@@ -25,9 +25,18 @@ type C = Context<AppEnv>;
 const RESERVED = /^\/(auth|\.well-known|\.gatehouse)(\/|$)/i;
 const APP_RESERVED = /^\/\.gatehouse(\/|$)/i;
 
+/** RFC 9110 §9's methods, CONNECT and TRACE aside: the only ones the gateway forwards. */
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
 const wantsHtml = (c: C) => c.req.method === 'GET' && (c.req.header('accept') ?? '').includes('text/html');
 /** A browser navigation or form submission (not fetch/XHR from a script), of any method. */
 const isNavigation = (c: C) => c.req.header('sec-fetch-mode') === 'navigate' || (c.req.header('accept') ?? '').includes('text/html');
+
+/** Sent by a page of this very origin: `Origin` (which browsers send on every non-GET) and Fetch Metadata agree. */
+function fromThisOrigin(c: C): boolean {
+  const site = c.req.header('sec-fetch-site');
+  return c.req.header('origin') === new URL(c.req.url).origin && (site === undefined || site === 'same-origin');
+}
 
 /** RFC 6750 §3.1 error codes, plus RFC 9470's for a sign-in that is too old or too weak. */
 const BEARER_ERRORS: Record<string, string> = {
@@ -75,10 +84,22 @@ export async function gatewayHandler(c: C): Promise<Response> {
   const onAuthHost = host === deps.config.publicUrl.host;
   if (!onAuthHost && APP_RESERVED.test(path)) return appEndpoint(c, path);
   if (onAuthHost && RESERVED.test(path)) return problemResponse(c, new GatehouseError('not_found', 404, `Nothing at ${path}.`));
+  // Methods beyond RFC 9110's (WebDAV's PROPPATCH, a lower-case `patch`) match no route's method
+  // list and would fall through to a catch-all: refused here, before any route is looked at.
+  if (!METHODS.has(c.req.method)) {
+    const res = problemResponse(c, new GatehouseError('method_not_allowed', 405, 'The gateway does not forward requests with this method.'));
+    res.headers.set('allow', [...METHODS].join(', '));
+    return res;
+  }
+  // A service worker controls every page under its script's directory: one served from `/` would
+  // see Gatehouse's own pages on this host (sign-in, `/.gatehouse/session?code=`). Origins serve
+  // theirs from a subdirectory; `Service-Worker-Allowed`, which would widen it, is dropped on the
+  // way back (filterOriginResponse).
+  if (c.req.header('service-worker') !== undefined && path.lastIndexOf('/') === 0)
+    return problemResponse(c, new GatehouseError('forbidden', 403, 'A service worker script must be served from below a directory (e.g. /app/sw.js), not from /.'));
   // The resume marker is Gatehouse's: taken off before matching, never seen by the origin.
-  const resumeId = url.searchParams.get(RESUME_PARAM);
-  if (resumeId !== null) url.searchParams.delete(RESUME_PARAM);
-  const here = `${path}${url.search}`;
+  const { id: resumeId, rest: search } = takeResumeParam(url.search);
+  const here = `${path}${search}`;
 
   const authorization = c.req.header('authorization');
   const session: ResumedSession = authorization ? { status: 'none' } : await resumeSession(deps, readCookie(c, COOKIES.session), host);
@@ -147,8 +168,13 @@ async function refuse(
   if (decision.error === 'reauthenticate' && who?.via === 'session' && isNavigation(c)) {
     let back = r.here;
     if (r.resume) back = withResume(r.here, r.resume);
-    else if (c.req.method !== 'GET' && c.req.method !== 'HEAD')
+    else if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
+      // Only this site's own pages get a request held: a form another site (even a sibling host)
+      // submits would otherwise be replayed after the person steps up, its origin no longer visible.
+      if (!fromThisOrigin(c))
+        return problemResponse(c, new GatehouseError('forbidden', 403, 'This action needs a stronger sign-in, and requests from another site are not held for it. Start again from this site.'));
       back = withResume(r.here, await holdRequest(deps, { request: c.req.raw, who, route: r.route, host, url: r.here, meta: requestMeta(c) }));
+    }
     const via: { path: string; query?: Record<string, string> } =
       decision.stepUp === 'sign_in' ? { path: '/auth/sign-in' } : { path: '/auth/second-factor', query: decision.acr ? { acr: decision.acr } : {} };
     return toGatehouse(c, back, via, 303);
@@ -161,14 +187,14 @@ async function refuse(
  * Sends a browser to one of Gatehouse's pages (`via`) and back to `back`: directly on Gatehouse's
  * own host; from an app host, through the host handshake (its state cookie set here).
  */
-function toGatehouse(c: C, back: string, via: { path: string; query?: Record<string, string> } | undefined, status: 302 | 303): Response {
+async function toGatehouse(c: C, back: string, via: { path: string; query?: Record<string, string> } | undefined, status: 302 | 303): Promise<Response> {
   const { deps } = c.var;
   const host = new URL(c.req.url).host;
   if (host === deps.config.publicUrl.host) {
     const target = via ?? { path: '/auth/sign-in' };
     return c.redirect(`${target.path}?${new URLSearchParams({ ...target.query, return_to: back })}`, status);
   }
-  const { state, location } = beginHandshake(deps, host, back, via);
+  const { state, location } = await beginHandshake(deps, host, back, via);
   const res = new Response(null, { status, headers: { location, 'cache-control': 'no-store' } });
   return withSetCookie(res, serializeCookie(COOKIES.connect, state, HANDSHAKE_TTL));
 }

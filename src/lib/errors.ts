@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'forbidden'
   | 'csrf_failed'
   | 'not_found'
+  | 'method_not_allowed'
   | 'rate_limited'
   | 'account_locked'
   | 'temporarily_unavailable'

@@ -1,5 +1,6 @@
 import { acrOf, stepUpTarget } from '../auth/acr';
 import { secondFactorsOf } from '../auth/totp';
+import { RECENT_SIGN_IN } from '../auth/recent-auth';
 import type { Deps } from '../deps';
 import { audit, type RequestMeta } from '../identity/audit';
 import { failClosed, GatehouseError } from '../lib/errors';
@@ -18,8 +19,8 @@ import { parseClaimsRequest, type ClaimsRequest } from './claims';
 import { pushedParams, usePushedRequest } from './pushed-requests';
 import { requestObjectParams } from './request-object';
 import { resourceProblem } from './client-registration';
-import { findClient, KNOWN_SCOPES, type Client } from './clients';
-import { recordConsent, storedConsent, takeHeldConsent } from './consent';
+import { findClient, grantResources, KNOWN_SCOPES, type Client } from './clients';
+import { consentCovers, recordConsent, storedConsent, takeHeldConsent } from './consent';
 import { issuerOf } from './issue';
 import { readReauthMarker, REAUTH_PARAM, signedInSince } from './reauth-marker';
 import { matchRedirectUri } from './redirect-uri';
@@ -45,7 +46,7 @@ export interface AuthorizationRequest {
   loginHint: string | undefined;
   idTokenHint: string | undefined;
   acrValues: string[];
-  /** RFC 8707 resources the grant is for (empty: Gatehouse itself, or any the client may have). */
+  /** RFC 8707 resources the request names (none: see grantResources). */
   resources: string[];
   /** The `claims` request parameter (OIDC Core §5.5), or null. */
   claims: ClaimsRequest | null;
@@ -204,6 +205,10 @@ export async function decideAuthorization(
     // (and prompt=login was taken off the request): only a sign-in since then counts.
     if (params[REAUTH_PARAM] !== undefined || req.prompt.has('login') || req.prompt.has('select_account')) needsLogin = true;
     if (req.maxAge !== undefined && now / 1000 - session.authTime > req.maxAge) needsLogin = true;
+    // offline_access mints a refresh token that outlives this session (sign-out does not end it):
+    // like approving a device, it takes a recent sign-in on this device — not a stale or stolen
+    // cookie, nor one a handoff relayed.
+    if (req.scope.includes('offline_access') && (session.relayed || now / 1000 - session.authTime > RECENT_SIGN_IN)) needsLogin = true;
   }
   if (session && req.idTokenHint) {
     const hinted = await verifyToken(deps.signingKeys, req.idTokenHint, {
@@ -236,8 +241,7 @@ export async function decideAuthorization(
 
   if (!req.client.firstParty) {
     const granted = await storedConsent(deps, session!.sub, req.client.clientId);
-    const covered = req.scope.every((s) => granted.includes(s));
-    if (!covered || req.prompt.has('consent')) {
+    if (!consentCovers(granted, { scopes: req.scope, resources: req.resources }) || req.prompt.has('consent')) {
       if (req.prompt.has('none'))
         return { kind: 'respond', response: authorizationResponse(deps, target, { error: 'consent_required', error_description: 'The user must approve this client.' }) };
       return { kind: 'consent' };
@@ -264,7 +268,7 @@ export async function issueCode(deps: Deps, req: AuthorizationRequest, session: 
     authTime: session.authTime,
     amr: session.amr,
     acr: acrOf(session.amr),
-    resources: req.resources,
+    resources: grantResources(req),
     claims: req.claims ? { userinfo: req.claims.userinfo, idToken: req.claims.idToken } : null,
     now: deps.now(),
     ttlMs: CODE_TTL_MS,
@@ -307,6 +311,6 @@ export async function answerConsent(
     return { req, params, step: { kind: 'respond', response: authorizationResponse(deps, req.target, { error: 'access_denied', error_description: 'The user denied the request.' }) } };
   const step = await decideAuthorization(deps, req, session, params, meta);
   if (step.kind !== 'consent') return { req, params, step };
-  await recordConsent(deps, session.sub, req.client.clientId, req.scope, meta);
+  await recordConsent(deps, session.sub, req.client.clientId, { scopes: req.scope, resources: req.resources }, meta);
   return { req, params, step: { kind: 'respond', response: await issueCode(deps, req, session, meta) } };
 }

@@ -76,3 +76,11 @@ export async function findClient(db: Database, clientId: string): Promise<Client
   const row = await db.select().from(oauthClients).where(eq(oauthClients.clientId, clientId)).get();
   return row ? clientFromRow(row) : undefined;
 }
+
+/**
+ * The resources a grant may be exchanged for (RFC 8707): those the request named — shown on the
+ * consent page — or, asking for none, every one a first-party client may have (it needs no
+ * consent). A third-party client that named none gets tokens for Gatehouse alone: an API is never
+ * reached on a consent that did not name it.
+ */
+export const grantResources = (r: { client: Client; resources: string[] }) => (r.resources.length || !r.client.firstParty ? r.resources : r.client.resources);

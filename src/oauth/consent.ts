@@ -9,23 +9,35 @@ import type { SessionClaims } from '../sessions/session-token';
 /** How long a consent page may wait for its answer. */
 const CONSENT_TTL_MS = 10 * 60_000;
 
-/** The scopes a user has granted a client so far. */
-export async function storedConsent(deps: Deps, userId: string, clientId: string): Promise<string[]> {
+/** What a user has granted a client so far: scopes, and the resources (APIs) its tokens may be for. */
+export interface Consent {
+  scopes: string[];
+  resources: string[];
+}
+
+export async function storedConsent(deps: Deps, userId: string, clientId: string): Promise<Consent> {
   const stored = await failClosed('the database', () =>
     deps.db.select().from(consents).where(and(eq(consents.userId, userId), eq(consents.clientId, clientId))).get(),
   );
-  return stored ? (JSON.parse(stored.scopes) as string[]) : [];
+  return stored ? { scopes: JSON.parse(stored.scopes) as string[], resources: JSON.parse(stored.resources) as string[] } : { scopes: [], resources: [] };
 }
 
-/** Records consent for the requested scopes (added to any earlier grant). */
-export async function recordConsent(deps: Deps, userId: string, clientId: string, scope: string[], meta: RequestMeta): Promise<void> {
-  const merged = [...new Set([...(await storedConsent(deps, userId, clientId)), ...scope])].sort();
+/** Whether an earlier consent covers a request: every scope and every resource it names. */
+export const consentCovers = (granted: Consent, asked: Consent) =>
+  asked.scopes.every((s) => granted.scopes.includes(s)) && asked.resources.every((r) => granted.resources.includes(r));
+
+/** Records consent for the requested scopes and resources (added to any earlier grant). */
+export async function recordConsent(deps: Deps, userId: string, clientId: string, asked: Consent, meta: RequestMeta): Promise<void> {
+  const before = await storedConsent(deps, userId, clientId);
+  const scopes = JSON.stringify([...new Set([...before.scopes, ...asked.scopes])].sort());
+  const resources = JSON.stringify([...new Set([...before.resources, ...asked.resources])].sort());
+  const now = deps.now();
   await failClosed('the database', async () => {
-    await audit(deps.db, { type: 'consent_granted', userId, meta, detail: { clientId, scope }, at: deps.now() });
+    await audit(deps.db, { type: 'consent_granted', userId, meta, detail: { clientId, scope: asked.scopes, resources: asked.resources }, at: now });
     await deps.db
       .insert(consents)
-      .values({ userId, clientId, scopes: JSON.stringify(merged), grantedAt: deps.now() })
-      .onConflictDoUpdate({ target: [consents.userId, consents.clientId], set: { scopes: JSON.stringify(merged), grantedAt: deps.now() } });
+      .values({ userId, clientId, scopes, resources, grantedAt: now })
+      .onConflictDoUpdate({ target: [consents.userId, consents.clientId], set: { scopes, resources, grantedAt: now } });
   });
 }
 

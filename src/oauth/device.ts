@@ -7,7 +7,7 @@ import { failClosed, oauthError } from '../lib/errors';
 import { audit } from '../identity/audit';
 import { findUserById, rolesOf, viewOf } from '../identity/users';
 import type { Grant } from '../sessions/grants';
-import { KNOWN_SCOPES, type Client } from './clients';
+import { grantResources, KNOWN_SCOPES, type Client } from './clients';
 import { userTokenResponse, type TokenResponse } from './issue';
 import { DEVICE_CODE_GRANT } from './vocabulary';
 
@@ -98,7 +98,8 @@ export async function exchangeDeviceCode(deps: Deps, client: Client, deviceCode:
     authTime: approval.authTime,
     amr: approval.amr,
     acr: acrOf(approval.amr),
-    resources: [],
+    // The approval page names no API: only a first-party client's grant reaches its resources.
+    resources: grantResources({ client, resources: [] }),
     claims: null,
   };
   const refresh = client.grantTypes.includes('refresh_token')

@@ -1,7 +1,7 @@
 import type { Deps } from '../deps';
 import { findUserById, rolesOf, viewOf } from '../identity/users';
 import { failClosed, GatehouseError } from '../lib/errors';
-import { invalidToken, isAccessTokenLive, issuerOf, isMachineToken, parseOpaqueToken, verifyAccessToken, type AccessTokenClaims } from '../tokens/access-token';
+import { invalidToken, isAccessTokenLive, issuerOf, isMachineToken, parseOpaqueToken, tokenOwner, verifyAccessToken, type AccessTokenClaims } from '../tokens/access-token';
 import { userClaims } from './claims';
 import type { Client } from './clients';
 import { parseRefreshToken } from './token-formats';
@@ -62,8 +62,8 @@ export async function introspect(deps: Deps, client: Client, token: string): Pro
 
 /**
  * Revocation (RFC 7009), only by the client the token was issued to. A refresh token ends its whole
- * family; an opaque access token ends at once; a signed access token of a user is put on the
- * owner's revocation list, so userinfo, introspection and `fresh` routes refuse it at once (other
+ * family; an opaque access token ends at once; a signed access token is put on its owner's
+ * revocation list (its user's, or for a machine token its client's), so userinfo, introspection and `fresh` routes refuse it at once (other
  * routes at its expiry, ≤ ACCESS_TOKEN_TTL). Unknown tokens: success.
  */
 export async function revoke(deps: Deps, client: Client, token: string): Promise<void> {
@@ -77,5 +77,5 @@ export async function revoke(deps: Deps, client: Client, token: string): Promise
   if (!claims || claims.client_id !== client.clientId) return;
   const opaque = parseOpaqueToken(token);
   if (opaque) await deps.sessions.revokeOpaque(opaque.owner, opaque.secret);
-  if (!isMachineToken(claims) && claims.jti) await deps.sessions.revokeAccessToken(claims.sub, claims.jti, claims.exp * 1000);
+  if (claims.jti) await deps.sessions.revokeAccessToken(tokenOwner(claims), claims.jti, claims.exp * 1000);
 }

@@ -144,11 +144,11 @@ export class BrowserSessions {
     return row && now < row.idle_expires_at && now < row.absolute_expires_at ? toRecord(row) : null;
   }
 
-  /** Live Gatehouse sessions (not the app-host sessions made from them), newest first. */
+  /** Live sessions — Gatehouse's and the app-host sessions made from them — newest first. */
   list(now: number): SessionRecord[] {
     return this.sql
       .exec<Row>(
-        'SELECT * FROM sessions WHERE parent_sid IS NULL AND idle_expires_at > ? AND absolute_expires_at > ? ORDER BY created_at DESC',
+        'SELECT * FROM sessions WHERE idle_expires_at > ? AND absolute_expires_at > ? ORDER BY created_at DESC',
         now,
         now,
       )

@@ -14,7 +14,7 @@ export interface Grant {
   authTime: number;
   amr: string[];
   acr: string | null;
-  /** RFC 8707: the resources (audiences) the grant may be used for; empty for Gatehouse itself only. */
+  /** RFC 8707: the resources (audiences) the grant may be used for, as granted (authorize.ts grantResources); empty: Gatehouse itself only. */
   resources: string[];
   /** OIDC `claims` request: claim names for userinfo and for the ID token (null: none asked). */
   claims: { userinfo: string[]; idToken: string[] } | null;
@@ -62,8 +62,8 @@ async function newFamilySecret(): Promise<{ familyId: string; secret: string; ha
   return { familyId: randomToken(16), secret, hash: await sha256(secret) };
 }
 
-/** RFC 8707: an authorization that named resources keeps to them; one that named none allows any the client may have. */
-const allows = (grant: Grant, resource: string | null | undefined) => !resource || grant.resources.length === 0 || grant.resources.includes(resource);
+/** RFC 8707: a grant is exchanged only for tokens for its own resources (or Gatehouse itself). */
+const allows = (grant: Grant, resource: string | null | undefined) => !resource || grant.resources.includes(resource);
 
 /** Consumed codes are kept this long past expiry, so a replay is recognised (and punished) as one. */
 const CODE_REPLAY_WINDOW_MS = 10 * 60_000;

@@ -89,11 +89,16 @@ export async function verifyAccessToken(
 }
 
 /**
- * Whether a user's access token is still alive in its owner's Durable Object: neither its grant
- * (revoked refresh family, replayed code, sign-out) nor the token itself (RFC 7009) was revoked.
+ * Whether an access token is still alive in its owner's Durable Object: neither its grant (revoked
+ * refresh family, replayed code, sign-out) nor the token itself (RFC 7009) was revoked.
  * One object call; used where revocation must take effect at once.
  */
 export async function isAccessTokenLive(deps: Deps, claims: AccessTokenClaims): Promise<boolean> {
-  if (isMachineToken(claims)) return true;
-  return deps.sessions.isTokenLive(claims.sub, { grantId: claims.gid ?? null, jti: claims.jti ?? null });
+  return deps.sessions.isTokenLive(tokenOwner(claims), { grantId: isMachineToken(claims) ? null : (claims.gid ?? null), jti: claims.jti ?? null });
 }
+
+/**
+ * The object whose revocation list speaks for a token: its user's, or for a token a client got for
+ * itself, the client's (`client:<id>`, where its opaque tokens live too).
+ */
+export const tokenOwner = (claims: AccessTokenClaims) => (isMachineToken(claims) ? `client:${claims.client_id ?? ''}` : claims.sub);

@@ -49,6 +49,7 @@ export const en = {
     unverified: 'not verified',
     sessions: 'Signed-in sessions',
     thisDevice: 'This session',
+    onHost: (host: string) => `↳ on ${host}`,
     started: 'Started',
     lastSeen: 'Last active',
     from: 'From',

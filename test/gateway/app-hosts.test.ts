@@ -131,7 +131,7 @@ describe('the host handshake', () => {
 
   it('mints codes only for hosts Gatehouse fronts, and brings the browser back only to a path there', async () => {
     const { browser } = await signedInBrowser();
-    const state = 'S'.repeat(43);
+    const state = (await begin(browser)).searchParams.get('state')!;
     for (const host of ['evil.example', 'gatehouse.test', 'app.gatehouse.test.evil.example', 'APP.gatehouse.test', 'app.gatehouse.test:444']) {
       const res = await browser.fetch(`/auth/connect?${new URLSearchParams({ host, state, return_to: '/x' })}`);
       expect(res.status, host).toBe(400);
@@ -144,6 +144,68 @@ describe('the host handshake', () => {
       const done = await call(back.toString(), { cookie: `${COOKIES.connect}=${state}` });
       expect(done.headers.get('location'), returnTo).toBe('/');
     }
+  });
+
+  it('mints no code for a state the app host did not make: made up, expired, or made for another host', async () => {
+    const { browser } = await signedInBrowser();
+    const genuine = (await begin(browser)).searchParams.get('state')!;
+    const [nonce, exp, mac] = genuine.split('.');
+    const forOther = (await begin(browser, OTHER)).searchParams.get('state')!;
+    const later = String(Number(exp) + 60);
+    for (const state of ['A'.repeat(43), `${nonce}.${later}.${mac}`, `${'B'.repeat(43)}.${exp}.${mac}`, forOther, `${genuine}x`]) {
+      const res = await browser.fetch(`/auth/connect?${new URLSearchParams({ host: APP_HOST, state, return_to: '/x' })}`);
+      expect(res.status, state).toBe(400);
+      expect(await res.text(), state).toContain('state is missing, expired or was not made by that host.');
+    }
+    // The genuine one, 16 minutes on, has expired.
+    const late = browser.at(() => ({ now: () => Date.now() + 16 * 60_000 }));
+    expect((await late.fetch(`/auth/connect?${new URLSearchParams({ host: APP_HOST, state: genuine, return_to: '/x' })}`)).status).toBe(400);
+    expect((await browser.fetch(`/auth/connect?${new URLSearchParams({ host: APP_HOST, state: genuine, return_to: '/x' })}`)).status).toBe(302);
+  });
+
+  it('a code read off a failed redemption is spent: a hostile script that asks for one in the victim’s browser gets nothing', async () => {
+    const { browser: victim } = await signedInBrowser();
+    await victim.navigate(`${APP}/demo/me/x`);
+    expect(victim.cookie(COOKIES.connect, APP_HOST)).toBeUndefined();
+    // The attacker starts a handshake in their own browser and keeps its (genuine) state…
+    const attacker = new TestBrowser();
+    const state = (await begin(attacker)).searchParams.get('state')!;
+    expect(attacker.cookie(COOKIES.connect, APP_HOST)).toBe(state);
+    // …and a script on the app host has the victim's browser ask /auth/connect with it (an iframe).
+    const minted = await victim.fetch(`/auth/connect?${new URLSearchParams({ host: APP_HOST, state, return_to: '/hostile/x' })}`);
+    expect(minted.status).toBe(302);
+    const back = minted.headers.get('location')!;
+    // The victim's browser lands on the app host without that state cookie: refused, and the code spent.
+    const failed = await victim.fetch(back);
+    expect(failed.status).toBe(400);
+    // The script reads the URL and sends it home; the attacker's browser, with the matching state, gets nothing.
+    const stolen = await attacker.fetch(back);
+    expect(stolen.status).toBe(400);
+    expect(attacker.cookie(SESSION, APP_HOST)).toBeUndefined();
+    const me = await attacker.fetch(`${APP}/demo/me/x`, { headers: { accept: 'application/json' } });
+    expect(me.status).toBe(401);
+    // Every app-host session is on the account's list, under the session it came from.
+    const list = (await (await victim.fetch('/auth/api/sessions')).json()) as { sessions: { sid: string; host: string | null; parentSid: string | null; current: boolean }[] };
+    const current = list.sessions.find((s) => s.current)!;
+    expect(list.sessions).toEqual([
+      expect.objectContaining({ sid: current.sid, host: null, parentSid: null }),
+      expect.objectContaining({ host: APP_HOST, parentSid: current.sid }),
+    ]);
+  });
+
+  it('lists app-host sessions on the account page and API, and ends one alone', async () => {
+    const { browser } = await signedInBrowser();
+    await browser.navigate(`${APP}/demo/me/x`);
+    const seen = (await (await browser.fetch(`${APP}/demo/me/x`, { headers: { accept: 'application/json' } })).json()) as { headers: Record<string, string> };
+    const appSid = seen.headers['x-auth-session-id']!;
+    const { html } = await browser.open('/auth/account');
+    expect(html).toContain(`data-sid="${appSid}" data-host="${APP_HOST}"`);
+    expect(html).toContain(`↳ on ${APP_HOST}`);
+    const del = await browser.fetch(`/auth/api/sessions/${appSid}`, { method: 'DELETE', headers: { origin: ORIGIN } });
+    expect(del.status).toBe(204);
+    expect((await browser.fetch(`${APP}/demo/fresh/x`, { headers: { accept: 'application/json' } })).status).toBe(401);
+    // The Gatehouse session it came from lives on.
+    expect((await browser.fetch('/auth/api/me')).status).toBe(200);
   });
 
   it('signing out of Gatehouse ends the app hosts’ sessions; signing out on an app host ends Gatehouse’s', async () => {

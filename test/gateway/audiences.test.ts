@@ -1,6 +1,7 @@
 import { env } from 'cloudflare:workers';
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
+import { routeSchema } from '../../src/gateway/routes-config';
 import { APP, appWith, call, createVerifiedUser, signIn } from '../helpers';
 import { authorizeUrl, basic, getCode, pkce, REDIRECT, registerClient, tokenRequest } from '../oauth/helpers';
 
@@ -105,6 +106,26 @@ describe('bearer tokens are bound to a resource', () => {
     // A client may not be registered under an id that looks like a user id.
     await expect(registerClient({ clientId: crypto.randomUUID() })).rejects.toThrow(/must not look like a user id/);
   });
+
+  for (const accessTokenFormat of ['jwt', 'opaque'] as const)
+    it(`a revoked ${accessTokenFormat} machine token is refused at once on a fresh machine route, even after the isolate has seen it`, async () => {
+      const route = routeSchema.parse({ match: '/rt/fresh-machine/*', host: new URL(APP).host, origin: 'service:ORIGIN_ECHO', policy: { audiences: [API], machine: true, fresh: true } });
+      const gw = appWith((deps) => ({ config: { ...deps.config, gateway: { ...deps.config.gateway, routes: [route, ...deps.config.gateway.routes] } } }));
+      const client = await registerClient({ accessTokenFormat, resources: [API] });
+      const token = await machineToken(client, API);
+      expect(token.startsWith('ot1.')).toBe(accessTokenFormat === 'opaque');
+      const use = (path: string) => gw(`${APP}${path}`, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' } });
+      // Used on the cached route and the fresh one: the isolate has it.
+      expect((await use('/demo/machine/x')).status).toBe(200);
+      expect((await use('/rt/fresh-machine/x')).status).toBe(200);
+      const revoked = await gw('/auth/revoke', { method: 'POST', body: new URLSearchParams({ token }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client.clientId, client.clientSecret) } });
+      expect(revoked.status).toBe(200);
+      const intro = await gw('/auth/introspect', { method: 'POST', body: new URLSearchParams({ token }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client.clientId, client.clientSecret) } });
+      expect(await intro.json()).toEqual({ active: false });
+      const after = await use('/rt/fresh-machine/x');
+      expect(after.status).toBe(401);
+      expect(after.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse", error="invalid_token"');
+    });
 
   it('a route that lists its clients refuses the others', async () => {
     const partner = await registerClient({ clientId: 'partner-app', resources: [API] });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { COOKIES, isGatehouseCookieName } from '../../src/lib/cookies';
 import { enrolled } from '../auth/helpers';
 import { TestBrowser } from '../browser';
-import { APP, appSession, call, createVerifiedUser, SESSION, signIn, uniqueEmail } from '../helpers';
+import { APP, appSession, call, createVerifiedUser, SESSION, signIn, uniqueEmail, type Problem } from '../helpers';
 
 /**
  * Gatehouse's cookies never cross to an origin, and an origin never sets one of them (DESIGN.md
@@ -148,6 +148,29 @@ describe('the cookie boundary with origins', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('clear-site-data')).toBeNull();
     expect(res.headers.getSetCookie()).toEqual(['theme=dark']);
+  });
+
+  it('lets no origin script take over Gatehouse’s pages on its host: no Service-Worker-Allowed, no worker served from /', async () => {
+    // An origin on /hostile/* serves a worker and asks for scope / (which would see /.gatehouse/session?code=).
+    const widen = await call(`${APP}/hostile/public/sw.js?${new URLSearchParams({ h: 'service-worker-allowed:/', sc: 'theme=dark' })}`, {
+      headers: { 'service-worker': 'script' },
+    });
+    expect(widen.status).toBe(200);
+    expect(widen.headers.get('service-worker-allowed')).toBeNull();
+    expect(widen.headers.getSetCookie()).toEqual(['theme=dark']);
+    expect(((await widen.json()) as Seen).path).toBe('/hostile/public/sw.js');
+    // An origin owning a host's `/*` may not serve a worker from the root directory (scope / by default)…
+    const { email } = await createVerifiedUser();
+    const { cookie } = await signIn(email);
+    const other = await appSession(cookie, 'other.gatehouse.test');
+    for (const path of ['/sw.js', '/SW.js', '/x/../sw.js', '//sw.js']) {
+      const root = await call(`https://other.gatehouse.test${path}`, { cookie: other, headers: { 'service-worker': 'script' } });
+      expect(root.status, path).toBe(403);
+      expect(((await root.json()) as Problem).detail, path).toBe('A service worker script must be served from below a directory (e.g. /app/sw.js), not from /.');
+    }
+    // …but may from below one; and the same path as a plain script load is forwarded.
+    expect((await call('https://other.gatehouse.test/app/sw.js', { cookie: other, headers: { 'service-worker': 'script' } })).status).toBe(200);
+    expect((await call('https://other.gatehouse.test/sw.js', { cookie: other })).status).toBe(200);
   });
 
   it('drops planted cookies on a WebSocket upgrade response too', async () => {

@@ -51,7 +51,7 @@ const SPOOFS: [string, string][] = [
   ['X-Forwarded-For', '10.0.0.1'], ['X-Forwarded-Host', 'admin.internal'], ['Forwarded', 'for=10.0.0.1'], ['X-Real-IP', '10.0.0.1'],
   ['x_auth_roles', 'admin'], ['X.Auth.Tier', 'gold'], ['X-Auth_Session.Id', 's2'], ['X-AUTH-AMR', 'mfa'], ['x-Auth-Acr', 'x'],
   ['X-Auth-User-ID', 'root'], ['X-Auth-Assertion-Extra', 'x'], ['X-Forwarded-Proto', 'https'], ['X-Original-URL', '/admin'],
-  ['Keep-Alive', 'timeout=5'],
+  ['Keep-Alive', 'timeout=5'], ['X-HTTP-Method-Override', 'DELETE'], ['X_HTTP_Method', 'PUT'], ['X-Method-Override', 'PATCH'],
 ];
 const spoofed = () => {
   const h = new Headers({ accept: 'application/json' });
@@ -203,6 +203,28 @@ describe('the gateway', () => {
     // An ordinary escaped percent sign and ordinary non-ASCII paths still pass.
     expect((await echoed(await app('/demo/public/100%25-sure', {}))).path).toBe('/demo/public/100%25-sure');
     expect((await echoed(await app('/demo/public/caf%C3%A9', {}))).path).toBe('/demo/public/caf%C3%A9');
+  });
+
+  it('forwards only RFC 9110 methods, in their one spelling: a method no route lists cannot fall through to a weaker route', async () => {
+    const { cookie } = await signInApp((await createVerifiedUser()).email);
+    // /demo/split/* needs MFA for POST, PUT, PATCH and DELETE; any other method is matched by its sign-in-only twin.
+    for (const method of ['PROPPATCH', 'MKCOL', 'patch', 'Patch', 'dElEtE', 'TRACE', 'CONNECT', 'LINK', 'M-SEARCH']) {
+      const res = await app('/demo/split/x', { method, cookie, headers: { accept: 'application/json', 'content-type': 'application/json' }, body: '{"a":1}' }).catch(
+        (e: Error) => new Response(e.message, { status: 599 }),
+      );
+      if (res.status === 599) continue; // the runtime itself refuses to send it (CONNECT, TRACE): nothing reached us
+      if (['PATCH', 'DELETE'].includes(method.toUpperCase())) {
+        // The runtime hands us these upper-cased: the route that lists them (MFA) answers, never its twin.
+        expect(res.status, method).toBe(401);
+        continue;
+      }
+      expect(res.status, method).toBe(405);
+      expect(res.headers.get('allow'), method).toBe('GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
+      expect(await res.json(), method).toMatchObject({ code: 'method_not_allowed', detail: 'The gateway does not forward requests with this method.' });
+    }
+    // The standard spelling goes to the route that lists it.
+    expect((await app('/demo/split/x', { method: 'PATCH', cookie, headers: { accept: 'application/json' }, body: 'x' })).status).toBe(401);
+    expect((await app('/demo/split/x', { method: 'OPTIONS', cookie, headers: { accept: 'application/json' } })).status).toBe(200);
   });
 
   it("removes the headers a route lists in stripHeaders, in any case and spelling", async () => {

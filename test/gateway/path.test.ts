@@ -65,13 +65,19 @@ describe('gateway path normalisation', () => {
 });
 
 describe('paths whose decoding is not stable', () => {
-  it('refuses an encoded % before an escape, at any depth, and characters NFKC changes', () => {
+  it('refuses an encoded % before an escape, at any depth, characters NFKC changes, and ones whose case is ASCII', () => {
     for (const p of ['/a/%252e', '/a/%252F', '/a/%255c', '/a/%2525%32e', '/a/%25c0%25ae'])
       expect(normalisePath(p), p).toEqual({ ok: false, reason: 'the path is percent-encoded twice (an encoded % before an escape)' });
-    for (const p of ['/a/%EF%BC%8E', '/a/%EF%BC%8F', '/%EF%BD%81dmin', '/a/%E2%80%A4', '/a/%EF%AC%81le']) // ．／ａ․ ﬁ
-      expect(normalisePath(p), p).toEqual({ ok: false, reason: 'the path has characters that Unicode compatibility normalisation changes' });
-    // Decomposed accents (NFD, as macOS writes file names) are not compatibility forms: kept.
-    expect(normalisePath('/cafe%CC%81')).toEqual({ ok: true, path: '/cafe%CC%81' });
+    // ．／ａ․ ﬁ, the Kelvin sign (NFC and NFKC both make it K), and a decomposed é (an origin that
+    // composes it routes /café, which we never matched).
+    for (const p of ['/a/%EF%BC%8E', '/a/%EF%BC%8F', '/%EF%BD%81dmin', '/a/%E2%80%A4', '/a/%EF%AC%81le', '/%E2%84%AAyc/review', '/%C5%BFecret', '/cafe%CC%81'])
+      expect(normalisePath(p), p).toEqual({ ok: false, reason: 'the path has characters that Unicode normalisation (NFKC) changes' });
+    // Characters an origin's toUpperCase/toLowerCase turns into ASCII: ı (→ I), ǰ (→ J̌), ß (→ SS), İ (→ i̇); ſ (→ S) NFKC catches.
+    for (const p of ['/adm%C4%B1n/users', '/%C7%B0ob', '/gro%C3%9F', '/%C4%B0nfo'])
+      expect(normalisePath(p), p).toEqual({ ok: false, reason: 'the path has a character whose upper or lower case is plain ASCII (ı, ß, İ)' });
+    // Composed accents and other letters are kept, as escapes.
+    expect(normalisePath('/caf%C3%A9')).toEqual({ ok: true, path: '/caf%C3%A9' });
+    expect(normalisePath('/%D0%BF%D1%83%D1%82%D1%8C')).toEqual({ ok: true, path: '/%D0%BF%D1%83%D1%82%D1%8C' });
     expect(normalisePath('/100%25')).toEqual({ ok: true, path: '/100%25' });
     expect(normalisePath('/100%25off')).toEqual({ ok: true, path: '/100%25off' });
   });

@@ -229,4 +229,39 @@ describe('a held request is replayed only under the route, method, host and poli
     const replay = await browser.fetch(`${APP}${target.back}`, { headers: navigate });
     expect(await replay.json()).toMatchObject({ method: 'POST', bodyText: 'item=book' });
   });
+
+  it('holds no request another site sent — a sibling host, another site, or no Origin at all — and says why', async () => {
+    const { browser, userId } = await passwordOnly();
+    const variants: Record<string, string>[] = [
+      { origin: 'https://evil.gatehouse.test', 'sec-fetch-site': 'same-site' },
+      { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' },
+      { origin: APP, 'sec-fetch-site': 'same-site' }, // Origin forged by a non-browser, Fetch Metadata disagrees
+      { origin: 'null' },
+      {},
+    ];
+    for (const headers of variants) {
+      const res = await browser.fetch(`${APP}/demo/mfa/transfer`, {
+        method: 'POST',
+        body: 'to=attacker&amount=1000',
+        headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate', 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      });
+      expect(res.status, JSON.stringify(headers)).toBe(403);
+      expect(res.headers.get('location')).toBeNull();
+      expect(await res.text()).toContain('requests from another site are not held');
+    }
+    expect((await auditOf(userId)).results.map((r) => r.type)).not.toContain('request_held');
+    // The same post from the app's own page is held (the baseline the refusals differ from).
+    stepUpTarget(await browser.fetch(`${APP}/demo/mfa/transfer`, formPost('to=friend&amount=1')));
+  });
+
+  for (const query of ['?flag', '?q=a%20b&q=c', '?a=1&&b=%2B', '?x=1'])
+    it(`replays a post to a URL with the query ${query} exactly as it was sent`, async () => {
+      const { browser, secret } = await passwordOnly();
+      const target = stepUpTarget(await browser.fetch(`${APP}/demo/mfa/orders${query}`, formPost('a=1')));
+      expect(target.back.startsWith(`/demo/mfa/orders${query}&gh_resume=`)).toBe(true);
+      const { res } = await stepUpWithCode(browser, secret, target);
+      expect(res.status).toBe(200);
+      const echo = (await res.json()) as Echo;
+      expect(echo).toMatchObject({ method: 'POST', bodyText: 'a=1', query: query.slice(1) });
+    });
 });

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { enrolled, passwordStep } from '../auth/helpers';
 import { TestBrowser } from '../browser';
-import { appWith, auditOf, call, continueTarget, createVerifiedUser, ORIGIN, signIn } from '../helpers';
-import { authorizeUrl, pkce, REDIRECT, registerClient } from './helpers';
+import { APP, appWith, auditOf, call, continueTarget, createVerifiedUser, ORIGIN, signIn, STRONG_PASSWORD } from '../helpers';
+import { authorizeUrl, basic, getCode, pkce, REDIRECT, registerClient, tokenRequest } from './helpers';
 
 /**
  * The consent decision and the re-authentication marker, attacked by a signed-in person (or a
@@ -25,7 +25,7 @@ async function consentPage(browser: TestBrowser, url: string) {
   const request = /name="request" value="([^"]+)"/.exec(html)![1]!;
   // The page carries the request's id only: no parameter rides in the form.
   expect([...html.matchAll(/<input type="hidden" name="([^"]+)"/g)].map((m) => m[1]).sort()).toEqual(['csrf_token', 'request']);
-  return { csrf, request };
+  return { csrf, request, html };
 }
 
 const decide = (browser: TestBrowser, fields: Record<string, string>) => browser.fetch('/auth/authorize/decision', form(fields));
@@ -193,5 +193,98 @@ describe('the re-authentication marker', () => {
     expect((await computer.post('/auth/api/handoff/redeem', { kind: 'qr' })).status).toBe(200);
     const res = await computer.fetch(back, { headers: { accept: 'text/html' } });
     expect(locationOf(res).pathname).toBe('/auth/sign-in');
+  });
+});
+
+describe('what a consent covers', () => {
+  const API = 'https://api.gatehouse.test';
+  const ADMIN_API = 'https://admin.gatehouse.test';
+  const codeOf = async (res: Response) => new URL(continueTarget(await res.text())).searchParams.get('code')!;
+  const exchange = (client: { clientId: string; clientSecret: string }, code: string, verifier: string, resource?: string) =>
+    tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, ...(resource ? { resource } : {}) }, basic(client.clientId, client.clientSecret));
+
+  it('an API is reached only on a consent page that named it: not by a code from a sign-in-only consent, nor silently later', async () => {
+    const client = await registerClient({ firstParty: false, name: 'Third Party', resources: [API, ADMIN_API] });
+    const user = await createVerifiedUser();
+    const browser = new TestBrowser();
+    expect((await browser.post('/auth/api/sign-in', { email: user.email, password: STRONG_PASSWORD })).status).toBe(200);
+
+    // 1. Consent to "sign in" only: the page names no API, and its code buys no token for one.
+    const first = await pkce();
+    const page = await consentPage(browser, authorizeUrl(client.clientId, first.challenge, { scope: 'openid profile' }));
+    const firstCode = await codeOf(await decide(browser, { csrf_token: page.csrf, request: page.request, decision: 'approve' }));
+    const forApi = await exchange(client, firstCode, first.verifier, API);
+    expect(forApi.status).toBe(400);
+    expect(await forApi.json()).toMatchObject({ error: 'invalid_target' });
+
+    // 2. The same scopes for the API: consent is asked again, and the page names the API.
+    const second = await pkce();
+    const again = await consentPage(browser, authorizeUrl(client.clientId, second.challenge, { scope: 'openid profile', resource: API }));
+    expect(again.html).toContain(API);
+    const code = await codeOf(await decide(browser, { csrf_token: again.csrf, request: again.request, decision: 'approve' }));
+    const token = await exchange(client, code, second.verifier, API);
+    expect(token.status).toBe(200);
+    const { access_token } = await token.json<{ access_token: string }>();
+    expect((await call(`${APP}/demo/api/x`, { headers: { authorization: `Bearer ${access_token}`, accept: 'application/json' } })).status).toBe(200);
+
+    // 3. Now that API is covered (no page); the other API is not.
+    const third = await pkce();
+    const silent = await browser.fetch(authorizeUrl(client.clientId, third.challenge, { scope: 'openid', resource: API }), { headers: { accept: 'text/html' } });
+    expect(silent.status).toBe(302);
+    expect(locationOf(silent).origin + locationOf(silent).pathname).toBe(REDIRECT);
+    const other = await browser.fetch(authorizeUrl(client.clientId, third.challenge, { scope: 'openid', resource: `${API} ${ADMIN_API}` }), { headers: { accept: 'text/html' } });
+    expect(other.status).toBe(200);
+    expect(await other.text()).toContain(ADMIN_API);
+  });
+
+  it('a first-party client asks no consent, so its grant reaches every API it is registered for', async () => {
+    const client = await registerClient({ firstParty: true, resources: [API] });
+    const { cookie } = await signIn((await createVerifiedUser()).email);
+    const { code, verifier } = await getCode(client.clientId, cookie, { scope: 'openid' });
+    expect((await exchange(client, code, verifier, API)).status).toBe(200);
+  });
+});
+
+describe('offline access', () => {
+  const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+  it('takes a recent sign-in on this device, as approving a device does: a stale or stolen cookie mints no refresh token that outlives it', async () => {
+    const client = await registerClient({ grantTypes: ['authorization_code', 'refresh_token', DEVICE_GRANT], scopes: ['openid', 'offline_access', 'profile'] });
+    const user = await createVerifiedUser();
+    const victim = new TestBrowser();
+    expect((await victim.post('/auth/api/sign-in', { email: user.email, password: STRONG_PASSWORD })).status).toBe(200);
+    const thief = victim.at(() => ({ now: () => Date.now() + 60 * 60_000 })); // the cookie, an hour later
+    const { challenge } = await pkce();
+    for (const prompt of [undefined, 'none']) {
+      const res = await thief.fetch(authorizeUrl(client.clientId, challenge, { scope: 'openid offline_access', prompt }), { headers: { accept: 'text/html' } });
+      expect(res.status, prompt).toBe(302);
+      const to = locationOf(res);
+      if (prompt === 'none') expect(to.searchParams.get('error')).toBe('login_required');
+      else expect(to.pathname).toBe('/auth/sign-in');
+      expect(to.searchParams.get('code')).toBeNull();
+    }
+    // Without offline_access the stale session still signs in to the app (its tokens die with it).
+    const plain = await thief.fetch(authorizeUrl(client.clientId, challenge, { scope: 'openid' }), { headers: { accept: 'text/html' } });
+    expect(locationOf(plain).searchParams.get('code')).toMatch(/^ac1\./);
+    // Signed in just now, on this device: offline_access is granted.
+    const recent = await victim.fetch(authorizeUrl(client.clientId, challenge, { scope: 'openid offline_access' }), { headers: { accept: 'text/html' } });
+    expect(locationOf(recent).searchParams.get('code')).toMatch(/^ac1\./);
+  });
+
+  it('is not granted to a session a handoff relayed', async () => {
+    const client = await registerClient();
+    const user = await createVerifiedUser();
+    const phone = new TestBrowser();
+    await passwordStep(phone, user.email);
+    const computer = new TestBrowser();
+    const { html } = await computer.open('/auth/handoff/qr');
+    const link = new URL(/id="approve-link" href="([^"]+)"/.exec(html)![1]!.replace(/&amp;/g, '&'));
+    expect((await phone.submit('/auth/handoff/approve', { h: link.searchParams.get('h')!, decision: 'approve' }, `${link.pathname}${link.search}`)).status).toBe(200);
+    expect((await computer.post('/auth/api/handoff/redeem', { kind: 'qr' })).status).toBe(200);
+    const { challenge } = await pkce();
+    const res = await computer.fetch(authorizeUrl(client.clientId, challenge, { scope: 'openid offline_access' }), { headers: { accept: 'text/html' } });
+    expect(locationOf(res).pathname).toBe('/auth/sign-in');
+    const plain = await computer.fetch(authorizeUrl(client.clientId, challenge, { scope: 'openid' }), { headers: { accept: 'text/html' } });
+    expect(locationOf(plain).searchParams.get('code')).toMatch(/^ac1\./);
   });
 });

@@ -34,8 +34,14 @@ export const AccountPage: FC<{
       </thead>
       <tbody>
         {account.sessions.map((s) => (
-          <tr data-sid={s.sid}>
+          <tr data-sid={s.sid} data-host={s.host ?? undefined}>
             <td class="when">
+              {s.host && (
+                <>
+                  {en.account.onHost(s.host)}
+                  <br />
+                </>
+              )}
               {when(s.createdAt)}
               {s.sid === account.current.sid && (
                 <>

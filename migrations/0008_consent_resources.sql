@@ -1,0 +1,1 @@
+ALTER TABLE `consents` ADD `resources` text DEFAULT '[]' NOT NULL;
