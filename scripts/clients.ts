@@ -19,6 +19,11 @@ Options:
   --public                        a public client (native/SPA): no secret, PKCE only
   --first-party                   skip the consent page
   --require-mfa                   every sign-in for this client needs a second factor
+  --pkce-optional                 (confidential only) OpenID requests may use nonce instead of PKCE
+                                  (RFC 9700 §2.1.1; for certification runs — see docs/oidc.md)
+  --id-token-claims               put the claims the scopes release in the ID token too
+  --require-par                   authorization requests must be pushed first (RFC 9126)
+  --require-dpop                  access tokens must be DPoP-bound (RFC 9449)
   --grant GRANT                   (repeatable) authorization_code, refresh_token, client_credentials
                                   (default: authorization_code refresh_token)
   --scope SCOPE                   (repeatable) openid, profile, email, roles, offline_access (default: openid profile email)
@@ -84,6 +89,10 @@ export async function main(argv: string[]): Promise<void> {
     public: { type: 'boolean', default: false },
     'first-party': { type: 'boolean', default: false },
     'require-mfa': { type: 'boolean', default: false },
+    'pkce-optional': { type: 'boolean', default: false },
+    'id-token-claims': { type: 'boolean', default: false },
+    'require-par': { type: 'boolean', default: false },
+    'require-dpop': { type: 'boolean', default: false },
     grant: { type: 'string', multiple: true },
     scope: { type: 'string', multiple: true },
     resource: { type: 'string', multiple: true, default: [] },
@@ -121,6 +130,10 @@ export async function main(argv: string[]): Promise<void> {
         public: values.public,
         firstParty: values['first-party'],
         requireMfa: values['require-mfa'],
+        requirePkce: !values['pkce-optional'],
+        idTokenClaims: values['id-token-claims'],
+        requirePar: values['require-par'],
+        requireDpop: values['require-dpop'],
         resources: values.resource,
         serves: values.serves,
         ...(values.grant ? { grantTypes: values.grant } : {}),
@@ -139,7 +152,7 @@ export async function main(argv: string[]): Promise<void> {
     );
   } catch (e) {
     if (e instanceof ZodError) {
-      const flag: Record<string, string> = { accessTokenFormat: '--access-token-format', accessTokenTtl: '--access-token-ttl', refreshTokenIdleTtl: '--refresh-idle-ttl', refreshTokenAbsoluteTtl: '--refresh-absolute-ttl', redirectUris: '--redirect-uri', postLogoutRedirectUris: '--post-logout-redirect-uri', grantTypes: '--grant', scopes: '--scope', authMethod: '--auth-method', idTokenAlg: '--id-token-alg', clientId: '--client-id', clientSecret: '--client-secret', name: '--name', jwks: '--jwks-file', resources: '--resource', serves: '--serves' };
+      const flag: Record<string, string> = { accessTokenFormat: '--access-token-format', accessTokenTtl: '--access-token-ttl', refreshTokenIdleTtl: '--refresh-idle-ttl', refreshTokenAbsoluteTtl: '--refresh-absolute-ttl', redirectUris: '--redirect-uri', postLogoutRedirectUris: '--post-logout-redirect-uri', grantTypes: '--grant', scopes: '--scope', authMethod: '--auth-method', idTokenAlg: '--id-token-alg', clientId: '--client-id', clientSecret: '--client-secret', name: '--name', jwks: '--jwks-file', resources: '--resource', serves: '--serves', requirePkce: '--pkce-optional' };
       const issue = e.issues[0]!;
       usage(`${flag[String(issue.path[0])] ?? String(issue.path[0])}: ${issue.message}`);
     }
@@ -159,8 +172,8 @@ export async function main(argv: string[]): Promise<void> {
   const r = built.row;
   d1Query(
     target,
-    `INSERT INTO oauth_clients (client_id, name, secret_hash, token_endpoint_auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, access_token_format, id_token_signed_response_alg, jwks, access_token_ttl, refresh_token_idle_ttl, refresh_token_absolute_ttl, require_mfa, resources, serves, created_at)
-     VALUES (${[r.clientId, r.name, r.secretHash, r.tokenEndpointAuthMethod, r.redirectUris, r.postLogoutRedirectUris, r.grantTypes, r.scopes].map(sqlString).join(', ')}, ${r.firstParty ? 1 : 0}, ${sqlString(r.accessTokenFormat)}, ${sqlString(r.idTokenSignedResponseAlg)}, ${sqlString(r.jwks)}, ${r.accessTokenTtl ?? 'NULL'}, ${r.refreshTokenIdleTtl ?? 'NULL'}, ${r.refreshTokenAbsoluteTtl ?? 'NULL'}, ${r.requireMfa ? 1 : 0}, ${sqlString(r.resources)}, ${sqlString(r.serves)}, ${r.createdAt})`,
+    `INSERT INTO oauth_clients (client_id, name, secret_hash, token_endpoint_auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, access_token_format, id_token_signed_response_alg, jwks, access_token_ttl, refresh_token_idle_ttl, refresh_token_absolute_ttl, require_mfa, resources, serves, require_pkce, id_token_claims, require_par, require_dpop, created_at)
+     VALUES (${[r.clientId, r.name, r.secretHash, r.tokenEndpointAuthMethod, r.redirectUris, r.postLogoutRedirectUris, r.grantTypes, r.scopes].map(sqlString).join(', ')}, ${r.firstParty ? 1 : 0}, ${sqlString(r.accessTokenFormat)}, ${sqlString(r.idTokenSignedResponseAlg)}, ${sqlString(r.jwks)}, ${r.accessTokenTtl ?? 'NULL'}, ${r.refreshTokenIdleTtl ?? 'NULL'}, ${r.refreshTokenAbsoluteTtl ?? 'NULL'}, ${r.requireMfa ? 1 : 0}, ${sqlString(r.resources)}, ${sqlString(r.serves)}, ${[r.requirePkce, r.idTokenClaims, r.requirePar, r.requireDpop].map((b) => (b ? 1 : 0)).join(', ')}, ${r.createdAt})`,
   );
   console.log(JSON.stringify({ ...describeClient(r), ...(built.clientSecret ? { client_secret: built.clientSecret } : {}) }, null, 2));
 }

@@ -164,6 +164,10 @@ export const oauthClients = sqliteTable('oauth_clients', {
   idTokenClaims: integer('id_token_claims', { mode: 'boolean' }).notNull().default(false),
   /** Authorization requests must be pushed first (RFC 9126 PAR): /authorize takes only a request_uri. */
   requirePar: integer('require_par', { mode: 'boolean' }).notNull().default(false),
+  /** Access tokens must be DPoP-bound (RFC 9449 §5.2 `dpop_bound_access_tokens`): a token request without a proof is refused. */
+  requireDpop: integer('require_dpop', { mode: 'boolean' }).notNull().default(false),
+  /** Registered through RFC 7591: SHA-256 of its registration access token (RFC 7592), else null. */
+  registrationTokenHash: text('registration_token_hash'),
   logoUri: text('logo_uri'),
   brandColor: text('brand_color'),
   createdAt: integer('created_at').notNull(),

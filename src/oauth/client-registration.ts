@@ -65,6 +65,8 @@ export const clientInput = z
     idTokenClaims: z.boolean().default(false),
     /** Authorization requests must be pushed first (RFC 9126). */
     requirePar: z.boolean().default(false),
+    /** Access tokens must be DPoP-bound (RFC 9449 `dpop_bound_access_tokens`). */
+    requireDpop: z.boolean().default(false),
   })
   .superRefine((c, ctx) => {
     if (c.public && c.grantTypes.includes('client_credentials'))
@@ -113,6 +115,8 @@ export async function buildClient(input: ClientInput, now: number): Promise<{ ro
       requirePkce: c.requirePkce,
       idTokenClaims: c.idTokenClaims,
       requirePar: c.requirePar,
+      requireDpop: c.requireDpop,
+      registrationTokenHash: null,
       logoUri: null,
       brandColor: null,
       createdAt: now,
@@ -139,6 +143,7 @@ export function describeClient(row: OAuthClientRow) {
     require_pkce: row.requirePkce !== false,
     id_token_claims: Boolean(row.idTokenClaims),
     require_pushed_authorization_requests: Boolean(row.requirePar),
+    dpop_bound_access_tokens: Boolean(row.requireDpop),
     ...(row.accessTokenTtl ? { access_token_ttl: row.accessTokenTtl } : {}),
     ...(row.refreshTokenIdleTtl ? { refresh_token_idle_ttl: row.refreshTokenIdleTtl } : {}),
     ...(row.refreshTokenAbsoluteTtl ? { refresh_token_absolute_ttl: row.refreshTokenAbsoluteTtl } : {}),

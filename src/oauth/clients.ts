@@ -38,6 +38,8 @@ export interface Client {
   idTokenClaims: boolean;
   /** Authorization requests must be pushed (RFC 9126). */
   requirePar: boolean;
+  /** Access tokens only DPoP-bound (RFC 9449 §5.2). Public clients' refresh tokens are bound whenever a proof is given. */
+  requireDpop: boolean;
 }
 
 const list = (json: string) => JSON.parse(json) as string[];
@@ -66,6 +68,7 @@ export function clientFromRow(r: OAuthClientRow): Client {
     requirePkce: r.requirePkce || r.tokenEndpointAuthMethod === 'none',
     idTokenClaims: r.idTokenClaims,
     requirePar: r.requirePar,
+    requireDpop: r.requireDpop,
   };
 }
 
