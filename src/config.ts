@@ -33,6 +33,8 @@ export interface Env {
   WEBAUTHN_ORIGINS?: string;
   MFA_POLICY?: string;
   NEW_SIGN_IN_EMAIL?: string;
+  DPOP_REQUIRE_NONCE?: string;
+  REGISTRATION_TOKEN?: string;
 }
 
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -101,6 +103,10 @@ const schema = z
     NEW_SIGN_IN_EMAIL: flag(true),
     // Must exceed how long anyone caches the JWKS (its max-age is 300 s) and the isolate key cache.
     KEY_PUBLISH_LEAD: seconds(3600).pipe(z.number().min(600)),
+    // RFC 9449 §8: every DPoP proof must carry a nonce this server issued (DPoP-Nonce).
+    DPOP_REQUIRE_NONCE: flag(false),
+    // RFC 7591 §3: the initial access token dynamic registration asks for; unset, registration is off.
+    REGISTRATION_TOKEN: z.string().regex(/^[A-Za-z0-9_-]{43,}$/, 'must be at least 32 random bytes, base64url-encoded').optional(),
   })
   .superRefine((c, ctx) => {
     if (c.ENVIRONMENT === 'production') {
@@ -158,6 +164,10 @@ export interface Config {
     rotationDays: number;
     publishLead: number;
   };
+  /** DPoP (RFC 9449): whether proofs must carry a server nonce. */
+  dpop: { requireNonce: boolean };
+  /** Dynamic client registration (RFC 7591/7592): the initial access token, or null (off). */
+  registration: { initialToken: string | null };
 }
 
 export class ConfigError extends Error {
@@ -212,5 +222,7 @@ export function parseConfig(env: Partial<Env>): Config {
       rotationDays: c.KEY_ROTATION_DAYS,
       publishLead: c.KEY_PUBLISH_LEAD,
     },
+    dpop: { requireNonce: c.DPOP_REQUIRE_NONCE },
+    registration: { initialToken: c.REGISTRATION_TOKEN ?? null },
   };
 }
