@@ -22,6 +22,7 @@ const TEST_ROUTES = [
   echo('/demo/api/*', { scopes: ['profile'], audiences: ['https://api.gatehouse.test'] }),
   echo('/demo/api-fresh/*', { audiences: ['https://api.gatehouse.test'], fresh: true }),
   echo('/demo/machine/*', { audiences: ['https://api.gatehouse.test'], machine: true }),
+  echo('/demo/dpop/*', { audiences: ['https://api.gatehouse.test'], dpop: true, machine: true }),
   echo('/demo/partner/*', { audiences: ['https://api.gatehouse.test'], clients: ['partner-app'], machine: true }),
   echo('/demo/admin-api/*', { rolesAny: ['admin'], audiences: ['https://admin.gatehouse.test'] }),
   echo('/demo/gold/*', { tiers: ['gold', 'platinum'] }),

@@ -25,13 +25,15 @@ const FORWARDING = ['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forw
  * which the route was not matched for.
  */
 const METHOD_OVERRIDES = ['x-http-method-override', 'x-http-method', 'x-method-override'];
+/** A DPoP proof is for Gatehouse, which checked it: an origin holding one could replay it within its window. */
+const FOR_GATEHOUSE = ['dpop'];
 
 /** Header names compared the way lenient servers compare them: lower case, `_` and `.` as `-`. */
 export const canonicalName = (name: string) => name.toLowerCase().replace(/[_.]/g, '-');
 
 export function sanitizeRequestHeaders(incoming: Headers, policy: HeaderPolicy): Headers {
   const prefix = canonicalName(policy.prefix);
-  const removed = new Set([canonicalName(policy.assertionHeader), ...policy.strip.map(canonicalName), ...HOP_BY_HOP, ...FORWARDING, ...METHOD_OVERRIDES]);
+  const removed = new Set([canonicalName(policy.assertionHeader), ...policy.strip.map(canonicalName), ...HOP_BY_HOP, ...FORWARDING, ...METHOD_OVERRIDES, ...FOR_GATEHOUSE]);
   for (const token of (incoming.get('connection') ?? '').split(',')) {
     const t = canonicalName(token.trim());
     if (t && t !== 'upgrade') removed.add(t);

@@ -44,16 +44,18 @@ const policy = z
     clients: z.array(z.string().min(1).max(64)).min(1).optional(),
     /** Accept tokens a client got for itself (client_credentials): no user, `X-Auth-Client-Id` only. */
     machine: z.boolean().default(false),
+    /** Take DPoP-bound access tokens only (RFC 9449); a bound token needs its proof on every route anyway. */
+    dpop: z.boolean().default(false),
   })
   .strict()
   .superRefine((p, ctx) => {
     if (
       p.access === 'public' &&
-      (p.rolesAny || p.rolesAll || p.tiers || p.scopes || p.acr || p.amr || p.maxAuthAge || p.fresh || p.audiences || p.clients || p.machine)
+      (p.rolesAny || p.rolesAll || p.tiers || p.scopes || p.acr || p.amr || p.maxAuthAge || p.fresh || p.audiences || p.clients || p.machine || p.dpop)
     )
       ctx.addIssue({ code: 'custom', message: 'a public route cannot have identity requirements' });
-    if ((p.clients || p.machine) && !p.audiences)
-      ctx.addIssue({ code: 'custom', path: [p.clients ? 'clients' : 'machine'], message: 'only applies to bearer tokens: name the route\'s audiences too' });
+    if ((p.clients || p.machine || p.dpop) && !p.audiences)
+      ctx.addIssue({ code: 'custom', path: [p.clients ? 'clients' : p.machine ? 'machine' : 'dpop'], message: 'only applies to access tokens: name the route\'s audiences too' });
   });
 
 export const routeSchema = z
@@ -62,7 +64,7 @@ export const routeSchema = z
     methods: z.array(z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])).optional(),
     host: z.string().regex(/^[a-z0-9.-]+(:\d+)?$/).optional(),
     origin,
-    policy: policy.default({ access: 'authenticated', fresh: false, expose: [], machine: false }),
+    policy: policy.default({ access: 'authenticated', fresh: false, expose: [], machine: false, dpop: false }),
     /** Milliseconds before an origin that has not answered gets a 504. */
     timeoutMs: z.number().int().min(100).max(300_000).default(30_000),
     /**

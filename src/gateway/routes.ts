@@ -17,6 +17,7 @@ import { normalisePath } from './path';
 import { decide, type Decision } from './policy';
 import { forward } from './proxy';
 import { findRoute } from './route-table';
+import { DPOP_ALGS } from '../tokens/dpop';
 import type { Route } from './routes-config';
 
 type C = Context<AppEnv>;
@@ -49,10 +50,12 @@ const BEARER_ERRORS: Record<string, string> = {
 
 function challenge(c: C, status: 401 | 403, error: string, reason: string, bearer: boolean): Response {
   const res = problemResponse(c, new GatehouseError(status === 401 ? 'unauthenticated' : 'forbidden', status, reason));
-  // No credential: the bare challenge (RFC 6750 §3.1); a presented token gets the error code, when
-  // one applies (a missing role has none).
-  const code = bearer ? BEARER_ERRORS[error] : undefined;
-  res.headers.set('www-authenticate', `Bearer realm="gatehouse"${code ? `, error="${code}"` : ''}`);
+  // No credential: the bare challenges (RFC 6750 §3.1, RFC 9449 §7.1); a presented token gets the
+  // error code under the scheme it concerns, when one applies (a missing role has none).
+  const dpopError = error === 'invalid_dpop_proof' || error === 'use_dpop_nonce';
+  const code = bearer && !dpopError ? BEARER_ERRORS[error] : undefined;
+  const dpop = status === 401 ? `, DPoP algs="${DPOP_ALGS.join(' ')}"${dpopError ? `, error="${error}"` : ''}` : '';
+  res.headers.set('www-authenticate', `Bearer realm="gatehouse"${code ? `, error="${code}"` : ''}${dpop}`);
   return res;
 }
 
@@ -115,8 +118,12 @@ export async function gatewayHandler(c: C): Promise<Response> {
     return problemResponse(c, new GatehouseError('not_found', 404, `No route for ${path}.`));
   }
 
-  const auth = await authenticate(deps, { authorization, session }, route);
-  if (auth.status === 'rejected') return challenge(c, 401, auth.error, auth.reason, true);
+  const auth = await authenticate(deps, { authorization, dpop: c.req.header('dpop'), method: c.req.method, url: c.req.url, session }, route);
+  if (auth.status === 'rejected') {
+    const res = challenge(c, 401, auth.error, auth.reason, true);
+    if (auth.nonce) res.headers.set('dpop-nonce', auth.nonce);
+    return res;
+  }
   const { who } = auth;
   const now = deps.now();
   const decision = decide(route.policy, who, Math.floor(now / 1000));

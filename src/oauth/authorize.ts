@@ -50,6 +50,8 @@ export interface AuthorizationRequest {
   resources: string[];
   /** The `claims` request parameter (OIDC Core §5.5), or null. */
   claims: ClaimsRequest | null;
+  /** RFC 9449 §10: the DPoP key the code is bound to, or null. */
+  dpopJkt: string | null;
   /** Set when the request was pushed (RFC 9126): its record, used up when the code is issued. */
   pushedId: string | null;
 }
@@ -128,6 +130,8 @@ export function parseAuthorizationRequest(params: Params, client: Client, redire
     if (resourceProblem(r)) fail('invalid_target', 'resource must be an absolute URI without a fragment.');
     if (!client.resources.includes(r)) fail('invalid_target', 'This client may not ask for that resource.');
   }
+  // RFC 9449 §10: the code is bound to this DPoP key (an RFC 7638 SHA-256 thumbprint).
+  if (params.dpop_jkt !== undefined && !/^[A-Za-z0-9_-]{43}$/.test(params.dpop_jkt)) fail('invalid_request', 'dpop_jkt must be a base64url SHA-256 JWK thumbprint.');
   return {
     client,
     redirectUri,
@@ -143,6 +147,7 @@ export function parseAuthorizationRequest(params: Params, client: Client, redire
     acrValues: (params.acr_values ?? '').split(' ').filter(Boolean).slice(0, 10),
     resources,
     claims,
+    dpopJkt: params.dpop_jkt ?? null,
     pushedId: null,
   };
 }
@@ -270,6 +275,7 @@ export async function issueCode(deps: Deps, req: AuthorizationRequest, session: 
     acr: acrOf(session.amr),
     resources: grantResources(req),
     claims: req.claims ? { userinfo: req.claims.userinfo, idToken: req.claims.idToken } : null,
+    dpopJkt: req.dpopJkt,
     now: deps.now(),
     ttlMs: CODE_TTL_MS,
   });

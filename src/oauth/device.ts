@@ -10,6 +10,7 @@ import type { Grant } from '../sessions/grants';
 import { grantResources, KNOWN_SCOPES, type Client } from './clients';
 import { userTokenResponse, type TokenResponse } from './issue';
 import { DEVICE_CODE_GRANT } from './vocabulary';
+import type { VerifiedProof } from '../tokens/dpop';
 
 /** The page where people type the user code. */
 export const DEVICE_VERIFICATION_PATH = '/auth/device';
@@ -69,7 +70,13 @@ export async function startDeviceAuthorization(
  * RFC 8628 §3.4–3.5 at the token endpoint: authorization_pending, slow_down, expired_token,
  * access_denied, or — once — the tokens for the user who approved.
  */
-export async function exchangeDeviceCode(deps: Deps, client: Client, deviceCode: string | undefined, ns: HandoffNamespace): Promise<TokenResponse> {
+export async function exchangeDeviceCode(
+  deps: Deps,
+  client: Client,
+  deviceCode: string | undefined,
+  ns: HandoffNamespace,
+  proof: VerifiedProof | null,
+): Promise<TokenResponse> {
   if (!deviceCode) throw oauthError('invalid_request', 'device_code is required.');
   const m = DEVICE_CODE.exec(deviceCode);
   if (!m) throw oauthError('invalid_grant', 'The device code is not valid.');
@@ -101,6 +108,8 @@ export async function exchangeDeviceCode(deps: Deps, client: Client, deviceCode:
     // The approval page names no API: only a first-party client's grant reaches its resources.
     resources: grantResources({ client, resources: [] }),
     claims: null,
+    // RFC 9449 §5: a public client's refresh tokens are bound to the key it proved.
+    dpopJkt: client.isPublic ? (proof?.jkt ?? null) : null,
   };
   const refresh = client.grantTypes.includes('refresh_token')
     ? await deps.sessions.createRefreshFamily(user.id, grant, {
@@ -120,6 +129,7 @@ export async function exchangeDeviceCode(deps: Deps, client: Client, deviceCode:
     grantId: refresh?.familyId ?? randomToken(16),
     gty: 'device_code',
     resource: null,
+    jkt: proof?.jkt ?? null,
     ...(refresh ? { refresh } : {}),
   });
 }

@@ -1,3 +1,4 @@
+import { DPOP_ALGS } from '../tokens/dpop';
 import { ACR_VALUES } from '../auth/acr';
 import type { Deps } from '../deps';
 import { GRANT_TYPES, KNOWN_SCOPES } from './clients';
@@ -56,6 +57,7 @@ export function providerMetadata(deps: Deps) {
     request_parameter_supported: true,
     request_object_signing_alg_values_supported: REQUEST_OBJECT_ALGS,
     request_uri_parameter_supported: false,
+    dpop_signing_alg_values_supported: DPOP_ALGS,
     require_request_uri_registration: false,
     frontchannel_logout_supported: false,
     backchannel_logout_supported: false,

@@ -14,7 +14,8 @@ export type TokenGrantType = 'authorization_code' | 'refresh_token' | 'client_cr
 
 export interface TokenResponse {
   access_token: string;
-  token_type: 'Bearer';
+  /** `DPoP` for a token bound to the request's proof key (RFC 9449 §5). */
+  token_type: 'Bearer' | 'DPoP';
   expires_in: number;
   scope: string;
   id_token?: string;
@@ -40,11 +41,14 @@ export async function issueAccessToken(
     user?: UserView;
     grant?: Grant;
     grantId?: string;
+    /** RFC 9449: the DPoP key the token is bound to (`cnf.jkt`), or null for a bearer token. */
+    jkt?: string | null;
   },
 ) {
   const ttl = a.client.accessTokenTtl ?? deps.config.tokens.accessTtl;
   const claims: Record<string, unknown> = { sub: a.subject, client_id: a.client.clientId, scope: a.scope.join(' '), gty: a.gty };
   if (a.grantId) claims.gid = a.grantId;
+  if (a.jkt) claims.cnf = { jkt: a.jkt };
   if (a.grant) Object.assign(claims, { auth_time: a.grant.authTime, amr: a.grant.amr, sid: a.grant.sid, ...(a.grant.acr ? { acr: a.grant.acr } : {}) });
   if (a.user && a.scope.includes('roles')) Object.assign(claims, { roles: a.user.roles, tier: a.user.tier });
   // Claims the `claims` request asked for at userinfo: userinfo reads them off the token.
@@ -111,6 +115,8 @@ export async function userTokenResponse(
     /** RFC 8707: the access token's audience, or null for Gatehouse itself. */
     resource: string | null;
     refresh?: { familyId: string; secret: string };
+    /** The DPoP key the access token is bound to, or null. */
+    jkt: string | null;
   },
 ): Promise<TokenResponse> {
   const access = await issueAccessToken(deps, {
@@ -123,10 +129,11 @@ export async function userTokenResponse(
     user: r.user,
     grant: r.grant,
     grantId: r.grantId,
+    jkt: r.jkt,
   });
   const response: TokenResponse = {
     access_token: access.token,
-    token_type: 'Bearer',
+    token_type: r.jkt ? 'DPoP' : 'Bearer',
     expires_in: access.expiresIn,
     scope: r.grant.scope.join(' '),
   };

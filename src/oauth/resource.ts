@@ -2,6 +2,7 @@ import type { Deps } from '../deps';
 import { findUserById, rolesOf, viewOf } from '../identity/users';
 import { failClosed, GatehouseError } from '../lib/errors';
 import { invalidToken, isAccessTokenLive, issuerOf, isMachineToken, parseOpaqueToken, tokenOwner, verifyAccessToken, type AccessTokenClaims } from '../tokens/access-token';
+import { boundKey, checkSenderConstraint } from '../tokens/dpop';
 import { userClaims } from './claims';
 import type { Client } from './clients';
 import { parseRefreshToken } from './token-formats';
@@ -10,10 +11,17 @@ export { invalidToken };
 
 /**
  * UserInfo (OIDC Core §5.3): the claims the token's scope releases — for a token whose audience
- * is Gatehouse itself (not one issued for another resource), whose grant is still alive.
+ * is Gatehouse itself (not one issued for another resource), whose grant is still alive, presented
+ * as its binding says (Bearer, or DPoP with a proof).
  */
-export async function userInfo(deps: Deps, token: string): Promise<Record<string, unknown>> {
-  const claims = await verifyAccessToken(deps, token, { audience: [issuerOf(deps)] });
+export async function userInfo(
+  deps: Deps,
+  presented: { scheme: 'Bearer' | 'DPoP'; token: string },
+  request: { proof: string | undefined; method: string; url: string },
+): Promise<Record<string, unknown>> {
+  const claims = await verifyAccessToken(deps, presented.token, { audience: [issuerOf(deps)] });
+  // A DPoP-bound token only with a proof by its key, for this request (RFC 9449 §7).
+  await checkSenderConstraint(deps, { ...presented, ...request, claims });
   const scope = typeof claims.scope === 'string' ? claims.scope.split(' ') : [];
   if (!scope.includes('openid') || isMachineToken(claims)) throw new GatehouseError('insufficient_scope', 403, 'The access token lacks the openid scope.');
   if (!(await isAccessTokenLive(deps, claims))) throw invalidToken('The access token has been revoked.');
@@ -57,7 +65,7 @@ export async function introspect(deps: Deps, client: Client, token: string): Pro
     throw e;
   }
   if (!concerns(claims, client) || !(await isAccessTokenLive(deps, claims))) return { active: false };
-  return { active: true, token_type: 'access_token', ...claims };
+  return { active: true, token_type: boundKey(claims) ? 'DPoP' : 'Bearer', ...claims };
 }
 
 /**

@@ -23,6 +23,7 @@ import { parseLogoutRequest } from './logout';
 import { introspect, revoke, userInfo } from './resource';
 import { startDeviceAuthorization } from './device';
 import { exchangeToken } from './token';
+import { DPOP_ALGS, DpopError, dpopNonce, parseAuthorization, verifyDpopProof } from '../tokens/dpop';
 
 type C = Context<AppEnv>;
 type Params = Record<string, string>;
@@ -67,21 +68,54 @@ async function readParams(c: C): Promise<Params> {
 
 /** RFC 6749 §5.2 error body with no-store; 401 invalid_client carries WWW-Authenticate. */
 function oauthErrorResponse(c: C, e: unknown, bearer = false): Response {
+  if (bearer && e instanceof GatehouseError && (e.status === 401 || e.code === 'invalid_dpop_proof' || e.code === 'use_dpop_nonce')) return resourceChallenge(c, e);
   const err =
     e instanceof GatehouseError ? e : new GatehouseError('server_error', 500, 'The server could not complete the request.');
   if (!(e instanceof GatehouseError) || err.status >= 500)
     console.error(JSON.stringify({ event: 'oauth_failed', requestId: c.get('requestId'), code: err.code, error: describeError(e) }));
   const headers: Record<string, string> = { 'cache-control': 'no-store', pragma: 'no-cache', 'access-control-allow-origin': '*' };
   if (err.extra.retryAfter) headers['retry-after'] = String(err.extra.retryAfter);
+  if (err instanceof DpopError && err.nonce) headers['dpop-nonce'] = err.nonce;
   const description = oauthText(err.message);
-  if (bearer && err.status === 401) headers['www-authenticate'] = `Bearer realm="gatehouse", error="invalid_token", error_description="${description}"`;
-  else if (bearer && err.status === 403) headers['www-authenticate'] = `Bearer realm="gatehouse", error="insufficient_scope"`;
+  if (bearer && err.status === 403) headers['www-authenticate'] = `Bearer realm="gatehouse", error="insufficient_scope"`;
   else if (err.code === 'invalid_client') headers['www-authenticate'] = 'Basic realm="gatehouse"';
   const status = err.code === 'invalid_client' ? 401 : err.status;
   return c.json({ error: err.code, error_description: description }, status as 400, headers);
 }
 
-const cors = { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET, POST', 'access-control-allow-headers': 'authorization, content-type', 'access-control-max-age': '86400' };
+/**
+ * A protected resource's 401 (RFC 6750 §3, RFC 9449 §7.1): a challenge for both schemes — DPoP
+ * with the algorithms it takes — the error under the scheme it concerns, and a nonce to retry with.
+ */
+function resourceChallenge(c: C, e: GatehouseError): Response {
+  const description = oauthText(e.message);
+  const dpopError = e.code === 'invalid_dpop_proof' || e.code === 'use_dpop_nonce';
+  const code = dpopError ? e.code : 'invalid_token';
+  const challenges = [
+    `Bearer realm="gatehouse"${dpopError ? '' : `, error="${code}", error_description="${description}"`}`,
+    `DPoP algs="${DPOP_ALGS.join(' ')}"${dpopError ? `, error="${code}", error_description="${description}"` : ''}`,
+  ];
+  const headers: Record<string, string> = {
+    'cache-control': 'no-store',
+    'access-control-allow-origin': '*',
+    'access-control-expose-headers': 'WWW-Authenticate, DPoP-Nonce',
+    'www-authenticate': challenges.join(', '),
+  };
+  if (e instanceof DpopError && e.nonce) headers['dpop-nonce'] = e.nonce;
+  return c.json({ error: code, error_description: description }, 401, headers);
+}
+
+/** Verifies the DPoP header of a request to one of our endpoints, when there is one (RFC 9449 §4.3). */
+const proofAt = (c: C, endpoint: string) =>
+  c.req.header('dpop') === undefined ? Promise.resolve(null) : verifyDpopProof(c.var.deps, { header: c.req.header('dpop'), method: 'POST', url: `${issuerOf(c.var.deps)}${endpoint}` });
+
+const cors = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'GET, POST',
+  'access-control-allow-headers': 'authorization, content-type, dpop',
+  'access-control-expose-headers': 'WWW-Authenticate, DPoP-Nonce',
+  'access-control-max-age': '86400',
+};
 for (const path of [ENDPOINTS.token, ENDPOINTS.userinfo, ENDPOINTS.revocation, ENDPOINTS.introspection, ENDPOINTS.pushedAuthorization])
   oauthRoutes.options(path.replace('/auth', ''), (c) => c.body(null, 204, cors));
 
@@ -188,6 +222,12 @@ oauthRoutes.post('/par', async (c) => {
     ]);
     if (params.request_uri !== undefined) throw oauthError('invalid_request', 'request_uri is not allowed in a pushed request (RFC 9126 section 2.1).');
     const pushed = params.request !== undefined ? await requestObjectParams(deps, client, params.request) : Object.fromEntries(Object.entries(params).filter(([k]) => !CLIENT_AUTH_FIELDS.includes(k)));
+    // RFC 9449 §10.1: a proof with the push binds the code to its key (a dpop_jkt given must agree).
+    const proof = await proofAt(c, ENDPOINTS.pushedAuthorization);
+    if (proof) {
+      if (pushed.dpop_jkt !== undefined && pushed.dpop_jkt !== proof.jkt) throw oauthError('invalid_dpop_proof', 'dpop_jkt is not the thumbprint of the DPoP proof\'s key.');
+      pushed.dpop_jkt = proof.jkt;
+    }
     if (pushed.client_id !== undefined && pushed.client_id !== client.clientId) throw oauthError('invalid_request', 'client_id does not match the authenticated client.');
     pushed.client_id = client.clientId;
     // The checks /authorize will make, now, answered as JSON (§2.3).
@@ -208,8 +248,13 @@ oauthRoutes.post('/token', async (c) => {
       `${issuerOf(deps)}${ENDPOINTS.token}`,
       issuerOf(deps),
     ]);
-    const response = await exchangeToken(deps, client, params);
-    return c.json(response, 200, { 'cache-control': 'no-store', pragma: 'no-cache', 'access-control-allow-origin': '*' });
+    const response = await exchangeToken(deps, client, params, await proofAt(c, ENDPOINTS.token));
+    return c.json(response, 200, {
+      'cache-control': 'no-store',
+      pragma: 'no-cache',
+      'access-control-allow-origin': '*',
+      ...(deps.config.dpop.requireNonce ? { 'dpop-nonce': await dpopNonce(deps), 'access-control-expose-headers': 'DPoP-Nonce' } : {}),
+    });
   } catch (e) {
     return oauthErrorResponse(c, e);
   }
@@ -236,10 +281,14 @@ oauthRoutes.post('/device_authorization', async (c) => {
 async function userinfo(c: C): Promise<Response> {
   try {
     const header = c.req.header('authorization');
-    let token = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i.exec(header ?? '')?.[1];
-    if (!token && c.req.method === 'POST' && !header) token = (await readParams(c)).access_token; // RFC 6750 §2.2
-    if (!token) throw new GatehouseError('invalid_token', 401, 'A bearer access token is required.');
-    return c.json(await userInfo(c.var.deps, token), 200, { 'cache-control': 'no-store', 'access-control-allow-origin': '*' });
+    let presented = parseAuthorization(header);
+    if (!presented && c.req.method === 'POST' && !header) {
+      const token = (await readParams(c)).access_token; // RFC 6750 §2.2
+      if (token) presented = { scheme: 'Bearer', token };
+    }
+    if (!presented) throw new GatehouseError('invalid_token', 401, 'An access token is required.');
+    const request = { proof: c.req.header('dpop'), method: c.req.method, url: `${issuerOf(c.var.deps)}${ENDPOINTS.userinfo}` };
+    return c.json(await userInfo(c.var.deps, presented, request), 200, { 'cache-control': 'no-store', 'access-control-allow-origin': '*' });
   } catch (e) {
     return oauthErrorResponse(c, e, true);
   }

@@ -9,6 +9,7 @@ import { exchangeDeviceCode } from './device';
 import { CODE_VERIFIER } from '../lib/pkce';
 import { DEVICE_CODE_GRANT } from './vocabulary';
 import { parseCode, parseRefreshToken } from './token-formats';
+import type { VerifiedProof } from '../tokens/dpop';
 
 type Params = Record<string, string | undefined>;
 
@@ -46,8 +47,12 @@ async function loadUser(deps: Deps, userId: string): Promise<UserView> {
   return viewOf(user, await failClosed('the database', () => rolesOf(deps.db, user.id)));
 }
 
-/** The token endpoint (RFC 6749 §3.2) for an authenticated client. */
-export async function exchangeToken(deps: Deps, client: Client, params: Params): Promise<TokenResponse> {
+/**
+ * The token endpoint (RFC 6749 §3.2) for an authenticated client. `proof`: the request's verified
+ * DPoP proof (RFC 9449), to which the access token — and a public client's refresh token — is
+ * bound; a client set to requireDpop gets nothing without one.
+ */
+export async function exchangeToken(deps: Deps, client: Client, params: Params, proof: VerifiedProof | null = null): Promise<TokenResponse> {
   const grantType = required(params, 'grant_type');
   if (!GRANT_TYPES.includes(grantType as GrantType))
     throw oauthError(
@@ -56,7 +61,9 @@ export async function exchangeToken(deps: Deps, client: Client, params: Params):
     );
   if (!client.grantTypes.includes(grantType as GrantType))
     throw oauthError('unauthorized_client', `This client may not use the ${grantType} grant.`);
+  if (client.requireDpop && !proof) throw oauthError('invalid_dpop_proof', 'This client\'s tokens are DPoP-bound: send a DPoP proof.');
   const now = deps.now();
+  const jkt = proof?.jkt ?? null;
 
   if (grantType === 'authorization_code') {
     const code = parseCode(required(params, 'code'));
@@ -76,6 +83,8 @@ export async function exchangeToken(deps: Deps, client: Client, params: Params):
       codeVerifier,
       now,
       refresh: refreshPolicy(deps, client),
+      dpopJkt: jkt,
+      bindRefresh: client.isPublic,
     });
     if (result.status === 'reused')
       throw oauthError('invalid_grant', 'The authorization code was already used; the tokens issued from it have been revoked.');
@@ -91,6 +100,7 @@ export async function exchangeToken(deps: Deps, client: Client, params: Params):
       grantId: result.grantId,
       gty: 'authorization_code',
       resource,
+      jkt,
       ...(result.refresh ? { refresh: result.refresh } : {}),
     });
   }
@@ -106,6 +116,7 @@ export async function exchangeToken(deps: Deps, client: Client, params: Params):
       secret: token.secret,
       clientId: client.clientId,
       now,
+      dpopJkt: jkt,
       ...(scope?.length ? { scope } : {}),
     });
     if (result.status === 'reused')
@@ -123,11 +134,12 @@ export async function exchangeToken(deps: Deps, client: Client, params: Params):
       grantId: token.familyId,
       gty: 'refresh_token',
       resource,
+      jkt,
       refresh: { familyId: token.familyId, secret: result.secret },
     });
   }
 
-  if (grantType === DEVICE_CODE_GRANT) return exchangeDeviceCode(deps, client, params.device_code, deps.handoffs);
+  if (grantType === DEVICE_CODE_GRANT) return exchangeDeviceCode(deps, client, params.device_code, deps.handoffs, proof);
 
   // client_credentials: the client acts for itself.
   if (client.isPublic) throw oauthError('unauthorized_client', 'Public clients cannot use client_credentials.');
@@ -136,6 +148,6 @@ export async function exchangeToken(deps: Deps, client: Client, params: Params):
   const scope = asked.length ? asked : allowed;
   if (scope.some((s) => !allowed.includes(s))) throw oauthError('invalid_scope', 'The requested scope is not allowed for this client.');
   const resource = targetResource(params, client);
-  const access = await issueAccessToken(deps, { client, subject: client.clientId, scope, now, gty: 'client_credentials', resource });
-  return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope: scope.join(' ') };
+  const access = await issueAccessToken(deps, { client, subject: client.clientId, scope, now, gty: 'client_credentials', resource, jkt });
+  return { access_token: access.token, token_type: jkt ? 'DPoP' : 'Bearer', expires_in: access.expiresIn, scope: scope.join(' ') };
 }

@@ -18,6 +18,11 @@ export interface Grant {
   resources: string[];
   /** OIDC `claims` request: claim names for userinfo and for the ID token (null: none asked). */
   claims: { userinfo: string[]; idToken: string[] } | null;
+  /**
+   * RFC 9449: the DPoP key (thumbprint) it is bound to — a code by the request's `dpop_jkt` (§10), a
+   * refresh family of a public client by the proof it was issued with (§5) — or null.
+   */
+  dpopJkt: string | null;
 }
 
 /** Longest an access token can live (ACCESS_TOKEN_TTL and per-client lifetimes are capped at a day). */
@@ -85,6 +90,7 @@ interface CodeRow extends Record<string, SqlStorageValue> {
   family_id: string | null;
   resources: string | null;
   claims: string | null;
+  dpop_jkt: string | null;
 }
 
 interface FamilyRow extends Record<string, SqlStorageValue> {
@@ -102,6 +108,7 @@ interface FamilyRow extends Record<string, SqlStorageValue> {
   revoked_at: number | null;
   resources: string | null;
   claims: string | null;
+  dpop_jkt: string | null;
 }
 
 const grantOf = (r: CodeRow | FamilyRow): Grant => ({
@@ -113,6 +120,7 @@ const grantOf = (r: CodeRow | FamilyRow): Grant => ({
   acr: r.acr,
   resources: r.resources ? (JSON.parse(r.resources) as string[]) : [],
   claims: r.claims ? (JSON.parse(r.claims) as Grant['claims']) : null,
+  dpopJkt: r.dpop_jkt ?? null,
 });
 
 /**
@@ -137,8 +145,8 @@ export class GrantStore {
       idle_ttl INTEGER NOT NULL, idle_expires_at INTEGER NOT NULL, absolute_expires_at INTEGER NOT NULL,
       revoked_at INTEGER)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS refresh_used (hash TEXT PRIMARY KEY, family_id TEXT NOT NULL)`);
-    addMissingColumns(sql, 'auth_codes', { resources: 'TEXT', claims: 'TEXT' });
-    addMissingColumns(sql, 'refresh_families', { resources: 'TEXT', claims: 'TEXT' });
+    addMissingColumns(sql, 'auth_codes', { resources: 'TEXT', claims: 'TEXT', dpop_jkt: 'TEXT' });
+    addMissingColumns(sql, 'refresh_families', { resources: 'TEXT', claims: 'TEXT', dpop_jkt: 'TEXT' });
     this.opaque = new OpaqueTokens(sql);
   }
 
@@ -149,8 +157,8 @@ export class GrantStore {
   async issueCode(c: CodeInput): Promise<string> {
     const secret = randomToken(32);
     this.sql.exec(
-      `INSERT INTO auth_codes (code_hash, client_id, redirect_uri, code_challenge, scope, nonce, sid, auth_time, amr, acr, expires_at, resources, claims)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO auth_codes (code_hash, client_id, redirect_uri, code_challenge, scope, nonce, sid, auth_time, amr, acr, expires_at, resources, claims, dpop_jkt)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       await sha256(secret),
       c.clientId,
       c.redirectUri,
@@ -164,6 +172,7 @@ export class GrantStore {
       c.now + c.ttlMs,
       JSON.stringify(c.resources),
       c.claims ? JSON.stringify(c.claims) : null,
+      c.dpopJkt,
     );
     return secret;
   }
@@ -185,6 +194,10 @@ export class GrantStore {
     refresh: RefreshPolicy | null;
     /** The resource the token request names, checked against the authorization before anything is consumed. */
     resource?: string | null;
+    /** The key of the token request's DPoP proof, or null; a code bound to a key needs it. */
+    dpopJkt?: string | null;
+    /** Bind the refresh family to that key (public clients, RFC 9449 §5). */
+    bindRefresh?: boolean;
   }): Promise<CodeRedemption> {
     const hash = await sha256(r.secret);
     const answer = r.codeVerifier !== null && CODE_VERIFIER.test(r.codeVerifier) ? await s256(r.codeVerifier) : null;
@@ -209,7 +222,9 @@ export class GrantStore {
     else if (!answer || !timingSafeEqualString(answer, row.code_challenge))
       return { status: 'invalid', reason: 'code_verifier does not match the code_challenge' };
 
-    const grant = grantOf(row);
+    // RFC 9449 §10: a code bound to a key is redeemed only with a proof by that key.
+    if (row.dpop_jkt !== null && row.dpop_jkt !== (r.dpopJkt ?? null)) return { status: 'invalid', reason: 'the code is bound to another DPoP key' };
+    const grant = { ...grantOf(row), dpopJkt: r.bindRefresh ? (r.dpopJkt ?? null) : null };
     if (!allows(grant, r.resource)) return { status: 'invalid_target' };
     if (family && r.refresh) this.insertFamily(grant, family, r.refresh, r.now);
     this.sql.exec(
@@ -236,8 +251,8 @@ export class GrantStore {
   private insertFamily(grant: Grant, family: { familyId: string; hash: string }, policy: RefreshPolicy, now: number): void {
     const absolute = now + policy.absoluteTtlMs;
     this.sql.exec(
-      `INSERT INTO refresh_families (family_id, client_id, scope, sid, auth_time, amr, acr, current_hash, idle_ttl, idle_expires_at, absolute_expires_at, resources, claims)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO refresh_families (family_id, client_id, scope, sid, auth_time, amr, acr, current_hash, idle_ttl, idle_expires_at, absolute_expires_at, resources, claims, dpop_jkt)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       family.familyId,
       grant.clientId,
       JSON.stringify(grant.scope),
@@ -251,11 +266,21 @@ export class GrantStore {
       absolute,
       JSON.stringify(grant.resources),
       grant.claims ? JSON.stringify(grant.claims) : null,
+      grant.dpopJkt,
     );
   }
 
   /** Rotates a refresh token: the presented secret is retired and a new one returned. */
-  async rotateRefresh(r: { familyId: string; secret: string; clientId: string; now: number; scope?: string[]; resource?: string | null }): Promise<RefreshRotation> {
+  async rotateRefresh(r: {
+    familyId: string;
+    secret: string;
+    clientId: string;
+    now: number;
+    scope?: string[];
+    resource?: string | null;
+    /** The key of the request's DPoP proof, or null: a family bound to a key needs a proof by it. */
+    dpopJkt?: string | null;
+  }): Promise<RefreshRotation> {
     // Hashing first; from the read on there is no await (see redeemCode).
     const hash = await sha256(r.secret);
     const secret = randomToken(32);
@@ -271,6 +296,8 @@ export class GrantStore {
     }
     if (r.now >= family.idle_expires_at || r.now >= family.absolute_expires_at)
       return { status: 'invalid', reason: 'the refresh token has expired' };
+    // RFC 9449 §5: a bound refresh token is used only with a proof by its key (nothing rotates otherwise).
+    if (family.dpop_jkt !== null && family.dpop_jkt !== (r.dpopJkt ?? null)) return { status: 'invalid', reason: 'the refresh token is bound to another DPoP key' };
     const grant = grantOf(family);
     // RFC 6749 §6: a narrower scope may be asked for, never a wider one — checked before rotating.
     if (r.scope && r.scope.some((s) => !grant.scope.includes(s))) return { status: 'invalid_scope' };

@@ -124,7 +124,7 @@ describe('bearer tokens are bound to a resource', () => {
       expect(await intro.json()).toEqual({ active: false });
       const after = await use('/rt/fresh-machine/x');
       expect(after.status).toBe(401);
-      expect(after.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse", error="invalid_token"');
+      expect(after.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse", error="invalid_token", DPoP algs="ES256 ES384 PS256 RS256 EdDSA"');
     });
 
   it('a route that lists its clients refuses the others', async () => {

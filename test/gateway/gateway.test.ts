@@ -111,7 +111,7 @@ describe('the gateway', () => {
     expect(connect.headers.get('location')).toBe(`/auth/sign-in?${new URLSearchParams({ return_to: `${to.pathname}${to.search}` })}`);
     const api = await app('/demo/me/page', { headers: { accept: 'application/json' } });
     expect(api.status).toBe(401);
-    expect(api.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse"');
+    expect(api.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse", DPoP algs="ES256 ES384 PS256 RS256 EdDSA"');
   });
 
   it('injects only the verified identity and a signed assertion, whatever the client sent', async () => {
@@ -257,7 +257,7 @@ describe('the gateway', () => {
     const later = appWith(() => ({ now: () => Date.now() + 120_000 }));
     const stale = await later(`${APP}/demo/recent/x`, { headers: { authorization: `Bearer ${await userToken('openid profile', API)}` } });
     expect(stale.status).toBe(401);
-    expect(stale.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse", error="insufficient_user_authentication"');
+    expect(stale.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse", error="insufficient_user_authentication", DPoP algs="ES256 ES384 PS256 RS256 EdDSA"');
     const narrow = await app('/demo/api/x', { headers: { authorization: `Bearer ${await userToken('openid email', API)}` } });
     expect(narrow.status).toBe(403);
     expect(narrow.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse", error="insufficient_scope"');
@@ -270,12 +270,12 @@ describe('the gateway', () => {
     ]) {
       const res = await app('/demo/api/x', { headers: { authorization: `Bearer ${bad}` } });
       expect(res.status).toBe(401);
-      expect(res.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse", error="invalid_token"');
+      expect(res.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse", error="invalid_token", DPoP algs="ES256 ES384 PS256 RS256 EdDSA"');
     }
     // A route that names no audience takes no bearer token at all.
     const sessionOnly = await app('/demo/me/x', { headers: { authorization: `Bearer ${await userToken('openid profile', API)}` } });
     expect(sessionOnly.status).toBe(401);
-    expect(await sessionOnly.json()).toMatchObject({ detail: 'This route does not accept bearer tokens.' });
+    expect(await sessionOnly.json()).toMatchObject({ detail: 'This route does not accept access tokens.' });
   });
 
   it('refuses a revoked session at once on a fresh route, and at the next refresh elsewhere', async () => {

@@ -169,7 +169,7 @@ describe('step-up on gateway routes', () => {
     const res = await browser.fetch(`${APP}/demo/mfa/x`, { method: 'POST', json: { a: 1 }, headers: { accept: 'application/json' } });
     expect(res.status).toBe(401);
     expect((await auditOf(userId)).results.map((r) => r.type)).not.toContain('request_held');
-    expect(res.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse"');
+    expect(res.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse", DPoP algs="ES256 ES384 PS256 RS256 EdDSA"');
     expect(browser.cookie(SESSION, APP_HOST)).toBeDefined();
   });
 });

@@ -4,7 +4,8 @@ import { createDb } from '../../src/db/client';
 import { oauthClients } from '../../src/db/schema';
 import { buildClient, type ClientInput } from '../../src/oauth/client-registration';
 import { s256 } from '../../src/lib/pkce';
-import { randomToken } from '../../src/lib/crypto';
+import { randomToken, sha256 } from '../../src/lib/crypto';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { call, createVerifiedUser, signIn } from '../helpers';
 
 export const REDIRECT = 'https://app.example.com/callback';
@@ -71,4 +72,25 @@ export async function getCode(clientId: string, cookie: string, over: Record<str
 export async function tokenRequest(fields: Record<string, string>, authorization?: string) {
   const init = form(fields);
   return call('/auth/token', { ...init, headers: { ...init.headers, ...(authorization ? { authorization } : {}) } });
+}
+
+/** A client's DPoP key pair (RFC 9449) and a maker of proofs with it. */
+export async function dpopKey(alg: 'ES256' | 'EdDSA' | 'PS256' = 'ES256') {
+  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
+  const jwk = await exportJWK(publicKey);
+  const jkt = await calculateJwkThumbprint(jwk, 'sha256');
+  /** A proof for `htm` `htu`; `ath` for an access token; `over` replaces claims or header fields. */
+  const proof = async (htm: string, htu: string, o: { accessToken?: string; nonce?: string; iat?: number; claims?: Record<string, unknown>; header?: Record<string, unknown> } = {}) =>
+    new SignJWT({
+      jti: randomToken(12),
+      htm,
+      htu,
+      ...(o.accessToken ? { ath: await sha256(o.accessToken) } : {}),
+      ...(o.nonce ? { nonce: o.nonce } : {}),
+      ...o.claims,
+    })
+      .setProtectedHeader({ alg, typ: 'dpop+jwt', jwk, ...o.header } as never)
+      .setIssuedAt(o.iat ?? Math.floor(Date.now() / 1000))
+      .sign(privateKey);
+  return { jwk, jkt, privateKey, proof };
 }

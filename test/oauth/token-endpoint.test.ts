@@ -165,7 +165,7 @@ describe('revocation and introspection', () => {
     const { tokens } = await codeTokens(client);
     const introspect = async (token: string) =>
       (await call('/auth/introspect', { ...form({ token }), headers: { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) } })).json<Record<string, unknown>>();
-    expect(await introspect(tokens.access_token)).toMatchObject({ active: true, token_type: 'access_token', client_id: client.clientId });
+    expect(await introspect(tokens.access_token)).toMatchObject({ active: true, token_type: 'Bearer', client_id: client.clientId });
     expect(await introspect(tokens.refresh_token)).toMatchObject({ active: true, token_type: 'refresh_token', client_id: client.clientId });
     expect(await introspect('garbage')).toEqual({ active: false });
 
@@ -207,7 +207,7 @@ describe('opaque access tokens (phantom tokens)', () => {
     expect(await info.json()).toMatchObject({ sub: user.userId, email: user.email });
     const auth = { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) };
     const introspected = await (await call('/auth/introspect', { ...form({ token: tokens.access_token }), headers: auth })).json<Record<string, unknown>>();
-    expect(introspected).toMatchObject({ active: true, token_type: 'access_token', sub: user.userId, client_id: client.clientId });
+    expect(introspected).toMatchObject({ active: true, token_type: 'Bearer', sub: user.userId, client_id: client.clientId });
     expect((introspected.exp as number) - (introspected.iat as number)).toBe(120);
 
     // A forged or tampered reference is refused.
