@@ -198,6 +198,11 @@ oauthRoutes.post('/par', async (c) => {
     return oauthErrorResponse(c, e instanceof RedirectableError ? oauthError(e.error as ErrorCode, e.description) : e);
   }
 });
+// RFC 9126 §2.3: a push is a POST; any other method is 405.
+oauthRoutes.on(['GET', 'PUT', 'PATCH', 'DELETE'], '/par', (c) => {
+  c.header('allow', 'POST, OPTIONS');
+  return oauthErrorResponse(c, new GatehouseError('method_not_allowed', 405, 'Push authorization requests with POST.'));
+});
 
 // ── Token ────────────────────────────────────────────────────────────────────────────────────
 oauthRoutes.post('/token', async (c) => {
