@@ -5,6 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { createDb } from '../../src/db/client';
 import { oauthClients } from '../../src/db/schema';
 import { describeClient } from '../../src/oauth/client-registration';
+import { depsFor } from '../../src/deps';
+import { pushedParams, usePushedRequest } from '../../src/oauth/pushed-requests';
 import { appWith, auditOf, call, ORIGIN, signIn as signInAgain } from '../helpers';
 import { authorizeParams, basic, form, formPostOf, pkce, pushRequest, REDIRECT, registerClient, RFC6749_TEXT, signedInUser, tokenRequest } from './helpers';
 
@@ -223,6 +225,18 @@ describe('a pushed request at /authorize', () => {
       else expect(r.status).toBe(400);
     }
     expect(await grants(user.userId)).toBe(2);
+  });
+
+  it('is used up by exactly one of concurrent code issuers, and not at all once expired', async () => {
+    const client = await registerClient();
+    const deps = await depsFor(env);
+    const p = await pushed(client);
+    const { id } = await pushedParams(deps, p.request_uri, client.clientId);
+    const won = await Promise.all([1, 2, 3, 4, 5].map(() => usePushedRequest(deps, id)));
+    expect(won.filter(Boolean)).toHaveLength(1);
+    const late = await pushed(client);
+    const lateId = (await pushedParams(deps, late.request_uri, client.clientId)).id;
+    expect(await usePushedRequest({ ...deps, now: () => Date.now() + 301_000 }, lateId)).toBe(false);
   });
 
   it('expires 300 s after the push', async () => {
