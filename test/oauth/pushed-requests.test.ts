@@ -174,6 +174,11 @@ describe('the pushed authorization request endpoint', () => {
     const json = await call('/auth/par', { method: 'POST', json: authorizeParams(client.clientId, challenge), headers: { authorization: auth } });
     expect(json.status).toBe(400);
     expect((await pushedRows(client.clientId)).results).toHaveLength(0);
+    // A client not registered for the code flow cannot push for it.
+    const machine = await registerClient({ grantTypes: ['client_credentials'] });
+    const refused = await pushRequest(authorizeParams(machine.clientId, challenge), basic(machine.clientId, machine.clientSecret));
+    expect(await refused.json()).toMatchObject({ error: 'unauthorized_client' });
+    expect((await pushedRows(machine.clientId)).results).toHaveLength(0);
   });
 });
 
