@@ -36,6 +36,7 @@ describe('response_mode=form_post', () => {
     expect(nonce, page.csp ?? '').toBeTruthy();
     expect(page.scripts).toEqual([` nonce="${nonce}"`]);
     expect(page.body).toContain('<meta name="referrer" content="no-referrer"/>');
+    expect(page.body).toContain('<noscript><button type="submit">Continue</button></noscript>');
     // The code is an ordinary one: it redeems once, for this redirect URI.
     const tokens = await tokenRequest({ grant_type: 'authorization_code', code: page.fields.code!, redirect_uri: REDIRECT, code_verifier: verifier }, basic(client.clientId, client.clientSecret));
     expect(tokens.status).toBe(200);
