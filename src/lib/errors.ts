@@ -42,6 +42,7 @@ export type ErrorCode =
   | 'totp_required'
   | 'invalid_target'
   | 'invalid_request_uri'
+  | 'request_uri_not_supported'
   | 'invalid_request_object'
   | 'invalid_dpop_proof'
   | 'use_dpop_nonce'

@@ -6,6 +6,15 @@ import { issuerOf } from './issue';
 export type ResponseMode = 'query' | 'form_post';
 export const RESPONSE_MODES: readonly ResponseMode[] = ['query', 'form_post'];
 
+/**
+ * The CSP source naming a redirect URI's origin, the one target a form_post page may post to; null
+ * where CSP cannot name it (a native app's private-use scheme, an IPv6 literal): no form_post there.
+ */
+export function formActionSource(redirectUri: string): string | null {
+  const { origin } = new URL(redirectUri);
+  return /^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?$/.test(origin) ? origin : null;
+}
+
 /** Where an authorization response goes: a validated redirect URI, the request's state and mode. */
 export interface ResponseTarget {
   redirectUri: string;

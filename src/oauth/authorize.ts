@@ -9,6 +9,7 @@ import type { SessionClaims } from '../sessions/session-token';
 import { verifyToken } from '../tokens/jwt';
 import {
   authorizationResponse,
+  formActionSource,
   RedirectableError,
   RESPONSE_MODES,
   type AuthorizationResponse,
@@ -74,8 +75,10 @@ export async function resolveClient(deps: Deps, params: Params): Promise<{ clien
 
 /** Step two: everything else; failures go back to the client. */
 export function parseAuthorizationRequest(params: Params, client: Client, redirectUri: string): AuthorizationRequest {
-  // The response mode first: every later error is sent the way the client asked for.
-  const mode = (RESPONSE_MODES as readonly string[]).includes(params.response_mode ?? 'query') ? (params.response_mode ?? 'query') as ResponseMode : 'query';
+  // The response mode first: every later error is sent the way the client asked for (if it can be).
+  const requested = params.response_mode ?? 'query';
+  const postable = requested !== 'form_post' || formActionSource(redirectUri) !== null;
+  const mode = (RESPONSE_MODES as readonly string[]).includes(requested) && postable ? (requested as ResponseMode) : 'query';
   const target: ResponseTarget = { redirectUri, state: params.state, mode };
   const fail = (error: string, description: string): never => {
     throw new RedirectableError(target, error, description);
@@ -84,6 +87,7 @@ export function parseAuthorizationRequest(params: Params, client: Client, redire
     fail('unsupported_response_type', 'Only response_type=code is supported (no implicit or hybrid flows).');
   if (params.response_mode !== undefined && !(RESPONSE_MODES as readonly string[]).includes(params.response_mode))
     fail('invalid_request', 'response_mode must be query or form_post.');
+  if (!postable) fail('invalid_request', 'response_mode=form_post needs an http or https redirect URI with a host name.');
   if (!client.grantTypes.includes('authorization_code')) fail('unauthorized_client', 'This client may not use the authorization code flow.');
 
   // OIDC Core §3.1.2.1: unknown scope values are ignored, and ones this client may not have are

@@ -28,6 +28,8 @@ export async function pushRequest(deps: Deps, clientId: string, params: Record<s
  * redirect URI is not known to be this request's until it resolves.
  */
 export async function pushedParams(deps: Deps, requestUri: string, clientId: string | undefined): Promise<{ params: Record<string, string>; id: string }> {
+  // RFC 9101 §7: a request_uri to fetch is not supported (nothing is fetched); only our own URNs are.
+  if (!requestUri.startsWith(PREFIX)) throw oauthError('request_uri_not_supported', 'request_uri is supported only as a pushed request (RFC 9126).');
   const m = URN.exec(requestUri);
   const gone = () => oauthError('invalid_request_uri', 'The request_uri is unknown, expired or already used.');
   if (!m || !clientId) throw gone();

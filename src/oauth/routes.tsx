@@ -12,7 +12,7 @@ import { renderErrorPage } from '../ui/error-page';
 import { ContinuePage, MessagePage } from '../ui/pages/credentials';
 import { ConsentPage, FormPostPage, LogoutConfirmPage } from '../ui/pages/oauth';
 import { randomToken } from '../lib/crypto';
-import { errorResponse, RedirectableError, responseUrl, type AuthorizationResponse } from './authorization-response';
+import { errorResponse, formActionSource, RedirectableError, responseUrl, type AuthorizationResponse } from './authorization-response';
 import { answerConsent, decideAuthorization, openAuthorizationRequest, parseAuthorizationRequest, resolveClient, type AuthorizationRequest, type AuthorizationStep } from './authorize';
 import { holdForConsent } from './consent';
 import { reauthMarker, REAUTH_PARAM } from './reauth-marker';
@@ -146,7 +146,7 @@ function send(c: C, r: AuthorizationResponse, fromForm: boolean): Response | Pro
     const nonce = randomToken(16);
     c.header(
       'content-security-policy',
-      `default-src 'none'; script-src 'nonce-${nonce}'; form-action ${new URL(r.target.redirectUri).origin}; base-uri 'none'; frame-ancestors 'none'`,
+      `default-src 'none'; script-src 'nonce-${nonce}'; form-action ${formActionSource(r.target.redirectUri) ?? "'none'"}; base-uri 'none'; frame-ancestors 'none'`,
     );
     c.header('cache-control', 'no-store');
     return c.html(<FormPostPage action={r.target.redirectUri} fields={r.fields} nonce={nonce} />);
@@ -237,6 +237,11 @@ oauthRoutes.post('/par', async (c) => {
   } catch (e) {
     return oauthErrorResponse(c, e instanceof RedirectableError ? oauthError(e.error as ErrorCode, e.description) : e);
   }
+});
+// RFC 9126 §2.3: a push is a POST; any other method is 405.
+oauthRoutes.on(['GET', 'PUT', 'PATCH', 'DELETE'], '/par', (c) => {
+  c.header('allow', 'POST, OPTIONS');
+  return oauthErrorResponse(c, new GatehouseError('method_not_allowed', 405, 'Push authorization requests with POST.'));
 });
 
 // ── Token ────────────────────────────────────────────────────────────────────────────────────

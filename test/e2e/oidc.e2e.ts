@@ -4,6 +4,7 @@ import type { Browser, BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { d1Query } from '../../scripts/lib/wrangler';
 import { clientsCli, launchBrowser, startGatehouse, usersCli } from './harness';
+import { Jar, runAuthorization as run } from './relying-party';
 
 // The relying party: a real HTTP server on loopback that only records where the browser landed.
 let rp: Server;
@@ -18,53 +19,8 @@ let config: oidc.Configuration;
 let browser: Browser;
 let context: BrowserContext;
 
-/** A minimal cookie jar so plain fetch can act as a browser on the hosted pages. */
-class Jar {
-  private cookies = new Map<string, string>();
-  header() {
-    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
-  }
-  take(res: Response) {
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const [name, value] = [pair!.slice(0, pair!.indexOf('=')), pair!.slice(pair!.indexOf('=') + 1)];
-      if (/Max-Age=0/i.test(c) || value === '') this.cookies.delete(name);
-      else this.cookies.set(name, value);
-    }
-  }
-  async fetch(url: string, init: RequestInit = {}) {
-    const res = await fetch(url, { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string>), cookie: this.header() }, signal: AbortSignal.timeout(15_000) });
-    this.take(res);
-    return res;
-  }
-}
-
-/** Follows redirects through Gatehouse (signing in on the hosted form when asked) until the RP's redirect URI. */
-async function runAuthorization(jar: Jar, url: URL, password = PASSWORD): Promise<URL> {
-  let next = url.toString();
-  for (let hops = 0; hops < 10; hops++) {
-    if (next.startsWith(REDIRECT)) return new URL(next);
-    const res = await jar.fetch(next);
-    if (res.status === 200 && new URL(next).pathname === '/auth/sign-in') {
-      const html = await res.text();
-      const csrf = /name="csrf_token" value="([^"]+)"/.exec(html)![1]!;
-      const returnTo = /name="return_to" value="([^"]+)"/.exec(html)![1]!.replace(/&amp;/g, '&');
-      const post = await jar.fetch(`${gatehouse.base}/auth/sign-in`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: gatehouse.base },
-        body: new URLSearchParams({ email: EMAIL, password, csrf_token: csrf, return_to: returnTo }).toString(),
-      });
-      // The form ends on a Continue page (meta refresh), as CSP form-action 'self' requires.
-      expect(post.status).toBe(200);
-      const target = /<meta http-equiv="refresh" content="0;url=([^"]+)"/.exec(await post.text())![1]!.replace(/&amp;/g, '&');
-      next = new URL(target, gatehouse.base).toString();
-      continue;
-    }
-    expect([302, 303], `${next} → ${res.status}`).toContain(res.status);
-    next = new URL(res.headers.get('location')!, gatehouse.base).toString();
-  }
-  throw new Error('too many redirects');
-}
+/** Follows the authorization request through Gatehouse (signing in when asked) to the RP's redirect URI. */
+const runAuthorization = (jar: Jar, url: URL, password = PASSWORD) => run(jar, url, { base: gatehouse.base, redirect: REDIRECT, email: EMAIL, password });
 
 beforeAll(async () => {
   rp = createServer((req, res) => {

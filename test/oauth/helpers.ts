@@ -94,3 +94,36 @@ export async function dpopKey(alg: 'ES256' | 'EdDSA' | 'PS256' = 'ES256') {
       .sign(privateKey);
   return { jwk, jkt, privateKey, proof };
 }
+
+/** RFC 6749 §4.1.2.1 / §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E. */
+export const RFC6749_TEXT = /^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/;
+
+const unescapeHtml = (s: string) => s.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+
+/**
+ * A form_post response page read as a browser would: where its one form posts, the fields it
+ * carries (HTML entities decoded), every script and its nonce, and the page's CSP.
+ */
+export function formPostOf(res: Response, html: string) {
+  const forms = [...html.matchAll(/<form method="post" action="([^"]*)">/g)];
+  expect(forms, html.slice(0, 300)).toHaveLength(1);
+  const fields: Record<string, string> = {};
+  for (const m of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)"\/?>/g)) fields[unescapeHtml(m[1]!)] = unescapeHtml(m[2]!);
+  return {
+    action: unescapeHtml(forms[0]![1]!),
+    fields,
+    scripts: [...html.matchAll(/<script\b([^>]*)>/gi)].map((m) => m[1]!),
+    csp: res.headers.get('content-security-policy'),
+  };
+}
+
+/** A pushed authorization request (RFC 9126 §2.1) with the given client authentication. */
+export function pushRequest(fields: Record<string, string>, authorization?: string) {
+  const init = form(fields);
+  return call('/auth/par', { ...init, headers: { ...init.headers, ...(authorization ? { authorization } : {}) } });
+}
+
+/** The parameters of an authorization request for `clientId` (as authorizeUrl builds them). */
+export function authorizeParams(clientId: string, challenge: string, over: Record<string, string | undefined> = {}): Record<string, string> {
+  return Object.fromEntries(new URL(authorizeUrl(clientId, challenge, over), 'https://x.test').searchParams);
+}
