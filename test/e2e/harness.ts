@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import dns from 'node:dns';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -8,6 +9,22 @@ import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 import { applyMigrations, ROOT, startWranglerDev } from '../../scripts/lib/wrangler';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+/**
+ * Makes this process resolve `*.localhost` to loopback, as Chromium and curl do (RFC 6761 §6.3), so
+ * Node's fetch can reach the app host (`app.localhost:PORT`) by name — the name is the Host the
+ * gateway routes on. Node's own resolver would ask DNS and fail.
+ */
+export function resolveLocalhostNames(): void {
+  const system = dns.lookup;
+  const lookup = (host: string, options: unknown, callback?: unknown) => {
+    const [opts, cb] = typeof options === 'function' ? [{}, options] : [(options ?? {}) as { all?: boolean }, callback];
+    if (!host.endsWith('.localhost')) return (system as (...a: unknown[]) => void)(host, opts, cb);
+    const done = cb as (e: null, a: unknown, f?: number) => void;
+    return 'all' in opts && opts.all ? done(null, [{ address: '127.0.0.1', family: 4 }]) : done(null, '127.0.0.1', 4);
+  };
+  (dns as { lookup: unknown }).lookup = lookup;
+}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
