@@ -1,7 +1,8 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { sha256 } from '../../src/lib/crypto';
-import { call, ORIGIN } from '../helpers';
+import { createDb } from '../../src/db/client';
+import { appWith, call, ORIGIN } from '../helpers';
 import { basic, REDIRECT, registerClient, signedInUser, tokenRequest } from './helpers';
 import { auditFor, clientRow, codeThroughConsent, INITIAL, manage, registered, uniqueName, type Registered } from './registration-helpers';
 
@@ -143,10 +144,20 @@ describe('RFC 7592 client configuration endpoint', () => {
     expect((await tokenRequest({ grant_type: 'client_credentials' }, basic(client.client_id, back.client_secret!))).status).toBe(200);
   });
 
-  it('of two concurrent updates with one token, exactly one wins', async () => {
+  it('of concurrent updates with one token, exactly one wins', async () => {
     const client = await registered({});
+    // Writes held back a moment, so every request has read (and accepted) the token before any writes.
+    const slowWrites = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop === 'batch') return async (statements: D1PreparedStatement[]) => (await new Promise((r) => setTimeout(r, 200)), target.batch(statements));
+        return Reflect.get(target, prop, target);
+      },
+    });
+    const racing = appWith(() => ({ db: createDb(slowWrites) }));
     const results = await Promise.all(
-      ['First', 'Second', 'Third'].map((n) => put(client.client_id, client.registration_access_token, echo(client, { client_name: `${n} ${client.client_name}` }))),
+      ['First', 'Second', 'Third'].map((n) =>
+        racing(`/auth/register/${client.client_id}`, { method: 'PUT', json: echo(client, { client_name: `${n} ${client.client_name}` }), headers: { authorization: `Bearer ${client.registration_access_token}` } }),
+      ),
     );
     expect(results.map((r) => r.status).sort()).toEqual([200, 401, 401]);
     const winner = await results.find((r) => r.status === 200)!.json<Registered>();
