@@ -15,7 +15,8 @@ const uri = z.string().superRefine((v, ctx) => {
 const SECRET_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 /** What is kept of a client's key: the public members a verifier reads. */
 const PUBLIC_MEMBERS = ['kty', 'kid', 'use', 'key_ops', 'alg', 'crv', 'x', 'y', 'n', 'e'];
-const DEFAULT_ALG: Record<string, string> = { RSA: 'RS256', 'EC:P-256': 'ES256', 'EC:P-384': 'ES384', 'EC:P-521': 'ES512', 'OKP:Ed25519': 'EdDSA' };
+/** The algorithm a key without `alg` is checked for: the ones client assertions and request objects may use. */
+const DEFAULT_ALG: Record<string, string> = { RSA: 'RS256', 'EC:P-256': 'ES256', 'OKP:Ed25519': 'EdDSA' };
 
 /**
  * A client's public signing key. A key with private members is refused, not trimmed: it has left
