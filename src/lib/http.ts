@@ -3,7 +3,7 @@ import type { SignInContext } from '../auth/risk';
 import { COOKIES, readCookie, writeCookie } from './cookies';
 import { randomToken } from './crypto';
 import type { z } from 'zod';
-import { describeError, GatehouseError, oauthText, problemBody } from './errors';
+import { GatehouseError, problemBody } from './errors';
 import { describeDevice, type RequestMeta } from './request-meta';
 
 /** The device cookie lives a year. */
@@ -90,25 +90,6 @@ export function problemResponse(c: Context, e: GatehouseError): Response {
   if (e.extra.retryAfter) headers['retry-after'] = String(e.extra.retryAfter);
   if (e.status === 401) headers['www-authenticate'] = 'Cookie realm="gatehouse"';
   return new Response(JSON.stringify(problemBody(e, c.get('requestId'))), { status: e.status, headers });
-}
-
-/**
- * RFC 6749 §5.2 error body with no-store (the OAuth endpoints' channel); 401 invalid_client carries
- * WWW-Authenticate Basic, and with `bearer` (RFC 6750 §3) a 401 carries Bearer invalid_token.
- */
-export function oauthErrorResponse(c: Context, e: unknown, bearer = false): Response {
-  const err =
-    e instanceof GatehouseError ? e : new GatehouseError('server_error', 500, 'The server could not complete the request.');
-  if (!(e instanceof GatehouseError) || err.status >= 500)
-    console.error(JSON.stringify({ event: 'oauth_failed', requestId: c.get('requestId'), code: err.code, error: describeError(e) }));
-  const headers: Record<string, string> = { 'cache-control': 'no-store', pragma: 'no-cache', 'access-control-allow-origin': '*' };
-  if (err.extra.retryAfter) headers['retry-after'] = String(err.extra.retryAfter);
-  const description = oauthText(err.message);
-  if (bearer && err.status === 401) headers['www-authenticate'] = `Bearer realm="gatehouse", error="invalid_token", error_description="${description}"`;
-  else if (bearer && err.status === 403) headers['www-authenticate'] = `Bearer realm="gatehouse", error="insufficient_scope"`;
-  else if (err.code === 'invalid_client') headers['www-authenticate'] = 'Basic realm="gatehouse"';
-  const status = err.code === 'invalid_client' ? 401 : err.status;
-  return c.json({ error: err.code, error_description: description }, status as 400, headers);
 }
 
 /**

@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono';
 import type { AppEnv } from '../deps';
-import { GatehouseError } from '../lib/errors';
-import { oauthErrorResponse, problemResponse, requestMeta } from '../lib/http';
+import { describeError, GatehouseError, oauthText } from '../lib/errors';
+import { problemResponse, requestMeta } from '../lib/http';
 import { enforceIpLimit } from '../lib/rate-limit';
 import { deleteRegistration, readRegistration, registerClient, updateRegistration, type RequestBody } from './registration';
 
@@ -16,6 +16,22 @@ const clientIdOf = (c: C) => c.req.param('client_id') ?? '';
 const bodyOf = async (c: C): Promise<RequestBody> => ({ contentType: c.req.header('content-type'), bytes: await c.req.arrayBuffer() });
 
 /**
+ * RFC 7591 §3.2.2 errors (RFC 6749 §5.2 JSON); a 401 carries RFC 6750 §3's Bearer challenge. Not
+ * routes.tsx's renderer: there a 401 is a resource server's (Bearer and DPoP) challenge, while the
+ * initial and registration access tokens here are plain bearer tokens.
+ */
+function registrationError(c: C, e: unknown): Response {
+  const err = e instanceof GatehouseError ? e : new GatehouseError('server_error', 500, 'The server could not complete the request.');
+  if (!(e instanceof GatehouseError) || err.status >= 500)
+    console.error(JSON.stringify({ event: 'registration_failed', requestId: c.get('requestId'), code: err.code, error: describeError(e) }));
+  const description = oauthText(err.message);
+  const headers: Record<string, string> = { ...NO_STORE };
+  if (err.extra.retryAfter) headers['retry-after'] = String(err.extra.retryAfter);
+  if (err.status === 401) headers['www-authenticate'] = `Bearer realm="gatehouse", error="invalid_token", error_description="${description}"`;
+  return c.json({ error: err.code, error_description: description }, err.status as 400, headers);
+}
+
+/**
  * Off (no REGISTRATION_TOKEN), these paths answer the 404 any unknown path under /auth gets. On,
  * each is limited per IP like the credential endpoints, and errors are OAuth JSON (RFC 7591
  * §3.2.2) with RFC 6750's Bearer challenge on a 401.
@@ -27,7 +43,7 @@ const whenEnabled = (handle: (c: C) => Promise<Response>) => async (c: C) => {
     await enforceIpLimit(c.var.deps.rateLimit, requestMeta(c).ip);
     return await handle(c);
   } catch (e) {
-    return oauthErrorResponse(c, e, true);
+    return registrationError(c, e);
   }
 };
 

@@ -1,10 +1,10 @@
 import { Hono, type Context } from 'hono';
 import type { AppEnv } from '../deps';
 import { loadAccount, signOut } from '../account/sessions';
-import { GatehouseError, oauthError, type ErrorCode } from '../lib/errors';
+import { describeError, GatehouseError, oauthError, oauthText, type ErrorCode } from '../lib/errors';
 import { pushRequest } from './pushed-requests';
 import { requestObjectParams } from './request-object';
-import { oauthErrorResponse, requesterOf, requestMeta } from '../lib/http';
+import { requesterOf, requestMeta } from '../lib/http';
 import { enforceIpLimit } from '../lib/rate-limit';
 import { clearSessionCookie } from '../sessions/middleware';
 import { csrfProtection, csrfToken } from '../ui/csrf';
@@ -63,6 +63,22 @@ async function readParams(c: C): Promise<Params> {
     else params[k] = v;
   }
   return params;
+}
+
+/** RFC 6749 §5.2 error body with no-store; 401 invalid_client carries WWW-Authenticate. */
+function oauthErrorResponse(c: C, e: unknown, bearer = false): Response {
+  const err =
+    e instanceof GatehouseError ? e : new GatehouseError('server_error', 500, 'The server could not complete the request.');
+  if (!(e instanceof GatehouseError) || err.status >= 500)
+    console.error(JSON.stringify({ event: 'oauth_failed', requestId: c.get('requestId'), code: err.code, error: describeError(e) }));
+  const headers: Record<string, string> = { 'cache-control': 'no-store', pragma: 'no-cache', 'access-control-allow-origin': '*' };
+  if (err.extra.retryAfter) headers['retry-after'] = String(err.extra.retryAfter);
+  const description = oauthText(err.message);
+  if (bearer && err.status === 401) headers['www-authenticate'] = `Bearer realm="gatehouse", error="invalid_token", error_description="${description}"`;
+  else if (bearer && err.status === 403) headers['www-authenticate'] = `Bearer realm="gatehouse", error="insufficient_scope"`;
+  else if (err.code === 'invalid_client') headers['www-authenticate'] = 'Basic realm="gatehouse"';
+  const status = err.code === 'invalid_client' ? 401 : err.status;
+  return c.json({ error: err.code, error_description: description }, status as 400, headers);
 }
 
 const cors = { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET, POST', 'access-control-allow-headers': 'authorization, content-type', 'access-control-max-age': '86400' };
