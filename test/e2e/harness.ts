@@ -90,27 +90,6 @@ function cli(name: string, args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** A minimal cookie jar, so plain fetch can act as a browser on the hosted pages. */
-export class CookieJar {
-  private cookies = new Map<string, string>();
-  header() {
-    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
-  }
-  take(res: Response) {
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const [name, value] = [pair!.slice(0, pair!.indexOf('=')), pair!.slice(pair!.indexOf('=') + 1)];
-      if (/Max-Age=0/i.test(c) || value === '') this.cookies.delete(name);
-      else this.cookies.set(name, value);
-    }
-  }
-  async fetch(url: string, init: RequestInit = {}) {
-    const res = await fetch(url, { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string>), cookie: this.header() }, signal: AbortSignal.timeout(15_000) });
-    this.take(res);
-    return res;
-  }
-}
-
 export interface Mail {
   to: string;
   subject: string;

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import * as oidc from 'openid-client';
+import type { Browser, BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CookieJar, startGatehouse, usersCli } from './harness';
+import { launchBrowser, startGatehouse, usersCli } from './harness';
 
 // A relying party that exists only through dynamic registration (RFC 7591): openid-client registers
 // it against `wrangler dev`, runs the code flow through the hosted sign-in and consent pages, then
-// manages and deletes the registration (RFC 7592).
+// manages and deletes the registration (RFC 7592). Chromium signs in and answers the consent page.
 const INITIAL_TOKEN = randomBytes(32).toString('base64url');
 const EMAIL = `dcr-user-${Date.now()}@example.com`;
 const PASSWORD = 'dynamic registration passphrase 9';
@@ -14,39 +15,8 @@ const PASSWORD = 'dynamic registration passphrase 9';
 let rp: Server;
 let REDIRECT: string;
 let gatehouse: Awaited<ReturnType<typeof startGatehouse>>;
-
-/** From the authorization URL through sign-in and the consent page (approved) to the RP's callback. */
-async function authorize(jar: CookieJar, url: URL): Promise<{ callback: URL; consented: boolean }> {
-  let next = url.toString();
-  let consented = false;
-  for (let hops = 0; hops < 12; hops++) {
-    if (next.startsWith(REDIRECT)) return { callback: new URL(next), consented };
-    const res = await jar.fetch(next);
-    const path = new URL(next).pathname;
-    if (res.status === 200 && (path === '/auth/sign-in' || path === '/auth/authorize')) {
-      const html = (await res.text()).replace(/&amp;/g, '&');
-      const field = (name: string) => new RegExp(`name="${name}" value="([^"]+)"`).exec(html)?.[1];
-      const post = (to: string, fields: Record<string, string>) =>
-        jar.fetch(`${gatehouse.base}${to}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: gatehouse.base }, body: new URLSearchParams(fields).toString() });
-      let answer: Response;
-      if (path === '/auth/sign-in') {
-        answer = await post('/auth/sign-in', { email: EMAIL, password: PASSWORD, csrf_token: field('csrf_token')!, return_to: field('return_to')! });
-      } else {
-        // A dynamically registered client is never first-party: the person is asked.
-        expect(html).toContain('E2E dynamic RP');
-        answer = await post('/auth/authorize/decision', { csrf_token: field('csrf_token')!, request: field('request')!, decision: 'approve' });
-        consented = true;
-      }
-      expect(answer.status).toBe(200);
-      const target = /<meta http-equiv="refresh" content="0;url=([^"]+)"/.exec(await answer.text())![1]!.replace(/&amp;/g, '&');
-      next = new URL(target, gatehouse.base).toString();
-      continue;
-    }
-    expect([302, 303], `${next} → ${res.status}`).toContain(res.status);
-    next = new URL(res.headers.get('location')!, gatehouse.base).toString();
-  }
-  throw new Error('too many redirects');
-}
+let browser: Browser;
+let context: BrowserContext;
 
 beforeAll(async () => {
   rp = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('relying party'));
@@ -55,9 +25,12 @@ beforeAll(async () => {
   gatehouse = await startGatehouse({ REGISTRATION_TOKEN: INITIAL_TOKEN });
   const user = usersCli(['create', '--email', EMAIL, '--password', PASSWORD, '--verified', '--persist-to', gatehouse.persistTo]);
   expect(user.code, user.stderr).toBe(0);
+  ({ browser, context } = await launchBrowser());
 });
 
 afterAll(async () => {
+  await context?.close();
+  await browser?.close();
   await gatehouse?.stop();
   await new Promise((resolve) => rp?.close(resolve));
 });
@@ -93,9 +66,17 @@ describe('dynamic client registration under wrangler dev', () => {
       state,
       nonce,
     });
-    const jar = new CookieJar();
-    const { callback, consented } = await authorize(jar, url);
-    expect(consented).toBe(true);
+    const page = await context.newPage();
+    await page.goto(url.toString());
+    await page.getByLabel('Email address').fill(EMAIL);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    // A dynamically registered client is never first-party: the person is asked, by the client's name.
+    await page.getByRole('button', { name: 'Allow' }).waitFor();
+    expect(await page.content()).toContain('E2E dynamic RP');
+    await page.getByRole('button', { name: 'Allow' }).click();
+    await page.waitForURL((u) => u.href.startsWith(REDIRECT));
+    const callback = new URL(page.url());
     const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true });
     expect(tokens.claims()).toMatchObject({ iss: gatehouse.base, aud: registered.client_id });
     expect(await oidc.fetchUserInfo(config, tokens.access_token, tokens.claims()!.sub)).toMatchObject({ email: EMAIL });
