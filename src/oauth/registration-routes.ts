@@ -17,8 +17,8 @@ const bodyOf = async (c: C): Promise<RequestBody> => ({ contentType: c.req.heade
 
 /**
  * RFC 7591 §3.2.2 errors (RFC 6749 §5.2 JSON); a 401 carries RFC 6750 §3's Bearer challenge. Not
- * routes.tsx's renderer: there a 401 is a resource server's (Bearer and DPoP) challenge, while the
- * initial and registration access tokens here are plain bearer tokens.
+ * routes.tsx's oauthErrorResponse, whose bearer mode answers for a protected resource (userinfo,
+ * and with DPoP a challenge for both schemes): the tokens here are plain bearer tokens.
  */
 function registrationError(c: C, e: unknown): Response {
   const err = e instanceof GatehouseError ? e : new GatehouseError('server_error', 500, 'The server could not complete the request.');
@@ -32,7 +32,8 @@ function registrationError(c: C, e: unknown): Response {
 }
 
 /**
- * Off (no REGISTRATION_TOKEN), these paths answer the 404 any unknown path under /auth gets. On,
+ * Off (no REGISTRATION_TOKEN), these paths answer as a GET of an unknown path under /auth does
+ * (404 not_found, problem+json), whatever the method. On,
  * each is limited per IP like the credential endpoints, and errors are OAuth JSON (RFC 7591
  * §3.2.2) with RFC 6750's Bearer challenge on a 401.
  */
