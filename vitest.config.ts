@@ -69,6 +69,8 @@ export default defineConfig({
                 MAIL_PROVIDER: 'dev',
                 AUTH_SECRET: 'dGVzdC1vbmx5LWF1dGgtc2VjcmV0LW5vdC1mb3ItcHJvZHVjdGlvbg',
                 KEY_ENCRYPTION_KEY: 'dGVzdC1vbmx5LWtleS1lbmNyeXB0aW9uLWtleS0zMmI',
+                // Dynamic client registration on (test/oauth/registration*.test.ts turn it off per test).
+                REGISTRATION_TOKEN: 'dGVzdC1vbmx5LWluaXRpYWwtYWNjZXNzLXRva2VuLTMyYg',
                 TEST_MIGRATIONS: migrations,
               },
             },

@@ -12,6 +12,7 @@ import { devMailboxRoutes } from './mail/routes';
 import { sessionMiddleware } from './sessions/middleware';
 import { jwksRoutes } from './tokens/routes';
 import { discoveryRoutes, oauthRoutes } from './oauth/routes';
+import { registrationRoutes } from './oauth/registration-routes';
 import { renderErrorPage } from './ui/error-page';
 import { pages } from './ui/routes';
 import { connectPages, gatewayHandler } from './gateway/routes';
@@ -86,6 +87,7 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
   app.route('/auth', handoffPages);
   app.route('/auth', connectPages);
   app.route('/auth', oauthRoutes);
+  app.route('/auth', registrationRoutes);
   app.route('/auth', pages);
   app.route('/.well-known', jwksRoutes);
   app.route('/.well-known', discoveryRoutes);

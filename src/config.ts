@@ -35,6 +35,7 @@ export interface Env {
   NEW_SIGN_IN_EMAIL?: string;
   DPOP_REQUIRE_NONCE?: string;
   REGISTRATION_TOKEN?: string;
+  REGISTRATION_PKCE_OPTIONAL?: string;
 }
 
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -107,6 +108,8 @@ const schema = z
     DPOP_REQUIRE_NONCE: flag(false),
     // RFC 7591 §3: the initial access token dynamic registration asks for; unset, registration is off.
     REGISTRATION_TOKEN: z.string().regex(/^[A-Za-z0-9_-]{43,}$/, 'must be at least 32 random bytes, base64url-encoded').optional(),
+    // Confidential clients registered dynamically may send `nonce` instead of PKCE (RFC 9700 §2.1.1; docs/oidc.md says the risk).
+    REGISTRATION_PKCE_OPTIONAL: flag(false),
   })
   .superRefine((c, ctx) => {
     if (c.ENVIRONMENT === 'production') {
@@ -166,8 +169,11 @@ export interface Config {
   };
   /** DPoP (RFC 9449): whether proofs must carry a server nonce. */
   dpop: { requireNonce: boolean };
-  /** Dynamic client registration (RFC 7591/7592): the initial access token, or null (off). */
-  registration: { initialToken: string | null };
+  /**
+   * Dynamic client registration (RFC 7591/7592): the initial access token, or null (off); and
+   * whether confidential clients it registers may use `nonce` instead of PKCE.
+   */
+  registration: { initialToken: string | null; pkceOptional: boolean };
 }
 
 export class ConfigError extends Error {
@@ -223,6 +229,6 @@ export function parseConfig(env: Partial<Env>): Config {
       publishLead: c.KEY_PUBLISH_LEAD,
     },
     dpop: { requireNonce: c.DPOP_REQUIRE_NONCE },
-    registration: { initialToken: c.REGISTRATION_TOKEN ?? null },
+    registration: { initialToken: c.REGISTRATION_TOKEN ?? null, pkceOptional: c.REGISTRATION_PKCE_OPTIONAL },
   };
 }

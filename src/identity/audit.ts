@@ -1,3 +1,5 @@
+import { sql, type SQL } from 'drizzle-orm';
+import type { SQLiteTable } from 'drizzle-orm/sqlite-core';
 import type { Database } from '../db/client';
 import { auditEvents } from '../db/schema';
 import type { RequestMeta } from '../lib/request-meta';
@@ -32,7 +34,10 @@ export type AuditType =
   | 'handoff_redeemed'
   | 'proof_failed'
   | 'mail_suppressed'
-  | 'app_session_started';
+  | 'app_session_started'
+  | 'client_registered'
+  | 'client_updated'
+  | 'client_deleted';
 
 export type { RequestMeta };
 
@@ -45,16 +50,42 @@ export interface AuditEvent {
   at: number;
 }
 
+const columnsOf = (e: AuditEvent) => ({
+  type: e.type,
+  userId: e.userId ?? null,
+  ip: e.meta.ip,
+  userAgent: e.meta.userAgent?.slice(0, 256) ?? null,
+  detail: e.detail ? JSON.stringify(e.detail) : null,
+  createdAt: e.at,
+});
+
 /** The insert for an audit event, to run alone or inside a batch with the change it records. */
 export function auditInsert(db: Database, e: AuditEvent) {
-  return db.insert(auditEvents).values({
-    type: e.type,
-    userId: e.userId ?? null,
-    ip: e.meta.ip,
-    userAgent: e.meta.userAgent?.slice(0, 256) ?? null,
-    detail: e.detail ? JSON.stringify(e.detail) : null,
-    createdAt: e.at,
-  });
+  return db.insert(auditEvents).values(columnsOf(e));
+}
+
+/**
+ * The insert for an event of a change that may lose a race (it is conditional on `guard`, a
+ * condition on `table`): batched before the change and under the same condition, it is written
+ * exactly when the change is.
+ */
+export function auditInsertWhile(db: Database, e: AuditEvent, table: SQLiteTable, guard: SQL) {
+  const c = columnsOf(e);
+  return db.insert(auditEvents).select((qb) =>
+    qb
+      .select({
+        id: sql<number>`NULL`.as('id'),
+        type: sql<string>`${c.type}`.as('type'),
+        userId: sql<string | null>`${c.userId}`.as('user_id'),
+        ip: sql<string | null>`${c.ip}`.as('ip'),
+        userAgent: sql<string | null>`${c.userAgent}`.as('user_agent'),
+        detail: sql<string | null>`${c.detail}`.as('detail'),
+        createdAt: sql<number>`${c.createdAt}`.as('created_at'),
+      })
+      .from(table)
+      .where(guard)
+      .limit(1),
+  );
 }
 
 export const audit = async (db: Database, e: AuditEvent) => {

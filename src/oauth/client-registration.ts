@@ -1,3 +1,4 @@
+import { importJWK, type JWK } from 'jose';
 import { z } from 'zod';
 import type { OAuthClientRow } from '../db/schema';
 import { randomToken, sha256 } from '../lib/crypto';
@@ -6,8 +7,38 @@ import { redirectUriProblem } from './redirect-uri';
 
 const uri = z.string().superRefine((v, ctx) => {
   const problem = redirectUriProblem(v);
-  if (problem) ctx.addIssue({ code: 'custom', message: `${v} ${problem}` });
+  // The message quotes the URI for the operator; `params.problem` does not, for callers that must not echo input.
+  if (problem) ctx.addIssue({ code: 'custom', message: `${v} ${problem}`, params: { problem } });
 });
+
+/** Members only a private or symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4.1). */
+const SECRET_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+/** What is kept of a client's key: the public members a verifier reads. */
+const PUBLIC_MEMBERS = ['kty', 'kid', 'use', 'key_ops', 'alg', 'crv', 'x', 'y', 'n', 'e'];
+/** The algorithm a key without `alg` is checked for: the ones client assertions and request objects may use. */
+const DEFAULT_ALG: Record<string, string> = { RSA: 'RS256', 'EC:P-256': 'ES256', 'OKP:Ed25519': 'EdDSA' };
+
+/**
+ * A client's public signing key. A key with private members is refused, not trimmed: it has left
+ * its owner, and the owner should know. Checked by importing it (a point off the curve fails).
+ */
+const publicJwk = z
+  .record(z.string(), z.unknown())
+  .superRefine(async (k, ctx) => {
+    const secret = SECRET_MEMBERS.filter((m) => m in k);
+    for (const m of secret) ctx.addIssue({ code: 'custom', path: [m], message: 'is a private key member: register only the public key' });
+    if (secret.length) return;
+    if (k.kty !== 'RSA' && k.kty !== 'EC' && k.kty !== 'OKP')
+      return void ctx.addIssue({ code: 'custom', path: ['kty'], message: 'must be RSA, EC or OKP (a public signing key)' });
+    const alg = typeof k.alg === 'string' ? k.alg : DEFAULT_ALG[k.kty === 'RSA' ? 'RSA' : `${k.kty}:${String(k.crv)}`];
+    try {
+      if (!alg) throw new Error('no algorithm');
+      await importJWK(k as JWK, alg);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'is not a usable public key' });
+    }
+  })
+  .transform((k) => Object.fromEntries(PUBLIC_MEMBERS.filter((m) => m in k).map((m) => [m, k[m]])));
 
 /** RFC 8707 §2: a resource is an absolute URI with no fragment (an https URL or a URN). */
 export const resourceIdentifier = z
@@ -31,7 +62,13 @@ export function resourceProblem(v: string): string | undefined {
 /** What an operator (or, later, the admin API) asks for when registering a client. */
 export const clientInput = z
   .object({
-    name: z.string().trim().min(1, 'name is required').max(100),
+    name: z
+      .string()
+      .trim()
+      .min(1, 'name is required')
+      .max(100)
+      // Shown on the consent page: no control characters, no bidirectional overrides that reorder it.
+      .regex(/^[^\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069]*$/u, 'name must not contain control or bidirectional-override characters'),
     clientId: z
       .string()
       .regex(/^[A-Za-z0-9_-]{3,64}$/, 'client_id must be 3–64 of A-Z a-z 0-9 _ -')
@@ -39,15 +76,18 @@ export const clientInput = z
       .refine((v) => !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v), 'client_id must not look like a user id (a UUID)')
       .optional(),
     clientSecret: z.string().min(32, 'client_secret must be at least 32 characters').max(256).optional(),
-    redirectUris: z.array(uri).min(1, 'at least one redirect URI is required'),
+    redirectUris: z.array(uri),
     postLogoutRedirectUris: z.array(uri).default([]),
     public: z.boolean().default(false),
     firstParty: z.boolean().default(false),
     grantTypes: z.array(z.enum(GRANT_TYPES as [string, ...string[]])).default(['authorization_code', 'refresh_token']),
     scopes: z.array(z.enum(KNOWN_SCOPES)).default(['openid', 'profile', 'email']),
-    authMethod: z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']).optional(),
-    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
-    idTokenAlg: z.enum(['RS256', 'ES256']).default('RS256'),
+    authMethod: z
+      .enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'], { error: 'must be client_secret_basic, client_secret_post, private_key_jwt or none' })
+      .optional(),
+    jwks: z.object({ keys: z.array(publicJwk).min(1).max(10) }).optional(),
+    // Never `none`: an unsigned ID token proves nothing (RFC 8725 §3.1).
+    idTokenAlg: z.enum(['RS256', 'ES256'], { error: 'must be RS256 or ES256' }).default('RS256'),
     accessTokenFormat: z.enum(['jwt', 'opaque']).default('jwt'),
     /** Seconds; server defaults when absent. */
     accessTokenTtl: z.number().int().min(30).max(86400).optional(),
@@ -69,6 +109,8 @@ export const clientInput = z
     requireDpop: z.boolean().default(false),
   })
   .superRefine((c, ctx) => {
+    if (c.grantTypes.includes('authorization_code') && c.redirectUris.length === 0)
+      ctx.addIssue({ code: 'custom', path: ['redirectUris'], message: 'at least one redirect URI is required' });
     if (c.public && c.grantTypes.includes('client_credentials'))
       ctx.addIssue({ code: 'custom', path: ['grantTypes'], message: 'a public client cannot use client_credentials' });
     if (c.public && c.authMethod && c.authMethod !== 'none')
@@ -88,7 +130,7 @@ export type ClientInput = z.input<typeof clientInput>;
  * returned once here and stored only as its SHA-256.
  */
 export async function buildClient(input: ClientInput, now: number): Promise<{ row: OAuthClientRow; clientSecret: string | null }> {
-  const c = clientInput.parse(input);
+  const c = await clientInput.parseAsync(input);
   const authMethod = c.public ? 'none' : (c.authMethod ?? 'client_secret_basic');
   const clientSecret = authMethod === 'client_secret_basic' || authMethod === 'client_secret_post' ? (c.clientSecret ?? randomToken(32)) : null;
   return {
@@ -133,6 +175,8 @@ export function describeClient(row: OAuthClientRow) {
     redirect_uris: JSON.parse(row.redirectUris) as string[],
     post_logout_redirect_uris: JSON.parse(row.postLogoutRedirectUris) as string[],
     grant_types: JSON.parse(row.grantTypes) as string[],
+    // RFC 7591 §2.1: `code` goes with authorization_code, and it is the only response type.
+    response_types: (JSON.parse(row.grantTypes) as string[]).includes('authorization_code') ? ['code'] : [],
     scope: (JSON.parse(row.scopes) as string[]).join(' '),
     first_party: Boolean(row.firstParty),
     id_token_signed_response_alg: row.idTokenSignedResponseAlg,
@@ -144,6 +188,7 @@ export function describeClient(row: OAuthClientRow) {
     id_token_claims: Boolean(row.idTokenClaims),
     require_pushed_authorization_requests: Boolean(row.requirePar),
     dpop_bound_access_tokens: Boolean(row.requireDpop),
+    ...(row.jwks ? { jwks: JSON.parse(row.jwks) as { keys: Record<string, unknown>[] } } : {}),
     ...(row.accessTokenTtl ? { access_token_ttl: row.accessTokenTtl } : {}),
     ...(row.refreshTokenIdleTtl ? { refresh_token_idle_ttl: row.refreshTokenIdleTtl } : {}),
     ...(row.refreshTokenAbsoluteTtl ? { refresh_token_absolute_ttl: row.refreshTokenAbsoluteTtl } : {}),

@@ -11,6 +11,7 @@ export const ENDPOINTS = {
   authorization: '/auth/authorize',
   token: '/auth/token',
   userinfo: '/auth/userinfo',
+  registration: '/auth/register',
   revocation: '/auth/revoke',
   introspection: '/auth/introspect',
   endSession: '/auth/logout',
@@ -30,6 +31,8 @@ export function providerMetadata(deps: Deps) {
     authorization_endpoint: at(ENDPOINTS.authorization),
     token_endpoint: at(ENDPOINTS.token),
     userinfo_endpoint: at(ENDPOINTS.userinfo),
+    // RFC 8414 §2: named only while dynamic registration is on (REGISTRATION_TOKEN set).
+    ...(deps.config.registration.initialToken ? { registration_endpoint: at(ENDPOINTS.registration) } : {}),
     jwks_uri: at(ENDPOINTS.jwks),
     revocation_endpoint: at(ENDPOINTS.revocation),
     introspection_endpoint: at(ENDPOINTS.introspection),

@@ -12,7 +12,11 @@ export function matchRedirectUri(registered: readonly string[], requested: strin
   return registered.includes(withoutPort);
 }
 
-/** Checks a URI a client asks to register: absolute, no fragment, https (or http loopback, or a private-use scheme for native apps). */
+/**
+ * Checks a URI a client asks to register: absolute, canonical, no wildcard, no fragment, https (or
+ * http loopback, or a private-use scheme for native apps). The answer never quotes the URI: it may
+ * be shown to whoever sent it (RFC 7591 error_description).
+ */
 export function redirectUriProblem(uri: string): string | undefined {
   let url: URL;
   try {
@@ -20,7 +24,9 @@ export function redirectUriProblem(uri: string): string | undefined {
   } catch {
     return 'is not an absolute URI';
   }
-  if (url.toString() !== uri) return `is not in canonical form (register ${url.toString()})`;
+  // Matching is exact (RFC 9700 §2.1): a `*` is a pattern someone meant, never a host they own.
+  if (uri.includes('*')) return 'must not contain a wildcard (*): redirect URIs are matched exactly';
+  if (url.toString() !== uri) return 'is not in canonical form (lower-case scheme and host, no default port, a path of at least /)';
   if (url.hash || uri.includes('#')) return 'must not contain a fragment';
   if (url.username || url.password) return 'must not contain user information';
   if (['javascript:', 'data:', 'vbscript:', 'file:'].includes(url.protocol)) return `must not use ${url.protocol}`;
