@@ -40,6 +40,8 @@ export interface Client {
   requirePar: boolean;
   /** Access tokens only DPoP-bound (RFC 9449 §5.2). Public clients' refresh tokens are bound whenever a proof is given. */
   requireDpop: boolean;
+  /** Registered itself through RFC 7591, not by an operator: the consent page says so. */
+  selfRegistered: boolean;
 }
 
 const list = (json: string) => JSON.parse(json) as string[];
@@ -69,6 +71,7 @@ export function clientFromRow(r: OAuthClientRow): Client {
     idTokenClaims: r.idTokenClaims,
     requirePar: r.requirePar,
     requireDpop: r.requireDpop,
+    selfRegistered: r.registrationTokenHash !== null,
   };
 }
 

@@ -105,6 +105,12 @@ function resourceChallenge(c: C, e: GatehouseError): Response {
   return c.json({ error: code, error_description: description }, 401, headers);
 }
 
+/** A redirect URI as a person can judge it: its host, or the scheme of a native app's URI. */
+const destinationOf = (uri: string) => {
+  const u = new URL(uri);
+  return u.host || `${u.protocol}…`;
+};
+
 /** Verifies the DPoP header of a request to one of our endpoints, when there is one (RFC 9449 §4.3). */
 const proofAt = (c: C, endpoint: string) =>
   c.req.header('dpop') === undefined ? Promise.resolve(null) : verifyDpopProof(c.var.deps, { header: c.req.header('dpop'), method: 'POST', url: `${issuerOf(c.var.deps)}${endpoint}` });
@@ -182,7 +188,11 @@ async function respond(c: C, req: AuthorizationRequest, params: Params, step: Au
   const account = await loadAccount(deps, session);
   const requestId = await holdForConsent(deps, session, params);
   return c.html(
-    <ConsentPage clientName={req.client.name} scope={req.scope} resources={req.resources} requestId={requestId} csrf={c.var.csrfToken} email={account.user.email} />,
+    <ConsentPage
+      clientName={req.client.name}
+      destination={destinationOf(req.redirectUri)}
+      selfRegistered={req.client.selfRegistered}
+      scope={req.scope} resources={req.resources} requestId={requestId} csrf={c.var.csrfToken} email={account.user.email} />,
   );
 }
 

@@ -221,6 +221,9 @@ describe('what a consent covers', () => {
     const second = await pkce();
     const again = await consentPage(browser, authorizeUrl(client.clientId, second.challenge, { scope: 'openid profile', resource: API }));
     expect(again.html).toContain(API);
+    // An operator's client: where approving leads, and no "registered itself" warning.
+    expect(again.html).toContain('<code id="consent-destination">app.example.com</code>');
+    expect(again.html).not.toContain('registered itself');
     const code = await codeOf(await decide(browser, { csrf_token: again.csrf, request: again.request, decision: 'approve' }));
     const token = await exchange(client, code, second.verifier, API);
     expect(token.status).toBe(200);

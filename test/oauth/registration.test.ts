@@ -153,7 +153,11 @@ describe('POST /auth/register', () => {
     const { challenge } = await pkce();
     const res = await call(authorizeUrl(client.client_id, challenge), { cookie: user.cookie });
     expect(res.status).toBe(200);
-    expect(await res.text()).toContain('/auth/authorize/decision');
+    const page = await res.text();
+    expect(page).toContain('/auth/authorize/decision');
+    // The name is the registrant's own: the page says so and shows where approving leads.
+    expect(page).toContain(`<code id="consent-destination">${new URL(REDIRECT).host}</code>`);
+    expect(page).toContain('This app registered itself');
     // …and may not name an API the operator did not grant.
     const api = await call(authorizeUrl(client.client_id, challenge, { resource: 'https://api.gatehouse.test' }), { cookie: user.cookie });
     expect(new URL(api.headers.get('location')!).searchParams.get('error')).toBe('invalid_target');

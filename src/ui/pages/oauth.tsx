@@ -5,6 +5,8 @@ const SCOPE_TEXT: Record<string, string> = {
   openid: 'Know who you are (your account id)',
   email: 'See your email address',
   profile: 'See your profile',
+  address: 'See your postal address',
+  phone: 'See your phone number',
   roles: 'See your roles and tier',
   offline_access: 'Stay connected while you are away (until you revoke it)',
 };
@@ -13,11 +15,22 @@ const SCOPE_TEXT: Record<string, string> = {
  * Consent: the client's name, what it asks for (and for which APIs), approve or deny. The form
  * carries only the id of the request held server-side, never the request itself.
  */
-export const ConsentPage: FC<{ clientName: string; scope: string[]; resources: string[]; requestId: string; csrf: string; email: string }> = (p) => (
+export const ConsentPage: FC<{
+  clientName: string;
+  /** Where approving sends you: the redirect URI's host, which the name cannot fake. */
+  destination: string;
+  selfRegistered: boolean;
+  scope: string[];
+  resources: string[];
+  requestId: string;
+  csrf: string;
+  email: string;
+}> = (p) => (
   <Layout title={`Allow ${p.clientName}?`}>
     <p>
-      Signed in as <strong>{p.email}</strong>. <strong>{p.clientName}</strong> asks to:
+      Signed in as <strong>{p.email}</strong>. <strong>{p.clientName}</strong> (<code id="consent-destination">{p.destination}</code>) asks to:
     </p>
+    {p.selfRegistered && <p id="consent-unreviewed">This app registered itself: its name was not checked by whoever runs this service. Allow it only if you know <code>{p.destination}</code>.</p>}
     <ul>
       {p.scope.map((s) => (
         <li>{SCOPE_TEXT[s] ?? s}</li>
