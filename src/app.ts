@@ -6,21 +6,46 @@ import { authApi } from './auth/routes';
 import { ConfigError } from './config';
 import { depsFor, type AppEnv, type Deps } from './deps';
 import type { Env } from './config';
-import { describeError, GatehouseError } from './lib/errors';
-import { MAX_BODY_BYTES, problemResponse } from './lib/http';
+import { GatehouseError } from './lib/errors';
+import { MAX_BODY_BYTES } from './lib/http';
+import { mountRouters, renderError, routeAll } from './error-channels';
 import { devMailboxRoutes } from './mail/routes';
 import { sessionMiddleware } from './sessions/middleware';
 import { jwksRoutes } from './tokens/routes';
-import { discoveryRoutes, oauthRoutes } from './oauth/routes';
+import { authorizeRoutes, consentRoutes, discoveryRoutes, logoutRoutes, oauthRoutes, userinfoRoutes } from './oauth/routes';
 import { registrationRoutes } from './oauth/registration-routes';
-import { renderErrorPage } from './ui/error-page';
 import { pages } from './ui/routes';
 import { connectPages, gatewayHandler } from './gateway/routes';
 import { handoffApi, handoffPages } from './handoff/routes';
 
+/**
+ * Every router and where it is mounted. Each router declares its error channel (router() in
+ * error-channels.tsx); the first whose route matches a request decides how its errors look.
+ */
+const MOUNTS = [
+  ['/auth/api', authApi],
+  ['/auth/api', accountApi],
+  ['/auth/api', handoffApi],
+  ['/auth/dev', devMailboxRoutes],
+  ['/auth', handoffPages],
+  ['/auth', connectPages],
+  ['/auth', oauthRoutes],
+  ['/auth', userinfoRoutes],
+  ['/auth', authorizeRoutes],
+  ['/auth', consentRoutes],
+  ['/auth', logoutRoutes],
+  ['/auth', registrationRoutes],
+  ['/auth', pages],
+  ['/.well-known', jwksRoutes],
+  ['/.well-known', discoveryRoutes],
+] as const;
+
 /** Builds the worker's app. Tests pass their own deps factory to inject failures. */
 export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
   const app = new Hono<AppEnv>();
+  // First of all, so an error in anything after it (config, body limit, session) is answered in
+  // the channel of the route the request was for.
+  mountRouters(app, MOUNTS);
 
   app.use(async (c, next) => {
     c.set('requestId', c.req.header('cf-ray') ?? crypto.randomUUID());
@@ -29,7 +54,7 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       console.error(JSON.stringify({ event: 'config_invalid', issues: e.issues }));
-      throw new GatehouseError('config_invalid', 500, e.message);
+      throw new GatehouseError('config_invalid', e.message);
     }
     await next();
   });
@@ -37,7 +62,10 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
   // Gatehouse's own pages and APIs live on PUBLIC_URL's host only; every other host is an app host
   // that the gateway fronts (docs/security.md, "Hosts").
   app.use(async (c, next) => {
-    if (new URL(c.req.url).host !== c.var.deps.config.publicUrl.host) return gatewayHandler(c);
+    if (new URL(c.req.url).host !== c.var.deps.config.publicUrl.host) {
+      c.set('channel', { name: 'gateway' });
+      return gatewayHandler(c);
+    }
     await next();
   });
 
@@ -46,7 +74,7 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
   app.use('/auth/api/*', async (c, next) => {
     const origin = c.req.header('origin');
     if (c.req.method !== 'GET' && c.req.method !== 'HEAD' && origin !== undefined && origin !== c.var.deps.config.publicUrl.origin)
-      throw new GatehouseError('csrf_failed', 403, 'This API takes requests from Gatehouse’s own pages only.');
+      throw new GatehouseError('csrf_failed', 'This API takes requests from Gatehouse’s own pages only.');
     await next();
   });
 
@@ -74,44 +102,21 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
     bodyLimit({
       maxSize: MAX_BODY_BYTES,
       onError: () => {
-        throw new GatehouseError('payload_too_large', 413, `The request body is larger than ${MAX_BODY_BYTES} bytes.`);
+        throw new GatehouseError('payload_too_large', `The request body is larger than ${MAX_BODY_BYTES} bytes.`);
       },
     }),
     sessionMiddleware,
   );
 
-  app.route('/auth/api', authApi);
-  app.route('/auth/api', accountApi);
-  app.route('/auth/api', handoffApi);
-  app.route('/auth/dev', devMailboxRoutes);
-  app.route('/auth', handoffPages);
-  app.route('/auth', connectPages);
-  app.route('/auth', oauthRoutes);
-  app.route('/auth', registrationRoutes);
-  app.route('/auth', pages);
-  app.route('/.well-known', jwksRoutes);
-  app.route('/.well-known', discoveryRoutes);
+  routeAll(app, MOUNTS);
   // Everything else goes through the gateway (DESIGN.md §1).
   app.all('*', gatewayHandler);
 
   app.notFound((c) => {
-    throw new GatehouseError('not_found', 404, `Nothing at ${new URL(c.req.url).pathname}.`);
+    throw new GatehouseError('not_found', `Nothing at ${new URL(c.req.url).pathname}.`);
   });
 
-  app.onError((err, c) => {
-    const e =
-      err instanceof GatehouseError ? err : new GatehouseError('server_error', 500, 'Something went wrong on our side.');
-    if (!(err instanceof GatehouseError) || e.status >= 500) {
-      const cause = err instanceof GatehouseError ? (err as { cause?: unknown }).cause : err;
-      console.error(
-        JSON.stringify({ event: 'request_failed', requestId: c.get('requestId'), code: e.code, error: describeError(cause) }),
-      );
-    }
-    const path = new URL(c.req.url).pathname;
-    const wantsJson = !path.startsWith('/auth/') || path.startsWith('/auth/api/') || path.startsWith('/auth/dev/');
-    if (wantsJson || c.req.header('accept')?.includes('application/json')) return problemResponse(c, e);
-    return renderErrorPage(c, e);
-  });
+  app.onError(renderError);
 
   return app;
 }

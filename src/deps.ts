@@ -5,7 +5,10 @@ import { createDb, type Database } from './db/client';
 import { deriveHmacKey } from './lib/crypto';
 import type { HandoffNamespace } from './handoff/handoffs';
 import { createMailer, type Mailer } from './mail/mailer';
+import type { Channel } from './error-channels';
 import type { SessionClaims } from './sessions/session-token';
+import type { ErrorPageOptions } from './ui/error-page';
+import type { FormState } from './ui/pages/credentials';
 import { createSessionStore, type SessionStore } from './sessions/store';
 import { KeyRing } from './tokens/key-ring';
 import { keyPolicy } from './tokens/keys';
@@ -31,7 +34,20 @@ export interface Deps {
 
 export type AppEnv = {
   Bindings: Env;
-  Variables: { deps: Deps; session: SessionClaims | null; requestId: string; csrfToken: string };
+  Variables: {
+    deps: Deps;
+    session: SessionClaims | null;
+    requestId: string;
+    csrfToken: string;
+    /** Where this request's errors are answered (src/error-channels.tsx), set before anything else runs. */
+    channel: Channel;
+    /** A page route's form, re-rendered with the message at its field on a 4xx. */
+    errorForm?: (state: FormState) => unknown;
+    /** A page route's own title and way on for its error page. */
+    errorPage?: ErrorPageOptions;
+    /** Where a page comes back to once the person has signed in again or stepped up. */
+    returnAfterSignIn?: string;
+  };
 };
 
 // One hasher per isolate: its WebAssembly memory is reused between requests.

@@ -1,11 +1,11 @@
-import { Hono } from 'hono';
+import { router } from '../error-channels';
 import type { AppEnv } from '../deps';
 import { requestMeta } from '../lib/http';
 import { clearSessionCookie, requireSignedIn } from '../sessions/middleware';
 import { loadAccount, revokeSession, sessionView, signOut, signOutEverywhere } from './sessions';
 
 /** Self-service JSON API for the signed-in user under /auth/api (docs/api.md). */
-export const accountApi = new Hono<AppEnv>();
+export const accountApi = router('problem');
 
 for (const path of ['/me', '/sessions', '/sessions/*', '/sign-out', '/sign-out-everywhere']) accountApi.use(path, requireSignedIn);
 

@@ -6,7 +6,7 @@ import type { RequestMeta } from '../lib/request-meta';
 import type { SessionClaims } from '../sessions/session-token';
 import type { SessionRecord } from '../sessions/user-sessions';
 
-export const signedOut = () => new GatehouseError('unauthenticated', 401, 'Sign in to continue.');
+export const signedOut = () => new GatehouseError('unauthenticated', 'Sign in to continue.');
 
 export interface AccountView {
   user: UserView;
@@ -42,7 +42,7 @@ function inOrder(all: SessionRecord[]): SessionRecord[] {
 /** Revokes one of the user's own sessions (an app-host one alone, or a Gatehouse one with its app-host sessions); 404 when there is no such live session. */
 export async function revokeSession(deps: Deps, claims: SessionClaims, sid: string, meta: RequestMeta): Promise<void> {
   const revoked = await deps.sessions.revoke(claims.sub, sid);
-  if (!revoked) throw new GatehouseError('not_found', 404, 'No such session.', { field: 'sid' });
+  if (!revoked) throw new GatehouseError('not_found', 'No such session.', { field: 'sid' });
   await failClosed('the database', () =>
     audit(deps.db, { type: 'session_revoked', userId: claims.sub, meta, detail: { sid, current: sid === claims.sid }, at: deps.now() }),
   );

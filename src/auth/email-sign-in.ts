@@ -30,8 +30,8 @@ function randomCode(): string {
 }
 
 const invalidLink = () =>
-  new GatehouseError('invalid_token', 400, 'This sign-in link is invalid, expired or already used. Ask for a new one.', { field: 'token' });
-const wrongCode = () => new GatehouseError('invalid_code', 400, 'That code is not right.', { field: 'code' });
+  new GatehouseError('invalid_link', 'This sign-in link is invalid, expired or already used. Ask for a new one.', { field: 'token' });
+const wrongCode = () => new GatehouseError('invalid_code', 'That code is not right.', { field: 'code' });
 
 /**
  * Starts an email sign-in: one mail with a link and an 8-digit code. The answer — and what happens
@@ -151,9 +151,9 @@ export async function signInWithEmailCode(
   defer: (task: Promise<void>) => void,
 ): Promise<SignInOutcome> {
   const bound = parseBinding(input.bindingCookie);
-  if (!bound) throw new GatehouseError('invalid_request', 400, 'Ask for a sign-in code in this browser first.', { field: 'code' });
+  if (!bound) throw new GatehouseError('invalid_request', 'Ask for a sign-in code in this browser first.', { field: 'code' });
   const code = input.code.replace(/[\s-]/g, '');
-  if (!/^\d{8}$/.test(code)) throw new GatehouseError('invalid_code', 400, 'Enter the 8-digit code from the email.', { field: 'code' });
+  if (!/^\d{8}$/.test(code)) throw new GatehouseError('invalid_code', 'Enter the 8-digit code from the email.', { field: 'code' });
   const now = deps.now();
   const bindingHash = await sha256(bound.binding);
   const digest = await codeDigest(deps, bound.id, code);
@@ -173,7 +173,7 @@ export async function signInWithEmailCode(
       .returning({ codeHash: emailSignIns.codeHash, userId: emailSignIns.userId, attempts: emailSignIns.attempts }),
   );
   if (!row)
-    throw new GatehouseError('too_many_attempts', 400, 'This code can no longer be used (expired, used, or too many tries). Ask for a new one.', { field: 'code' });
+    throw new GatehouseError('too_many_attempts', 'This code can no longer be used (expired, used, or too many tries). Ask for a new one.', { field: 'code' });
   if (!timingSafeEqualString(row.codeHash, digest)) throw wrongCode();
   const [won] = await failClosed('the database', () =>
     deps.db

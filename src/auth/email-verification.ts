@@ -75,6 +75,6 @@ export async function signInAfterPasskeySignUp(
   defer: (task: Promise<void>) => void,
 ): Promise<SignInOutcome> {
   const user = await failClosed('the database', () => findUserById(deps.db, userId));
-  if (!user) throw new GatehouseError('unauthenticated', 401, 'Sign in to continue.');
+  if (!user) throw new GatehouseError('unauthenticated', 'Sign in to continue.');
   return completeFirstFactor(deps, user, ['email'], ctx, { defer, detail: { method: 'email_verification' } });
 }

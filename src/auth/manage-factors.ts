@@ -38,7 +38,7 @@ export async function removeTotp(deps: Deps, session: SessionClaims, proof: Proo
 /** New recovery codes; they come with an authenticator app, so there must be one. */
 export async function replaceRecoveryCodes(deps: Deps, session: SessionClaims, proof: Proof | undefined, meta: RequestMeta): Promise<string[]> {
   if (!(await secondFactorsOf(deps, session.sub)).totp)
-    throw new GatehouseError('totp_required', 409, 'Set up an authenticator app first: recovery codes come with it.');
+    throw new GatehouseError('totp_required', 'Set up an authenticator app first: recovery codes come with it.');
   await authorizeSensitiveAction(deps, session, proof, meta);
   return regenerateRecoveryCodes(deps, session.sub, meta);
 }

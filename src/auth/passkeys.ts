@@ -33,9 +33,9 @@ export interface PasskeyView {
   backedUp: boolean;
 }
 
-const rejected = (message: string) => new GatehouseError('invalid_passkey', 400, message);
+const rejected = (message: string) => new GatehouseError('invalid_passkey', message);
 const challengeGone = () =>
-  new GatehouseError('invalid_challenge', 400, 'This passkey request has expired or was already used. Try again.');
+  new GatehouseError('invalid_challenge', 'This passkey request has expired or was already used. Try again.');
 
 async function storeChallenge(deps: Deps, challenge: string, purpose: 'register' | 'authenticate', userId: string | null): Promise<string> {
   const id = randomToken(16);
@@ -82,7 +82,7 @@ export async function registrationOptions(
     deps.db.select({ id: passkeys.id, transports: passkeys.transports }).from(passkeys).where(eq(passkeys.userId, user.id)).all(),
   );
   if (existing.length >= MAX_PASSKEYS_PER_USER)
-    throw new GatehouseError('invalid_request', 400, `An account can have at most ${MAX_PASSKEYS_PER_USER} passkeys. Remove one first.`);
+    throw new GatehouseError('invalid_request', `An account can have at most ${MAX_PASSKEYS_PER_USER} passkeys. Remove one first.`);
   const options = await generateRegistrationOptions({
     rpName: deps.config.webauthn.rpName,
     rpID: deps.config.webauthn.rpId,
@@ -141,7 +141,7 @@ export async function registerPasskey(
     ]);
     return result.length > 0;
   });
-  if (!inserted) throw new GatehouseError('already_enrolled', 409, 'This passkey is already registered.');
+  if (!inserted) throw new GatehouseError('already_enrolled', 'This passkey is already registered.');
   return { id: row.id, name: row.name, createdAt: now, lastUsedAt: null, backedUp: row.backedUp };
 }
 
@@ -180,7 +180,7 @@ export async function verifyPasskey(
   if (userHandle) {
     const handle = decodeBase64urlText(userHandle);
     if (handle === null)
-      throw new GatehouseError('invalid_request', 400, 'response.response.userHandle is not base64url of a user id.', { field: 'response.response.userHandle' });
+      throw new GatehouseError('invalid_request', 'response.response.userHandle is not base64url of a user id.', { field: 'response.response.userHandle' });
     if (handle !== stored.userId) throw await fail('it belongs to another account');
   }
 
@@ -226,7 +226,7 @@ export async function removePasskey(deps: Deps, userId: string, id: string, meta
     ]);
     return rows.length > 0;
   });
-  if (!removed) throw new GatehouseError('not_found', 404, 'No such passkey on this account.', { field: 'id' });
+  if (!removed) throw new GatehouseError('not_found', 'No such passkey on this account.', { field: 'id' });
 }
 
 /** The library's message names what failed (challenge, origin, RP ID, signature, counter); no secrets in it. */

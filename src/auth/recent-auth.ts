@@ -14,7 +14,7 @@ export const RECENT_SIGN_IN = 600;
 /** What a person gives, at that moment, to confirm a sensitive action: something an origin's script cannot. */
 export type Proof = { password: string } | { code: string } | { passkey: PasskeyAssertion };
 
-const recentRequired = (message: string) => new GatehouseError('recent_sign_in_required', 403, message);
+const recentRequired = (message: string) => new GatehouseError('recent_sign_in_required', message);
 
 /**
  * The session must be live, signed in on this device (not relayed by a handoff) and recently.
@@ -41,14 +41,14 @@ export async function authorizeSensitiveAction(deps: Deps, session: SessionClaim
     return;
   }
   if (deps.config.gateway.sharedHost)
-    throw new GatehouseError('proof_required', 403, 'Confirm with your password, a code from your authenticator app, or a passkey.', {
+    throw new GatehouseError('proof_required', 'Confirm with your password, a code from your authenticator app, or a passkey.', {
       field: 'proof',
     });
   await requireRecentSignIn(deps, session);
 }
 
 async function checkProof(deps: Deps, session: SessionClaims, proof: Proof, meta: RequestMeta): Promise<void> {
-  const invalid = (message: string) => new GatehouseError('invalid_proof', 403, message, { field: 'proof' });
+  const invalid = (message: string) => new GatehouseError('invalid_proof', message, { field: 'proof' });
   if ('code' in proof) {
     await checkSecondFactor(deps, session.sub, { kind: 'code', code: proof.code }, meta).catch((e: unknown) => {
       throw e instanceof GatehouseError && e.status === 400 ? invalid(e.message) : e;

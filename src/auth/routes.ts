@@ -1,4 +1,5 @@
-import { Hono, type Context } from 'hono';
+import type { Context } from 'hono';
+import { router } from '../error-channels';
 import { z } from 'zod';
 import type { AppEnv } from '../deps';
 import { GatehouseError } from '../lib/errors';
@@ -47,7 +48,7 @@ type C = Context<AppEnv>;
  * and its second step, step-up, reset, verification, and the signed-in user's second factors.
  * Errors render as problem+json.
  */
-export const authApi = new Hono<AppEnv>();
+export const authApi = router('problem');
 
 authApi.use('/*', async (c, next) => {
   c.header('cache-control', 'no-store');
@@ -119,7 +120,7 @@ authApi.post('/sign-in/second-factor', async (c) => {
 
 authApi.post('/step-up', async (c) => {
   const { code } = await parseInput(c, 'json', secondFactorInput);
-  if (!c.var.session) throw new GatehouseError('unauthenticated', 401, 'Sign in first.');
+  if (!c.var.session) throw new GatehouseError('unauthenticated', 'Sign in first.');
   const { session } = await stepUp(c.var.deps, c.var.session, { kind: 'code', code }, requestMeta(c));
   setSessionCookie(c, session.cookie);
   return c.json({ status: 'stepped_up', session: sessionBody(session) });
@@ -180,7 +181,7 @@ authApi.post('/passkeys/sign-in', async (c) => {
   const ctx = signInContext(c);
   const proof = await verifyPasskey(deps, input, ctx.meta);
   const user = await failClosed('the database', () => findUserById(deps.db, proof.userId));
-  if (!user) throw new GatehouseError('invalid_passkey', 400, 'This passkey is not registered here.');
+  if (!user) throw new GatehouseError('invalid_passkey', 'This passkey is not registered here.');
   const outcome = await completeFirstFactor(deps, user, combineAmr([], proof.amr), ctx, {
     defer: deferTo(c, 'sign_in_mail_failed'),
     detail: { method: 'passkey' },
@@ -200,7 +201,7 @@ authApi.post('/passkeys/verify', async (c) => {
     const done = await completeSignIn(deps, pending, proof, ctx, { defer: deferTo(c, 'sign_in_mail_failed') });
     return signInResponse(c, { kind: 'signed_in', ...done }, input.returnTo);
   }
-  if (!c.var.session) throw new GatehouseError('unauthenticated', 401, 'Sign in first.');
+  if (!c.var.session) throw new GatehouseError('unauthenticated', 'Sign in first.');
   const { session } = await stepUp(deps, c.var.session, proof, ctx.meta);
   setSessionCookie(c, session.cookie);
   return c.json({ status: 'stepped_up', session: sessionBody(session), next: safeReturnTo(input.returnTo ?? null) });

@@ -113,7 +113,7 @@ export async function readPending(deps: Deps, token: string | undefined): Promis
  */
 export async function checkSecondFactor(deps: Deps, userId: string, proof: SecondFactorProof, meta: RequestMeta): Promise<{ amr: string[]; method: string }> {
   if (proof.kind === 'passkey') {
-    if (proof.userId !== userId) throw new GatehouseError('invalid_passkey', 400, 'That passkey belongs to another account.');
+    if (proof.userId !== userId) throw new GatehouseError('invalid_passkey', 'That passkey belongs to another account.');
     return { amr: proof.amr, method: 'passkey' };
   }
   const now = deps.now();
@@ -143,9 +143,9 @@ export async function completeSignIn(
 ): Promise<{ user: UserView; session: StartedSession }> {
   const pending = await readPending(deps, pendingToken);
   if (!pending)
-    throw new GatehouseError('unauthenticated', 401, 'This sign-in has expired (it waits five minutes for the second step). Sign in again.');
+    throw new GatehouseError('unauthenticated', 'This sign-in has expired (it waits five minutes for the second step). Sign in again.');
   const user = await failClosed('the database', () => findUserById(deps.db, pending.sub));
-  if (!user) throw new GatehouseError('unauthenticated', 401, 'Sign in again.');
+  if (!user) throw new GatehouseError('unauthenticated', 'Sign in again.');
   const { amr: added, method } = await checkSecondFactor(deps, user.id, proof, ctx.meta);
   const risk: RiskAssessment = { firstSignIn: pending.firstSignIn, newDevice: pending.risky, newCountry: false, newAsn: false, markers: pending.markers };
   return finishSignIn(deps, user, combineAmr(pending.amr, added), ctx, risk, { ...opts, detail: { secondFactor: method } });
@@ -165,7 +165,7 @@ export async function stepUp(
   await assertLiveSession(deps, session);
   const { amr: added, method } = await checkSecondFactor(deps, session.sub, proof, meta);
   const row = await failClosed('the database', () => findUserById(deps.db, session.sub));
-  if (!row) throw new GatehouseError('unauthenticated', 401, 'Sign in again.');
+  if (!row) throw new GatehouseError('unauthenticated', 'Sign in again.');
   const now = deps.now();
   const user = viewOf(row, await failClosed('the database', () => rolesOf(deps.db, row.id)));
   const amr = combineAmr(session.amr, added);

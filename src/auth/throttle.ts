@@ -32,9 +32,7 @@ export async function assertNotLocked(db: Database, scope: ThrottleScope, email:
   if (row && row.lockedUntil > now) {
     const retryAfter = Math.ceil((row.lockedUntil - now) / 1000);
     throw new GatehouseError(
-      'account_locked',
-      429,
-      scope === 'second_factor'
+      'account_locked', scope === 'second_factor'
         ? `Too many wrong codes. Try again in ${retryAfter} seconds.`
         : `Too many attempts for this account. Try again in ${retryAfter} seconds, or reset your password.`,
       { retryAfter },

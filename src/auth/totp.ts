@@ -21,7 +21,7 @@ const totpFor = (secret: Secret, label = '', issuer = '') =>
 export const stepAt = (now: number) => Math.floor(now / 1000 / PERIOD);
 
 const codeProblem = (message: string, code: 'invalid_code' | 'code_reused' = 'invalid_code') =>
-  new GatehouseError(code, 400, message, { field: 'code' });
+  new GatehouseError(code, message, { field: 'code' });
 
 /**
  * Starts (or restarts) TOTP enrolment: a fresh 160-bit secret, sealed at rest, unconfirmed until the
@@ -32,7 +32,7 @@ export async function startTotpEnrollment(deps: Deps, user: { id: string; email:
   const existing = await failClosed('the database', () =>
     deps.db.select().from(totpCredentials).where(eq(totpCredentials.userId, user.id)).get(),
   );
-  if (existing?.confirmedAt) throw new GatehouseError('already_enrolled', 409, 'An authenticator app is already set up. Remove it first to set up another.');
+  if (existing?.confirmedAt) throw new GatehouseError('already_enrolled', 'An authenticator app is already set up. Remove it first to set up another.');
   const secret = new Secret({ size: 20 });
   const sealed = await seal(deps.config.keyEncryptionKey, `totp:${user.id}`, secret.base32);
   await failClosed('the database', () =>

@@ -44,7 +44,7 @@ async function stateIsGenuine(deps: Deps, host: string, state: string): Promise<
   return timingSafeEqualString(await signState(deps, host, m[1]!, Number(m[2])), state);
 }
 
-const badLink = () => new GatehouseError('invalid_request', 400, 'This sign-in link is not valid (expired, used, or started in another browser). Go back and try again.');
+const badLink = () => new GatehouseError('invalid_request', 'This sign-in link is not valid (expired, used, or started in another browser). Go back and try again.');
 
 /**
  * The app host's first step: the state to keep in its cookie and where to send the browser —
@@ -61,15 +61,15 @@ export async function beginHandshake(deps: Deps, host: string, returnTo: string,
 /** Gatehouse's host, second step: a code for the app host, and the address that takes it there. */
 export async function issueHandshake(deps: Deps, session: SessionClaims, q: { host?: string; state?: string; returnTo?: string }): Promise<string> {
   if (!q.host || !deps.config.gateway.appHosts.includes(q.host))
-    throw new GatehouseError('invalid_request', 400, 'host is not a host Gatehouse fronts.', { field: 'host' });
+    throw new GatehouseError('invalid_request', 'host is not a host Gatehouse fronts.', { field: 'host' });
   if (!q.state || !(await stateIsGenuine(deps, q.host, q.state)))
-    throw new GatehouseError('invalid_request', 400, 'state is missing, expired or was not made by that host.', { field: 'state' });
+    throw new GatehouseError('invalid_request', 'state is missing, expired or was not made by that host.', { field: 'state' });
   const secret = randomToken(32);
   const [hash, stateHash] = await Promise.all([sha256(secret), sha256(q.state)]);
   const now = deps.now();
   const returnTo = safeReturnTo(q.returnTo ?? null, '/');
   const issued = await deps.sessions.issueConnect(session.sub, hash, { sid: session.sid, host: q.host, stateHash, returnTo, now, ttlMs: CODE_TTL_MS });
-  if (!issued) throw new GatehouseError('unauthenticated', 401, 'This session has ended. Sign in again.');
+  if (!issued) throw new GatehouseError('unauthenticated', 'This session has ended. Sign in again.');
   const back = new URL(`${APP_PATH}/session`, `${deps.config.publicUrl.protocol}//${q.host}`);
   back.searchParams.set('code', `cx1.${session.sub}.${secret}`);
   return back.toString();

@@ -10,7 +10,7 @@ import type { Route } from './routes-config';
 export const RESUME_PARAM = 'gh_resume';
 
 export const notHeld = () =>
-  new GatehouseError('request_not_held', 409, 'This held request was already replayed, has expired (requests are held for 5 minutes) or belongs to another page.');
+  new GatehouseError('request_not_held', 'This held request was already replayed, has expired (requests are held for 5 minutes) or belongs to another page.');
 
 /**
  * Holds a non-GET request while its browser steps up (≤ 1 MiB, 5 minutes) in the user's Durable
@@ -21,7 +21,7 @@ export async function holdRequest(
   r: { request: Request; who: Identity; route: Route; host: string; url: string; meta: RequestMeta },
 ): Promise<string> {
   const body = await readLimited(r.request, HELD_BODY_LIMIT);
-  if (!body) throw new GatehouseError('payload_too_large', 413, `A request held during step-up may be at most ${HELD_BODY_LIMIT} bytes.`);
+  if (!body) throw new GatehouseError('payload_too_large', `A request held during step-up may be at most ${HELD_BODY_LIMIT} bytes.`);
   const now = deps.now();
   const id = await deps.sessions.holdRequest(r.who.sub, {
     method: r.request.method,

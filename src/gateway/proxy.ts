@@ -21,7 +21,7 @@ export async function forward(
     return target.fetcher ? await target.fetcher.fetch(target.url.toString(), init) : await fetch(target.url.toString(), init);
   } catch (e) {
     if (e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError'))
-      throw new GatehouseError('temporarily_unavailable', 504, 'The origin did not answer in time.');
-    throw new GatehouseError('temporarily_unavailable', 502, 'The origin could not be reached.');
+      throw new GatehouseError('gateway_timeout', 'The origin did not answer in time.');
+    throw new GatehouseError('bad_gateway', 'The origin could not be reached.');
   }
 }

@@ -3,10 +3,10 @@ import { safeReturnTo } from '../auth/urls';
 import type { AppEnv } from '../deps';
 import { clearCookie, COOKIES, readCookie, serializeCookie, writeCookie } from '../lib/cookies';
 import { GatehouseError } from '../lib/errors';
-import { problemResponse, requestMeta } from '../lib/http';
+import { requestMeta } from '../lib/http';
 import { resumeSession, type ResumedSession } from '../sessions/sessions';
 import { issuerOf } from '../tokens/access-token';
-import { APP_PATH, beginHandshake, finishHandshake, HANDSHAKE_TTL, issueHandshake } from './app-session';
+import { APP_PATH, finishHandshake, issueHandshake } from './app-session';
 import { assertionFor } from './assertion';
 import { authenticate, type SessionCookieChange } from './authenticate';
 import { filterOriginResponse, sanitizeRequestHeaders } from './headers';
@@ -16,9 +16,11 @@ import { injectIdentity } from './inject';
 import { normalisePath } from './path';
 import { decide, type Decision } from './policy';
 import { forward } from './proxy';
+import { gatewayRedirect, GatewayRefusal } from './refusal';
 import { findRoute } from './route-table';
 import { DPOP_ALGS } from '../tokens/dpop';
 import type { Route } from './routes-config';
+import { router } from '../error-channels';
 
 type C = Context<AppEnv>;
 
@@ -29,7 +31,6 @@ const APP_RESERVED = /^\/\.gatehouse(\/|$)/i;
 /** RFC 9110 §9's methods, CONNECT and TRACE aside: the only ones the gateway forwards. */
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
-const wantsHtml = (c: C) => c.req.method === 'GET' && (c.req.header('accept') ?? '').includes('text/html');
 /** A browser navigation or form submission (not fetch/XHR from a script), of any method. */
 const isNavigation = (c: C) => c.req.header('sec-fetch-mode') === 'navigate' || (c.req.header('accept') ?? '').includes('text/html');
 
@@ -48,15 +49,18 @@ const BEARER_ERRORS: Record<string, string> = {
   reauthenticate: 'insufficient_user_authentication',
 };
 
-function challenge(c: C, status: 401 | 403, error: string, reason: string, bearer: boolean): Response {
-  const res = problemResponse(c, new GatehouseError(status === 401 ? 'unauthenticated' : 'forbidden', status, reason));
-  // No credential: the bare challenges (RFC 6750 §3.1, RFC 9449 §7.1); a presented token gets the
-  // error code under the scheme it concerns, when one applies (a missing role has none).
+/**
+ * A 401 or 403 with the route's challenge. No credential: the bare challenges (RFC 6750 §3.1, RFC
+ * 9449 §7.1); a presented token gets the error code under the scheme it concerns, when one applies
+ * (a missing role has none). A browser without a token may be sent to sign in instead (`signInBack`).
+ */
+function challenge(status: 401 | 403, error: string, reason: string, bearer: boolean, extra: { nonce?: string; signInBack?: string } = {}): GatewayRefusal {
   const dpopError = error === 'invalid_dpop_proof' || error === 'use_dpop_nonce';
   const code = bearer && !dpopError ? BEARER_ERRORS[error] : undefined;
   const dpop = status === 401 ? `, DPoP algs="${DPOP_ALGS.join(' ')}"${dpopError ? `, error="${error}"` : ''}` : '';
-  res.headers.set('www-authenticate', `Bearer realm="gatehouse"${code ? `, error="${code}"` : ''}${dpop}`);
-  return res;
+  const headers: Record<string, string> = { 'www-authenticate': `Bearer realm="gatehouse"${code ? `, error="${code}"` : ''}${dpop}` };
+  if (extra.nonce) headers['dpop-nonce'] = extra.nonce;
+  return new GatewayRefusal(status === 401 ? 'unauthenticated' : 'forbidden', reason, headers, bearer ? undefined : extra.signInBack);
 }
 
 /** Adds a cookie to a response we are about to return (the origin's own headers are kept). */
@@ -67,8 +71,15 @@ function withSetCookie(response: Response, setCookie: string): Response {
   return out;
 }
 
-const withSession = (response: Response, change: SessionCookieChange) =>
-  change === null ? response : withSetCookie(response, serializeCookie(COOKIES.session, change === 'clear' ? '' : change.value, change === 'clear' ? 0 : change.maxAge));
+const sessionCookie = (change: Exclude<SessionCookieChange, null>) =>
+  serializeCookie(COOKIES.session, change === 'clear' ? '' : change.value, change === 'clear' ? 0 : change.maxAge);
+
+const withSession = (response: Response, change: SessionCookieChange) => (change === null ? response : withSetCookie(response, sessionCookie(change)));
+
+/** The session cookie change goes out with whatever Gatehouse answers itself (a refusal, a redirect). */
+const keepSessionChange = (c: C, change: SessionCookieChange) => {
+  if (change !== null) c.header('set-cookie', sessionCookie(change), { append: true });
+};
 
 /**
  * Everything that is not Gatehouse's own: match a route on the normalised path (and host and
@@ -81,25 +92,22 @@ export async function gatewayHandler(c: C): Promise<Response> {
   const { deps } = c.var;
   const url = new URL(c.req.url);
   const normalised = normalisePath(url.pathname);
-  if (!normalised.ok) return problemResponse(c, new GatehouseError('invalid_request', 400, `Refused path: ${normalised.reason}.`));
+  if (!normalised.ok) throw new GatehouseError('invalid_request', `Refused path: ${normalised.reason}.`);
   const path = normalised.path;
   const host = url.host;
   const onAuthHost = host === deps.config.publicUrl.host;
   if (!onAuthHost && APP_RESERVED.test(path)) return appEndpoint(c, path);
-  if (onAuthHost && RESERVED.test(path)) return problemResponse(c, new GatehouseError('not_found', 404, `Nothing at ${path}.`));
+  if (onAuthHost && RESERVED.test(path)) throw new GatehouseError('not_found', `Nothing at ${path}.`);
   // Methods beyond RFC 9110's (WebDAV's PROPPATCH, a lower-case `patch`) match no route's method
   // list and would fall through to a catch-all: refused here, before any route is looked at.
-  if (!METHODS.has(c.req.method)) {
-    const res = problemResponse(c, new GatehouseError('method_not_allowed', 405, 'The gateway does not forward requests with this method.'));
-    res.headers.set('allow', [...METHODS].join(', '));
-    return res;
-  }
+  if (!METHODS.has(c.req.method))
+    throw new GatewayRefusal('method_not_allowed', 'The gateway does not forward requests with this method.', { allow: [...METHODS].join(', ') });
   // A service worker controls every page under its script's directory: one served from `/` would
   // see Gatehouse's own pages on this host (sign-in, `/.gatehouse/session?code=`). Origins serve
   // theirs from a subdirectory; `Service-Worker-Allowed`, which would widen it, is dropped on the
   // way back (filterOriginResponse).
   if (c.req.header('service-worker') !== undefined && path.lastIndexOf('/') === 0)
-    return problemResponse(c, new GatehouseError('forbidden', 403, 'A service worker script must be served from below a directory (e.g. /app/sw.js), not from /.'));
+    throw new GatehouseError('forbidden', 'A service worker script must be served from below a directory (e.g. /app/sw.js), not from /.');
   // The resume marker is Gatehouse's: taken off before matching, never seen by the origin.
   const { id: resumeId, rest: search } = takeResumeParam(url.search);
   const here = `${path}${search}`;
@@ -115,19 +123,18 @@ export async function gatewayHandler(c: C): Promise<Response> {
   const route = findRoute(deps.config.gateway.routes, { method, host, path });
   if (!route) {
     if (onAuthHost && path === '/') return c.redirect('/auth/account', 302);
-    return problemResponse(c, new GatehouseError('not_found', 404, `No route for ${path}.`));
+    throw new GatehouseError('not_found', `No route for ${path}.`);
   }
 
   const auth = await authenticate(deps, { authorization, dpop: c.req.header('dpop'), method: c.req.method, url: c.req.url, session }, route);
-  if (auth.status === 'rejected') {
-    const res = challenge(c, 401, auth.error, auth.reason, true);
-    if (auth.nonce) res.headers.set('dpop-nonce', auth.nonce);
-    return res;
-  }
+  if (auth.status === 'rejected') throw challenge(401, auth.error, auth.reason, true, auth.nonce ? { nonce: auth.nonce } : {});
   const { who } = auth;
   const now = deps.now();
   const decision = decide(route.policy, who, Math.floor(now / 1000));
-  if (!decision.allow) return withSession(await refuse(c, { decision, who, bearer: auth.bearer, route, here, resume: held ? resumeId : null }), auth.cookie);
+  if (!decision.allow) {
+    keepSessionChange(c, auth.cookie);
+    return refuse(c, { decision, who, bearer: auth.bearer, route, here, resume: held ? resumeId : null });
+  }
 
   const headers = sanitizeRequestHeaders(c.req.raw.headers, {
     prefix: deps.config.gateway.prefix,
@@ -147,7 +154,10 @@ export async function gatewayHandler(c: C): Promise<Response> {
   let request: { method: string; body: ReadableStream | ArrayBuffer | null } = { method: c.req.method, body: c.req.raw.body };
   if (resumeId !== null && c.req.method === 'GET') {
     // Replayed once, for the same user, URL, host and route — the policy above was that route's.
-    if (!held || !who || !mayReplay(held, { url: here, host, route })) return withSession(problemResponse(c, notHeld()), auth.cookie);
+    if (!held || !who || !mayReplay(held, { url: here, host, route })) {
+      keepSessionChange(c, auth.cookie);
+      throw notHeld();
+    }
     const taken = await takeHeldRequest(deps, who, resumeId!, requestMeta(c));
     headers.delete('content-length');
     if (taken.contentType) headers.set('content-type', taken.contentType);
@@ -169,8 +179,6 @@ async function refuse(
   r: { decision: Exclude<Decision, { allow: true }>; who: Identity | null; bearer: boolean; route: Route; here: string; resume: string | null },
 ): Promise<Response> {
   const { deps } = c.var;
-  const host = new URL(c.req.url).host;
-  const onAuthHost = host === deps.config.publicUrl.host;
   const { decision, who } = r;
   if (decision.error === 'reauthenticate' && who?.via === 'session' && isNavigation(c)) {
     let back = r.here;
@@ -179,31 +187,15 @@ async function refuse(
       // Only this site's own pages get a request held: a form another site (even a sibling host)
       // submits would otherwise be replayed after the person steps up, its origin no longer visible.
       if (!fromThisOrigin(c))
-        return problemResponse(c, new GatehouseError('forbidden', 403, 'This action needs a stronger sign-in, and requests from another site are not held for it. Start again from this site.'));
+        throw new GatehouseError('forbidden', 'This action needs a stronger sign-in, and requests from another site are not held for it. Start again from this site.');
+      const host = new URL(c.req.url).host;
       back = withResume(r.here, await holdRequest(deps, { request: c.req.raw, who, route: r.route, host, url: r.here, meta: requestMeta(c) }));
     }
     const via: { path: string; query?: Record<string, string> } =
       decision.stepUp === 'sign_in' ? { path: '/auth/sign-in' } : { path: '/auth/second-factor', query: decision.acr ? { acr: decision.acr } : {} };
-    return toGatehouse(c, back, via, 303);
+    return gatewayRedirect(c, { back, via, status: 303 });
   }
-  if (decision.status === 401 && wantsHtml(c) && !r.bearer) return toGatehouse(c, r.here, onAuthHost ? { path: '/auth/sign-in' } : undefined, 302);
-  return challenge(c, decision.status, decision.error, decision.reason, r.bearer);
-}
-
-/**
- * Sends a browser to one of Gatehouse's pages (`via`) and back to `back`: directly on Gatehouse's
- * own host; from an app host, through the host handshake (its state cookie set here).
- */
-async function toGatehouse(c: C, back: string, via: { path: string; query?: Record<string, string> } | undefined, status: 302 | 303): Promise<Response> {
-  const { deps } = c.var;
-  const host = new URL(c.req.url).host;
-  if (host === deps.config.publicUrl.host) {
-    const target = via ?? { path: '/auth/sign-in' };
-    return c.redirect(`${target.path}?${new URLSearchParams({ ...target.query, return_to: back })}`, status);
-  }
-  const { state, location } = await beginHandshake(deps, host, back, via);
-  const res = new Response(null, { status, headers: { location, 'cache-control': 'no-store' } });
-  return withSetCookie(res, serializeCookie(COOKIES.connect, state, HANDSHAKE_TTL));
+  throw challenge(decision.status, decision.error, decision.reason, r.bearer, decision.status === 401 ? { signInBack: r.here } : {});
 }
 
 /** `/.gatehouse/*` on an app host: the end of the host handshake, and signing out. */
@@ -216,9 +208,9 @@ async function appEndpoint(c: C, path: string): Promise<Response> {
     try {
       done = await finishHandshake(deps, { code: c.req.query('code'), state: readCookie(c, COOKIES.connect), host: url.host, meta: requestMeta(c) });
     } catch (e) {
-      if (!(e instanceof GatehouseError)) throw e;
-      const res = problemResponse(c, e);
-      return withSetCookie(res, serializeCookie(COOKIES.connect, '', 0));
+      // A failed handshake is over: its state cookie goes with the error.
+      clearCookie(c, COOKIES.connect);
+      throw e;
     }
     clearCookie(c, COOKIES.connect);
     writeCookie(c, COOKIES.session, done.cookie.value, done.cookie.maxAge);
@@ -226,27 +218,27 @@ async function appEndpoint(c: C, path: string): Promise<Response> {
   }
   if (path === `${APP_PATH}/sign-out` && c.req.method === 'POST') {
     const origin = c.req.header('origin');
-    if (origin !== undefined && origin !== url.origin) return problemResponse(c, new GatehouseError('csrf_failed', 403, 'Sign out from this site’s own pages.'));
+    if (origin !== undefined && origin !== url.origin) throw new GatehouseError('csrf_failed', 'Sign out from this site’s own pages.');
     const session = await resumeSession(deps, readCookie(c, COOKIES.session), url.host);
     if (session.status === 'valid') await deps.sessions.signOutFrom(session.claims.sub, session.claims.sid, deps.now());
     clearCookie(c, COOKIES.session);
     return c.redirect(`${deps.config.publicUrl.origin}/auth/sign-in`, 303);
   }
-  return problemResponse(c, new GatehouseError('not_found', 404, `Nothing at ${path}.`));
+  throw new GatehouseError('not_found', `Nothing at ${path}.`);
 }
 
 function targetOf(c: C, route: Route, pathAndQuery: string): { fetcher: Fetcher | null; url: URL; timeoutMs: number } {
   if (route.origin.startsWith('service:')) {
     const name = route.origin.slice('service:'.length);
     const fetcher = (c.env as unknown as Record<string, Fetcher | undefined>)[name];
-    if (!fetcher) throw new GatehouseError('config_invalid', 500, `ROUTES names service:${name}, but no such binding exists.`);
+    if (!fetcher) throw new GatehouseError('config_invalid', `ROUTES names service:${name}, but no such binding exists.`);
     return { fetcher, url: new URL(pathAndQuery, `https://${name.toLowerCase()}.internal`), timeoutMs: route.timeoutMs };
   }
   return { fetcher: null, url: new URL(pathAndQuery, route.origin), timeoutMs: route.timeoutMs };
 }
 
 /** `/auth/connect` on Gatehouse's host: the middle of the host handshake (app-session.ts). */
-export const connectPages = new Hono<AppEnv>();
+export const connectPages = router('page');
 connectPages.get('/connect', async (c) => {
   c.header('cache-control', 'no-store');
   if (!c.var.session) {

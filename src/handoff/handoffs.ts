@@ -56,13 +56,13 @@ export function parseHandle(value: string | undefined | null): { code: string; s
 const failure = (t: { reason: 'unknown' | 'expired' | 'state' | 'forbidden' }) => {
   switch (t.reason) {
     case 'expired':
-      return new GatehouseError('expired_token', 400, 'This request has expired. Start again on the other device.');
+      return new GatehouseError('expired_token', 'This request has expired. Start again on the other device.');
     case 'state':
-      return new GatehouseError('invalid_request', 409, 'This request was already answered.');
+      return new GatehouseError('conflict', 'This request was already answered.');
     case 'forbidden':
-      return new GatehouseError('forbidden', 403, 'You cannot answer this request.');
+      return new GatehouseError('forbidden', 'You cannot answer this request.');
     default:
-      return new GatehouseError('not_found', 404, 'No request with this code. Check the code and try again.', { field: 'code' });
+      return new GatehouseError('not_found', 'No request with this code. Check the code and try again.', { field: 'code' });
   }
 };
 const unwrap = <T>(t: Transition<T>): T => {
@@ -94,7 +94,7 @@ async function start(
     );
     if (started) return { code, expiresAt: now + ttlMs };
   }
-  throw new GatehouseError('temporarily_unavailable', 503, 'Could not start the request; try again.');
+  throw new GatehouseError('temporarily_unavailable', 'Could not start the request; try again.');
 }
 
 /** Flow 1, on the new device: a handoff its QR code lets a signed-in phone approve. */
@@ -163,7 +163,7 @@ export async function decideHandoff(
       });
       const demand = view?.detail['acr'] as AcrDemand | undefined;
       const acr = demand ? await stepUpTarget(acrOf(session.amr), demand, () => secondFactorsOf(deps, session.sub)) : null;
-      if (acr) throw new GatehouseError('second_factor_required', 403, 'This device needs a stronger sign-in. Confirm with your second factor first.', { acr });
+      if (acr) throw new GatehouseError('second_factor_required', 'This device needs a stronger sign-in. Confirm with your second factor first.', { acr });
     }
     await authorizeSensitiveAction(deps, session, input.proof, meta);
   } else await assertLiveSession(deps, session);
@@ -226,7 +226,7 @@ export async function redeemHandoff(
  */
 async function sessionFor(deps: Deps, approval: Approval, meta: RequestMeta, now: number): Promise<StartedSession> {
   const row = await failClosed('the database', () => findUserById(deps.db, approval.userId));
-  if (!row) throw new GatehouseError('forbidden', 403, 'The account that approved this no longer exists.');
+  if (!row) throw new GatehouseError('forbidden', 'The account that approved this no longer exists.');
   const user = viewOf(row, await failClosed('the database', () => rolesOf(deps.db, row.id)));
   return startSession(deps, { user, amr: approval.amr, meta, now, authTime: approval.authTime, relayed: true });
 }

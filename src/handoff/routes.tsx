@@ -1,4 +1,4 @@
-import { Hono, type Context } from 'hono';
+import type { Context } from 'hono';
 import { z } from 'zod';
 import { safeReturnTo } from '../auth/urls';
 import type { AppEnv } from '../deps';
@@ -6,11 +6,12 @@ import { GatehouseError } from '../lib/errors';
 import { parseInput, requesterOf, requestMeta } from '../lib/http';
 import { limitPostsPerIp } from '../lib/rate-limit';
 import { clearCookie, COOKIES, readCookie, writeCookie } from '../lib/cookies';
-import { clearSessionCookie, setSessionCookie } from '../sessions/middleware';
+import { setSessionCookie } from '../sessions/middleware';
+import { router } from '../error-channels';
 import { csrfProtection } from '../ui/csrf';
 import { HANDOFF_SCRIPT_PATH } from '../ui/layout';
 import { HANDOFF_SCRIPT } from '../ui/generated/handoff.bundle';
-import { askForProof, needsProof, proofFromForm } from '../ui/form-helpers';
+import { proofFromForm } from '../ui/form-helpers';
 import { MessagePage } from '../ui/pages/credentials';
 import {
   ApproveSignInPage,
@@ -53,7 +54,7 @@ const roleParam = z.enum(['wait', 'own']);
 const decisionInput = z.object({ decision: z.enum(['approve', 'deny']) });
 
 /** Hosted pages of the three flows and the waiting device's socket, under /auth. */
-export const handoffPages = new Hono<AppEnv>();
+export const handoffPages = router('page');
 
 handoffPages.get(HANDOFF_SCRIPT_PATH.replace('/auth', ''), (c) =>
   c.body(HANDOFF_SCRIPT, 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'public, max-age=3600' }),
@@ -81,27 +82,15 @@ const signInFirst = (c: C) => {
 };
 
 /**
- * A 4xx from a flow as a page that says what happened — or, where approving needs more first, the
- * way to it: signing in again (not recent, or relayed), a proof (an origin shares this host), or a
- * stronger sign-in (the device's client demands one), each coming back to `back`.
+ * A flow's page. Its errors (src/error-channels.tsx) are a page under the flow's title — or, where
+ * approving needs more first, the way to it: signing in again (not recent, or relayed), a proof
+ * (an origin shares this host), or a stronger sign-in (the device's client demands one), each
+ * coming back to `back`.
  */
-async function page(c: C, run: () => Promise<Response>, back?: string): Promise<Response> {
-  try {
-    return await run();
-  } catch (e) {
-    if (!(e instanceof GatehouseError) || e.status >= 500) throw e;
-    // A session that ended (revoked elsewhere) signs in again first.
-    if (e.code === 'unauthenticated') {
-      clearSessionCookie(c);
-      return signInFirst(c);
-    }
-    if (needsProof(e)) return askForProof(c, e);
-    if (back && e.code === 'recent_sign_in_required')
-      return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: back, reason: 'recent' })}`, 303);
-    if (back && e.code === 'second_factor_required' && e.extra.acr)
-      return c.redirect(`/auth/second-factor?${new URLSearchParams({ return_to: back, acr: e.extra.acr })}`, 303);
-    return c.html(<MessagePage title={t.qrTitle} body={e.message} status="error" />, e.status as 400);
-  }
+function page(c: C, run: () => Promise<Response>, back?: string): Promise<Response> {
+  c.set('errorPage', { title: t.qrTitle });
+  if (back) c.set('returnAfterSignIn', back);
+  return run();
 }
 
 const formField = async (c: C, name: string) => {
@@ -124,9 +113,9 @@ handoffPages.get('/handoff/approve', (c) =>
   page(c, async () => {
     if (!c.var.session) return signInFirst(c);
     const h = parseHandle(c.req.query('h'));
-    if (!h) throw new GatehouseError('not_found', 404, 'This link is not valid.');
+    if (!h) throw new GatehouseError('not_found', 'This link is not valid.');
     const view = await viewHandoff(c.var.deps, 'qr', h.code, h.secret);
-    if (view.state !== 'pending') throw new GatehouseError('invalid_request', 409, 'This request was already answered.');
+    if (view.state !== 'pending') throw new GatehouseError('conflict', 'This request was already answered.');
     return c.html(<ApproveSignInPage csrf={c.var.csrfToken} handle={c.req.query('h')!} code={formatCode(h.code)} requester={view.requester} />);
   }),
 );
@@ -135,7 +124,7 @@ handoffPages.post('/handoff/approve', async (c) =>
     if (!c.var.session) return signInFirst(c);
     const body = await c.req.parseBody();
     const h = parseHandle(typeof body['h'] === 'string' ? body['h'] : null);
-    if (!h) throw new GatehouseError('not_found', 404, 'This link is not valid.');
+    if (!h) throw new GatehouseError('not_found', 'This link is not valid.');
     const { decision } = await parseInput(c, 'form', decisionInput);
     const proof = await proofFromForm(c);
     await decideHandoff(c.var.deps, 'qr', h.code, c.var.session, { approve: decision === 'approve', approverSecret: h.secret, proof }, requestMeta(c));
@@ -158,9 +147,9 @@ handoffPages.get('/handoff/continue/confirm', (c) =>
   page(c, async () => {
     if (!c.var.session) return signInFirst(c);
     const own = parseHandle(readCookie(c, OWN_COOKIE));
-    if (!own) throw new GatehouseError('not_found', 404, 'There is nothing to confirm on this device.');
+    if (!own) throw new GatehouseError('not_found', 'There is nothing to confirm on this device.');
     const view = await ownContinue(c.var.deps, own);
-    if (view.state !== 'pending' || !view.joined) throw new GatehouseError('invalid_request', 409, 'There is nothing to confirm now.');
+    if (view.state !== 'pending' || !view.joined) throw new GatehouseError('conflict', 'There is nothing to confirm now.');
     return c.html(<ConfirmHandOverPage csrf={c.var.csrfToken} code={formatCode(own.code)} requester={view.requester} />);
   }),
 );
@@ -168,7 +157,7 @@ handoffPages.post('/handoff/continue/confirm', (c) =>
   page(c, async () => {
     if (!c.var.session) return signInFirst(c);
     const own = parseHandle(readCookie(c, OWN_COOKIE));
-    if (!own) throw new GatehouseError('not_found', 404, 'There is nothing to confirm on this device.');
+    if (!own) throw new GatehouseError('not_found', 'There is nothing to confirm on this device.');
     const { decision } = await parseInput(c, 'form', decisionInput);
     const proof = await proofFromForm(c);
     await decideHandoff(c.var.deps, 'continue', own.code, c.var.session, { approve: decision === 'approve', approverSecret: own.secret, proof }, requestMeta(c));
@@ -182,32 +171,28 @@ handoffPages.post('/handoff/join', async (c) => {
   const raw = (await c.req.parseBody())['code'];
   const typed = typeof raw === 'string' ? raw.slice(0, 16) : '';
   const code = normaliseCode(typed);
-  try {
-    if (!code) throw new GatehouseError('invalid_request', 400, 'A code is 8 letters, like BCDF-GHJK.', { field: 'code' });
-    const { waiter } = await joinContinue(c.var.deps, code, requesterOf(c));
-    writeCookie(c, WAIT_COOKIE, waiter, HANDOFF_TTL_MS / 1000);
-    return c.html(<JoinedPage code={formatCode(code)} />);
-  } catch (e) {
-    if (!(e instanceof GatehouseError) || e.status >= 500) throw e;
-    return c.html(<JoinPage csrf={c.var.csrfToken} code={typed} error={e.message} field="code" />, e.status as 400);
-  }
+  c.set('errorForm', (s) => <JoinPage csrf={s.csrf} code={typed} error={s.error} field="code" />);
+  if (!code) throw new GatehouseError('invalid_request', 'A code is 8 letters, like BCDF-GHJK.', { field: 'code' });
+  const { waiter } = await joinContinue(c.var.deps, code, requesterOf(c));
+  writeCookie(c, WAIT_COOKIE, waiter, HANDOFF_TTL_MS / 1000);
+  return c.html(<JoinedPage code={formatCode(code)} />);
 });
 
 // The socket a waiting page listens on (hibernating WebSocket in the handoff's object).
 handoffPages.get('/handoff/socket', async (c) => {
   const { deps } = c.var;
   if (c.req.header('upgrade')?.toLowerCase() !== 'websocket')
-    throw new GatehouseError('invalid_request', 426, 'This endpoint speaks WebSocket.');
+    throw new GatehouseError('upgrade_required', 'This endpoint speaks WebSocket.');
   // Browsers always send Origin on WebSocket handshakes: only Gatehouse's own pages may listen.
   if (c.req.header('origin') !== deps.config.publicUrl.origin)
-    throw new GatehouseError('forbidden', 403, 'WebSocket connections are accepted from Gatehouse pages only.');
+    throw new GatehouseError('forbidden', 'WebSocket connections are accepted from Gatehouse pages only.');
   const kind = kindParam.safeParse(c.req.query('kind'));
   const role = roleParam.safeParse(c.req.query('role'));
-  if (!kind.success || !role.success) throw new GatehouseError('invalid_request', 400, 'kind and role are required.');
+  if (!kind.success || !role.success) throw new GatehouseError('invalid_request', 'kind and role are required.');
   const h = parseHandle(readCookie(c, role.data === 'wait' ? WAIT_COOKIE : OWN_COOKIE));
-  if (!h) throw new GatehouseError('forbidden', 403, 'Not waiting on any handoff.');
+  if (!h) throw new GatehouseError('forbidden', 'Not waiting on any handoff.');
   const upstream = await openSocket(deps, c.req.raw, kind.data, role.data, h);
-  if (upstream.status !== 101 || !upstream.webSocket) throw new GatehouseError('forbidden', 403, 'Not waiting on this handoff.');
+  if (upstream.status !== 101 || !upstream.webSocket) throw new GatehouseError('forbidden', 'Not waiting on this handoff.');
   // A fresh response: the object's has immutable headers, and the app's middleware adds some.
   return new Response(null, { status: 101, webSocket: upstream.webSocket });
 });
@@ -222,30 +207,26 @@ handoffPages.post('/device', async (c) => {
   const raw = (await c.req.parseBody())['code'];
   const typed = typeof raw === 'string' ? raw.slice(0, 16) : '';
   const code = normaliseCode(typed);
-  try {
-    if (!code) throw new GatehouseError('invalid_request', 400, 'A code is 8 letters, like BCDF-GHJK.', { field: 'code' });
-    const view = await viewHandoff(c.var.deps, 'device', code);
-    if (view.state !== 'pending') throw new GatehouseError('invalid_request', 409, 'This code was already used.', { field: 'code' });
-    return c.html(
-      <DeviceApprovePage
-        csrf={c.var.csrfToken}
-        code={formatCode(code)}
-        clientName={String(view.detail['clientName'] ?? 'A device')}
-        scope={(view.detail['scope'] as string[]) ?? []}
-        requester={view.requester}
-      />,
-    );
-  } catch (e) {
-    if (!(e instanceof GatehouseError) || e.status >= 500) throw e;
-    return c.html(<DeviceCodePage csrf={c.var.csrfToken} code={typed} error={e.message} field="code" />, e.status as 400);
-  }
+  c.set('errorForm', (s) => <DeviceCodePage csrf={s.csrf} code={typed} error={s.error} field="code" />);
+  if (!code) throw new GatehouseError('invalid_request', 'A code is 8 letters, like BCDF-GHJK.', { field: 'code' });
+  const view = await viewHandoff(c.var.deps, 'device', code);
+  if (view.state !== 'pending') throw new GatehouseError('conflict', 'This code was already used.', { field: 'code' });
+  return c.html(
+    <DeviceApprovePage
+      csrf={c.var.csrfToken}
+      code={formatCode(code)}
+      clientName={String(view.detail['clientName'] ?? 'A device')}
+      scope={(view.detail['scope'] as string[]) ?? []}
+      requester={view.requester}
+    />,
+  );
 });
 handoffPages.post('/device/decide', async (c) =>
   page(c, async () => {
     if (!c.var.session) return signInFirst(c);
     const raw = (await c.req.parseBody())['code'];
     const code = normaliseCode(typeof raw === 'string' ? raw : null);
-    if (!code) throw new GatehouseError('invalid_request', 400, 'The code is missing.', { field: 'code' });
+    if (!code) throw new GatehouseError('invalid_request', 'The code is missing.', { field: 'code' });
     const { decision } = await parseInput(c, 'form', decisionInput);
     const proof = await proofFromForm(c);
     await decideHandoff(c.var.deps, 'device', code, c.var.session, { approve: decision === 'approve', proof }, requestMeta(c));
@@ -254,7 +235,7 @@ handoffPages.post('/device/decide', async (c) =>
 );
 
 /** JSON for the waiting script under /auth/api: redeem once approved, or poll the state. */
-export const handoffApi = new Hono<AppEnv>();
+export const handoffApi = router('problem');
 handoffApi.use('/handoff/*', async (c, next) => {
   c.header('cache-control', 'no-store');
   await next();
@@ -263,7 +244,7 @@ handoffApi.use('/handoff/*', async (c, next) => {
 handoffApi.post('/handoff/redeem', async (c) => {
   const { kind } = await parseInput(c, 'json', z.object({ kind: z.enum(['qr', 'continue']) }));
   const waiter = parseHandle(readCookie(c, WAIT_COOKIE));
-  if (!waiter) throw new GatehouseError('forbidden', 403, 'This browser is not waiting on a handoff.');
+  if (!waiter) throw new GatehouseError('forbidden', 'This browser is not waiting on a handoff.');
   const { session, detail } = await redeemHandoff(c.var.deps, kind, waiter, requestMeta(c));
   clearCookie(c, WAIT_COOKIE);
   setSessionCookie(c, session.cookie);
@@ -274,8 +255,8 @@ handoffApi.post('/handoff/redeem', async (c) => {
 handoffApi.get('/handoff/status', async (c) => {
   const kind = kindParam.safeParse(c.req.query('kind'));
   const role = roleParam.safeParse(c.req.query('role'));
-  if (!kind.success || !role.success) throw new GatehouseError('invalid_request', 400, 'kind and role are required.');
+  if (!kind.success || !role.success) throw new GatehouseError('invalid_request', 'kind and role are required.');
   const h = parseHandle(readCookie(c, role.data === 'wait' ? WAIT_COOKIE : OWN_COOKIE));
-  if (!h) throw new GatehouseError('forbidden', 403, 'Not waiting on any handoff.');
+  if (!h) throw new GatehouseError('forbidden', 'Not waiting on any handoff.');
   return c.json(await handoffStatus(c.var.deps, kind.data as HandoffKind, role.data, h));
 });

@@ -1,79 +1,110 @@
-/** Stable error codes; clients may switch on them. */
-export type ErrorCode =
-  | 'invalid_request'
-  | 'invalid_json'
-  | 'unsupported_media_type'
-  | 'payload_too_large'
-  | 'invalid_credentials'
-  | 'email_not_verified'
-  | 'weak_password'
-  | 'invalid_token'
-  | 'expired_token'
-  | 'unauthenticated'
-  | 'forbidden'
-  | 'csrf_failed'
-  | 'not_found'
-  | 'method_not_allowed'
-  | 'rate_limited'
-  | 'account_locked'
-  | 'temporarily_unavailable'
-  | 'config_invalid'
-  | 'server_error'
-  // OAuth 2.0 / OIDC (RFC 6749 §4.1.2.1, §5.2; OIDC Core §3.1.2.6; RFC 6750 §3.1)
-  | 'invalid_client'
-  | 'invalid_grant'
-  | 'unauthorized_client'
-  | 'unsupported_grant_type'
-  | 'unsupported_response_type'
-  | 'invalid_scope'
-  | 'access_denied'
-  | 'login_required'
-  | 'consent_required'
-  | 'interaction_required'
-  | 'insufficient_scope'
-  | 'invalid_code'
-  | 'code_reused'
-  | 'too_many_attempts'
-  | 'already_enrolled'
-  | 'second_factor_required'
-  | 'recent_sign_in_required'
-  | 'proof_required'
-  | 'invalid_proof'
-  | 'totp_required'
-  | 'invalid_target'
-  | 'invalid_request_uri'
-  | 'request_uri_not_supported'
-  | 'invalid_request_object'
-  | 'invalid_dpop_proof'
-  | 'use_dpop_nonce'
-  | 'invalid_client_metadata'
-  | 'invalid_redirect_uri'
-  | 'invalid_passkey'
-  | 'invalid_challenge'
-  | 'request_not_held'
-  | 'authorization_pending'
-  | 'slow_down';
+/**
+ * Every error Gatehouse answers with: a stable code (clients may switch on it), the HTTP status
+ * that always goes with it, and a short title (RFC 9457 `title`). A code's status never depends on
+ * where it is thrown; the channel that renders it (OAuth JSON, redirect, problem+json, page,
+ * gateway) only chooses the shape of the body (src/error-channels.tsx, docs/api.md "Errors").
+ */
+export const ERRORS = {
+  // Request shape
+  invalid_request: [400, 'Invalid request'],
+  invalid_json: [400, 'Invalid JSON'],
+  unsupported_media_type: [415, 'Unsupported media type'],
+  payload_too_large: [413, 'Request body too large'],
+  not_found: [404, 'Not found'],
+  method_not_allowed: [405, 'Method not allowed'],
+  conflict: [409, 'Conflict'],
+  upgrade_required: [426, 'Upgrade required'],
+  // Sign-in and sessions
+  invalid_credentials: [401, 'Invalid credentials'],
+  email_not_verified: [403, 'Email not verified'],
+  weak_password: [400, 'Weak password'],
+  invalid_link: [400, 'Invalid link'],
+  expired_token: [400, 'Expired'],
+  unauthenticated: [401, 'Sign-in required'],
+  forbidden: [403, 'Forbidden'],
+  csrf_failed: [403, 'Cross-site request refused'],
+  rate_limited: [429, 'Too many requests'],
+  account_locked: [429, 'Account temporarily locked'],
+  invalid_code: [400, 'Invalid code'],
+  code_reused: [400, 'Code already used'],
+  too_many_attempts: [400, 'Too many attempts'],
+  already_enrolled: [409, 'Already enrolled'],
+  second_factor_required: [403, 'Second factor required'],
+  recent_sign_in_required: [403, 'Recent sign-in required'],
+  proof_required: [403, 'Proof required'],
+  invalid_proof: [403, 'Invalid proof'],
+  totp_required: [409, 'Authenticator app required'],
+  invalid_passkey: [400, 'Invalid passkey'],
+  invalid_challenge: [400, 'Invalid challenge'],
+  request_not_held: [409, 'Request not held'],
+  // Dependencies and the server
+  temporarily_unavailable: [503, 'Temporarily unavailable'],
+  bad_gateway: [502, 'Origin unreachable'],
+  gateway_timeout: [504, 'Origin timed out'],
+  config_invalid: [500, 'Configuration invalid'],
+  server_error: [500, 'Server error'],
+  // OAuth 2.0 / OIDC (RFC 6749 §4.1.2.1, §5.2; OIDC Core §3.1.2.6; RFC 6750 §3.1; RFC 8628 §3.5;
+  // RFC 8707; RFC 9126; RFC 9449; RFC 7591 §3.2.2)
+  invalid_client: [401, 'Invalid client'],
+  invalid_grant: [400, 'Invalid grant'],
+  unauthorized_client: [400, 'Unauthorized client'],
+  unsupported_grant_type: [400, 'Unsupported grant type'],
+  unsupported_response_type: [400, 'Unsupported response type'],
+  invalid_scope: [400, 'Invalid scope'],
+  access_denied: [400, 'Access denied'],
+  login_required: [400, 'Login required'],
+  consent_required: [400, 'Consent required'],
+  interaction_required: [400, 'Interaction required'],
+  invalid_token: [401, 'Invalid token'],
+  insufficient_scope: [403, 'Insufficient scope'],
+  invalid_target: [400, 'Invalid target'],
+  invalid_request_uri: [400, 'Invalid request_uri'],
+  request_uri_not_supported: [400, 'request_uri not supported'],
+  invalid_request_object: [400, 'Invalid request object'],
+  invalid_dpop_proof: [400, 'Invalid DPoP proof'],
+  use_dpop_nonce: [400, 'DPoP nonce required'],
+  invalid_client_metadata: [400, 'Invalid client metadata'],
+  invalid_redirect_uri: [400, 'Invalid redirect URI'],
+  authorization_pending: [400, 'Authorization pending'],
+  slow_down: [400, 'Slow down'],
+} as const satisfies Record<string, readonly [number, string]>;
 
-/** The one error model; routes render it as problem+json (APIs) or a page (forms). */
+export type ErrorCode = keyof typeof ERRORS;
+
+/** `field`: the input at fault; `retryAfter`: seconds; `acr`: the sign-in strength to step up to. */
+export interface ErrorExtra {
+  field?: string;
+  retryAfter?: number;
+  acr?: string;
+}
+
+/**
+ * The one error model (jose's error classes are the pattern): a code from ERRORS, whose status it
+ * carries, and a message fit to show. Subclasses add what one channel needs (a DPoP nonce, a
+ * validated redirect target); none changes the status.
+ */
 export class GatehouseError extends Error {
+  readonly status: number;
   constructor(
     readonly code: ErrorCode,
-    readonly status: number,
     message: string,
-    /** `field`: the input at fault; `retryAfter`: seconds; `acr`: the sign-in strength to step up to. */
-    readonly extra: { field?: string; retryAfter?: number; acr?: string } = {},
+    readonly extra: ErrorExtra = {},
   ) {
     super(message);
     this.name = 'GatehouseError';
+    this.status = ERRORS[code][0];
+  }
+  get title(): string {
+    return ERRORS[this.code][1];
   }
 }
 
 export const badRequest = (message: string, field?: string) =>
-  new GatehouseError('invalid_request', 400, message, field ? { field } : {});
+  new GatehouseError('invalid_request', message, field ? { field } : {});
 
 /** A dependency (D1, a Durable Object, the mail API) failed where the answer needs it: fail closed. */
 export const unavailable = (what: string, cause?: unknown) => {
-  const e = new GatehouseError('temporarily_unavailable', 503, `${what} is temporarily unavailable; try again shortly`, {
+  const e = new GatehouseError('temporarily_unavailable', `${what} is temporarily unavailable; try again shortly`, {
     retryAfter: 5,
   });
   if (cause !== undefined) (e as { cause?: unknown }).cause = cause;
@@ -81,7 +112,7 @@ export const unavailable = (what: string, cause?: unknown) => {
 };
 
 /** An OAuth error (RFC 6749): `error` is the code, `error_description` the message. */
-export const oauthError = (code: ErrorCode, message: string, status = 400) => new GatehouseError(code, status, message);
+export const oauthError = (code: ErrorCode, message: string) => new GatehouseError(code, message);
 
 /**
  * Text fit for an OAuth `error_description` (RFC 6749 §4.1.2.1, §5.2): only %x20-21 / %x23-5B /
@@ -106,7 +137,7 @@ export function oauthText(text: string): string {
 export function problemBody(e: GatehouseError, instance?: string) {
   return {
     type: `https://gatehouse.dev/problems/${e.code}`,
-    title: e.code.replace(/_/g, ' '),
+    title: e.title,
     status: e.status,
     detail: e.message,
     code: e.code,

@@ -44,7 +44,7 @@ export function invalidInput(error: z.ZodError): GatehouseError {
   const issue = error.issues[0]!;
   const field = issue.path.map(String).join('.') || undefined;
   const message = issue.code === 'invalid_type' && issue.input === undefined ? `${field ?? 'body'} is required` : issue.message;
-  return new GatehouseError('invalid_request', 400, field && !message.includes(field) ? `${field}: ${message}` : message, {
+  return new GatehouseError('invalid_request', field && !message.includes(field) ? `${field}: ${message}` : message, {
     ...(field ? { field } : {}),
   });
 }
@@ -54,20 +54,20 @@ async function readBody(c: Context, kind: 'json' | 'form'): Promise<unknown> {
   if (kind === 'json') {
     // Requiring application/json also keeps cross-site forms out: browsers preflight it.
     if (type !== 'application/json')
-      throw new GatehouseError('unsupported_media_type', 415, 'Send the request body as application/json.');
+      throw new GatehouseError('unsupported_media_type', 'Send the request body as application/json.');
     try {
       return await c.req.json();
     } catch {
-      throw new GatehouseError('invalid_json', 400, 'The request body is not valid JSON.');
+      throw new GatehouseError('invalid_json', 'The request body is not valid JSON.');
     }
   }
   if (type !== 'application/x-www-form-urlencoded' && type !== 'multipart/form-data')
-    throw new GatehouseError('unsupported_media_type', 415, 'Send the form as application/x-www-form-urlencoded.');
+    throw new GatehouseError('unsupported_media_type', 'Send the form as application/x-www-form-urlencoded.');
   try {
     const form = await c.req.parseBody({ all: false });
     return Object.fromEntries(Object.entries(form).filter(([, v]) => typeof v === 'string'));
   } catch {
-    throw new GatehouseError('invalid_request', 400, 'The form body could not be read.');
+    throw new GatehouseError('invalid_request', 'The form body could not be read.');
   }
 }
 
@@ -75,7 +75,7 @@ async function readBody(c: Context, kind: 'json' | 'form'): Promise<unknown> {
 export async function parseInput<S extends z.ZodType>(c: Context, kind: 'json' | 'form', schema: S): Promise<z.output<S>> {
   const body = await readBody(c, kind);
   if (body === null || typeof body !== 'object' || Array.isArray(body))
-    throw new GatehouseError('invalid_request', 400, 'The request body must be a JSON object.');
+    throw new GatehouseError('invalid_request', 'The request body must be a JSON object.');
   const result = schema.safeParse(body);
   if (!result.success) throw invalidInput(result.error);
   return result.data;
@@ -89,7 +89,8 @@ export function problemResponse(c: Context, e: GatehouseError): Response {
   };
   if (e.extra.retryAfter) headers['retry-after'] = String(e.extra.retryAfter);
   if (e.status === 401) headers['www-authenticate'] = 'Cookie realm="gatehouse"';
-  return new Response(JSON.stringify(problemBody(e, c.get('requestId'))), { status: e.status, headers });
+  // Through the context, so headers a route set before failing (a cookie change, Allow) go with it.
+  return c.body(JSON.stringify(problemBody(e, c.get('requestId'))), e.status as 400, headers);
 }
 
 /**

@@ -43,7 +43,7 @@ function expandIpv6(ip: string): string[] | null {
  */
 export async function enforceIpLimit(limit: (key: string) => Promise<boolean>, ip: string | null): Promise<void> {
   if (!(await limit(ipKey(ip))))
-    throw new GatehouseError('rate_limited', 429, 'Too many requests from this address; wait a minute and try again.', {
+    throw new GatehouseError('rate_limited', 'Too many requests from this address; wait a minute and try again.', {
       retryAfter: 60,
     });
 }

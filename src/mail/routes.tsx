@@ -1,5 +1,5 @@
 import { desc, eq } from 'drizzle-orm';
-import { Hono } from 'hono';
+import { router } from '../error-channels';
 import { devMail } from '../db/schema';
 import type { AppEnv } from '../deps';
 import { normaliseEmail } from '../identity/email';
@@ -11,11 +11,11 @@ import { Layout } from '../ui/layout';
  * `?format=json`) for tests and scripts; `?to=` filters by recipient. Mounted only when
  * MAIL_PROVIDER is "dev", which the config refuses in production.
  */
-export const devMailboxRoutes = new Hono<AppEnv>();
+export const devMailboxRoutes = router('problem');
 
 devMailboxRoutes.use('/*', async (c, next) => {
   if (c.var.deps.config.mail.provider !== 'dev' || c.var.deps.config.environment === 'production')
-    throw new GatehouseError('not_found', 404, 'Not found.');
+    throw new GatehouseError('not_found', 'Not found.');
   c.header('cache-control', 'no-store');
   await next();
 });

@@ -1,5 +1,5 @@
 import type { Deps } from '../deps';
-import { oauthText } from '../lib/errors';
+import { GatehouseError, oauthText, type ErrorCode } from '../lib/errors';
 import { issuerOf } from './issue';
 
 /** How the response reaches the client: the redirect URI's query, or an auto-posted form (OAuth 2.0 Form Post Response Mode). */
@@ -28,14 +28,22 @@ export interface AuthorizationResponse {
   fields: Record<string, string>;
 }
 
-/** An error the client may receive at its redirect URI (its client_id and redirect_uri were valid). */
-export class RedirectableError extends Error {
+/**
+ * An error the client may receive at its redirect URI (its client_id and redirect_uri were valid).
+ * On the authorization endpoint it goes back to the client; on the PAR endpoint it is OAuth JSON
+ * like any other error.
+ */
+export class RedirectableError extends GatehouseError {
   constructor(
     readonly target: ResponseTarget,
-    readonly error: string,
-    readonly description: string,
+    code: ErrorCode,
+    description: string,
   ) {
-    super(description);
+    super(code, description);
+  }
+  /** The authorization response that carries this error to the client. */
+  response(deps: Deps): AuthorizationResponse {
+    return authorizationResponse(deps, this.target, { error: this.code, error_description: this.message });
   }
 }
 
@@ -50,9 +58,6 @@ export function authorizationResponse(deps: Deps, target: ResponseTarget, fields
   out.iss = issuerOf(deps);
   return { target, fields: out };
 }
-
-export const errorResponse = (deps: Deps, e: RedirectableError) =>
-  authorizationResponse(deps, e.target, { error: e.error, error_description: e.description });
 
 /** The response as a URL (query mode). */
 export function responseUrl(r: AuthorizationResponse): string {

@@ -3,7 +3,7 @@ import { secondFactorsOf } from '../auth/totp';
 import { RECENT_SIGN_IN } from '../auth/recent-auth';
 import type { Deps } from '../deps';
 import { audit, type RequestMeta } from '../identity/audit';
-import { failClosed, GatehouseError } from '../lib/errors';
+import { failClosed, GatehouseError, type ErrorCode } from '../lib/errors';
 import { S256_CHALLENGE } from '../lib/pkce';
 import type { SessionClaims } from '../sessions/session-token';
 import { verifyToken } from '../tokens/jwt';
@@ -62,14 +62,14 @@ export interface AuthorizationRequest {
  * the redirect URI: a failure here is a GatehouseError shown on an error page.
  */
 export async function resolveClient(deps: Deps, params: Params): Promise<{ client: Client; redirectUri: string }> {
-  if (!params.client_id) throw new GatehouseError('invalid_request', 400, 'client_id is required.', { field: 'client_id' });
+  if (!params.client_id) throw new GatehouseError('invalid_request', 'client_id is required.', { field: 'client_id' });
   const client = await failClosed('the database', () => findClient(deps.db, params.client_id!));
-  if (!client) throw new GatehouseError('invalid_request', 400, 'Unknown client_id.', { field: 'client_id' });
+  if (!client) throw new GatehouseError('invalid_request', 'Unknown client_id.', { field: 'client_id' });
   const redirectUri = params.redirect_uri;
-  if (!redirectUri) throw new GatehouseError('invalid_request', 400, 'redirect_uri is required.', { field: 'redirect_uri' });
+  if (!redirectUri) throw new GatehouseError('invalid_request', 'redirect_uri is required.', { field: 'redirect_uri' });
   // RFC 9700 §2.1: exact match; the loopback port exception only for native (public) clients.
   if (!matchRedirectUri(client.redirectUris, redirectUri, client.isPublic))
-    throw new GatehouseError('invalid_request', 400, 'redirect_uri is not registered for this client.', { field: 'redirect_uri' });
+    throw new GatehouseError('invalid_request', 'redirect_uri is not registered for this client.', { field: 'redirect_uri' });
   return { client, redirectUri };
 }
 
@@ -80,7 +80,7 @@ export function parseAuthorizationRequest(params: Params, client: Client, redire
   const postable = requested !== 'form_post' || formActionSource(redirectUri) !== null;
   const mode = (RESPONSE_MODES as readonly string[]).includes(requested) && postable ? (requested as ResponseMode) : 'query';
   const target: ResponseTarget = { redirectUri, state: params.state, mode };
-  const fail = (error: string, description: string): never => {
+  const fail = (error: ErrorCode, description: string): never => {
     throw new RedirectableError(target, error, description);
   };
   if (params.response_type !== 'code')
@@ -166,14 +166,14 @@ export async function openAuthorizationRequest(deps: Deps, query: Params): Promi
   let params = query;
   let pushedId: string | null = null;
   if (query.request !== undefined && query.request_uri !== undefined)
-    throw new GatehouseError('invalid_request', 400, 'Send request or request_uri, not both.');
+    throw new GatehouseError('invalid_request', 'Send request or request_uri, not both.');
   if (query.request_uri !== undefined) {
     const pushed = await pushedParams(deps, query.request_uri, query.client_id);
     params = { ...pushed.params, client_id: query.client_id! };
     pushedId = pushed.id;
   } else if (query.request !== undefined) {
     const client = query.client_id ? await failClosed('the database', () => findClient(deps.db, query.client_id!)) : undefined;
-    if (!client) throw new GatehouseError('invalid_request', 400, 'Unknown client_id.', { field: 'client_id' });
+    if (!client) throw new GatehouseError('invalid_request', 'Unknown client_id.', { field: 'client_id' });
     params = await requestObjectParams(deps, client, query.request);
   }
   const { client, redirectUri } = await resolveClient(deps, params);

@@ -8,7 +8,7 @@ import { findClient, type Client } from './clients';
 
 export const JWT_BEARER_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
-const invalidClient = (message = 'Client authentication failed.') => oauthError('invalid_client', message, 401);
+const invalidClient = (message = 'Client authentication failed.') => oauthError('invalid_client', message);
 
 /** RFC 6749 §2.3.1: Basic credentials are form-urlencoded before base64. */
 function parseBasic(header: string | undefined): { clientId: string; secret: string } | null | undefined {

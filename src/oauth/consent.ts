@@ -54,7 +54,7 @@ export async function holdForConsent(deps: Deps, session: SessionClaims, params:
 
 /** The held request a decision answers, taken once; only by the session that was asked. */
 export async function takeHeldConsent(deps: Deps, session: SessionClaims, id: string | undefined): Promise<Record<string, string>> {
-  const gone = () => new GatehouseError('invalid_request', 400, 'This request has expired or was already answered. Go back to the application and start again.');
+  const gone = () => new GatehouseError('invalid_request', 'This request has expired or was already answered. Go back to the application and start again.');
   if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) throw gone();
   const held = await deps.sessions.takeAuthorization(session.sub, await sha256(id), deps.now());
   if (!held || held.sid !== session.sid) throw gone();

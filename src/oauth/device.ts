@@ -63,7 +63,7 @@ export async function startDeviceAuthorization(
       interval: DEVICE_INTERVAL,
     };
   }
-  throw oauthError('temporarily_unavailable', 'Could not start the request; try again.', 503);
+  throw oauthError('temporarily_unavailable', 'Could not start the request; try again.');
 }
 
 /**

@@ -16,7 +16,7 @@ export interface LogoutRequest {
   confirmed: boolean;
 }
 
-const bad = (message: string, field: string) => new GatehouseError('invalid_request', 400, message, { field });
+const bad = (message: string, field: string) => new GatehouseError('invalid_request', message, { field });
 
 /**
  * RP-initiated logout (OIDC RP-Initiated Logout 1.0). post_logout_redirect_uri must exactly match

@@ -1,35 +1,24 @@
-import { Hono, type Context } from 'hono';
+import type { Context } from 'hono';
 import type { AppEnv } from '../deps';
-import { describeError, GatehouseError, oauthText } from '../lib/errors';
-import { problemResponse, requestMeta } from '../lib/http';
+import { router } from '../error-channels';
+import { GatehouseError } from '../lib/errors';
+import { requestMeta } from '../lib/http';
 import { enforceIpLimit } from '../lib/rate-limit';
 import { deleteRegistration, readRegistration, registerClient, updateRegistration, type RequestBody } from './registration';
 
 type C = Context<AppEnv>;
 
-/** Dynamic client registration under /auth (RFC 7591 and RFC 7592; docs/oidc.md). */
-export const registrationRoutes = new Hono<AppEnv>();
+/**
+ * Dynamic client registration under /auth (RFC 7591 and RFC 7592; docs/oidc.md). Errors are OAuth
+ * JSON (RFC 7591 §3.2.2); the registration endpoints are protected resources whose tokens are
+ * plain bearer tokens, so a 401 carries RFC 6750's Bearer challenge alone.
+ */
+export const registrationRoutes = router('oauth-resource');
 
 const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
 const bearerOf = (c: C) => /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i.exec(c.req.header('authorization') ?? '')?.[1];
 const clientIdOf = (c: C) => c.req.param('client_id') ?? '';
 const bodyOf = async (c: C): Promise<RequestBody> => ({ contentType: c.req.header('content-type'), bytes: await c.req.arrayBuffer() });
-
-/**
- * RFC 7591 §3.2.2 errors (RFC 6749 §5.2 JSON); a 401 carries RFC 6750 §3's Bearer challenge. Not
- * routes.tsx's oauthErrorResponse, whose bearer mode answers for a protected resource (userinfo,
- * and with DPoP a challenge for both schemes): the tokens here are plain bearer tokens.
- */
-function registrationError(c: C, e: unknown): Response {
-  const err = e instanceof GatehouseError ? e : new GatehouseError('server_error', 500, 'The server could not complete the request.');
-  if (!(e instanceof GatehouseError) || err.status >= 500)
-    console.error(JSON.stringify({ event: 'registration_failed', requestId: c.get('requestId'), code: err.code, error: describeError(e) }));
-  const description = oauthText(err.message);
-  const headers: Record<string, string> = { ...NO_STORE };
-  if (err.extra.retryAfter) headers['retry-after'] = String(err.extra.retryAfter);
-  if (err.status === 401) headers['www-authenticate'] = `Bearer realm="gatehouse", error="invalid_token", error_description="${description}"`;
-  return c.json({ error: err.code, error_description: description }, err.status as 400, headers);
-}
 
 /**
  * Off (no REGISTRATION_TOKEN), these paths answer as a GET of an unknown path under /auth does
@@ -38,14 +27,12 @@ function registrationError(c: C, e: unknown): Response {
  * §3.2.2) with RFC 6750's Bearer challenge on a 401.
  */
 const whenEnabled = (handle: (c: C) => Promise<Response>) => async (c: C) => {
-  if (!c.var.deps.config.registration.initialToken)
-    return problemResponse(c, new GatehouseError('not_found', 404, `Nothing at ${new URL(c.req.url).pathname}.`));
-  try {
-    await enforceIpLimit(c.var.deps.rateLimit, requestMeta(c).ip);
-    return await handle(c);
-  } catch (e) {
-    return registrationError(c, e);
+  if (!c.var.deps.config.registration.initialToken) {
+    c.set('channel', { name: 'problem' });
+    throw new GatehouseError('not_found', `Nothing at ${new URL(c.req.url).pathname}.`);
   }
+  await enforceIpLimit(c.var.deps.rateLimit, requestMeta(c).ip);
+  return handle(c);
 };
 
 registrationRoutes.post(

@@ -24,7 +24,7 @@ export interface RequestBody {
 
 const invalidMetadata = (message: string) => oauthError('invalid_client_metadata', message);
 // RFC 6750 §3.1. One message for every cause: an unknown client, an operator's, a wrong token.
-const invalidToken = (message = 'The registration access token is missing or not valid for this client.') => new GatehouseError('invalid_token', 401, message);
+const invalidToken = (message = 'The registration access token is missing or not valid for this client.') => new GatehouseError('invalid_token', message);
 
 /** Member names that mean an attack on whoever merges the object (prototype pollution): refused anywhere. */
 const RESERVED_NAMES = new Set(['__proto__', 'constructor', 'prototype']);

@@ -23,7 +23,7 @@ export async function userInfo(
   // A DPoP-bound token only with a proof by its key, for this request (RFC 9449 §7).
   await checkSenderConstraint(deps, { ...presented, ...request, claims });
   const scope = typeof claims.scope === 'string' ? claims.scope.split(' ') : [];
-  if (!scope.includes('openid') || isMachineToken(claims)) throw new GatehouseError('insufficient_scope', 403, 'The access token lacks the openid scope.');
+  if (!scope.includes('openid') || isMachineToken(claims)) throw new GatehouseError('insufficient_scope', 'The access token lacks the openid scope.');
   if (!(await isAccessTokenLive(deps, claims))) throw invalidToken('The access token has been revoked.');
   const user = await failClosed('the database', () => findUserById(deps.db, claims.sub));
   if (!user) throw invalidToken('The user no longer exists.');

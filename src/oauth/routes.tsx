@@ -1,18 +1,17 @@
-import { Hono, type Context } from 'hono';
+import type { Context } from 'hono';
 import type { AppEnv } from '../deps';
 import { loadAccount, signOut } from '../account/sessions';
-import { describeError, GatehouseError, oauthError, oauthText, type ErrorCode } from '../lib/errors';
+import { GatehouseError, oauthError } from '../lib/errors';
 import { pushRequest } from './pushed-requests';
 import { requestObjectParams } from './request-object';
 import { requesterOf, requestMeta } from '../lib/http';
 import { enforceIpLimit } from '../lib/rate-limit';
 import { clearSessionCookie } from '../sessions/middleware';
 import { csrfProtection, csrfToken } from '../ui/csrf';
-import { renderErrorPage } from '../ui/error-page';
 import { ContinuePage, MessagePage } from '../ui/pages/credentials';
-import { ConsentPage, FormPostPage, LogoutConfirmPage } from '../ui/pages/oauth';
-import { randomToken } from '../lib/crypto';
-import { errorResponse, formActionSource, RedirectableError, responseUrl, type AuthorizationResponse } from './authorization-response';
+import { ConsentPage, LogoutConfirmPage } from '../ui/pages/oauth';
+import { router } from '../error-channels';
+import { sendAuthorizationResponse as send } from './response-page';
 import { answerConsent, decideAuthorization, openAuthorizationRequest, parseAuthorizationRequest, resolveClient, type AuthorizationRequest, type AuthorizationStep } from './authorize';
 import { holdForConsent } from './consent';
 import { reauthMarker, REAUTH_PARAM } from './reauth-marker';
@@ -23,21 +22,33 @@ import { parseLogoutRequest } from './logout';
 import { introspect, revoke, userInfo } from './resource';
 import { startDeviceAuthorization } from './device';
 import { exchangeToken } from './token';
-import { DPOP_ALGS, DpopError, dpopNonce, parseAuthorization, verifyDpopProof } from '../tokens/dpop';
+import { dpopNonce, parseAuthorization, verifyDpopProof } from '../tokens/dpop';
 
 type C = Context<AppEnv>;
 type Params = Record<string, string>;
 
 /** Discovery under /.well-known. */
-export const discoveryRoutes = new Hono<AppEnv>();
+export const discoveryRoutes = router('problem');
 for (const path of ['/openid-configuration', '/oauth-authorization-server']) {
   discoveryRoutes.get(path, (c) =>
     c.json(providerMetadata(c.var.deps), 200, { 'cache-control': 'public, max-age=3600', 'access-control-allow-origin': '*' }),
   );
 }
 
-/** The OpenID Provider endpoints under /auth (docs/oidc.md). */
-export const oauthRoutes = new Hono<AppEnv>();
+// The OpenID Provider's endpoints under /auth (docs/oidc.md), one router per error channel
+// (src/error-channels.tsx): the back-channel endpoints answer OAuth JSON, userinfo as a protected
+// resource, the authorization endpoint to the client's redirect URI or as a page.
+
+/** Token, PAR, device authorization, revocation and introspection: RFC 6749 §5.2 errors. */
+export const oauthRoutes = router('oauth');
+/** UserInfo: RFC 6750 and RFC 9449 challenges. */
+export const userinfoRoutes = router('oauth-resource', { dpop: true });
+/** The authorization endpoint. */
+export const authorizeRoutes = router('authorize');
+/** The consent page's answer: errors reach the client through the Continue page. */
+export const consentRoutes = router('consent');
+/** RP-initiated logout: pages. */
+export const logoutRoutes = router('page');
 
 /**
  * Reads the request's parameters (query for GET, form for POST); a repeated parameter is invalid
@@ -51,7 +62,7 @@ async function readParams(c: C): Promise<Params> {
   } else {
     const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/x-www-form-urlencoded')
-      throw new GatehouseError('invalid_request', 400, 'Send parameters as application/x-www-form-urlencoded.');
+      throw new GatehouseError('invalid_request', 'Send parameters as application/x-www-form-urlencoded.');
     // Decode the bytes ourselves: workerd warns when .text() is used on a form content type.
     const body = new TextDecoder().decode(await c.req.arrayBuffer());
     for (const [k, v] of new URLSearchParams(body)) entries.push([k, v]);
@@ -60,49 +71,10 @@ async function readParams(c: C): Promise<Params> {
   for (const [k, v] of entries) {
     if (k === 'resource' && k in params && !/\s/.test(v)) params[k] = `${params[k]} ${v}`;
     else if (k in params)
-      throw new GatehouseError('invalid_request', 400, /^[a-z_]{1,40}$/.test(k) ? `Parameter ${k} is repeated.` : 'A parameter is repeated.', { field: k });
+      throw new GatehouseError('invalid_request', /^[a-z_]{1,40}$/.test(k) ? `Parameter ${k} is repeated.` : 'A parameter is repeated.', { field: k });
     else params[k] = v;
   }
   return params;
-}
-
-/** RFC 6749 §5.2 error body with no-store; 401 invalid_client carries WWW-Authenticate. */
-function oauthErrorResponse(c: C, e: unknown, bearer = false): Response {
-  if (bearer && e instanceof GatehouseError && (e.status === 401 || e.code === 'invalid_dpop_proof' || e.code === 'use_dpop_nonce')) return resourceChallenge(c, e);
-  const err =
-    e instanceof GatehouseError ? e : new GatehouseError('server_error', 500, 'The server could not complete the request.');
-  if (!(e instanceof GatehouseError) || err.status >= 500)
-    console.error(JSON.stringify({ event: 'oauth_failed', requestId: c.get('requestId'), code: err.code, error: describeError(e) }));
-  const headers: Record<string, string> = { 'cache-control': 'no-store', pragma: 'no-cache', 'access-control-allow-origin': '*' };
-  if (err.extra.retryAfter) headers['retry-after'] = String(err.extra.retryAfter);
-  if (err instanceof DpopError && err.nonce) headers['dpop-nonce'] = err.nonce;
-  const description = oauthText(err.message);
-  if (bearer && err.status === 403) headers['www-authenticate'] = `Bearer realm="gatehouse", error="insufficient_scope"`;
-  else if (err.code === 'invalid_client') headers['www-authenticate'] = 'Basic realm="gatehouse"';
-  const status = err.code === 'invalid_client' ? 401 : err.status;
-  return c.json({ error: err.code, error_description: description }, status as 400, headers);
-}
-
-/**
- * A protected resource's 401 (RFC 6750 §3, RFC 9449 §7.1): a challenge for both schemes — DPoP
- * with the algorithms it takes — the error under the scheme it concerns, and a nonce to retry with.
- */
-function resourceChallenge(c: C, e: GatehouseError): Response {
-  const description = oauthText(e.message);
-  const dpopError = e.code === 'invalid_dpop_proof' || e.code === 'use_dpop_nonce';
-  const code = dpopError ? e.code : 'invalid_token';
-  const challenges = [
-    `Bearer realm="gatehouse"${dpopError ? '' : `, error="${code}", error_description="${description}"`}`,
-    `DPoP algs="${DPOP_ALGS.join(' ')}"${dpopError ? `, error="${code}", error_description="${description}"` : ''}`,
-  ];
-  const headers: Record<string, string> = {
-    'cache-control': 'no-store',
-    'access-control-allow-origin': '*',
-    'access-control-expose-headers': 'WWW-Authenticate, DPoP-Nonce',
-    'www-authenticate': challenges.join(', '),
-  };
-  if (e instanceof DpopError && e.nonce) headers['dpop-nonce'] = e.nonce;
-  return c.json({ error: code, error_description: description }, 401, headers);
 }
 
 /** A redirect URI as a person can judge it: its host, or the scheme of a native app's URI. */
@@ -122,42 +94,17 @@ const cors = {
   'access-control-expose-headers': 'WWW-Authenticate, DPoP-Nonce',
   'access-control-max-age': '86400',
 };
-for (const path of [ENDPOINTS.token, ENDPOINTS.userinfo, ENDPOINTS.revocation, ENDPOINTS.introspection, ENDPOINTS.pushedAuthorization])
+for (const path of [ENDPOINTS.token, ENDPOINTS.revocation, ENDPOINTS.introspection, ENDPOINTS.pushedAuthorization])
   oauthRoutes.options(path.replace('/auth', ''), (c) => c.body(null, 204, cors));
+userinfoRoutes.options(ENDPOINTS.userinfo.replace('/auth', ''), (c) => c.body(null, 204, cors));
 
 // ── Authorization ────────────────────────────────────────────────────────────────────────────
 async function authorize(c: C, params: Params): Promise<Response> {
   const { deps } = c.var;
   c.header('cache-control', 'no-store');
-  try {
-    const req = await openAuthorizationRequest(deps, params);
-    const step = await decideAuthorization(deps, req, c.var.session, params, requestMeta(c));
-    return await respond(c, req, params, step, false);
-  } catch (e) {
-    if (e instanceof RedirectableError) return send(c, errorResponse(deps, e), false);
-    // RFC 6749 §4.1.2.1: never redirect before client_id and redirect_uri are known good.
-    if (e instanceof GatehouseError && e.status < 500) return renderErrorPage(c, e);
-    throw e;
-  }
-}
-
-/**
- * Sends an authorization response the way the request asked: a redirect with the query (or, ending
- * one of our own form posts, the Continue page: CSP form-action 'self'), or an auto-posted form
- * (form_post) whose page's CSP allows exactly one form target — the client's redirect URI — and one
- * script, by nonce.
- */
-function send(c: C, r: AuthorizationResponse, fromForm: boolean): Response | Promise<Response> {
-  if (r.target.mode === 'form_post') {
-    const nonce = randomToken(16);
-    c.header(
-      'content-security-policy',
-      `default-src 'none'; script-src 'nonce-${nonce}'; form-action ${formActionSource(r.target.redirectUri) ?? "'none'"}; base-uri 'none'; frame-ancestors 'none'`,
-    );
-    c.header('cache-control', 'no-store');
-    return c.html(<FormPostPage action={r.target.redirectUri} fields={r.fields} nonce={nonce} />);
-  }
-  return fromForm ? c.html(<ContinuePage href={responseUrl(r)} />) : c.redirect(responseUrl(r), 302);
+  const req = await openAuthorizationRequest(deps, params);
+  const step = await decideAuthorization(deps, req, c.var.session, params, requestMeta(c));
+  return respond(c, req, params, step, false);
 }
 
 /**
@@ -198,23 +145,17 @@ async function respond(c: C, req: AuthorizationRequest, params: Params, step: Au
 
 // OIDC Core §3.1.2.1: GET and POST. A POSTed request comes from the client's page, so it carries
 // no CSRF token of ours; it changes nothing until the person acts on one of our pages.
-oauthRoutes.get('/authorize', csrfToken, async (c) => authorize(c, await readParams(c)));
-oauthRoutes.post('/authorize', csrfToken, async (c) => authorize(c, await readParams(c)));
+authorizeRoutes.get('/authorize', csrfToken, async (c) => authorize(c, await readParams(c)));
+authorizeRoutes.post('/authorize', csrfToken, async (c) => authorize(c, await readParams(c)));
 
 // The consent page's answer: only for the request held for it (authorize.ts answerConsent).
-oauthRoutes.post('/authorize/decision', csrfProtection, async (c) => {
+consentRoutes.post('/authorize/decision', csrfProtection, async (c) => {
   const { deps } = c.var;
   c.header('cache-control', 'no-store');
   const { decision, request } = await formFields(c);
   if (!c.var.session) return c.redirect('/auth/sign-in', 303);
-  try {
-    const { req, params, step } = await answerConsent(deps, c.var.session, { requestId: request, approve: decision === 'approve' }, requestMeta(c));
-    return await respond(c, req, params, step, true);
-  } catch (e) {
-    if (e instanceof RedirectableError) return send(c, errorResponse(deps, e), true);
-    if (e instanceof GatehouseError && e.status < 500) return renderErrorPage(c, e);
-    throw e;
-  }
+  const { req, params, step } = await answerConsent(deps, c.var.session, { requestId: request, approve: decision === 'approve' }, requestMeta(c));
+  return respond(c, req, params, step, true);
 });
 
 // ── Pushed authorization requests (RFC 9126) ─────────────────────────────────────────────────
@@ -223,110 +164,90 @@ const CLIENT_AUTH_FIELDS = ['client_secret', 'client_assertion', 'client_asserti
 
 oauthRoutes.post('/par', async (c) => {
   const { deps } = c.var;
-  try {
-    const params = await readParams(c);
-    const client = await authenticateClient(deps, { authorization: c.req.header('authorization'), body: params }, [
-      `${issuerOf(deps)}${ENDPOINTS.pushedAuthorization}`,
-      `${issuerOf(deps)}${ENDPOINTS.token}`,
-      issuerOf(deps),
-    ]);
-    if (params.request_uri !== undefined) throw oauthError('invalid_request', 'request_uri is not allowed in a pushed request (RFC 9126 section 2.1).');
-    const pushed = params.request !== undefined ? await requestObjectParams(deps, client, params.request) : Object.fromEntries(Object.entries(params).filter(([k]) => !CLIENT_AUTH_FIELDS.includes(k)));
-    // RFC 9449 §10.1: a proof with the push binds the code to its key (a dpop_jkt given must agree).
-    const proof = await proofAt(c, ENDPOINTS.pushedAuthorization);
-    if (proof) {
-      if (pushed.dpop_jkt !== undefined && pushed.dpop_jkt !== proof.jkt) throw oauthError('invalid_dpop_proof', 'dpop_jkt is not the thumbprint of the DPoP proof\'s key.');
-      pushed.dpop_jkt = proof.jkt;
-    }
-    if (pushed.client_id !== undefined && pushed.client_id !== client.clientId) throw oauthError('invalid_request', 'client_id does not match the authenticated client.');
-    pushed.client_id = client.clientId;
-    // The checks /authorize will make, now, answered as JSON (§2.3).
-    const { redirectUri } = await resolveClient(deps, pushed);
-    parseAuthorizationRequest(pushed, client, redirectUri);
-    return c.json(await pushRequest(deps, client.clientId, pushed), 201, { 'cache-control': 'no-store', pragma: 'no-cache', 'access-control-allow-origin': '*' });
-  } catch (e) {
-    return oauthErrorResponse(c, e instanceof RedirectableError ? oauthError(e.error as ErrorCode, e.description) : e);
+  const params = await readParams(c);
+  const client = await authenticateClient(deps, { authorization: c.req.header('authorization'), body: params }, [
+    `${issuerOf(deps)}${ENDPOINTS.pushedAuthorization}`,
+    `${issuerOf(deps)}${ENDPOINTS.token}`,
+    issuerOf(deps),
+  ]);
+  if (params.request_uri !== undefined) throw oauthError('invalid_request', 'request_uri is not allowed in a pushed request (RFC 9126 section 2.1).');
+  const pushed = params.request !== undefined ? await requestObjectParams(deps, client, params.request) : Object.fromEntries(Object.entries(params).filter(([k]) => !CLIENT_AUTH_FIELDS.includes(k)));
+  // RFC 9449 §10.1: a proof with the push binds the code to its key (a dpop_jkt given must agree).
+  const proof = await proofAt(c, ENDPOINTS.pushedAuthorization);
+  if (proof) {
+    if (pushed.dpop_jkt !== undefined && pushed.dpop_jkt !== proof.jkt) throw oauthError('invalid_dpop_proof', 'dpop_jkt is not the thumbprint of the DPoP proof\'s key.');
+    pushed.dpop_jkt = proof.jkt;
   }
+  if (pushed.client_id !== undefined && pushed.client_id !== client.clientId) throw oauthError('invalid_request', 'client_id does not match the authenticated client.');
+  pushed.client_id = client.clientId;
+  // The checks /authorize will make, now, answered as JSON (§2.3).
+  const { redirectUri } = await resolveClient(deps, pushed);
+  parseAuthorizationRequest(pushed, client, redirectUri);
+  return c.json(await pushRequest(deps, client.clientId, pushed), 201, { 'cache-control': 'no-store', pragma: 'no-cache', 'access-control-allow-origin': '*' });
 });
 // RFC 9126 §2.3: a push is a POST; any other method is 405.
 oauthRoutes.on(['GET', 'PUT', 'PATCH', 'DELETE'], '/par', (c) => {
   c.header('allow', 'POST, OPTIONS');
-  return oauthErrorResponse(c, new GatehouseError('method_not_allowed', 405, 'Push authorization requests with POST.'));
+  throw new GatehouseError('method_not_allowed', 'Push authorization requests with POST.');
 });
 
 // ── Token ────────────────────────────────────────────────────────────────────────────────────
 oauthRoutes.post('/token', async (c) => {
   const { deps } = c.var;
-  try {
-    const params = await readParams(c);
-    const client = await authenticateClient(deps, { authorization: c.req.header('authorization'), body: params }, [
-      `${issuerOf(deps)}${ENDPOINTS.token}`,
-      issuerOf(deps),
-    ]);
-    const response = await exchangeToken(deps, client, params, await proofAt(c, ENDPOINTS.token));
-    return c.json(response, 200, {
-      'cache-control': 'no-store',
-      pragma: 'no-cache',
-      'access-control-allow-origin': '*',
-      ...(deps.config.dpop.requireNonce ? { 'dpop-nonce': await dpopNonce(deps), 'access-control-expose-headers': 'DPoP-Nonce' } : {}),
-    });
-  } catch (e) {
-    return oauthErrorResponse(c, e);
-  }
+  const params = await readParams(c);
+  const client = await authenticateClient(deps, { authorization: c.req.header('authorization'), body: params }, [
+    `${issuerOf(deps)}${ENDPOINTS.token}`,
+    issuerOf(deps),
+  ]);
+  const response = await exchangeToken(deps, client, params, await proofAt(c, ENDPOINTS.token));
+  return c.json(response, 200, {
+    'cache-control': 'no-store',
+    pragma: 'no-cache',
+    'access-control-allow-origin': '*',
+    ...(deps.config.dpop.requireNonce ? { 'dpop-nonce': await dpopNonce(deps), 'access-control-expose-headers': 'DPoP-Nonce' } : {}),
+  });
 });
 
 // ── Device authorization (RFC 8628 §3.1) ─────────────────────────────────────────────────────
 oauthRoutes.post('/device_authorization', async (c) => {
   const { deps } = c.var;
-  try {
-    await enforceIpLimit(deps.rateLimit, requestMeta(c).ip);
-    const params = await readParams(c);
-    const client = await authenticateClient(deps, { authorization: c.req.header('authorization'), body: params }, [
-      `${issuerOf(deps)}${ENDPOINTS.deviceAuthorization}`,
-      `${issuerOf(deps)}${ENDPOINTS.token}`,
-      issuerOf(deps),
-    ]);
-    return c.json(await startDeviceAuthorization(deps, client, params, requesterOf(c)), 200, { 'cache-control': 'no-store', pragma: 'no-cache' });
-  } catch (e) {
-    return oauthErrorResponse(c, e);
-  }
+  await enforceIpLimit(deps.rateLimit, requestMeta(c).ip);
+  const params = await readParams(c);
+  const client = await authenticateClient(deps, { authorization: c.req.header('authorization'), body: params }, [
+    `${issuerOf(deps)}${ENDPOINTS.deviceAuthorization}`,
+    `${issuerOf(deps)}${ENDPOINTS.token}`,
+    issuerOf(deps),
+  ]);
+  return c.json(await startDeviceAuthorization(deps, client, params, requesterOf(c)), 200, { 'cache-control': 'no-store', pragma: 'no-cache' });
 });
 
 // ── UserInfo ─────────────────────────────────────────────────────────────────────────────────
 async function userinfo(c: C): Promise<Response> {
-  try {
-    const header = c.req.header('authorization');
-    let presented = parseAuthorization(header);
-    if (!presented && c.req.method === 'POST' && !header) {
-      const token = (await readParams(c)).access_token; // RFC 6750 §2.2
-      if (token) presented = { scheme: 'Bearer', token };
-    }
-    if (!presented) throw new GatehouseError('invalid_token', 401, 'An access token is required.');
-    const request = { proof: c.req.header('dpop'), method: c.req.method, url: `${issuerOf(c.var.deps)}${ENDPOINTS.userinfo}` };
-    return c.json(await userInfo(c.var.deps, presented, request), 200, { 'cache-control': 'no-store', 'access-control-allow-origin': '*' });
-  } catch (e) {
-    return oauthErrorResponse(c, e, true);
+  const header = c.req.header('authorization');
+  let presented = parseAuthorization(header);
+  if (!presented && c.req.method === 'POST' && !header) {
+    const token = (await readParams(c)).access_token; // RFC 6750 §2.2
+    if (token) presented = { scheme: 'Bearer', token };
   }
+  if (!presented) throw new GatehouseError('invalid_token', 'An access token is required.');
+  const request = { proof: c.req.header('dpop'), method: c.req.method, url: `${issuerOf(c.var.deps)}${ENDPOINTS.userinfo}` };
+  return c.json(await userInfo(c.var.deps, presented, request), 200, { 'cache-control': 'no-store', 'access-control-allow-origin': '*' });
 }
-oauthRoutes.get('/userinfo', userinfo);
-oauthRoutes.post('/userinfo', userinfo);
+userinfoRoutes.get('/userinfo', userinfo);
+userinfoRoutes.post('/userinfo', userinfo);
 
 // ── Revocation and introspection ─────────────────────────────────────────────────────────────
 async function backChannel(c: C, run: (params: Params, client: Awaited<ReturnType<typeof authenticateClient>>) => Promise<Response>) {
   const { deps } = c.var;
-  try {
-    const params = await readParams(c);
-    const endpoint = new URL(c.req.url).pathname;
-    const client = await authenticateClient(deps, { authorization: c.req.header('authorization'), body: params }, [
-      `${issuerOf(deps)}${endpoint}`,
-      `${issuerOf(deps)}${ENDPOINTS.token}`,
-      issuerOf(deps),
-    ]);
-    if (!params.token) throw new GatehouseError('invalid_request', 400, 'token is required.');
-    return await run(params, client);
-  } catch (e) {
-    return oauthErrorResponse(c, e);
-  }
+  const params = await readParams(c);
+  const endpoint = new URL(c.req.url).pathname;
+  const client = await authenticateClient(deps, { authorization: c.req.header('authorization'), body: params }, [
+    `${issuerOf(deps)}${endpoint}`,
+    `${issuerOf(deps)}${ENDPOINTS.token}`,
+    issuerOf(deps),
+  ]);
+  if (!params.token) throw new GatehouseError('invalid_request', 'token is required.');
+  return await run(params, client);
 }
 
 oauthRoutes.post('/revoke', (c) =>
@@ -338,7 +259,7 @@ oauthRoutes.post('/revoke', (c) =>
 
 oauthRoutes.post('/introspect', (c) =>
   backChannel(c, async (params, client) => {
-    if (client.isPublic) throw new GatehouseError('invalid_client', 401, 'Introspection is for authenticated (confidential) clients.');
+    if (client.isPublic) throw new GatehouseError('invalid_client', 'Introspection is for authenticated (confidential) clients.');
     return c.json(await introspect(c.var.deps, client, params.token!), 200, { 'cache-control': 'no-store' });
   }),
 );
@@ -354,9 +275,9 @@ async function logout(c: C, params: Params, confirmedByUser: boolean): Promise<R
   return c.html(<MessagePage title="Signed out" body="You are signed out." link={{ href: '/auth/sign-in', label: 'Sign in again' }} />);
 }
 
-oauthRoutes.get('/logout', csrfToken, async (c) => logout(c, await readParams(c), false));
-oauthRoutes.post('/logout', csrfToken, async (c) => logout(c, await readParams(c), false));
-oauthRoutes.post('/logout/confirm', csrfProtection, async (c) => {
+logoutRoutes.get('/logout', csrfToken, async (c) => logout(c, await readParams(c), false));
+logoutRoutes.post('/logout', csrfToken, async (c) => logout(c, await readParams(c), false));
+logoutRoutes.post('/logout/confirm', csrfProtection, async (c) => {
   const { csrf_token: _csrf, ...params } = await formFields(c);
   return logout(c, params, true);
 });

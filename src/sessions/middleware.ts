@@ -26,10 +26,10 @@ export const sessionMiddleware = createMiddleware<AppEnv>(async (c, next) => {
  */
 export const requireSignedIn = createMiddleware<AppEnv>(async (c, next) => {
   c.header('cache-control', 'no-store');
-  if (!c.var.session) throw new GatehouseError('unauthenticated', 401, 'Sign in to continue.');
+  if (!c.var.session) throw new GatehouseError('unauthenticated', 'Sign in to continue.');
   await assertLiveSession(c.var.deps, c.var.session);
   if (c.req.method !== 'GET' && c.req.method !== 'DELETE' && !c.req.header('content-type')?.startsWith('application/json'))
-    throw new GatehouseError('unsupported_media_type', 415, 'Send state changes with Content-Type: application/json.');
+    throw new GatehouseError('unsupported_media_type', 'Send state changes with Content-Type: application/json.');
   await next();
 });
 

@@ -76,7 +76,7 @@ export async function startSession(
  */
 export async function assertLiveSession(deps: Deps, claims: SessionClaims): Promise<void> {
   if (!(await deps.sessions.get(claims.sub, claims.sid, deps.now())))
-    throw new GatehouseError('unauthenticated', 401, 'This session has ended. Sign in again.');
+    throw new GatehouseError('unauthenticated', 'This session has ended. Sign in again.');
 }
 
 export type ResumedSession =

@@ -6,7 +6,7 @@ import { TokenRejected, verifyToken } from './jwt';
 /** The issuer identifier: Gatehouse's public origin (no trailing slash), from config only. */
 export const issuerOf = (deps: Deps) => deps.config.publicUrl.origin;
 
-export const invalidToken = (message: string) => new GatehouseError('invalid_token', 401, message);
+export const invalidToken = (message: string) => new GatehouseError('invalid_token', message);
 
 /** A signed access token as verified: RFC 9068 claims plus `gid` (its grant) and `gty` (its grant type). */
 export type AccessTokenClaims = JWTPayload & { sub: string; exp: number; client_id?: string; scope?: string; gid?: string; gty?: string };

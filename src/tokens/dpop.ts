@@ -30,7 +30,7 @@ export class DpopError extends GatehouseError {
     message: string,
     readonly nonce?: string,
   ) {
-    super(code, code === 'use_dpop_nonce' ? 400 : 400, message);
+    super(code, message);
   }
 }
 
@@ -144,11 +144,11 @@ export async function checkSenderConstraint(
 ): Promise<void> {
   const jkt = boundKey(r.claims);
   if (jkt === null) {
-    if (r.scheme === 'DPoP') throw new GatehouseError('invalid_token', 401, 'This access token is not DPoP-bound: send it as a Bearer token.');
-    if (r.dpopRequired) throw new GatehouseError('invalid_token', 401, 'This resource takes DPoP-bound access tokens only.');
+    if (r.scheme === 'DPoP') throw new GatehouseError('invalid_token', 'This access token is not DPoP-bound: send it as a Bearer token.');
+    if (r.dpopRequired) throw new GatehouseError('invalid_token', 'This resource takes DPoP-bound access tokens only.');
     return;
   }
-  if (r.scheme !== 'DPoP') throw new GatehouseError('invalid_token', 401, 'This access token is DPoP-bound: send it with the DPoP scheme and a proof.');
+  if (r.scheme !== 'DPoP') throw new GatehouseError('invalid_token', 'This access token is DPoP-bound: send it with the DPoP scheme and a proof.');
   const proof = await verifyDpopProof(deps, { header: r.proof, method: r.method, url: r.url, accessToken: r.token });
   if (!timingSafeEqualString(proof.jkt, jkt)) throw invalid('it is signed by another key than the token is bound to');
 }

@@ -1,9 +1,9 @@
-import { Hono } from 'hono';
+import { router } from '../error-channels';
 import type { AppEnv } from '../deps';
 import { failClosed } from '../lib/errors';
 
 /** `/.well-known/jwks.json`: every published signing key (upcoming, current, and retired-but-live). */
-export const jwksRoutes = new Hono<AppEnv>();
+export const jwksRoutes = router('problem');
 
 jwksRoutes.get('/jwks.json', async (c) => {
   const { deps } = c.var;

@@ -28,7 +28,7 @@ export const csrfProtection = createMiddleware<AppEnv>(async (c, next) => {
     const body = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
     const sameOrigin = !origin || origin === deps.config.publicUrl.origin;
     if (!sameOrigin || !(await isValidCsrfToken(deps.keys.csrf, readCookie(c, COOKIES.csrf), body['csrf_token'])))
-      throw new GatehouseError('csrf_failed', 403, 'The form could not be verified (CSRF).');
+      throw new GatehouseError('csrf_failed', 'The form could not be verified (CSRF).');
   }
   return csrfToken(c, next);
 });

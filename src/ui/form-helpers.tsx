@@ -8,7 +8,6 @@ import { clearCookie, COOKIES, writeCookie } from '../lib/cookies';
 import { clearSessionCookie, setSessionCookie } from '../sessions/middleware';
 import type { Proof } from '../auth/recent-auth';
 import { ContinuePage, type FormState } from './pages/credentials';
-import { ConfirmActionPage } from './pages/mfa';
 
 // What the hosted pages' route files share: running a form action, where to go after a sign-in,
 // and the signed-in guard of the account pages.
@@ -16,19 +15,12 @@ import { ConfirmActionPage } from './pages/mfa';
 export type C = Context<AppEnv>;
 
 /**
- * Runs a form action; a 4xx GatehouseError re-renders the form with the message next to its field
- * (status and Retry-After kept). Anything else propagates to the app's error handler.
+ * Runs a form action, declaring its form: a 4xx on the way re-renders it with the message next to
+ * its field, status and Retry-After kept (the page channel, src/error-channels.tsx).
  */
-export async function formAction(c: C, render: (s: FormState) => unknown, run: () => Promise<Response>): Promise<Response> {
-  try {
-    return await run();
-  } catch (e) {
-    if (!(e instanceof GatehouseError) || e.status >= 500) throw e;
-    if (e.extra.retryAfter) c.header('retry-after', String(e.extra.retryAfter));
-    const state: FormState = { csrf: c.var.csrfToken, error: e.message };
-    if (e.extra.field) state.field = e.extra.field;
-    return c.html(render(state) as string, e.status as 400);
-  }
+export function formAction(c: C, render: (s: FormState) => unknown, run: () => Promise<Response>): Promise<Response> {
+  c.set('errorForm', render);
+  return run();
 }
 
 /** The email the person typed, to put back into a re-rendered form. */
@@ -73,39 +65,13 @@ export async function proofFromForm(c: C): Promise<Proof | undefined> {
 }
 
 /**
- * A sensitive action that needs a proof given now: the same action again, asking for it (fields
- * kept, never the proof or the CSRF token).
+ * Runs an account action for the signed-in user. A missing or revoked session signs in first, a
+ * sensitive action asks for a recent sign-in or a proof (the page channel answers each).
  */
-export async function askForProof(c: C, e: GatehouseError): Promise<Response> {
-  const body = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
-  const fields = Object.fromEntries(
-    Object.entries(body).filter((f): f is [string, string] => typeof f[1] === 'string' && !['csrf_token', 'proof_password', 'proof_code'].includes(f[0])),
-  );
-  const error = e.code === 'invalid_proof' ? e.message : undefined;
-  return c.html(<ConfirmActionPage csrf={c.var.csrfToken} action={new URL(c.req.url).pathname} fields={fields} error={error} />, 403);
+export function withAccount(c: C, run: () => Promise<Response>): Promise<Response> {
+  if (!c.var.session) throw new GatehouseError('unauthenticated', 'Sign in to continue.');
+  return run();
 }
-
-export const needsProof = (e: unknown): boolean => e instanceof GatehouseError && (e.code === 'proof_required' || e.code === 'invalid_proof');
-
-/** Runs an account action for the signed-in user; a missing or revoked session goes to sign-in. */
-export async function withAccount(c: C, run: () => Promise<Response>): Promise<Response> {
-  if (!c.var.session) return toSignIn(c);
-  try {
-    return await run();
-  } catch (e) {
-    if (e instanceof GatehouseError && e.code === 'unauthenticated') return toSignIn(c);
-    if (needsProof(e) && c.req.method === 'POST') return askForProof(c, e as GatehouseError);
-    // A sensitive action needs a recent sign-in on this device: sign in again and come back.
-    if (e instanceof GatehouseError && e.code === 'recent_sign_in_required')
-      return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: c.req.method === 'GET' ? pathOf(c) : '/auth/account', reason: 'recent' })}`, 303);
-    throw e;
-  }
-}
-
-const pathOf = (c: C) => {
-  const url = new URL(c.req.url);
-  return `${url.pathname}${url.search}`;
-};
 
 /** A token from a query or form field; anything unusable becomes '' (and is refused by the action). */
 export const tokenQuery = z.string().max(256).catch('');

@@ -1,4 +1,4 @@
-import { Hono } from 'hono';
+import { router } from '../error-channels';
 import { loadAccount, revokeSession, signOut, signOutEverywhere } from '../account/sessions';
 import {
   EMAIL_SIGN_IN_TTL_MS,
@@ -41,7 +41,7 @@ import {
 import { securityPages } from './security-routes';
 
 /** The hosted pages under /auth: forms post back to their own path (docs/api.md lists both faces). */
-export const pages = new Hono<AppEnv>();
+export const pages = router('page');
 
 pages.get(STYLESHEET_PATH.replace('/auth', ''), (c) =>
   c.body(STYLESHEET, 200, { 'content-type': 'text/css; charset=utf-8', 'cache-control': 'public, max-age=3600' }),
@@ -108,29 +108,23 @@ pages.post('/email-sign-in/code', async (c) => {
     return afterFirstFactor(c, outcome, returnTo);
   });
 });
+/** A link that cannot be used: say so under the email sign-in title, with the way to a new one. */
+const emailLinkErrorPage = { title: en.emailSignIn.title, link: { href: '/auth/email-sign-in', label: en.emailSignIn.submit } };
 const when = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
 // Opening the link shows a confirmation, never signs in by itself: mail scanners fetch links, and a
 // link opened in another browser must say who asked for it before that browser is signed in.
 pages.get('/email-sign-in/link', async (c) => {
   const token = tokenQuery.parse(c.req.query('token'));
-  try {
-    const view = await peekEmailSignInLink(c.var.deps, token, readCookie(c, COOKIES.emailSignIn));
-    return c.html(<ConfirmEmailLinkPage csrf={c.var.csrfToken} token={token} device={view.device} when={when(view.requestedAt)} sameBrowser={view.sameBrowser} />);
-  } catch (e) {
-    if (!(e instanceof GatehouseError) || e.status >= 500) throw e;
-    return c.html(<MessagePage title={en.emailSignIn.title} body={e.message} status="error" link={{ href: '/auth/email-sign-in', label: en.emailSignIn.submit }} />, 400);
-  }
+  c.set('errorPage', emailLinkErrorPage);
+  const view = await peekEmailSignInLink(c.var.deps, token, readCookie(c, COOKIES.emailSignIn));
+  return c.html(<ConfirmEmailLinkPage csrf={c.var.csrfToken} token={token} device={view.device} when={when(view.requestedAt)} sameBrowser={view.sameBrowser} />);
 });
 pages.post('/email-sign-in/link', async (c) => {
   const token = tokenQuery.parse((await c.req.parseBody())['token']);
-  try {
-    const { outcome, returnTo } = await signInWithEmailLink(c.var.deps, token, signInContext(c), deferTo(c, 'sign_in_mail_failed'));
-    clearCookie(c, COOKIES.emailSignIn);
-    return afterFirstFactor(c, outcome, returnTo);
-  } catch (e) {
-    if (!(e instanceof GatehouseError) || e.status >= 500) throw e;
-    return c.html(<MessagePage title={en.emailSignIn.title} body={e.message} status="error" link={{ href: '/auth/email-sign-in', label: en.emailSignIn.submit }} />, e.status as 400);
-  }
+  c.set('errorPage', emailLinkErrorPage);
+  const { outcome, returnTo } = await signInWithEmailLink(c.var.deps, token, signInContext(c), deferTo(c, 'sign_in_mail_failed'));
+  clearCookie(c, COOKIES.emailSignIn);
+  return afterFirstFactor(c, outcome, returnTo);
 });
 
 // Sign up

@@ -1,4 +1,4 @@
-import { Hono } from 'hono';
+import { router } from '../error-channels';
 import { ACR } from '../auth/acr';
 import { beginTotpEnrolment, deletePasskey, finishTotpEnrolment, pendingTotpEnrolment, removeTotp, replaceRecoveryCodes } from '../auth/manage-factors';
 import { secondFactorInput } from '../auth/schemas';
@@ -19,7 +19,7 @@ import { qrDataUri } from './qr';
  * recovery codes, passkey removal). Mounted inside the hosted pages' router, under its
  * no-store, CSRF and per-IP middleware.
  */
-export const securityPages = new Hono<AppEnv>();
+export const securityPages = router('page');
 
 // The second step of a sign-in (pending cookie), or a step-up of the current session.
 async function secondFactorState(c: C): Promise<{ userId: string; stepUp: boolean } | null> {

@@ -66,7 +66,7 @@ describe('email sign-in (link and code)', () => {
     expect(phone.cookie(SESSION)).toBeDefined();
     const reused = await new TestBrowser().post('/auth/api/email-sign-in/link', { token: tokenOf(mail) });
     expect(reused.status).toBe(400);
-    expect(((await reused.json()) as Problem).code).toBe('invalid_token');
+    expect(((await reused.json()) as Problem).code).toBe('invalid_link');
   });
 
   it('20 concurrent uses of one link give exactly one session', async () => {

@@ -78,9 +78,9 @@ describe('password reset', () => {
     expect((await reset(token)).status).toBe(200);
     const reused = await reset(token, 'yet another passphrase');
     expect(reused.status).toBe(400);
-    expect(await reused.json()).toMatchObject({ code: 'invalid_token', field: 'token' });
+    expect(await reused.json()).toMatchObject({ code: 'invalid_link', field: 'token' });
     const tampered = await reset(`${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`);
-    expect((await tampered.json<Problem>()).code).toBe('invalid_token');
+    expect((await tampered.json<Problem>()).code).toBe('invalid_link');
     for (const bad of ['', 'x', 'a'.repeat(300), "' OR 1=1 --"]) {
       const res = await reset(bad);
       expect(res.status, bad).toBe(400);

@@ -94,12 +94,12 @@ describe('email verification', () => {
     await signUp(email);
     const second = tokenFrom(await lastMailTo(email));
     const tampered = await verify(second.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')));
-    expect(await tampered.json()).toMatchObject({ code: 'invalid_token' });
+    expect(await tampered.json()).toMatchObject({ code: 'invalid_link' });
     const ok = await verify(second);
     expect(await ok.json()).toMatchObject({ status: 'email_verified', email, accountCreated: true });
     const reused = await verify(second);
     expect(reused.status).toBe(400);
-    expect(await reused.json()).toMatchObject({ code: 'invalid_token' });
+    expect(await reused.json()).toMatchObject({ code: 'invalid_link' });
   });
 
   it('lets exactly one of two concurrent verifications win and creates one account', async () => {

@@ -304,7 +304,7 @@ describe('the gateway', () => {
     expect(redirect.headers.get('location')).toBe('https://elsewhere.example/next');
     const slow = await app('/demo/slow/x?delay=1000');
     expect(slow.status).toBe(504);
-    expect(await slow.json()).toMatchObject({ code: 'temporarily_unavailable' });
+    expect(await slow.json()).toMatchObject({ code: 'gateway_timeout' });
   });
 
   it('passes a WebSocket upgrade through after authentication', async () => {
@@ -337,7 +337,7 @@ describe('the gateway', () => {
   it('answers 502 with a problem body when the origin cannot be reached', async () => {
     const res = await app('/demo/down/x');
     expect(res.status).toBe(502);
-    expect(await res.json()).toMatchObject({ code: 'temporarily_unavailable' });
+    expect(await res.json()).toMatchObject({ code: 'bad_gateway' });
   });
 
   it('treats a tampered session cookie as signed out and clears it', async () => {

@@ -37,7 +37,7 @@ describe('the HTTP mail sender', () => {
   });
 
   it('makes a sign-up answer 503 when the mail cannot be sent', async () => {
-    const request = appWith(() => ({ mailer: { send: () => Promise.reject(new GatehouseError('temporarily_unavailable', 503, 'the mail service is down')) } }));
+    const request = appWith(() => ({ mailer: { send: () => Promise.reject(new GatehouseError('temporarily_unavailable', 'the mail service is down')) } }));
     const res = await request('/auth/api/sign-up', { method: 'POST', json: { email: uniqueEmail(), password: 'long enough passphrase' } });
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBeNull();

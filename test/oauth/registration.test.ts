@@ -377,8 +377,10 @@ describe('POST /auth/register', () => {
     // Valid metadata, grown past the limit by a member that is otherwise ignored.
     const body = JSON.stringify({ client_name: name, redirect_uris: [REDIRECT], padding: 'x'.repeat(17 * 1024) });
     const sized = await register(undefined, { body, headers: { 'content-type': 'application/json', accept: 'application/json' } });
+    // RFC 7591 §3.2.2: OAuth JSON like every other registration error, not a page or problem+json.
     expect(sized.status).toBe(413);
-    expect(await sized.json()).toMatchObject({ code: 'payload_too_large' });
+    expect(sized.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await sized.json()).toMatchObject({ error: 'payload_too_large' });
     const bytes = new TextEncoder().encode(body);
     const stream = new ReadableStream({
       start(c) {
@@ -388,7 +390,7 @@ describe('POST /auth/register', () => {
     });
     const streamed = await register(undefined, { body: stream, headers: { 'content-type': 'application/json', accept: 'application/json' } });
     expect(streamed.status).toBe(413);
-    expect(await streamed.json()).toMatchObject({ code: 'payload_too_large' });
+    expect(await streamed.json()).toMatchObject({ error: 'payload_too_large' });
     expect(await rowsNamed(name)).toBe(0);
   });
 
