@@ -152,8 +152,8 @@ function resourceError(c: C, e: GatehouseError, dpop: boolean): Response {
 
 /**
  * A hosted page's error. A form the route declared comes first, re-rendered with the message at
- * its field; then what the person can do about it — sign in (again), give a proof, step up —
- * coming back to where they were; then a page saying what happened.
+ * its field; then what the person can do about it — sign in (again), give a proof, set up an
+ * authenticator app, step up — coming back to where they were; then a page saying what happened.
  */
 function pageError(c: C, e: GatehouseError): Response | Promise<Response> {
   const wantsJson = c.req.header('accept')?.includes('application/json') === true;
@@ -170,6 +170,8 @@ function pageError(c: C, e: GatehouseError): Response | Promise<Response> {
   }
   if ((e.code === 'proof_required' || e.code === 'invalid_proof') && c.req.method === 'POST') return askForProof(c, e);
   if (e.code === 'recent_sign_in_required') return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: back, reason: 'recent' })}`, 303);
+  // Recovery codes come with an authenticator app: its set-up page first.
+  if (e.code === 'totp_required') return c.redirect('/auth/account/totp', 303);
   if (e.code === 'second_factor_required' && e.extra.acr && c.var.returnAfterSignIn)
     return c.redirect(`/auth/second-factor?${new URLSearchParams({ return_to: back, acr: e.extra.acr })}`, 303);
   // A script on a page (fetch with Accept: application/json) gets the problem document.

@@ -86,3 +86,15 @@ export async function stepUpTarget(
   }
   return demand.essential && target === ACR.oneFactor ? ACR.mfa : target;
 }
+
+/**
+ * The second factors that can raise a sign-in to `acr`, to offer on the second step, or null when
+ * none can: a phishing-resistant sign-in comes from a passkey alone, so codes (TOTP, recovery) are
+ * not offered for it; any other target takes every factor the account has, given it has an
+ * authenticator app or a passkey.
+ */
+export function factorsMeeting<F extends { totp: boolean; recoveryCodesLeft: number; passkeys: number }>(factors: F, acr: string | undefined): F | null {
+  if (acr === ACR.phishingResistant) return factors.passkeys > 0 ? { ...factors, totp: false, recoveryCodesLeft: 0 } : null;
+  // Recovery codes back up an authenticator app; alone they are no second factor (hasSecondFactor).
+  return factors.totp || factors.passkeys > 0 ? factors : null;
+}

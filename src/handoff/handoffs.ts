@@ -141,6 +141,26 @@ export async function ownContinue(deps: Deps, own: { code: string; secret: strin
 }
 
 /**
+ * A handoff as the person about to answer it sees it — only while it still waits for an answer:
+ * one answered (or a device code used) is a 409, so no page offers to answer it twice.
+ */
+export async function pendingHandoff(deps: Deps, kind: HandoffKind, code: string, approverSecret?: string): Promise<HandoffView> {
+  const view = await viewHandoff(deps, kind, code, approverSecret);
+  if (view.state !== 'pending')
+    throw kind === 'device'
+      ? new GatehouseError('conflict', 'This code was already used.', { field: 'code' })
+      : new GatehouseError('conflict', 'This request was already answered.');
+  return view;
+}
+
+/** The original device's continue handoff, once another device joined it and until it is answered. */
+export async function joinedContinue(deps: Deps, own: { code: string; secret: string }): Promise<HandoffView> {
+  const view = await ownContinue(deps, own);
+  if (view.state !== 'pending' || !view.joined) throw new GatehouseError('conflict', 'There is nothing to confirm now.');
+  return view;
+}
+
+/**
  * Approves or denies as the signed-in user (`approverSecret`: the QR link's or the original
  * device's). Approving signs another device in, so it is a sensitive action (auth/recent-auth.ts:
  * a recent sign-in on this device, or a proof given now); a device grant's client may also demand

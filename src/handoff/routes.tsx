@@ -33,13 +33,13 @@ import {
   handoffStatus,
   joinContinue,
   normaliseCode,
+  joinedContinue,
   openSocket,
-  ownContinue,
   parseHandle,
+  pendingHandoff,
   redeemHandoff,
   startContinue,
   startQrSignIn,
-  viewHandoff,
 } from './handoffs';
 
 type C = Context<AppEnv>;
@@ -114,8 +114,7 @@ handoffPages.get('/handoff/approve', (c) =>
     if (!c.var.session) return signInFirst(c);
     const h = parseHandle(c.req.query('h'));
     if (!h) throw new GatehouseError('not_found', 'This link is not valid.');
-    const view = await viewHandoff(c.var.deps, 'qr', h.code, h.secret);
-    if (view.state !== 'pending') throw new GatehouseError('conflict', 'This request was already answered.');
+    const view = await pendingHandoff(c.var.deps, 'qr', h.code, h.secret);
     return c.html(<ApproveSignInPage csrf={c.var.csrfToken} handle={c.req.query('h')!} code={formatCode(h.code)} requester={view.requester} />);
   }),
 );
@@ -148,8 +147,7 @@ handoffPages.get('/handoff/continue/confirm', (c) =>
     if (!c.var.session) return signInFirst(c);
     const own = parseHandle(readCookie(c, OWN_COOKIE));
     if (!own) throw new GatehouseError('not_found', 'There is nothing to confirm on this device.');
-    const view = await ownContinue(c.var.deps, own);
-    if (view.state !== 'pending' || !view.joined) throw new GatehouseError('conflict', 'There is nothing to confirm now.');
+    const view = await joinedContinue(c.var.deps, own);
     return c.html(<ConfirmHandOverPage csrf={c.var.csrfToken} code={formatCode(own.code)} requester={view.requester} />);
   }),
 );
@@ -209,8 +207,7 @@ handoffPages.post('/device', async (c) => {
   const code = normaliseCode(typed);
   c.set('errorForm', (s) => <DeviceCodePage csrf={s.csrf} code={typed} error={s.error} field="code" />);
   if (!code) throw new GatehouseError('invalid_request', 'A code is 8 letters, like BCDF-GHJK.', { field: 'code' });
-  const view = await viewHandoff(c.var.deps, 'device', code);
-  if (view.state !== 'pending') throw new GatehouseError('conflict', 'This code was already used.', { field: 'code' });
+  const view = await pendingHandoff(c.var.deps, 'device', code);
   return c.html(
     <DeviceApprovePage
       csrf={c.var.csrfToken}

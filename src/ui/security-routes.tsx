@@ -1,10 +1,9 @@
 import { router } from '../error-channels';
-import { ACR } from '../auth/acr';
+import { factorsMeeting } from '../auth/acr';
 import { beginTotpEnrolment, deletePasskey, finishTotpEnrolment, pendingTotpEnrolment, removeTotp, replaceRecoveryCodes } from '../auth/manage-factors';
 import { secondFactorInput } from '../auth/schemas';
 import { completeSignIn, readPending, stepUp } from '../auth/second-factor';
-import { hasSecondFactor, secondFactorsOf } from '../auth/totp';
-import { GatehouseError } from '../lib/errors';
+import { secondFactorsOf } from '../auth/totp';
 import { safeReturnTo } from '../auth/urls';
 import type { AppEnv } from '../deps';
 import { COOKIES, readCookie } from '../lib/cookies';
@@ -32,12 +31,8 @@ securityPages.get('/second-factor', async (c) => {
   const returnTo = safeReturnTo(c.req.query('return_to') ?? null);
   const state = await secondFactorState(c);
   if (!state) return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: returnTo })}`, 303);
-  const factors = await secondFactorsOf(c.var.deps, state.userId);
-  if (!hasSecondFactor(factors)) return c.html(<NoSecondFactorPage returnTo={returnTo} />, 403);
-  // A phishing-resistant sign-in can only come from a passkey: codes are not offered then.
-  const passkeyOnly = c.req.query('acr') === ACR.phishingResistant;
-  if (passkeyOnly && factors.passkeys === 0) return c.html(<NoSecondFactorPage returnTo={returnTo} />, 403);
-  const shown = passkeyOnly ? { ...factors, totp: false, recoveryCodesLeft: 0 } : factors;
+  const shown = factorsMeeting(await secondFactorsOf(c.var.deps, state.userId), c.req.query('acr'));
+  if (!shown) return c.html(<NoSecondFactorPage returnTo={returnTo} />, 403);
   return c.html(<SecondFactorPage csrf={c.var.csrfToken} returnTo={returnTo} factors={shown} stepUp={state.stepUp} />);
 });
 securityPages.post('/second-factor', async (c) => {
@@ -99,11 +94,8 @@ securityPages.post('/account/totp/remove', (c) =>
 );
 securityPages.post('/account/recovery-codes', (c) =>
   withAccount(c, async () => {
-    const codes = await replaceRecoveryCodes(c.var.deps, c.var.session!, await proofFromForm(c), requestMeta(c)).catch((e: unknown) => {
-      if (e instanceof GatehouseError && e.code === 'totp_required') return null;
-      throw e;
-    });
-    if (!codes) return c.redirect('/auth/account/totp', 303);
+    // Without an authenticator app this is totp_required, which the page channel answers with its set-up page.
+    const codes = await replaceRecoveryCodes(c.var.deps, c.var.session!, await proofFromForm(c), requestMeta(c));
     return c.html(<RecoveryCodesPage codes={codes} returnTo="/auth/account" />);
   }),
 );

@@ -2,7 +2,8 @@ import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { newCode, normaliseCode } from '../../src/handoff/handoffs';
+import { depsFor } from '../../src/deps';
+import { formatCode, joinedContinue, newCode, normaliseCode, parseHandle, pendingHandoff } from '../../src/handoff/handoffs';
 import { TestBrowser } from '../browser';
 import { appWith, createVerifiedUser, ORIGIN, SESSION, STRONG_PASSWORD, type Problem } from '../helpers';
 import { form, registerClient } from '../oauth/helpers';
@@ -293,5 +294,34 @@ describe('device authorization grant (RFC 8628)', () => {
     const problem = (await (await new TestBrowser().fetch('/auth/device_authorization', form({ client_id: 'nope' }))).json()) as { error: string };
     expect(problem.error).toBe('invalid_client');
     expect(((await (await new TestBrowser().post('/auth/api/handoff/redeem', { kind: 'device' })).json()) as Problem).field).toBe('kind');
+  });
+});
+
+describe('the handoff rules, at the domain functions', () => {
+  it('pendingHandoff answers a waiting handoff and refuses one already answered (409), for every kind', async () => {
+    const deps = await depsFor(env);
+    const { browser: phone } = await signedIn();
+    const { link } = await qrSignIn();
+    const { code, secret } = parseHandle(link.searchParams.get('h'))!;
+    expect((await pendingHandoff(deps, 'qr', code, secret)).state).toBe('pending');
+    expect((await phone.submit('/auth/handoff/approve', { h: link.searchParams.get('h')!, decision: 'deny' }, `${link.pathname}${link.search}`)).status).toBe(200);
+    const refused = await pendingHandoff(deps, 'qr', code, secret).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'conflict', status: 409, message: 'This request was already answered.' });
+    // The page that would offer to answer it says so instead of showing the buttons.
+    const page = await phone.fetch(`${link.pathname}${link.search}`);
+    expect(page.status).toBe(409);
+    expect(await page.text()).not.toContain('name="decision"');
+  });
+
+  it('joinedContinue refuses until another device has joined, and after the answer', async () => {
+    const deps = await depsFor(env);
+    const { browser: computer } = await signedIn();
+    const started = await computer.open('/auth/handoff/continue?return_to=/auth/account');
+    const own = parseHandle(computer.cookie(OWN))!;
+    expect(started.html).toContain(formatCode(own.code));
+    expect(await joinedContinue(deps, own).catch((e: unknown) => e)).toMatchObject({ code: 'conflict', message: 'There is nothing to confirm now.' });
+    const other = new TestBrowser();
+    expect((await other.submit('/auth/handoff/join', { code: formatCode(own.code) }, '/auth/handoff/join')).status).toBe(200);
+    expect(await joinedContinue(deps, own)).toMatchObject({ state: 'pending', joined: true });
   });
 });

@@ -118,6 +118,8 @@ describe('every error code in every channel', () => {
         expect(to.pathname).toBe('/auth/sign-in');
         expect(to.searchParams.get('return_to')).toBe('/page/throw');
         expect(to.searchParams.get('reason')).toBe(code === 'recent_sign_in_required' ? 'recent' : null);
+      } else if (code === 'totp_required') {
+        expect([page.status, page.headers.get('location')]).toEqual([303, '/auth/account/totp']);
       } else {
         expect(page.status).toBe(status);
         expect(typeOf(page)).toBe('text/html');

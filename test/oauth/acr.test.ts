@@ -1,4 +1,5 @@
 import { decodeJwt } from 'jose';
+import { ACR, factorsMeeting } from '../../src/auth/acr';
 import { describe, expect, it } from 'vitest';
 import { TestBrowser } from '../browser';
 import { call, createVerifiedUser, ORIGIN } from '../helpers';
@@ -71,5 +72,21 @@ describe('acr and amr in the OpenID Provider', () => {
     const page = await browser.open(`${to.pathname}${to.search}`);
     expect(page.res.status).toBe(403);
     expect(page.html).toContain('/auth/account/totp');
+  });
+});
+
+describe('which second factors can meet an acr (factorsMeeting)', () => {
+  const all = { totp: true, recoveryCodesLeft: 8, passkeys: 1 };
+  it('a phishing-resistant sign-in offers passkeys only, and nothing to an account without one', () => {
+    expect(factorsMeeting(all, ACR.phishingResistant)).toEqual({ totp: false, recoveryCodesLeft: 0, passkeys: 1 });
+    expect(factorsMeeting({ ...all, passkeys: 0 }, ACR.phishingResistant)).toBeNull();
+  });
+  it('any other target offers every factor, given an authenticator app or a passkey', () => {
+    for (const acr of [undefined, ACR.mfa, ACR.oneFactor]) {
+      expect(factorsMeeting(all, acr)).toEqual(all);
+      expect(factorsMeeting({ totp: false, recoveryCodesLeft: 0, passkeys: 2 }, acr)).toEqual({ totp: false, recoveryCodesLeft: 0, passkeys: 2 });
+      // Recovery codes alone are no second factor.
+      expect(factorsMeeting({ totp: false, recoveryCodesLeft: 8, passkeys: 0 }, acr)).toBeNull();
+    }
   });
 });
