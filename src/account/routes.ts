@@ -1,5 +1,4 @@
 import { router } from '../error-channels';
-import type { AppEnv } from '../deps';
 import { requestMeta } from '../lib/http';
 import { clearSessionCookie, requireSignedIn } from '../sessions/middleware';
 import { loadAccount, revokeSession, sessionView, signOut, signOutEverywhere } from './sessions';

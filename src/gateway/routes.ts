@@ -1,4 +1,4 @@
-import { Hono, type Context } from 'hono';
+import type { Context } from 'hono';
 import { safeReturnTo } from '../auth/urls';
 import type { AppEnv } from '../deps';
 import { clearCookie, COOKIES, readCookie, serializeCookie, writeCookie } from '../lib/cookies';

@@ -1,7 +1,6 @@
 import { desc, eq } from 'drizzle-orm';
 import { router } from '../error-channels';
 import { devMail } from '../db/schema';
-import type { AppEnv } from '../deps';
 import { normaliseEmail } from '../identity/email';
 import { GatehouseError } from '../lib/errors';
 import { Layout } from '../ui/layout';

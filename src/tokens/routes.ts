@@ -1,5 +1,4 @@
 import { router } from '../error-channels';
-import type { AppEnv } from '../deps';
 import { failClosed } from '../lib/errors';
 
 /** `/.well-known/jwks.json`: every published signing key (upcoming, current, and retired-but-live). */

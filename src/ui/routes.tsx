@@ -15,7 +15,6 @@ import { signInWithPassword } from '../auth/sign-in';
 import { signUp } from '../auth/sign-up';
 import { secondFactorsOf } from '../auth/totp';
 import { safeReturnTo } from '../auth/urls';
-import type { AppEnv } from '../deps';
 import { GatehouseError } from '../lib/errors';
 import { deferTo, parseInput, requestMeta, signInContext } from '../lib/http';
 import { limitPostsPerIp } from '../lib/rate-limit';

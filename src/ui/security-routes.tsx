@@ -5,7 +5,6 @@ import { secondFactorInput } from '../auth/schemas';
 import { completeSignIn, readPending, stepUp } from '../auth/second-factor';
 import { secondFactorsOf } from '../auth/totp';
 import { safeReturnTo } from '../auth/urls';
-import type { AppEnv } from '../deps';
 import { COOKIES, readCookie } from '../lib/cookies';
 import { deferTo, parseInput, requestMeta, signInContext } from '../lib/http';
 import { setSessionCookie } from '../sessions/middleware';
