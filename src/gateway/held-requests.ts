@@ -14,12 +14,17 @@ export const notHeld = () =>
 
 /**
  * Holds a non-GET request while its browser steps up (≤ 1 MiB, 5 minutes) in the user's Durable
- * Object, with the host and route that held it. Returns the id the way back carries.
+ * Object, with the host and route that held it. Returns the id the way back carries. Only a
+ * request sent by this site's own pages (`sameOrigin`: Origin and Fetch Metadata agree) is held: a
+ * form another site (even a sibling host) submits would otherwise be replayed after the person
+ * steps up, its origin no longer visible.
  */
 export async function holdRequest(
   deps: Deps,
-  r: { request: Request; who: Identity; route: Route; host: string; url: string; meta: RequestMeta },
+  r: { request: Request; sameOrigin: boolean; who: Identity; route: Route; host: string; url: string; meta: RequestMeta },
 ): Promise<string> {
+  if (!r.sameOrigin)
+    throw new GatehouseError('forbidden', 'This action needs a stronger sign-in, and requests from another site are not held for it. Start again from this site.');
   const body = await readLimited(r.request, HELD_BODY_LIMIT);
   if (!body) throw new GatehouseError('payload_too_large', `A request held during step-up may be at most ${HELD_BODY_LIMIT} bytes.`);
   const now = deps.now();
@@ -53,7 +58,22 @@ export async function findHeldRequest(deps: Deps, who: Identity | null, id: stri
 export const mayReplay = (held: Omit<HeldRequest, 'body'>, at: { url: string; host: string; route: Route }) =>
   held.url === at.url && held.host === at.host && held.routeKey === routeKey(at.route);
 
-export async function takeHeldRequest(deps: Deps, who: Identity, id: string, meta: RequestMeta): Promise<HeldRequest> {
+/**
+ * Replays a held request once, for the same user, URL, host and route it was held for (the
+ * policy the caller just applied was that route's); anything else — no such request, another
+ * user's, another page's, already replayed — is `request_not_held`.
+ */
+export async function replayHeldRequest(
+  deps: Deps,
+  r: { held: Omit<HeldRequest, 'body'> | null; who: Identity | null; id: string },
+  at: { url: string; host: string; route: Route },
+  meta: RequestMeta,
+): Promise<HeldRequest> {
+  if (!r.held || !r.who || !mayReplay(r.held, at)) throw notHeld();
+  return takeHeldRequest(deps, r.who, r.id, meta);
+}
+
+async function takeHeldRequest(deps: Deps, who: Identity, id: string, meta: RequestMeta): Promise<HeldRequest> {
   const now = deps.now();
   const held = await deps.sessions.takeHeldRequest(who.sub, id, now);
   if (!held) throw notHeld();

@@ -10,10 +10,10 @@ import { APP_PATH, finishHandshake, issueHandshake } from './app-session';
 import { assertionFor } from './assertion';
 import { authenticate, type SessionCookieChange } from './authenticate';
 import { filterOriginResponse, sanitizeRequestHeaders } from './headers';
-import { findHeldRequest, holdRequest, mayReplay, notHeld, takeHeldRequest, takeResumeParam, withResume } from './held-requests';
+import { findHeldRequest, holdRequest, replayHeldRequest, takeResumeParam, withResume } from './held-requests';
 import type { Identity } from './identity';
 import { injectIdentity } from './inject';
-import { normalisePath } from './path';
+import { admit } from './admission';
 import { decide, type Decision } from './policy';
 import { forward } from './proxy';
 import { gatewayRedirect, GatewayRefusal } from './refusal';
@@ -23,13 +23,6 @@ import type { Route } from './routes-config';
 import { router } from '../error-channels';
 
 type C = Context<AppEnv>;
-
-/** Paths that belong to Gatehouse on its own host, whatever their case: never proxied. */
-const RESERVED = /^\/(auth|\.well-known|\.gatehouse)(\/|$)/i;
-const APP_RESERVED = /^\/\.gatehouse(\/|$)/i;
-
-/** RFC 9110 §9's methods, CONNECT and TRACE aside: the only ones the gateway forwards. */
-const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 /** A browser navigation or form submission (not fetch/XHR from a script), of any method. */
 const isNavigation = (c: C) => c.req.header('sec-fetch-mode') === 'navigate' || (c.req.header('accept') ?? '').includes('text/html');
@@ -91,23 +84,11 @@ const keepSessionChange = (c: C, change: SessionCookieChange) => {
 export async function gatewayHandler(c: C): Promise<Response> {
   const { deps } = c.var;
   const url = new URL(c.req.url);
-  const normalised = normalisePath(url.pathname);
-  if (!normalised.ok) throw new GatehouseError('invalid_request', `Refused path: ${normalised.reason}.`);
-  const path = normalised.path;
   const host = url.host;
   const onAuthHost = host === deps.config.publicUrl.host;
-  if (!onAuthHost && APP_RESERVED.test(path)) return appEndpoint(c, path);
-  if (onAuthHost && RESERVED.test(path)) throw new GatehouseError('not_found', `Nothing at ${path}.`);
-  // Methods beyond RFC 9110's (WebDAV's PROPPATCH, a lower-case `patch`) match no route's method
-  // list and would fall through to a catch-all: refused here, before any route is looked at.
-  if (!METHODS.has(c.req.method))
-    throw new GatewayRefusal('method_not_allowed', 'The gateway does not forward requests with this method.', { allow: [...METHODS].join(', ') });
-  // A service worker controls every page under its script's directory: one served from `/` would
-  // see Gatehouse's own pages on this host (sign-in, `/.gatehouse/session?code=`). Origins serve
-  // theirs from a subdirectory; `Service-Worker-Allowed`, which would widen it, is dropped on the
-  // way back (filterOriginResponse).
-  if (c.req.header('service-worker') !== undefined && path.lastIndexOf('/') === 0)
-    throw new GatehouseError('forbidden', 'A service worker script must be served from below a directory (e.g. /app/sw.js), not from /.');
+  const admitted = admit({ pathname: url.pathname, method: c.req.method, serviceWorker: c.req.header('service-worker') !== undefined, onAuthHost });
+  if (admitted.kind === 'app-endpoint') return appEndpoint(c, admitted.path);
+  const { path } = admitted;
   // The resume marker is Gatehouse's: taken off before matching, never seen by the origin.
   const { id: resumeId, rest: search } = takeResumeParam(url.search);
   const here = `${path}${search}`;
@@ -153,12 +134,10 @@ export async function gatewayHandler(c: C): Promise<Response> {
   const target = targetOf(c, route, here);
   let request: { method: string; body: ReadableStream | ArrayBuffer | null } = { method: c.req.method, body: c.req.raw.body };
   if (resumeId !== null && c.req.method === 'GET') {
-    // Replayed once, for the same user, URL, host and route — the policy above was that route's.
-    if (!held || !who || !mayReplay(held, { url: here, host, route })) {
+    const taken = await replayHeldRequest(deps, { held, who, id: resumeId }, { url: here, host, route }, requestMeta(c)).catch((e: unknown) => {
       keepSessionChange(c, auth.cookie);
-      throw notHeld();
-    }
-    const taken = await takeHeldRequest(deps, who, resumeId!, requestMeta(c));
+      throw e;
+    });
     headers.delete('content-length');
     if (taken.contentType) headers.set('content-type', taken.contentType);
     else headers.delete('content-type');
@@ -184,12 +163,9 @@ async function refuse(
     let back = r.here;
     if (r.resume) back = withResume(r.here, r.resume);
     else if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
-      // Only this site's own pages get a request held: a form another site (even a sibling host)
-      // submits would otherwise be replayed after the person steps up, its origin no longer visible.
-      if (!fromThisOrigin(c))
-        throw new GatehouseError('forbidden', 'This action needs a stronger sign-in, and requests from another site are not held for it. Start again from this site.');
       const host = new URL(c.req.url).host;
-      back = withResume(r.here, await holdRequest(deps, { request: c.req.raw, who, route: r.route, host, url: r.here, meta: requestMeta(c) }));
+      const held = await holdRequest(deps, { request: c.req.raw, sameOrigin: fromThisOrigin(c), who, route: r.route, host, url: r.here, meta: requestMeta(c) });
+      back = withResume(r.here, held);
     }
     const via: { path: string; query?: Record<string, string> } =
       decision.stepUp === 'sign_in' ? { path: '/auth/sign-in' } : { path: '/auth/second-factor', query: decision.acr ? { acr: decision.acr } : {} };
