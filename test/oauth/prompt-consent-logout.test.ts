@@ -1,6 +1,6 @@
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { call, continueTarget, cookieFrom, CSRF, SESSION, signIn, STRONG_PASSWORD } from '../helpers';
+import { call, continueTarget, cookieFrom, CSRF, SESSION, STRONG_PASSWORD } from '../helpers';
 import { authorizeUrl, basic, getCode, pkce, REDIRECT, registerClient, signedInUser, tokenRequest } from './helpers';
 
 const locationOf = (res: Response) => new URL(res.headers.get('location')!, 'https://gatehouse.test');
@@ -170,8 +170,20 @@ describe('RP-initiated logout', () => {
     const user = await signedInUser();
     const res = await call('/auth/logout', { cookie: user.cookie });
     expect(res.status).toBe(200);
-    expect(await res.text()).toContain('An application asked to sign you out');
+    const html = await res.text();
+    expect(html).toContain('An application asked to sign you out');
+    expect(cookieFrom(res, SESSION)).toBeUndefined();
     expect((await call('/auth/api/sessions', { cookie: user.cookie })).status).toBe(200);
-    expect(await signIn(user.email)).toBeTruthy();
+    // Confirming on that page signs out.
+    const token = /name="csrf_token" value="([^"]+)"/.exec(html)![1]!;
+    const confirmed = await call('/auth/logout/confirm', {
+      method: 'POST',
+      cookie: `${user.cookie}; ${cookieFrom(res, CSRF)!.pair}`,
+      body: new URLSearchParams({ csrf_token: token }).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://gatehouse.test' },
+    });
+    expect(confirmed.status).toBe(200);
+    expect(confirmed.headers.getSetCookie().join()).toMatch(/__Host-gatehouse_session=;/);
+    expect((await call('/auth/api/sessions', { cookie: user.cookie })).status).toBe(401);
   });
 });
