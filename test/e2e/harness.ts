@@ -2,11 +2,11 @@ import { spawnSync } from 'node:child_process';
 import dns from 'node:dns';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
-import { applyMigrations, ROOT, startWranglerDev } from '../../scripts/lib/wrangler';
+import { applyMigrations, PortInUseError, ROOT, startWranglerDev } from '../../scripts/lib/wrangler';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -26,16 +26,22 @@ export function resolveLocalhostNames(): void {
   (dns as { lookup: unknown }).lookup = lookup;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
+/** Starts `server` on a port the system picks as it binds (never one chosen beforehand) and returns it. */
+export async function listenOnFreePort(server: Server): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
+    server.listen(0, '127.0.0.1', () => resolve());
   });
+  return (server.address() as AddressInfo).port;
 }
+
+/**
+ * wrangler dev needs its port up front (PUBLIC_URL names it), so one is picked at random below
+ * Linux's ephemeral range (32768+, where bind(0) and outgoing connections take theirs) and tried;
+ * startGatehouse picks another when wrangler reports it taken.
+ */
+const candidatePort = () => 20_000 + Math.floor(Math.random() * 12_000);
+const PORT_ATTEMPTS = 5;
 
 /**
  * A private Gatehouse under `wrangler dev`: its own D1 and Durable Object state in a temp
@@ -46,19 +52,34 @@ export async function freePort(): Promise<number> {
 export async function startGatehouse(extraVars: Record<string, string> | ((at: { base: string; appHost: string }) => Record<string, string>) = {}) {
   const persistTo = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
   applyMigrations({ remote: false, persistTo });
-  const port = await freePort();
-  const base = `http://localhost:${port}`;
-  const appHost = `app.localhost:${port}`;
-  const vars = {
-    ENVIRONMENT: 'development',
-    PUBLIC_URL: base,
-    MAIL_PROVIDER: 'dev',
-    AUTH_SECRET: randomBytes(32).toString('base64url'),
-    KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64url'),
-    ...(typeof extraVars === 'function' ? extraVars({ base, appHost }) : extraVars),
+  const secrets = { AUTH_SECRET: randomBytes(32).toString('base64url'), KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64url') };
+  const on = (port: number) => {
+    const base = `http://localhost:${port}`;
+    const appHost = `app.localhost:${port}`;
+    const vars = {
+      ENVIRONMENT: 'development',
+      PUBLIC_URL: base,
+      MAIL_PROVIDER: 'dev',
+      ...secrets,
+      ...(typeof extraVars === 'function' ? extraVars({ base, appHost }) : extraVars),
+    };
+    return { port, base, appHost, start: () => startWranglerDev({ port, persistTo, vars, testScheduled: true }) };
   };
-  const start = () => startWranglerDev({ port, persistTo, vars, testScheduled: true });
-  let dev = await start();
+  let at = on(candidatePort());
+  let dev: Awaited<ReturnType<typeof startWranglerDev>>;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      dev = await at.start();
+      break;
+    } catch (e) {
+      if (!(e instanceof PortInUseError) || attempt === PORT_ATTEMPTS) {
+        rmSync(persistTo, { recursive: true, force: true });
+        throw e;
+      }
+      at = on(candidatePort());
+    }
+  }
+  const { base, appHost, port, start } = at;
   return {
     base,
     appBase: `http://${appHost}`,

@@ -1,9 +1,10 @@
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Secret, TOTP } from 'otpauth';
 import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEchoServer } from '../../demo/echo-server';
-import { freePort, launchBrowser, startGatehouse, usersCli } from './harness';
+import { launchBrowser, startGatehouse, usersCli } from './harness';
 
 // Passkeys, TOTP and step-up in headless Chromium against `wrangler dev`, with the DevTools
 // WebAuthn virtual authenticator standing in for the platform authenticator.
@@ -58,8 +59,8 @@ const me = (p: Page) =>
   p.evaluate(async () => (await (await fetch('/auth/api/me')).json()) as { session: { amr: string[] } });
 
 beforeAll(async () => {
-  const echoPort = await freePort();
-  echo = await startEchoServer(echoPort);
+  echo = await startEchoServer(0);
+  const echoPort = (echo.address() as AddressInfo).port;
   gatehouse = await startGatehouse(({ appHost }) => ({
     ROUTES: JSON.stringify([
       { match: '/demo/me/*', host: appHost, origin: `http://127.0.0.1:${echoPort}`, policy: { access: 'authenticated' } },
