@@ -50,7 +50,20 @@ export function d1Query<T = Record<string, unknown>>(t: Target, sqlText: string)
 /** An SQL string literal (SQLite quoting: double the single quotes; nothing else is special). */
 export const sqlString = (v: string | null) => (v === null ? 'NULL' : `'${v.replace(/'/g, "''")}'`);
 
-/** Starts `wrangler dev` and resolves once it answers on `port`. */
+const answers = (port: number) =>
+  fetch(`http://127.0.0.1:${port}/auth/sign-in`, { signal: AbortSignal.timeout(2000) }).then(
+    () => true,
+    () => false,
+  );
+
+/** `wrangler dev` could not listen on its port: another process has it. */
+export class PortInUseError extends Error {}
+
+/**
+ * Starts `wrangler dev` and resolves once it answers on `port`. With piped output it also waits for
+ * wrangler's own "Ready on" line (log levels info, log and debug print it), so that another server
+ * holding the port is never taken for it; if the port is taken, it rejects with PortInUseError.
+ */
 export async function startWranglerDev(opts: {
   port: number;
   persistTo?: string;
@@ -60,27 +73,28 @@ export async function startWranglerDev(opts: {
   /** Serve /__scheduled to run the cron handler on demand (tests). */
   testScheduled?: boolean;
 }) {
-  const args = ['dev', '--port', String(opts.port), '--ip', '127.0.0.1', '--log-level', opts.logLevel ?? 'warn'];
+  const args = ['dev', '--port', String(opts.port), '--ip', '127.0.0.1', '--log-level', opts.logLevel ?? 'info'];
   if (opts.testScheduled) args.push('--test-scheduled');
   if (opts.persistTo) args.push('--persist-to', opts.persistTo);
   for (const [k, v] of Object.entries(opts.vars ?? {})) args.push('--var', `${k}:${v}`);
-  const child = spawn(WRANGLER, args, { cwd: ROOT, env: wranglerEnv(), stdio: opts.stdio ?? 'pipe', detached: false });
+  const stdio = opts.stdio ?? 'pipe';
+  const child = spawn(WRANGLER, args, { cwd: ROOT, env: wranglerEnv(), stdio, detached: false });
   let output = '';
   child.stdout?.on('data', (d) => (output += d));
   child.stderr?.on('data', (d) => (output += d));
+  const ready = () => stdio === 'inherit' || output.includes(`Ready on http://127.0.0.1:${opts.port}`);
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited (${child.exitCode}):\n${output}`);
-    try {
-      await fetch(`http://127.0.0.1:${opts.port}/auth/sign-in`, { signal: AbortSignal.timeout(2000) });
-      break;
-    } catch {
-      if (Date.now() > deadline) {
-        child.kill('SIGTERM');
-        throw new Error(`wrangler dev did not start within 60 s:\n${output}`);
-      }
-      await new Promise((r) => setTimeout(r, 250));
+    if (child.exitCode !== null) {
+      if (/Address already in use/.test(output)) throw new PortInUseError(`port ${opts.port} is in use:\n${output}`);
+      throw new Error(`wrangler dev exited (${child.exitCode}):\n${output}`);
     }
+    if (ready() && (await answers(opts.port))) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGTERM');
+      throw new Error(`wrangler dev did not start within 60 s:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
   }
   return {
     child,

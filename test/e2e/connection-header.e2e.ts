@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { convertV4MiniflareOptions, Miniflare } from 'miniflare';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyMigrationsTo, bundle, bundleModules, GATEHOUSE_OPTIONS } from '../../bench/harness';
-import { freePort } from './harness';
+import { listenOnFreePort } from './harness';
 
 /**
  * RFC 9110 §7.6.1: a proxy removes the headers a client names in `Connection`. Gatehouse does it
@@ -17,30 +17,30 @@ let port = 0;
 const seen: IncomingHttpHeaders[] = [];
 
 beforeAll(async () => {
-  const originPort = await freePort();
   origin = createServer((req, res) => {
     seen.push(req.headers);
     res.setHeader('content-type', 'application/json');
     res.end('{}');
   });
-  await new Promise<void>((r) => origin.listen(originPort, '127.0.0.1', r));
-  port = await freePort();
+  const originPort = await listenOnFreePort(origin);
   const outdir = bundle('e2e-connection');
   mf = new Miniflare(
     convertV4MiniflareOptions({
       modulesRoot: outdir,
       modules: bundleModules(outdir),
       ...GATEHOUSE_OPTIONS,
+      // No port in the host names: workerd picks its port as it binds (port 0), and the raw
+      // request below sends the Host it likes.
       bindings: {
         ...GATEHOUSE_OPTIONS.bindings,
-        PUBLIC_URL: `http://localhost:${port}`,
-        ROUTES: JSON.stringify([{ match: '/open/*', host: `app.localhost:${port}`, origin: `http://127.0.0.1:${originPort}`, policy: { access: 'public' } }]),
+        PUBLIC_URL: 'http://localhost',
+        ROUTES: JSON.stringify([{ match: '/open/*', host: 'app.localhost', origin: `http://127.0.0.1:${originPort}`, policy: { access: 'public' } }]),
       },
-      port,
+      port: 0,
       host: '127.0.0.1',
     } as never),
   );
-  await mf.ready;
+  port = Number((await mf.ready).port);
   await applyMigrationsTo(await mf.getD1Database('DB'));
 }, 120_000);
 
@@ -66,7 +66,7 @@ describe('workerd on its own socket', () => {
   it('drops every header the client names in Connection, in any case and spelling, and the hop-by-hop ones', async () => {
     const res = await raw([
       'GET /open/x HTTP/1.1',
-      `Host: app.localhost:${port}`,
+      'Host: app.localhost',
       'Connection: keep-alive, X-Secret-Hop, x_other.hop, X-Forwarded-Internal',
       'X-Secret-Hop: 1',
       'X-Other-Hop: 2',

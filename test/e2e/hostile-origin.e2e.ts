@@ -2,7 +2,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { connect } from 'node:net';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, launchBrowser, startGatehouse, usersCli } from './harness';
+import { launchBrowser, listenOnFreePort, startGatehouse, usersCli } from './harness';
 
 /**
  * A hostile origin behind a route, attacking through the real stack: `wrangler dev`, headless
@@ -42,7 +42,6 @@ const page = (auth: string) => `<!doctype html><title>shop</title><script>
 </script>`;
 
 beforeAll(async () => {
-  originPort = await freePort();
   origin = createServer((req, res) => {
     seen.push({ url: req.url ?? '', headers: req.headers });
     res.setHeader('set-cookie', PLANTED);
@@ -55,7 +54,7 @@ beforeAll(async () => {
       res.end(JSON.stringify({ headers: req.headers }));
     }
   });
-  await new Promise<void>((r) => origin.listen(originPort, '127.0.0.1', r));
+  originPort = await listenOnFreePort(origin);
   gatehouse = await startGatehouse(({ appHost }) => ({
     ROUTES: JSON.stringify([
       { match: '/shop/public/*', host: appHost, origin: `http://127.0.0.1:${originPort}`, policy: { access: 'public' } },

@@ -118,7 +118,9 @@ describe('openid-client against Gatehouse under wrangler dev', () => {
     const jar = new Jar();
     const first = await authorizationRequest();
     const t1 = await oidc.authorizationCodeGrant(config, await runAuthorization(jar, first.url), { pkceCodeVerifier: first.verifier, expectedState: first.state, expectedNonce: first.nonce });
-    await new Promise((r) => setTimeout(r, 1100));
+    // wrangler dev keeps the real clock, which a test cannot move: wait (under a second) for the
+    // second after auth_time, so the sign-in again falls in a later one.
+    await new Promise((r) => setTimeout(r, Math.max(0, (t1.claims()!.auth_time! + 1) * 1000 - Date.now())));
     const second = await authorizationRequest({ max_age: '0' });
     const t2 = await oidc.authorizationCodeGrant(config, await runAuthorization(jar, second.url), { pkceCodeVerifier: second.verifier, expectedState: second.state, expectedNonce: second.nonce, maxAge: 0 });
     expect(t2.claims()!.auth_time!).toBeGreaterThan(t1.claims()!.auth_time!);

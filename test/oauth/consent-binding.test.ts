@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { enrolled, passwordStep } from '../auth/helpers';
 import { TestBrowser } from '../browser';
-import { APP, appWith, auditOf, call, continueTarget, createVerifiedUser, ORIGIN, signIn, STRONG_PASSWORD } from '../helpers';
+import { APP, appWith, auditOf, call, continueTarget, cookieFrom, createVerifiedUser, ORIGIN, SESSION, signIn, STRONG_PASSWORD } from '../helpers';
 import { authorizeUrl, basic, getCode, pkce, REDIRECT, registerClient, tokenRequest } from './helpers';
 
 /**
@@ -130,10 +130,10 @@ describe('the consent decision', () => {
 });
 
 describe('the re-authentication marker', () => {
-  /** Starts a prompt=login request in `cookie`'s browser and returns the marked way back. */
-  async function markedReturn(clientId: string, cookie: string | undefined, over: Record<string, string> = {}) {
+  /** Starts a prompt=login request in `cookie`'s browser (through `via`) and returns the marked way back. */
+  async function markedReturn(clientId: string, cookie: string | undefined, over: Record<string, string> = {}, via: typeof call = call) {
     const { challenge } = await pkce();
-    const res = await call(authorizeUrl(clientId, challenge, { prompt: 'login', ...over }), cookie ? { cookie } : {});
+    const res = await via(authorizeUrl(clientId, challenge, { prompt: 'login', ...over }), cookie ? { cookie } : {});
     const to = locationOf(res);
     expect(to.pathname).toBe('/auth/sign-in');
     const back = to.searchParams.get('return_to')!;
@@ -142,14 +142,17 @@ describe('the re-authentication marker', () => {
   }
   const marker = (back: string) => new URL(back, ORIGIN).searchParams.get('gh_reauth')!;
   const withMarker = (url: string, m: string) => `${url}&gh_reauth=${encodeURIComponent(m)}`;
+  // auth_time has one-second resolution. What must happen in a later second runs on a clock two
+  // seconds ahead rather than after a wait.
+  const ahead = () => ({ now: () => Date.now() + 2000 });
+  const callAhead = appWith(ahead);
 
   it('minted while signed out, it does not make an older session count as a fresh sign-in', async () => {
     const client = await registerClient();
     const old = await createVerifiedUser();
     const { cookie } = await signIn(old.email); // signed in before the marker exists
-    await new Promise((r) => setTimeout(r, 1100));
-    const back = await markedReturn(client.clientId, undefined);
-    const res = await call(back, { cookie });
+    const back = await markedReturn(client.clientId, undefined, {}, callAhead);
+    const res = await callAhead(back, { cookie });
     expect(locationOf(res).pathname).toBe('/auth/sign-in');
   });
 
@@ -158,8 +161,8 @@ describe('the re-authentication marker', () => {
     const b = await registerClient();
     const user = await createVerifiedUser();
     const back = await markedReturn(a.clientId, undefined, { nonce: 'n-1' });
-    await new Promise((r) => setTimeout(r, 1100));
-    const { cookie } = await signIn(user.email); // a sign-in after the marker
+    const signedIn = await callAhead('/auth/api/sign-in', { method: 'POST', json: { email: user.email, password: STRONG_PASSWORD } }); // a sign-in after the marker
+    const cookie = cookieFrom(signedIn, SESSION)!.pair;
     const m = marker(back);
     const { challenge } = await pkce();
     // Client B's request, client A's request with another nonce, scope or redirect: the marker does not apply.
@@ -168,11 +171,11 @@ describe('the re-authentication marker', () => {
       authorizeUrl(a.clientId, challenge, { nonce: 'n-2' }),
       authorizeUrl(a.clientId, challenge, { nonce: 'n-1', scope: 'openid' }),
     ]) {
-      const res = await call(withMarker(`${url}&max_age=0`, m), { cookie });
+      const res = await callAhead(withMarker(`${url}&max_age=0`, m), { cookie });
       expect(locationOf(res).pathname, url).toBe('/auth/sign-in');
     }
     // Its own request, after that sign-in: the code.
-    expect(locationOf(await call(back, { cookie })).searchParams.get('code')).toMatch(/^ac1\./);
+    expect(locationOf(await callAhead(back, { cookie })).searchParams.get('code')).toMatch(/^ac1\./);
     // Eleven minutes later, not even that.
     const later = appWith(() => ({ now: () => Date.now() + 11 * 60_000 }));
     expect(locationOf(await later(back, { cookie })).pathname).toBe('/auth/sign-in');
@@ -183,13 +186,12 @@ describe('the re-authentication marker', () => {
     const user = await createVerifiedUser();
     const phone = new TestBrowser();
     await passwordStep(phone, user.email);
-    await new Promise((r) => setTimeout(r, 1100));
-    const back = await markedReturn(client.clientId, undefined);
+    const back = await markedReturn(client.clientId, undefined, {}, callAhead);
     // A computer signed in by approving its QR code on the phone (after the marker was minted).
-    const computer = new TestBrowser();
+    const computer = new TestBrowser().at(ahead);
     const { html } = await computer.open('/auth/handoff/qr');
     const link = new URL(/id="approve-link" href="([^"]+)"/.exec(html)![1]!.replace(/&amp;/g, '&'));
-    expect((await phone.submit('/auth/handoff/approve', { h: link.searchParams.get('h')!, decision: 'approve' }, `${link.pathname}${link.search}`)).status).toBe(200);
+    expect((await phone.at(ahead).submit('/auth/handoff/approve', { h: link.searchParams.get('h')!, decision: 'approve' }, `${link.pathname}${link.search}`)).status).toBe(200);
     expect((await computer.post('/auth/api/handoff/redeem', { kind: 'qr' })).status).toBe(200);
     const res = await computer.fetch(back, { headers: { accept: 'text/html' } });
     expect(locationOf(res).pathname).toBe('/auth/sign-in');

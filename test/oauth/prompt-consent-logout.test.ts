@@ -1,16 +1,16 @@
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { call, continueTarget, cookieFrom, CSRF, SESSION, signIn, STRONG_PASSWORD } from '../helpers';
+import { appWith, call, continueTarget, cookieFrom, CSRF, SESSION, STRONG_PASSWORD } from '../helpers';
 import { authorizeUrl, basic, getCode, pkce, REDIRECT, registerClient, signedInUser, tokenRequest } from './helpers';
 
 const locationOf = (res: Response) => new URL(res.headers.get('location')!, 'https://gatehouse.test');
 
-/** Submits the hosted sign-in form for `email` and returns the new session cookie and where it went. */
-async function signInThroughPage(email: string, returnTo: string) {
-  const page = await call(`/auth/sign-in?return_to=${encodeURIComponent(returnTo)}`);
+/** Submits the hosted sign-in form for `email` (through `via`) and returns the new session cookie and where it went. */
+async function signInThroughPage(email: string, returnTo: string, via: typeof call = call) {
+  const page = await via(`/auth/sign-in?return_to=${encodeURIComponent(returnTo)}`);
   const csrf = cookieFrom(page, CSRF)!.pair;
   const token = /name="csrf_token" value="([^"]+)"/.exec(await page.text())![1]!;
-  const res = await call('/auth/sign-in', {
+  const res = await via('/auth/sign-in', {
     method: 'POST',
     cookie: csrf,
     body: new URLSearchParams({ email, password: STRONG_PASSWORD, csrf_token: token, return_to: returnTo }).toString(),
@@ -55,6 +55,8 @@ describe('prompt, max_age and login', () => {
     const first = await getCode(client.clientId, user.cookie);
     const t1 = await tokenRequest({ grant_type: 'authorization_code', code: first.code, redirect_uri: REDIRECT, code_verifier: first.verifier }, basic(client.clientId, client.clientSecret));
     const authTime1 = decodeJwt((await t1.json<{ id_token: string }>()).id_token).auth_time as number;
+    // Signing in again on a clock two seconds ahead: a later second for auth_time, without waiting for it.
+    const later = appWith(() => ({ now: () => Date.now() + 2000 }));
 
     for (const over of [{ max_age: '0' }, { prompt: 'login' }]) {
       const { verifier, challenge } = await pkce();
@@ -68,9 +70,8 @@ describe('prompt, max_age and login', () => {
       const again = await call(returnTo, { cookie: user.cookie });
       expect(locationOf(again).pathname).toBe('/auth/sign-in');
 
-      await new Promise((r) => setTimeout(r, 1100)); // a later second for auth_time
-      const { cookie } = await signInThroughPage(user.email, returnTo);
-      const done = await call(returnTo, { cookie });
+      const { cookie } = await signInThroughPage(user.email, returnTo, later);
+      const done = await later(returnTo, { cookie });
       const code = locationOf(done).searchParams.get('code')!;
       const t2 = await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, basic(client.clientId, client.clientSecret));
       const authTime2 = decodeJwt((await t2.json<{ id_token: string }>()).id_token).auth_time as number;
@@ -170,8 +171,20 @@ describe('RP-initiated logout', () => {
     const user = await signedInUser();
     const res = await call('/auth/logout', { cookie: user.cookie });
     expect(res.status).toBe(200);
-    expect(await res.text()).toContain('An application asked to sign you out');
+    const html = await res.text();
+    expect(html).toContain('An application asked to sign you out');
+    expect(cookieFrom(res, SESSION)).toBeUndefined();
     expect((await call('/auth/api/sessions', { cookie: user.cookie })).status).toBe(200);
-    expect(await signIn(user.email)).toBeTruthy();
+    // Confirming on that page signs out.
+    const token = /name="csrf_token" value="([^"]+)"/.exec(html)![1]!;
+    const confirmed = await call('/auth/logout/confirm', {
+      method: 'POST',
+      cookie: `${user.cookie}; ${cookieFrom(res, CSRF)!.pair}`,
+      body: new URLSearchParams({ csrf_token: token }).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://gatehouse.test' },
+    });
+    expect(confirmed.status).toBe(200);
+    expect(confirmed.headers.getSetCookie().join()).toMatch(/__Host-gatehouse_session=;/);
+    expect((await call('/auth/api/sessions', { cookie: user.cookie })).status).toBe(401);
   });
 });
