@@ -5,7 +5,7 @@ import { createDb, type Database } from './db/client';
 import { deriveHmacKey } from './lib/crypto';
 import type { HandoffNamespace } from './handoff/handoffs';
 import { createMailer, type Mailer } from './mail/mailer';
-import type { Channel } from './error-channels';
+import type { Channel } from './lib/router';
 import type { SessionClaims } from './sessions/session-token';
 import type { ErrorPageOptions } from './ui/error-page';
 import type { FormState } from './ui/pages/credentials';

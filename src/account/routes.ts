@@ -1,4 +1,4 @@
-import { router } from '../error-channels';
+import { router } from '../lib/router';
 import type { AppEnv } from '../deps';
 import { requestMeta } from '../lib/http';
 import { clearSessionCookie, requireSignedIn } from '../sessions/middleware';

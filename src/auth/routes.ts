@@ -1,5 +1,5 @@
 import type { Context } from 'hono';
-import { router } from '../error-channels';
+import { router } from '../lib/router';
 import { z } from 'zod';
 import type { AppEnv } from '../deps';
 import { GatehouseError } from '../lib/errors';

@@ -20,7 +20,7 @@ import { gatewayRedirect, GatewayRefusal } from './refusal';
 import { findRoute } from './route-table';
 import { DPOP_ALGS } from '../tokens/dpop';
 import type { Route } from './routes-config';
-import { router } from '../error-channels';
+import { router } from '../lib/router';
 
 type C = Context<AppEnv>;
 

@@ -7,7 +7,7 @@ import { parseInput, requesterOf, requestMeta } from '../lib/http';
 import { limitPostsPerIp } from '../lib/rate-limit';
 import { clearCookie, COOKIES, readCookie, writeCookie } from '../lib/cookies';
 import { setSessionCookie } from '../sessions/middleware';
-import { router } from '../error-channels';
+import { router } from '../lib/router';
 import { csrfProtection } from '../ui/csrf';
 import { HANDOFF_SCRIPT_PATH } from '../ui/layout';
 import { HANDOFF_SCRIPT } from '../ui/generated/handoff.bundle';

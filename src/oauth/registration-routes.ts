@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import type { AppEnv } from '../deps';
-import { router } from '../error-channels';
+import { router } from '../lib/router';
 import { GatehouseError } from '../lib/errors';
 import { requestMeta } from '../lib/http';
 import { enforceIpLimit } from '../lib/rate-limit';

@@ -10,7 +10,7 @@ import { clearSessionCookie } from '../sessions/middleware';
 import { csrfProtection, csrfToken } from '../ui/csrf';
 import { ContinuePage, MessagePage } from '../ui/pages/credentials';
 import { ConsentPage, LogoutConfirmPage } from '../ui/pages/oauth';
-import { router } from '../error-channels';
+import { router } from '../lib/router';
 import { sendAuthorizationResponse as send } from './response-page';
 import { answerConsent, decideAuthorization, openAuthorizationRequest, parseAuthorizationRequest, resolveClient, type AuthorizationRequest, type AuthorizationStep } from './authorize';
 import { holdForConsent } from './consent';

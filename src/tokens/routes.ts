@@ -1,4 +1,4 @@
-import { router } from '../error-channels';
+import { router } from '../lib/router';
 import type { AppEnv } from '../deps';
 import { failClosed } from '../lib/errors';
 

@@ -1,4 +1,4 @@
-import { router } from '../error-channels';
+import { router } from '../lib/router';
 import { loadAccount, revokeSession, signOut, signOutEverywhere } from '../account/sessions';
 import {
   EMAIL_SIGN_IN_TTL_MS,

@@ -1,4 +1,4 @@
-import { router } from '../error-channels';
+import { router } from '../lib/router';
 import { ACR } from '../auth/acr';
 import { beginTotpEnrolment, deletePasskey, finishTotpEnrolment, pendingTotpEnrolment, removeTotp, replaceRecoveryCodes } from '../auth/manage-factors';
 import { secondFactorInput } from '../auth/schemas';
