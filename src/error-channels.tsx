@@ -2,9 +2,8 @@ import type { Context, Hono } from 'hono';
 import { TrieRouter } from 'hono/router/trie-router';
 import type { AppEnv } from './deps';
 import { gatewayRedirect, GatewayRefusal } from './gateway/refusal';
-import { describeError, GatehouseError, oauthText } from './lib/errors';
+import { describeError, GatehouseError, oauthText, problemBody } from './lib/errors';
 import { channelOf, type Channel } from './lib/router';
-import { problemResponse } from './lib/http';
 import { RedirectableError } from './oauth/authorization-response';
 import { sendAuthorizationResponse } from './oauth/response-page';
 import { clearSessionCookie } from './sessions/middleware';
@@ -147,6 +146,18 @@ function pageError(c: C, e: GatehouseError): Response | Promise<Response> {
   // A script on a page (fetch with Accept: application/json) gets the problem document.
   if (wantsJson) return problemResponse(c, e);
   return renderErrorPage(c, e, c.var.errorPage);
+}
+
+/** RFC 9457 problem+json, with Retry-After where the error carries one. */
+function problemResponse(c: C, e: GatehouseError): Response {
+  const headers: Record<string, string> = {
+    'content-type': 'application/problem+json',
+    'cache-control': 'no-store',
+  };
+  if (e.extra.retryAfter) headers['retry-after'] = String(e.extra.retryAfter);
+  if (e.status === 401) headers['www-authenticate'] = 'Cookie realm="gatehouse"';
+  // Through the context, so headers a route set before failing (a cookie change, Allow) go with it.
+  return c.body(JSON.stringify(problemBody(e, c.get('requestId'))), e.status as 400, headers);
 }
 
 /** The gateway's problem+json, with whatever challenge (WWW-Authenticate, DPoP-Nonce, Allow) the refusal carries. */

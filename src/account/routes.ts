@@ -1,6 +1,6 @@
 import { router } from '../lib/router';
 import type { AppEnv } from '../deps';
-import { requestMeta } from '../lib/http';
+import { requestMeta } from '../lib/request-meta';
 import { clearSessionCookie, requireSignedIn } from '../sessions/middleware';
 import { loadAccount, revokeSession, sessionView, signOut, signOutEverywhere } from './sessions';
 

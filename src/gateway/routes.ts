@@ -3,7 +3,7 @@ import { safeReturnTo } from '../auth/urls';
 import type { AppEnv } from '../deps';
 import { clearCookie, COOKIES, readCookie, serializeCookie, writeCookie } from '../lib/cookies';
 import { GatehouseError } from '../lib/errors';
-import { requestMeta } from '../lib/http';
+import { requestMeta } from '../lib/request-meta';
 import { resumeSession, type ResumedSession } from '../sessions/sessions';
 import { issuerOf } from '../tokens/access-token';
 import { APP_PATH, finishHandshake, issueHandshake } from './app-session';
