@@ -23,9 +23,9 @@ import { requestMeta } from '../lib/request-meta';
 import { signInContext } from '../auth/sign-in-context';
 import { limitPostsPerIp } from '../lib/rate-limit';
 import { clearCookie, COOKIES, readCookie, writeCookie } from '../lib/cookies';
-import { clearSessionCookie } from '../sessions/middleware';
+import { clearSessionCookie, requireSession } from '../sessions/middleware';
 import { csrfProtection } from './csrf';
-import { afterFirstFactor, formAction, formReturnTo, toSignIn, tokenQuery, typedEmail, withAccount } from './form-helpers';
+import { afterFirstFactor, formAction, formReturnTo, toSignIn, tokenQuery, typedEmail } from './form-helpers';
 import { PASSKEY_SCRIPT } from './generated/passkeys.bundle';
 import { PASSKEY_SCRIPT_PATH, STYLESHEET, STYLESHEET_PATH } from './layout';
 import { en } from './messages';
@@ -192,38 +192,32 @@ pages.post('/verify-email', async (c) => {
 });
 
 // Account
-pages.get('/account', (c) =>
-  withAccount(c, async () => {
-    const { deps } = c.var;
-    const account = await loadAccount(deps, c.var.session!);
-    const [factors, passkeys] = await Promise.all([secondFactorsOf(deps, account.user.id), listPasskeys(deps, account.user.id)]);
-    const setup = c.req.query('setup') === 'passkey' && passkeys.length === 0;
-    return c.html(
-      <AccountPage account={account} csrf={c.var.csrfToken} security={{ factors, passkeys }} setupPasskey={setup} askProof={deps.config.gateway.sharedHost} />,
-    );
-  }),
-);
+pages.get('/account', requireSession, async (c) => {
+  const { deps } = c.var;
+  const account = await loadAccount(deps, c.var.session);
+  const [factors, passkeys] = await Promise.all([secondFactorsOf(deps, account.user.id), listPasskeys(deps, account.user.id)]);
+  const setup = c.req.query('setup') === 'passkey' && passkeys.length === 0;
+  return c.html(
+    <AccountPage account={account} csrf={c.var.csrfToken} security={{ factors, passkeys }} setupPasskey={setup} askProof={deps.config.gateway.sharedHost} />,
+  );
+});
 
-pages.post('/account/sessions/:sid/revoke', (c) =>
-  withAccount(c, async () => {
-    const claims = c.var.session!;
-    await loadAccount(c.var.deps, claims);
-    const sid = c.req.param('sid');
-    await revokeSession(c.var.deps, claims, sid, requestMeta(c)).catch((e) => {
-      if (!(e instanceof GatehouseError && e.code === 'not_found')) throw e;
-    });
-    if (sid === claims.sid) return toSignIn(c);
-    return c.redirect('/auth/account', 303);
-  }),
-);
+pages.post('/account/sessions/:sid/revoke', requireSession, async (c) => {
+  const claims = c.var.session;
+  await loadAccount(c.var.deps, claims);
+  const sid = c.req.param('sid');
+  await revokeSession(c.var.deps, claims, sid, requestMeta(c)).catch((e) => {
+    if (!(e instanceof GatehouseError && e.code === 'not_found')) throw e;
+  });
+  if (sid === claims.sid) return toSignIn(c);
+  return c.redirect('/auth/account', 303);
+});
 pages.post('/sign-out', async (c) => {
   if (c.var.session) await signOut(c.var.deps, c.var.session, requestMeta(c));
   clearSessionCookie(c);
   return c.redirect('/auth/sign-in', 303);
 });
-pages.post('/sign-out-everywhere', (c) =>
-  withAccount(c, async () => {
-    await signOutEverywhere(c.var.deps, c.var.session!, requestMeta(c));
-    return toSignIn(c);
-  }),
-);
+pages.post('/sign-out-everywhere', requireSession, async (c) => {
+  await signOutEverywhere(c.var.deps, c.var.session, requestMeta(c));
+  return toSignIn(c);
+});
