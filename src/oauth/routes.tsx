@@ -132,7 +132,7 @@ async function respond(c: C, req: AuthorizationRequest, params: Params, step: Au
     const back = `${ENDPOINTS.authorization}?${new URLSearchParams(params)}`;
     return c.redirect(`/auth/second-factor?${new URLSearchParams({ return_to: back, acr: step.acr })}`, fromForm ? 303 : 302);
   }
-  const session = c.var.session!;
+  const { session } = step;
   const account = await loadAccount(deps, session);
   const requestId = await holdForConsent(deps, session, params);
   return c.html(
