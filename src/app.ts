@@ -7,7 +7,7 @@ import { ConfigError } from './config';
 import { depsFor, type AppEnv, type Deps } from './deps';
 import type { Env } from './config';
 import { GatehouseError } from './lib/errors';
-import { MAX_BODY_BYTES } from './lib/http';
+import { MAX_BODY_BYTES } from './lib/request-body';
 import { mountRouters, renderError, routeAll } from './error-channels';
 import { devMailboxRoutes } from './mail/routes';
 import { sessionMiddleware } from './sessions/middleware';

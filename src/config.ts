@@ -1,42 +1,15 @@
 import { z } from 'zod';
 import { routesSchema, type Route } from './gateway/routes-config';
 
-/** Bindings and vars the worker receives; see wrangler.toml and docs/configuration.md. */
-export interface Env {
-  DB: D1Database;
-  USER_SESSIONS: DurableObjectNamespace<import('./sessions/user-sessions').UserSessions>;
-  HANDOFFS: DurableObjectNamespace<import('./handoff/handoff-object').Handoff>;
-  CREDENTIAL_RATE_LIMIT?: RateLimit;
-  ENVIRONMENT?: string;
-  PUBLIC_URL?: string;
-  AUTH_SECRET?: string;
-  KEY_ENCRYPTION_KEY?: string;
-  MAIL_PROVIDER?: string;
-  MAIL_FROM?: string;
-  MAIL_HTTP_URL?: string;
-  MAIL_HTTP_TOKEN?: string;
-  PASSWORD_MIN_LENGTH?: string;
-  REQUIRE_VERIFIED_EMAIL?: string;
-  SESSION_TOKEN_TTL?: string;
-  SESSION_IDLE_TTL?: string;
-  SESSION_ABSOLUTE_TTL?: string;
-  ACCESS_TOKEN_TTL?: string;
-  ID_TOKEN_TTL?: string;
-  KEY_ROTATION_DAYS?: string;
-  KEY_PUBLISH_LEAD?: string;
-  REFRESH_TOKEN_IDLE_TTL?: string;
-  REFRESH_TOKEN_ABSOLUTE_TTL?: string;
-  ROUTES?: string;
-  IDENTITY_HEADER_PREFIX?: string;
-  WEBAUTHN_RP_ID?: string;
-  WEBAUTHN_RP_NAME?: string;
-  WEBAUTHN_ORIGINS?: string;
-  MFA_POLICY?: string;
-  NEW_SIGN_IN_EMAIL?: string;
-  DPOP_REQUIRE_NONCE?: string;
-  REGISTRATION_TOKEN?: string;
-  REGISTRATION_PKCE_OPTIONAL?: string;
-}
+/**
+ * Bindings and vars the worker receives (docs/configuration.md). The bindings and the [vars] of
+ * wrangler.toml come from `npm run types` (WranglerEnv, worker-configuration.d.ts); the secrets and
+ * the vars that have a default here are the schema's other keys, each a string when it is set.
+ */
+export interface Env extends WranglerEnv, Unlisted {}
+
+/** What the schema reads that wrangler.toml does not list: secrets, and vars left to their default. */
+type Unlisted = { [K in Exclude<keyof z.input<typeof schema>, keyof WranglerEnv>]?: string };
 
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const flag = (fallback: boolean) =>

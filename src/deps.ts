@@ -3,9 +3,9 @@ import { loadArgon2 } from './auth/argon2-worker';
 import { ConfigError, parseConfig, type Config, type Env } from './config';
 import { createDb, type Database } from './db/client';
 import { deriveHmacKey } from './lib/crypto';
-import type { HandoffNamespace } from './handoff/handoffs';
+import { createHandoffStore, type HandoffStore } from './handoff/handoff-store';
 import { createMailer, type Mailer } from './mail/mailer';
-import type { Channel } from './error-channels';
+import type { Channel } from './lib/router';
 import type { SessionClaims } from './sessions/session-token';
 import type { ErrorPageOptions } from './ui/error-page';
 import type { FormState } from './ui/pages/credentials';
@@ -21,7 +21,7 @@ export interface Deps {
   d1: D1Database;
   sessions: SessionStore;
   /** Cross-device handoffs, one object per short code. */
-  handoffs: HandoffNamespace;
+  handoffs: HandoffStore;
   mailer: Mailer;
   passwords: PasswordHasher;
   keys: { session: CryptoKey; csrf: CryptoKey; pending: CryptoKey };
@@ -78,7 +78,7 @@ async function buildDeps(env: Env): Promise<Deps> {
     db,
     d1: env.DB,
     sessions: createSessionStore(env.USER_SESSIONS),
-    handoffs: env.HANDOFFS,
+    handoffs: createHandoffStore(env.HANDOFFS),
     mailer: createMailer(config, db, (input, init) => fetch(input, init)),
     passwords,
     keys: { session, csrf, pending },

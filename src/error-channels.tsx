@@ -1,48 +1,19 @@
-import { Hono, type Context } from 'hono';
+import type { Context, Hono } from 'hono';
 import { TrieRouter } from 'hono/router/trie-router';
 import type { AppEnv } from './deps';
 import { gatewayRedirect, GatewayRefusal } from './gateway/refusal';
-import { describeError, GatehouseError, oauthText } from './lib/errors';
-import { problemResponse } from './lib/http';
+import { describeError, GatehouseError, oauthText, problemBody } from './lib/errors';
+import { channelOf, type Channel } from './lib/router';
 import { RedirectableError } from './oauth/authorization-response';
 import { sendAuthorizationResponse } from './oauth/response-page';
 import { clearSessionCookie } from './sessions/middleware';
 import { DPOP_ALGS, DpopError } from './tokens/dpop';
 import { askForProof, renderErrorPage } from './ui/error-page';
 
-/**
- * Where an error is answered, and so in which shape (docs/api.md "Errors"):
- * - `oauth`: RFC 6749 §5.2 JSON (`error`, `error_description`), no-store; `invalid_client` with a
- *   Basic challenge.
- * - `oauth-resource`: a protected resource (RFC 6750 §3): 401s as a Bearer challenge (and, with
- *   `dpop`, a DPoP one, RFC 9449 §7.1), 403 as `insufficient_scope`; otherwise as `oauth`.
- * - `authorize`: an error for a validated redirect URI goes back to the client (RFC 6749
- *   §4.1.2.1); any other is a page (never a redirect to an unchecked URI). `consent` is the same,
- *   answering one of our own form posts (so through the Continue page).
- * - `problem`: RFC 9457 problem+json (the JSON APIs, discovery).
- * - `page`: a hosted page — the form re-rendered with the message at its field when the route
- *   declared one, a sign-in or proof step when that is what is missing, an error page otherwise.
- * - `gateway`: problem+json with the route's challenge, or, for a browser that must sign in, the
- *   way to the sign-in page.
- */
-export type ChannelName = 'oauth' | 'oauth-resource' | 'authorize' | 'consent' | 'problem' | 'page' | 'gateway';
-export interface Channel {
-  name: ChannelName;
-  /** oauth-resource: the resource takes DPoP-bound tokens too (its 401 challenges both schemes). */
-  dpop?: boolean;
-}
+// How each channel that src/lib/router.ts names renders an error, and the app's one error handler.
 
 type C = Context<AppEnv>;
 type Router = Hono<AppEnv>;
-
-const declared = new WeakMap<Router, Channel>();
-
-/** A router whose every route answers errors in one channel. */
-export function router(name: ChannelName, options: { dpop?: boolean } = {}): Router {
-  const r = new Hono<AppEnv>();
-  declared.set(r, { name, ...options });
-  return r;
-}
 
 /**
  * The channel of a request no router's route matches: problem+json under Gatehouse's JSON prefixes;
@@ -61,7 +32,7 @@ function fallbackChannel(path: string): Channel {
 export function mountRouters(app: Router, mounts: readonly (readonly [prefix: string, router: Router])[]): void {
   const table = new TrieRouter<Channel>();
   for (const [prefix, r] of mounts) {
-    const channel = declared.get(r);
+    const channel = channelOf(r);
     if (!channel) throw new Error(`A router mounted at ${prefix} declares no error channel (use router()).`);
     for (const route of r.routes) {
       // A sub-router's catch-all middleware would claim its siblings' paths: the fallback covers them.
@@ -177,6 +148,18 @@ function pageError(c: C, e: GatehouseError): Response | Promise<Response> {
   // A script on a page (fetch with Accept: application/json) gets the problem document.
   if (wantsJson) return problemResponse(c, e);
   return renderErrorPage(c, e, c.var.errorPage);
+}
+
+/** RFC 9457 problem+json, with Retry-After where the error carries one. */
+function problemResponse(c: C, e: GatehouseError): Response {
+  const headers: Record<string, string> = {
+    'content-type': 'application/problem+json',
+    'cache-control': 'no-store',
+  };
+  if (e.extra.retryAfter) headers['retry-after'] = String(e.extra.retryAfter);
+  if (e.status === 401) headers['www-authenticate'] = 'Cookie realm="gatehouse"';
+  // Through the context, so headers a route set before failing (a cookie change, Allow) go with it.
+  return c.body(JSON.stringify(problemBody(e, c.get('requestId'))), e.status as 400, headers);
 }
 
 /** The gateway's problem+json, with whatever challenge (WWW-Authenticate, DPoP-Nonce, Allow) the refusal carries. */

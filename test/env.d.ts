@@ -7,9 +7,5 @@ declare global {
       TEST_MIGRATIONS: D1Migration[];
       KEYS_TEST_DB: D1Database;
     }
-    interface GlobalProps {
-      mainModule: typeof import('../src/index');
-      durableNamespaces: 'UserSessions';
-    }
   }
 }

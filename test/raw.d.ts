@@ -3,3 +3,8 @@ declare module '*?raw' {
   const text: string;
   export default text;
 }
+
+// Vite's import.meta.glob, as test/lib/layering.test.ts reads the sources with it.
+interface ImportMeta {
+  glob<T>(patterns: string | string[], options: { query: '?raw'; import: 'default'; eager: true }): Record<string, T>;
+}

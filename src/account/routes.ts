@@ -1,25 +1,26 @@
-import { router } from '../error-channels';
-import { requestMeta } from '../lib/http';
-import { clearSessionCookie, requireSignedIn } from '../sessions/middleware';
+import { router } from '../lib/router';
+import { requestMeta } from '../lib/request-meta';
+import { clearSessionCookie, requireSession, requireSignedIn } from '../sessions/middleware';
 import { loadAccount, revokeSession, sessionView, signOut, signOutEverywhere } from './sessions';
 
 /** Self-service JSON API for the signed-in user under /auth/api (docs/api.md). */
 export const accountApi = router('problem');
 
+// Every method of these paths needs a session: one no route answers is a 401, not a 404.
 for (const path of ['/me', '/sessions', '/sessions/*', '/sign-out', '/sign-out-everywhere']) accountApi.use(path, requireSignedIn);
 
-accountApi.get('/me', async (c) => {
-  const { user, current } = await loadAccount(c.var.deps, c.var.session!);
+accountApi.get('/me', requireSession, async (c) => {
+  const { user, current } = await loadAccount(c.var.deps, c.var.session);
   return c.json({ user, session: sessionView(current, current.sid) });
 });
 
-accountApi.get('/sessions', async (c) => {
-  const { current, sessions } = await loadAccount(c.var.deps, c.var.session!);
+accountApi.get('/sessions', requireSession, async (c) => {
+  const { current, sessions } = await loadAccount(c.var.deps, c.var.session);
   return c.json({ sessions: sessions.map((s) => sessionView(s, current.sid)) });
 });
 
-accountApi.delete('/sessions/:sid', async (c) => {
-  const claims = c.var.session!;
+accountApi.delete('/sessions/:sid', requireSession, async (c) => {
+  const claims = c.var.session;
   await loadAccount(c.var.deps, claims);
   const sid = c.req.param('sid');
   await revokeSession(c.var.deps, claims, sid, requestMeta(c));
@@ -27,14 +28,14 @@ accountApi.delete('/sessions/:sid', async (c) => {
   return c.body(null, 204);
 });
 
-accountApi.post('/sign-out', async (c) => {
-  await signOut(c.var.deps, c.var.session!, requestMeta(c));
+accountApi.post('/sign-out', requireSession, async (c) => {
+  await signOut(c.var.deps, c.var.session, requestMeta(c));
   clearSessionCookie(c);
   return c.body(null, 204);
 });
 
-accountApi.post('/sign-out-everywhere', async (c) => {
-  const count = await signOutEverywhere(c.var.deps, c.var.session!, requestMeta(c));
+accountApi.post('/sign-out-everywhere', requireSession, async (c) => {
+  const count = await signOutEverywhere(c.var.deps, c.var.session, requestMeta(c));
   clearSessionCookie(c);
   return c.json({ revoked: count });
 });

@@ -1,12 +1,15 @@
 import type { Context } from 'hono';
-import { router } from '../error-channels';
+import { router } from '../lib/router';
 import { z } from 'zod';
 import type { AppEnv } from '../deps';
 import { GatehouseError } from '../lib/errors';
-import { deferTo, parseInput, requestMeta, signInContext } from '../lib/http';
+import { deferTo } from '../lib/defer';
+import { parseInput } from '../lib/request-body';
+import { requestMeta } from '../lib/request-meta';
+import { signInContext } from './sign-in-context';
 import { limitPostsPerIp } from '../lib/rate-limit';
 import { clearCookie, COOKIES, readCookie, writeCookie } from '../lib/cookies';
-import { clearSessionCookie, requireSignedIn, setSessionCookie } from '../sessions/middleware';
+import { clearSessionCookie, requireSession, requireSignedIn, setSessionCookie } from '../sessions/middleware';
 import { EMAIL_SIGN_IN_TTL_MS, requestEmailSignIn, signInWithEmailCode, signInWithEmailLink } from './email-sign-in';
 import { signInAfterPasskeySignUp, verifyEmail } from './email-verification';
 import { authenticationOptions, listPasskeys, verifyPasskey } from './passkeys';
@@ -214,44 +217,44 @@ authApi.use('/passkeys/:id{[A-Za-z0-9_-]+}', async (c, next) => (c.req.method ==
 
 // Second factors of the signed-in user (the account page's security section, as JSON). Each
 // action checks the sensitive-action rule itself (manage-factors.ts); `proof` is optional JSON.
-authApi.get('/second-factors', async (c) => c.json(await secondFactorsOf(c.var.deps, c.var.session!.sub)));
+authApi.get('/second-factors', requireSession, async (c) => c.json(await secondFactorsOf(c.var.deps, c.var.session.sub)));
 
 /** Starts (or shows again) TOTP enrolment: the secret and the otpauth:// URI for the app. */
-authApi.post('/totp', async (c) => c.json(await beginTotpEnrolment(c.var.deps, c.var.session!), 201));
+authApi.post('/totp', requireSession, async (c) => c.json(await beginTotpEnrolment(c.var.deps, c.var.session), 201));
 
-authApi.post('/totp/confirm', async (c) => {
+authApi.post('/totp/confirm', requireSession, async (c) => {
   const { code, proof } = await parseInput(c, 'json', secondFactorInput.extend(withProof));
-  const recoveryCodes = await finishTotpEnrolment(c.var.deps, c.var.session!, code, proof, requestMeta(c));
+  const recoveryCodes = await finishTotpEnrolment(c.var.deps, c.var.session, code, proof, requestMeta(c));
   return c.json({ status: 'enrolled', recoveryCodes });
 });
 
-authApi.delete('/totp', async (c) => {
-  await removeTotp(c.var.deps, c.var.session!, await optionalProof(c), requestMeta(c));
+authApi.delete('/totp', requireSession, async (c) => {
+  await removeTotp(c.var.deps, c.var.session, await optionalProof(c), requestMeta(c));
   return c.body(null, 204);
 });
 
-authApi.post('/recovery-codes', async (c) => {
+authApi.post('/recovery-codes', requireSession, async (c) => {
   const { proof } = await parseInput(c, 'json', z.object(withProof));
-  return c.json({ recoveryCodes: await replaceRecoveryCodes(c.var.deps, c.var.session!, proof, requestMeta(c)) });
+  return c.json({ recoveryCodes: await replaceRecoveryCodes(c.var.deps, c.var.session, proof, requestMeta(c)) });
 });
 
-authApi.get('/passkeys', async (c) => c.json({ passkeys: await listPasskeys(c.var.deps, c.var.session!.sub) }));
+authApi.get('/passkeys', requireSession, async (c) => c.json({ passkeys: await listPasskeys(c.var.deps, c.var.session.sub) }));
 
-authApi.post('/passkeys/registration-options', async (c) => c.json(await beginPasskeyRegistration(c.var.deps, c.var.session!)));
+authApi.post('/passkeys/registration-options', requireSession, async (c) => c.json(await beginPasskeyRegistration(c.var.deps, c.var.session)));
 
-authApi.post('/passkeys', async (c) => {
+authApi.post('/passkeys', requireSession, async (c) => {
   const { proof, ...input } = await parseInput(c, 'json', passkeyRegistrationInput);
-  const passkey = await addPasskey(c.var.deps, c.var.session!, input as never, proof, requestMeta(c));
+  const passkey = await addPasskey(c.var.deps, c.var.session, input as never, proof, requestMeta(c));
   return c.json({ passkey }, 201);
 });
 
-authApi.delete('/passkeys/:id{[A-Za-z0-9_-]+}', async (c) => {
-  await deletePasskey(c.var.deps, c.var.session!, c.req.param('id'), await optionalProof(c), requestMeta(c));
+authApi.delete('/passkeys/:id{[A-Za-z0-9_-]+}', requireSession, async (c) => {
+  await deletePasskey(c.var.deps, c.var.session, c.req.param('id'), await optionalProof(c), requestMeta(c));
   return c.body(null, 204);
 });
 
 /** A DELETE may carry a JSON body with `proof`; one without a body has none. */
-async function optionalProof(c: C) {
+async function optionalProof(c: Context) {
   if (!c.req.header('content-type')) return undefined;
   return (await parseInput(c, 'json', z.object(withProof))).proof;
 }

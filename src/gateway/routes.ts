@@ -3,7 +3,7 @@ import { safeReturnTo } from '../auth/urls';
 import type { AppEnv } from '../deps';
 import { clearCookie, COOKIES, readCookie, serializeCookie, writeCookie } from '../lib/cookies';
 import { GatehouseError } from '../lib/errors';
-import { requestMeta } from '../lib/http';
+import { requestMeta } from '../lib/request-meta';
 import { resumeSession, type ResumedSession } from '../sessions/sessions';
 import { issuerOf } from '../tokens/access-token';
 import { APP_PATH, finishHandshake, issueHandshake } from './app-session';
@@ -20,7 +20,7 @@ import { gatewayRedirect, GatewayRefusal } from './refusal';
 import { findRoute } from './route-table';
 import { DPOP_ALGS } from '../tokens/dpop';
 import type { Route } from './routes-config';
-import { router } from '../error-channels';
+import { router } from '../lib/router';
 
 type C = Context<AppEnv>;
 

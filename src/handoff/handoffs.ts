@@ -8,7 +8,7 @@ import { randomToken, sha256 } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
 import { assertLiveSession, startSession, type StartedSession } from '../sessions/sessions';
 import type { SessionClaims } from '../sessions/session-token';
-import type { Approval, Handoff, HandoffKind, HandoffView, Requester, Transition } from './handoff-object';
+import type { Approval, HandoffKind, HandoffView, Requester, Transition } from './handoff-object';
 
 /** Handoffs live five minutes unless a flow says otherwise (the alarm expires them). */
 export const HANDOFF_TTL_MS = 5 * 60_000;
@@ -41,11 +41,6 @@ export function normaliseCode(input: string | undefined | null): string | null {
 
 export const formatCode = (code: string) => `${code.slice(0, 4)}-${code.slice(4)}`;
 
-export type HandoffNamespace = DurableObjectNamespace<Handoff>;
-
-const stub = (ns: HandoffNamespace, code: string) => ns.get(ns.idFromName(`handoff:${code}`));
-const call = <T>(run: () => Promise<T>) => failClosed('the handoff store', run);
-
 /** `<code>.<secret>`: what a device keeps (in a cookie, or inside a device_code) to act on a handoff. */
 export const handle = (code: string, secret: string) => `${code}.${secret}`;
 export function parseHandle(value: string | undefined | null): { code: string; secret: string } | null {
@@ -71,7 +66,7 @@ const unwrap = <T>(t: Transition<T>): T => {
 };
 
 /** Starts a handoff under a fresh code (a new code in the rare case one is taken). */
-async function start(
+export async function startHandoff(
   deps: Deps,
   init: { kind: HandoffKind; waiterSecret: string | null; approverSecret: string | null; requester: Requester | null; detail: Record<string, unknown>; ttlMs?: number },
 ): Promise<{ code: string; expiresAt: number }> {
@@ -79,19 +74,17 @@ async function start(
   const ttlMs = init.ttlMs ?? HANDOFF_TTL_MS;
   for (let attempt = 0; attempt < 5; attempt++) {
     const code = newCode();
-    const started = await call(async () =>
-      stub(deps.handoffs, code).start({
-        kind: init.kind,
-        code,
-        waiterHash: init.waiterSecret ? await sha256(init.waiterSecret) : null,
-        approverHash: init.approverSecret ? await sha256(init.approverSecret) : null,
-        requester: init.requester,
-        detail: init.detail,
-        now,
-        ttlMs,
-        interval: DEVICE_INTERVAL,
-      }),
-    );
+    const started = await deps.handoffs.start(code, {
+      kind: init.kind,
+      code,
+      waiterHash: init.waiterSecret ? await sha256(init.waiterSecret) : null,
+      approverHash: init.approverSecret ? await sha256(init.approverSecret) : null,
+      requester: init.requester,
+      detail: init.detail,
+      now,
+      ttlMs,
+      interval: DEVICE_INTERVAL,
+    });
     if (started) return { code, expiresAt: now + ttlMs };
   }
   throw new GatehouseError('temporarily_unavailable', 'Could not start the request; try again.');
@@ -101,7 +94,7 @@ async function start(
 export async function startQrSignIn(deps: Deps, requester: Requester) {
   const waiterSecret = randomToken(32);
   const approverSecret = randomToken(32);
-  const { code, expiresAt } = await start(deps, { kind: 'qr', waiterSecret, approverSecret, requester, detail: {} });
+  const { code, expiresAt } = await startHandoff(deps, { kind: 'qr', waiterSecret, approverSecret, requester, detail: {} });
   return { code, expiresAt, waiter: handle(code, waiterSecret), approver: handle(code, approverSecret) };
 }
 
@@ -109,7 +102,7 @@ export async function startQrSignIn(deps: Deps, requester: Requester) {
 export async function startContinue(deps: Deps, session: SessionClaims, returnTo: string) {
   await assertLiveSession(deps, session);
   const ownerSecret = randomToken(32);
-  const { code, expiresAt } = await start(deps, {
+  const { code, expiresAt } = await startHandoff(deps, {
     kind: 'continue',
     waiterSecret: null,
     approverSecret: ownerSecret,
@@ -122,13 +115,13 @@ export async function startContinue(deps: Deps, session: SessionClaims, returnTo
 /** Flow 2, on the other device: join by code; it then waits for the original device to confirm. */
 export async function joinContinue(deps: Deps, code: string, requester: Requester) {
   const waiterSecret = randomToken(32);
-  const view = unwrap(await call(() => stub(deps.handoffs, code).join('continue', waiterSecret, requester, deps.now()) as Promise<Transition>));
+  const view = unwrap(await deps.handoffs.join(code, 'continue', waiterSecret, requester, deps.now()));
   return { view, waiter: handle(code, waiterSecret) };
 }
 
 /** The handoff as its approver sees it (`approverSecret`: the QR link's or the original device's; none for device grants). */
 export async function viewHandoff(deps: Deps, kind: HandoffKind, code: string, approverSecret?: string): Promise<HandoffView> {
-  const view = await call(() => stub(deps.handoffs, code).view(kind, deps.now(), approverSecret) as Promise<HandoffView | null>);
+  const view = await deps.handoffs.view(code, kind, deps.now(), approverSecret);
   if (!view) throw failure({ reason: 'unknown' });
   return view;
 }
@@ -190,15 +183,12 @@ export async function decideHandoff(
   const approval: Approval = { userId: session.sub, sid: session.sid, amr: session.amr, authTime: session.authTime };
   const now = deps.now();
   const view = unwrap(
-    await call(
-      () =>
-        stub(deps.handoffs, code).decide(kind, {
-          approve: input.approve,
-          approval,
-          ...(input.approverSecret ? { approverSecret: input.approverSecret } : {}),
-          now,
-        }) as Promise<Transition>,
-    ),
+    await deps.handoffs.decide(code, kind, {
+      approve: input.approve,
+      approval,
+      ...(input.approverSecret ? { approverSecret: input.approverSecret } : {}),
+      now,
+    }),
   );
   await failClosed('the database', () =>
     audit(deps.db, {
@@ -224,8 +214,7 @@ export async function redeemHandoff(
   meta: RequestMeta,
 ): Promise<{ session: StartedSession; detail: Record<string, unknown> }> {
   const now = deps.now();
-  type Redeemed = Transition<{ approval: Approval; detail: Record<string, unknown> }>;
-  const { approval, detail } = unwrap(await call(() => stub(deps.handoffs, waiter.code).redeem(kind, waiter.secret, now) as Promise<Redeemed>));
+  const { approval, detail } = unwrap(await deps.handoffs.redeem(waiter.code, kind, waiter.secret, now));
   const session = await sessionFor(deps, approval, meta, now);
   await failClosed('the database', () =>
     audit(deps.db, {
@@ -253,7 +242,7 @@ async function sessionFor(deps: Deps, approval: Approval, meta: RequestMeta, now
 
 /** What a listening device is told, for one that polls instead. */
 export async function handoffStatus(deps: Deps, kind: HandoffKind, role: 'wait' | 'own', h: { code: string; secret: string }) {
-  const status = await call(() => stub(deps.handoffs, h.code).status(kind, role, h.secret, deps.now()));
+  const status = await deps.handoffs.status(h.code, kind, role, h.secret, deps.now());
   if (!status) throw failure({ reason: 'unknown' });
   return status;
 }
@@ -261,7 +250,5 @@ export async function handoffStatus(deps: Deps, kind: HandoffKind, role: 'wait' 
 /** Forwards a WebSocket upgrade to the handoff's object with the caller's secret and role. */
 export function openSocket(deps: Deps, request: Request, kind: HandoffKind, role: 'wait' | 'own', h: { code: string; secret: string }): Promise<Response> {
   const headers = new Headers({ upgrade: 'websocket', 'x-handoff-secret': h.secret, 'x-handoff-kind': kind, 'x-handoff-role': role });
-  return stub(deps.handoffs, h.code).fetch(new Request(request.url, { headers }));
+  return deps.handoffs.fetch(h.code, new Request(request.url, { headers }));
 }
-
-export { stub as handoffStub };

@@ -1,7 +1,7 @@
 import type { Hono } from 'hono';
 import type { AppEnv } from '../deps';
 import { GatehouseError } from './errors';
-import { requestMeta } from './http';
+import { requestMeta } from './request-meta';
 
 /**
  * The key a client address is limited under. An IPv6 client controls at least a /64 (one customer

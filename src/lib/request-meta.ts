@@ -1,7 +1,17 @@
+import type { Context } from 'hono';
+
 /** Who is acting, as seen at the edge; recorded with sessions and audit events. */
 export interface RequestMeta {
   ip: string | null;
   userAgent: string | null;
+}
+
+/** The client's address (Cloudflare's cf-connecting-ip) and User-Agent, as the request states them. */
+export function requestMeta(c: Context): RequestMeta {
+  return {
+    ip: c.req.header('cf-connecting-ip') ?? null,
+    userAgent: c.req.header('user-agent') ?? null,
+  };
 }
 
 /** "Chrome on Linux" from a User-Agent, for people (never for decisions). */

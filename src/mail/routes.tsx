@@ -1,5 +1,5 @@
 import { desc, eq } from 'drizzle-orm';
-import { router } from '../error-channels';
+import { router } from '../lib/router';
 import { devMail } from '../db/schema';
 import { normaliseEmail } from '../identity/email';
 import { GatehouseError } from '../lib/errors';

@@ -188,7 +188,8 @@ export type AuthorizationStep =
   | { kind: 'login'; reauth: { staleSid: string | null } | null }
   /** Signed in, but the request (acr_values, or a client that requires MFA) needs a second factor. */
   | { kind: 'step_up'; acr: string }
-  | { kind: 'consent' }
+  /** Signed in (`session`), but the user has yet to approve the client. */
+  | { kind: 'consent'; session: SessionClaims }
   /** Done: a code or an error for the client. */
   | { kind: 'respond'; response: AuthorizationResponse };
 
@@ -232,7 +233,7 @@ export async function decideAuthorization(
   }
   // OIDC Core §5.5.1: an ID token asked to have another `sub` is for someone else: they sign in.
   if (session && req.claims?.sub && req.claims.sub !== session.sub) needsLogin = true;
-  if (needsLogin) {
+  if (needsLogin || !session) {
     if (req.prompt.has('none')) return { kind: 'respond', response: authorizationResponse(deps, target, { error: 'login_required', error_description: 'The user must sign in.' }) };
     const forced = session !== null || req.prompt.has('login') || req.maxAge !== undefined;
     return { kind: 'login', reauth: forced ? { staleSid: session?.sid ?? null } : null };
@@ -241,7 +242,7 @@ export async function decideAuthorization(
   // acr_values (OIDC Core §3.1.2.1, voluntary), an acr claim request (essential when it says so) and
   // a client's requireMfa (essential): step up when the session's acr is weaker (auth/acr.ts stepUpTarget).
   const demand = { wanted: [...req.acrValues, ...(req.claims?.acr?.values ?? [])], essential: req.client.requireMfa || req.claims?.acr?.essential === true };
-  const stepUp = await stepUpTarget(acrOf(session!.amr), demand, () => secondFactorsOf(deps, session!.sub));
+  const stepUp = await stepUpTarget(acrOf(session.amr), demand, () => secondFactorsOf(deps, session.sub));
   if (stepUp) {
     if (req.prompt.has('none'))
       return { kind: 'respond', response: authorizationResponse(deps, target, { error: 'interaction_required', error_description: 'A stronger sign-in is required.' }) };
@@ -249,14 +250,14 @@ export async function decideAuthorization(
   }
 
   if (!req.client.firstParty) {
-    const granted = await storedConsent(deps, session!.sub, req.client.clientId);
+    const granted = await storedConsent(deps, session.sub, req.client.clientId);
     if (!consentCovers(granted, { scopes: req.scope, resources: req.resources }) || req.prompt.has('consent')) {
       if (req.prompt.has('none'))
         return { kind: 'respond', response: authorizationResponse(deps, target, { error: 'consent_required', error_description: 'The user must approve this client.' }) };
-      return { kind: 'consent' };
+      return { kind: 'consent', session };
     }
   }
-  return { kind: 'respond', response: await issueCode(deps, req, session!, meta) };
+  return { kind: 'respond', response: await issueCode(deps, req, session, meta) };
 }
 
 /**

@@ -1,8 +1,8 @@
 import { acrOf } from '../auth/acr';
 import type { Deps } from '../deps';
-import { DEVICE_INTERVAL, formatCode, handle, handoffStub, HANDOFF_TTL_MS, newCode, type HandoffNamespace } from '../handoff/handoffs';
-import type { PollResult, Requester } from '../handoff/handoff-object';
-import { randomToken, sha256 } from '../lib/crypto';
+import { DEVICE_INTERVAL, formatCode, handle, HANDOFF_TTL_MS, startHandoff } from '../handoff/handoffs';
+import type { Requester } from '../handoff/handoff-object';
+import { randomToken } from '../lib/crypto';
 import { failClosed, oauthError } from '../lib/errors';
 import { audit } from '../identity/audit';
 import { findUserById, rolesOf, viewOf } from '../identity/users';
@@ -34,36 +34,24 @@ export async function startDeviceAuthorization(
   const scope = [...new Set(asked.filter((s) => (KNOWN_SCOPES as readonly string[]).includes(s) && client.scopes.includes(s)))];
   if (scope.length === 0) throw oauthError('invalid_scope', 'None of the requested scopes is allowed for this client.');
   const acrValues = (params.acr_values ?? '').split(' ').filter(Boolean).slice(0, 10);
-  const now = deps.now();
   const secret = randomToken(32);
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const code = newCode();
-    const started = await failClosed('the handoff store', async () =>
-      handoffStub(deps.handoffs, code).start({
-        kind: 'device',
-        code,
-        waiterHash: await sha256(secret),
-        approverHash: null,
-        requester,
-        // What the approving session must satisfy (a client's requireMfa, the device's acr_values): checked at approval.
-        detail: { clientId: client.clientId, clientName: client.name, scope, acr: { wanted: acrValues, essential: client.requireMfa } },
-        now,
-        ttlMs: HANDOFF_TTL_MS,
-        interval: DEVICE_INTERVAL,
-      }),
-    );
-    if (!started) continue;
-    const verification = `${deps.config.publicUrl.origin}${DEVICE_VERIFICATION_PATH}`;
-    return {
-      device_code: `dc1.${handle(code, secret)}`,
-      user_code: formatCode(code),
-      verification_uri: verification,
-      verification_uri_complete: `${verification}?user_code=${formatCode(code)}`,
-      expires_in: HANDOFF_TTL_MS / 1000,
-      interval: DEVICE_INTERVAL,
-    };
-  }
-  throw oauthError('temporarily_unavailable', 'Could not start the request; try again.');
+  const { code } = await startHandoff(deps, {
+    kind: 'device',
+    waiterSecret: secret,
+    approverSecret: null,
+    requester,
+    // What the approving session must satisfy (a client's requireMfa, the device's acr_values): checked at approval.
+    detail: { clientId: client.clientId, clientName: client.name, scope, acr: { wanted: acrValues, essential: client.requireMfa } },
+  });
+  const verification = `${deps.config.publicUrl.origin}${DEVICE_VERIFICATION_PATH}`;
+  return {
+    device_code: `dc1.${handle(code, secret)}`,
+    user_code: formatCode(code),
+    verification_uri: verification,
+    verification_uri_complete: `${verification}?user_code=${formatCode(code)}`,
+    expires_in: HANDOFF_TTL_MS / 1000,
+    interval: DEVICE_INTERVAL,
+  };
 }
 
 /**
@@ -74,14 +62,13 @@ export async function exchangeDeviceCode(
   deps: Deps,
   client: Client,
   deviceCode: string | undefined,
-  ns: HandoffNamespace,
   proof: VerifiedProof | null,
 ): Promise<TokenResponse> {
   if (!deviceCode) throw oauthError('invalid_request', 'device_code is required.');
   const m = DEVICE_CODE.exec(deviceCode);
   if (!m) throw oauthError('invalid_grant', 'The device code is not valid.');
   const now = deps.now();
-  const result = (await failClosed('the handoff store', () => handoffStub(ns, m[1]!).poll(m[2]!, client.clientId, now))) as PollResult;
+  const result = await deps.handoffs.poll(m[1]!, m[2]!, client.clientId, now);
   switch (result.status) {
     case 'pending':
       throw oauthError('authorization_pending', 'The user has not answered yet; poll again after the interval.');

@@ -1,8 +1,8 @@
 import type { Context } from 'hono';
 import type { AppEnv } from '../deps';
-import { router } from '../error-channels';
+import { router } from '../lib/router';
 import { GatehouseError } from '../lib/errors';
-import { requestMeta } from '../lib/http';
+import { requestMeta } from '../lib/request-meta';
 import { enforceIpLimit } from '../lib/rate-limit';
 import { deleteRegistration, readRegistration, registerClient, updateRegistration, type RequestBody } from './registration';
 

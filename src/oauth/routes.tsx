@@ -4,13 +4,14 @@ import { loadAccount, signOut } from '../account/sessions';
 import { GatehouseError, oauthError } from '../lib/errors';
 import { pushRequest } from './pushed-requests';
 import { requestObjectParams } from './request-object';
-import { requesterOf, requestMeta } from '../lib/http';
+import { requesterOf } from '../handoff/requester';
+import { requestMeta } from '../lib/request-meta';
 import { enforceIpLimit } from '../lib/rate-limit';
 import { clearSessionCookie } from '../sessions/middleware';
 import { csrfProtection, csrfToken } from '../ui/csrf';
 import { ContinuePage, MessagePage } from '../ui/pages/credentials';
 import { ConsentPage, LogoutConfirmPage } from '../ui/pages/oauth';
-import { router } from '../error-channels';
+import { router } from '../lib/router';
 import { sendAuthorizationResponse as send } from './response-page';
 import { answerConsent, decideAuthorization, openAuthorizationRequest, parseAuthorizationRequest, resolveClient, type AuthorizationRequest, type AuthorizationStep } from './authorize';
 import { holdForConsent } from './consent';
@@ -131,7 +132,7 @@ async function respond(c: C, req: AuthorizationRequest, params: Params, step: Au
     const back = `${ENDPOINTS.authorization}?${new URLSearchParams(params)}`;
     return c.redirect(`/auth/second-factor?${new URLSearchParams({ return_to: back, acr: step.acr })}`, fromForm ? 303 : 302);
   }
-  const session = c.var.session!;
+  const { session } = step;
   const account = await loadAccount(deps, session);
   const requestId = await holdForConsent(deps, session, params);
   return c.html(

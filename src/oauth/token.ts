@@ -139,7 +139,7 @@ export async function exchangeToken(deps: Deps, client: Client, params: Params, 
     });
   }
 
-  if (grantType === DEVICE_CODE_GRANT) return exchangeDeviceCode(deps, client, params.device_code, deps.handoffs, proof);
+  if (grantType === DEVICE_CODE_GRANT) return exchangeDeviceCode(deps, client, params.device_code, proof);
 
   // client_credentials: the client acts for itself.
   if (client.isPublic) throw oauthError('unauthorized_client', 'Public clients cannot use client_credentials.');

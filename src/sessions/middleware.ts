@@ -3,6 +3,7 @@ import { createMiddleware } from 'hono/factory';
 import type { AppEnv } from '../deps';
 import { clearCookie, COOKIES, readCookie, writeCookie } from '../lib/cookies';
 import { GatehouseError } from '../lib/errors';
+import type { SessionClaims } from './session-token';
 import { assertLiveSession, resumeSession } from './sessions';
 
 const setsSession = (c: Context) => c.res.headers.getSetCookie().some((h) => h.startsWith(`${COOKIES.session}=`));
@@ -20,13 +21,30 @@ export const sessionMiddleware = createMiddleware<AppEnv>(async (c, next) => {
   if (result.status === 'valid' && result.refreshed && !setsSession(c)) setSessionCookie(c, result.refreshed);
 });
 
+/** The app's env after requireSession: the session is there, never null. */
+export type SignedInEnv = AppEnv & { Variables: { session: SessionClaims } };
+
+const signInToContinue = () => new GatehouseError('unauthenticated', 'Sign in to continue.');
+
 /**
- * The JSON self-service APIs: a signed-in user is required (401), and state changes need the JSON
- * content type — a cross-site form cannot send it without a CORS preflight (415 otherwise).
+ * A signed-in user is required: without a session the request is refused as `unauthenticated`,
+ * which its channel answers (a page: sign in and come back; the JSON API: 401). Handlers after it
+ * read `c.var.session` as the session itself.
+ */
+export const requireSession = createMiddleware<SignedInEnv>(async (c, next) => {
+  // Typed as present for the handlers after this; here it is still the session middleware's answer.
+  if (!c.var.session) throw signInToContinue();
+  await next();
+});
+
+/**
+ * The JSON self-service APIs, on every method of a path: a signed-in user is required (401), and
+ * state changes need the JSON content type — a cross-site form cannot send it without a CORS
+ * preflight (415 otherwise). Each route under it names requireSession too, for its handler's type.
  */
 export const requireSignedIn = createMiddleware<AppEnv>(async (c, next) => {
   c.header('cache-control', 'no-store');
-  if (!c.var.session) throw new GatehouseError('unauthenticated', 'Sign in to continue.');
+  if (!c.var.session) throw signInToContinue();
   await assertLiveSession(c.var.deps, c.var.session);
   if (c.req.method !== 'GET' && c.req.method !== 'DELETE' && !c.req.header('content-type')?.startsWith('application/json'))
     throw new GatehouseError('unsupported_media_type', 'Send state changes with Content-Type: application/json.');

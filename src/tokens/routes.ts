@@ -1,4 +1,4 @@
-import { router } from '../error-channels';
+import { router } from '../lib/router';
 import { failClosed } from '../lib/errors';
 
 /** `/.well-known/jwks.json`: every published signing key (upcoming, current, and retired-but-live). */

@@ -2,15 +2,13 @@ import type { Context } from 'hono';
 import { PENDING_TTL, type SignInOutcome } from '../auth/second-factor';
 import { safeReturnTo } from '../auth/urls';
 import type { AppEnv } from '../deps';
-import { GatehouseError } from '../lib/errors';
 import { z } from 'zod';
 import { clearCookie, COOKIES, writeCookie } from '../lib/cookies';
 import { clearSessionCookie, setSessionCookie } from '../sessions/middleware';
 import type { Proof } from '../auth/recent-auth';
 import { ContinuePage, type FormState } from './pages/credentials';
 
-// What the hosted pages' route files share: running a form action, where to go after a sign-in,
-// and the signed-in guard of the account pages.
+// What the hosted pages' route files share: running a form action, and where to go after a sign-in.
 
 export type C = Context<AppEnv>;
 
@@ -18,7 +16,7 @@ export type C = Context<AppEnv>;
  * Runs a form action, declaring its form: a 4xx on the way re-renders it with the message next to
  * its field, status and Retry-After kept (the page channel, src/error-channels.tsx).
  */
-export function formAction(c: C, render: (s: FormState) => unknown, run: () => Promise<Response>): Promise<Response> {
+export function formAction<E extends AppEnv>(c: Context<E>, render: (s: FormState) => unknown, run: () => Promise<Response>): Promise<Response> {
   c.set('errorForm', render);
   return run();
 }
@@ -48,29 +46,20 @@ export function afterFirstFactor(c: C, outcome: SignInOutcome, returnTo: string)
   return continueTo(c, returnTo);
 }
 
-export const formReturnTo = async (c: C) => safeReturnTo(((await c.req.parseBody())['return_to'] as string | undefined) ?? null);
+export const formReturnTo = async (c: Context) => safeReturnTo(((await c.req.parseBody())['return_to'] as string | undefined) ?? null);
 
-export const toSignIn = (c: C) => {
+export const toSignIn = (c: Context) => {
   clearSessionCookie(c);
   return c.redirect(`/auth/sign-in?return_to=${encodeURIComponent('/auth/account')}`, 303);
 };
 
 /** The proof a form carries for a sensitive action (ProofFields): the password, or a code. */
-export async function proofFromForm(c: C): Promise<Proof | undefined> {
+export async function proofFromForm(c: Context): Promise<Proof | undefined> {
   const body = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
   const text = (name: string) => (typeof body[name] === 'string' && body[name] !== '' ? (body[name] as string).slice(0, 1024) : undefined);
   const password = text('proof_password');
   const code = text('proof_code');
   return password !== undefined ? { password } : code !== undefined ? { code: code.slice(0, 32) } : undefined;
-}
-
-/**
- * Runs an account action for the signed-in user. A missing or revoked session signs in first, a
- * sensitive action asks for a recent sign-in or a proof (the page channel answers each).
- */
-export function withAccount(c: C, run: () => Promise<Response>): Promise<Response> {
-  if (!c.var.session) throw new GatehouseError('unauthenticated', 'Sign in to continue.');
-  return run();
 }
 
 /** A token from a query or form field; anything unusable becomes '' (and is refused by the action). */

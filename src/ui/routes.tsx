@@ -1,4 +1,4 @@
-import { router } from '../error-channels';
+import { router } from '../lib/router';
 import { loadAccount, revokeSession, signOut, signOutEverywhere } from '../account/sessions';
 import {
   EMAIL_SIGN_IN_TTL_MS,
@@ -16,12 +16,15 @@ import { signUp } from '../auth/sign-up';
 import { secondFactorsOf } from '../auth/totp';
 import { safeReturnTo } from '../auth/urls';
 import { GatehouseError } from '../lib/errors';
-import { deferTo, parseInput, requestMeta, signInContext } from '../lib/http';
+import { deferTo } from '../lib/defer';
+import { parseInput } from '../lib/request-body';
+import { requestMeta } from '../lib/request-meta';
+import { signInContext } from '../auth/sign-in-context';
 import { limitPostsPerIp } from '../lib/rate-limit';
 import { clearCookie, COOKIES, readCookie, writeCookie } from '../lib/cookies';
-import { clearSessionCookie } from '../sessions/middleware';
+import { clearSessionCookie, requireSession } from '../sessions/middleware';
 import { csrfProtection } from './csrf';
-import { afterFirstFactor, formAction, formReturnTo, toSignIn, tokenQuery, typedEmail, withAccount } from './form-helpers';
+import { afterFirstFactor, formAction, formReturnTo, toSignIn, tokenQuery, typedEmail } from './form-helpers';
 import { PASSKEY_SCRIPT } from './generated/passkeys.bundle';
 import { PASSKEY_SCRIPT_PATH, STYLESHEET, STYLESHEET_PATH } from './layout';
 import { en } from './messages';
@@ -188,38 +191,32 @@ pages.post('/verify-email', async (c) => {
 });
 
 // Account
-pages.get('/account', (c) =>
-  withAccount(c, async () => {
-    const { deps } = c.var;
-    const account = await loadAccount(deps, c.var.session!);
-    const [factors, passkeys] = await Promise.all([secondFactorsOf(deps, account.user.id), listPasskeys(deps, account.user.id)]);
-    const setup = c.req.query('setup') === 'passkey' && passkeys.length === 0;
-    return c.html(
-      <AccountPage account={account} csrf={c.var.csrfToken} security={{ factors, passkeys }} setupPasskey={setup} askProof={deps.config.gateway.sharedHost} />,
-    );
-  }),
-);
+pages.get('/account', requireSession, async (c) => {
+  const { deps } = c.var;
+  const account = await loadAccount(deps, c.var.session);
+  const [factors, passkeys] = await Promise.all([secondFactorsOf(deps, account.user.id), listPasskeys(deps, account.user.id)]);
+  const setup = c.req.query('setup') === 'passkey' && passkeys.length === 0;
+  return c.html(
+    <AccountPage account={account} csrf={c.var.csrfToken} security={{ factors, passkeys }} setupPasskey={setup} askProof={deps.config.gateway.sharedHost} />,
+  );
+});
 
-pages.post('/account/sessions/:sid/revoke', (c) =>
-  withAccount(c, async () => {
-    const claims = c.var.session!;
-    await loadAccount(c.var.deps, claims);
-    const sid = c.req.param('sid');
-    await revokeSession(c.var.deps, claims, sid, requestMeta(c)).catch((e) => {
-      if (!(e instanceof GatehouseError && e.code === 'not_found')) throw e;
-    });
-    if (sid === claims.sid) return toSignIn(c);
-    return c.redirect('/auth/account', 303);
-  }),
-);
+pages.post('/account/sessions/:sid/revoke', requireSession, async (c) => {
+  const claims = c.var.session;
+  await loadAccount(c.var.deps, claims);
+  const sid = c.req.param('sid');
+  await revokeSession(c.var.deps, claims, sid, requestMeta(c)).catch((e) => {
+    if (!(e instanceof GatehouseError && e.code === 'not_found')) throw e;
+  });
+  if (sid === claims.sid) return toSignIn(c);
+  return c.redirect('/auth/account', 303);
+});
 pages.post('/sign-out', async (c) => {
   if (c.var.session) await signOut(c.var.deps, c.var.session, requestMeta(c));
   clearSessionCookie(c);
   return c.redirect('/auth/sign-in', 303);
 });
-pages.post('/sign-out-everywhere', (c) =>
-  withAccount(c, async () => {
-    await signOutEverywhere(c.var.deps, c.var.session!, requestMeta(c));
-    return toSignIn(c);
-  }),
-);
+pages.post('/sign-out-everywhere', requireSession, async (c) => {
+  await signOutEverywhere(c.var.deps, c.var.session, requestMeta(c));
+  return toSignIn(c);
+});

@@ -1,4 +1,4 @@
-import { router } from '../error-channels';
+import { router } from '../lib/router';
 import { factorsMeeting } from '../auth/acr';
 import { beginTotpEnrolment, deletePasskey, finishTotpEnrolment, pendingTotpEnrolment, removeTotp, replaceRecoveryCodes } from '../auth/manage-factors';
 import { secondFactorInput } from '../auth/schemas';
@@ -6,9 +6,13 @@ import { completeSignIn, readPending, stepUp } from '../auth/second-factor';
 import { secondFactorsOf } from '../auth/totp';
 import { safeReturnTo } from '../auth/urls';
 import { COOKIES, readCookie } from '../lib/cookies';
-import { deferTo, parseInput, requestMeta, signInContext } from '../lib/http';
-import { setSessionCookie } from '../sessions/middleware';
-import { afterFirstFactor, continueTo, formAction, formReturnTo, proofFromForm, withAccount, type C } from './form-helpers';
+import { deferTo } from '../lib/defer';
+import { parseInput } from '../lib/request-body';
+import { requestMeta } from '../lib/request-meta';
+import { signInContext } from '../auth/sign-in-context';
+import { requireSession, setSessionCookie } from '../sessions/middleware';
+import type { SessionClaims } from '../sessions/session-token';
+import { afterFirstFactor, continueTo, formAction, formReturnTo, proofFromForm, type C } from './form-helpers';
 import { NoSecondFactorPage, RecoveryCodesPage, SecondFactorPage, TotpEnrollPage } from './pages/mfa';
 import { qrDataUri } from './qr';
 
@@ -20,10 +24,11 @@ import { qrDataUri } from './qr';
 export const securityPages = router('page');
 
 // The second step of a sign-in (pending cookie), or a step-up of the current session.
-async function secondFactorState(c: C): Promise<{ userId: string; stepUp: boolean } | null> {
+type SecondFactorState = { userId: string; stepUp: false } | { userId: string; stepUp: true; session: SessionClaims };
+async function secondFactorState(c: C): Promise<SecondFactorState | null> {
   const pending = await readPending(c.var.deps, readCookie(c, COOKIES.secondFactor));
   if (pending) return { userId: pending.sub, stepUp: false };
-  return c.var.session ? { userId: c.var.session.sub, stepUp: true } : null;
+  return c.var.session ? { userId: c.var.session.sub, stepUp: true, session: c.var.session } : null;
 }
 
 securityPages.get('/second-factor', async (c) => {
@@ -43,7 +48,7 @@ securityPages.post('/second-factor', async (c) => {
     const { code } = await parseInput(c, 'form', secondFactorInput);
     const { deps } = c.var;
     if (state.stepUp) {
-      const { session } = await stepUp(deps, c.var.session!, { kind: 'code', code }, requestMeta(c));
+      const { session } = await stepUp(deps, state.session, { kind: 'code', code }, requestMeta(c));
       setSessionCookie(c, session.cookie);
       return continueTo(c, returnTo);
     }
@@ -56,51 +61,41 @@ securityPages.post('/second-factor', async (c) => {
 
 // Two-step verification: enrol an authenticator app (QR rendered here, never by a third party). Each
 // action checks the sensitive-action rule itself (auth/manage-factors.ts).
-securityPages.get('/account/totp', (c) =>
-  withAccount(c, async () => {
-    const { deps } = c.var;
-    const returnTo = safeReturnTo(c.req.query('return_to') ?? '/auth/account');
-    const enrolment = await beginTotpEnrolment(deps, c.var.session!);
-    return c.html(
-      <TotpEnrollPage csrf={c.var.csrfToken} secret={enrolment.secret} qr={qrDataUri(enrolment.uri)} returnTo={returnTo} askProof={deps.config.gateway.sharedHost} />,
-    );
-  }),
-);
-securityPages.post('/account/totp', (c) =>
-  withAccount(c, async () => {
-    const { deps } = c.var;
-    const session = c.var.session!;
-    const returnTo = await formReturnTo(c);
-    const enrolment = await pendingTotpEnrolment(deps, session);
-    if (!enrolment) return c.redirect('/auth/account/totp', 303);
-    const askProof = deps.config.gateway.sharedHost;
-    return formAction(
-      c,
-      (s) => <TotpEnrollPage {...s} secret={enrolment.secret} qr={qrDataUri(enrolment.uri)} returnTo={returnTo} askProof={askProof} />,
-      async () => {
-        const { code } = await parseInput(c, 'form', secondFactorInput);
-        const codes = await finishTotpEnrolment(deps, session, code, await proofFromForm(c), requestMeta(c));
-        return c.html(<RecoveryCodesPage codes={codes} returnTo={returnTo} />);
-      },
-    );
-  }),
-);
-securityPages.post('/account/totp/remove', (c) =>
-  withAccount(c, async () => {
-    await removeTotp(c.var.deps, c.var.session!, await proofFromForm(c), requestMeta(c));
-    return c.redirect('/auth/account', 303);
-  }),
-);
-securityPages.post('/account/recovery-codes', (c) =>
-  withAccount(c, async () => {
-    // Without an authenticator app this is totp_required, which the page channel answers with its set-up page.
-    const codes = await replaceRecoveryCodes(c.var.deps, c.var.session!, await proofFromForm(c), requestMeta(c));
-    return c.html(<RecoveryCodesPage codes={codes} returnTo="/auth/account" />);
-  }),
-);
-securityPages.post('/account/passkeys/:id/remove', (c) =>
-  withAccount(c, async () => {
-    await deletePasskey(c.var.deps, c.var.session!, c.req.param('id'), await proofFromForm(c), requestMeta(c));
-    return c.redirect('/auth/account', 303);
-  }),
-);
+securityPages.get('/account/totp', requireSession, async (c) => {
+  const { deps } = c.var;
+  const returnTo = safeReturnTo(c.req.query('return_to') ?? '/auth/account');
+  const enrolment = await beginTotpEnrolment(deps, c.var.session);
+  return c.html(
+    <TotpEnrollPage csrf={c.var.csrfToken} secret={enrolment.secret} qr={qrDataUri(enrolment.uri)} returnTo={returnTo} askProof={deps.config.gateway.sharedHost} />,
+  );
+});
+securityPages.post('/account/totp', requireSession, async (c) => {
+  const { deps } = c.var;
+  const session = c.var.session;
+  const returnTo = await formReturnTo(c);
+  const enrolment = await pendingTotpEnrolment(deps, session);
+  if (!enrolment) return c.redirect('/auth/account/totp', 303);
+  const askProof = deps.config.gateway.sharedHost;
+  return formAction(
+    c,
+    (s) => <TotpEnrollPage {...s} secret={enrolment.secret} qr={qrDataUri(enrolment.uri)} returnTo={returnTo} askProof={askProof} />,
+    async () => {
+      const { code } = await parseInput(c, 'form', secondFactorInput);
+      const codes = await finishTotpEnrolment(deps, session, code, await proofFromForm(c), requestMeta(c));
+      return c.html(<RecoveryCodesPage codes={codes} returnTo={returnTo} />);
+    },
+  );
+});
+securityPages.post('/account/totp/remove', requireSession, async (c) => {
+  await removeTotp(c.var.deps, c.var.session, await proofFromForm(c), requestMeta(c));
+  return c.redirect('/auth/account', 303);
+});
+securityPages.post('/account/recovery-codes', requireSession, async (c) => {
+  // Without an authenticator app this is totp_required, which the page channel answers with its set-up page.
+  const codes = await replaceRecoveryCodes(c.var.deps, c.var.session, await proofFromForm(c), requestMeta(c));
+  return c.html(<RecoveryCodesPage codes={codes} returnTo="/auth/account" />);
+});
+securityPages.post('/account/passkeys/:id/remove', requireSession, async (c) => {
+  await deletePasskey(c.var.deps, c.var.session, c.req.param('id'), await proofFromForm(c), requestMeta(c));
+  return c.redirect('/auth/account', 303);
+});
