@@ -14,7 +14,7 @@ import { sessionMiddleware } from './sessions/middleware';
 import { jwksRoutes } from './tokens/routes';
 import { authorizeRoutes, consentRoutes, discoveryRoutes, logoutRoutes, oauthRoutes, userinfoRoutes } from './oauth/routes';
 import { registrationRoutes } from './oauth/registration-routes';
-import { pages } from './ui/routes';
+import { pages } from './hosted-pages';
 import { connectPages, gatewayHandler } from './gateway/routes';
 import { handoffApi, handoffPages } from './handoff/routes';
 

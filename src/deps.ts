@@ -8,8 +8,8 @@ import { createMailer, type Mailer } from './mail/mailer';
 import type { Channel } from './lib/router';
 import type { SessionClaims } from './sessions/session-token';
 import type { ErrorPageOptions } from './ui/error-page';
-import type { FormState } from './ui/pages/credentials';
-import { createSessionStore, type SessionStore } from './sessions/store';
+import type { FormState } from './ui/components';
+import { createSessionStore, type SessionStore } from './sessions/session-store';
 import { KeyRing } from './tokens/key-ring';
 import { keyPolicy } from './tokens/keys';
 

@@ -1,7 +1,7 @@
 import { router } from '../lib/router';
 import { requestMeta } from '../lib/request-meta';
 import { clearSessionCookie, requireSession, requireSignedIn } from '../sessions/middleware';
-import { loadAccount, revokeSession, sessionView, signOut, signOutEverywhere } from './sessions';
+import { loadAccount, revokeSession, sessionView, signOut, signOutEverywhere } from './account-sessions';
 
 /** Self-service JSON API for the signed-in user under /auth/api (docs/api.md). */
 export const accountApi = router('problem');

@@ -2,7 +2,7 @@ import type { Deps } from '../deps';
 import { auditInsert, type RequestMeta } from '../identity/audit';
 import { findUserById } from '../identity/users';
 import { failClosed, GatehouseError } from '../lib/errors';
-import { assertLiveSession } from '../sessions/sessions';
+import { assertLiveSession } from '../sessions/session-lifecycle';
 import type { SessionClaims } from '../sessions/session-token';
 import { verifyPasskey, type PasskeyAssertion } from './passkeys';
 import { checkSecondFactor } from './second-factor';

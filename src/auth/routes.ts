@@ -42,7 +42,7 @@ import { safeReturnTo } from './urls';
 import { findUserById } from '../identity/users';
 import { failClosed } from '../lib/errors';
 import { acrOf, combineAmr } from './acr';
-import type { StartedSession } from '../sessions/sessions';
+import type { StartedSession } from '../sessions/session-lifecycle';
 
 type C = Context<AppEnv>;
 

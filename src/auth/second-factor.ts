@@ -5,7 +5,7 @@ import type { Deps } from '../deps';
 import { auditInsert, type RequestMeta } from '../identity/audit';
 import { findUserById, rolesOf, viewOf, type UserView } from '../identity/users';
 import { failClosed, GatehouseError, unavailable } from '../lib/errors';
-import { assertLiveSession, startSession, type StartedSession } from '../sessions/sessions';
+import { assertLiveSession, startSession, type StartedSession } from '../sessions/session-lifecycle';
 import type { SessionClaims } from '../sessions/session-token';
 import { newSignInMail } from '../mail/templates';
 import { acrOf, combineAmr } from './acr';

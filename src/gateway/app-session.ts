@@ -5,7 +5,7 @@ import { findUserById, rolesOf, viewOf } from '../identity/users';
 import { hmac, randomToken, sha256, timingSafeEqualString } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
 import type { SessionClaims } from '../sessions/session-token';
-import { cookieFor } from '../sessions/sessions';
+import { cookieFor } from '../sessions/session-lifecycle';
 
 /**
  * App hosts (docs/security.md, "Hosts"): Gatehouse's pages and APIs live on PUBLIC_URL's host; the

@@ -1,6 +1,6 @@
 import type { Deps } from '../deps';
 import { GatehouseError } from '../lib/errors';
-import type { ResumedSession } from '../sessions/sessions';
+import type { ResumedSession } from '../sessions/session-lifecycle';
 import { isAccessTokenLive, verifyAccessToken, type PhantomCache } from '../tokens/access-token';
 import { checkSenderConstraint, DpopError, parseAuthorization } from '../tokens/dpop';
 import { identityFromAccessToken, identityFromSession, type Identity } from './identity';

@@ -4,7 +4,7 @@ import type { AppEnv } from '../deps';
 import { clearCookie, COOKIES, readCookie, serializeCookie, writeCookie } from '../lib/cookies';
 import { GatehouseError } from '../lib/errors';
 import { requestMeta } from '../lib/request-meta';
-import { resumeSession, type ResumedSession } from '../sessions/sessions';
+import { resumeSession, type ResumedSession } from '../sessions/session-lifecycle';
 import { issuerOf } from '../tokens/access-token';
 import { APP_PATH, finishHandshake, issueHandshake } from './app-session';
 import { assertionFor } from './assertion';

@@ -6,7 +6,7 @@ import { audit, type RequestMeta } from '../identity/audit';
 import { findUserById, rolesOf, viewOf } from '../identity/users';
 import { randomToken, sha256 } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
-import { assertLiveSession, startSession, type StartedSession } from '../sessions/sessions';
+import { assertLiveSession, startSession, type StartedSession } from '../sessions/session-lifecycle';
 import type { SessionClaims } from '../sessions/session-token';
 import type { Approval, HandoffKind, HandoffView, Requester, Transition } from './handoff-object';
 

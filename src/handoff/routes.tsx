@@ -13,8 +13,8 @@ import { router } from '../lib/router';
 import { csrfProtection } from '../ui/csrf';
 import { HANDOFF_SCRIPT_PATH } from '../ui/layout';
 import { HANDOFF_SCRIPT } from '../ui/generated/handoff.bundle';
-import { proofFromForm } from '../ui/form-helpers';
-import { MessagePage } from '../ui/pages/credentials';
+import { proofFromForm } from '../auth/page-forms';
+import { MessagePage } from '../ui/components';
 import {
   ApproveSignInPage,
   ConfirmHandOverPage,
@@ -24,7 +24,7 @@ import {
   JoinedPage,
   JoinPage,
   QrSignInPage,
-} from '../ui/pages/handoff';
+} from './pages';
 import { en } from '../ui/messages';
 import { qrDataUri } from '../ui/qr';
 import type { HandoffKind } from './handoff-object';

@@ -2,7 +2,7 @@ import { importJWK, type JWK } from 'jose';
 import { z } from 'zod';
 import type { OAuthClientRow } from '../db/schema';
 import { randomToken, sha256 } from '../lib/crypto';
-import { GRANT_TYPES, KNOWN_SCOPES } from './vocabulary';
+import { GRANT_TYPES, KNOWN_SCOPES } from './grants-and-scopes';
 import { redirectUriProblem } from './redirect-uri';
 
 const uri = z.string().superRefine((v, ctx) => {

@@ -3,9 +3,9 @@ import type { JSONWebKeySet } from 'jose';
 import type { Database } from '../db/client';
 import { oauthClients, type OAuthClientRow } from '../db/schema';
 
-import type { GrantType } from './vocabulary';
+import type { GrantType } from './grants-and-scopes';
 
-export { GRANT_TYPES, KNOWN_SCOPES, type GrantType } from './vocabulary';
+export { GRANT_TYPES, KNOWN_SCOPES, type GrantType } from './grants-and-scopes';
 export type AuthMethod = OAuthClientRow['tokenEndpointAuthMethod'];
 
 export interface Client {

@@ -9,7 +9,7 @@ import { findUserById, rolesOf, viewOf } from '../identity/users';
 import type { Grant } from '../sessions/grants';
 import { grantResources, KNOWN_SCOPES, type Client } from './clients';
 import { userTokenResponse, type TokenResponse } from './issue';
-import { DEVICE_CODE_GRANT } from './vocabulary';
+import { DEVICE_CODE_GRANT } from './grants-and-scopes';
 import type { VerifiedProof } from '../tokens/dpop';
 
 /** The page where people type the user code. */

@@ -8,7 +8,7 @@ import { failClosed, GatehouseError, oauthError } from '../lib/errors';
 import { buildClient, describeClient, type ClientInput } from './client-registration';
 import { ENDPOINTS } from './discovery';
 import { issuerOf } from './issue';
-import { KNOWN_SCOPES } from './vocabulary';
+import { KNOWN_SCOPES } from './grants-and-scopes';
 
 /**
  * Dynamic client registration (RFC 7591) and its management protocol (RFC 7592). A registered

@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import { randomToken } from '../lib/crypto';
-import { ContinuePage } from '../ui/pages/credentials';
-import { FormPostPage } from '../ui/pages/oauth';
+import { ContinuePage } from '../ui/components';
+import { FormPostPage } from './pages';
 import { formActionSource, responseUrl, type AuthorizationResponse } from './authorization-response';
 
 /**

@@ -7,7 +7,7 @@ import { resourceProblem } from './client-registration';
 import { issueAccessToken, userTokenResponse, type TokenResponse } from './issue';
 import { exchangeDeviceCode } from './device';
 import { CODE_VERIFIER } from '../lib/pkce';
-import { DEVICE_CODE_GRANT } from './vocabulary';
+import { DEVICE_CODE_GRANT } from './grants-and-scopes';
 import { parseCode, parseRefreshToken } from './token-formats';
 import type { VerifiedProof } from '../tokens/dpop';
 

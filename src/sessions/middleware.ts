@@ -4,7 +4,7 @@ import type { AppEnv } from '../deps';
 import { clearCookie, COOKIES, readCookie, writeCookie } from '../lib/cookies';
 import { GatehouseError } from '../lib/errors';
 import type { SessionClaims } from './session-token';
-import { assertLiveSession, resumeSession } from './sessions';
+import { assertLiveSession, resumeSession } from './session-lifecycle';
 
 const setsSession = (c: Context) => c.res.headers.getSetCookie().some((h) => h.startsWith(`${COOKIES.session}=`));
 

@@ -1,8 +1,7 @@
 import type { Context } from 'hono';
 import type { GatehouseError } from '../lib/errors';
 import { en } from './messages';
-import { MessagePage } from './pages/credentials';
-import { ConfirmActionPage } from './pages/mfa';
+import { ConfirmActionPage, MessagePage } from './components';
 
 // The pages that answer a hosted page's errors (src/error-channels.tsx renders with them).
 

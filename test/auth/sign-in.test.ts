@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createPasswordHasher } from '../../src/auth/argon2';
 import { loadArgon2 } from '../../src/auth/argon2-worker';
 import { createDb } from '../../src/db/client';
-import { createSessionStore } from '../../src/sessions/store';
+import { createSessionStore } from '../../src/sessions/session-store';
 import {
   appWith,
   brokenSessionsNamespace,

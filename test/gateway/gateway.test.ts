@@ -372,7 +372,7 @@ describe('the gateway with time and failures', () => {
 
   it('fails closed with 503 when the session object cannot answer on a fresh route', async () => {
     const { brokenSessionsNamespace } = await import('../helpers');
-    const { createSessionStore } = await import('../../src/sessions/store');
+    const { createSessionStore } = await import('../../src/sessions/session-store');
     const { email } = await createVerifiedUser();
     const { cookie } = await signInApp(email);
     const broken = appWith(() => ({ sessions: createSessionStore(brokenSessionsNamespace()) }));

@@ -8,33 +8,28 @@ import { cyclesOf, importsOf, loopFrom, type Import } from './import-graph';
  * top-level file.
  */
 const LAYERS = [
-  // Wiring: the entry point, the app's routers and error handler, the deps and the config.
-  ['src/index.ts', 'src/app.ts', 'src/error-channels.tsx', 'src/deps.ts', 'src/config.ts'],
+  // Wiring: the entry point, the app's routers (and the hosted pages' shared router) and error
+  // handler, the deps and the config.
+  ['src/index.ts', 'src/app.ts', 'src/hosted-pages.ts', 'src/error-channels.tsx', 'src/deps.ts', 'src/config.ts'],
   // Features: what answers a request.
-  ['gateway', 'oauth', 'account', 'admin', 'ui'],
+  ['gateway', 'oauth', 'account', 'admin'],
   // Services the features share.
   ['auth', 'sessions', 'handoff', 'tokens'],
   // Identities, and the mail sent to them.
   ['identity', 'mail'],
-  // The schema and the small shared pieces; origin/ is the verifier origins import, on its own.
-  ['db', 'lib', 'origin'],
+  // The schema, the small shared pieces, and the layout, components and messages every page is
+  // drawn with (each feature keeps its own pages); origin/ is the verifier origins import.
+  ['db', 'lib', 'ui', 'origin'],
 ] as const;
 
 /** Type-only imports of these reach up from any layer: Deps, AppEnv, Env and Config describe everything below them. */
 const TYPES_FROM_ANYWHERE = ['src/deps.ts', 'src/config.ts'];
 
-/** A route file, which only app.ts mounts. */
+/** A route file, which only the wiring mounts. */
 const isRouteFile = (path: string) => /(^|\/|-)routes(\.tsx?)?$/.test(path);
 
-/**
- * Besides app.ts, route files may import:
- * - a route file of their own folder, to mount it (ui/routes.tsx mounts ui/security-routes.tsx
- *   under its own middleware);
- * - ui/, whatever their folder's layer: the pages, forms and layout every router renders with.
- */
-function routeFileMayImport(i: Import): boolean {
-  return isRouteFile(i.from) && (folderOf(i.from) === folderOf(i.to) || folderOf(i.to) === 'ui');
-}
+/** What mounts routers: app.ts, and hosted-pages.ts, which puts the page routers under their shared middleware. */
+const MOUNTERS = ['src/app.ts', 'src/hosted-pages.ts'];
 
 const sources = import.meta.glob<string>(['../../src/**/*.{ts,tsx}', '!../../src/**/*.d.ts', '!../../src/ui/generated/**'], {
   query: '?raw',
@@ -68,16 +63,13 @@ describe('layering (DESIGN.md §4)', () => {
   });
 
   it('points every import down', () => {
-    const upward = imports.filter((i) => {
-      if (layerOf(i.to) >= layerOf(i.from)) return false;
-      if (i.typeOnly && TYPES_FROM_ANYWHERE.some((top) => i.to === top.replace(/\.tsx?$/, ''))) return false;
-      return !routeFileMayImport(i);
-    });
+    const typeFromAnywhere = (i: Import) => i.typeOnly && TYPES_FROM_ANYWHERE.some((top) => i.to === top.replace(/\.tsx?$/, ''));
+    const upward = imports.filter((i) => layerOf(i.to) < layerOf(i.from) && !typeFromAnywhere(i));
     expect(upward.map(show), 'imports that point up: move the code to the layer it belongs to (docs/architecture.md)').toEqual([]);
   });
 
   it('imports a route file only to mount it', () => {
-    const fromRoutes = imports.filter((i) => isRouteFile(i.to) && i.from !== 'src/app.ts' && !(isRouteFile(i.from) && folderOf(i.from) === folderOf(i.to)));
+    const fromRoutes = imports.filter((i) => isRouteFile(i.to) && !MOUNTERS.includes(i.from));
     expect(fromRoutes.map(show), 'imports of a route file: move what they need out of it').toEqual([]);
   });
 

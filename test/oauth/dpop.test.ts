@@ -288,7 +288,8 @@ describe('DPoP nonces (DPOP_REQUIRE_NONCE)', () => {
     expect(await first.json()).toMatchObject({ error: 'use_dpop_nonce' });
     const nonce = first.headers.get('dpop-nonce')!;
     expect(nonce).toMatch(/^[0-9a-z]+\.[A-Za-z0-9_-]{32}$/);
-    const wrong = await tokenCall(fields, auth, await key.proof('POST', TOKEN, { nonce: `${nonce.slice(0, -1)}A` }), withNonces);
+    // The last character changed (to one it is not: a fixed 'A' left a nonce ending in A unchanged).
+    const wrong = await tokenCall(fields, auth, await key.proof('POST', TOKEN, { nonce: `${nonce.slice(0, -1)}${nonce.endsWith('A') ? 'B' : 'A'}` }), withNonces);
     expect(await wrong.json()).toMatchObject({ error: 'use_dpop_nonce' });
     const ok = await tokenCall(fields, auth, await key.proof('POST', TOKEN, { nonce }), withNonces);
     expect(ok.status).toBe(200);

@@ -2,7 +2,7 @@ import { env } from 'cloudflare:workers';
 import { SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { deriveHmacKey } from '../../src/lib/crypto';
-import { createSessionStore } from '../../src/sessions/store';
+import { createSessionStore } from '../../src/sessions/session-store';
 import { appWith, brokenSessionsNamespace, call, cookieFrom, createVerifiedUser, SESSION, signIn } from '../helpers';
 import type { Problem } from '../helpers';
 

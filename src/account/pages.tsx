@@ -1,10 +1,10 @@
 import type { FC } from 'hono/jsx';
-import type { AccountView } from '../../account/sessions';
-import type { PasskeyView } from '../../auth/passkeys';
-import type { SecondFactors } from '../../auth/totp';
-import { SecuritySection } from './mfa';
-import { Form, Layout, Notice } from '../layout';
-import { en } from '../messages';
+import type { AccountView } from './account-sessions';
+import type { PasskeyView } from '../auth/passkeys';
+import type { SecondFactors } from '../auth/totp';
+import { SecuritySection } from '../auth/second-factor-pages';
+import { Form, Layout, Notice } from '../ui/layout';
+import { en } from '../ui/messages';
 
 const when = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
 

@@ -1,12 +1,12 @@
 import type { Context } from 'hono';
-import { PENDING_TTL, type SignInOutcome } from '../auth/second-factor';
-import { safeReturnTo } from '../auth/urls';
+import { PENDING_TTL, type SignInOutcome } from './second-factor';
+import { safeReturnTo } from './urls';
 import type { AppEnv } from '../deps';
 import { z } from 'zod';
 import { clearCookie, COOKIES, writeCookie } from '../lib/cookies';
 import { clearSessionCookie, setSessionCookie } from '../sessions/middleware';
-import type { Proof } from '../auth/recent-auth';
-import { ContinuePage, type FormState } from './pages/credentials';
+import type { Proof } from './recent-auth';
+import { ContinuePage, type FormState } from '../ui/components';
 
 // What the hosted pages' route files share: running a form action, and where to go after a sign-in.
 

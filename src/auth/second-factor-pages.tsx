@@ -1,9 +1,9 @@
 import type { FC } from 'hono/jsx';
-import type { PasskeyView } from '../../auth/passkeys';
-import type { SecondFactors } from '../../auth/totp';
-import { Alert, CodeForm, Form, Layout, ProofFields } from '../layout';
-import { en } from '../messages';
-import type { FormState } from './credentials';
+import type { PasskeyView } from './passkeys';
+import type { SecondFactors } from './totp';
+import { Alert, CodeForm, Form, Layout, ProofFields } from '../ui/layout';
+import { en } from '../ui/messages';
+import type { FormState } from '../ui/components';
 
 const when = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
 
@@ -130,21 +130,4 @@ export const SecuritySection: FC<{ csrf: string; factors: SecondFactors; passkey
     </p>
     <p class="alert" role="alert" data-passkey-error hidden />
   </section>
-);
-
-/**
- * Asked when a sensitive action came without the proof it needs (an origin shares Gatehouse's
- * host): the same action again, its fields kept, with the password or a code.
- */
-export const ConfirmActionPage: FC<{ csrf: string; action: string; fields: Record<string, string>; error?: string | undefined }> = (p) => (
-  <Layout title={en.proof.title}>
-    <p>{en.proof.intro}</p>
-    <Form action={p.action} csrf={p.csrf}>
-      {Object.entries(p.fields).map(([name, value]) => (
-        <input type="hidden" name={name} value={value} />
-      ))}
-      <ProofFields error={p.error} />
-      <button class="primary" type="submit">{en.proof.submit}</button>
-    </Form>
-  </Layout>
 );

@@ -1,14 +1,7 @@
 import type { FC } from 'hono/jsx';
-import { Alert, CodeForm, Field, Form, Layout } from '../layout';
-import { en } from '../messages';
-
-/** What a re-rendered form shows: the error, which field it belongs to, and what was typed (never secrets). */
-export interface FormState {
-  csrf: string;
-  email?: string;
-  error?: string;
-  field?: string;
-}
+import { Alert, CodeForm, Field, Form, Layout } from '../ui/layout';
+import { type FormState } from '../ui/components';
+import { en } from '../ui/messages';
 
 const fieldError = (s: FormState, name: string) => (s.field === name ? s.error : undefined);
 const formError = (s: FormState) => (s.error && !['email', 'password', 'token'].includes(s.field ?? '') ? s.error : undefined);
@@ -96,27 +89,6 @@ export const VerifyEmailPage: FC<FormState & { token: string }> = (s) => (
       <input type="hidden" name="token" value={s.token} />
       <button class="primary" type="submit">{en.verify.submit}</button>
     </Form>
-  </Layout>
-);
-
-export const MessagePage: FC<{ title: string; body: string; link?: { href: string; label: string }; status?: 'error' }> = (p) => (
-  <Layout title={p.title}>
-    {p.status === 'error' ? <Alert message={p.body} /> : <p role="status">{p.body}</p>}
-    {p.link && <p><a href={p.link.href}>{p.link.label}</a></p>}
-  </Layout>
-);
-
-/**
- * Leaves a form post for another site. The pages' CSP allows forms to submit only to Gatehouse
- * (form-action 'self'), and browsers apply that to every redirect after a submission — so a form
- * whose outcome is a client's redirect URI ends here, and this page (no longer a submission)
- * navigates on.
- */
-export const ContinuePage: FC<{ href: string }> = ({ href }) => (
-  <Layout title="Continue" refreshTo={href}>
-    <p role="status">
-      <a href={href}>Continue</a>
-    </p>
   </Layout>
 );
 

@@ -1,8 +1,8 @@
 import type { FC } from 'hono/jsx';
-import type { Requester } from '../../handoff/handoff-object';
-import { Alert, Field, Form, Layout } from '../layout';
-import { en } from '../messages';
-import type { FormState } from './credentials';
+import type { Requester } from './handoff-object';
+import { Alert, Field, Form, Layout } from '../ui/layout';
+import { en } from '../ui/messages';
+import type { FormState } from '../ui/components';
 
 const t = en.handoff;
 

@@ -1,5 +1,5 @@
 import type { FC } from 'hono/jsx';
-import { Form, Layout } from '../layout';
+import { Form, Layout } from '../ui/layout';
 
 const SCOPE_TEXT: Record<string, string> = {
   openid: 'Know who you are (your account id)',

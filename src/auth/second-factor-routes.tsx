@@ -1,27 +1,27 @@
 import { router } from '../lib/router';
-import { factorsMeeting } from '../auth/acr';
-import { beginTotpEnrolment, deletePasskey, finishTotpEnrolment, pendingTotpEnrolment, removeTotp, replaceRecoveryCodes } from '../auth/manage-factors';
-import { secondFactorInput } from '../auth/schemas';
-import { completeSignIn, readPending, stepUp } from '../auth/second-factor';
-import { secondFactorsOf } from '../auth/totp';
-import { safeReturnTo } from '../auth/urls';
+import { factorsMeeting } from './acr';
+import { beginTotpEnrolment, deletePasskey, finishTotpEnrolment, pendingTotpEnrolment, removeTotp, replaceRecoveryCodes } from './manage-factors';
+import { secondFactorInput } from './schemas';
+import { completeSignIn, readPending, stepUp } from './second-factor';
+import { secondFactorsOf } from './totp';
+import { safeReturnTo } from './urls';
 import { COOKIES, readCookie } from '../lib/cookies';
 import { deferTo } from '../lib/defer';
 import { parseInput } from '../lib/request-body';
 import { requestMeta } from '../lib/request-meta';
-import { signInContext } from '../auth/sign-in-context';
+import { signInContext } from './sign-in-context';
 import { requireSession, setSessionCookie } from '../sessions/middleware';
 import type { SessionClaims } from '../sessions/session-token';
-import { afterFirstFactor, continueTo, formAction, formReturnTo, proofFromForm, type C } from './form-helpers';
-import { NoSecondFactorPage, RecoveryCodesPage, SecondFactorPage, TotpEnrollPage } from './pages/mfa';
-import { qrDataUri } from './qr';
+import { afterFirstFactor, continueTo, formAction, formReturnTo, proofFromForm, type C } from './page-forms';
+import { NoSecondFactorPage, RecoveryCodesPage, SecondFactorPage, TotpEnrollPage } from './second-factor-pages';
+import { qrDataUri } from '../ui/qr';
 
 /**
  * The second step of a sign-in, step-up, and the account's second factors (authenticator app,
- * recovery codes, passkey removal). Mounted inside the hosted pages' router, under its
+ * recovery codes, passkey removal). Mounted by src/hosted-pages.ts under its
  * no-store, CSRF and per-IP middleware.
  */
-export const securityPages = router('page');
+export const secondFactorPages = router('page');
 
 // The second step of a sign-in (pending cookie), or a step-up of the current session.
 type SecondFactorState = { userId: string; stepUp: false } | { userId: string; stepUp: true; session: SessionClaims };
@@ -31,7 +31,7 @@ async function secondFactorState(c: C): Promise<SecondFactorState | null> {
   return c.var.session ? { userId: c.var.session.sub, stepUp: true, session: c.var.session } : null;
 }
 
-securityPages.get('/second-factor', async (c) => {
+secondFactorPages.get('/second-factor', async (c) => {
   const returnTo = safeReturnTo(c.req.query('return_to') ?? null);
   const state = await secondFactorState(c);
   if (!state) return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: returnTo })}`, 303);
@@ -39,7 +39,7 @@ securityPages.get('/second-factor', async (c) => {
   if (!shown) return c.html(<NoSecondFactorPage returnTo={returnTo} />, 403);
   return c.html(<SecondFactorPage csrf={c.var.csrfToken} returnTo={returnTo} factors={shown} stepUp={state.stepUp} />);
 });
-securityPages.post('/second-factor', async (c) => {
+secondFactorPages.post('/second-factor', async (c) => {
   const returnTo = await formReturnTo(c);
   const state = await secondFactorState(c);
   if (!state) return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: returnTo })}`, 303);
@@ -61,7 +61,7 @@ securityPages.post('/second-factor', async (c) => {
 
 // Two-step verification: enrol an authenticator app (QR rendered here, never by a third party). Each
 // action checks the sensitive-action rule itself (auth/manage-factors.ts).
-securityPages.get('/account/totp', requireSession, async (c) => {
+secondFactorPages.get('/account/totp', requireSession, async (c) => {
   const { deps } = c.var;
   const returnTo = safeReturnTo(c.req.query('return_to') ?? '/auth/account');
   const enrolment = await beginTotpEnrolment(deps, c.var.session);
@@ -69,7 +69,7 @@ securityPages.get('/account/totp', requireSession, async (c) => {
     <TotpEnrollPage csrf={c.var.csrfToken} secret={enrolment.secret} qr={qrDataUri(enrolment.uri)} returnTo={returnTo} askProof={deps.config.gateway.sharedHost} />,
   );
 });
-securityPages.post('/account/totp', requireSession, async (c) => {
+secondFactorPages.post('/account/totp', requireSession, async (c) => {
   const { deps } = c.var;
   const session = c.var.session;
   const returnTo = await formReturnTo(c);
@@ -86,16 +86,16 @@ securityPages.post('/account/totp', requireSession, async (c) => {
     },
   );
 });
-securityPages.post('/account/totp/remove', requireSession, async (c) => {
+secondFactorPages.post('/account/totp/remove', requireSession, async (c) => {
   await removeTotp(c.var.deps, c.var.session, await proofFromForm(c), requestMeta(c));
   return c.redirect('/auth/account', 303);
 });
-securityPages.post('/account/recovery-codes', requireSession, async (c) => {
+secondFactorPages.post('/account/recovery-codes', requireSession, async (c) => {
   // Without an authenticator app this is totp_required, which the page channel answers with its set-up page.
   const codes = await replaceRecoveryCodes(c.var.deps, c.var.session, await proofFromForm(c), requestMeta(c));
   return c.html(<RecoveryCodesPage codes={codes} returnTo="/auth/account" />);
 });
-securityPages.post('/account/passkeys/:id/remove', requireSession, async (c) => {
+secondFactorPages.post('/account/passkeys/:id/remove', requireSession, async (c) => {
   await deletePasskey(c.var.deps, c.var.session, c.req.param('id'), await proofFromForm(c), requestMeta(c));
   return c.redirect('/auth/account', 303);
 });
