@@ -120,7 +120,7 @@ export async function main(argv: string[]): Promise<void> {
       usage(`--jwks-file: ${(e as Error).message}`);
     }
   }
-  let built;
+  let built: Awaited<ReturnType<typeof buildClient>>;
   try {
     built = await buildClient(
       {

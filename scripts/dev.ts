@@ -87,7 +87,9 @@ applyMigrations({ remote: false });
 async function quietly(run: () => Promise<void>): Promise<string> {
   const log = console.log;
   let out = '';
-  console.log = (s: string) => void (out += s);
+  console.log = (s: string) => {
+    out += s;
+  };
   try {
     await run();
   } finally {

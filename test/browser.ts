@@ -34,7 +34,10 @@ export class TestBrowser {
 
   private cookiesOf(host: string): Map<string, string> {
     let cookies = this.jar.get(host);
-    if (!cookies) this.jar.set(host, (cookies = new Map()));
+    if (!cookies) {
+      cookies = new Map();
+      this.jar.set(host, cookies);
+    }
     return cookies;
   }
 

@@ -46,7 +46,8 @@ export default {
     const name = url.pathname.slice(1);
     // ?k=N runs the check N times in one request, so a sub-millisecond cost rises above the noise.
     const k = Math.max(1, Number(url.searchParams.get('k') ?? '1'));
-    const f = await (fixtures ??= makeFixtures());
+    fixtures ??= makeFixtures();
+    const f = await fixtures;
     if (name === 'noop') return new Response('ok');
     let last: Response = new Response('unknown', { status: 404 });
     for (let i = 0; i < k; i++) last = await check(name, f);

@@ -103,8 +103,14 @@ export async function startWranglerDev(opts: {
       if (child.exitCode !== null) return;
       child.kill('SIGTERM');
       await new Promise((r) => {
-        const t = setTimeout(() => (child.kill('SIGKILL'), r(undefined)), 5000);
-        child.once('exit', () => (clearTimeout(t), r(undefined)));
+        const t = setTimeout(() => {
+          child.kill('SIGKILL');
+          r(undefined);
+        }, 5000);
+        child.once('exit', () => {
+          clearTimeout(t);
+          r(undefined);
+        });
       });
     },
   };

@@ -6,7 +6,7 @@ import { SecuritySection } from '../auth/second-factor-pages';
 import { Form, Layout, Notice } from '../ui/layout';
 import { en } from '../ui/messages';
 
-const when = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
+const when = (ms: number) => `${new Date(ms).toISOString().replace('T', ' ').slice(0, 16)} UTC`;
 
 export const AccountPage: FC<{
   account: AccountView;

@@ -88,7 +88,7 @@ authPages.post('/email-sign-in/code', async (c) => {
 });
 /** A link that cannot be used: say so under the email sign-in title, with the way to a new one. */
 const emailLinkErrorPage = { title: en.emailSignIn.title, link: { href: '/auth/email-sign-in', label: en.emailSignIn.submit } };
-const when = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
+const when = (ms: number) => `${new Date(ms).toISOString().replace('T', ' ').slice(0, 16)} UTC`;
 // Opening the link shows a confirmation, never signs in by itself: mail scanners fetch links, and a
 // link opened in another browser must say who asked for it before that browser is signed in.
 authPages.get('/email-sign-in/link', async (c) => {

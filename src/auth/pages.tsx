@@ -1,6 +1,6 @@
 import type { FC } from 'hono/jsx';
 import { Alert, CodeForm, Field, Form, Layout } from '../ui/layout';
-import { type FormState } from '../ui/components';
+import type { FormState } from '../ui/components';
 import { en } from '../ui/messages';
 
 const fieldError = (s: FormState, name: string) => (s.field === name ? s.error : undefined);

@@ -105,7 +105,7 @@ export async function registerPasskey(
 ): Promise<PasskeyView> {
   const challenge = await takeChallenge(deps, input.challengeId, 'register');
   if (!challenge || challenge.userId !== userId) throw challengeGone();
-  let info;
+  let info: Awaited<ReturnType<typeof verifyRegistrationResponse>>['registrationInfo'];
   try {
     const result = await verifyRegistrationResponse({
       response: input.response,
@@ -184,7 +184,7 @@ export async function verifyPasskey(
     if (handle !== stored.userId) throw await fail('it belongs to another account');
   }
 
-  let result;
+  let result: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
   try {
     result = await verifyAuthenticationResponse({
       response: input.response,

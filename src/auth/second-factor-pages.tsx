@@ -5,7 +5,7 @@ import { Alert, CodeForm, Form, Layout, ProofFields } from '../ui/layout';
 import { en } from '../ui/messages';
 import type { FormState } from '../ui/components';
 
-const when = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
+const when = (ms: number) => `${new Date(ms).toISOString().replace('T', ' ').slice(0, 16)} UTC`;
 
 /** The second step of a sign-in, or a step-up of the current session (`stepUp`). */
 export const SecondFactorPage: FC<FormState & { returnTo: string; factors: SecondFactors; stepUp: boolean }> = (s) => (

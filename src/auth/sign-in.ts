@@ -31,7 +31,7 @@ export async function signInWithPassword(
 
   const verdict = user?.passwordHash
     ? await deps.passwords.verify(user.passwordHash, input.password)
-    : (await deps.passwords.verifyDummy(input.password), { ok: false, needsRehash: false });
+    : await deps.passwords.verifyDummy(input.password).then(() => ({ ok: false, needsRehash: false }));
 
   if (!user || !verdict.ok) {
     await failClosed('the database', async () => {

@@ -15,6 +15,7 @@ export function authUrl(config: Config, path: string, query: Record<string, stri
  */
 export function safeReturnTo(raw: string | undefined | null, fallback = '/auth/account'): string {
   if (!raw || raw.length > 8192 || !raw.startsWith('/') || raw.startsWith('//')) return fallback;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses.
   if (/[\u0000-\u0020\u007f-\u00a0\\]/.test(raw) || /%(00|09|0a|0d)/i.test(raw)) return fallback;
   // Encoded slashes or backslashes in the path (not the query, where encoded URLs belong).
   if (/%(2f|5c)/i.test(raw.split(/[?#]/)[0]!)) return fallback;

@@ -38,6 +38,7 @@ function refuse(reason: string): NormalisedPath {
 export function normalisePath(raw: string): NormalisedPath {
   if (!raw.startsWith('/')) return refuse('the path must start with /');
   if (raw.length > 8192) return refuse('the path is too long');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses.
   if (/[\u0000-\u001f\u007f\\;]/.test(raw)) return refuse('the path contains a control character, a backslash or ;');
 
   // Decode unreserved escapes; validate every escape sequence as UTF-8.

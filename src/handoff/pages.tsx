@@ -7,9 +7,9 @@ import type { FormState } from '../ui/components';
 const t = en.handoff;
 
 /** Tells the handoff script what this page waits for; it reports into [data-handoff-status]. */
-const Waiter: FC<{ kind: string; role: 'wait' | 'own'; next?: string }> = (p) => (
+const Waiter: FC<{ kind: string; side: 'wait' | 'own'; next?: string }> = (p) => (
   <>
-    <div id="handoff" hidden data-kind={p.kind} data-role={p.role} data-next={p.next ?? '/auth/account'} />
+    <div id="handoff" hidden data-kind={p.kind} data-role={p.side} data-next={p.next ?? '/auth/account'} />
     <p role="status" aria-live="polite" data-handoff-status>
       {t.waiting}
     </p>
@@ -61,7 +61,7 @@ export const QrSignInPage: FC<{ qr: string; code: string; link: string }> = (p) 
       </p>
     </details>
     <Code code={p.code} />
-    <Waiter kind="qr" role="wait" />
+    <Waiter kind="qr" side="wait" />
   </Layout>
 );
 
@@ -86,7 +86,7 @@ export const HandOverPage: FC<{ qr: string; code: string; link: string }> = (p) 
       <a href={p.link}>{p.link}</a>
     </p>
     <Code code={p.code} />
-    <Waiter kind="continue" role="own" next="/auth/handoff/continue/confirm" />
+    <Waiter kind="continue" side="own" next="/auth/handoff/continue/confirm" />
   </Layout>
 );
 
@@ -117,7 +117,7 @@ export const JoinedPage: FC<{ code: string }> = (p) => (
   <Layout title={t.joinedTitle} handoff>
     <p>{t.joinedIntro}</p>
     <Code code={p.code} />
-    <Waiter kind="continue" role="wait" />
+    <Waiter kind="continue" side="wait" />
   </Layout>
 );
 

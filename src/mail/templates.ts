@@ -2,11 +2,11 @@ import type { Mail } from './mailer';
 
 // Plain, short, link-first messages. The links carry single-use tokens; nothing else secret goes in mail.
 
-const escape = (s: string) =>
+const escapeHtml = (s: string) =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 const htmlOf = (lines: string[], link: { href: string; label: string }) =>
-  `<p>${lines.map(escape).join('</p><p>')}</p><p><a href="${escape(link.href)}">${escape(link.label)}</a></p>`;
+  `<p>${lines.map(escapeHtml).join('</p><p>')}</p><p><a href="${escapeHtml(link.href)}">${escapeHtml(link.label)}</a></p>`;
 
 export function verifyEmailMail(to: string, link: string, minutes: number): Mail {
   const lines = [

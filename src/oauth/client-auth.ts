@@ -72,10 +72,10 @@ async function authenticateWithAssertion(deps: Deps, body: Record<string, string
   if (typeof claimedId !== 'string') throw invalidClient('The client assertion has no sub.');
   if (body.client_id !== undefined && body.client_id !== claimedId) throw invalidClient('client_id does not match the assertion.');
   const client = await failClosed('the database', () => findClient(deps.db, claimedId));
-  if (!client || client.authMethod !== 'private_key_jwt' || !client.jwks) throw invalidClient();
+  if (client?.authMethod !== 'private_key_jwt' || !client.jwks) throw invalidClient();
 
   const now = deps.now();
-  let payload;
+  let payload: Awaited<ReturnType<typeof jwtVerify>>['payload'];
   try {
     ({ payload } = await jwtVerify(assertion, createLocalJWKSet(client.jwks), {
       algorithms: ['ES256', 'RS256', 'PS256', 'EdDSA'],

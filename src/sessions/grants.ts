@@ -300,7 +300,7 @@ export class GrantStore {
     if (family.dpop_jkt !== null && family.dpop_jkt !== (r.dpopJkt ?? null)) return { status: 'invalid', reason: 'the refresh token is bound to another DPoP key' };
     const grant = grantOf(family);
     // RFC 6749 §6: a narrower scope may be asked for, never a wider one — checked before rotating.
-    if (r.scope && r.scope.some((s) => !grant.scope.includes(s))) return { status: 'invalid_scope' };
+    if (r.scope?.some((s) => !grant.scope.includes(s))) return { status: 'invalid_scope' };
     if (!allows(grant, r.resource)) return { status: 'invalid_target' };
     this.sql.exec('INSERT INTO refresh_used (hash, family_id) VALUES (?, ?)', hash, r.familyId);
     this.sql.exec(

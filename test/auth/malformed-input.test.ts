@@ -102,7 +102,7 @@ describe('malformed input is a 400 naming the field, never a 500', () => {
       const grant = field === 'code' ? 'authorization_code' : field === 'refresh_token' ? 'refresh_token' : 'urn:ietf:params:oauth:grant-type:device_code';
       await expectClientError(await token({ grant_type: grant, client_id: clientId, [field]: value, redirect_uri: 'https://x', code_verifier: 'a'.repeat(43) }), field);
     }
-    for (const bearer of ['ot1.!!!!.x', `ot1.${text('client:' + 'x'.repeat(300))}.${'A'.repeat(43)}`, 'a.b.c', `${text('{"alg":"none"}')}.e30.`]) {
+    for (const bearer of ['ot1.!!!!.x', `ot1.${text(`client:${'x'.repeat(300)}`)}.${'A'.repeat(43)}`, 'a.b.c', `${text('{"alg":"none"}')}.e30.`]) {
       const res = await call('/auth/userinfo', { headers: { authorization: `Bearer ${bearer}` } });
       await expectClientError(res, bearer);
     }

@@ -2,9 +2,11 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { TestBrowser } from '../browser';
 import { appWith, auditOf, createVerifiedUser, lastMailTo, ORIGIN, SESSION, STRONG_PASSWORD, tokenFrom, uniqueEmail, type Problem } from '../helpers';
+import type { PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { SoftAuthenticator } from '../webauthn';
 
-type Options = { challengeId: string; options: any };
+/** The options as the server sends them: registration's or authentication's, by the endpoint asked. */
+type Options = { challengeId: string; options: PublicKeyCredentialCreationOptionsJSON & PublicKeyCredentialRequestOptionsJSON };
 
 async function signedIn(browser = new TestBrowser()) {
   const user = await createVerifiedUser();
@@ -151,7 +153,7 @@ describe('passkeys', () => {
     const { res } = await passkeySignIn(new TestBrowser(), auth);
     expect(await res.json()).toMatchObject({ status: 'signed_in', user: { id: row!.id } });
     // There is no password to guess.
-    const guess = await new TestBrowser().post('/auth/api/sign-in', { email, password: '' + STRONG_PASSWORD });
+    const guess = await new TestBrowser().post('/auth/api/sign-in', { email, password: `${STRONG_PASSWORD}` });
     expect(guess.status).toBe(401);
   });
 });

@@ -36,7 +36,12 @@ describe('password reset', () => {
     const { email } = await createVerifiedUser();
     let attempted = 0;
     const request = appWith(() => ({
-      mailer: { send: () => (attempted++, Promise.reject(new Error('provider down'))) },
+      mailer: {
+        send: () => {
+          attempted++;
+          return Promise.reject(new Error('provider down'));
+        },
+      },
     }));
     const res = await request('/auth/api/forgot-password', { method: 'POST', json: { email } });
     expect(res.status).toBe(202);

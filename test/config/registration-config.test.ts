@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig, type Env } from '../../src/config';
+import { type ConfigError, parseConfig, type Env } from '../../src/config';
 
 const base: Partial<Env> = {
   ENVIRONMENT: 'production',

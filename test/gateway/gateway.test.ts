@@ -75,7 +75,7 @@ describe('the gateway', () => {
     const { cookie } = await signInApp(email);
     // The same names, with values no real identity could have.
     const headers = new Headers({ accept: 'application/json', cookie });
-    SPOOFS.forEach(([name], i) => headers.append(name, name.toLowerCase() === 'connection' ? 'X-Custom, X-Auth-Hidden' : `spoof-${i}`));
+    for (const [i, [name]] of SPOOFS.entries()) headers.append(name, name.toLowerCase() === 'connection' ? 'X-Custom, X-Auth-Hidden' : `spoof-${i}`);
     headers.append('x-auth-user-id', 'spoof-dup');
     const signedIn = await echoed(await app('/demo/me/x', { headers }));
     expect(Object.values(signedIn.headers).filter((v) => v.includes('spoof-'))).toEqual([]);

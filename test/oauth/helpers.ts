@@ -33,8 +33,8 @@ export function authorizeUrl(clientId: string, challenge: string, over: Record<s
     client_id: clientId,
     redirect_uri: REDIRECT,
     scope: 'openid email profile',
-    state: 'st-' + randomToken(8),
-    nonce: 'n-' + randomToken(8),
+    state: `st-${randomToken(8)}`,
+    nonce: `n-${randomToken(8)}`,
     code_challenge: challenge,
     code_challenge_method: 'S256',
   };

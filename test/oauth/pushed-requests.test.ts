@@ -150,7 +150,7 @@ describe('the pushed authorization request endpoint', () => {
       [{ resource: 'https://not-registered.example' }, 'invalid_target', undefined],
       [{ claims: '{not json' }, 'invalid_request', undefined],
       [{ client_id: 'someone-else' }, 'invalid_request', 'client_id does not match the authenticated client.'],
-      [{ request_uri: 'urn:ietf:params:oauth:request_uri:' + 'A'.repeat(43) }, 'invalid_request', undefined],
+      [{ request_uri: `urn:ietf:params:oauth:request_uri:${'A'.repeat(43)}` }, 'invalid_request', undefined],
     ] as const) {
       const res = await pushRequest(authorizeParams(client.clientId, challenge, over), auth);
       expect(res.status, JSON.stringify(over)).toBe(400);
@@ -272,7 +272,7 @@ describe('a pushed request at /authorize', () => {
   it('refuses a request_uri Gatehouse did not issue', async () => {
     const client = await registerClient();
     const user = await signedInUser();
-    for (const uri of ['urn:ietf:params:oauth:request_uri:' + 'A'.repeat(43), 'urn:ietf:params:oauth:request_uri:short', 'urn:ietf:params:oauth:request_uri:' + 'A'.repeat(42) + '!']) {
+    for (const uri of [`urn:ietf:params:oauth:request_uri:${'A'.repeat(43)}`, 'urn:ietf:params:oauth:request_uri:short', `urn:ietf:params:oauth:request_uri:${'A'.repeat(42)}!`]) {
       await expectErrorPage(await authorizeWith(client.clientId, uri, user.cookie), 'The request_uri is unknown, expired or already used.');
     }
     expect(await grants(user.userId)).toBe(0);

@@ -149,7 +149,10 @@ describe('RFC 7592 client configuration endpoint', () => {
     // Writes held back a moment, so every request has read (and accepted) the token before any writes.
     const slowWrites = new Proxy(env.DB, {
       get(target, prop) {
-        if (prop === 'batch') return async (statements: D1PreparedStatement[]) => (await new Promise((r) => setTimeout(r, 200)), target.batch(statements));
+        if (prop === 'batch') return async (statements: D1PreparedStatement[]) => {
+          await new Promise((r) => setTimeout(r, 200));
+          return target.batch(statements);
+        };
         return Reflect.get(target, prop, target);
       },
     });

@@ -397,7 +397,7 @@ describe('POST /auth/register', () => {
   it('is limited per IP like the credential endpoints', async () => {
     const ip = uniqueIp();
     const statuses: number[] = [];
-    for (let i = 0; i < 31; i++) statuses.push((await register({}, { ip, token: 'guess' + i })).status);
+    for (let i = 0; i < 31; i++) statuses.push((await register({}, { ip, token: `guess${i}` })).status);
     expect(statuses.slice(0, 30).every((s) => s === 401)).toBe(true);
     const limited = await register({ client_name: uniqueName(), redirect_uris: [REDIRECT] }, { ip });
     expect(limited.status).toBe(429);

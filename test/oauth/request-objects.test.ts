@@ -100,7 +100,7 @@ describe('a signed request object by value (request=)', () => {
       ['an attacker’s key embedded as jwk', await requestObject(client.clientId, inner, { key: attacker, header: { jwk: await exportJWK(attackerPublic) } }), 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED'],
       ['another client’s registered key', await requestObject(client.clientId, inner, { key: other.privateKey }), 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED'],
       ['alg none', unsecured({ ...inner, iss: client.clientId, aud: ORIGIN, iat: now(), exp: now() + 300 }), 'ERR_JOSE_ALG_NOT_ALLOWED'],
-      ['alg none, signature kept', unsecured({ ...inner, iss: client.clientId, aud: ORIGIN, iat: now() }) + 'c2ln', 'ERR_JOSE_ALG_NOT_ALLOWED'],
+      ['alg none, signature kept', `${unsecured({ ...inner, iss: client.clientId, aud: ORIGIN, iat: now() })}c2ln`, 'ERR_JOSE_ALG_NOT_ALLOWED'],
       ['not a JWT', base64url.encode(JSON.stringify(inner)), 'ERR_JWS_INVALID'],
       ['HS256 with the client secret', await requestObject(client.clientId, inner, { key: secret, alg: 'HS256' }), 'ERR_JOSE_ALG_NOT_ALLOWED'],
       ['aud another server', await requestObject(client.clientId, inner, ok, { aud: 'https://evil.example' }), 'its aud claim is missing or not valid'],
@@ -165,7 +165,7 @@ describe('a signed request object by value (request=)', () => {
     const client = await clientWithKey();
     const { challenge } = await pkce();
     const request = await requestObject(client.clientId, authorizeParams(client.clientId, challenge), { key: client.privateKey });
-    await expectErrorPage(await authorizeWith({ client_id: client.clientId, request, request_uri: 'urn:ietf:params:oauth:request_uri:' + 'A'.repeat(43) }), 'Send request or request_uri, not both.');
+    await expectErrorPage(await authorizeWith({ client_id: client.clientId, request, request_uri: `urn:ietf:params:oauth:request_uri:${'A'.repeat(43)}` }), 'Send request or request_uri, not both.');
   });
 });
 

@@ -14,7 +14,11 @@ describe('the session cookie', () => {
     const { cookie } = await signIn(email);
     let calls = 0;
     const request = appWith((deps) => ({
-      sessions: { ...deps.sessions, refresh: (...a) => (calls++, deps.sessions.refresh(...a)) },
+      sessions: { ...deps.sessions, refresh: (...a) => {
+          calls++;
+          return deps.sessions.refresh(...a);
+        },
+      },
     }));
     // The account page itself reads the session list; /auth/sign-in only needs the cookie.
     const res = await request('/auth/sign-in', { cookie });

@@ -42,11 +42,15 @@ if (el) {
 
   const onMessage = (m: Message) => {
     if (done) return;
-    if (m.state === 'denied') return finish(), say('The request was denied.');
-    if (m.state === 'expired') return finish(), say('The request expired. Start again.');
-    if (role === 'wait' && m.state === 'approved') return finish(), void redeem();
-    if (role === 'own' && m.state === 'pending' && m.joined) return finish(), window.location.assign(next);
-    if (role === 'own' && m.state === 'consumed') return finish(), say('The other device is signed in.');
+    const then = (step: () => void) => {
+      finish();
+      step();
+    };
+    if (m.state === 'denied') return then(() => say('The request was denied.'));
+    if (m.state === 'expired') return then(() => say('The request expired. Start again.'));
+    if (role === 'wait' && m.state === 'approved') return then(() => void redeem());
+    if (role === 'own' && m.state === 'pending' && m.joined) return then(() => window.location.assign(next));
+    if (role === 'own' && m.state === 'consumed') return then(() => say('The other device is signed in.'));
   };
 
   const poll = () => {
