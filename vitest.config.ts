@@ -13,7 +13,13 @@ const migrations = await readD1Migrations('./migrations');
  * hostile origin (demo/hostile.js) that answers with Set-Cookie headers chosen by the test.
  */
 const APP = 'app.gatehouse.test';
-const echo = (match: string, policy: Record<string, unknown>, more: Record<string, unknown> = {}) => ({ match, host: APP, origin: 'service:ORIGIN_ECHO', policy, ...more });
+const echo = (match: string, policy: Record<string, unknown>, more: Record<string, unknown> = {}) => ({
+  match,
+  host: APP,
+  origin: 'service:ORIGIN_ECHO',
+  policy,
+  ...more,
+});
 const TEST_ROUTES = [
   echo('/demo/public/*', { access: 'public' }),
   echo('/demo/me/*', { access: 'authenticated', expose: ['email'] }),

@@ -13,7 +13,13 @@ import { convertV4MiniflareOptions, Miniflare } from 'miniflare';
 import { ROOT } from '../scripts/lib/wrangler';
 import { applyMigrationsTo, bundle, bundleModules, fmt, GATEHOUSE_OPTIONS, Jar, signedInUser } from './harness';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '8' }, concurrency: { type: 'string', default: '8' }, sequential: { type: 'string', default: '300' } } });
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '8' },
+    concurrency: { type: 'string', default: '8' },
+    sequential: { type: 'string', default: '300' },
+  },
+});
 const SECONDS = Number(values.seconds);
 const C = Number(values.concurrency);
 const SEQ = Number(values.sequential);
@@ -36,7 +42,13 @@ const mf = new Miniflare(
           ROUTES: JSON.stringify([{ match: '/bench/*', origin: 'service:ORIGIN_ECHO', policy: { access: 'authenticated' } }]),
         },
       },
-      { name: 'passthrough', modules: true, script: PASSTHROUGH, compatibilityDate: '2026-10-20', serviceBindings: { ORIGIN_ECHO: 'echo' } },
+      {
+        name: 'passthrough',
+        modules: true,
+        script: PASSTHROUGH,
+        compatibilityDate: '2026-10-20',
+        serviceBindings: { ORIGIN_ECHO: 'echo' },
+      },
       { name: 'echo', modules: true, scriptPath: join(ROOT, 'demo/echo.js'), compatibilityDate: '2026-10-20' },
     ],
   } as never),
@@ -57,7 +69,9 @@ try {
   // Check once that the gateway really authenticates and injects; then both loops only drain bodies
   // (the gateway's echo is larger — it lists the injected headers — and parsing it would bias the
   // load generator, not the workers).
-  const check = (await (await gatehouse.fetch('https://gatehouse.bench/bench/item', { headers: { cookie } })).json()) as { headers: Record<string, string> };
+  const check = (await (await gatehouse.fetch('https://gatehouse.bench/bench/item', { headers: { cookie } })).json()) as {
+    headers: Record<string, string>;
+  };
   if (!check.headers['x-auth-user-id'] || !check.headers['x-auth-assertion']) throw new Error('the gateway did not inject an identity');
   const viaGateway = async () => {
     const res = await gatehouse.fetch('https://gatehouse.bench/bench/item?id=1', { headers: { cookie, accept: 'application/json' } });

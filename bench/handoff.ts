@@ -31,7 +31,9 @@ try {
 
     let approved: Promise<void>;
     if (mode === 'push') {
-      const res = await computer.fetch('/auth/handoff/socket?kind=qr&role=wait', { headers: { upgrade: 'websocket', origin: 'https://gatehouse.bench' } });
+      const res = await computer.fetch('/auth/handoff/socket?kind=qr&role=wait', {
+        headers: { upgrade: 'websocket', origin: 'https://gatehouse.bench' },
+      });
       const ws = (res as unknown as { webSocket: WebSocket }).webSocket;
       (ws as unknown as { accept(): void }).accept();
       approved = new Promise((resolve) =>
@@ -59,7 +61,11 @@ try {
     });
     if (decision.status !== 200) throw new Error(`approve: ${decision.status}`);
     await approved;
-    const redeemed = await computer.fetch('/auth/api/handoff/redeem', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"kind":"qr"}' });
+    const redeemed = await computer.fetch('/auth/api/handoff/redeem', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"kind":"qr"}',
+    });
     if (redeemed.status !== 200 || !computer.header.includes('__Host-gatehouse_session=')) throw new Error(`redeem: ${redeemed.status}`);
     return performance.now() - t0;
   }

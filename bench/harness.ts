@@ -64,9 +64,15 @@ export async function startWorker(outdir: string, opts: { gatehouse: boolean }) 
 
 /** Applies migrations/ to a Miniflare D1 database (the same SQL production applies). */
 export async function applyMigrationsTo(db: { prepare(sql: string): { run(): Promise<unknown> } }): Promise<void> {
-  for (const file of readdirSync(join(ROOT, 'migrations')).filter((f) => f.endsWith('.sql')).sort()) {
+  for (const file of readdirSync(join(ROOT, 'migrations'))
+    .filter((f) => f.endsWith('.sql'))
+    .sort()) {
     const sql = readFileSync(join(ROOT, 'migrations', file), 'utf8');
-    for (const statement of sql.split('--> statement-breakpoint').map((s) => s.trim()).filter(Boolean)) await db.prepare(statement).run();
+    for (const statement of sql
+      .split('--> statement-breakpoint')
+      .map((s) => s.trim())
+      .filter(Boolean))
+      await db.prepare(statement).run();
   }
 }
 

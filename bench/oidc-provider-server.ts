@@ -23,7 +23,12 @@ const provider = new Provider(issuer, {
       token_endpoint_auth_method: 'client_secret_basic',
     },
   ],
-  jwks: { keys: [{ ...(await exportJWK(es.privateKey)), alg: 'ES256', use: 'sig' }, { ...(await exportJWK(rs.privateKey)), alg: 'RS256', use: 'sig' }] },
+  jwks: {
+    keys: [
+      { ...(await exportJWK(es.privateKey)), alg: 'ES256', use: 'sig' },
+      { ...(await exportJWK(rs.privateKey)), alg: 'RS256', use: 'sig' },
+    ],
+  },
   scopes: ['openid', 'offline_access', 'profile', 'api'],
   features: {
     devInteractions: { enabled: false },
@@ -32,7 +37,12 @@ const provider = new Provider(issuer, {
       enabled: true,
       defaultResource: () => RESOURCE,
       useGrantedResource: () => true,
-      getResourceServerInfo: () => ({ scope: 'api openid profile', accessTokenFormat: 'jwt', accessTokenTTL: 600, jwt: { sign: { alg: 'ES256' } } }),
+      getResourceServerInfo: () => ({
+        scope: 'api openid profile',
+        accessTokenFormat: 'jwt',
+        accessTokenTTL: 600,
+        jwt: { sign: { alg: 'ES256' } },
+      }),
     },
   },
   rotateRefreshToken: true,

@@ -13,7 +13,13 @@ import { s256 } from '../src/lib/pkce';
 import { ROOT } from '../scripts/lib/wrangler';
 import { bundle, fmt, Jar, median, signedInUser, startWorker } from './harness';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '6' }, concurrency: { type: 'string', default: '4' }, verifies: { type: 'string', default: '300' } } });
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '6' },
+    concurrency: { type: 'string', default: '4' },
+    verifies: { type: 'string', default: '300' },
+  },
+});
 const SECONDS = Number(values.seconds);
 const C = Number(values.concurrency);
 const N = Number(values.verifies);
@@ -43,15 +49,21 @@ async function rate<S>(states: S[], step: (s: S) => Promise<S>): Promise<number>
 
 async function grantRates(post: Post, refreshTokens: string[], discovery: () => Promise<{ status: number }>) {
   // The floor of each harness: a discovery document (no storage, no signing).
-  const floor = await rate(Array.from({ length: C }, () => null), async () => {
-    if ((await discovery()).status !== 200) throw new Error('discovery failed');
-    return null;
-  });
-  const cc = await rate(Array.from({ length: C }, () => null), async () => {
-    const res = await post('grant_type=client_credentials&scope=api');
-    if (res.status !== 200) throw new Error(`client_credentials: ${res.status} ${JSON.stringify(await res.json())}`);
-    return null;
-  });
+  const floor = await rate(
+    Array.from({ length: C }, () => null),
+    async () => {
+      if ((await discovery()).status !== 200) throw new Error('discovery failed');
+      return null;
+    },
+  );
+  const cc = await rate(
+    Array.from({ length: C }, () => null),
+    async () => {
+      const res = await post('grant_type=client_credentials&scope=api');
+      if (res.status !== 200) throw new Error(`client_credentials: ${res.status} ${JSON.stringify(await res.json())}`);
+      return null;
+    },
+  );
   const refresh = await rate(refreshTokens, async (token) => {
     const res = await post(`grant_type=refresh_token&refresh_token=${encodeURIComponent(token)}`);
     const body = (await res.json()) as { refresh_token?: string };
@@ -66,12 +78,34 @@ async function gatehouse() {
   try {
     const db = await worker.db();
     const { row } = await buildClient(
-      { name: 'Bench', clientId: 'bench', clientSecret: SECRET, redirectUris: ['https://app.bench/callback'], firstParty: true, grantTypes: ['authorization_code', 'refresh_token', 'client_credentials'], scopes: ['openid', 'profile', 'offline_access'] },
+      {
+        name: 'Bench',
+        clientId: 'bench',
+        clientSecret: SECRET,
+        redirectUris: ['https://app.bench/callback'],
+        firstParty: true,
+        grantTypes: ['authorization_code', 'refresh_token', 'client_credentials'],
+        scopes: ['openid', 'profile', 'offline_access'],
+      },
       Date.now(),
     );
     await db
-      .prepare('INSERT INTO oauth_clients (client_id, name, secret_hash, token_endpoint_auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, access_token_format, id_token_signed_response_alg, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)')
-      .bind(row.clientId, row.name, row.secretHash, row.tokenEndpointAuthMethod, row.redirectUris, row.postLogoutRedirectUris, row.grantTypes, row.scopes, 'jwt', 'RS256', row.createdAt)
+      .prepare(
+        'INSERT INTO oauth_clients (client_id, name, secret_hash, token_endpoint_auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, access_token_format, id_token_signed_response_alg, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)',
+      )
+      .bind(
+        row.clientId,
+        row.name,
+        row.secretHash,
+        row.tokenEndpointAuthMethod,
+        row.redirectUris,
+        row.postLogoutRedirectUris,
+        row.grantTypes,
+        row.scopes,
+        'jwt',
+        'RS256',
+        row.createdAt,
+      )
       .run();
 
     const jar = new Jar(worker.fetch);
@@ -81,20 +115,36 @@ async function gatehouse() {
     const refreshTokens: string[] = [];
     for (let i = 0; i < C; i++) {
       const verifier = `bench-verifier-${i}-${'x'.repeat(40)}`;
-      const q = new URLSearchParams({ response_type: 'code', client_id: 'bench', redirect_uri: 'https://app.bench/callback', scope: 'openid offline_access', code_challenge: await s256(verifier), code_challenge_method: 'S256', state: 's' });
+      const q = new URLSearchParams({
+        response_type: 'code',
+        client_id: 'bench',
+        redirect_uri: 'https://app.bench/callback',
+        scope: 'openid offline_access',
+        code_challenge: await s256(verifier),
+        code_challenge_method: 'S256',
+        state: 's',
+      });
       const auth = await worker.fetch(`/auth/authorize?${q}`, { headers: { cookie }, redirect: 'manual' } as RequestInit);
       const code = new URL(auth.headers.get('location')!).searchParams.get('code')!;
-      const res = await worker.fetch('/auth/token', { method: 'POST', headers: FORM, body: `grant_type=authorization_code&code=${code}&redirect_uri=${encodeURIComponent('https://app.bench/callback')}&code_verifier=${verifier}` });
+      const res = await worker.fetch('/auth/token', {
+        method: 'POST',
+        headers: FORM,
+        body: `grant_type=authorization_code&code=${code}&redirect_uri=${encodeURIComponent('https://app.bench/callback')}&code_verifier=${verifier}`,
+      });
       refreshTokens.push(((await res.json()) as { refresh_token: string }).refresh_token);
     }
     const post: Post = (body) => worker.fetch('/auth/token', { method: 'POST', headers: FORM, body });
     // Gatehouse has no "api" resource scope: client_credentials asks for its allowed "profile".
     const postCc: Post = (body) => post(body.replace('scope=api', 'scope=profile'));
-    return await grantRates((b) => (b.startsWith('grant_type=client_credentials') ? postCc(b) : post(b)), refreshTokens, async () => {
-      const res = await worker.fetch('/.well-known/openid-configuration');
-      await res.arrayBuffer();
-      return res;
-    });
+    return await grantRates(
+      (b) => (b.startsWith('grant_type=client_credentials') ? postCc(b) : post(b)),
+      refreshTokens,
+      async () => {
+        const res = await worker.fetch('/.well-known/openid-configuration');
+        await res.arrayBuffer();
+        return res;
+      },
+    );
   } finally {
     await worker.mf.dispose();
   }
@@ -109,7 +159,10 @@ async function oidcProvider() {
       s.close(() => resolve(p));
     });
   });
-  const child = spawn(`${ROOT}node_modules/.bin/tsx`, ['bench/oidc-provider-server.ts', String(port), String(C)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(`${ROOT}node_modules/.bin/tsx`, ['bench/oidc-provider-server.ts', String(port), String(C)], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   try {
     const line = await new Promise<string>((resolve, reject) => {
       let out = '';

@@ -21,7 +21,11 @@ const SECONDS = Number(values.seconds);
 const CONCURRENCY = Number(values.concurrency);
 const COMMAND = `npm run bench -- --hashes ${HASHES} --seconds ${SECONDS} --concurrency ${CONCURRENCY}`;
 
-async function timeRequests(fetch: (p: string) => Promise<{ ok: boolean; status: number; arrayBuffer(): Promise<ArrayBuffer> }>, path: string, n: number) {
+async function timeRequests(
+  fetch: (p: string) => Promise<{ ok: boolean; status: number; arrayBuffer(): Promise<ArrayBuffer> }>,
+  path: string,
+  n: number,
+) {
   const times: number[] = [];
   for (let i = 0; i < n + 3; i++) {
     const t = performance.now();

@@ -38,7 +38,11 @@ export async function echo(request) {
   for (const [name, value] of request.headers) headers[name.toLowerCase()] = value;
   // The first 2 KiB of the body as text, so a test (or a person) can see what was posted.
   const bodyText = new TextDecoder().decode(new Uint8Array(head.flatMap((c) => [...c])));
-  const body = JSON.stringify({ method: request.method, path: url.pathname, query: url.search.replace(/^\?/, ''), headers, bodyBytes, bodyText }, null, 2);
+  const body = JSON.stringify(
+    { method: request.method, path: url.pathname, query: url.search.replace(/^\?/, ''), headers, bodyBytes, bodyText },
+    null,
+    2,
+  );
   return new Response(body, { headers: { 'content-type': 'application/json' } });
 }
 

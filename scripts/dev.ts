@@ -21,7 +21,12 @@ const ECHO_PORT = PORT + 1;
  * pages stay on localhost, where no origin runs script (docs/security.md, "Hosts").
  */
 const APP_HOST = `app.localhost:${PORT}`;
-const demo = (match: string, policy: Record<string, unknown>) => ({ match, host: APP_HOST, origin: `http://127.0.0.1:${ECHO_PORT}`, policy });
+const demo = (match: string, policy: Record<string, unknown>) => ({
+  match,
+  host: APP_HOST,
+  origin: `http://127.0.0.1:${ECHO_PORT}`,
+  policy,
+});
 const DEMO_ROUTES = JSON.stringify([
   demo('/demo/public/*', { access: 'public' }),
   demo('/demo/me/*', { access: 'authenticated', expose: ['email'] }),
@@ -107,15 +112,40 @@ const demoClientFile = `${ROOT}.wrangler/demo-client.json`;
 const demoClient = JSON.parse(
   await quietly(() =>
     clients([
-      'create', '--name', 'Demo app', '--client-id', 'demo-app', '--first-party',
-      '--redirect-uri', 'http://localhost:3000/callback', '--post-logout-redirect-uri', 'http://localhost:3000/',
-      '--grant', 'authorization_code', '--grant', 'refresh_token', '--grant', 'client_credentials',
-      '--scope', 'openid', '--scope', 'profile', '--scope', 'email', '--scope', 'offline_access', '--if-missing',
+      'create',
+      '--name',
+      'Demo app',
+      '--client-id',
+      'demo-app',
+      '--first-party',
+      '--redirect-uri',
+      'http://localhost:3000/callback',
+      '--post-logout-redirect-uri',
+      'http://localhost:3000/',
+      '--grant',
+      'authorization_code',
+      '--grant',
+      'refresh_token',
+      '--grant',
+      'client_credentials',
+      '--scope',
+      'openid',
+      '--scope',
+      'profile',
+      '--scope',
+      'email',
+      '--scope',
+      'offline_access',
+      '--if-missing',
     ]),
   ),
 ) as { client_id: string; client_secret?: string };
 if (demoClient.client_secret) writeFileSync(demoClientFile, JSON.stringify(demoClient, null, 2), { mode: 0o600 });
-const demoSecret = demoClient.client_secret ?? (existsSync(demoClientFile) ? (JSON.parse(readFileSync(demoClientFile, 'utf8')) as { client_secret: string }).client_secret : '(unknown: delete .wrangler/ to re-seed)');
+const demoSecret =
+  demoClient.client_secret ??
+  (existsSync(demoClientFile)
+    ? (JSON.parse(readFileSync(demoClientFile, 'utf8')) as { client_secret: string }).client_secret
+    : '(unknown: delete .wrangler/ to re-seed)');
 
 console.log(`• starting the demo echo origin on http://127.0.0.1:${ECHO_PORT}`);
 const echoServer = await startEchoServer(ECHO_PORT);

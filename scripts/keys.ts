@@ -45,17 +45,27 @@ function localKek(): string {
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command !== 'list' && command !== 'rotate') usage(command ? `unknown command "${command}"` : 'missing command');
-  const values = parseFlags(rest, { alg: { type: 'string', multiple: true }, remote: { type: 'boolean', default: false }, 'persist-to': { type: 'string' } }, usage);
+  const values = parseFlags(
+    rest,
+    { alg: { type: 'string', multiple: true }, remote: { type: 'boolean', default: false }, 'persist-to': { type: 'string' } },
+    usage,
+  );
   const target: Target = { remote: values.remote, persistTo: values['persist-to'] };
-  const rows = () => d1Query<KeyRowOut>(target, 'SELECT kid, alg, generation, created_at, signs_from, public_jwk, private_jwk_encrypted FROM signing_keys ORDER BY alg, generation');
-  const show = (list: KeyRowOut[]) => list.map((r) => ({ kid: r.kid, alg: r.alg, generation: r.generation, createdAt: r.created_at, signsFrom: r.signs_from }));
+  const rows = () =>
+    d1Query<KeyRowOut>(
+      target,
+      'SELECT kid, alg, generation, created_at, signs_from, public_jwk, private_jwk_encrypted FROM signing_keys ORDER BY alg, generation',
+    );
+  const show = (list: KeyRowOut[]) =>
+    list.map((r) => ({ kid: r.kid, alg: r.alg, generation: r.generation, createdAt: r.created_at, signsFrom: r.signs_from }));
   if (command === 'list') {
     console.log(JSON.stringify({ keys: show(rows()) }, null, 2));
     return;
   }
   const algs = (values.alg ?? [...SIGNING_ALGS]) as SigningAlg[];
   for (const alg of algs) if (!SIGNING_ALGS.includes(alg)) usage(`--alg must be ES256 or RS256`);
-  const kek = process.env.KEY_ENCRYPTION_KEY ?? (values.remote ? usage('--remote needs KEY_ENCRYPTION_KEY in the environment') : localKek());
+  const kek =
+    process.env.KEY_ENCRYPTION_KEY ?? (values.remote ? usage('--remote needs KEY_ENCRYPTION_KEY in the environment') : localKek());
   if (!/^[A-Za-z0-9_-]{43}$/.test(kek)) usage('KEY_ENCRYPTION_KEY must be 32 random bytes, base64url');
   const existing = rows();
   // A key sealed under the wrong KEK could never sign: prove this one opens a stored key first.
@@ -69,7 +79,14 @@ export async function main(argv: string[]): Promise<void> {
     }
   }
   const now = Date.now();
-  const stored = existing.map((r) => ({ kid: r.kid, alg: r.alg, generation: r.generation, publicJwk: JSON.parse(r.public_jwk), createdAt: r.created_at, signsFrom: r.signs_from }));
+  const stored = existing.map((r) => ({
+    kid: r.kid,
+    alg: r.alg,
+    generation: r.generation,
+    publicJwk: JSON.parse(r.public_jwk),
+    createdAt: r.created_at,
+    signsFrom: r.signs_from,
+  }));
   for (const next of nextKeys(stored, now, algs)) {
     const row = await newKeyRow(kek, next);
     d1Query(

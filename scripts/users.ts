@@ -121,15 +121,15 @@ export async function main(argv: string[]): Promise<void> {
   const values = parseFlags(
     rest,
     {
-    email: { type: 'string' },
-    password: { type: 'string' },
-    verified: { type: 'boolean', default: false },
-    role: { type: 'string', multiple: true, default: [] },
-    tier: { type: 'string', default: 'free' },
-    'if-missing': { type: 'boolean', default: false },
-    remote: { type: 'boolean', default: false },
-    'persist-to': { type: 'string' },
-  },
+      email: { type: 'string' },
+      password: { type: 'string' },
+      verified: { type: 'boolean', default: false },
+      role: { type: 'string', multiple: true, default: [] },
+      tier: { type: 'string', default: 'free' },
+      'if-missing': { type: 'boolean', default: false },
+      remote: { type: 'boolean', default: false },
+      'persist-to': { type: 'string' },
+    },
     usage,
   );
   if (!values.email) usage('--email is required');
@@ -181,13 +181,13 @@ async function setUser(args: string[]): Promise<void> {
   const values = parseFlags(
     args,
     {
-    email: { type: 'string' },
-    role: { type: 'string', multiple: true },
-    'no-roles': { type: 'boolean', default: false },
-    tier: { type: 'string' },
-    remote: { type: 'boolean', default: false },
-    'persist-to': { type: 'string' },
-  },
+      email: { type: 'string' },
+      role: { type: 'string', multiple: true },
+      'no-roles': { type: 'boolean', default: false },
+      tier: { type: 'string' },
+      remote: { type: 'boolean', default: false },
+      'persist-to': { type: 'string' },
+    },
     usage,
   );
   if (values.role && values['no-roles']) usage('--role and --no-roles exclude each other');

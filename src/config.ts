@@ -13,20 +13,19 @@ type Unlisted = { [K in Exclude<keyof z.input<typeof schema>, keyof WranglerEnv>
 
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const flag = (fallback: boolean) =>
-  z.enum(['true', 'false']).default(fallback ? 'true' : 'false').transform((v) => v === 'true');
+  z
+    .enum(['true', 'false'])
+    .default(fallback ? 'true' : 'false')
+    .transform((v) => v === 'true');
 
 const schema = z
   .object({
     ENVIRONMENT: z.enum(['production', 'development', 'test']).default('production'),
     PUBLIC_URL: z.url().transform((u) => new URL(u)),
     // 32 random bytes, base64url. `npm run dev` writes one to .dev.vars; production uses `wrangler secret put`.
-    AUTH_SECRET: z
-      .string()
-      .regex(/^[A-Za-z0-9_-]{43,}$/, 'must be at least 32 random bytes, base64url-encoded'),
+    AUTH_SECRET: z.string().regex(/^[A-Za-z0-9_-]{43,}$/, 'must be at least 32 random bytes, base64url-encoded'),
     // 32 random bytes, base64url: encrypts the private signing keys stored in D1 (AES-256-GCM).
-    KEY_ENCRYPTION_KEY: z
-      .string()
-      .regex(/^[A-Za-z0-9_-]{43}$/, 'must be exactly 32 random bytes, base64url-encoded'),
+    KEY_ENCRYPTION_KEY: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be exactly 32 random bytes, base64url-encoded'),
     MAIL_PROVIDER: z.enum(['dev', 'http']).default('http'),
     MAIL_FROM: z.string().min(3).default('Gatehouse <no-reply@localhost>'),
     MAIL_HTTP_URL: z.url().optional(),
@@ -59,7 +58,10 @@ const schema = z
       .optional()
       .transform((v, ctx) => {
         if (v === undefined) return undefined;
-        const origins = v.split(',').map((o) => o.trim()).filter(Boolean);
+        const origins = v
+          .split(',')
+          .map((o) => o.trim())
+          .filter(Boolean);
         for (const o of origins) {
           let ok = false;
           try {
@@ -80,7 +82,10 @@ const schema = z
     // RFC 9449 §8: every DPoP proof must carry a nonce this server issued (DPoP-Nonce).
     DPOP_REQUIRE_NONCE: flag(false),
     // RFC 7591 §3: the initial access token dynamic registration asks for; unset, registration is off.
-    REGISTRATION_TOKEN: z.string().regex(/^[A-Za-z0-9_-]{43,}$/, 'must be at least 32 random bytes, base64url-encoded').optional(),
+    REGISTRATION_TOKEN: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{43,}$/, 'must be at least 32 random bytes, base64url-encoded')
+      .optional(),
     // Confidential clients registered dynamically may send `nonce` instead of PKCE (RFC 9700 §2.1.1; docs/oidc.md says the risk).
     REGISTRATION_PKCE_OPTIONAL: flag(false),
   })
@@ -114,9 +119,7 @@ export interface Config {
   publicUrl: URL;
   authSecret: string;
   keyEncryptionKey: string;
-  mail:
-    | { provider: 'dev'; from: string }
-    | { provider: 'http'; from: string; url: string; token: string };
+  mail: { provider: 'dev'; from: string } | { provider: 'http'; from: string; url: string; token: string };
   passwordMinLength: number;
   requireVerifiedEmail: boolean;
   /** Lifetimes in seconds. */

@@ -76,7 +76,8 @@ export function renderError(err: Error, c: C): Response | Promise<Response> {
       return pageError(c, e);
     case 'gateway':
       // A browser's page load that needs a session goes to sign in and comes back (per Accept).
-      if (e instanceof GatewayRefusal && e.signInBack !== undefined && wantsHtml(c)) return gatewayRedirect(c, { back: e.signInBack, status: 302 });
+      if (e instanceof GatewayRefusal && e.signInBack !== undefined && wantsHtml(c))
+        return gatewayRedirect(c, { back: e.signInBack, status: 302 });
       return gatewayProblem(c, e);
   }
 }
@@ -132,7 +133,10 @@ function pageError(c: C, e: GatehouseError): Response | Promise<Response> {
   const form = c.var.errorForm;
   if (form) {
     if (e.extra.retryAfter) c.header('retry-after', String(e.extra.retryAfter));
-    return c.html(form({ csrf: c.var.csrfToken, error: e.message, ...(e.extra.field ? { field: e.extra.field } : {}) }) as string, e.status as 400);
+    return c.html(
+      form({ csrf: c.var.csrfToken, error: e.message, ...(e.extra.field ? { field: e.extra.field } : {}) }) as string,
+      e.status as 400,
+    );
   }
   const back = c.var.returnAfterSignIn ?? (c.req.method === 'GET' ? pathOf(c) : '/auth/account');
   if (e.code === 'unauthenticated') {
@@ -140,7 +144,8 @@ function pageError(c: C, e: GatehouseError): Response | Promise<Response> {
     return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: back })}`, 303);
   }
   if ((e.code === 'proof_required' || e.code === 'invalid_proof') && c.req.method === 'POST') return askForProof(c, e);
-  if (e.code === 'recent_sign_in_required') return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: back, reason: 'recent' })}`, 303);
+  if (e.code === 'recent_sign_in_required')
+    return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: back, reason: 'recent' })}`, 303);
   // Recovery codes come with an authenticator app: its set-up page first.
   if (e.code === 'totp_required') return c.redirect('/auth/account/totp', 303);
   if (e.code === 'second_factor_required' && e.extra.acr && c.var.returnAfterSignIn)

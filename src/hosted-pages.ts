@@ -28,7 +28,18 @@ pages.use('/*', async (c, next) => {
 });
 pages.use('/*', csrfProtection);
 
-const credentialPosts = ['/sign-up', '/sign-in', '/second-factor', '/email-sign-in', '/email-sign-in/code', '/email-sign-in/link', '/forgot-password', '/reset-password', '/verify-email', '/account/totp'];
+const credentialPosts = [
+  '/sign-up',
+  '/sign-in',
+  '/second-factor',
+  '/email-sign-in',
+  '/email-sign-in/code',
+  '/email-sign-in/link',
+  '/forgot-password',
+  '/reset-password',
+  '/verify-email',
+  '/account/totp',
+];
 limitPostsPerIp(pages, credentialPosts);
 pages.route('/', secondFactorPages);
 pages.route('/', authPages);

@@ -103,7 +103,10 @@ export class TestBrowser {
   async navigate(path: string, init: RequestInit = {}, hops = 10): Promise<{ res: Response; visited: string[] }> {
     const visited: string[] = [];
     let url = new URL(path, ORIGIN).toString();
-    let request: RequestInit = { ...init, headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate', ...(init.headers as Record<string, string>) } };
+    let request: RequestInit = {
+      ...init,
+      headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate', ...(init.headers as Record<string, string>) },
+    };
     for (let i = 0; ; i++) {
       visited.push(url);
       const res = await this.fetch(url, request);

@@ -87,7 +87,9 @@ export async function appSession(authCookie: string, host = new URL(APP).host): 
   const begin = await call(`https://${host}/demo/me/handshake`, { headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate' } });
   expect(begin.status, await begin.clone().text()).toBe(302);
   const state = cookieFrom(begin, '__Host-gatehouse_connect')!.pair;
-  const connect = await call(new URL(begin.headers.get('location')!).pathname + new URL(begin.headers.get('location')!).search, { cookie: authCookie });
+  const connect = await call(new URL(begin.headers.get('location')!).pathname + new URL(begin.headers.get('location')!).search, {
+    cookie: authCookie,
+  });
   expect(connect.status, await connect.clone().text()).toBe(302);
   const back = await call(connect.headers.get('location')!, { cookie: state });
   expect(back.status, await back.clone().text()).toBe(303);
@@ -103,7 +105,9 @@ export async function signIn(email: string, password = STRONG_PASSWORD, ip?: str
 }
 
 export const auditOf = (userId: string) =>
-  env.DB.prepare('SELECT type, detail FROM audit_events WHERE user_id = ? ORDER BY id').bind(userId).all<{ type: string; detail: string | null }>();
+  env.DB.prepare('SELECT type, detail FROM audit_events WHERE user_id = ? ORDER BY id')
+    .bind(userId)
+    .all<{ type: string; detail: string | null }>();
 
 /**
  * The worker's app with some deps replaced (a frozen clock, a failing D1 or Durable Object), driven
@@ -122,7 +126,7 @@ export function appWith(override: (deps: Deps) => Partial<Deps>) {
     const request = new Request(path.startsWith('https://') ? path : `${ORIGIN}${path}`, {
       ...init,
       headers,
-      body: init.json !== undefined ? JSON.stringify(init.json) : init.body ?? null,
+      body: init.json !== undefined ? JSON.stringify(init.json) : (init.body ?? null),
       redirect: 'manual',
     });
     return Promise.resolve(app.fetch(request, env));
@@ -183,5 +187,8 @@ export interface Problem {
 export function continueTarget(html: string): string {
   const m = /<meta http-equiv="refresh" content="0;url=([^"]+)"/.exec(html);
   if (!m) throw new Error('not a Continue page');
-  return m[1]!.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'");
+  return m[1]!
+    .replace(/&amp;/g, '&')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'");
 }

@@ -71,12 +71,11 @@ export class SoftAuthenticator {
     );
   }
 
-  async register(
-    options: PublicKeyCredentialCreationOptionsJSON,
-    o: { origin: string; rpId?: string },
-  ): Promise<RegistrationResponseJSON> {
+  async register(options: PublicKeyCredentialCreationOptionsJSON, o: { origin: string; rpId?: string }): Promise<RegistrationResponseJSON> {
     this.userHandle = options.user.id;
-    const clientDataJSON = new TextEncoder().encode(JSON.stringify({ type: 'webauthn.create', challenge: options.challenge, origin: o.origin, crossOrigin: false }));
+    const clientDataJSON = new TextEncoder().encode(
+      JSON.stringify({ type: 'webauthn.create', challenge: options.challenge, origin: o.origin, crossOrigin: false }),
+    );
     const authData = concat(
       await sha256(o.rpId ?? options.rp.id!),
       new Uint8Array([FLAGS.up | FLAGS.uv | FLAGS.at]),
@@ -87,7 +86,13 @@ export class SoftAuthenticator {
       await this.cosePublicKey(),
     );
     const attStmt: Map<string, number> = new Map();
-    const attestationObject = encodeCBOR(new Map<string, string | Map<string, number> | Uint8Array>([['fmt', 'none'], ['attStmt', attStmt], ['authData', authData]]));
+    const attestationObject = encodeCBOR(
+      new Map<string, string | Map<string, number> | Uint8Array>([
+        ['fmt', 'none'],
+        ['attStmt', attStmt],
+        ['authData', authData],
+      ]),
+    );
     return {
       id: this.id,
       rawId: this.id,
@@ -102,7 +107,9 @@ export class SoftAuthenticator {
     o: { origin: string; rpId?: string; counter?: number; userVerified?: boolean },
   ): Promise<AuthenticationResponseJSON> {
     this.counter = o.counter ?? this.counter + 1;
-    const clientDataJSON = new TextEncoder().encode(JSON.stringify({ type: 'webauthn.get', challenge: options.challenge, origin: o.origin, crossOrigin: false }));
+    const clientDataJSON = new TextEncoder().encode(
+      JSON.stringify({ type: 'webauthn.get', challenge: options.challenge, origin: o.origin, crossOrigin: false }),
+    );
     const authData = concat(
       await sha256(o.rpId ?? options.rpId!),
       new Uint8Array([FLAGS.up | (o.userVerified === false ? 0 : FLAGS.uv)]),

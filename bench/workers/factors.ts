@@ -20,7 +20,12 @@ async function makeFixtures() {
   const auth = await SoftAuthenticator.create();
   const challenge = 'YmVuY2htYXJrLWNoYWxsZW5nZS0wMDAwMDAwMDAwMDA';
   const registration = await auth.register(
-    { challenge, rp: { id: 'gatehouse.bench', name: 'bench' }, user: { id: 'dXNlcg', name: 'u', displayName: 'u' }, pubKeyCredParams: [] } as never,
+    {
+      challenge,
+      rp: { id: 'gatehouse.bench', name: 'bench' },
+      user: { id: 'dXNlcg', name: 'u', displayName: 'u' },
+      pubKeyCredParams: [],
+    } as never,
     { origin: ORIGIN },
   );
   const { decodeCBOR } = await import('@levischuck/tiny-cbor');

@@ -18,8 +18,14 @@ export default {
     const alg = url.searchParams.get('alg') === 'RS256' ? 'RS256' : 'ES256';
     const n = Number(url.searchParams.get('n') ?? '1');
     const now = Date.now();
-    ring ??= new KeyRing(createDb(env.DB), env.KEY_ENCRYPTION_KEY!, { rotationMs: 30 * 86400_000, publishLeadMs: 3600_000, maxTokenTtlMs: 3600_000 });
-    tokens[alg] ??= (await signToken(ring, { kind: 'access', alg, claims: { sub: 'bench', scope: 'openid' }, issuer: ISS, audience: ISS, ttl: 3600, now })).token;
+    ring ??= new KeyRing(createDb(env.DB), env.KEY_ENCRYPTION_KEY!, {
+      rotationMs: 30 * 86400_000,
+      publishLeadMs: 3600_000,
+      maxTokenTtlMs: 3600_000,
+    });
+    tokens[alg] ??= (
+      await signToken(ring, { kind: 'access', alg, claims: { sub: 'bench', scope: 'openid' }, issuer: ISS, audience: ISS, ttl: 3600, now })
+    ).token;
     for (let i = 0; i < n; i++) await verifyToken(ring, tokens[alg]!, { kind: 'access', issuer: ISS, audience: ISS, now });
     return new Response(`verified ${n}`);
   },

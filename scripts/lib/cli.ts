@@ -9,7 +9,11 @@ export const usageFor =
   };
 
 /** Strict flag parsing (no positionals, no unknown flags); any mistake prints the usage. */
-export function parseFlags<const O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O, usage: (problem: string) => never) {
+export function parseFlags<const O extends NonNullable<ParseArgsConfig['options']>>(
+  args: string[],
+  options: O,
+  usage: (problem: string) => never,
+) {
   try {
     return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
   } catch (e) {

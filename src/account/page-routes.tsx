@@ -20,7 +20,13 @@ accountPages.get('/account', requireSession, async (c) => {
   const [factors, passkeys] = await Promise.all([secondFactorsOf(deps, account.user.id), listPasskeys(deps, account.user.id)]);
   const setup = c.req.query('setup') === 'passkey' && passkeys.length === 0;
   return c.html(
-    <AccountPage account={account} csrf={c.var.csrfToken} security={{ factors, passkeys }} setupPasskey={setup} askProof={deps.config.gateway.sharedHost} />,
+    <AccountPage
+      account={account}
+      csrf={c.var.csrfToken}
+      security={{ factors, passkeys }}
+      setupPasskey={setup}
+      askProof={deps.config.gateway.sharedHost}
+    />,
   );
 });
 

@@ -19,8 +19,7 @@ export const AccountPage: FC<{
   <Layout title={en.account.title} passkeys>
     {setupPasskey && <Notice>{en.security.setupPasskey}</Notice>}
     <p>
-      <strong id="account-email">{account.user.email}</strong>{' '}
-      ({account.user.emailVerified ? en.account.verified : en.account.unverified})
+      <strong id="account-email">{account.user.email}</strong> ({account.user.emailVerified ? en.account.verified : en.account.unverified})
     </p>
     <h2>{en.account.sessions}</h2>
     <table aria-label={en.account.sessions}>
@@ -29,7 +28,9 @@ export const AccountPage: FC<{
           <th scope="col">{en.account.started}</th>
           <th scope="col">{en.account.lastSeen}</th>
           <th scope="col">{en.account.from}</th>
-          <th scope="col"><span class="visually-hidden">Actions</span></th>
+          <th scope="col">
+            <span class="visually-hidden">Actions</span>
+          </th>
         </tr>
       </thead>
       <tbody>
@@ -54,7 +55,9 @@ export const AccountPage: FC<{
             <td>{[s.ip, s.userAgent].filter(Boolean).join(' · ')}</td>
             <td>
               <Form action={`/auth/account/sessions/${encodeURIComponent(s.sid)}/revoke`} csrf={csrf} class="inline">
-                <button type="submit" aria-label={`${en.account.revoke} started ${when(s.createdAt)}`}>{en.account.revoke}</button>
+                <button type="submit" aria-label={`${en.account.revoke} started ${when(s.createdAt)}`}>
+                  {en.account.revoke}
+                </button>
               </Form>
             </td>
           </tr>
@@ -64,7 +67,9 @@ export const AccountPage: FC<{
     <SecuritySection csrf={csrf} factors={security.factors} passkeys={security.passkeys} askProof={askProof} />
     <div class="actions">
       <Form action="/auth/sign-out" csrf={csrf} class="inline">
-        <button type="submit" class="primary">{en.account.signOut}</button>
+        <button type="submit" class="primary">
+          {en.account.signOut}
+        </button>
       </Form>
       <Form action="/auth/sign-out-everywhere" csrf={csrf} class="inline">
         <button type="submit">{en.account.signOutEverywhere}</button>

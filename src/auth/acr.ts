@@ -24,8 +24,7 @@ const SECOND = ['otp', 'hwk'];
 /** The amr after adding `added` to a sign-in that already had `amr` (step-up keeps what was there). */
 export function combineAmr(amr: readonly string[], added: readonly string[]): string[] {
   const all = new Set([...amr, ...added].filter((m) => m !== 'mfa'));
-  const twoFactors =
-    (FIRST.some((m) => all.has(m)) && SECOND.some((m) => all.has(m))) || (all.has('hwk') && all.has('user'));
+  const twoFactors = (FIRST.some((m) => all.has(m)) && SECOND.some((m) => all.has(m))) || (all.has('hwk') && all.has('user'));
   if (twoFactors) all.add('mfa');
   return [...all].sort();
 }
@@ -93,7 +92,10 @@ export async function stepUpTarget(
  * not offered for it; any other target takes every factor the account has, given it has an
  * authenticator app or a passkey.
  */
-export function factorsMeeting<F extends { totp: boolean; recoveryCodesLeft: number; passkeys: number }>(factors: F, acr: string | undefined): F | null {
+export function factorsMeeting<F extends { totp: boolean; recoveryCodesLeft: number; passkeys: number }>(
+  factors: F,
+  acr: string | undefined,
+): F | null {
   if (acr === ACR.phishingResistant) return factors.passkeys > 0 ? { ...factors, totp: false, recoveryCodesLeft: 0 } : null;
   // Recovery codes back up an authenticator app; alone they are no second factor (hasSecondFactor).
   return factors.totp || factors.passkeys > 0 ? factors : null;

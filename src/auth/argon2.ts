@@ -57,10 +57,7 @@ export interface PasswordHasher {
   verifyDummy(password: string): Promise<void>;
 }
 
-export function createPasswordHasher(
-  load: () => Promise<Argon2Compute>,
-  params: Argon2Params = OWASP_ARGON2ID,
-): PasswordHasher {
+export function createPasswordHasher(load: () => Promise<Argon2Compute>, params: Argon2Params = OWASP_ARGON2ID): PasswordHasher {
   let compute: Promise<Argon2Compute> | undefined;
   const run = async (input: Uint8Array, salt: Uint8Array, p: Argon2Params, tagLength = TAG_BYTES) => {
     compute ??= load();

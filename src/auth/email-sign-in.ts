@@ -74,7 +74,13 @@ export async function requestEmailSignIn(
         consumedAt: null,
         createdAt: now,
       }),
-      auditInsert(db, { type: held ? 'mail_suppressed' : 'email_sign_in_requested', userId: found?.id ?? null, meta, ...(held ? { detail: { for: 'email_sign_in' } } : {}), at: now }),
+      auditInsert(db, {
+        type: held ? 'mail_suppressed' : 'email_sign_in_requested',
+        userId: found?.id ?? null,
+        meta,
+        ...(held ? { detail: { for: 'email_sign_in' } } : {}),
+        at: now,
+      }),
     ]);
   });
   if (user) {
@@ -102,7 +108,11 @@ export interface LinkView {
 export async function peekEmailSignInLink(deps: Deps, token: string, bindingCookie: string | undefined): Promise<LinkView> {
   if (!/^[A-Za-z0-9_-]{43}$/.test(token)) throw invalidLink();
   const row = await failClosed('the database', async () =>
-    deps.db.select().from(emailSignIns).where(eq(emailSignIns.tokenHash, await sha256(token))).get(),
+    deps.db
+      .select()
+      .from(emailSignIns)
+      .where(eq(emailSignIns.tokenHash, await sha256(token)))
+      .get(),
   );
   if (!row || row.consumedAt !== null || row.expiresAt <= deps.now() || !row.userId) throw invalidLink();
   const bound = parseBinding(bindingCookie);
@@ -173,7 +183,11 @@ export async function signInWithEmailCode(
       .returning({ codeHash: emailSignIns.codeHash, userId: emailSignIns.userId, attempts: emailSignIns.attempts }),
   );
   if (!row)
-    throw new GatehouseError('too_many_attempts', 'This code can no longer be used (expired, used, or too many tries). Ask for a new one.', { field: 'code' });
+    throw new GatehouseError(
+      'too_many_attempts',
+      'This code can no longer be used (expired, used, or too many tries). Ask for a new one.',
+      { field: 'code' },
+    );
   if (!timingSafeEqualString(row.codeHash, digest)) throw wrongCode();
   const [won] = await failClosed('the database', () =>
     deps.db
@@ -186,7 +200,13 @@ export async function signInWithEmailCode(
   return finish(deps, won.userId, ctx, defer, 'code');
 }
 
-async function finish(deps: Deps, userId: string, ctx: SignInContext, defer: (task: Promise<void>) => void, via: 'link' | 'code'): Promise<SignInOutcome> {
+async function finish(
+  deps: Deps,
+  userId: string,
+  ctx: SignInContext,
+  defer: (task: Promise<void>) => void,
+  via: 'link' | 'code',
+): Promise<SignInOutcome> {
   let user: User | undefined = await failClosed('the database', () => findUserById(deps.db, userId));
   if (!user) throw invalidLink();
   if (user.emailVerifiedAt === null) {

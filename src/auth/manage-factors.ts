@@ -5,7 +5,14 @@ import { GatehouseError } from '../lib/errors';
 import type { SessionClaims } from '../sessions/session-token';
 import { registerPasskey, registrationOptions, removePasskey, type PasskeyView } from './passkeys';
 import { authorizeSensitiveAction, requireRecentSignIn, type Proof } from './recent-auth';
-import { confirmTotpEnrollment, disableTotp, pendingTotpSecret, regenerateRecoveryCodes, secondFactorsOf, startTotpEnrollment } from './totp';
+import {
+  confirmTotpEnrollment,
+  disableTotp,
+  pendingTotpSecret,
+  regenerateRecoveryCodes,
+  secondFactorsOf,
+  startTotpEnrollment,
+} from './totp';
 
 /**
  * The signed-in person managing their own second factors: each action checks the sensitive-action
@@ -22,10 +29,17 @@ export async function beginTotpEnrolment(deps: Deps, session: SessionClaims): Pr
 }
 
 /** The pending enrolment's secret (to re-render its page), or null when none waits. */
-export const pendingTotpEnrolment = (deps: Deps, session: SessionClaims) => pendingTotpSecret(deps, { id: session.sub, email: session.email });
+export const pendingTotpEnrolment = (deps: Deps, session: SessionClaims) =>
+  pendingTotpSecret(deps, { id: session.sub, email: session.email });
 
 /** Confirms enrolment with the app's first code; returns the recovery codes (shown once). */
-export async function finishTotpEnrolment(deps: Deps, session: SessionClaims, code: string, proof: Proof | undefined, meta: RequestMeta): Promise<string[]> {
+export async function finishTotpEnrolment(
+  deps: Deps,
+  session: SessionClaims,
+  code: string,
+  proof: Proof | undefined,
+  meta: RequestMeta,
+): Promise<string[]> {
   await authorizeSensitiveAction(deps, session, proof, meta);
   return confirmTotpEnrollment(deps, session.sub, code, meta);
 }
@@ -36,7 +50,12 @@ export async function removeTotp(deps: Deps, session: SessionClaims, proof: Proo
 }
 
 /** New recovery codes; they come with an authenticator app, so there must be one. */
-export async function replaceRecoveryCodes(deps: Deps, session: SessionClaims, proof: Proof | undefined, meta: RequestMeta): Promise<string[]> {
+export async function replaceRecoveryCodes(
+  deps: Deps,
+  session: SessionClaims,
+  proof: Proof | undefined,
+  meta: RequestMeta,
+): Promise<string[]> {
   if (!(await secondFactorsOf(deps, session.sub)).totp)
     throw new GatehouseError('totp_required', 'Set up an authenticator app first: recovery codes come with it.');
   await authorizeSensitiveAction(deps, session, proof, meta);
@@ -59,7 +78,13 @@ export async function addPasskey(
   return registerPasskey(deps, session.sub, input, meta);
 }
 
-export async function deletePasskey(deps: Deps, session: SessionClaims, id: string, proof: Proof | undefined, meta: RequestMeta): Promise<void> {
+export async function deletePasskey(
+  deps: Deps,
+  session: SessionClaims,
+  id: string,
+  proof: Proof | undefined,
+  meta: RequestMeta,
+): Promise<void> {
   await authorizeSensitiveAction(deps, session, proof, meta);
   await removePasskey(deps, session.sub, id, meta);
 }

@@ -16,7 +16,11 @@ export type C = Context<AppEnv>;
  * Runs a form action, declaring its form: a 4xx on the way re-renders it with the message next to
  * its field, status and Retry-After kept (the page channel, src/error-channels.tsx).
  */
-export function formAction<E extends AppEnv>(c: Context<E>, render: (s: FormState) => unknown, run: () => Promise<Response>): Promise<Response> {
+export function formAction<E extends AppEnv>(
+  c: Context<E>,
+  render: (s: FormState) => unknown,
+  run: () => Promise<Response>,
+): Promise<Response> {
   c.set('errorForm', render);
   return run();
 }

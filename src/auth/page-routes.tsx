@@ -1,11 +1,5 @@
 import { router } from '../lib/router';
-import {
-  EMAIL_SIGN_IN_TTL_MS,
-  peekEmailSignInLink,
-  requestEmailSignIn,
-  signInWithEmailCode,
-  signInWithEmailLink,
-} from './email-sign-in';
+import { EMAIL_SIGN_IN_TTL_MS, peekEmailSignInLink, requestEmailSignIn, signInWithEmailCode, signInWithEmailLink } from './email-sign-in';
 import { signInAfterPasskeySignUp, verifyEmail } from './email-verification';
 import { requestPasswordReset, resetPassword } from './password-reset';
 import { forgotPasswordInput, resetPasswordInput, secondFactorInput, signInInput, signUpInput, verifyEmailInput } from './schemas';
@@ -51,11 +45,15 @@ authPages.get('/sign-in', (c) =>
 authPages.post('/sign-in', async (c) => {
   const email = await typedEmail(c);
   const returnTo = await formReturnTo(c);
-  return formAction(c, (s) => <SignInPage {...s} email={email} returnTo={returnTo} />, async () => {
-    const input = await parseInput(c, 'form', signInInput);
-    const outcome = await signInWithPassword(c.var.deps, input, signInContext(c), { defer: deferTo(c, 'sign_in_mail_failed') });
-    return afterFirstFactor(c, outcome, returnTo);
-  });
+  return formAction(
+    c,
+    (s) => <SignInPage {...s} email={email} returnTo={returnTo} />,
+    async () => {
+      const input = await parseInput(c, 'form', signInInput);
+      const outcome = await signInWithPassword(c.var.deps, input, signInContext(c), { defer: deferTo(c, 'sign_in_mail_failed') });
+      return afterFirstFactor(c, outcome, returnTo);
+    },
+  );
 });
 
 // Email sign-in: a link and a code in one mail.
@@ -65,26 +63,34 @@ authPages.get('/email-sign-in', (c) =>
 authPages.post('/email-sign-in', async (c) => {
   const email = await typedEmail(c);
   const returnTo = await formReturnTo(c);
-  return formAction(c, (s) => <EmailSignInPage {...s} email={email} returnTo={returnTo} />, async () => {
-    const input = await parseInput(c, 'form', forgotPasswordInput);
-    const { cookie } = await requestEmailSignIn(c.var.deps, input.email, requestMeta(c), deferTo(c, 'sign_in_mail_failed'), returnTo);
-    writeCookie(c, COOKIES.emailSignIn, cookie, EMAIL_SIGN_IN_TTL_MS / 1000);
-    return c.html(<EmailCodePage csrf={c.var.csrfToken} returnTo={returnTo} sentTo={input.email} />, 202);
-  });
+  return formAction(
+    c,
+    (s) => <EmailSignInPage {...s} email={email} returnTo={returnTo} />,
+    async () => {
+      const input = await parseInput(c, 'form', forgotPasswordInput);
+      const { cookie } = await requestEmailSignIn(c.var.deps, input.email, requestMeta(c), deferTo(c, 'sign_in_mail_failed'), returnTo);
+      writeCookie(c, COOKIES.emailSignIn, cookie, EMAIL_SIGN_IN_TTL_MS / 1000);
+      return c.html(<EmailCodePage csrf={c.var.csrfToken} returnTo={returnTo} sentTo={input.email} />, 202);
+    },
+  );
 });
 authPages.post('/email-sign-in/code', async (c) => {
   const returnTo = await formReturnTo(c);
-  return formAction(c, (s) => <EmailCodePage {...s} returnTo={returnTo} />, async () => {
-    const { code } = await parseInput(c, 'form', secondFactorInput);
-    const outcome = await signInWithEmailCode(
-      c.var.deps,
-      { code, bindingCookie: readCookie(c, COOKIES.emailSignIn) },
-      signInContext(c),
-      deferTo(c, 'sign_in_mail_failed'),
-    );
-    clearCookie(c, COOKIES.emailSignIn);
-    return afterFirstFactor(c, outcome, returnTo);
-  });
+  return formAction(
+    c,
+    (s) => <EmailCodePage {...s} returnTo={returnTo} />,
+    async () => {
+      const { code } = await parseInput(c, 'form', secondFactorInput);
+      const outcome = await signInWithEmailCode(
+        c.var.deps,
+        { code, bindingCookie: readCookie(c, COOKIES.emailSignIn) },
+        signInContext(c),
+        deferTo(c, 'sign_in_mail_failed'),
+      );
+      clearCookie(c, COOKIES.emailSignIn);
+      return afterFirstFactor(c, outcome, returnTo);
+    },
+  );
 });
 /** A link that cannot be used: say so under the email sign-in title, with the way to a new one. */
 const emailLinkErrorPage = { title: en.emailSignIn.title, link: { href: '/auth/email-sign-in', label: en.emailSignIn.submit } };
@@ -95,7 +101,15 @@ authPages.get('/email-sign-in/link', async (c) => {
   const token = tokenQuery.parse(c.req.query('token'));
   c.set('errorPage', emailLinkErrorPage);
   const view = await peekEmailSignInLink(c.var.deps, token, readCookie(c, COOKIES.emailSignIn));
-  return c.html(<ConfirmEmailLinkPage csrf={c.var.csrfToken} token={token} device={view.device} when={when(view.requestedAt)} sameBrowser={view.sameBrowser} />);
+  return c.html(
+    <ConfirmEmailLinkPage
+      csrf={c.var.csrfToken}
+      token={token}
+      device={view.device}
+      when={when(view.requestedAt)}
+      sameBrowser={view.sameBrowser}
+    />,
+  );
 });
 authPages.post('/email-sign-in/link', async (c) => {
   const token = tokenQuery.parse((await c.req.parseBody())['token']);
@@ -110,22 +124,30 @@ authPages.get('/sign-up', (c) => c.html(<SignUpPage csrf={c.var.csrfToken} minLe
 authPages.post('/sign-up', async (c) => {
   const email = await typedEmail(c);
   const minLength = c.var.deps.config.passwordMinLength;
-  return formAction(c, (s) => <SignUpPage {...s} email={email} minLength={minLength} />, async () => {
-    const input = await parseInput(c, 'form', signUpInput);
-    await signUp(c.var.deps, input, requestMeta(c));
-    return c.html(<MessagePage title={en.signUp.sent} body={en.signUp.sentBody(input.email)} />, 202);
-  });
+  return formAction(
+    c,
+    (s) => <SignUpPage {...s} email={email} minLength={minLength} />,
+    async () => {
+      const input = await parseInput(c, 'form', signUpInput);
+      await signUp(c.var.deps, input, requestMeta(c));
+      return c.html(<MessagePage title={en.signUp.sent} body={en.signUp.sentBody(input.email)} />, 202);
+    },
+  );
 });
 
 // Forgot and reset password
 authPages.get('/forgot-password', (c) => c.html(<ForgotPasswordPage csrf={c.var.csrfToken} />));
 authPages.post('/forgot-password', async (c) => {
   const email = await typedEmail(c);
-  return formAction(c, (s) => <ForgotPasswordPage {...s} email={email} />, async () => {
-    const input = await parseInput(c, 'form', forgotPasswordInput);
-    await requestPasswordReset(c.var.deps, input.email, requestMeta(c), deferTo(c, 'reset_mail_failed'));
-    return c.html(<MessagePage title={en.forgot.sent} body={en.forgot.sentBody} />, 202);
-  });
+  return formAction(
+    c,
+    (s) => <ForgotPasswordPage {...s} email={email} />,
+    async () => {
+      const input = await parseInput(c, 'form', forgotPasswordInput);
+      await requestPasswordReset(c.var.deps, input.email, requestMeta(c), deferTo(c, 'reset_mail_failed'));
+      return c.html(<MessagePage title={en.forgot.sent} body={en.forgot.sentBody} />, 202);
+    },
+  );
 });
 
 authPages.get('/reset-password', (c) => {
@@ -135,33 +157,43 @@ authPages.get('/reset-password', (c) => {
 authPages.post('/reset-password', async (c) => {
   const token = tokenQuery.parse((await c.req.parseBody())['token']);
   const minLength = c.var.deps.config.passwordMinLength;
-  return formAction(c, (s) => <ResetPasswordPage {...s} token={token} minLength={minLength} />, async () => {
-    const input = await parseInput(c, 'form', resetPasswordInput);
-    await resetPassword(c.var.deps, input, requestMeta(c));
-    clearSessionCookie(c);
-    return c.html(
-      <MessagePage title={en.reset.done} body={en.reset.doneBody} link={{ href: '/auth/sign-in', label: en.signIn.submit }} />,
-    );
-  });
+  return formAction(
+    c,
+    (s) => <ResetPasswordPage {...s} token={token} minLength={minLength} />,
+    async () => {
+      const input = await parseInput(c, 'form', resetPasswordInput);
+      await resetPassword(c.var.deps, input, requestMeta(c));
+      clearSessionCookie(c);
+      return c.html(
+        <MessagePage title={en.reset.done} body={en.reset.doneBody} link={{ href: '/auth/sign-in', label: en.signIn.submit }} />,
+      );
+    },
+  );
 });
 
 // Verify email: GET shows a button, POST consumes the token.
-authPages.get('/verify-email', (c) =>
-  c.html(<VerifyEmailPage csrf={c.var.csrfToken} token={tokenQuery.parse(c.req.query('token'))} />),
-);
+authPages.get('/verify-email', (c) => c.html(<VerifyEmailPage csrf={c.var.csrfToken} token={tokenQuery.parse(c.req.query('token'))} />));
 authPages.post('/verify-email', async (c) => {
   const token = tokenQuery.parse((await c.req.parseBody())['token']);
-  return formAction(c, (s) => <VerifyEmailPage {...s} token={token} />, async () => {
-    const input = await parseInput(c, 'form', verifyEmailInput);
-    const { deps } = c.var;
-    const verified = await verifyEmail(deps, input.token, requestMeta(c));
-    if (verified.passwordless) {
-      // Signed up with a passkey: signed in by the confirmed address, then on to create the passkey.
-      const outcome = await signInAfterPasskeySignUp(deps, verified.userId, signInContext(c), deferTo(c, 'sign_in_mail_failed'));
-      return afterFirstFactor(c, outcome, '/auth/account?setup=passkey');
-    }
-    return c.html(
-      <MessagePage title={en.verify.done} body={en.verify.doneBody(verified.email)} link={{ href: '/auth/sign-in', label: en.signIn.submit }} />,
-    );
-  });
+  return formAction(
+    c,
+    (s) => <VerifyEmailPage {...s} token={token} />,
+    async () => {
+      const input = await parseInput(c, 'form', verifyEmailInput);
+      const { deps } = c.var;
+      const verified = await verifyEmail(deps, input.token, requestMeta(c));
+      if (verified.passwordless) {
+        // Signed up with a passkey: signed in by the confirmed address, then on to create the passkey.
+        const outcome = await signInAfterPasskeySignUp(deps, verified.userId, signInContext(c), deferTo(c, 'sign_in_mail_failed'));
+        return afterFirstFactor(c, outcome, '/auth/account?setup=passkey');
+      }
+      return c.html(
+        <MessagePage
+          title={en.verify.done}
+          body={en.verify.doneBody(verified.email)}
+          link={{ href: '/auth/sign-in', label: en.signIn.submit }}
+        />,
+      );
+    },
+  );
 });

@@ -12,18 +12,34 @@ export const SignInPage: FC<FormState & { returnTo?: string }> = (s) => (
     <Form action="/auth/sign-in" csrf={s.csrf}>
       {s.returnTo && <input type="hidden" name="return_to" value={s.returnTo} />}
       {/* "webauthn" lets the browser offer passkeys in this field's autofill (conditional UI). */}
-      <Field name="email" label={en.email} type="email" autocomplete="username webauthn" value={s.email} error={fieldError(s, 'email')} autofocus />
+      <Field
+        name="email"
+        label={en.email}
+        type="email"
+        autocomplete="username webauthn"
+        value={s.email}
+        error={fieldError(s, 'email')}
+        autofocus
+      />
       <Field name="password" label={en.password} type="password" autocomplete="current-password" error={fieldError(s, 'password')} />
-      <button class="primary" type="submit">{en.signIn.submit}</button>
+      <button class="primary" type="submit">
+        {en.signIn.submit}
+      </button>
     </Form>
     <p>
-      <button type="button" data-passkey="sign-in" data-return-to={s.returnTo ?? '/auth/account'}>{en.signIn.passkey}</button>{' '}
-      <a href={`/auth/email-sign-in${s.returnTo ? `?return_to=${encodeURIComponent(s.returnTo)}` : ''}`}>{en.signIn.emailLink}</a>{' '}
-      · <a href="/auth/handoff/qr">{en.signIn.withPhone}</a>
+      <button type="button" data-passkey="sign-in" data-return-to={s.returnTo ?? '/auth/account'}>
+        {en.signIn.passkey}
+      </button>{' '}
+      <a href={`/auth/email-sign-in${s.returnTo ? `?return_to=${encodeURIComponent(s.returnTo)}` : ''}`}>{en.signIn.emailLink}</a> ·{' '}
+      <a href="/auth/handoff/qr">{en.signIn.withPhone}</a>
     </p>
     <p class="alert" role="alert" data-passkey-error hidden />
-    <p><a href="/auth/forgot-password">{en.signIn.forgot}</a></p>
-    <p>{en.signIn.noAccount} <a href="/auth/sign-up">{en.signIn.createAccount}</a></p>
+    <p>
+      <a href="/auth/forgot-password">{en.signIn.forgot}</a>
+    </p>
+    <p>
+      {en.signIn.noAccount} <a href="/auth/sign-up">{en.signIn.createAccount}</a>
+    </p>
   </Layout>
 );
 
@@ -41,11 +57,17 @@ export const SignUpPage: FC<FormState & { minLength: number }> = (s) => (
         hint={en.passwordHint(s.minLength)}
         error={fieldError(s, 'password')}
       />
-      <button class="primary" type="submit" name="method" value="password">{en.signUp.submit}</button>{' '}
+      <button class="primary" type="submit" name="method" value="password">
+        {en.signUp.submit}
+      </button>{' '}
       {/* No password: the account is created when the address is confirmed, then a passkey is added. */}
-      <button type="submit" name="method" value="passkey" formnovalidate>{en.signUp.withPasskey}</button>
+      <button type="submit" name="method" value="passkey" formnovalidate>
+        {en.signUp.withPasskey}
+      </button>
     </Form>
-    <p>{en.signUp.haveAccount} <a href="/auth/sign-in">{en.signIn.submit}</a></p>
+    <p>
+      {en.signUp.haveAccount} <a href="/auth/sign-in">{en.signIn.submit}</a>
+    </p>
   </Layout>
 );
 
@@ -55,7 +77,9 @@ export const ForgotPasswordPage: FC<FormState> = (s) => (
     <Alert message={formError(s)} />
     <Form action="/auth/forgot-password" csrf={s.csrf}>
       <Field name="email" label={en.email} type="email" autocomplete="email" value={s.email} error={fieldError(s, 'email')} autofocus />
-      <button class="primary" type="submit">{en.forgot.submit}</button>
+      <button class="primary" type="submit">
+        {en.forgot.submit}
+      </button>
     </Form>
   </Layout>
 );
@@ -75,7 +99,9 @@ export const ResetPasswordPage: FC<FormState & { token: string; minLength: numbe
         error={fieldError(s, 'password')}
         autofocus
       />
-      <button class="primary" type="submit">{en.reset.submit}</button>
+      <button class="primary" type="submit">
+        {en.reset.submit}
+      </button>
     </Form>
   </Layout>
 );
@@ -87,7 +113,9 @@ export const VerifyEmailPage: FC<FormState & { token: string }> = (s) => (
     <p>{en.verify.intro}</p>
     <Form action="/auth/verify-email" csrf={s.csrf}>
       <input type="hidden" name="token" value={s.token} />
-      <button class="primary" type="submit">{en.verify.submit}</button>
+      <button class="primary" type="submit">
+        {en.verify.submit}
+      </button>
     </Form>
   </Layout>
 );
@@ -99,7 +127,9 @@ export const EmailSignInPage: FC<FormState & { returnTo: string }> = (s) => (
     <Form action="/auth/email-sign-in" csrf={s.csrf}>
       <input type="hidden" name="return_to" value={s.returnTo} />
       <Field name="email" label={en.email} type="email" autocomplete="email" value={s.email} error={fieldError(s, 'email')} autofocus />
-      <button class="primary" type="submit">{en.emailSignIn.submit}</button>
+      <button class="primary" type="submit">
+        {en.emailSignIn.submit}
+      </button>
     </Form>
   </Layout>
 );
@@ -132,7 +162,9 @@ export const ConfirmEmailLinkPage: FC<FormState & { token: string; device: strin
     {!s.sameBrowser && <p role="status">{en.emailSignIn.confirmBody(s.device, s.when)}</p>}
     <Form action="/auth/email-sign-in/link" csrf={s.csrf}>
       <input type="hidden" name="token" value={s.token} />
-      <button class="primary" type="submit">{s.sameBrowser ? en.emailSignIn.continueSubmit : en.emailSignIn.confirmSubmit}</button>
+      <button class="primary" type="submit">
+        {s.sameBrowser ? en.emailSignIn.continueSubmit : en.emailSignIn.confirmSubmit}
+      </button>
     </Form>
   </Layout>
 );

@@ -34,8 +34,7 @@ export interface PasskeyView {
 }
 
 const rejected = (message: string) => new GatehouseError('invalid_passkey', message);
-const challengeGone = () =>
-  new GatehouseError('invalid_challenge', 'This passkey request has expired or was already used. Try again.');
+const challengeGone = () => new GatehouseError('invalid_challenge', 'This passkey request has expired or was already used. Try again.');
 
 async function storeChallenge(deps: Deps, challenge: string, purpose: 'register' | 'authenticate', userId: string | null): Promise<string> {
   const id = randomToken(16);
@@ -65,7 +64,13 @@ async function takeChallenge(deps: Deps, id: string, purpose: 'register' | 'auth
 export async function listPasskeys(deps: Deps, userId: string): Promise<PasskeyView[]> {
   return failClosed('the database', () =>
     deps.db
-      .select({ id: passkeys.id, name: passkeys.name, createdAt: passkeys.createdAt, lastUsedAt: passkeys.lastUsedAt, backedUp: passkeys.backedUp })
+      .select({
+        id: passkeys.id,
+        name: passkeys.name,
+        createdAt: passkeys.createdAt,
+        lastUsedAt: passkeys.lastUsedAt,
+        backedUp: passkeys.backedUp,
+      })
       .from(passkeys)
       .where(eq(passkeys.userId, userId))
       .orderBy(desc(passkeys.createdAt))
@@ -161,18 +166,20 @@ export async function authenticationOptions(deps: Deps): Promise<{ challengeId: 
  * — a counter that does not (a cloned authenticator) is refused and audited. The counter update is
  * a compare-and-set, so two concurrent uses of one assertion cannot both pass.
  */
-export async function verifyPasskey(
-  deps: Deps,
-  input: PasskeyAssertion,
-  meta: RequestMeta,
-): Promise<{ userId: string; amr: string[] }> {
+export async function verifyPasskey(deps: Deps, input: PasskeyAssertion, meta: RequestMeta): Promise<{ userId: string; amr: string[] }> {
   const challenge = await takeChallenge(deps, input.challengeId, 'authenticate');
   if (!challenge) throw challengeGone();
   const stored = await failClosed('the database', () => deps.db.select().from(passkeys).where(eq(passkeys.id, input.response.id)).get());
   if (!stored) throw rejected('This passkey is not registered here (it may have been removed).');
   const fail = async (reason: string) => {
     await failClosed('the database', () =>
-      audit(deps.db, { type: 'passkey_rejected', userId: stored.userId, meta, detail: { ceremony: 'authenticate', passkey: stored.id, reason }, at: deps.now() }),
+      audit(deps.db, {
+        type: 'passkey_rejected',
+        userId: stored.userId,
+        meta,
+        detail: { ceremony: 'authenticate', passkey: stored.id, reason },
+        at: deps.now(),
+      }),
     );
     return rejected(`The passkey could not be verified: ${reason}.`);
   };
@@ -180,7 +187,9 @@ export async function verifyPasskey(
   if (userHandle) {
     const handle = decodeBase64urlText(userHandle);
     if (handle === null)
-      throw new GatehouseError('invalid_request', 'response.response.userHandle is not base64url of a user id.', { field: 'response.response.userHandle' });
+      throw new GatehouseError('invalid_request', 'response.response.userHandle is not base64url of a user id.', {
+        field: 'response.response.userHandle',
+      });
     if (handle !== stored.userId) throw await fail('it belongs to another account');
   }
 
@@ -191,7 +200,12 @@ export async function verifyPasskey(
       expectedChallenge: challenge.challenge,
       expectedOrigin: deps.config.webauthn.origins,
       expectedRPID: deps.config.webauthn.rpId,
-      credential: { id: stored.id, publicKey: fromBase64url(stored.publicKey), counter: stored.counter, transports: JSON.parse(stored.transports) as string[] },
+      credential: {
+        id: stored.id,
+        publicKey: fromBase64url(stored.publicKey),
+        counter: stored.counter,
+        transports: JSON.parse(stored.transports) as string[],
+      },
       requireUserVerification: false,
     });
   } catch (e) {
@@ -204,12 +218,7 @@ export async function verifyPasskey(
     deps.db
       .update(passkeys)
       .set({ counter: newCounter, lastUsedAt: deps.now() })
-      .where(
-        and(
-          eq(passkeys.id, stored.id),
-          or(lt(passkeys.counter, newCounter), and(eq(passkeys.counter, 0), sql`${newCounter} = 0`)),
-        ),
-      )
+      .where(and(eq(passkeys.id, stored.id), or(lt(passkeys.counter, newCounter), and(eq(passkeys.counter, 0), sql`${newCounter} = 0`))))
       .returning({ id: passkeys.id }),
   );
   if (updated.length === 0) throw await fail('its signature counter went backwards (a cloned authenticator?)');
@@ -221,7 +230,10 @@ export async function removePasskey(deps: Deps, userId: string, id: string, meta
   const now = deps.now();
   const removed = await failClosed('the database', async () => {
     const [rows] = await deps.db.batch([
-      deps.db.delete(passkeys).where(and(eq(passkeys.id, id), eq(passkeys.userId, userId))).returning({ id: passkeys.id }),
+      deps.db
+        .delete(passkeys)
+        .where(and(eq(passkeys.id, id), eq(passkeys.userId, userId)))
+        .returning({ id: passkeys.id }),
       auditInsert(deps.db, { type: 'passkey_removed', userId, meta, detail: { passkey: id }, at: now }),
     ]);
     return rows.length > 0;

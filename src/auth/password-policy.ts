@@ -21,10 +21,8 @@ const length = (s: string) => [...s.normalize('NFC')].length;
  */
 export function checkNewPassword(password: string, minLength: number, field = 'password'): void {
   const n = length(password);
-  if (n < minLength)
-    throw new GatehouseError('weak_password', `Password must be at least ${minLength} characters.`, { field });
+  if (n < minLength) throw new GatehouseError('weak_password', `Password must be at least ${minLength} characters.`, { field });
   if (n > PASSWORD_MAX_LENGTH)
     throw new GatehouseError('weak_password', `Password must be at most ${PASSWORD_MAX_LENGTH} characters.`, { field });
-  if (isCommonPassword(password))
-    throw new GatehouseError('weak_password', 'This password is too common; choose another.', { field });
+  if (isCommonPassword(password)) throw new GatehouseError('weak_password', 'This password is too common; choose another.', { field });
 }

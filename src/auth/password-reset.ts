@@ -24,7 +24,13 @@ export async function requestPasswordReset(
   const [held, found] = await failClosed('the database', () => Promise.all([mailLimitReached(db, email, now), findUserByEmail(db, email)]));
   await failClosed('the database', async () => {
     await recordAttempt(deps.d1, 'mail', email, now);
-    await auditInsert(db, { type: held ? 'mail_suppressed' : 'password_reset_requested', userId: found?.id ?? null, meta, ...(held ? { detail: { for: 'password_reset' } } : {}), at: now });
+    await auditInsert(db, {
+      type: held ? 'mail_suppressed' : 'password_reset_requested',
+      userId: found?.id ?? null,
+      meta,
+      ...(held ? { detail: { for: 'password_reset' } } : {}),
+      at: now,
+    });
   });
   // Past the per-address mail limit: answered like an unknown address (no link, no mail).
   const user = held ? undefined : found;
@@ -32,9 +38,7 @@ export async function requestPasswordReset(
     await deps.passwords.verifyDummy(email);
     return;
   }
-  const token = await failClosed('the database', () =>
-    issueEmailToken(db, { purpose: 'reset_password', email, userId: user.id, now }),
-  );
+  const token = await failClosed('the database', () => issueEmailToken(db, { purpose: 'reset_password', email, userId: user.id, now }));
   await deps.passwords.verifyDummy(email);
   const link = authUrl(deps.config, '/auth/reset-password', { token });
   // Only known addresses get mail: sending it after the answer keeps the provider's latency from
@@ -91,4 +95,3 @@ export async function resetPassword(
   );
   return { userId, email: peeked.email };
 }
-

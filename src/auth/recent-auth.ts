@@ -34,7 +34,12 @@ export async function requireRecentSignIn(deps: Deps, session: SessionClaims): P
  * origin shares Gatehouse's host, whose scripts can act with the person's cookies: there the proof
  * is required every time.
  */
-export async function authorizeSensitiveAction(deps: Deps, session: SessionClaims, proof: Proof | undefined, meta: RequestMeta): Promise<void> {
+export async function authorizeSensitiveAction(
+  deps: Deps,
+  session: SessionClaims,
+  proof: Proof | undefined,
+  meta: RequestMeta,
+): Promise<void> {
   if (proof) {
     await assertLiveSession(deps, session);
     await checkProof(deps, session, proof, meta);
@@ -76,5 +81,7 @@ async function checkProof(deps: Deps, session: SessionClaims, proof: Proof, meta
     });
     throw invalid(user?.passwordHash ? 'That password is not right.' : 'This account has no password; confirm with a code or a passkey.');
   }
-  await failClosed('the database', async () => deps.db.batch([clearAttemptsStatement(deps.db, await throttleKey('sign_in', session.email))]));
+  await failClosed('the database', async () =>
+    deps.db.batch([clearAttemptsStatement(deps.db, await throttleKey('sign_in', session.email))]),
+  );
 }

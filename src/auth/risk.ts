@@ -38,11 +38,7 @@ export async function markersOf(ctx: SignInContext): Promise<string[]> {
 export async function assessRisk(deps: Deps, userId: string, ctx: SignInContext): Promise<RiskAssessment> {
   const markers = await markersOf(ctx);
   const rows = await failClosed('the database', () =>
-    deps.db
-      .select({ marker: signInHistory.marker })
-      .from(signInHistory)
-      .where(eq(signInHistory.userId, userId))
-      .all(),
+    deps.db.select({ marker: signInHistory.marker }).from(signInHistory).where(eq(signInHistory.userId, userId)).all(),
   );
   const seen = new Set(rows.map((r) => r.marker));
   const kinds = new Set(rows.map((r) => r.marker.split(':')[0]));

@@ -162,7 +162,12 @@ authApi.post('/email-sign-in', async (c) => {
 
 authApi.post('/email-sign-in/code', async (c) => {
   const { code } = await parseInput(c, 'json', secondFactorInput);
-  const outcome = await signInWithEmailCode(c.var.deps, { code, bindingCookie: readCookie(c, COOKIES.emailSignIn) }, signInContext(c), deferTo(c, 'sign_in_mail_failed'));
+  const outcome = await signInWithEmailCode(
+    c.var.deps,
+    { code, bindingCookie: readCookie(c, COOKIES.emailSignIn) },
+    signInContext(c),
+    deferTo(c, 'sign_in_mail_failed'),
+  );
   clearCookie(c, COOKIES.emailSignIn);
   return signInResponse(c, outcome);
 });
@@ -240,7 +245,9 @@ authApi.post('/recovery-codes', requireSession, async (c) => {
 
 authApi.get('/passkeys', requireSession, async (c) => c.json({ passkeys: await listPasskeys(c.var.deps, c.var.session.sub) }));
 
-authApi.post('/passkeys/registration-options', requireSession, async (c) => c.json(await beginPasskeyRegistration(c.var.deps, c.var.session)));
+authApi.post('/passkeys/registration-options', requireSession, async (c) =>
+  c.json(await beginPasskeyRegistration(c.var.deps, c.var.session)),
+);
 
 authApi.post('/passkeys', requireSession, async (c) => {
   const { proof, ...input } = await parseInput(c, 'json', passkeyRegistrationInput);

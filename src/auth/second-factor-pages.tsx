@@ -26,7 +26,9 @@ export const SecondFactorPage: FC<FormState & { returnTo: string; factors: Secon
     )}
     {s.factors.passkeys > 0 && (
       <p>
-        <button type="button" data-passkey="verify" data-return-to={s.returnTo}>{en.mfa.usePasskey}</button>
+        <button type="button" data-passkey="verify" data-return-to={s.returnTo}>
+          {en.mfa.usePasskey}
+        </button>
       </p>
     )}
     <p class="alert" role="alert" data-passkey-error hidden />
@@ -85,7 +87,12 @@ export const RecoveryCodesPage: FC<{ codes: string[]; returnTo: string }> = ({ c
 );
 
 /** The account page's security section: authenticator app, recovery codes, passkeys. */
-export const SecuritySection: FC<{ csrf: string; factors: SecondFactors; passkeys: PasskeyView[]; askProof: boolean }> = ({ csrf, factors, passkeys, askProof }) => (
+export const SecuritySection: FC<{ csrf: string; factors: SecondFactors; passkeys: PasskeyView[]; askProof: boolean }> = ({
+  csrf,
+  factors,
+  passkeys,
+  askProof,
+}) => (
   <section aria-labelledby="security-heading">
     <h2 id="security-heading">{en.security.title}</h2>
     <p id="totp-status">{factors.totp ? en.security.totpOn : en.security.totpOff}</p>
@@ -114,7 +121,9 @@ export const SecuritySection: FC<{ csrf: string; factors: SecondFactors; passkey
             <strong>{p.name}</strong> — {en.security.created} {when(p.createdAt)}
             {p.lastUsedAt ? `, ${en.security.lastUsed} ${when(p.lastUsedAt)}` : ''}{' '}
             <Form action={`/auth/account/passkeys/${encodeURIComponent(p.id)}/remove`} csrf={csrf} class="inline">
-              <button type="submit" aria-label={`${en.security.removePasskey} ${p.name}`}>{en.security.removePasskey}</button>
+              <button type="submit" aria-label={`${en.security.removePasskey} ${p.name}`}>
+                {en.security.removePasskey}
+              </button>
             </Form>
           </li>
         ))}
@@ -126,7 +135,9 @@ export const SecuritySection: FC<{ csrf: string; factors: SecondFactors; passkey
     </div>
     {askProof && <ProofFields />}
     <p>
-      <button type="button" data-passkey="register">{en.security.addPasskey}</button>
+      <button type="button" data-passkey="register">
+        {en.security.addPasskey}
+      </button>
     </p>
     <p class="alert" role="alert" data-passkey-error hidden />
   </section>

@@ -1,6 +1,13 @@
 import { router } from '../lib/router';
 import { factorsMeeting } from './acr';
-import { beginTotpEnrolment, deletePasskey, finishTotpEnrolment, pendingTotpEnrolment, removeTotp, replaceRecoveryCodes } from './manage-factors';
+import {
+  beginTotpEnrolment,
+  deletePasskey,
+  finishTotpEnrolment,
+  pendingTotpEnrolment,
+  removeTotp,
+  replaceRecoveryCodes,
+} from './manage-factors';
 import { secondFactorInput } from './schemas';
 import { completeSignIn, readPending, stepUp } from './second-factor';
 import { secondFactorsOf } from './totp';
@@ -44,19 +51,23 @@ secondFactorPages.post('/second-factor', async (c) => {
   const state = await secondFactorState(c);
   if (!state) return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: returnTo })}`, 303);
   const factors = await secondFactorsOf(c.var.deps, state.userId);
-  return formAction(c, (s) => <SecondFactorPage {...s} returnTo={returnTo} factors={factors} stepUp={state.stepUp} />, async () => {
-    const { code } = await parseInput(c, 'form', secondFactorInput);
-    const { deps } = c.var;
-    if (state.stepUp) {
-      const { session } = await stepUp(deps, state.session, { kind: 'code', code }, requestMeta(c));
-      setSessionCookie(c, session.cookie);
-      return continueTo(c, returnTo);
-    }
-    const done = await completeSignIn(deps, readCookie(c, COOKIES.secondFactor), { kind: 'code', code }, signInContext(c), {
-      defer: deferTo(c, 'sign_in_mail_failed'),
-    });
-    return afterFirstFactor(c, { kind: 'signed_in', ...done }, returnTo);
-  });
+  return formAction(
+    c,
+    (s) => <SecondFactorPage {...s} returnTo={returnTo} factors={factors} stepUp={state.stepUp} />,
+    async () => {
+      const { code } = await parseInput(c, 'form', secondFactorInput);
+      const { deps } = c.var;
+      if (state.stepUp) {
+        const { session } = await stepUp(deps, state.session, { kind: 'code', code }, requestMeta(c));
+        setSessionCookie(c, session.cookie);
+        return continueTo(c, returnTo);
+      }
+      const done = await completeSignIn(deps, readCookie(c, COOKIES.secondFactor), { kind: 'code', code }, signInContext(c), {
+        defer: deferTo(c, 'sign_in_mail_failed'),
+      });
+      return afterFirstFactor(c, { kind: 'signed_in', ...done }, returnTo);
+    },
+  );
 });
 
 // Two-step verification: enrol an authenticator app (QR rendered here, never by a third party). Each
@@ -66,7 +77,13 @@ secondFactorPages.get('/account/totp', requireSession, async (c) => {
   const returnTo = safeReturnTo(c.req.query('return_to') ?? '/auth/account');
   const enrolment = await beginTotpEnrolment(deps, c.var.session);
   return c.html(
-    <TotpEnrollPage csrf={c.var.csrfToken} secret={enrolment.secret} qr={qrDataUri(enrolment.uri)} returnTo={returnTo} askProof={deps.config.gateway.sharedHost} />,
+    <TotpEnrollPage
+      csrf={c.var.csrfToken}
+      secret={enrolment.secret}
+      qr={qrDataUri(enrolment.uri)}
+      returnTo={returnTo}
+      askProof={deps.config.gateway.sharedHost}
+    />,
   );
 });
 secondFactorPages.post('/account/totp', requireSession, async (c) => {

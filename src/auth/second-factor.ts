@@ -111,7 +111,12 @@ export async function readPending(deps: Deps, token: string | undefined): Promis
  * Checks a second factor for `userId`, with the per-user attempt limit: five wrong codes lock the
  * user's second factor for 30 s, doubling up to 15 minutes. Returns the methods it adds to amr.
  */
-export async function checkSecondFactor(deps: Deps, userId: string, proof: SecondFactorProof, meta: RequestMeta): Promise<{ amr: string[]; method: string }> {
+export async function checkSecondFactor(
+  deps: Deps,
+  userId: string,
+  proof: SecondFactorProof,
+  meta: RequestMeta,
+): Promise<{ amr: string[]; method: string }> {
   if (proof.kind === 'passkey') {
     if (proof.userId !== userId) throw new GatehouseError('invalid_passkey', 'That passkey belongs to another account.');
     return { amr: proof.amr, method: 'passkey' };
@@ -120,7 +125,9 @@ export async function checkSecondFactor(deps: Deps, userId: string, proof: Secon
   await failClosed('the database', () => assertNotLocked(deps.db, 'second_factor', userId, now));
   try {
     const method = await verifySecondFactorCode(deps, userId, proof.code);
-    await failClosed('the database', async () => deps.db.batch([clearAttemptsStatement(deps.db, await throttleKey('second_factor', userId))]));
+    await failClosed('the database', async () =>
+      deps.db.batch([clearAttemptsStatement(deps.db, await throttleKey('second_factor', userId))]),
+    );
     return { amr: ['otp'], method };
   } catch (e) {
     if (e instanceof GatehouseError && e.status === 400) {
@@ -147,7 +154,13 @@ export async function completeSignIn(
   const user = await failClosed('the database', () => findUserById(deps.db, pending.sub));
   if (!user) throw new GatehouseError('unauthenticated', 'Sign in again.');
   const { amr: added, method } = await checkSecondFactor(deps, user.id, proof, ctx.meta);
-  const risk: RiskAssessment = { firstSignIn: pending.firstSignIn, newDevice: pending.risky, newCountry: false, newAsn: false, markers: pending.markers };
+  const risk: RiskAssessment = {
+    firstSignIn: pending.firstSignIn,
+    newDevice: pending.risky,
+    newCountry: false,
+    newAsn: false,
+    markers: pending.markers,
+  };
   return finishSignIn(deps, user, combineAmr(pending.amr, added), ctx, risk, { ...opts, detail: { secondFactor: method } });
 }
 

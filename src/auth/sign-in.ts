@@ -8,8 +8,7 @@ import type { SignInContext } from './risk';
 import { completeFirstFactor, type SignInOutcome } from './second-factor';
 import { assertNotLocked, clearAttemptsStatement, recordAttempt, throttleKey } from './throttle';
 
-export const invalidCredentials = () =>
-  new GatehouseError('invalid_credentials', 'The email or password is incorrect.');
+export const invalidCredentials = () => new GatehouseError('invalid_credentials', 'The email or password is incorrect.');
 
 /**
  * Password sign-in. Unknown email and wrong password give the same error after the same work
@@ -42,7 +41,8 @@ export async function signInWithPassword(
   }
   if (deps.config.requireVerifiedEmail && user.emailVerifiedAt === null) {
     throw new GatehouseError(
-      'email_not_verified', 'Confirm your email address before signing in: sign up again with this address to get a new link.',
+      'email_not_verified',
+      'Confirm your email address before signing in: sign up again with this address to get a new link.',
     );
   }
 

@@ -22,7 +22,8 @@ export async function signUp(deps: Deps, input: { email: string; password: strin
   const held = await failClosed('the database', () => mailLimitReached(db, input.email, now));
 
   // A passkey sign-up (no password) still does the hashing work: the answer takes as long either way.
-  const passwordHash = input.password !== null ? await deps.passwords.hash(input.password) : await deps.passwords.verifyDummy(input.email).then(() => null);
+  const passwordHash =
+    input.password !== null ? await deps.passwords.hash(input.password) : await deps.passwords.verifyDummy(input.email).then(() => null);
   const existing = await failClosed('the database', () => findUserByEmail(db, input.email));
   const minutes = EMAIL_TOKEN_TTL.verify_email / 60;
 
@@ -40,9 +41,7 @@ export async function signUp(deps: Deps, input: { email: string; password: strin
   if (held) return;
 
   if (existing?.emailVerifiedAt) {
-    await deps.mailer.send(
-      alreadyRegisteredMail(input.email, authUrl(config, '/auth/sign-in'), authUrl(config, '/auth/forgot-password')),
-    );
+    await deps.mailer.send(alreadyRegisteredMail(input.email, authUrl(config, '/auth/sign-in'), authUrl(config, '/auth/forgot-password')));
     return;
   }
   // An existing but unverified account (made by an operator) only needs its address confirmed;

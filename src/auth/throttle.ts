@@ -32,7 +32,8 @@ export async function assertNotLocked(db: Database, scope: ThrottleScope, email:
   if (row && row.lockedUntil > now) {
     const retryAfter = Math.ceil((row.lockedUntil - now) / 1000);
     throw new GatehouseError(
-      'account_locked', scope === 'second_factor'
+      'account_locked',
+      scope === 'second_factor'
         ? `Too many wrong codes. Try again in ${retryAfter} seconds.`
         : `Too many attempts for this account. Try again in ${retryAfter} seconds, or reset your password.`,
       { retryAfter },
@@ -70,5 +71,4 @@ export async function recordAttempt(d1: D1Database, scope: ThrottleScope, email:
 }
 
 /** The statement that clears a counter (key from throttleKey), to run alone or inside a batch. */
-export const clearAttemptsStatement = (db: Database, key: string) =>
-  db.delete(credentialFailures).where(eq(credentialFailures.key, key));
+export const clearAttemptsStatement = (db: Database, key: string) => db.delete(credentialFailures).where(eq(credentialFailures.key, key));

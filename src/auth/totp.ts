@@ -32,7 +32,8 @@ export async function startTotpEnrollment(deps: Deps, user: { id: string; email:
   const existing = await failClosed('the database', () =>
     deps.db.select().from(totpCredentials).where(eq(totpCredentials.userId, user.id)).get(),
   );
-  if (existing?.confirmedAt) throw new GatehouseError('already_enrolled', 'An authenticator app is already set up. Remove it first to set up another.');
+  if (existing?.confirmedAt)
+    throw new GatehouseError('already_enrolled', 'An authenticator app is already set up. Remove it first to set up another.');
   const secret = new Secret({ size: 20 });
   const sealed = await seal(deps.config.keyEncryptionKey, `totp:${user.id}`, secret.base32);
   await failClosed('the database', () =>
@@ -47,7 +48,9 @@ export async function startTotpEnrollment(deps: Deps, user: { id: string; email:
 
 /** The secret of an enrolment that still waits for its first code (to show it again), or null. */
 export async function pendingTotpSecret(deps: Deps, user: { id: string; email: string }): Promise<{ secret: string; uri: string } | null> {
-  const row = await failClosed('the database', () => deps.db.select().from(totpCredentials).where(eq(totpCredentials.userId, user.id)).get());
+  const row = await failClosed('the database', () =>
+    deps.db.select().from(totpCredentials).where(eq(totpCredentials.userId, user.id)).get(),
+  );
   if (!row || row.confirmedAt) return null;
   const base32 = await unseal(deps.config.keyEncryptionKey, `totp:${user.id}`, row.secretEncrypted);
   return { secret: base32, uri: totpFor(Secret.fromBase32(base32), user.email, deps.config.webauthn.rpName).toString() };
@@ -59,7 +62,9 @@ export async function pendingTotpSecret(deps: Deps, user: { id: string; email: s
  * `confirmed` false checks the pending enrolment instead.
  */
 async function claimTotpStep(deps: Deps, userId: string, code: string, confirmed: boolean): Promise<boolean> {
-  const row = await failClosed('the database', () => deps.db.select().from(totpCredentials).where(eq(totpCredentials.userId, userId)).get());
+  const row = await failClosed('the database', () =>
+    deps.db.select().from(totpCredentials).where(eq(totpCredentials.userId, userId)).get(),
+  );
   if (!row || Boolean(row.confirmedAt) !== confirmed) return false;
   const base32 = await unseal(deps.config.keyEncryptionKey, `totp:${userId}`, row.secretEncrypted);
   const now = deps.now();
@@ -92,13 +97,13 @@ async function newRecoveryCodes(deps: Deps, userId: string, now: number) {
   return { codes, statements };
 }
 
-const normaliseRecoveryCode = (code: string) =>
-  code.toUpperCase().replace(/[\s-]/g, '').replace(/O/g, '0').replace(/[IL]/g, '1');
+const normaliseRecoveryCode = (code: string) => code.toUpperCase().replace(/[\s-]/g, '').replace(/O/g, '0').replace(/[IL]/g, '1');
 
 /** Confirms enrolment with the first code; returns the ten recovery codes (shown once). */
 export async function confirmTotpEnrollment(deps: Deps, userId: string, code: string, meta: RequestMeta): Promise<string[]> {
   if (!/^\d{6}$/.test(code)) throw codeProblem('Enter the 6-digit code from your authenticator app.');
-  if (!(await claimTotpStep(deps, userId, code, false))) throw codeProblem('That code is not right. Check the time on your phone and try again.');
+  if (!(await claimTotpStep(deps, userId, code, false)))
+    throw codeProblem('That code is not right. Check the time on your phone and try again.');
   const now = deps.now();
   const { codes, statements } = await newRecoveryCodes(deps, userId, now);
   await failClosed('the database', () =>

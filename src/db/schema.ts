@@ -40,7 +40,9 @@ export const users = sqliteTable('users', {
 export const userRoles = sqliteTable(
   'user_roles',
   {
-    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
     role: text('role').notNull(),
   },
   (t) => [primaryKey({ columns: [t.userId, t.role] })],
@@ -139,8 +141,12 @@ export const oauthClients = sqliteTable('oauth_clients', {
   scopes: text('scopes').notNull(),
   /** First-party clients skip the consent page. */
   firstParty: integer('first_party', { mode: 'boolean' }).notNull().default(false),
-  accessTokenFormat: text('access_token_format', { enum: ['jwt', 'opaque'] }).notNull().default('jwt'),
-  idTokenSignedResponseAlg: text('id_token_signed_response_alg', { enum: ['RS256', 'ES256'] }).notNull().default('RS256'),
+  accessTokenFormat: text('access_token_format', { enum: ['jwt', 'opaque'] })
+    .notNull()
+    .default('jwt'),
+  idTokenSignedResponseAlg: text('id_token_signed_response_alg', { enum: ['RS256', 'ES256'] })
+    .notNull()
+    .default('RS256'),
   /** For private_key_jwt: the client's public keys (a JWKS document). */
   jwks: text('jwks'),
   /** Seconds; null means the server default. */
@@ -177,8 +183,12 @@ export const oauthClients = sqliteTable('oauth_clients', {
 export const consents = sqliteTable(
   'consents',
   {
-    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
-    clientId: text('client_id').notNull().references(() => oauthClients.clientId, { onDelete: 'cascade' }),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    clientId: text('client_id')
+      .notNull()
+      .references(() => oauthClients.clientId, { onDelete: 'cascade' }),
     scopes: text('scopes').notNull(),
     /** RFC 8707 resources (APIs) the user let the client's tokens be for: a JSON array. */
     resources: text('resources').notNull().default('[]'),
@@ -198,7 +208,9 @@ export const passkeys = sqliteTable(
   'passkeys',
   {
     id: text('id').primaryKey(),
-    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
     name: text('name').notNull(),
     /** COSE public key, base64url. */
     publicKey: text('public_key').notNull(),
@@ -228,7 +240,9 @@ export const webauthnChallenges = sqliteTable('webauthn_challenges', {
  * `confirmedAt` is null while enrolment waits for the first code.
  */
 export const totpCredentials = sqliteTable('totp_credentials', {
-  userId: text('user_id').primaryKey().references(() => users.id, { onDelete: 'cascade' }),
+  userId: text('user_id')
+    .primaryKey()
+    .references(() => users.id, { onDelete: 'cascade' }),
   secretEncrypted: text('secret_encrypted').notNull(),
   lastStep: integer('last_step').notNull().default(0),
   confirmedAt: integer('confirmed_at'),
@@ -239,7 +253,9 @@ export const totpCredentials = sqliteTable('totp_credentials', {
 export const recoveryCodes = sqliteTable(
   'recovery_codes',
   {
-    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
     codeHash: text('code_hash').notNull(),
     usedAt: integer('used_at'),
     createdAt: integer('created_at').notNull(),
@@ -280,7 +296,9 @@ export const emailSignIns = sqliteTable(
 export const signInHistory = sqliteTable(
   'sign_in_history',
   {
-    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
     /** `device:<hash>`, `country:<code>` or `asn:<number>`. */
     marker: text('marker').notNull(),
     firstSeenAt: integer('first_seen_at').notNull(),

@@ -27,7 +27,9 @@ export function admit(request: { pathname: string; method: string; serviceWorker
   // Methods beyond RFC 9110's (WebDAV's PROPPATCH, a lower-case `patch`) match no route's method
   // list and would fall through to a catch-all: refused here, before any route is looked at.
   if (!METHODS.has(request.method))
-    throw new GatewayRefusal('method_not_allowed', 'The gateway does not forward requests with this method.', { allow: [...METHODS].join(', ') });
+    throw new GatewayRefusal('method_not_allowed', 'The gateway does not forward requests with this method.', {
+      allow: [...METHODS].join(', '),
+    });
   // A service worker controls every page under its script's directory: one served from `/` would
   // see Gatehouse's own pages on this host (sign-in, `/.gatehouse/session?code=`). Origins serve
   // theirs from a subdirectory; `Service-Worker-Allowed`, which would widen it, is dropped on the

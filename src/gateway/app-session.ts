@@ -44,7 +44,11 @@ async function stateIsGenuine(deps: Deps, host: string, state: string): Promise<
   return timingSafeEqualString(await signState(deps, host, m[1]!, Number(m[2])), state);
 }
 
-const badLink = () => new GatehouseError('invalid_request', 'This sign-in link is not valid (expired, used, or started in another browser). Go back and try again.');
+const badLink = () =>
+  new GatehouseError(
+    'invalid_request',
+    'This sign-in link is not valid (expired, used, or started in another browser). Go back and try again.',
+  );
 
 /**
  * The app host's first step: the state to keep in its cookie and where to send the browser —
@@ -59,7 +63,11 @@ export async function beginHandshake(deps: Deps, host: string, returnTo: string,
 }
 
 /** Gatehouse's host, second step: a code for the app host, and the address that takes it there. */
-export async function issueHandshake(deps: Deps, session: SessionClaims, q: { host?: string; state?: string; returnTo?: string }): Promise<string> {
+export async function issueHandshake(
+  deps: Deps,
+  session: SessionClaims,
+  q: { host?: string; state?: string; returnTo?: string },
+): Promise<string> {
   if (!q.host || !deps.config.gateway.appHosts.includes(q.host))
     throw new GatehouseError('invalid_request', 'host is not a host Gatehouse fronts.', { field: 'host' });
   if (!q.state || !(await stateIsGenuine(deps, q.host, q.state)))
@@ -68,7 +76,14 @@ export async function issueHandshake(deps: Deps, session: SessionClaims, q: { ho
   const [hash, stateHash] = await Promise.all([sha256(secret), sha256(q.state)]);
   const now = deps.now();
   const returnTo = safeReturnTo(q.returnTo ?? null, '/');
-  const issued = await deps.sessions.issueConnect(session.sub, hash, { sid: session.sid, host: q.host, stateHash, returnTo, now, ttlMs: CODE_TTL_MS });
+  const issued = await deps.sessions.issueConnect(session.sub, hash, {
+    sid: session.sid,
+    host: q.host,
+    stateHash,
+    returnTo,
+    now,
+    ttlMs: CODE_TTL_MS,
+  });
   if (!issued) throw new GatehouseError('unauthenticated', 'This session has ended. Sign in again.');
   const back = new URL(`${APP_PATH}/session`, `${deps.config.publicUrl.protocol}//${q.host}`);
   back.searchParams.set('code', `cx1.${session.sub}.${secret}`);

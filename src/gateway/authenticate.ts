@@ -12,7 +12,12 @@ const phantomCache: PhantomCache = new Map();
 export type Authentication =
   | { status: 'ok'; who: Identity | null; bearer: boolean; cookie: SessionCookieChange }
   /** A presented credential that is no good here: 401 with the RFC 6750 (or RFC 9449) error. */
-  | { status: 'rejected'; error: 'invalid_token' | 'invalid_request' | 'invalid_dpop_proof' | 'use_dpop_nonce'; reason: string; nonce?: string };
+  | {
+      status: 'rejected';
+      error: 'invalid_token' | 'invalid_request' | 'invalid_dpop_proof' | 'use_dpop_nonce';
+      reason: string;
+      nonce?: string;
+    };
 
 /** What the response must do with the session cookie: re-set it (refreshed), clear it, or nothing. */
 export type SessionCookieChange = { value: string; maxAge: number } | 'clear' | null;
@@ -31,20 +36,30 @@ export async function authenticate(
 ): Promise<Authentication> {
   if (req.authorization) {
     const presented = parseAuthorization(req.authorization);
-    if (!presented) return { status: 'rejected', error: 'invalid_request', reason: 'The Authorization header is not a Bearer or DPoP access token.' };
+    if (!presented)
+      return { status: 'rejected', error: 'invalid_request', reason: 'The Authorization header is not a Bearer or DPoP access token.' };
     const audiences = route.policy.audiences;
     if (!audiences) return { status: 'rejected', error: 'invalid_token', reason: 'This route does not accept access tokens.' };
     let who: Identity;
     try {
       const claims = await verifyAccessToken(deps, presented.token, { audience: audiences, cache: phantomCache });
       // A DPoP-bound token is nothing without a proof by its key for this very request (RFC 9449 §7).
-      await checkSenderConstraint(deps, { ...presented, claims, proof: req.dpop, method: req.method, url: req.url, dpopRequired: route.policy.dpop });
+      await checkSenderConstraint(deps, {
+        ...presented,
+        claims,
+        proof: req.dpop,
+        method: req.method,
+        url: req.url,
+        dpopRequired: route.policy.dpop,
+      });
       if (route.policy.fresh && !(await isAccessTokenLive(deps, claims)))
         return { status: 'rejected', error: 'invalid_token', reason: 'The access token has been revoked.' };
       who = identityFromAccessToken(claims);
     } catch (e) {
-      if (e instanceof DpopError) return { status: 'rejected', error: e.code as 'invalid_dpop_proof', reason: e.message, ...(e.nonce ? { nonce: e.nonce } : {}) };
-      if (e instanceof GatehouseError && e.code === 'invalid_token') return { status: 'rejected', error: 'invalid_token', reason: e.message };
+      if (e instanceof DpopError)
+        return { status: 'rejected', error: e.code as 'invalid_dpop_proof', reason: e.message, ...(e.nonce ? { nonce: e.nonce } : {}) };
+      if (e instanceof GatehouseError && e.code === 'invalid_token')
+        return { status: 'rejected', error: 'invalid_token', reason: e.message };
       throw e;
     }
     return { status: 'ok', who, bearer: true, cookie: null };

@@ -17,9 +17,27 @@ export interface HeaderPolicy {
 }
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1). `upgrade` is kept for WebSocket pass-through. */
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'proxy-authorization', 'proxy-authenticate'];
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'proxy-authorization',
+  'proxy-authenticate',
+];
 /** Set by Gatehouse from what it knows, never copied from the client. */
-const FORWARDING = ['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip', 'x-original-url', 'x-rewrite-url'];
+const FORWARDING = [
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-real-ip',
+  'x-original-url',
+  'x-rewrite-url',
+];
 /**
  * Ask frameworks (Express's method-override, Symfony, ASP.NET) to treat a POST as another method —
  * which the route was not matched for.
@@ -33,7 +51,14 @@ export const canonicalName = (name: string) => name.toLowerCase().replace(/[_.]/
 
 export function sanitizeRequestHeaders(incoming: Headers, policy: HeaderPolicy): Headers {
   const prefix = canonicalName(policy.prefix);
-  const removed = new Set([canonicalName(policy.assertionHeader), ...policy.strip.map(canonicalName), ...HOP_BY_HOP, ...FORWARDING, ...METHOD_OVERRIDES, ...FOR_GATEHOUSE]);
+  const removed = new Set([
+    canonicalName(policy.assertionHeader),
+    ...policy.strip.map(canonicalName),
+    ...HOP_BY_HOP,
+    ...FORWARDING,
+    ...METHOD_OVERRIDES,
+    ...FOR_GATEHOUSE,
+  ]);
   for (const token of (incoming.get('connection') ?? '').split(',')) {
     const t = canonicalName(token.trim());
     if (t && t !== 'upgrade') removed.add(t);

@@ -10,7 +10,10 @@ import type { Route } from './routes-config';
 export const RESUME_PARAM = 'gh_resume';
 
 export const notHeld = () =>
-  new GatehouseError('request_not_held', 'This held request was already replayed, has expired (requests are held for 5 minutes) or belongs to another page.');
+  new GatehouseError(
+    'request_not_held',
+    'This held request was already replayed, has expired (requests are held for 5 minutes) or belongs to another page.',
+  );
 
 /**
  * Holds a non-GET request while its browser steps up (≤ 1 MiB, 5 minutes) in the user's Durable
@@ -24,7 +27,10 @@ export async function holdRequest(
   r: { request: Request; sameOrigin: boolean; who: Identity; route: Route; host: string; url: string; meta: RequestMeta },
 ): Promise<string> {
   if (!r.sameOrigin)
-    throw new GatehouseError('forbidden', 'This action needs a stronger sign-in, and requests from another site are not held for it. Start again from this site.');
+    throw new GatehouseError(
+      'forbidden',
+      'This action needs a stronger sign-in, and requests from another site are not held for it. Start again from this site.',
+    );
   const body = await readLimited(r.request, HELD_BODY_LIMIT);
   if (!body) throw new GatehouseError('payload_too_large', `A request held during step-up may be at most ${HELD_BODY_LIMIT} bytes.`);
   const now = deps.now();
@@ -38,9 +44,13 @@ export async function holdRequest(
     sid: r.who.sid!,
     expiresAt: now + HELD_TTL_MS,
   });
-  await audit(deps.db, { type: 'request_held', userId: r.who.sub, meta: r.meta, detail: { method: r.request.method, url: r.url, host: r.host, sid: r.who.sid }, at: now }).catch(
-    () => undefined,
-  );
+  await audit(deps.db, {
+    type: 'request_held',
+    userId: r.who.sub,
+    meta: r.meta,
+    detail: { method: r.request.method, url: r.url, host: r.host, sid: r.who.sid },
+    at: now,
+  }).catch(() => undefined);
   return id;
 }
 
@@ -77,9 +87,13 @@ async function takeHeldRequest(deps: Deps, who: Identity, id: string, meta: Requ
   const now = deps.now();
   const held = await deps.sessions.takeHeldRequest(who.sub, id, now);
   if (!held) throw notHeld();
-  await audit(deps.db, { type: 'request_replayed', userId: who.sub, meta, detail: { method: held.method, url: held.url, host: held.host, from: held.sid, sid: who.sid }, at: now }).catch(
-    () => undefined,
-  );
+  await audit(deps.db, {
+    type: 'request_replayed',
+    userId: who.sub,
+    meta,
+    detail: { method: held.method, url: held.url, host: held.host, from: held.sid, sid: who.sid },
+    at: now,
+  }).catch(() => undefined);
   return held;
 }
 

@@ -20,7 +20,12 @@ export function decide(policy: RoutePolicy, who: Identity | null, nowSeconds: nu
   if (!who) return { allow: false, status: 401, error: 'unauthenticated', reason: 'Sign in to continue.' };
   // A client acting for itself is not a user: only routes that opt in take it (DESIGN.md §3).
   if (who.kind === 'machine' && !policy.machine)
-    return { allow: false, status: 403, error: 'forbidden', reason: 'This route serves users: a token a client got for itself is not accepted.' };
+    return {
+      allow: false,
+      status: 403,
+      error: 'forbidden',
+      reason: 'This route serves users: a token a client got for itself is not accepted.',
+    };
   if (policy.clients && who.via === 'bearer' && (!who.clientId || !policy.clients.includes(who.clientId)))
     return { allow: false, status: 403, error: 'forbidden', reason: 'Tokens of this client are not accepted here.' };
   if (policy.rolesAny && !policy.rolesAny.some((r) => who.roles.includes(r)))
@@ -35,7 +40,14 @@ export function decide(policy: RoutePolicy, who: Identity | null, nowSeconds: nu
     return { allow: false, status: 401, error: 'reauthenticate', reason: 'Sign in again to continue.', stepUp: 'sign_in', acr: null };
   if (policy.amr && !policy.amr.some((m) => who.amr.includes(m))) {
     const acr = policy.amr.includes('hwk') ? ACR.phishingResistant : ACR.mfa;
-    return { allow: false, status: 401, error: 'reauthenticate', reason: `Sign in with: ${policy.amr.join(' or ')}.`, stepUp: 'second_factor', acr };
+    return {
+      allow: false,
+      status: 401,
+      error: 'reauthenticate',
+      reason: `Sign in with: ${policy.amr.join(' or ')}.`,
+      stepUp: 'second_factor',
+      acr,
+    };
   }
   if (policy.acr && !acrSatisfies(who.acr, policy.acr))
     return {

@@ -4,7 +4,10 @@ import type { Route } from './routes-config';
 /** The first route whose pattern, method and host fit (routes are tried in order). */
 export function findRoute(routes: readonly Route[], r: { method: string; host: string; path: string }): Route | undefined {
   return routes.find(
-    (route) => matchesPattern(r.path, route.match) && (!route.methods || route.methods.includes(r.method as never)) && (!route.host || route.host === r.host),
+    (route) =>
+      matchesPattern(r.path, route.match) &&
+      (!route.methods || route.methods.includes(r.method as never)) &&
+      (!route.host || route.host === r.host),
   );
 }
 

@@ -51,18 +51,36 @@ const policy = z
   .superRefine((p, ctx) => {
     if (
       p.access === 'public' &&
-      (p.rolesAny || p.rolesAll || p.tiers || p.scopes || p.acr || p.amr || p.maxAuthAge || p.fresh || p.audiences || p.clients || p.machine || p.dpop)
+      (p.rolesAny ||
+        p.rolesAll ||
+        p.tiers ||
+        p.scopes ||
+        p.acr ||
+        p.amr ||
+        p.maxAuthAge ||
+        p.fresh ||
+        p.audiences ||
+        p.clients ||
+        p.machine ||
+        p.dpop)
     )
       ctx.addIssue({ code: 'custom', message: 'a public route cannot have identity requirements' });
     if ((p.clients || p.machine || p.dpop) && !p.audiences)
-      ctx.addIssue({ code: 'custom', path: [p.clients ? 'clients' : p.machine ? 'machine' : 'dpop'], message: 'only applies to access tokens: name the route\'s audiences too' });
+      ctx.addIssue({
+        code: 'custom',
+        path: [p.clients ? 'clients' : p.machine ? 'machine' : 'dpop'],
+        message: "only applies to access tokens: name the route's audiences too",
+      });
   });
 
 export const routeSchema = z
   .object({
     match: pattern,
     methods: z.array(z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])).optional(),
-    host: z.string().regex(/^[a-z0-9.-]+(:\d+)?$/).optional(),
+    host: z
+      .string()
+      .regex(/^[a-z0-9.-]+(:\d+)?$/)
+      .optional(),
     origin,
     policy: policy.default({ access: 'authenticated', fresh: false, expose: [], machine: false, dpop: false }),
     /** Milliseconds before an origin that has not answered gets a 504. */
@@ -71,7 +89,10 @@ export const routeSchema = z
      * Request headers a client may never send this origin (e.g. one its own infrastructure sets),
      * removed in any case and `_`/`.` spelling, like the identity headers.
      */
-    stripHeaders: z.array(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be a header name')).max(50).default([]),
+    stripHeaders: z
+      .array(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be a header name'))
+      .max(50)
+      .default([]),
   })
   .strict();
 

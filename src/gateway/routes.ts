@@ -47,7 +47,13 @@ const BEARER_ERRORS: Record<string, string> = {
  * 9449 §7.1); a presented token gets the error code under the scheme it concerns, when one applies
  * (a missing role has none). A browser without a token may be sent to sign in instead (`signInBack`).
  */
-function challenge(status: 401 | 403, error: string, reason: string, bearer: boolean, extra: { nonce?: string; signInBack?: string } = {}): GatewayRefusal {
+function challenge(
+  status: 401 | 403,
+  error: string,
+  reason: string,
+  bearer: boolean,
+  extra: { nonce?: string; signInBack?: string } = {},
+): GatewayRefusal {
   const dpopError = error === 'invalid_dpop_proof' || error === 'use_dpop_nonce';
   const code = bearer && !dpopError ? BEARER_ERRORS[error] : undefined;
   const dpop = status === 401 ? `, DPoP algs="${DPOP_ALGS.join(' ')}"${dpopError ? `, error="${error}"` : ''}` : '';
@@ -67,7 +73,8 @@ function withSetCookie(response: Response, setCookie: string): Response {
 const sessionCookie = (change: Exclude<SessionCookieChange, null>) =>
   serializeCookie(COOKIES.session, change === 'clear' ? '' : change.value, change === 'clear' ? 0 : change.maxAge);
 
-const withSession = (response: Response, change: SessionCookieChange) => (change === null ? response : withSetCookie(response, sessionCookie(change)));
+const withSession = (response: Response, change: SessionCookieChange) =>
+  change === null ? response : withSetCookie(response, sessionCookie(change));
 
 /** The session cookie change goes out with whatever Gatehouse answers itself (a refusal, a redirect). */
 const keepSessionChange = (c: C, change: SessionCookieChange) => {
@@ -86,7 +93,12 @@ export async function gatewayHandler(c: C): Promise<Response> {
   const url = new URL(c.req.url);
   const host = url.host;
   const onAuthHost = host === deps.config.publicUrl.host;
-  const admitted = admit({ pathname: url.pathname, method: c.req.method, serviceWorker: c.req.header('service-worker') !== undefined, onAuthHost });
+  const admitted = admit({
+    pathname: url.pathname,
+    method: c.req.method,
+    serviceWorker: c.req.header('service-worker') !== undefined,
+    onAuthHost,
+  });
   if (admitted.kind === 'app-endpoint') return appEndpoint(c, admitted.path);
   const { path } = admitted;
   // The resume marker is Gatehouse's: taken off before matching, never seen by the origin.
@@ -107,7 +119,11 @@ export async function gatewayHandler(c: C): Promise<Response> {
     throw new GatehouseError('not_found', `No route for ${path}.`);
   }
 
-  const auth = await authenticate(deps, { authorization, dpop: c.req.header('dpop'), method: c.req.method, url: c.req.url, session }, route);
+  const auth = await authenticate(
+    deps,
+    { authorization, dpop: c.req.header('dpop'), method: c.req.method, url: c.req.url, session },
+    route,
+  );
   if (auth.status === 'rejected') throw challenge(401, auth.error, auth.reason, true, auth.nonce ? { nonce: auth.nonce } : {});
   const { who } = auth;
   const now = deps.now();
@@ -134,10 +150,12 @@ export async function gatewayHandler(c: C): Promise<Response> {
   const target = targetOf(c, route, here);
   let request: { method: string; body: ReadableStream | ArrayBuffer | null } = { method: c.req.method, body: c.req.raw.body };
   if (resumeId !== null && c.req.method === 'GET') {
-    const taken = await replayHeldRequest(deps, { held, who, id: resumeId }, { url: here, host, route }, requestMeta(c)).catch((e: unknown) => {
-      keepSessionChange(c, auth.cookie);
-      throw e;
-    });
+    const taken = await replayHeldRequest(deps, { held, who, id: resumeId }, { url: here, host, route }, requestMeta(c)).catch(
+      (e: unknown) => {
+        keepSessionChange(c, auth.cookie);
+        throw e;
+      },
+    );
     headers.delete('content-length');
     if (taken.contentType) headers.set('content-type', taken.contentType);
     else headers.delete('content-type');
@@ -155,7 +173,14 @@ export async function gatewayHandler(c: C): Promise<Response> {
  */
 async function refuse(
   c: C,
-  r: { decision: Exclude<Decision, { allow: true }>; who: Identity | null; bearer: boolean; route: Route; here: string; resume: string | null },
+  r: {
+    decision: Exclude<Decision, { allow: true }>;
+    who: Identity | null;
+    bearer: boolean;
+    route: Route;
+    here: string;
+    resume: string | null;
+  },
 ): Promise<Response> {
   const { deps } = c.var;
   const { decision, who } = r;
@@ -164,11 +189,21 @@ async function refuse(
     if (r.resume) back = withResume(r.here, r.resume);
     else if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
       const host = new URL(c.req.url).host;
-      const held = await holdRequest(deps, { request: c.req.raw, sameOrigin: fromThisOrigin(c), who, route: r.route, host, url: r.here, meta: requestMeta(c) });
+      const held = await holdRequest(deps, {
+        request: c.req.raw,
+        sameOrigin: fromThisOrigin(c),
+        who,
+        route: r.route,
+        host,
+        url: r.here,
+        meta: requestMeta(c),
+      });
       back = withResume(r.here, held);
     }
     const via: { path: string; query?: Record<string, string> } =
-      decision.stepUp === 'sign_in' ? { path: '/auth/sign-in' } : { path: '/auth/second-factor', query: decision.acr ? { acr: decision.acr } : {} };
+      decision.stepUp === 'sign_in'
+        ? { path: '/auth/sign-in' }
+        : { path: '/auth/second-factor', query: decision.acr ? { acr: decision.acr } : {} };
     return gatewayRedirect(c, { back, via, status: 303 });
   }
   throw challenge(decision.status, decision.error, decision.reason, r.bearer, decision.status === 401 ? { signInBack: r.here } : {});
@@ -182,7 +217,12 @@ async function appEndpoint(c: C, path: string): Promise<Response> {
   if (path === `${APP_PATH}/session` && c.req.method === 'GET') {
     let done: Awaited<ReturnType<typeof finishHandshake>>;
     try {
-      done = await finishHandshake(deps, { code: c.req.query('code'), state: readCookie(c, COOKIES.connect), host: url.host, meta: requestMeta(c) });
+      done = await finishHandshake(deps, {
+        code: c.req.query('code'),
+        state: readCookie(c, COOKIES.connect),
+        host: url.host,
+        meta: requestMeta(c),
+      });
     } catch (e) {
       // A failed handshake is over: its state cookie goes with the error.
       clearCookie(c, COOKIES.connect);
@@ -221,6 +261,10 @@ connectPages.get('/connect', async (c) => {
     const url = new URL(c.req.url);
     return c.redirect(`/auth/sign-in?${new URLSearchParams({ return_to: safeReturnTo(`${url.pathname}${url.search}`) })}`, 302);
   }
-  const location = await issueHandshake(c.var.deps, c.var.session, { host: c.req.query('host'), state: c.req.query('state'), returnTo: c.req.query('return_to') });
+  const location = await issueHandshake(c.var.deps, c.var.session, {
+    host: c.req.query('host'),
+    state: c.req.query('state'),
+    returnTo: c.req.query('return_to'),
+  });
   return c.redirect(location, 302);
 });

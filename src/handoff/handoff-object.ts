@@ -160,9 +160,11 @@ export class Handoff extends DurableObject<Env> {
     if (!row) return this.missing(kind, input.now);
     if (row.state !== 'pending') return { ok: false, reason: 'state' };
     // QR: only the link's secret approves. Continue: only the original device (its secret) of the user who started it.
-    if (row.approver_hash !== null && (hash === null || !timingSafeEqualString(row.approver_hash, hash))) return { ok: false, reason: 'forbidden' };
+    if (row.approver_hash !== null && (hash === null || !timingSafeEqualString(row.approver_hash, hash)))
+      return { ok: false, reason: 'forbidden' };
     const detail = JSON.parse(row.detail) as Record<string, unknown>;
-    if (kind === 'continue' && (detail['userId'] !== input.approval.userId || row.waiter_hash === null)) return { ok: false, reason: 'forbidden' };
+    if (kind === 'continue' && (detail['userId'] !== input.approval.userId || row.waiter_hash === null))
+      return { ok: false, reason: 'forbidden' };
     if (input.approve) {
       this.sql.exec("UPDATE handoff SET state = 'approved', approval = ? WHERE id = 1", JSON.stringify(input.approval));
     } else {
@@ -174,7 +176,11 @@ export class Handoff extends DurableObject<Env> {
   }
 
   /** The waiting device takes an approved handoff: once. Returns who approved it. */
-  async redeem(kind: HandoffKind, waiterSecret: string, now: number): Promise<Transition<{ approval: Approval; detail: Record<string, unknown> }>> {
+  async redeem(
+    kind: HandoffKind,
+    waiterSecret: string,
+    now: number,
+  ): Promise<Transition<{ approval: Approval; detail: Record<string, unknown> }>> {
     const hash = await sha256(waiterSecret);
     const row = this.live(kind, now);
     if (!row) return this.missing(kind, now);
@@ -210,7 +216,12 @@ export class Handoff extends DurableObject<Env> {
   }
 
   /** The state for a waiting (or, continue, original) device that polls; null when its secret does not match. */
-  async status(kind: HandoffKind, role: 'wait' | 'own', secret: string, now: number): Promise<{ state: HandoffState; joined: boolean } | null> {
+  async status(
+    kind: HandoffKind,
+    role: 'wait' | 'own',
+    secret: string,
+    now: number,
+  ): Promise<{ state: HandoffState; joined: boolean } | null> {
     const hash = await sha256(secret);
     const row = this.row();
     if (!row || !holds(row, kind, role, hash)) return null;
@@ -229,7 +240,8 @@ export class Handoff extends DurableObject<Env> {
     const kind = request.headers.get('x-handoff-kind') as HandoffKind;
     const role = request.headers.get('x-handoff-role');
     const row = this.row();
-    if (!row || (role !== 'wait' && role !== 'own') || !holds(row, kind, role, hash)) return new Response('not this handoff', { status: 403 });
+    if (!row || (role !== 'wait' && role !== 'own') || !holds(row, kind, role, hash))
+      return new Response('not this handoff', { status: 403 });
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server);
     server.send(this.message(row));
@@ -266,7 +278,9 @@ export class Handoff extends DurableObject<Env> {
   }
 
   private consume(): void {
-    this.sql.exec("UPDATE handoff SET state = 'consumed', approval = NULL, requester = NULL, detail = '{}', approver_hash = NULL WHERE id = 1");
+    this.sql.exec(
+      "UPDATE handoff SET state = 'consumed', approval = NULL, requester = NULL, detail = '{}', approver_hash = NULL WHERE id = 1",
+    );
     this.notify();
   }
 
@@ -275,7 +289,11 @@ export class Handoff extends DurableObject<Env> {
   }
 
   private message(row: Row): string {
-    return JSON.stringify({ state: row.state, joined: row.waiter_hash !== null, requester: row.requester ? JSON.parse(row.requester) : null });
+    return JSON.stringify({
+      state: row.state,
+      joined: row.waiter_hash !== null,
+      requester: row.requester ? JSON.parse(row.requester) : null,
+    });
   }
 
   private notify(): void {

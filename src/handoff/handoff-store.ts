@@ -21,6 +21,7 @@ export function createHandoffStore(ns: DurableObjectNamespace<Handoff>): Handoff
   // RPC stubs distribute union results awkwardly; the values crossing are exactly the methods' own.
   const rpc = (code: string) => stub(code) as unknown as Record<keyof Methods, (...args: unknown[]) => Promise<unknown>>;
   const store: Record<string, unknown> = { fetch: (code: string, request: Request) => stub(code).fetch(request) };
-  for (const name of METHODS) store[name] = (code: string, ...args: unknown[]) => failClosed('the handoff store', () => rpc(code)[name](...args));
+  for (const name of METHODS)
+    store[name] = (code: string, ...args: unknown[]) => failClosed('the handoff store', () => rpc(code)[name](...args));
   return store as unknown as HandoffStore;
 }

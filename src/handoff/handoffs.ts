@@ -68,7 +68,14 @@ const unwrap = <T>(t: Transition<T>): T => {
 /** Starts a handoff under a fresh code (a new code in the rare case one is taken). */
 export async function startHandoff(
   deps: Deps,
-  init: { kind: HandoffKind; waiterSecret: string | null; approverSecret: string | null; requester: Requester | null; detail: Record<string, unknown>; ttlMs?: number },
+  init: {
+    kind: HandoffKind;
+    waiterSecret: string | null;
+    approverSecret: string | null;
+    requester: Requester | null;
+    detail: Record<string, unknown>;
+    ttlMs?: number;
+  },
 ): Promise<{ code: string; expiresAt: number }> {
   const now = deps.now();
   const ttlMs = init.ttlMs ?? HANDOFF_TTL_MS;
@@ -176,7 +183,10 @@ export async function decideHandoff(
       });
       const demand = view?.detail['acr'] as AcrDemand | undefined;
       const acr = demand ? await stepUpTarget(acrOf(session.amr), demand, () => secondFactorsOf(deps, session.sub)) : null;
-      if (acr) throw new GatehouseError('second_factor_required', 'This device needs a stronger sign-in. Confirm with your second factor first.', { acr });
+      if (acr)
+        throw new GatehouseError('second_factor_required', 'This device needs a stronger sign-in. Confirm with your second factor first.', {
+          acr,
+        });
     }
     await authorizeSensitiveAction(deps, session, input.proof, meta);
   } else await assertLiveSession(deps, session);
@@ -248,7 +258,13 @@ export async function handoffStatus(deps: Deps, kind: HandoffKind, role: 'wait' 
 }
 
 /** Forwards a WebSocket upgrade to the handoff's object with the caller's secret and role. */
-export function openSocket(deps: Deps, request: Request, kind: HandoffKind, role: 'wait' | 'own', h: { code: string; secret: string }): Promise<Response> {
+export function openSocket(
+  deps: Deps,
+  request: Request,
+  kind: HandoffKind,
+  role: 'wait' | 'own',
+  h: { code: string; secret: string },
+): Promise<Response> {
   const headers = new Headers({ upgrade: 'websocket', 'x-handoff-secret': h.secret, 'x-handoff-kind': kind, 'x-handoff-role': role });
   return deps.handoffs.fetch(h.code, new Request(request.url, { headers }));
 }

@@ -18,7 +18,10 @@ const Waiter: FC<{ kind: string; side: 'wait' | 'own'; next?: string }> = (p) =>
 
 const Code: FC<{ code: string }> = ({ code }) => (
   <p>
-    {t.bindingCode}: <strong class="code" id="handoff-code">{code}</strong>
+    {t.bindingCode}:{' '}
+    <strong class="code" id="handoff-code">
+      {code}
+    </strong>
   </p>
 );
 
@@ -57,7 +60,9 @@ export const QrSignInPage: FC<{ qr: string; code: string; link: string }> = (p) 
     <details>
       <summary>No camera? Open this link on your phone</summary>
       <p>
-        <a id="approve-link" href={p.link}>{p.link}</a>
+        <a id="approve-link" href={p.link}>
+          {p.link}
+        </a>
       </p>
     </details>
     <Code code={p.code} />
@@ -106,8 +111,18 @@ export const JoinPage: FC<FormState & { code?: string }> = (s) => (
     <p>{t.joinIntro}</p>
     <Alert message={s.field === 'code' ? undefined : s.error} />
     <Form action="/auth/handoff/join" csrf={s.csrf}>
-      <Field name="code" label={t.code} autocomplete="one-time-code" value={s.code} maxlength={16} error={s.field === 'code' ? s.error : undefined} autofocus />
-      <button class="primary" type="submit">{t.join}</button>
+      <Field
+        name="code"
+        label={t.code}
+        autocomplete="one-time-code"
+        value={s.code}
+        maxlength={16}
+        error={s.field === 'code' ? s.error : undefined}
+        autofocus
+      />
+      <button class="primary" type="submit">
+        {t.join}
+      </button>
     </Form>
   </Layout>
 );
@@ -127,13 +142,25 @@ export const DeviceCodePage: FC<FormState & { code?: string }> = (s) => (
     <p>{t.deviceIntro}</p>
     <Alert message={s.field === 'code' ? undefined : s.error} />
     <Form action="/auth/device" csrf={s.csrf}>
-      <Field name="code" label={t.code} autocomplete="one-time-code" value={s.code} maxlength={16} error={s.field === 'code' ? s.error : undefined} autofocus />
-      <button class="primary" type="submit">{t.deviceSubmit}</button>
+      <Field
+        name="code"
+        label={t.code}
+        autocomplete="one-time-code"
+        value={s.code}
+        maxlength={16}
+        error={s.field === 'code' ? s.error : undefined}
+        autofocus
+      />
+      <button class="primary" type="submit">
+        {t.deviceSubmit}
+      </button>
     </Form>
   </Layout>
 );
 
-export const DeviceApprovePage: FC<{ csrf: string; code: string; clientName: string; scope: string[]; requester: Requester | null }> = (p) => (
+export const DeviceApprovePage: FC<{ csrf: string; code: string; clientName: string; scope: string[]; requester: Requester | null }> = (
+  p,
+) => (
   <Layout title={t.deviceApproveTitle}>
     <p>{t.deviceApproveIntro(p.clientName)}</p>
     <RequesterDetails requester={p.requester} />

@@ -100,7 +100,8 @@ const formField = async (c: C, name: string) => {
   return typeof v === 'string' ? v.slice(0, 256) : '';
 };
 
-const decided = (c: C, approve: boolean) => c.html(<MessagePage title={approve ? t.approve : t.deny} body={approve ? t.approved : t.denied} />);
+const decided = (c: C, approve: boolean) =>
+  c.html(<MessagePage title={approve ? t.approve : t.deny} body={approve ? t.approved : t.denied} />);
 
 // Flow 1 — QR sign-in. The new device:
 handoffPages.get('/handoff/qr', async (c) => {
@@ -117,20 +118,33 @@ handoffPages.get('/handoff/approve', (c) =>
     const h = parseHandle(c.req.query('h'));
     if (!h) throw new GatehouseError('not_found', 'This link is not valid.');
     const view = await pendingHandoff(c.var.deps, 'qr', h.code, h.secret);
-    return c.html(<ApproveSignInPage csrf={c.var.csrfToken} handle={c.req.query('h')!} code={formatCode(h.code)} requester={view.requester} />);
+    return c.html(
+      <ApproveSignInPage csrf={c.var.csrfToken} handle={c.req.query('h')!} code={formatCode(h.code)} requester={view.requester} />,
+    );
   }),
 );
 handoffPages.post('/handoff/approve', async (c) =>
-  page(c, async () => {
-    if (!c.var.session) return signInFirst(c);
-    const body = await c.req.parseBody();
-    const h = parseHandle(typeof body['h'] === 'string' ? body['h'] : null);
-    if (!h) throw new GatehouseError('not_found', 'This link is not valid.');
-    const { decision } = await parseInput(c, 'form', decisionInput);
-    const proof = await proofFromForm(c);
-    await decideHandoff(c.var.deps, 'qr', h.code, c.var.session, { approve: decision === 'approve', approverSecret: h.secret, proof }, requestMeta(c));
-    return decided(c, decision === 'approve');
-  }, `/auth/handoff/approve?${new URLSearchParams({ h: await formField(c, 'h') })}`),
+  page(
+    c,
+    async () => {
+      if (!c.var.session) return signInFirst(c);
+      const body = await c.req.parseBody();
+      const h = parseHandle(typeof body['h'] === 'string' ? body['h'] : null);
+      if (!h) throw new GatehouseError('not_found', 'This link is not valid.');
+      const { decision } = await parseInput(c, 'form', decisionInput);
+      const proof = await proofFromForm(c);
+      await decideHandoff(
+        c.var.deps,
+        'qr',
+        h.code,
+        c.var.session,
+        { approve: decision === 'approve', approverSecret: h.secret, proof },
+        requestMeta(c),
+      );
+      return decided(c, decision === 'approve');
+    },
+    `/auth/handoff/approve?${new URLSearchParams({ h: await formField(c, 'h') })}`,
+  ),
 );
 
 // Flow 2 — continue on another device. The signed-in device:
@@ -154,16 +168,27 @@ handoffPages.get('/handoff/continue/confirm', (c) =>
   }),
 );
 handoffPages.post('/handoff/continue/confirm', (c) =>
-  page(c, async () => {
-    if (!c.var.session) return signInFirst(c);
-    const own = parseHandle(readCookie(c, OWN_COOKIE));
-    if (!own) throw new GatehouseError('not_found', 'There is nothing to confirm on this device.');
-    const { decision } = await parseInput(c, 'form', decisionInput);
-    const proof = await proofFromForm(c);
-    await decideHandoff(c.var.deps, 'continue', own.code, c.var.session, { approve: decision === 'approve', approverSecret: own.secret, proof }, requestMeta(c));
-    clearCookie(c, OWN_COOKIE);
-    return decided(c, decision === 'approve');
-  }, '/auth/handoff/continue/confirm'),
+  page(
+    c,
+    async () => {
+      if (!c.var.session) return signInFirst(c);
+      const own = parseHandle(readCookie(c, OWN_COOKIE));
+      if (!own) throw new GatehouseError('not_found', 'There is nothing to confirm on this device.');
+      const { decision } = await parseInput(c, 'form', decisionInput);
+      const proof = await proofFromForm(c);
+      await decideHandoff(
+        c.var.deps,
+        'continue',
+        own.code,
+        c.var.session,
+        { approve: decision === 'approve', approverSecret: own.secret, proof },
+        requestMeta(c),
+      );
+      clearCookie(c, OWN_COOKIE);
+      return decided(c, decision === 'approve');
+    },
+    '/auth/handoff/continue/confirm',
+  ),
 );
 // …and the other device:
 handoffPages.get('/handoff/join', (c) => c.html(<JoinPage csrf={c.var.csrfToken} code={c.req.query('code')?.slice(0, 16)} />));
@@ -221,16 +246,20 @@ handoffPages.post('/device', async (c) => {
   );
 });
 handoffPages.post('/device/decide', async (c) =>
-  page(c, async () => {
-    if (!c.var.session) return signInFirst(c);
-    const raw = (await c.req.parseBody())['code'];
-    const code = normaliseCode(typeof raw === 'string' ? raw : null);
-    if (!code) throw new GatehouseError('invalid_request', 'The code is missing.', { field: 'code' });
-    const { decision } = await parseInput(c, 'form', decisionInput);
-    const proof = await proofFromForm(c);
-    await decideHandoff(c.var.deps, 'device', code, c.var.session, { approve: decision === 'approve', proof }, requestMeta(c));
-    return decided(c, decision === 'approve');
-  }, `/auth/device?${new URLSearchParams({ user_code: (await formField(c, 'code')).slice(0, 16) })}`),
+  page(
+    c,
+    async () => {
+      if (!c.var.session) return signInFirst(c);
+      const raw = (await c.req.parseBody())['code'];
+      const code = normaliseCode(typeof raw === 'string' ? raw : null);
+      if (!code) throw new GatehouseError('invalid_request', 'The code is missing.', { field: 'code' });
+      const { decision } = await parseInput(c, 'form', decisionInput);
+      const proof = await proofFromForm(c);
+      await decideHandoff(c.var.deps, 'device', code, c.var.session, { approve: decision === 'approve', proof }, requestMeta(c));
+      return decided(c, decision === 'approve');
+    },
+    `/auth/device?${new URLSearchParams({ user_code: (await formField(c, 'code')).slice(0, 16) })}`,
+  ),
 );
 
 /** JSON for the waiting script under /auth/api: redeem once approved, or poll the state. */

@@ -38,14 +38,16 @@ const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 
 const invalid = (purpose: TokenPurpose) =>
   new GatehouseError(
-    'invalid_link', purpose === 'verify_email'
+    'invalid_link',
+    purpose === 'verify_email'
       ? 'This verification link is invalid or has already been used.'
       : 'This reset link is invalid or has already been used.',
     { field: 'token' },
   );
 const expired = (purpose: TokenPurpose) =>
   new GatehouseError(
-    'expired_token', purpose === 'verify_email'
+    'expired_token',
+    purpose === 'verify_email'
       ? 'This verification link has expired; sign up again to get a new one.'
       : 'This reset link has expired; request a new one.',
     { field: 'token' },

@@ -56,8 +56,7 @@ export function clearCookie(c: Context, name: CookieName): void {
 }
 
 /** A Set-Cookie value for `name` (where there is no Hono context to set it on, e.g. the gateway). */
-export const serializeCookie = (name: CookieName, value: string, maxAge?: number) =>
-  serialize(name, value, cookieAttributes(name, maxAge));
+export const serializeCookie = (name: CookieName, value: string, maxAge?: number) => serialize(name, value, cookieAttributes(name, maxAge));
 
 // ── The boundary with origins ───────────────────────────────────────────────────────────────
 

@@ -99,8 +99,7 @@ export class GatehouseError extends Error {
   }
 }
 
-export const badRequest = (message: string, field?: string) =>
-  new GatehouseError('invalid_request', message, field ? { field } : {});
+export const badRequest = (message: string, field?: string) => new GatehouseError('invalid_request', message, field ? { field } : {});
 
 /** A dependency (D1, a Durable Object, the mail API) failed where the answer needs it: fail closed. */
 export const unavailable = (what: string, cause?: unknown) => {
@@ -130,7 +129,10 @@ export function oauthText(text: string): string {
     .replace(/\\/g, '/')
     .normalize('NFKD')
     .replace(/[\u0300-\u036f]/g, '');
-  return spelled.replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '').replace(/ {2,}/g, ' ').trim();
+  return spelled
+    .replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '')
+    .replace(/ {2,}/g, ' ')
+    .trim();
 }
 
 /** RFC 9457 problem body for an error. */

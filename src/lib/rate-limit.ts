@@ -18,7 +18,10 @@ export function ipKey(ip: string | null): string {
 
 /** The eight 16-bit groups of an IPv6 address (zone id dropped, embedded IPv4 folded), or null. */
 function expandIpv6(ip: string): string[] | null {
-  let text = ip.toLowerCase().replace(/%.*$/, '').replace(/^\[|\]$/g, '');
+  let text = ip
+    .toLowerCase()
+    .replace(/%.*$/, '')
+    .replace(/^\[|\]$/g, '');
   const v4 = /(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
   if (v4) {
     const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];

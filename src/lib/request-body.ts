@@ -19,8 +19,7 @@ async function readBody(c: Context, kind: 'json' | 'form'): Promise<unknown> {
   const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
   if (kind === 'json') {
     // Requiring application/json also keeps cross-site forms out: browsers preflight it.
-    if (type !== 'application/json')
-      throw new GatehouseError('unsupported_media_type', 'Send the request body as application/json.');
+    if (type !== 'application/json') throw new GatehouseError('unsupported_media_type', 'Send the request body as application/json.');
     try {
       return await c.req.json();
     } catch {

@@ -58,8 +58,7 @@ export function httpMailer(opts: { url: string; token: string; from: string }, f
 
 export function createMailer(config: Config, db: Database, fetcher: typeof fetch): Mailer {
   if (config.mail.provider === 'dev') {
-    if (config.environment === 'production')
-      throw new GatehouseError('config_invalid', 'the dev mailbox is never enabled in production');
+    if (config.environment === 'production') throw new GatehouseError('config_invalid', 'the dev mailbox is never enabled in production');
     return devMailbox(db);
   }
   return httpMailer(config.mail, fetcher);

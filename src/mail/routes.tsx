@@ -31,8 +31,7 @@ devMailboxRoutes.get('/mailbox', async (c) => {
     .limit(100)
     .all();
   const messages = rows.map((m) => ({ ...m, links: linksIn(m.text) }));
-  if (c.req.query('format') === 'json' || c.req.header('accept')?.includes('application/json'))
-    return c.json({ messages });
+  if (c.req.query('format') === 'json' || c.req.header('accept')?.includes('application/json')) return c.json({ messages });
   return c.html(
     <Layout title="Dev mailbox">
       <p>Mail Gatehouse would have sent, newest first. Local development only.</p>
@@ -40,9 +39,15 @@ devMailboxRoutes.get('/mailbox', async (c) => {
       {messages.map((m) => (
         <article class="notice">
           <h2>{m.subject}</h2>
-          <p>To: {m.to} · {new Date(m.createdAt).toISOString()}</p>
+          <p>
+            To: {m.to} · {new Date(m.createdAt).toISOString()}
+          </p>
           <pre class="mail-text">{m.text}</pre>
-          {m.links.map((href) => <p><a href={href}>{href}</a></p>)}
+          {m.links.map((href) => (
+            <p>
+              <a href={href}>{href}</a>
+            </p>
+          ))}
         </article>
       ))}
     </Layout>,

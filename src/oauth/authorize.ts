@@ -88,7 +88,8 @@ export function parseAuthorizationRequest(params: Params, client: Client, redire
   if (params.response_mode !== undefined && !(RESPONSE_MODES as readonly string[]).includes(params.response_mode))
     fail('invalid_request', 'response_mode must be query or form_post.');
   if (!postable) fail('invalid_request', 'response_mode=form_post needs an http or https redirect URI with a host name.');
-  if (!client.grantTypes.includes('authorization_code')) fail('unauthorized_client', 'This client may not use the authorization code flow.');
+  if (!client.grantTypes.includes('authorization_code'))
+    fail('unauthorized_client', 'This client may not use the authorization code flow.');
 
   // OIDC Core §3.1.2.1: unknown scope values are ignored, and ones this client may not have are
   // dropped; the token response says what was granted.
@@ -111,7 +112,9 @@ export function parseAuthorizationRequest(params: Params, client: Client, redire
   }
 
   const prompt = new Set((params.prompt ?? '').split(' ').filter(Boolean));
-  for (const p of prompt) if (!['none', 'login', 'consent', 'select_account'].includes(p)) fail('invalid_request', 'prompt has a value this server does not know.');
+  for (const p of prompt)
+    if (!['none', 'login', 'consent', 'select_account'].includes(p))
+      fail('invalid_request', 'prompt has a value this server does not know.');
   if (prompt.has('none') && prompt.size > 1) fail('invalid_request', 'prompt=none cannot be combined with other values.');
 
   let maxAge: number | undefined;
@@ -135,7 +138,8 @@ export function parseAuthorizationRequest(params: Params, client: Client, redire
     if (!client.resources.includes(r)) fail('invalid_target', 'This client may not ask for that resource.');
   }
   // RFC 9449 §10: the code is bound to this DPoP key (an RFC 7638 SHA-256 thumbprint).
-  if (params.dpop_jkt !== undefined && !/^[A-Za-z0-9_-]{43}$/.test(params.dpop_jkt)) fail('invalid_request', 'dpop_jkt must be a base64url SHA-256 JWK thumbprint.');
+  if (params.dpop_jkt !== undefined && !/^[A-Za-z0-9_-]{43}$/.test(params.dpop_jkt))
+    fail('invalid_request', 'dpop_jkt must be a base64url SHA-256 JWK thumbprint.');
   return {
     client,
     redirectUri,
@@ -178,7 +182,8 @@ export async function openAuthorizationRequest(deps: Deps, query: Params): Promi
   }
   const { client, redirectUri } = await resolveClient(deps, params);
   const req = { ...parseAuthorizationRequest(params, client, redirectUri), pushedId };
-  if (client.requirePar && !pushedId) throw new RedirectableError(req.target, 'invalid_request', 'This client must push its authorization requests (PAR).');
+  if (client.requirePar && !pushedId)
+    throw new RedirectableError(req.target, 'invalid_request', 'This client must push its authorization requests (PAR).');
   return req;
 }
 
@@ -234,18 +239,31 @@ export async function decideAuthorization(
   // OIDC Core §5.5.1: an ID token asked to have another `sub` is for someone else: they sign in.
   if (session && req.claims?.sub && req.claims.sub !== session.sub) needsLogin = true;
   if (needsLogin || !session) {
-    if (req.prompt.has('none')) return { kind: 'respond', response: authorizationResponse(deps, target, { error: 'login_required', error_description: 'The user must sign in.' }) };
+    if (req.prompt.has('none'))
+      return {
+        kind: 'respond',
+        response: authorizationResponse(deps, target, { error: 'login_required', error_description: 'The user must sign in.' }),
+      };
     const forced = session !== null || req.prompt.has('login') || req.maxAge !== undefined;
     return { kind: 'login', reauth: forced ? { staleSid: session?.sid ?? null } : null };
   }
 
   // acr_values (OIDC Core §3.1.2.1, voluntary), an acr claim request (essential when it says so) and
   // a client's requireMfa (essential): step up when the session's acr is weaker (auth/acr.ts stepUpTarget).
-  const demand = { wanted: [...req.acrValues, ...(req.claims?.acr?.values ?? [])], essential: req.client.requireMfa || req.claims?.acr?.essential === true };
+  const demand = {
+    wanted: [...req.acrValues, ...(req.claims?.acr?.values ?? [])],
+    essential: req.client.requireMfa || req.claims?.acr?.essential === true,
+  };
   const stepUp = await stepUpTarget(acrOf(session.amr), demand, () => secondFactorsOf(deps, session.sub));
   if (stepUp) {
     if (req.prompt.has('none'))
-      return { kind: 'respond', response: authorizationResponse(deps, target, { error: 'interaction_required', error_description: 'A stronger sign-in is required.' }) };
+      return {
+        kind: 'respond',
+        response: authorizationResponse(deps, target, {
+          error: 'interaction_required',
+          error_description: 'A stronger sign-in is required.',
+        }),
+      };
     return { kind: 'step_up', acr: stepUp };
   }
 
@@ -253,7 +271,13 @@ export async function decideAuthorization(
     const granted = await storedConsent(deps, session.sub, req.client.clientId);
     if (!consentCovers(granted, { scopes: req.scope, resources: req.resources }) || req.prompt.has('consent')) {
       if (req.prompt.has('none'))
-        return { kind: 'respond', response: authorizationResponse(deps, target, { error: 'consent_required', error_description: 'The user must approve this client.' }) };
+        return {
+          kind: 'respond',
+          response: authorizationResponse(deps, target, {
+            error: 'consent_required',
+            error_description: 'The user must approve this client.',
+          }),
+        };
       return { kind: 'consent', session };
     }
   }
@@ -264,10 +288,18 @@ export async function decideAuthorization(
  * Stores a code in the user's Durable Object and returns the redirect carrying it; the grant
  * carries the session's amr and acr into the tokens. Audited with any requested `acr_values`.
  */
-export async function issueCode(deps: Deps, req: AuthorizationRequest, session: SessionClaims, meta: RequestMeta): Promise<AuthorizationResponse> {
+export async function issueCode(
+  deps: Deps,
+  req: AuthorizationRequest,
+  session: SessionClaims,
+  meta: RequestMeta,
+): Promise<AuthorizationResponse> {
   // A pushed request yields one code (RFC 9126 §4): of two tabs finishing it, one wins.
   if (req.pushedId && !(await usePushedRequest(deps, req.pushedId)))
-    return authorizationResponse(deps, req.target, { error: 'invalid_request', error_description: 'This pushed request was already used.' });
+    return authorizationResponse(deps, req.target, {
+      error: 'invalid_request',
+      error_description: 'This pushed request was already used.',
+    });
   const secret = await deps.sessions.issueCode(session.sub, {
     clientId: req.client.clientId,
     redirectUri: req.redirectUri,
@@ -302,7 +334,6 @@ export async function issueCode(deps: Deps, req: AuthorizationRequest, session: 
   return authorizationResponse(deps, req.target, { code: formatCode(session.sub, secret) });
 }
 
-
 /**
  * A consent decision. It answers the authorization request held for it (consent.ts), and counts
  * only while that request, decided again now, still needs exactly that decision — so posting the
@@ -319,7 +350,14 @@ export async function answerConsent(
   const req = await openAuthorizationRequest(deps, params);
   // Denying is always honoured (it only tells the client no).
   if (!a.approve)
-    return { req, params, step: { kind: 'respond', response: authorizationResponse(deps, req.target, { error: 'access_denied', error_description: 'The user denied the request.' }) } };
+    return {
+      req,
+      params,
+      step: {
+        kind: 'respond',
+        response: authorizationResponse(deps, req.target, { error: 'access_denied', error_description: 'The user denied the request.' }),
+      },
+    };
   const step = await decideAuthorization(deps, req, session, params, meta);
   if (step.kind !== 'consent') return { req, params, step };
   await recordConsent(deps, session.sub, req.client.clientId, { scopes: req.scope, resources: req.resources }, meta);

@@ -7,7 +7,22 @@ import { oauthError } from '../lib/errors';
  * `tier` under `roles`. A claim the user record does not hold is omitted, never sent empty.
  */
 export const SCOPE_CLAIMS: Record<string, readonly string[]> = {
-  profile: ['name', 'family_name', 'given_name', 'middle_name', 'nickname', 'preferred_username', 'profile', 'picture', 'website', 'gender', 'birthdate', 'zoneinfo', 'locale', 'updated_at'],
+  profile: [
+    'name',
+    'family_name',
+    'given_name',
+    'middle_name',
+    'nickname',
+    'preferred_username',
+    'profile',
+    'picture',
+    'website',
+    'gender',
+    'birthdate',
+    'zoneinfo',
+    'locale',
+    'updated_at',
+  ],
   email: ['email', 'email_verified'],
   address: ['address'],
   phone: ['phone_number', 'phone_number_verified'],
@@ -45,7 +60,10 @@ export const userClaims = (user: UserView, scope: readonly string[], requested: 
 
 // ── The `claims` request parameter (OIDC Core §5.5) ─────────────────────────────────────────
 const claimSpec = z
-  .union([z.null(), z.object({ essential: z.boolean().optional(), value: z.unknown().optional(), values: z.array(z.unknown()).max(20).optional() })])
+  .union([
+    z.null(),
+    z.object({ essential: z.boolean().optional(), value: z.unknown().optional(), values: z.array(z.unknown()).max(20).optional() }),
+  ])
   .optional();
 const claimSet = z.record(z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/), claimSpec).refine((r) => Object.keys(r).length <= 50);
 const claimsRequestSchema = z.object({ userinfo: claimSet.optional(), id_token: claimSet.optional() });
@@ -70,10 +88,13 @@ export function parseClaimsRequest(raw: string | undefined): ClaimsRequest | nul
     json = undefined;
   }
   const parsed = claimsRequestSchema.safeParse(json);
-  if (!parsed.success) throw oauthError('invalid_request', 'claims must be a JSON object with userinfo and id_token members (OIDC Core 5.5).');
+  if (!parsed.success)
+    throw oauthError('invalid_request', 'claims must be a JSON object with userinfo and id_token members (OIDC Core 5.5).');
   const { userinfo = {}, id_token: idToken = {} } = parsed.data;
   const acr = idToken['acr'];
-  const acrValues = acr ? [...(acr.values ?? []), ...(acr.value !== undefined ? [acr.value] : [])].filter((v): v is string => typeof v === 'string') : [];
+  const acrValues = acr
+    ? [...(acr.values ?? []), ...(acr.value !== undefined ? [acr.value] : [])].filter((v): v is string => typeof v === 'string')
+    : [];
   const sub = idToken['sub']?.value;
   return {
     userinfo: Object.keys(userinfo),

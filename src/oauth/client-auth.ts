@@ -38,7 +38,11 @@ export async function authenticateClient(
 ): Promise<Client> {
   const basic = parseBasic(req.authorization);
   if (basic === null) throw invalidClient('The Authorization header is not valid Basic credentials.');
-  const presented = [basic ? 'basic' : null, req.body.client_secret !== undefined ? 'post' : null, req.body.client_assertion !== undefined ? 'jwt' : null].filter(Boolean);
+  const presented = [
+    basic ? 'basic' : null,
+    req.body.client_secret !== undefined ? 'post' : null,
+    req.body.client_assertion !== undefined ? 'jwt' : null,
+  ].filter(Boolean);
   if (presented.length > 1) throw oauthError('invalid_request', 'Use exactly one client authentication method.');
 
   const clientId = basic?.clientId ?? req.body.client_id;

@@ -54,7 +54,11 @@ export function resourceProblem(v: string): string | undefined {
     return 'is not an absolute URI';
   }
   if (v.includes('#')) return 'must not contain a fragment';
-  if (url.protocol !== 'https:' && url.protocol !== 'urn:' && !(url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)))
+  if (
+    url.protocol !== 'https:' &&
+    url.protocol !== 'urn:' &&
+    !(url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname))
+  )
     return 'must be an https URL or a URN';
   return undefined;
 }
@@ -73,7 +77,10 @@ export const clientInput = z
       .string()
       .regex(/^[A-Za-z0-9_-]{3,64}$/, 'client_id must be 3–64 of A-Z a-z 0-9 _ -')
       // A client_id shaped like a user id could be mistaken for one: never allowed.
-      .refine((v) => !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v), 'client_id must not look like a user id (a UUID)')
+      .refine(
+        (v) => !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v),
+        'client_id must not look like a user id (a UUID)',
+      )
       .optional(),
     clientSecret: z.string().min(32, 'client_secret must be at least 32 characters').max(256).optional(),
     redirectUris: z.array(uri),
@@ -83,7 +90,9 @@ export const clientInput = z
     grantTypes: z.array(z.enum(GRANT_TYPES as [string, ...string[]])).default(['authorization_code', 'refresh_token']),
     scopes: z.array(z.enum(KNOWN_SCOPES)).default(['openid', 'profile', 'email']),
     authMethod: z
-      .enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'], { error: 'must be client_secret_basic, client_secret_post, private_key_jwt or none' })
+      .enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'], {
+        error: 'must be client_secret_basic, client_secret_post, private_key_jwt or none',
+      })
       .optional(),
     jwks: z.object({ keys: z.array(publicJwk).min(1).max(10) }).optional(),
     // Never `none`: an unsigned ID token proves nothing (RFC 8725 §3.1).
@@ -116,7 +125,7 @@ export const clientInput = z
     if (c.public && c.authMethod && c.authMethod !== 'none')
       ctx.addIssue({ code: 'custom', path: ['authMethod'], message: 'a public client authenticates with none' });
     if (c.authMethod === 'private_key_jwt' && !c.jwks)
-      ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'private_key_jwt needs the client\'s public keys (jwks)' });
+      ctx.addIssue({ code: 'custom', path: ['jwks'], message: "private_key_jwt needs the client's public keys (jwks)" });
     if (c.public && c.clientSecret) ctx.addIssue({ code: 'custom', path: ['clientSecret'], message: 'a public client has no secret' });
     if (c.public && !c.requirePkce) ctx.addIssue({ code: 'custom', path: ['requirePkce'], message: 'a public client always uses PKCE' });
     if (c.refreshTokenIdleTtl && c.refreshTokenAbsoluteTtl && c.refreshTokenIdleTtl > c.refreshTokenAbsoluteTtl)
@@ -132,7 +141,8 @@ export type ClientInput = z.input<typeof clientInput>;
 export async function buildClient(input: ClientInput, now: number): Promise<{ row: OAuthClientRow; clientSecret: string | null }> {
   const c = await clientInput.parseAsync(input);
   const authMethod = c.public ? 'none' : (c.authMethod ?? 'client_secret_basic');
-  const clientSecret = authMethod === 'client_secret_basic' || authMethod === 'client_secret_post' ? (c.clientSecret ?? randomToken(32)) : null;
+  const clientSecret =
+    authMethod === 'client_secret_basic' || authMethod === 'client_secret_post' ? (c.clientSecret ?? randomToken(32)) : null;
   return {
     clientSecret,
     row: {

@@ -89,4 +89,5 @@ export async function findClient(db: Database, clientId: string): Promise<Client
  * consent). A third-party client that named none gets tokens for Gatehouse alone: an API is never
  * reached on a consent that did not name it.
  */
-export const grantResources = (r: { client: Client; resources: string[] }) => (r.resources.length || !r.client.firstParty ? r.resources : r.client.resources);
+export const grantResources = (r: { client: Client; resources: string[] }) =>
+  r.resources.length || !r.client.firstParty ? r.resources : r.client.resources;

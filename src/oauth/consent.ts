@@ -17,9 +17,15 @@ export interface Consent {
 
 export async function storedConsent(deps: Deps, userId: string, clientId: string): Promise<Consent> {
   const stored = await failClosed('the database', () =>
-    deps.db.select().from(consents).where(and(eq(consents.userId, userId), eq(consents.clientId, clientId))).get(),
+    deps.db
+      .select()
+      .from(consents)
+      .where(and(eq(consents.userId, userId), eq(consents.clientId, clientId)))
+      .get(),
   );
-  return stored ? { scopes: JSON.parse(stored.scopes) as string[], resources: JSON.parse(stored.resources) as string[] } : { scopes: [], resources: [] };
+  return stored
+    ? { scopes: JSON.parse(stored.scopes) as string[], resources: JSON.parse(stored.resources) as string[] }
+    : { scopes: [], resources: [] };
 }
 
 /** Whether an earlier consent covers a request: every scope and every resource it names. */
@@ -33,7 +39,13 @@ export async function recordConsent(deps: Deps, userId: string, clientId: string
   const resources = JSON.stringify([...new Set([...before.resources, ...asked.resources])].sort());
   const now = deps.now();
   await failClosed('the database', async () => {
-    await audit(deps.db, { type: 'consent_granted', userId, meta, detail: { clientId, scope: asked.scopes, resources: asked.resources }, at: now });
+    await audit(deps.db, {
+      type: 'consent_granted',
+      userId,
+      meta,
+      detail: { clientId, scope: asked.scopes, resources: asked.resources },
+      at: now,
+    });
     await deps.db
       .insert(consents)
       .values({ userId, clientId, scopes, resources, grantedAt: now })
@@ -48,13 +60,18 @@ export async function recordConsent(deps: Deps, userId: string, clientId: string
  */
 export async function holdForConsent(deps: Deps, session: SessionClaims, params: Record<string, string>): Promise<string> {
   const id = randomToken(32);
-  await deps.sessions.holdAuthorization(session.sub, await sha256(id), { sid: session.sid, params, expiresAt: deps.now() + CONSENT_TTL_MS });
+  await deps.sessions.holdAuthorization(session.sub, await sha256(id), {
+    sid: session.sid,
+    params,
+    expiresAt: deps.now() + CONSENT_TTL_MS,
+  });
   return id;
 }
 
 /** The held request a decision answers, taken once; only by the session that was asked. */
 export async function takeHeldConsent(deps: Deps, session: SessionClaims, id: string | undefined): Promise<Record<string, string>> {
-  const gone = () => new GatehouseError('invalid_request', 'This request has expired or was already answered. Go back to the application and start again.');
+  const gone = () =>
+    new GatehouseError('invalid_request', 'This request has expired or was already answered. Go back to the application and start again.');
   if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) throw gone();
   const held = await deps.sessions.takeAuthorization(session.sub, await sha256(id), deps.now());
   if (!held || held.sid !== session.sid) throw gone();

@@ -28,7 +28,8 @@ export async function startDeviceAuthorization(
   params: Record<string, string | undefined>,
   requester: Requester,
 ): Promise<Record<string, string | number>> {
-  if (!client.grantTypes.includes(DEVICE_CODE_GRANT)) throw oauthError('unauthorized_client', 'This client may not use the device authorization grant.');
+  if (!client.grantTypes.includes(DEVICE_CODE_GRANT))
+    throw oauthError('unauthorized_client', 'This client may not use the device authorization grant.');
   // As at /authorize: unknown scopes are ignored and ones the client may not have dropped.
   const asked = (params.scope ?? client.scopes.filter((s) => s !== 'offline_access').join(' ')).split(' ').filter(Boolean);
   const scope = [...new Set(asked.filter((s) => (KNOWN_SCOPES as readonly string[]).includes(s) && client.scopes.includes(s)))];
@@ -99,13 +100,24 @@ export async function exchangeDeviceCode(
     dpopJkt: client.isPublic ? (proof?.jkt ?? null) : null,
   };
   const refresh = client.grantTypes.includes('refresh_token')
-    ? await deps.sessions.createRefreshFamily(user.id, grant, {
-        idleTtlMs: (client.refreshTokenIdleTtl ?? deps.config.tokens.refreshIdleTtl) * 1000,
-        absoluteTtlMs: (client.refreshTokenAbsoluteTtl ?? deps.config.tokens.refreshAbsoluteTtl) * 1000,
-      }, now)
+    ? await deps.sessions.createRefreshFamily(
+        user.id,
+        grant,
+        {
+          idleTtlMs: (client.refreshTokenIdleTtl ?? deps.config.tokens.refreshIdleTtl) * 1000,
+          absoluteTtlMs: (client.refreshTokenAbsoluteTtl ?? deps.config.tokens.refreshAbsoluteTtl) * 1000,
+        },
+        now,
+      )
     : null;
   await failClosed('the database', () =>
-    audit(deps.db, { type: 'handoff_redeemed', userId: user.id, meta: { ip: null, userAgent: null }, detail: { kind: 'device', clientId: client.clientId, approvedBy: approval.sid }, at: now }),
+    audit(deps.db, {
+      type: 'handoff_redeemed',
+      userId: user.id,
+      meta: { ip: null, userAgent: null },
+      detail: { kind: 'device', clientId: client.clientId, approvedBy: approval.sid },
+      at: now,
+    }),
   );
   return userTokenResponse(deps, {
     client,

@@ -49,7 +49,13 @@ export async function issueAccessToken(
   const claims: Record<string, unknown> = { sub: a.subject, client_id: a.client.clientId, scope: a.scope.join(' '), gty: a.gty };
   if (a.grantId) claims.gid = a.grantId;
   if (a.jkt) claims.cnf = { jkt: a.jkt };
-  if (a.grant) Object.assign(claims, { auth_time: a.grant.authTime, amr: a.grant.amr, sid: a.grant.sid, ...(a.grant.acr ? { acr: a.grant.acr } : {}) });
+  if (a.grant)
+    Object.assign(claims, {
+      auth_time: a.grant.authTime,
+      amr: a.grant.amr,
+      sid: a.grant.sid,
+      ...(a.grant.acr ? { acr: a.grant.acr } : {}),
+    });
   if (a.user && a.scope.includes('roles')) Object.assign(claims, { roles: a.user.roles, tier: a.user.tier });
   // Claims the `claims` request asked for at userinfo: userinfo reads them off the token.
   if (a.grant?.claims?.userinfo.length) claims.userinfo_claims = a.grant.claims.userinfo;

@@ -28,9 +28,15 @@ export const ConsentPage: FC<{
 }> = (p) => (
   <Layout title={`Allow ${p.clientName}?`}>
     <p>
-      Signed in as <strong>{p.email}</strong>. <strong>{p.clientName}</strong> (<code id="consent-destination">{p.destination}</code>) asks to:
+      Signed in as <strong>{p.email}</strong>. <strong>{p.clientName}</strong> (<code id="consent-destination">{p.destination}</code>) asks
+      to:
     </p>
-    {p.selfRegistered && <p id="consent-unreviewed">This app registered itself: its name was not checked by whoever runs this service. Allow it only if you know <code>{p.destination}</code>.</p>}
+    {p.selfRegistered && (
+      <p id="consent-unreviewed">
+        This app registered itself: its name was not checked by whoever runs this service. Allow it only if you know{' '}
+        <code>{p.destination}</code>.
+      </p>
+    )}
     <ul>
       {p.scope.map((s) => (
         <li>{SCOPE_TEXT[s] ?? s}</li>
@@ -44,8 +50,12 @@ export const ConsentPage: FC<{
     <Form action="/auth/authorize/decision" csrf={p.csrf}>
       <input type="hidden" name="request" value={p.requestId} />
       <div class="actions">
-        <button class="primary" type="submit" name="decision" value="approve">Allow</button>
-        <button type="submit" name="decision" value="deny">Deny</button>
+        <button class="primary" type="submit" name="decision" value="approve">
+          Allow
+        </button>
+        <button type="submit" name="decision" value="deny">
+          Deny
+        </button>
       </div>
     </Form>
   </Layout>
@@ -60,7 +70,9 @@ export const LogoutConfirmPage: FC<{ params: Record<string, string>; csrf: strin
         <input type="hidden" name={k} value={v} />
       ))}
       <div class="actions">
-        <button class="primary" type="submit">Sign out</button>
+        <button class="primary" type="submit">
+          Sign out
+        </button>
         <a href="/auth/account">Stay signed in</a>
       </div>
     </Form>

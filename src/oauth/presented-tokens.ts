@@ -1,7 +1,16 @@
 import type { Deps } from '../deps';
 import { findUserById, rolesOf, viewOf } from '../identity/users';
 import { failClosed, GatehouseError } from '../lib/errors';
-import { invalidToken, isAccessTokenLive, issuerOf, isMachineToken, parseOpaqueToken, tokenOwner, verifyAccessToken, type AccessTokenClaims } from '../tokens/access-token';
+import {
+  invalidToken,
+  isAccessTokenLive,
+  issuerOf,
+  isMachineToken,
+  parseOpaqueToken,
+  tokenOwner,
+  verifyAccessToken,
+  type AccessTokenClaims,
+} from '../tokens/access-token';
 import { boundKey, checkSenderConstraint } from '../tokens/dpop';
 import { userClaims } from './claims';
 import type { Client } from './clients';
@@ -23,7 +32,8 @@ export async function userInfo(
   // A DPoP-bound token only with a proof by its key, for this request (RFC 9449 §7).
   await checkSenderConstraint(deps, { ...presented, ...request, claims });
   const scope = typeof claims.scope === 'string' ? claims.scope.split(' ') : [];
-  if (!scope.includes('openid') || isMachineToken(claims)) throw new GatehouseError('insufficient_scope', 'The access token lacks the openid scope.');
+  if (!scope.includes('openid') || isMachineToken(claims))
+    throw new GatehouseError('insufficient_scope', 'The access token lacks the openid scope.');
   if (!(await isAccessTokenLive(deps, claims))) throw invalidToken('The access token has been revoked.');
   const user = await failClosed('the database', () => findUserById(deps.db, claims.sub));
   if (!user) throw invalidToken('The user no longer exists.');

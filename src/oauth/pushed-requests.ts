@@ -10,13 +10,23 @@ const PREFIX = 'urn:ietf:params:oauth:request_uri:';
 const URN = /^urn:ietf:params:oauth:request_uri:([A-Za-z0-9_-]{43})$/;
 
 /** Stores a validated authorization request for `clientId`; returns the request_uri and its lifetime. */
-export async function pushRequest(deps: Deps, clientId: string, params: Record<string, string>): Promise<{ request_uri: string; expires_in: number }> {
+export async function pushRequest(
+  deps: Deps,
+  clientId: string,
+  params: Record<string, string>,
+): Promise<{ request_uri: string; expires_in: number }> {
   const secret = randomToken(32);
   const now = deps.now();
   await failClosed('the database', async () => {
     await deps.db.batch([
       deps.db.delete(pushedAuthorizations).where(lt(pushedAuthorizations.expiresAt, now)),
-      deps.db.insert(pushedAuthorizations).values({ idHash: await sha256(secret), clientId, params: JSON.stringify(params), expiresAt: now + PUSHED_TTL_S * 1000, usedAt: null }),
+      deps.db.insert(pushedAuthorizations).values({
+        idHash: await sha256(secret),
+        clientId,
+        params: JSON.stringify(params),
+        expiresAt: now + PUSHED_TTL_S * 1000,
+        usedAt: null,
+      }),
     ]);
   });
   return { request_uri: `${PREFIX}${secret}`, expires_in: PUSHED_TTL_S };
@@ -27,9 +37,14 @@ export async function pushRequest(deps: Deps, clientId: string, params: Record<s
  * while they live and until a code was issued from them. Thrown errors are for an error page: the
  * redirect URI is not known to be this request's until it resolves.
  */
-export async function pushedParams(deps: Deps, requestUri: string, clientId: string | undefined): Promise<{ params: Record<string, string>; id: string }> {
+export async function pushedParams(
+  deps: Deps,
+  requestUri: string,
+  clientId: string | undefined,
+): Promise<{ params: Record<string, string>; id: string }> {
   // RFC 9101 §7: a request_uri to fetch is not supported (nothing is fetched); only our own URNs are.
-  if (!requestUri.startsWith(PREFIX)) throw oauthError('request_uri_not_supported', 'request_uri is supported only as a pushed request (RFC 9126).');
+  if (!requestUri.startsWith(PREFIX))
+    throw oauthError('request_uri_not_supported', 'request_uri is supported only as a pushed request (RFC 9126).');
   const m = URN.exec(requestUri);
   const gone = () => oauthError('invalid_request_uri', 'The request_uri is unknown, expired or already used.');
   if (!m || !clientId) throw gone();
@@ -38,7 +53,14 @@ export async function pushedParams(deps: Deps, requestUri: string, clientId: str
     deps.db
       .select()
       .from(pushedAuthorizations)
-      .where(and(eq(pushedAuthorizations.idHash, idHash), eq(pushedAuthorizations.clientId, clientId), gt(pushedAuthorizations.expiresAt, deps.now()), isNull(pushedAuthorizations.usedAt)))
+      .where(
+        and(
+          eq(pushedAuthorizations.idHash, idHash),
+          eq(pushedAuthorizations.clientId, clientId),
+          gt(pushedAuthorizations.expiresAt, deps.now()),
+          isNull(pushedAuthorizations.usedAt),
+        ),
+      )
       .get(),
   );
   if (!row) throw gone();

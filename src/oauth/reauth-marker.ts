@@ -23,7 +23,10 @@ async function requestDigest(params: Record<string, string | undefined>): Promis
  * session signed in after that moment — not the stale one, not a handoff's (which keeps an older
  * sign-in) — satisfies it, only for that request, and only for ten minutes.
  */
-export async function reauthMarker(deps: Deps, m: { staleSid: string | null; clientId: string; params: Record<string, string | undefined>; now: number }): Promise<string> {
+export async function reauthMarker(
+  deps: Deps,
+  m: { staleSid: string | null; clientId: string; params: Record<string, string | undefined>; now: number },
+): Promise<string> {
   const body = `${m.now}.${m.staleSid ?? '-'}`;
   return `${body}.${await hmac(deps.keys.csrf, `reauth:${body}:${m.clientId}:${await requestDigest(m.params)}`)}`;
 }

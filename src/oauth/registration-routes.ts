@@ -37,7 +37,9 @@ const whenEnabled = (handle: (c: C) => Promise<Response>) => async (c: C) => {
 
 registrationRoutes.post(
   '/register',
-  whenEnabled(async (c) => c.json(await registerClient(c.var.deps, { bearer: bearerOf(c), body: await bodyOf(c), meta: requestMeta(c) }), 201, NO_STORE)),
+  whenEnabled(async (c) =>
+    c.json(await registerClient(c.var.deps, { bearer: bearerOf(c), body: await bodyOf(c), meta: requestMeta(c) }), 201, NO_STORE),
+  ),
 );
 
 registrationRoutes.get(
@@ -48,7 +50,11 @@ registrationRoutes.get(
 registrationRoutes.put(
   '/register/:client_id',
   whenEnabled(async (c) =>
-    c.json(await updateRegistration(c.var.deps, { clientId: clientIdOf(c), bearer: bearerOf(c), body: await bodyOf(c), meta: requestMeta(c) }), 200, NO_STORE),
+    c.json(
+      await updateRegistration(c.var.deps, { clientId: clientIdOf(c), bearer: bearerOf(c), body: await bodyOf(c), meta: requestMeta(c) }),
+      200,
+      NO_STORE,
+    ),
   ),
 );
 

@@ -24,7 +24,8 @@ export interface RequestBody {
 
 const invalidMetadata = (message: string) => oauthError('invalid_client_metadata', message);
 // RFC 6750 §3.1. One message for every cause: an unknown client, an operator's, a wrong token.
-const invalidToken = (message = 'The registration access token is missing or not valid for this client.') => new GatehouseError('invalid_token', message);
+const invalidToken = (message = 'The registration access token is missing or not valid for this client.') =>
+  new GatehouseError('invalid_token', message);
 
 /** Member names that mean an attack on whoever merges the object (prototype pollution): refused anywhere. */
 const RESERVED_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
@@ -42,10 +43,12 @@ export function readMetadata(body: RequestBody): Record<string, unknown> {
       return v;
     });
   } catch (e) {
-    if (e instanceof ReservedName) throw invalidMetadata('The client metadata uses a reserved member name (__proto__, constructor or prototype).');
+    if (e instanceof ReservedName)
+      throw invalidMetadata('The client metadata uses a reserved member name (__proto__, constructor or prototype).');
     throw invalidMetadata('The request body is not valid JSON.');
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidMetadata('The client metadata must be a JSON object.');
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw invalidMetadata('The client metadata must be a JSON object.');
   // RFC 7592 §2.2: a member sent as null asks for its default, as when it is left out.
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null));
 }
@@ -176,11 +179,20 @@ const event = (type: AuditEvent['type'], row: OAuthClientRow, meta: RequestMeta,
   type,
   meta,
   at,
-  detail: { clientId: row.clientId, name: row.name, authMethod: row.tokenEndpointAuthMethod, grantTypes: JSON.parse(row.grantTypes), redirectUris: JSON.parse(row.redirectUris) },
+  detail: {
+    clientId: row.clientId,
+    name: row.name,
+    authMethod: row.tokenEndpointAuthMethod,
+    grantTypes: JSON.parse(row.grantTypes),
+    redirectUris: JSON.parse(row.redirectUris),
+  },
 });
 
 /** RFC 7591 §3: registers a client for a caller holding the initial access token. */
-export async function registerClient(deps: Deps, r: { bearer: string | undefined; body: RequestBody; meta: RequestMeta }): Promise<ClientInformation> {
+export async function registerClient(
+  deps: Deps,
+  r: { bearer: string | undefined; body: RequestBody; meta: RequestMeta },
+): Promise<ClientInformation> {
   const expected = deps.config.registration.initialToken;
   // Compared as hashes, which have one length: neither the token nor its length leaks.
   if (!expected || !r.bearer || !timingSafeEqualString(await sha256(r.bearer), await sha256(expected)))
@@ -189,7 +201,9 @@ export async function registerClient(deps: Deps, r: { bearer: string | undefined
   const { row, clientSecret } = await buildRegisteredClient(deps, m, undefined);
   const token = randomToken(32);
   row.registrationTokenHash = await sha256(token);
-  await failClosed('the database', () => deps.db.batch([deps.db.insert(oauthClients).values(row), auditInsert(deps.db, event('client_registered', row, r.meta, row.createdAt))]));
+  await failClosed('the database', () =>
+    deps.db.batch([deps.db.insert(oauthClients).values(row), auditInsert(deps.db, event('client_registered', row, r.meta, row.createdAt))]),
+  );
   return clientInformation(deps, row, { clientSecret, registrationAccessToken: token });
 }
 
@@ -198,7 +212,11 @@ export async function registerClient(deps: Deps, r: { bearer: string | undefined
  * operator registered (it has no token) and a wrong token are the same 401: whether a client
  * exists is not told.
  */
-async function managedClient(deps: Deps, clientId: string, bearer: string | undefined): Promise<{ row: OAuthClientRow; tokenHash: string }> {
+async function managedClient(
+  deps: Deps,
+  clientId: string,
+  bearer: string | undefined,
+): Promise<{ row: OAuthClientRow; tokenHash: string }> {
   const tokenHash = await sha256(bearer ?? '');
   const row = await failClosed('the database', () => deps.db.select().from(oauthClients).where(eq(oauthClients.clientId, clientId)).get());
   if (!bearer || !row?.registrationTokenHash || !timingSafeEqualString(row.registrationTokenHash, tokenHash)) throw invalidToken();
@@ -206,7 +224,8 @@ async function managedClient(deps: Deps, clientId: string, bearer: string | unde
 }
 
 /** The row still holds this token: what a change that may race another is conditional on. */
-const stillManagedBy = (clientId: string, tokenHash: string) => and(eq(oauthClients.clientId, clientId), eq(oauthClients.registrationTokenHash, tokenHash))!;
+const stillManagedBy = (clientId: string, tokenHash: string) =>
+  and(eq(oauthClients.clientId, clientId), eq(oauthClients.registrationTokenHash, tokenHash))!;
 
 /** RFC 7592 §2.1. The token is not rotated by a read; the response repeats it (§3 requires it). */
 export async function readRegistration(deps: Deps, r: { clientId: string; bearer: string | undefined }): Promise<ClientInformation> {
@@ -220,7 +239,10 @@ export async function readRegistration(deps: Deps, r: { clientId: string; bearer
  * secret is kept while the method uses one; moving to a secret method issues one. Every update
  * rotates the registration access token: the old one stops working, the response carries the new.
  */
-export async function updateRegistration(deps: Deps, r: { clientId: string; bearer: string | undefined; body: RequestBody; meta: RequestMeta }): Promise<ClientInformation> {
+export async function updateRegistration(
+  deps: Deps,
+  r: { clientId: string; bearer: string | undefined; body: RequestBody; meta: RequestMeta },
+): Promise<ClientInformation> {
   const { row: current, tokenHash } = await managedClient(deps, r.clientId, r.bearer);
   const m = parseMetadata(r.body);
   if (m.client_id !== current.clientId) throw invalidMetadata('client_id: must be present and be this client (RFC 7592 section 2.2).');
@@ -252,12 +274,20 @@ export async function updateRegistration(deps: Deps, r: { clientId: string; bear
  * RFC 7592 §2.3: deletes the client. Its consents go with it (foreign key); its refresh tokens and
  * codes then fail client authentication; JWT access tokens it holds live out their lifetime.
  */
-export async function deleteRegistration(deps: Deps, r: { clientId: string; bearer: string | undefined; meta: RequestMeta }): Promise<void> {
+export async function deleteRegistration(
+  deps: Deps,
+  r: { clientId: string; bearer: string | undefined; meta: RequestMeta },
+): Promise<void> {
   const { row, tokenHash } = await managedClient(deps, r.clientId, r.bearer);
   const guard = stillManagedBy(row.clientId, tokenHash);
   const [, deleted] = await failClosed('the database', () =>
     deps.db.batch([
-      auditInsertWhile(deps.db, { type: 'client_deleted', meta: r.meta, at: deps.now(), detail: { clientId: row.clientId, name: row.name } }, oauthClients, guard),
+      auditInsertWhile(
+        deps.db,
+        { type: 'client_deleted', meta: r.meta, at: deps.now(), detail: { clientId: row.clientId, name: row.name } },
+        oauthClients,
+        guard,
+      ),
       deps.db.delete(oauthClients).where(guard).returning({ clientId: oauthClients.clientId }),
     ]),
   );

@@ -31,7 +31,8 @@ export async function requestObjectParams(deps: Deps, client: Client, jwt: strin
       throw invalid('typ is not oauth-authz-req+jwt');
     payload = verified.payload as Record<string, unknown>;
   } catch (e) {
-    if (e instanceof errors.JWTClaimValidationFailed || e instanceof errors.JWTExpired) throw invalid(`its ${e.claim} claim is missing or not valid`);
+    if (e instanceof errors.JWTClaimValidationFailed || e instanceof errors.JWTExpired)
+      throw invalid(`its ${e.claim} claim is missing or not valid`);
     if (e instanceof errors.JOSEError) throw invalid(e.code);
     throw e;
   }

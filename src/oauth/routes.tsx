@@ -13,7 +13,15 @@ import { ContinuePage, MessagePage } from '../ui/components';
 import { ConsentPage, LogoutConfirmPage } from './pages';
 import { router } from '../lib/router';
 import { sendAuthorizationResponse as send } from './response-page';
-import { answerConsent, decideAuthorization, openAuthorizationRequest, parseAuthorizationRequest, resolveClient, type AuthorizationRequest, type AuthorizationStep } from './authorize';
+import {
+  answerConsent,
+  decideAuthorization,
+  openAuthorizationRequest,
+  parseAuthorizationRequest,
+  resolveClient,
+  type AuthorizationRequest,
+  type AuthorizationStep,
+} from './authorize';
 import { holdForConsent } from './consent';
 import { reauthMarker, REAUTH_PARAM } from './reauth-marker';
 import { authenticateClient } from './client-auth';
@@ -72,7 +80,9 @@ async function readParams(c: C): Promise<Params> {
   for (const [k, v] of entries) {
     if (k === 'resource' && k in params && !/\s/.test(v)) params[k] = `${params[k]} ${v}`;
     else if (k in params)
-      throw new GatehouseError('invalid_request', /^[a-z_]{1,40}$/.test(k) ? `Parameter ${k} is repeated.` : 'A parameter is repeated.', { field: k });
+      throw new GatehouseError('invalid_request', /^[a-z_]{1,40}$/.test(k) ? `Parameter ${k} is repeated.` : 'A parameter is repeated.', {
+        field: k,
+      });
     else params[k] = v;
   }
   return params;
@@ -86,7 +96,9 @@ const destinationOf = (uri: string) => {
 
 /** Verifies the DPoP header of a request to one of our endpoints, when there is one (RFC 9449 §4.3). */
 const proofAt = (c: C, endpoint: string) =>
-  c.req.header('dpop') === undefined ? Promise.resolve(null) : verifyDpopProof(c.var.deps, { header: c.req.header('dpop'), method: 'POST', url: `${issuerOf(c.var.deps)}${endpoint}` });
+  c.req.header('dpop') === undefined
+    ? Promise.resolve(null)
+    : verifyDpopProof(c.var.deps, { header: c.req.header('dpop'), method: 'POST', url: `${issuerOf(c.var.deps)}${endpoint}` });
 
 const cors = {
   'access-control-allow-origin': '*',
@@ -122,7 +134,15 @@ async function respond(c: C, req: AuthorizationRequest, params: Params, step: Au
     if (prompt) next.set('prompt', prompt);
     else next.delete('prompt');
     if (step.reauth)
-      next.set(REAUTH_PARAM, await reauthMarker(deps, { staleSid: step.reauth.staleSid, clientId: req.client.clientId, params: Object.fromEntries(next), now: deps.now() }));
+      next.set(
+        REAUTH_PARAM,
+        await reauthMarker(deps, {
+          staleSid: step.reauth.staleSid,
+          clientId: req.client.clientId,
+          params: Object.fromEntries(next),
+          now: deps.now(),
+        }),
+      );
     const signIn = new URLSearchParams({ return_to: `${ENDPOINTS.authorization}?${next}` });
     if (req.loginHint) signIn.set('login_hint', req.loginHint);
     return c.redirect(`/auth/sign-in?${signIn}`, fromForm ? 303 : 302);
@@ -140,7 +160,12 @@ async function respond(c: C, req: AuthorizationRequest, params: Params, step: Au
       clientName={req.client.name}
       destination={destinationOf(req.redirectUri)}
       selfRegistered={req.client.selfRegistered}
-      scope={req.scope} resources={req.resources} requestId={requestId} csrf={c.var.csrfToken} email={account.user.email} />,
+      scope={req.scope}
+      resources={req.resources}
+      requestId={requestId}
+      csrf={c.var.csrfToken}
+      email={account.user.email}
+    />,
   );
 }
 
@@ -155,7 +180,12 @@ consentRoutes.post('/authorize/decision', csrfProtection, async (c) => {
   c.header('cache-control', 'no-store');
   const { decision, request } = await formFields(c);
   if (!c.var.session) return c.redirect('/auth/sign-in', 303);
-  const { req, params, step } = await answerConsent(deps, c.var.session, { requestId: request, approve: decision === 'approve' }, requestMeta(c));
+  const { req, params, step } = await answerConsent(
+    deps,
+    c.var.session,
+    { requestId: request, approve: decision === 'approve' },
+    requestMeta(c),
+  );
   return respond(c, req, params, step, true);
 });
 
@@ -171,20 +201,30 @@ oauthRoutes.post('/par', async (c) => {
     `${issuerOf(deps)}${ENDPOINTS.token}`,
     issuerOf(deps),
   ]);
-  if (params.request_uri !== undefined) throw oauthError('invalid_request', 'request_uri is not allowed in a pushed request (RFC 9126 section 2.1).');
-  const pushed = params.request !== undefined ? await requestObjectParams(deps, client, params.request) : Object.fromEntries(Object.entries(params).filter(([k]) => !CLIENT_AUTH_FIELDS.includes(k)));
+  if (params.request_uri !== undefined)
+    throw oauthError('invalid_request', 'request_uri is not allowed in a pushed request (RFC 9126 section 2.1).');
+  const pushed =
+    params.request !== undefined
+      ? await requestObjectParams(deps, client, params.request)
+      : Object.fromEntries(Object.entries(params).filter(([k]) => !CLIENT_AUTH_FIELDS.includes(k)));
   // RFC 9449 §10.1: a proof with the push binds the code to its key (a dpop_jkt given must agree).
   const proof = await proofAt(c, ENDPOINTS.pushedAuthorization);
   if (proof) {
-    if (pushed.dpop_jkt !== undefined && pushed.dpop_jkt !== proof.jkt) throw oauthError('invalid_dpop_proof', 'dpop_jkt is not the thumbprint of the DPoP proof\'s key.');
+    if (pushed.dpop_jkt !== undefined && pushed.dpop_jkt !== proof.jkt)
+      throw oauthError('invalid_dpop_proof', "dpop_jkt is not the thumbprint of the DPoP proof's key.");
     pushed.dpop_jkt = proof.jkt;
   }
-  if (pushed.client_id !== undefined && pushed.client_id !== client.clientId) throw oauthError('invalid_request', 'client_id does not match the authenticated client.');
+  if (pushed.client_id !== undefined && pushed.client_id !== client.clientId)
+    throw oauthError('invalid_request', 'client_id does not match the authenticated client.');
   pushed.client_id = client.clientId;
   // The checks /authorize will make, now, answered as JSON (§2.3).
   const { redirectUri } = await resolveClient(deps, pushed);
   parseAuthorizationRequest(pushed, client, redirectUri);
-  return c.json(await pushRequest(deps, client.clientId, pushed), 201, { 'cache-control': 'no-store', pragma: 'no-cache', 'access-control-allow-origin': '*' });
+  return c.json(await pushRequest(deps, client.clientId, pushed), 201, {
+    'cache-control': 'no-store',
+    pragma: 'no-cache',
+    'access-control-allow-origin': '*',
+  });
 });
 // RFC 9126 §2.3: a push is a POST; any other method is 405.
 oauthRoutes.on(['GET', 'PUT', 'PATCH', 'DELETE'], '/par', (c) => {
@@ -219,7 +259,10 @@ oauthRoutes.post('/device_authorization', async (c) => {
     `${issuerOf(deps)}${ENDPOINTS.token}`,
     issuerOf(deps),
   ]);
-  return c.json(await startDeviceAuthorization(deps, client, params, requesterOf(c)), 200, { 'cache-control': 'no-store', pragma: 'no-cache' });
+  return c.json(await startDeviceAuthorization(deps, client, params, requesterOf(c)), 200, {
+    'cache-control': 'no-store',
+    pragma: 'no-cache',
+  });
 });
 
 // ── UserInfo ─────────────────────────────────────────────────────────────────────────────────

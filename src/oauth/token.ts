@@ -52,7 +52,12 @@ async function loadUser(deps: Deps, userId: string): Promise<UserView> {
  * DPoP proof (RFC 9449), to which the access token — and a public client's refresh token — is
  * bound; a client set to requireDpop gets nothing without one.
  */
-export async function exchangeToken(deps: Deps, client: Client, params: Params, proof: VerifiedProof | null = null): Promise<TokenResponse> {
+export async function exchangeToken(
+  deps: Deps,
+  client: Client,
+  params: Params,
+  proof: VerifiedProof | null = null,
+): Promise<TokenResponse> {
   const grantType = required(params, 'grant_type');
   if (!GRANT_TYPES.includes(grantType as GrantType))
     throw oauthError(
@@ -61,7 +66,7 @@ export async function exchangeToken(deps: Deps, client: Client, params: Params, 
     );
   if (!client.grantTypes.includes(grantType as GrantType))
     throw oauthError('unauthorized_client', `This client may not use the ${grantType} grant.`);
-  if (client.requireDpop && !proof) throw oauthError('invalid_dpop_proof', 'This client\'s tokens are DPoP-bound: send a DPoP proof.');
+  if (client.requireDpop && !proof) throw oauthError('invalid_dpop_proof', "This client's tokens are DPoP-bound: send a DPoP proof.");
   const now = deps.now();
   const jkt = proof?.jkt ?? null;
 

@@ -76,7 +76,12 @@ const toRecord = (r: Row): SessionRecord => ({
 
 /** Adds columns a later version introduced to a table an older object already has. */
 export function addMissingColumns(sql: SqlStorage, table: string, columns: Record<string, string>): void {
-  const present = new Set(sql.exec<{ name: string }>(`PRAGMA table_info(${table})`).toArray().map((c) => c.name));
+  const present = new Set(
+    sql
+      .exec<{ name: string }>(`PRAGMA table_info(${table})`)
+      .toArray()
+      .map((c) => c.name),
+  );
   for (const [name, type] of Object.entries(columns)) if (!present.has(name)) sql.exec(`ALTER TABLE ${table} ADD COLUMN ${name} ${type}`);
 }
 
@@ -147,11 +152,7 @@ export class BrowserSessions {
   /** Live sessions — Gatehouse's and the app-host sessions made from them — newest first. */
   list(now: number): SessionRecord[] {
     return this.sql
-      .exec<Row>(
-        'SELECT * FROM sessions WHERE idle_expires_at > ? AND absolute_expires_at > ? ORDER BY created_at DESC',
-        now,
-        now,
-      )
+      .exec<Row>('SELECT * FROM sessions WHERE idle_expires_at > ? AND absolute_expires_at > ? ORDER BY created_at DESC', now, now)
       .toArray()
       .map(toRecord);
   }

@@ -223,7 +223,8 @@ export class GrantStore {
       return { status: 'invalid', reason: 'code_verifier does not match the code_challenge' };
 
     // RFC 9449 §10: a code bound to a key is redeemed only with a proof by that key.
-    if (row.dpop_jkt !== null && row.dpop_jkt !== (r.dpopJkt ?? null)) return { status: 'invalid', reason: 'the code is bound to another DPoP key' };
+    if (row.dpop_jkt !== null && row.dpop_jkt !== (r.dpopJkt ?? null))
+      return { status: 'invalid', reason: 'the code is bound to another DPoP key' };
     const grant = { ...grantOf(row), dpopJkt: r.bindRefresh ? (r.dpopJkt ?? null) : null };
     if (!allows(grant, r.resource)) return { status: 'invalid_target' };
     if (family && r.refresh) this.insertFamily(grant, family, r.refresh, r.now);
@@ -297,7 +298,8 @@ export class GrantStore {
     if (r.now >= family.idle_expires_at || r.now >= family.absolute_expires_at)
       return { status: 'invalid', reason: 'the refresh token has expired' };
     // RFC 9449 §5: a bound refresh token is used only with a proof by its key (nothing rotates otherwise).
-    if (family.dpop_jkt !== null && family.dpop_jkt !== (r.dpopJkt ?? null)) return { status: 'invalid', reason: 'the refresh token is bound to another DPoP key' };
+    if (family.dpop_jkt !== null && family.dpop_jkt !== (r.dpopJkt ?? null))
+      return { status: 'invalid', reason: 'the refresh token is bound to another DPoP key' };
     const grant = grantOf(family);
     // RFC 6749 §6: a narrower scope may be asked for, never a wider one — checked before rotating.
     if (r.scope?.some((s) => !grant.scope.includes(s))) return { status: 'invalid_scope' };
@@ -328,7 +330,11 @@ export class GrantStore {
   revokeFamily(grantId: string, now: number): boolean {
     this.opaque.deleteOfGrant(grantId);
     this.revocations.add(grantKey(grantId), now + MAX_ACCESS_TOKEN_MS);
-    return this.sql.exec('UPDATE refresh_families SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL RETURNING family_id', now, grantId).toArray().length > 0;
+    return (
+      this.sql
+        .exec('UPDATE refresh_families SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL RETURNING family_id', now, grantId)
+        .toArray().length > 0
+    );
   }
 
   /** Revokes the families born of a browser session (sign-out), except those granted offline_access. */
@@ -369,7 +375,9 @@ export class GrantStore {
   nextExpiry(): number | null {
     const a = this.sql.exec<{ t: number | null }>('SELECT MIN(expires_at) AS t FROM auth_codes').one().t;
     const b = this.sql
-      .exec<{ t: number | null }>('SELECT MIN(MIN(idle_expires_at, absolute_expires_at)) AS t FROM refresh_families WHERE revoked_at IS NULL')
+      .exec<{ t: number | null }>(
+        'SELECT MIN(MIN(idle_expires_at, absolute_expires_at)) AS t FROM refresh_families WHERE revoked_at IS NULL',
+      )
       .one().t;
     const c = this.opaque.nextExpiry();
     const all = [a, b, c].filter((t): t is number => t !== null);

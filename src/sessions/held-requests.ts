@@ -68,7 +68,9 @@ export class HeldRequests {
 
   /** What a held request is (without its body), to check it may be replayed here; null when unknown or expired. */
   peek(id: string, now: number): Omit<HeldRequest, 'body'> | null {
-    const row = this.sql.exec<Row>('SELECT id, method, url, host, route_key, content_type, sid, expires_at FROM held_requests WHERE id = ?', id).toArray()[0];
+    const row = this.sql
+      .exec<Row>('SELECT id, method, url, host, route_key, content_type, sid, expires_at FROM held_requests WHERE id = ?', id)
+      .toArray()[0];
     return row && row.expires_at > now ? { ...describe(row) } : null;
   }
 

@@ -7,20 +7,30 @@ import { randomToken, sha256 } from '../lib/crypto';
  */
 export class OpaqueTokens {
   constructor(private readonly sql: SqlStorage) {
-    sql.exec(`CREATE TABLE IF NOT EXISTS opaque_tokens (hash TEXT PRIMARY KEY, jwt TEXT NOT NULL, expires_at INTEGER NOT NULL, grant_id TEXT)`);
+    sql.exec(
+      `CREATE TABLE IF NOT EXISTS opaque_tokens (hash TEXT PRIMARY KEY, jwt TEXT NOT NULL, expires_at INTEGER NOT NULL, grant_id TEXT)`,
+    );
   }
 
   /** Keeps `jwt` until `expiresAt`; returns the secret the client will hold. */
   async store(jwt: string, expiresAt: number, grantId: string | null): Promise<string> {
     const secret = randomToken(32);
-    this.sql.exec('INSERT INTO opaque_tokens (hash, jwt, expires_at, grant_id) VALUES (?, ?, ?, ?)', await sha256(secret), jwt, expiresAt, grantId);
+    this.sql.exec(
+      'INSERT INTO opaque_tokens (hash, jwt, expires_at, grant_id) VALUES (?, ?, ?, ?)',
+      await sha256(secret),
+      jwt,
+      expiresAt,
+      grantId,
+    );
     return secret;
   }
 
   /** The JWT an opaque token stands for, while it lives. */
   async resolve(secret: string, now: number): Promise<string | null> {
     const hash = await sha256(secret);
-    const row = this.sql.exec<{ jwt: string; expires_at: number }>('SELECT jwt, expires_at FROM opaque_tokens WHERE hash = ?', hash).toArray()[0];
+    const row = this.sql
+      .exec<{ jwt: string; expires_at: number }>('SELECT jwt, expires_at FROM opaque_tokens WHERE hash = ?', hash)
+      .toArray()[0];
     return row && now < row.expires_at ? row.jwt : null;
   }
 

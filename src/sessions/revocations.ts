@@ -21,7 +21,9 @@ export class Revocations {
   /** Whether any of `keys` is revoked. */
   has(keys: string[]): boolean {
     if (keys.length === 0) return false;
-    return this.sql.exec(`SELECT 1 FROM revocations WHERE key IN (${keys.map(() => '?').join(', ')}) LIMIT 1`, ...keys).toArray().length > 0;
+    return (
+      this.sql.exec(`SELECT 1 FROM revocations WHERE key IN (${keys.map(() => '?').join(', ')}) LIMIT 1`, ...keys).toArray().length > 0
+    );
   }
 
   purge(now: number): void {

@@ -35,10 +35,7 @@ type Methods = Pick<
  */
 export interface SessionStore extends Rpc<Methods> {
   create(input: CreateSessionInput): Promise<SessionRecord & { secret: string }>;
-  redeemCode(
-    userId: string,
-    input: Parameters<UserSessions['redeemCode']>[0],
-  ): Promise<CodeRedemption>;
+  redeemCode(userId: string, input: Parameters<UserSessions['redeemCode']>[0]): Promise<CodeRedemption>;
   rotateRefresh(userId: string, input: Parameters<UserSessions['rotateRefresh']>[0]): Promise<RefreshRotation>;
   redeemConnect(userId: string, input: Parameters<UserSessions['redeemConnect']>[0]): Promise<ConnectRedemption>;
 }

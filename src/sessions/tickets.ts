@@ -43,7 +43,11 @@ export class Tickets {
   /** Takes a ticket out (once); null when unknown, taken, expired or of another kind. */
   take(kind: TicketKind, hash: string, now: number): Ticket | null {
     const row = this.sql
-      .exec<{ sid: string; payload: string; expires_at: number }>('DELETE FROM tickets WHERE hash = ? AND kind = ? RETURNING sid, payload, expires_at', hash, kind)
+      .exec<{ sid: string; payload: string; expires_at: number }>(
+        'DELETE FROM tickets WHERE hash = ? AND kind = ? RETURNING sid, payload, expires_at',
+        hash,
+        kind,
+      )
       .toArray()[0];
     if (!row || row.expires_at <= now) return null;
     return { sid: row.sid, payload: JSON.parse(row.payload) as Record<string, unknown>, expiresAt: row.expires_at };

@@ -2,7 +2,15 @@ import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../config';
 import { sha256, timingSafeEqualString } from '../lib/crypto';
 import { BrowserSessions, newSessionSecret, type CreateSessionInput, type SessionRecord } from './browser-sessions';
-import { GrantStore, MAX_ACCESS_TOKEN_MS, type CodeInput, type CodeRedemption, type Grant, type RefreshPolicy, type RefreshRotation } from './grants';
+import {
+  GrantStore,
+  MAX_ACCESS_TOKEN_MS,
+  type CodeInput,
+  type CodeRedemption,
+  type Grant,
+  type RefreshPolicy,
+  type RefreshRotation,
+} from './grants';
 import { HeldRequests, type HeldRequest } from './held-requests';
 import { grantKey, Revocations, tokenKey } from './revocations';
 import { Tickets } from './tickets';
@@ -93,7 +101,11 @@ export class UserSessions extends DurableObject<Env> {
   /** A single-use code (its hash given) letting `host` get a session tied to `sid`. */
   issueConnect(hash: string, c: { sid: string; host: string; stateHash: string; returnTo: string; now: number; ttlMs: number }): boolean {
     if (!this.sessions.get(c.sid, c.now)) return false;
-    this.tickets.put('connect', hash, { sid: c.sid, payload: { host: c.host, stateHash: c.stateHash, returnTo: c.returnTo }, expiresAt: c.now + c.ttlMs });
+    this.tickets.put('connect', hash, {
+      sid: c.sid,
+      payload: { host: c.host, stateHash: c.stateHash, returnTo: c.returnTo },
+      expiresAt: c.now + c.ttlMs,
+    });
     return true;
   }
 
@@ -101,7 +113,16 @@ export class UserSessions extends DurableObject<Env> {
    * Redeems a handshake code at its app host: the browser's state must match, the parent session
    * must still be live, and the new session inherits its sign-in (amr, auth_time) and ends with it.
    */
-  async redeemConnect(r: { secret: string; host: string; state: string; now: number; idleTtl: number; absoluteTtl: number; ip: string | null; userAgent: string | null }): Promise<ConnectRedemption> {
+  async redeemConnect(r: {
+    secret: string;
+    host: string;
+    state: string;
+    now: number;
+    idleTtl: number;
+    absoluteTtl: number;
+    ip: string | null;
+    userAgent: string | null;
+  }): Promise<ConnectRedemption> {
     const [hash, stateHash, secret] = await Promise.all([sha256(r.secret), sha256(r.state), newSessionSecret()]);
     const ticket = this.tickets.take('connect', hash, r.now);
     if (!ticket) return { status: 'invalid', reason: 'unknown, used or expired code' };
@@ -230,9 +251,13 @@ export class UserSessions extends DurableObject<Env> {
   }
 
   private async scheduleAlarm(): Promise<void> {
-    const next = [this.sessions.nextExpiry(), this.grants.nextExpiry(), this.held.nextExpiry(), this.tickets.nextExpiry(), this.revocations.nextExpiry()].reduce<
-      number | null
-    >((a, b) => (a === null ? b : b === null ? a : Math.min(a, b)), null);
+    const next = [
+      this.sessions.nextExpiry(),
+      this.grants.nextExpiry(),
+      this.held.nextExpiry(),
+      this.tickets.nextExpiry(),
+      this.revocations.nextExpiry(),
+    ].reduce<number | null>((a, b) => (a === null ? b : b === null ? a : Math.min(a, b)), null);
     if (next === null) {
       await this.ctx.storage.deleteAlarm();
       return;

@@ -94,7 +94,10 @@ export async function verifyAccessToken(
  * One object call; used where revocation must take effect at once.
  */
 export async function isAccessTokenLive(deps: Deps, claims: AccessTokenClaims): Promise<boolean> {
-  return deps.sessions.isTokenLive(tokenOwner(claims), { grantId: isMachineToken(claims) ? null : (claims.gid ?? null), jti: claims.jti ?? null });
+  return deps.sessions.isTokenLive(tokenOwner(claims), {
+    grantId: isMachineToken(claims) ? null : (claims.gid ?? null),
+    jti: claims.jti ?? null,
+  });
 }
 
 /**

@@ -107,12 +107,15 @@ export async function verifyDpopProof(
     // Every input here is the caller's (WebCrypto, too, refuses a malformed key with a DOMException).
     throw invalid(`its signature or header is not valid (${e instanceof errors.JOSEError ? e.code : 'malformed'})`);
   }
-  if (typeof payload.jti !== 'string' || payload.jti.length < 8 || payload.jti.length > 128) throw invalid('jti must be a string of 8 to 128 characters');
+  if (typeof payload.jti !== 'string' || payload.jti.length < 8 || payload.jti.length > 128)
+    throw invalid('jti must be a string of 8 to 128 characters');
   if (payload.htm !== r.method) throw invalid("htm is not this request's method");
   if (!sameTarget(payload.htu, r.url)) throw invalid("htu is not this request's URL");
   const now = deps.now();
-  if (typeof payload.iat !== 'number' || Math.abs(payload.iat - now / 1000) > DPOP_WINDOW_S) throw invalid(`iat must be within ${DPOP_WINDOW_S} seconds of now`);
-  if (r.accessToken !== undefined && payload.ath !== (await sha256(r.accessToken))) throw invalid('ath is not the hash of the access token presented');
+  if (typeof payload.iat !== 'number' || Math.abs(payload.iat - now / 1000) > DPOP_WINDOW_S)
+    throw invalid(`iat must be within ${DPOP_WINDOW_S} seconds of now`);
+  if (r.accessToken !== undefined && payload.ath !== (await sha256(r.accessToken)))
+    throw invalid('ath is not the hash of the access token presented');
   if (deps.config.dpop.requireNonce && !(await nonceIsCurrent(deps, payload.nonce)))
     throw new DpopError('use_dpop_nonce', 'Use the DPoP nonce this server provides.', await dpopNonce(deps));
   const jkt = await calculateJwkThumbprint(jwk, 'sha256');
@@ -140,7 +143,15 @@ export function parseAuthorization(header: string | undefined): { scheme: 'Beare
  */
 export async function checkSenderConstraint(
   deps: Deps,
-  r: { scheme: 'Bearer' | 'DPoP'; token: string; claims: Record<string, unknown>; proof: string | undefined; method: string; url: string; dpopRequired?: boolean },
+  r: {
+    scheme: 'Bearer' | 'DPoP';
+    token: string;
+    claims: Record<string, unknown>;
+    proof: string | undefined;
+    method: string;
+    url: string;
+    dpopRequired?: boolean;
+  },
 ): Promise<void> {
   const jkt = boundKey(r.claims);
   if (jkt === null) {
@@ -148,7 +159,8 @@ export async function checkSenderConstraint(
     if (r.dpopRequired) throw new GatehouseError('invalid_token', 'This resource takes DPoP-bound access tokens only.');
     return;
   }
-  if (r.scheme !== 'DPoP') throw new GatehouseError('invalid_token', 'This access token is DPoP-bound: send it with the DPoP scheme and a proof.');
+  if (r.scheme !== 'DPoP')
+    throw new GatehouseError('invalid_token', 'This access token is DPoP-bound: send it with the DPoP scheme and a proof.');
   const proof = await verifyDpopProof(deps, { header: r.proof, method: r.method, url: r.url, accessToken: r.token });
   if (!timingSafeEqualString(proof.jkt, jkt)) throw invalid('it is signed by another key than the token is bound to');
 }

@@ -61,8 +61,7 @@ export async function verifyToken(
   },
 ): Promise<JWTPayload> {
   const getKey: JWTVerifyGetKey = async (header) => {
-    for (const h of ['jku', 'x5u', 'jwk', 'x5c'] as const)
-      if (h in header) throw new TokenRejected(`header ${h} is not accepted`);
+    for (const h of ['jku', 'x5u', 'jwk', 'x5c'] as const) if (h in header) throw new TokenRejected(`header ${h} is not accepted`);
     if (typeof header.kid !== 'string') throw new TokenRejected('no kid');
     const key = await ring.verificationKey(header.kid, header.alg, v.now);
     if (!key) throw new TokenRejected('unknown kid');

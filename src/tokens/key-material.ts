@@ -66,5 +66,10 @@ export async function newKeyRow(kek: string, k: { alg: SigningAlg; generation: n
  * every 30 s).
  */
 export function nextKeys(keys: StoredKey[], now: number, algs: readonly SigningAlg[] = SIGNING_ALGS) {
-  return algs.map((alg) => ({ alg, generation: Math.max(0, ...keys.filter((k) => k.alg === alg).map((k) => k.generation)) + 1, signsFrom: now, now }));
+  return algs.map((alg) => ({
+    alg,
+    generation: Math.max(0, ...keys.filter((k) => k.alg === alg).map((k) => k.generation)) + 1,
+    signsFrom: now,
+    now,
+  }));
 }

@@ -15,7 +15,11 @@ export async function createKey(
   kek: string,
   k: { alg: SigningAlg; generation: number; signsFrom: number; now: number },
 ): Promise<boolean> {
-  const rows = await db.insert(signingKeys).values(await newKeyRow(kek, k)).onConflictDoNothing().returning({ kid: signingKeys.kid });
+  const rows = await db
+    .insert(signingKeys)
+    .values(await newKeyRow(kek, k))
+    .onConflictDoNothing()
+    .returning({ kid: signingKeys.kid });
   return rows.length === 1;
 }
 

@@ -87,7 +87,8 @@ export async function rotateKeys(
 /** Rotation on demand (key-material.ts nextKeys): a new key per algorithm that signs from now on. */
 export async function rotateKeysNow(db: Database, kek: string, now: number, algs: readonly SigningAlg[] = SIGNING_ALGS): Promise<string[]> {
   const created: string[] = [];
-  for (const next of nextKeys(await loadKeys(db), now, algs)) if (await createKey(db, kek, next)) created.push(`${next.alg}#${next.generation}`);
+  for (const next of nextKeys(await loadKeys(db), now, algs))
+    if (await createKey(db, kek, next)) created.push(`${next.alg}#${next.generation}`);
   return created;
 }
 

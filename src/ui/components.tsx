@@ -16,7 +16,11 @@ export interface FormState {
 export const MessagePage: FC<{ title: string; body: string; link?: { href: string; label: string }; status?: 'error' }> = (p) => (
   <Layout title={p.title}>
     {p.status === 'error' ? <Alert message={p.body} /> : <p role="status">{p.body}</p>}
-    {p.link && <p><a href={p.link.href}>{p.link.label}</a></p>}
+    {p.link && (
+      <p>
+        <a href={p.link.href}>{p.link.label}</a>
+      </p>
+    )}
   </Layout>
 );
 
@@ -46,7 +50,9 @@ export const ConfirmActionPage: FC<{ csrf: string; action: string; fields: Recor
         <input type="hidden" name={name} value={value} />
       ))}
       <ProofFields error={p.error} />
-      <button class="primary" type="submit">{en.proof.submit}</button>
+      <button class="primary" type="submit">
+        {en.proof.submit}
+      </button>
     </Form>
   </Layout>
 );

@@ -13,7 +13,8 @@ export interface ErrorPageOptions {
 
 /** An error on a hosted page: a readable page with the right status; 5xx never shows internals. */
 export function renderErrorPage(c: Context, e: GatehouseError, options: ErrorPageOptions = {}): Response {
-  const body = e.code === 'csrf_failed' ? en.errors.csrf : e.status >= 500 && e.code !== 'temporarily_unavailable' ? en.errors.generic : e.message;
+  const body =
+    e.code === 'csrf_failed' ? en.errors.csrf : e.status >= 500 && e.code !== 'temporarily_unavailable' ? en.errors.generic : e.message;
   if (e.extra.retryAfter) c.header('retry-after', String(e.extra.retryAfter));
   c.header('cache-control', 'no-store');
   const title = options.title ?? (e.status === 404 ? en.errors.notFound : 'Sorry');
@@ -28,7 +29,9 @@ export function renderErrorPage(c: Context, e: GatehouseError, options: ErrorPag
 export async function askForProof(c: Context, e: GatehouseError): Promise<Response> {
   const body = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
   const fields = Object.fromEntries(
-    Object.entries(body).filter((f): f is [string, string] => typeof f[1] === 'string' && !['csrf_token', 'proof_password', 'proof_code'].includes(f[0])),
+    Object.entries(body).filter(
+      (f): f is [string, string] => typeof f[1] === 'string' && !['csrf_token', 'proof_password', 'proof_code'].includes(f[0]),
+    ),
   );
   const error = e.code === 'invalid_proof' ? e.message : undefined;
   return c.html(<ConfirmActionPage csrf={c.get('csrfToken')} action={new URL(c.req.url).pathname} fields={fields} error={error} />, 403);

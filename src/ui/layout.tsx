@@ -71,8 +71,16 @@ export const Field: FC<{
         aria-invalid={p.error ? 'true' : undefined}
         aria-describedby={described || undefined}
       />
-      {p.hint && <p class="hint" id={`${id}-hint`}>{p.hint}</p>}
-      {p.error && <p class="error" id={`${id}-error`} role="alert">{p.error}</p>}
+      {p.hint && (
+        <p class="hint" id={`${id}-hint`}>
+          {p.hint}
+        </p>
+      )}
+      {p.error && (
+        <p class="error" id={`${id}-error`} role="alert">
+          {p.error}
+        </p>
+      )}
     </div>
   );
 };
@@ -98,17 +106,19 @@ export const ProofFields: FC<{ error?: string | undefined }> = ({ error }) => (
 );
 
 /** A one-time-code form (TOTP, recovery or email code) that returns to `returnTo`; `error` sits by the field. */
-export const CodeForm: FC<PropsWithChildren<{
-  action: string;
-  csrf: string;
-  returnTo: string;
-  label: string;
-  submit: string;
-  maxlength: number;
-  numeric: boolean;
-  hint?: string;
-  error?: string | undefined;
-}>> = (p) => (
+export const CodeForm: FC<
+  PropsWithChildren<{
+    action: string;
+    csrf: string;
+    returnTo: string;
+    label: string;
+    submit: string;
+    maxlength: number;
+    numeric: boolean;
+    hint?: string;
+    error?: string | undefined;
+  }>
+> = (p) => (
   <Form action={p.action} csrf={p.csrf}>
     <input type="hidden" name="return_to" value={p.returnTo} />
     <Field
@@ -122,15 +132,25 @@ export const CodeForm: FC<PropsWithChildren<{
       autofocus
     />
     {p.children}
-    <button class="primary" type="submit">{p.submit}</button>
+    <button class="primary" type="submit">
+      {p.submit}
+    </button>
   </Form>
 );
 
 /** An error not tied to one field. */
 export const Alert: FC<{ message?: string | undefined }> = ({ message }) =>
-  message ? <p class="alert" role="alert">{message}</p> : null;
+  message ? (
+    <p class="alert" role="alert">
+      {message}
+    </p>
+  ) : null;
 
-export const Notice: FC<PropsWithChildren> = ({ children }) => <div class="notice" role="status">{children as Child}</div>;
+export const Notice: FC<PropsWithChildren> = ({ children }) => (
+  <div class="notice" role="status">
+    {children as Child}
+  </div>
+);
 
 export const STYLESHEET = `
 :root { color-scheme: light dark; font-family: system-ui, sans-serif; line-height: 1.5; }

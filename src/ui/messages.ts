@@ -13,15 +13,23 @@ export const en = {
   password: 'Password',
   newPassword: 'New password',
   passwordHint: (min: number) => `At least ${min} characters. Long passphrases are welcome; no other rules.`,
-  signIn: { title: 'Sign in', submit: 'Sign in', noAccount: 'New here?', createAccount: 'Create an account', forgot: 'Forgot your password?', passkey: 'Sign in with a passkey', emailLink: 'Email me a sign-in link', withPhone: 'Sign in with your phone' },
+  signIn: {
+    title: 'Sign in',
+    submit: 'Sign in',
+    noAccount: 'New here?',
+    createAccount: 'Create an account',
+    forgot: 'Forgot your password?',
+    passkey: 'Sign in with a passkey',
+    emailLink: 'Email me a sign-in link',
+    withPhone: 'Sign in with your phone',
+  },
   signUp: {
     title: 'Create an account',
     submit: 'Create account',
     withPasskey: 'Sign up with a passkey instead (no password)',
     haveAccount: 'Already have an account?',
     sent: 'Check your email',
-    sentBody: (email: string) =>
-      `We sent a message to ${email}. Open the link in it within 30 minutes to finish creating your account.`,
+    sentBody: (email: string) => `We sent a message to ${email}. Open the link in it within 30 minutes to finish creating your account.`,
   },
   forgot: {
     title: 'Reset your password',
@@ -63,7 +71,8 @@ export const en = {
     intro: 'We will email you a sign-in link and a code. No password needed.',
     submit: 'Email me a link and a code',
     sentTitle: 'Check your email',
-    sentBody: (email: string) => `If ${email} has an account, we sent it a sign-in link and an 8-digit code. Both work once, for 10 minutes.`,
+    sentBody: (email: string) =>
+      `If ${email} has an account, we sent it a sign-in link and an 8-digit code. Both work once, for 10 minutes.`,
     code: 'Sign-in code',
     codeSubmit: 'Sign in',
     confirmTitle: 'Sign in on this device?',
@@ -75,11 +84,13 @@ export const en = {
   },
   handoff: {
     qrTitle: 'Sign in with your phone',
-    qrIntro: 'Scan this code with a phone where you are signed in (or sign in there), check that the code below matches, and approve. This page signs in by itself.',
+    qrIntro:
+      'Scan this code with a phone where you are signed in (or sign in there), check that the code below matches, and approve. This page signs in by itself.',
     bindingCode: 'Code',
     waiting: 'Waiting for approval…',
     approveTitle: 'Sign in on another device?',
-    approveIntro: 'A device is asking to be signed in to your account. Only approve it if it is yours and in front of you, and the code matches what it shows.',
+    approveIntro:
+      'A device is asking to be signed in to your account. Only approve it if it is yours and in front of you, and the code matches what it shows.',
     requestedFrom: 'Requested from',
     approve: 'Approve',
     deny: 'Deny',
@@ -114,7 +125,8 @@ export const en = {
     noFactor: 'This page needs two-step verification, and your account does not have it yet. Set it up, then come back.',
     setUp: 'Set up two-step verification',
     enrollTitle: 'Set up an authenticator app',
-    enrollIntro: 'Scan this code with an authenticator app (1Password, Google Authenticator, Aegis…), then enter the 6-digit code it shows.',
+    enrollIntro:
+      'Scan this code with an authenticator app (1Password, Google Authenticator, Aegis…), then enter the 6-digit code it shows.',
     secretLabel: 'Or type this key into the app:',
     enrollSubmit: 'Turn on two-step verification',
     codesTitle: 'Your recovery codes',

@@ -60,7 +60,11 @@ describe('email sign-in (link and code)', () => {
     const same = await laptop.open(new URL(linkOf(mail)).pathname + new URL(linkOf(mail)).search);
     expect(same.html).toContain('Finish signing in');
 
-    const confirmed = await phone.submit('/auth/email-sign-in/link', { token: tokenOf(mail) }, new URL(linkOf(mail)).pathname + new URL(linkOf(mail)).search);
+    const confirmed = await phone.submit(
+      '/auth/email-sign-in/link',
+      { token: tokenOf(mail) },
+      new URL(linkOf(mail)).pathname + new URL(linkOf(mail)).search,
+    );
     expect(confirmed.status).toBe(303);
     expect(confirmed.headers.get('location')).toBe('/auth/account');
     expect(phone.cookie(SESSION)).toBeDefined();
@@ -75,19 +79,25 @@ describe('email sign-in (link and code)', () => {
     const token = tokenOf(await lastMailTo(email));
     const results = await Promise.all(Array.from({ length: 20 }, () => new TestBrowser().post('/auth/api/email-sign-in/link', { token })));
     expect(results.filter((r) => r.status === 200)).toHaveLength(1);
-    const sessions = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE user_id = ? AND type = 'sign_in'").bind(userId).first('n');
+    const sessions = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE user_id = ? AND type = 'sign_in'")
+      .bind(userId)
+      .first('n');
     expect(sessions).toBe(1);
   });
 
   it('five wrong codes end the request, even for the right code — the same for unknown addresses', async () => {
     const { email } = await createVerifiedUser();
-    for (const [address, mailed] of [[email, true], [uniqueEmail('ghost'), false]] as const) {
+    for (const [address, mailed] of [
+      [email, true],
+      [uniqueEmail('ghost'), false],
+    ] as const) {
       const browser = new TestBrowser();
       await ask(browser, address);
       const right = mailed ? codeOf(await lastMailTo(address)) : '12345678';
       const wrong = right === '00000000' ? '11111111' : '00000000';
       const answers: string[] = [];
-      for (let i = 0; i < 5; i++) answers.push(((await (await browser.post('/auth/api/email-sign-in/code', { code: wrong })).json()) as Problem).code);
+      for (let i = 0; i < 5; i++)
+        answers.push(((await (await browser.post('/auth/api/email-sign-in/code', { code: wrong })).json()) as Problem).code);
       expect(answers).toEqual(Array(5).fill('invalid_code'));
       const last = await browser.post('/auth/api/email-sign-in/code', { code: right });
       expect(last.status).toBe(400);
@@ -114,7 +124,11 @@ describe('email sign-in (link and code)', () => {
     const later = appWith(() => ({ now: () => Date.now() + 11 * 60_000 }));
     const link = await later('/auth/api/email-sign-in/link', { method: 'POST', json: { token: tokenOf(mail) } });
     expect(link.status).toBe(400);
-    const code = await later('/auth/api/email-sign-in/code', { method: 'POST', json: { code: codeOf(mail) }, cookie: browser.cookieHeader });
+    const code = await later('/auth/api/email-sign-in/code', {
+      method: 'POST',
+      json: { code: codeOf(mail) },
+      cookie: browser.cookieHeader,
+    });
     expect(code.status).toBe(400);
   });
 
@@ -156,9 +170,16 @@ describe('email sign-in (link and code)', () => {
 describe('email sign-in from a page', () => {
   it('the link brings the person back to where they were going (same-origin paths only)', async () => {
     const { email } = await createVerifiedUser();
-    for (const [asked, landed] of [['/demo/me/orders?id=7', '/demo/me/orders?id=7'], ['https://evil.example/x', '/auth/account']] as const) {
+    for (const [asked, landed] of [
+      ['/demo/me/orders?id=7', '/demo/me/orders?id=7'],
+      ['https://evil.example/x', '/auth/account'],
+    ] as const) {
       const browser = new TestBrowser();
-      const res = await browser.submit('/auth/email-sign-in', { email, return_to: asked }, `/auth/email-sign-in?return_to=${encodeURIComponent(asked)}`);
+      const res = await browser.submit(
+        '/auth/email-sign-in',
+        { email, return_to: asked },
+        `/auth/email-sign-in?return_to=${encodeURIComponent(asked)}`,
+      );
       expect(res.status).toBe(202);
       const mail = await lastMailTo(email);
       const path = new URL(linkOf(mail)).pathname + new URL(linkOf(mail)).search;

@@ -5,7 +5,10 @@ import { auditOf, call, createVerifiedUser, lastMailTo, SESSION, signIn, uniqueE
 describe('sign up, verify, sign in, sign out (JSON API)', () => {
   it('creates the account only when the verification link is opened, then signs in', async () => {
     const email = uniqueEmail();
-    const up = await call('/auth/api/sign-up', { method: 'POST', json: { email: `  ${email.toUpperCase()} `, password: 'correct horse battery staple 42' } });
+    const up = await call('/auth/api/sign-up', {
+      method: 'POST',
+      json: { email: `  ${email.toUpperCase()} `, password: 'correct horse battery staple 42' },
+    });
     expect(up.status).toBe(202);
     expect(await up.json()).toMatchObject({ status: 'check_email' });
     expect(await env.DB.prepare('SELECT 1 FROM users WHERE email = ?').bind(email).first()).toBeNull();
@@ -35,6 +38,12 @@ describe('sign up, verify, sign in, sign out (JSON API)', () => {
     expect(out.headers.getSetCookie().join()).toContain(`${SESSION}=;`);
     const after = await call('/auth/api/sessions', { cookie });
     expect(after.status).toBe(401);
-    expect((await auditOf(userId)).results.map((r) => r.type)).toEqual(['sign_up', 'email_verified', 'sign_in_risk', 'sign_in', 'sign_out']);
+    expect((await auditOf(userId)).results.map((r) => r.type)).toEqual([
+      'sign_up',
+      'email_verified',
+      'sign_in_risk',
+      'sign_in',
+      'sign_out',
+    ]);
   });
 });

@@ -19,7 +19,8 @@ export async function enrolled(browser = new TestBrowser()) {
   // the clock crosses a step boundary between making and checking it, that step is out of the
   // window: make it again (a refused code claims nothing).
   let res = await browser.submit('/auth/account/totp', { code: codeAt(secret, Date.now() - 30_000), return_to: '/auth/account' });
-  if (res.status === 400) res = await browser.submit('/auth/account/totp', { code: codeAt(secret, Date.now() - 30_000), return_to: '/auth/account' });
+  if (res.status === 400)
+    res = await browser.submit('/auth/account/totp', { code: codeAt(secret, Date.now() - 30_000), return_to: '/auth/account' });
   expect(res.status).toBe(200);
   const codes = [...(await res.text()).matchAll(/<code>([0-9A-Z]{5}-[0-9A-Z]{5})<\/code>/g)].map((m) => m[1]!);
   return { ...user, browser, secret, codes };
@@ -30,4 +31,3 @@ export async function passwordStep(browser: TestBrowser, email: string) {
   expect(res.status).toBe(200);
   return (await res.json()) as { status: string; session?: { amr: string[]; acr: string } };
 }
-

@@ -3,7 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { call } from '../helpers';
 import type { Problem } from '../helpers';
 
-const endpoints = ['/auth/api/sign-up', '/auth/api/sign-in', '/auth/api/forgot-password', '/auth/api/reset-password', '/auth/api/verify-email'];
+const endpoints = [
+  '/auth/api/sign-up',
+  '/auth/api/sign-in',
+  '/auth/api/forgot-password',
+  '/auth/api/reset-password',
+  '/auth/api/verify-email',
+];
 
 describe('bad input on the JSON API', () => {
   it('answers malformed JSON with 400 invalid_json on every endpoint', async () => {
@@ -64,7 +70,10 @@ describe('bad input on the JSON API', () => {
   });
 
   it('refuses a long email under the body limit with 400 naming the field', async () => {
-    const res = await call('/auth/api/sign-up', { method: 'POST', json: { email: `${'a'.repeat(300)}@example.com`, password: 'long enough passphrase' } });
+    const res = await call('/auth/api/sign-up', {
+      method: 'POST',
+      json: { email: `${'a'.repeat(300)}@example.com`, password: 'long enough passphrase' },
+    });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ field: 'email' });
   });

@@ -4,13 +4,14 @@ import { TestBrowser } from '../browser';
 import { appWith, auditOf, createVerifiedUser, lastMailTo, ORIGIN, SESSION, tokenFrom, type Problem } from '../helpers';
 import { codeAt, enrolled, passwordStep, PENDING } from './helpers';
 
-
 describe('TOTP and recovery codes', () => {
   it('enrols with a QR code and the secret as text; the secret is sealed at rest; ten recovery codes', async () => {
     const { userId, secret, codes } = await enrolled();
     expect(codes).toHaveLength(10);
     expect(new Set(codes).size).toBe(10);
-    const row = await env.DB.prepare('SELECT secret_encrypted, confirmed_at FROM totp_credentials WHERE user_id = ?').bind(userId).first<{ secret_encrypted: string; confirmed_at: number }>();
+    const row = await env.DB.prepare('SELECT secret_encrypted, confirmed_at FROM totp_credentials WHERE user_id = ?')
+      .bind(userId)
+      .first<{ secret_encrypted: string; confirmed_at: number }>();
     expect(row!.confirmed_at).toBeGreaterThan(0);
     expect(row!.secret_encrypted).not.toContain(secret);
     const stored = await env.DB.prepare('SELECT code_hash FROM recovery_codes WHERE user_id = ?').bind(userId).all<{ code_hash: string }>();
@@ -22,7 +23,10 @@ describe('TOTP and recovery codes', () => {
   it('a new device must pass the second factor; the known device need not (adaptive)', async () => {
     const { email, secret, browser } = await enrolled();
     // The enrolling browser is a known device: password alone.
-    expect(await passwordStep(browser, email)).toMatchObject({ status: 'signed_in', session: { amr: ['pwd'], acr: 'urn:gatehouse:acr:1fa' } });
+    expect(await passwordStep(browser, email)).toMatchObject({
+      status: 'signed_in',
+      session: { amr: ['pwd'], acr: 'urn:gatehouse:acr:1fa' },
+    });
 
     const phone = new TestBrowser();
     const first = await passwordStep(phone, email);
@@ -112,9 +116,18 @@ describe('TOTP and recovery codes', () => {
     const stale = appWith(() => ({ now: () => Date.now() + 11 * 60_000 }));
     const { html } = await browser.open('/auth/account');
     const token = /name="csrf_token" value="([^"]+)"/.exec(html)![1]!;
-    const form = { method: 'POST', cookie: browser.cookieHeader, body: new URLSearchParams({ csrf_token: token }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } };
+    const form = {
+      method: 'POST',
+      cookie: browser.cookieHeader,
+      body: new URLSearchParams({ csrf_token: token }).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    };
     // Without the CSRF token nothing happens (the security pages sit under the pages' CSRF check).
-    const forged = await browser.fetch('/auth/account/totp/remove', { method: 'POST', body: '', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: ORIGIN } });
+    const forged = await browser.fetch('/auth/account/totp/remove', {
+      method: 'POST',
+      body: '',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: ORIGIN },
+    });
     expect(forged.status).toBe(403);
     const old = await stale('/auth/account/totp/remove', form);
     expect(old.status).toBe(303);
@@ -169,7 +182,14 @@ describe('adaptive sign-in', () => {
     expect(mail.text).toContain('BR');
 
     const risk = (await auditOf(userId)).results.filter((r) => r.type === 'sign_in_risk').map((r) => JSON.parse(r.detail!));
-    expect(risk.at(-1)).toMatchObject({ newDevice: false, newCountry: true, newAsn: false, country: 'BR', asn: 1136, decision: 'second_factor' });
+    expect(risk.at(-1)).toMatchObject({
+      newDevice: false,
+      newCountry: true,
+      newAsn: false,
+      country: 'BR',
+      asn: 1136,
+      decision: 'second_factor',
+    });
     expect(risk.at(-2)).toMatchObject({ newDevice: false, newCountry: false, decision: 'allow' });
   });
 

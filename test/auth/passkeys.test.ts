@@ -1,7 +1,18 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { TestBrowser } from '../browser';
-import { appWith, auditOf, createVerifiedUser, lastMailTo, ORIGIN, SESSION, STRONG_PASSWORD, tokenFrom, uniqueEmail, type Problem } from '../helpers';
+import {
+  appWith,
+  auditOf,
+  createVerifiedUser,
+  lastMailTo,
+  ORIGIN,
+  SESSION,
+  STRONG_PASSWORD,
+  tokenFrom,
+  uniqueEmail,
+  type Problem,
+} from '../helpers';
 import type { PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { SoftAuthenticator } from '../webauthn';
 
@@ -23,7 +34,11 @@ async function addPasskey(browser: TestBrowser, name = 'Laptop') {
   return auth;
 }
 
-async function passkeySignIn(browser: TestBrowser, auth: SoftAuthenticator, o: Parameters<SoftAuthenticator['assert']>[1] = { origin: ORIGIN }) {
+async function passkeySignIn(
+  browser: TestBrowser,
+  auth: SoftAuthenticator,
+  o: Parameters<SoftAuthenticator['assert']>[1] = { origin: ORIGIN },
+) {
   const { challengeId, options } = (await (await browser.post('/auth/api/passkeys/authentication-options', {})).json()) as Options;
   const response = await auth.assert(options, o);
   return { res: await browser.post('/auth/api/passkeys/sign-in', { challengeId, response }), challengeId, options };
@@ -70,7 +85,10 @@ describe('passkeys', () => {
     // Expired: the same request six minutes later.
     const { challengeId, options } = (await (await browser.post('/auth/api/passkeys/authentication-options', {})).json()) as Options;
     const later = appWith(() => ({ now: () => Date.now() + 6 * 60_000 }));
-    const late = await later('/auth/api/passkeys/sign-in', { method: 'POST', json: { challengeId, response: await auth.assert(options, { origin: ORIGIN }) } });
+    const late = await later('/auth/api/passkeys/sign-in', {
+      method: 'POST',
+      json: { challengeId, response: await auth.assert(options, { origin: ORIGIN }) },
+    });
     expect(late.status).toBe(400);
     expect(((await late.json()) as Problem).code).toBe('invalid_challenge');
   });
@@ -110,7 +128,11 @@ describe('passkeys', () => {
     const { browser } = await signedIn();
     const auth = await SoftAuthenticator.create();
     const { challengeId, options } = (await (await browser.post('/auth/api/passkeys/registration-options', {})).json()) as Options;
-    const bad = await browser.post('/auth/api/passkeys', { challengeId, name: 'x', response: await auth.register(options, { origin: 'https://evil.example' }) });
+    const bad = await browser.post('/auth/api/passkeys', {
+      challengeId,
+      name: 'x',
+      response: await auth.register(options, { origin: 'https://evil.example' }),
+    });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as Problem).code).toBe('invalid_passkey');
     const anonymous = await new TestBrowser().post('/auth/api/passkeys/registration-options', {});
@@ -143,8 +165,15 @@ describe('passkeys', () => {
     expect(up.status).toBe(202);
     const verified = await browser.post('/auth/api/verify-email', { token: tokenFrom(await lastMailTo(email)) });
     expect(verified.status).toBe(200);
-    expect(await verified.json()).toMatchObject({ status: 'email_verified', accountCreated: true, next: '/auth/account?setup=passkey', session: { amr: ['email'] } });
-    const row = await env.DB.prepare('SELECT id, password_hash FROM users WHERE email = ?').bind(email).first<{ id: string; password_hash: string | null }>();
+    expect(await verified.json()).toMatchObject({
+      status: 'email_verified',
+      accountCreated: true,
+      next: '/auth/account?setup=passkey',
+      session: { amr: ['email'] },
+    });
+    const row = await env.DB.prepare('SELECT id, password_hash FROM users WHERE email = ?')
+      .bind(email)
+      .first<{ id: string; password_hash: string | null }>();
     expect(row!.password_hash).toBeNull();
     expect((await browser.open('/auth/account?setup=passkey')).html).toContain('Add a passkey below to finish');
 

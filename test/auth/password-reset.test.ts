@@ -7,8 +7,7 @@ import type { Problem } from '../helpers';
 const NEW_PASSWORD = 'a brand new passphrase 2026';
 
 const forgot = (email: string) => call('/auth/api/forgot-password', { method: 'POST', json: { email } });
-const reset = (token: string, password = NEW_PASSWORD) =>
-  call('/auth/api/reset-password', { method: 'POST', json: { token, password } });
+const reset = (token: string, password = NEW_PASSWORD) => call('/auth/api/reset-password', { method: 'POST', json: { token, password } });
 const signInStatus = async (email: string, password: string) =>
   (await call('/auth/api/sign-in', { method: 'POST', json: { email, password } })).status;
 const mailCount = async (to: string) =>

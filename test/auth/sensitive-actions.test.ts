@@ -17,8 +17,15 @@ type Browser = TestBrowser;
 async function fullySetUp() {
   const u = await enrolled();
   const auth = await SoftAuthenticator.create();
-  const { challengeId, options } = await (await u.browser.post('/auth/api/passkeys/registration-options', {})).json<{ challengeId: string; options: never }>();
-  const reg = await u.browser.post('/auth/api/passkeys', { challengeId, name: 'Laptop', response: await auth.register(options, { origin: ORIGIN }) });
+  const { challengeId, options } = await (await u.browser.post('/auth/api/passkeys/registration-options', {})).json<{
+    challengeId: string;
+    options: never;
+  }>();
+  const reg = await u.browser.post('/auth/api/passkeys', {
+    challengeId,
+    name: 'Laptop',
+    response: await auth.register(options, { origin: ORIGIN }),
+  });
   expect(reg.status).toBe(201);
   return { ...u, auth, passkeyId: auth.id };
 }
@@ -31,7 +38,15 @@ function jsonActions(u: Awaited<ReturnType<typeof fullySetUp>>) {
     ['remove TOTP', (b: Browser) => b.fetch('/auth/api/totp', { method: 'DELETE', headers: { origin: ORIGIN } })],
     ['new recovery codes', (b: Browser) => b.post('/auth/api/recovery-codes', {})],
     ['passkey options', (b: Browser) => b.post('/auth/api/passkeys/registration-options', {})],
-    ['add a passkey', (b: Browser) => b.post('/auth/api/passkeys', { challengeId: 'A'.repeat(22), name: 'x', response: { id: 'AAAA', rawId: 'AAAA', type: 'public-key', response: { clientDataJSON: 'AAAA', attestationObject: 'AAAA' } } })],
+    [
+      'add a passkey',
+      (b: Browser) =>
+        b.post('/auth/api/passkeys', {
+          challengeId: 'A'.repeat(22),
+          name: 'x',
+          response: { id: 'AAAA', rawId: 'AAAA', type: 'public-key', response: { clientDataJSON: 'AAAA', attestationObject: 'AAAA' } },
+        }),
+    ],
     ['remove a passkey', (b: Browser) => b.fetch(`/auth/api/passkeys/${u.passkeyId}`, { method: 'DELETE', headers: { origin: ORIGIN } })],
   ] as const;
 }
@@ -76,14 +91,29 @@ describe('sensitive actions need a recent sign-in on this device', () => {
     const computer = new TestBrowser();
     const { html } = await computer.open('/auth/handoff/qr');
     const link = new URL(/id="approve-link" href="([^"]+)"/.exec(html)![1]!.replace(/&amp;/g, '&'));
-    expect((await u.browser.submit('/auth/handoff/approve', { h: link.searchParams.get('h')!, decision: 'approve' }, `${link.pathname}${link.search}`)).status).toBe(200);
+    expect(
+      (
+        await u.browser.submit(
+          '/auth/handoff/approve',
+          { h: link.searchParams.get('h')!, decision: 'approve' },
+          `${link.pathname}${link.search}`,
+        )
+      ).status,
+    ).toBe(200);
     expect((await computer.post('/auth/api/handoff/redeem', { kind: 'qr' })).status).toBe(200);
     for (const [what, act] of [...jsonActions(u), ...pageActions(u)]) await expectRefused(await act(computer), what);
     // Nor may it hand itself on: approving another device's QR sign-in needs a sign-in here.
     const third = new TestBrowser();
     const { html: qr } = await third.open('/auth/handoff/qr');
     const link2 = new URL(/id="approve-link" href="([^"]+)"/.exec(qr)![1]!.replace(/&amp;/g, '&'));
-    await expectRefused(await computer.submit('/auth/handoff/approve', { h: link2.searchParams.get('h')!, decision: 'approve' }, `${link2.pathname}${link2.search}`), 'approve a QR sign-in');
+    await expectRefused(
+      await computer.submit(
+        '/auth/handoff/approve',
+        { h: link2.searchParams.get('h')!, decision: 'approve' },
+        `${link2.pathname}${link2.search}`,
+      ),
+      'approve a QR sign-in',
+    );
     expect(await (await third.fetch('/auth/api/handoff/status?kind=qr&role=wait')).json()).toMatchObject({ state: 'pending' });
     await stillIntact(u.browser);
   });
@@ -95,13 +125,22 @@ describe('sensitive actions need a recent sign-in on this device', () => {
     const thiefDevice = new TestBrowser().at(later);
     const { html } = await thiefDevice.open('/auth/handoff/qr');
     const link = new URL(/id="approve-link" href="([^"]+)"/.exec(html)![1]!.replace(/&amp;/g, '&'));
-    await expectRefused(await stale.submit('/auth/handoff/approve', { h: link.searchParams.get('h')!, decision: 'approve' }, `${link.pathname}${link.search}`), 'approve');
+    await expectRefused(
+      await stale.submit(
+        '/auth/handoff/approve',
+        { h: link.searchParams.get('h')!, decision: 'approve' },
+        `${link.pathname}${link.search}`,
+      ),
+      'approve',
+    );
     expect((await thiefDevice.post('/auth/api/handoff/redeem', { kind: 'qr' })).status).toBe(409);
   });
 
   it('a fresh session may (positive control): remove a passkey, then TOTP', async () => {
     const u = await fullySetUp();
-    expect((await u.browser.fetch(`/auth/api/passkeys/${u.passkeyId}`, { method: 'DELETE', headers: { origin: ORIGIN } })).status).toBe(204);
+    expect((await u.browser.fetch(`/auth/api/passkeys/${u.passkeyId}`, { method: 'DELETE', headers: { origin: ORIGIN } })).status).toBe(
+      204,
+    );
     expect((await u.browser.fetch('/auth/api/totp', { method: 'DELETE', headers: { origin: ORIGIN } })).status).toBe(204);
   });
 
@@ -118,8 +157,7 @@ describe('sensitive actions need a recent sign-in on this device', () => {
 });
 
 describe('where an origin shares Gatehouse’s host, every sensitive action asks for a proof at that moment', () => {
-  const shared = (b: Browser) =>
-    b.at((deps) => ({ config: { ...deps.config, gateway: { ...deps.config.gateway, sharedHost: true } } }));
+  const shared = (b: Browser) => b.at((deps) => ({ config: { ...deps.config, gateway: { ...deps.config.gateway, sharedHost: true } } }));
 
   it('a same-origin script with the person’s fresh cookies gets proof_required from every JSON action', async () => {
     const u = await fullySetUp();
@@ -144,7 +182,10 @@ describe('where an origin shares Gatehouse’s host, every sensitive action asks
     expect(await bad.json()).toMatchObject({ code: 'invalid_proof' });
     expect((await b.post('/auth/api/recovery-codes', { proof: { password: STRONG_PASSWORD } })).status).toBe(200);
     expect((await b.post('/auth/api/recovery-codes', { proof: { code: codeAt(u.secret) } })).status).toBe(200);
-    const { challengeId, options } = await (await b.post('/auth/api/passkeys/authentication-options', {})).json<{ challengeId: string; options: never }>();
+    const { challengeId, options } = await (await b.post('/auth/api/passkeys/authentication-options', {})).json<{
+      challengeId: string;
+      options: never;
+    }>();
     const passkey = { challengeId, response: await u.auth.assert(options, { origin: ORIGIN }) };
     expect((await b.post('/auth/api/recovery-codes', { proof: { passkey } })).status).toBe(200);
   });
@@ -158,7 +199,11 @@ describe('where an origin shares Gatehouse’s host, every sensitive action asks
     expect(html).toContain(`action="/auth/account/passkeys/${encodeURIComponent(u.passkeyId)}/remove"`);
     expect(html).toContain('autocomplete="current-password"');
     await stillIntact(u.browser);
-    const done = await b.submit(`/auth/account/passkeys/${encodeURIComponent(u.passkeyId)}/remove`, { proof_password: STRONG_PASSWORD }, '/auth/account');
+    const done = await b.submit(
+      `/auth/account/passkeys/${encodeURIComponent(u.passkeyId)}/remove`,
+      { proof_password: STRONG_PASSWORD },
+      '/auth/account',
+    );
     expect(done.status).toBe(303);
     expect((await (await u.browser.fetch('/auth/api/second-factors')).json<{ passkeys: number }>()).passkeys).toBe(0);
   });

@@ -109,9 +109,7 @@ describe('password sign-in', () => {
   it('refuses an unverified account after checking its password', async () => {
     const email = uniqueEmail('unverified');
     const hash = await createPasswordHasher(loadArgon2).hash(STRONG_PASSWORD);
-    await env.DB.prepare(
-      `INSERT INTO users (id, email, password_hash, tier, created_at, updated_at) VALUES (?, ?, ?, 'free', 0, 0)`,
-    )
+    await env.DB.prepare(`INSERT INTO users (id, email, password_hash, tier, created_at, updated_at) VALUES (?, ?, ?, 'free', 0, 0)`)
       .bind(crypto.randomUUID(), email, hash)
       .run();
     expect((await signInCall(email, 'the wrong password!')).status).toBe(401);

@@ -2,8 +2,7 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { appWith, call, createVerifiedUser, lastMailTo, STRONG_PASSWORD, tokenFrom, uniqueEmail } from '../helpers';
 
-const signUp = (email: string, password = STRONG_PASSWORD) =>
-  call('/auth/api/sign-up', { method: 'POST', json: { email, password } });
+const signUp = (email: string, password = STRONG_PASSWORD) => call('/auth/api/sign-up', { method: 'POST', json: { email, password } });
 const verify = (token: string) => call('/auth/api/verify-email', { method: 'POST', json: { token } });
 const signInStatus = async (email: string, password: string) =>
   (await call('/auth/api/sign-in', { method: 'POST', json: { email, password } })).status;
@@ -109,9 +108,7 @@ describe('email verification', () => {
     const results = await Promise.all([verify(token), verify(token), verify(token)]);
     expect(results.map((r) => r.status).sort()).toEqual([200, 400, 400]);
     expect(await userCount(email)).toBe(1);
-    const events = await env.DB.prepare(
-      "SELECT type FROM audit_events WHERE user_id = (SELECT id FROM users WHERE email = ?) ORDER BY id",
-    )
+    const events = await env.DB.prepare('SELECT type FROM audit_events WHERE user_id = (SELECT id FROM users WHERE email = ?) ORDER BY id')
       .bind(email)
       .all<{ type: string }>();
     expect(events.results.map((r) => r.type)).toEqual(['sign_up', 'email_verified']);

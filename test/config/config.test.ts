@@ -40,14 +40,21 @@ describe('configuration', () => {
       webauthn: { rpId: 'auth.example.com', rpName: 'Gatehouse', origins: ['https://auth.example.com'] },
       mfa: { policy: 'adaptive', newSignInEmail: true },
     });
-    expect(parseConfig({ ...base, WEBAUTHN_RP_ID: 'example.com', WEBAUTHN_ORIGINS: 'https://auth.example.com, https://app.example.com' }).webauthn).toEqual({
+    expect(
+      parseConfig({ ...base, WEBAUTHN_RP_ID: 'example.com', WEBAUTHN_ORIGINS: 'https://auth.example.com, https://app.example.com' })
+        .webauthn,
+    ).toEqual({
       rpId: 'example.com',
       rpName: 'Gatehouse',
       origins: ['https://auth.example.com', 'https://app.example.com'],
     });
-    expect(issuesOf({ ...base, WEBAUTHN_RP_ID: 'other.com' })).toEqual(['WEBAUTHN_RP_ID: other.com is not auth.example.com or a parent domain of it']);
+    expect(issuesOf({ ...base, WEBAUTHN_RP_ID: 'other.com' })).toEqual([
+      'WEBAUTHN_RP_ID: other.com is not auth.example.com or a parent domain of it',
+    ]);
     expect(issuesOf({ ...base, WEBAUTHN_ORIGINS: 'https://auth.example.com/path' })[0]).toMatch(/^WEBAUTHN_ORIGINS: .* is not an origin/);
-    expect(issuesOf({ ...base, WEBAUTHN_RP_ID: 'example.com', WEBAUTHN_ORIGINS: 'https://evil.com' })[0]).toMatch(/^WEBAUTHN_RP_ID: example.com is not evil.com/);
+    expect(issuesOf({ ...base, WEBAUTHN_RP_ID: 'example.com', WEBAUTHN_ORIGINS: 'https://evil.com' })[0]).toMatch(
+      /^WEBAUTHN_RP_ID: example.com is not evil.com/,
+    );
     expect(issuesOf({ ...base, MFA_POLICY: 'sometimes' })[0]).toMatch(/^MFA_POLICY: /);
   });
 
@@ -67,7 +74,9 @@ describe('configuration', () => {
     expect(routes([{ match: '/api/*', origin: 'https://api.internal/path' }])[0]).toMatch(/^ROUTES\.0\.origin: must be an origin URL/);
     expect(routes([{ match: 'api', origin: 'https://api.internal' }])[0]).toMatch(/^ROUTES\.0\.match:/);
     expect(routes([{ match: '/a/*/b', origin: 'https://api.internal' }])[0]).toMatch(/^ROUTES\.0\.match:/);
-    expect(routes([{ match: '/a', origin: 'service:API', policy: { access: 'public', rolesAny: ['x'] } }])[0]).toMatch(/^ROUTES\.0\.policy: a public route cannot have identity requirements/);
+    expect(routes([{ match: '/a', origin: 'service:API', policy: { access: 'public', rolesAny: ['x'] } }])[0]).toMatch(
+      /^ROUTES\.0\.policy: a public route cannot have identity requirements/,
+    );
     expect(routes([{ match: '/a', origin: 'service:API', policy: { acces: 'public' } }])[0]).toMatch(/^ROUTES\.0\.policy:/);
     expect(issuesOf({ ...base, ROUTES: '[{' })).toEqual(['ROUTES: must be a JSON array of routes']);
   });

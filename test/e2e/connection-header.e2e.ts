@@ -34,7 +34,9 @@ beforeAll(async () => {
       bindings: {
         ...GATEHOUSE_OPTIONS.bindings,
         PUBLIC_URL: 'http://localhost',
-        ROUTES: JSON.stringify([{ match: '/open/*', host: 'app.localhost', origin: `http://127.0.0.1:${originPort}`, policy: { access: 'public' } }]),
+        ROUTES: JSON.stringify([
+          { match: '/open/*', host: 'app.localhost', origin: `http://127.0.0.1:${originPort}`, policy: { access: 'public' } },
+        ]),
       },
       port: 0,
       host: '127.0.0.1',

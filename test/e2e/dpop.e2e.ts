@@ -36,7 +36,13 @@ async function signInWith(config: oidc.Configuration, dpop: oidc.DPoPHandle, ext
     ...extra,
   });
   const callback = await runAuthorization(new Jar(), url, party());
-  return oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state }, { resource: API }, { DPoP: dpop });
+  return oidc.authorizationCodeGrant(
+    config,
+    callback,
+    { pkceCodeVerifier: verifier, expectedState: state },
+    { resource: API },
+    { DPoP: dpop },
+  );
 }
 
 beforeAll(async () => {
@@ -49,12 +55,28 @@ beforeAll(async () => {
   originPort = (origin.address() as { port: number }).port;
   gatehouse = await startGatehouse(({ appHost }) => ({
     DPOP_REQUIRE_NONCE: 'true',
-    ROUTES: JSON.stringify([{ match: '/api/*', host: appHost, origin: `http://127.0.0.1:${originPort}`, policy: { audiences: [API], dpop: true } }]),
+    ROUTES: JSON.stringify([
+      { match: '/api/*', host: appHost, origin: `http://127.0.0.1:${originPort}`, policy: { audiences: [API], dpop: true } },
+    ]),
   }));
   const user = usersCli(['create', '--email', EMAIL, '--password', PASSWORD, '--verified', '--persist-to', gatehouse.persistTo]);
   expect(user.code, user.stderr).toBe(0);
   const create = (args: string[]) => {
-    const made = clientsCli(['create', '--redirect-uri', redirect, '--first-party', '--scope', 'openid', '--scope', 'email', '--resource', API, '--persist-to', gatehouse.persistTo, ...args]);
+    const made = clientsCli([
+      'create',
+      '--redirect-uri',
+      redirect,
+      '--first-party',
+      '--scope',
+      'openid',
+      '--scope',
+      'email',
+      '--resource',
+      API,
+      '--persist-to',
+      gatehouse.persistTo,
+      ...args,
+    ]);
     expect(made.code, made.stderr).toBe(0);
     return JSON.parse(made.stdout) as { client_id: string; client_secret?: string };
   };
@@ -103,16 +125,28 @@ describe('openid-client with DPoP under wrangler dev', () => {
     const tokens = await signInWith(publicClient, oidc.getDPoPHandle(publicClient, key), { scope: 'openid email offline_access' });
     expect(tokens.refresh_token).toBeTruthy();
     const other = oidc.getDPoPHandle(publicClient, await oidc.randomDPoPKeyPair('ES256'));
-    await expect(oidc.refreshTokenGrant(publicClient, tokens.refresh_token!, undefined, { DPoP: other })).rejects.toMatchObject({ error: 'invalid_grant' });
-    const refreshed = await oidc.refreshTokenGrant(publicClient, tokens.refresh_token!, undefined, { DPoP: oidc.getDPoPHandle(publicClient, key) });
+    await expect(oidc.refreshTokenGrant(publicClient, tokens.refresh_token!, undefined, { DPoP: other })).rejects.toMatchObject({
+      error: 'invalid_grant',
+    });
+    const refreshed = await oidc.refreshTokenGrant(publicClient, tokens.refresh_token!, undefined, {
+      DPoP: oidc.getDPoPHandle(publicClient, key),
+    });
     expect(refreshed.token_type.toLowerCase()).toBe('dpop');
   });
 
   it('a client that requires DPoP gets no token without a proof', async () => {
     const verifier = oidc.randomPKCECodeVerifier();
     const state = oidc.randomState();
-    const url = oidc.buildAuthorizationUrl(confidential, { redirect_uri: redirect, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state });
+    const url = oidc.buildAuthorizationUrl(confidential, {
+      redirect_uri: redirect,
+      scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+    });
     const callback = await runAuthorization(new Jar(), url, party());
-    await expect(oidc.authorizationCodeGrant(confidential, callback, { pkceCodeVerifier: verifier, expectedState: state })).rejects.toMatchObject({ error: 'invalid_dpop_proof' });
+    await expect(
+      oidc.authorizationCodeGrant(confidential, callback, { pkceCodeVerifier: verifier, expectedState: state }),
+    ).rejects.toMatchObject({ error: 'invalid_dpop_proof' });
   });
 });

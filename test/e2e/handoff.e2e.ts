@@ -8,7 +8,9 @@ import { clientsCli, launchChromium, newContext, signUpVerified, startGatehouse,
 // Chromium are shared; each test has its own person and devices, so any one runs alone.
 
 const PASSWORD = 'one account, many devices';
-const PHONE = { userAgent: 'Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/150.0 Mobile Safari/537.36' };
+const PHONE = {
+  userAgent: 'Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/150.0 Mobile Safari/537.36',
+};
 
 let gatehouse: Awaited<ReturnType<typeof startGatehouse>>;
 let browser: Browser;
@@ -94,10 +96,27 @@ describe('cross-device handoff in real browsers', () => {
 
   it('authorizes a CLI with the device grant (openid-client polling the token endpoint)', async () => {
     const { phone } = await signedInPhone();
-    const created = clientsCli(['create', '--name', 'Gatehouse CLI', '--public', '--redirect-uri', 'http://127.0.0.1/callback', '--grant', 'urn:ietf:params:oauth:grant-type:device_code', '--scope', 'openid', '--scope', 'profile', '--persist-to', gatehouse.persistTo]);
+    const created = clientsCli([
+      'create',
+      '--name',
+      'Gatehouse CLI',
+      '--public',
+      '--redirect-uri',
+      'http://127.0.0.1/callback',
+      '--grant',
+      'urn:ietf:params:oauth:grant-type:device_code',
+      '--scope',
+      'openid',
+      '--scope',
+      'profile',
+      '--persist-to',
+      gatehouse.persistTo,
+    ]);
     expect(created.code, created.stderr).toBe(0);
     const { client_id } = JSON.parse(created.stdout) as { client_id: string };
-    const config = await oidc.discovery(new URL(gatehouse.base), client_id, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const config = await oidc.discovery(new URL(gatehouse.base), client_id, undefined, oidc.None(), {
+      execute: [oidc.allowInsecureRequests],
+    });
     const started = await oidc.initiateDeviceAuthorization(config, { scope: 'openid profile' });
     expect(started.user_code).toMatch(/^[A-Z]{4}-[A-Z]{4}$/);
     const tokens = oidc.pollDeviceAuthorizationGrant(config, started);

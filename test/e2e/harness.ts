@@ -49,7 +49,9 @@ const PORT_ATTEMPTS = 5;
  * on `base` (http://localhost:PORT); `appBase` (http://app.localhost:PORT, which Chromium resolves
  * to loopback) is the app host routes can name, as in `npm run dev`. `extraVars` may depend on them.
  */
-export async function startGatehouse(extraVars: Record<string, string> | ((at: { base: string; appHost: string }) => Record<string, string>) = {}) {
+export async function startGatehouse(
+  extraVars: Record<string, string> | ((at: { base: string; appHost: string }) => Record<string, string>) = {},
+) {
   const persistTo = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
   applyMigrations({ remote: false, persistTo });
   const secrets = { AUTH_SECRET: randomBytes(32).toString('base64url'), KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64url') };

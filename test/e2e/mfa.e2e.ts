@@ -85,7 +85,8 @@ async function nextCode(person: Person): Promise<string> {
  * The virtual authenticator answers every request it can at once — including the conditional
  * (autofill) request the sign-in page makes on load. Turning presence off keeps requests pending.
  */
-const presence = (d: Device, enabled: boolean) => d.cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: d.authenticatorId, enabled });
+const presence = (d: Device, enabled: boolean) =>
+  d.cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: d.authenticatorId, enabled });
 
 async function signInWithPassword(p: Page, person: Person) {
   await p.goto(`${gatehouse.base}/auth/sign-in`);
@@ -100,8 +101,7 @@ async function signOut(p: Page) {
   await p.waitForURL(`${gatehouse.base}/auth/sign-in`);
 }
 
-const me = (p: Page) =>
-  p.evaluate(async () => (await (await fetch('/auth/api/me')).json()) as { session: { amr: string[] } });
+const me = (p: Page) => p.evaluate(async () => (await (await fetch('/auth/api/me')).json()) as { session: { amr: string[] } });
 
 /** From the account page: turns on an authenticator app for `person`, ending on the recovery codes. */
 async function enrolTotp(p: Page, person: Person) {
@@ -234,7 +234,11 @@ describe('second factors in a real browser', () => {
     await page.getByLabel('Code').fill(await nextCode(person));
     await page.getByRole('button', { name: 'Verify' }).click();
     await page.waitForURL(new RegExp(`^${gatehouse.appBase}/demo/mfa/orders\\?gh_resume=`));
-    const echoed = JSON.parse((await page.locator('body').textContent()) ?? '{}') as { method: string; bodyText: string; headers: Record<string, string> };
+    const echoed = JSON.parse((await page.locator('body').textContent()) ?? '{}') as {
+      method: string;
+      bodyText: string;
+      headers: Record<string, string>;
+    };
     expect(echoed.method).toBe('POST');
     expect(echoed.bodyText).toBe('item=gatehouse-mug');
     expect(echoed.headers['x-auth-acr']).toBe('urn:gatehouse:acr:mfa');
@@ -244,7 +248,7 @@ describe('second factors in a real browser', () => {
     expect(again?.status()).toBe(409);
   });
 
-  it('an operator resets a user\'s second factors with the users CLI', async () => {
+  it("an operator resets a user's second factors with the users CLI", async () => {
     const d = await device({ authenticator: true });
     const person = await signedIn(d.page);
     await enrolTotp(d.page, person);

@@ -20,7 +20,8 @@ let browser: Browser;
 let context: BrowserContext;
 
 /** Follows the authorization request through Gatehouse (signing in when asked) to the RP's redirect URI. */
-const runAuthorization = (jar: Jar, url: URL, password = PASSWORD) => run(jar, url, { base: gatehouse.base, redirect: REDIRECT, email: EMAIL, password });
+const runAuthorization = (jar: Jar, url: URL, password = PASSWORD) =>
+  run(jar, url, { base: gatehouse.base, redirect: REDIRECT, email: EMAIL, password });
 
 beforeAll(async () => {
   rp = createServer((req, res) => {
@@ -35,9 +36,30 @@ beforeAll(async () => {
   const user = usersCli(['create', '--email', EMAIL, '--password', PASSWORD, '--verified', '--persist-to', gatehouse.persistTo]);
   expect(user.code, user.stderr).toBe(0);
   const created = clientsCli([
-    'create', '--name', 'E2E Relying Party', '--client-id', 'e2e-rp', '--redirect-uri', REDIRECT,
-    '--post-logout-redirect-uri', SIGNED_OUT, '--first-party', '--grant', 'authorization_code', '--grant', 'refresh_token',
-    '--grant', 'client_credentials', '--scope', 'openid', '--scope', 'email', '--scope', 'profile', '--persist-to', gatehouse.persistTo,
+    'create',
+    '--name',
+    'E2E Relying Party',
+    '--client-id',
+    'e2e-rp',
+    '--redirect-uri',
+    REDIRECT,
+    '--post-logout-redirect-uri',
+    SIGNED_OUT,
+    '--first-party',
+    '--grant',
+    'authorization_code',
+    '--grant',
+    'refresh_token',
+    '--grant',
+    'client_credentials',
+    '--scope',
+    'openid',
+    '--scope',
+    'email',
+    '--scope',
+    'profile',
+    '--persist-to',
+    gatehouse.persistTo,
   ]);
   expect(created.code, created.stderr).toBe(0);
   const { client_id, client_secret } = JSON.parse(created.stdout) as { client_id: string; client_secret: string };
@@ -83,7 +105,12 @@ describe('openid-client against Gatehouse under wrangler dev', () => {
     const callback = await runAuthorization(jar, url);
     expect(callback.searchParams.get('iss')).toBe(gatehouse.base);
 
-    const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true });
+    const tokens = await oidc.authorizationCodeGrant(config, callback, {
+      pkceCodeVerifier: verifier,
+      expectedState: state,
+      expectedNonce: nonce,
+      idTokenExpected: true,
+    });
     const claims = tokens.claims()!;
     expect(claims).toMatchObject({ iss: gatehouse.base, aud: 'e2e-rp', amr: ['pwd'] });
     expect(typeof claims.auth_time).toBe('number');
@@ -99,7 +126,11 @@ describe('openid-client against Gatehouse under wrangler dev', () => {
 
     const again = await authorizationRequest();
     const cb2 = await runAuthorization(jar, again.url);
-    const t2 = await oidc.authorizationCodeGrant(config, cb2, { pkceCodeVerifier: again.verifier, expectedState: again.state, expectedNonce: again.nonce });
+    const t2 = await oidc.authorizationCodeGrant(config, cb2, {
+      pkceCodeVerifier: again.verifier,
+      expectedState: again.state,
+      expectedNonce: again.nonce,
+    });
     await oidc.tokenRevocation(config, t2.refresh_token!);
     await expect(oidc.refreshTokenGrant(config, t2.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
 
@@ -111,18 +142,29 @@ describe('openid-client against Gatehouse under wrangler dev', () => {
     const silent = await authorizationRequest({ prompt: 'none' });
     const denied = await runAuthorization(jar, silent.url);
     expect(denied.searchParams.get('error')).toBe('login_required');
-    await expect(oidc.authorizationCodeGrant(config, denied, { pkceCodeVerifier: silent.verifier, expectedState: silent.state })).rejects.toMatchObject({ error: 'login_required' });
+    await expect(
+      oidc.authorizationCodeGrant(config, denied, { pkceCodeVerifier: silent.verifier, expectedState: silent.state }),
+    ).rejects.toMatchObject({ error: 'login_required' });
   });
 
   it('re-authenticates for max_age=0 and reports a new auth_time', async () => {
     const jar = new Jar();
     const first = await authorizationRequest();
-    const t1 = await oidc.authorizationCodeGrant(config, await runAuthorization(jar, first.url), { pkceCodeVerifier: first.verifier, expectedState: first.state, expectedNonce: first.nonce });
+    const t1 = await oidc.authorizationCodeGrant(config, await runAuthorization(jar, first.url), {
+      pkceCodeVerifier: first.verifier,
+      expectedState: first.state,
+      expectedNonce: first.nonce,
+    });
     // wrangler dev keeps the real clock, which a test cannot move: wait (under a second) for the
     // second after auth_time, so the sign-in again falls in a later one.
     await new Promise((r) => setTimeout(r, Math.max(0, (t1.claims()!.auth_time! + 1) * 1000 - Date.now())));
     const second = await authorizationRequest({ max_age: '0' });
-    const t2 = await oidc.authorizationCodeGrant(config, await runAuthorization(jar, second.url), { pkceCodeVerifier: second.verifier, expectedState: second.state, expectedNonce: second.nonce, maxAge: 0 });
+    const t2 = await oidc.authorizationCodeGrant(config, await runAuthorization(jar, second.url), {
+      pkceCodeVerifier: second.verifier,
+      expectedState: second.state,
+      expectedNonce: second.nonce,
+      maxAge: 0,
+    });
     expect(t2.claims()!.auth_time!).toBeGreaterThan(t1.claims()!.auth_time!);
   });
 
@@ -137,7 +179,11 @@ describe('openid-client against Gatehouse under wrangler dev', () => {
     await page.waitForURL((u) => u.href.startsWith(REDIRECT));
     const callback = page.url();
     expect(landed).toContain(callback);
-    const tokens = await oidc.authorizationCodeGrant(config, new URL(callback!), { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(callback!), {
+      pkceCodeVerifier: verifier,
+      expectedState: state,
+      expectedNonce: nonce,
+    });
     expect(tokens.claims()!.email).toBe(EMAIL);
   });
 
@@ -167,7 +213,9 @@ describe('signing-key rotation while the relying party holds tokens', () => {
     await gatehouse.pause();
     d1Query(target, `UPDATE signing_keys SET signs_from = signs_from - ${31 * day}, created_at = created_at - ${31 * day}`);
     await gatehouse.resume();
-    const cron = await fetch(`${gatehouse.base}/__scheduled?cron=${encodeURIComponent('17 * * * *')}`, { signal: AbortSignal.timeout(15_000) });
+    const cron = await fetch(`${gatehouse.base}/__scheduled?cron=${encodeURIComponent('17 * * * *')}`, {
+      signal: AbortSignal.timeout(15_000),
+    });
     expect(cron.status).toBe(200);
     const published = (await (await fetch(`${gatehouse.base}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
     expect(published.keys).toHaveLength(4);

@@ -36,19 +36,42 @@ const redirect = () => `${rpBase}/callback`;
 const party = () => ({ base: gatehouse.base, redirect: redirect(), email: EMAIL, password: PASSWORD });
 
 function createClient(args: string[]) {
-  const created = clientsCli(['create', '--redirect-uri', redirect(), '--first-party', '--scope', 'openid', '--scope', 'email', '--persist-to', gatehouse.persistTo, ...args]);
+  const created = clientsCli([
+    'create',
+    '--redirect-uri',
+    redirect(),
+    '--first-party',
+    '--scope',
+    'openid',
+    '--scope',
+    'email',
+    '--persist-to',
+    gatehouse.persistTo,
+    ...args,
+  ]);
   expect(created.code, created.stderr).toBe(0);
   return JSON.parse(created.stdout) as { client_id: string; client_secret: string };
 }
 
 const discover = (client: { client_id: string; client_secret: string }) =>
-  oidc.discovery(new URL(gatehouse.base), client.client_id, undefined, oidc.ClientSecretBasic(client.client_secret), { execute: [oidc.allowInsecureRequests], timeout: 15 });
+  oidc.discovery(new URL(gatehouse.base), client.client_id, undefined, oidc.ClientSecretBasic(client.client_secret), {
+    execute: [oidc.allowInsecureRequests],
+    timeout: 15,
+  });
 
 async function request(extra: Record<string, string> = {}) {
   const verifier = oidc.randomPKCECodeVerifier();
   const state = oidc.randomState();
   const nonce = oidc.randomNonce();
-  const params = { redirect_uri: redirect(), scope: 'openid email', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state, nonce, ...extra };
+  const params = {
+    redirect_uri: redirect(),
+    scope: 'openid email',
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce,
+    ...extra,
+  };
   return { params, checks: { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce } };
 }
 
@@ -65,7 +88,12 @@ beforeAll(async () => {
   rp = createServer(async (req, res) => {
     // Chromium asks for the RP's icon after the post: not part of the response.
     if (req.url === '/favicon.ico') return void res.writeHead(404).end();
-    received.push({ method: req.method!, url: `${rpBase}${req.url}`, body: await readBody(req), contentType: req.headers['content-type'] ?? '' });
+    received.push({
+      method: req.method!,
+      url: `${rpBase}${req.url}`,
+      body: await readBody(req),
+      contentType: req.headers['content-type'] ?? '',
+    });
     res.writeHead(200, { 'content-type': 'text/plain' }).end('relying party');
     onReceive?.();
   });
@@ -183,7 +211,11 @@ describe('response_mode=form_post in headless Chromium', () => {
     received.length = 0;
     await page.goto((await oidc.buildAuthorizationUrlWithPAR(pushing, second.params)).toString(), { timeout: 20_000 });
     await Promise.race([reposted, new Promise((_, reject) => setTimeout(() => reject(new Error('no second post')), 20_000))]);
-    const again = new Request(received[0]!.url, { method: 'POST', body: received[0]!.body, headers: { 'content-type': received[0]!.contentType } });
+    const again = new Request(received[0]!.url, {
+      method: 'POST',
+      body: received[0]!.body,
+      headers: { 'content-type': received[0]!.contentType },
+    });
     expect((await oidc.authorizationCodeGrant(pushing, again, second.checks)).claims()!.sub).toBe(tokens.claims()!.sub);
     expect(violations).toEqual([]);
   });

@@ -38,21 +38,41 @@ afterAll(async () => {
 describe('dynamic client registration under wrangler dev', () => {
   it('refuses to register without the initial access token', async () => {
     const refused = await oidc
-      .dynamicClientRegistration(new URL(gatehouse.base), { redirect_uris: [REDIRECT] }, undefined, { execute: [oidc.allowInsecureRequests] })
+      .dynamicClientRegistration(new URL(gatehouse.base), { redirect_uris: [REDIRECT] }, undefined, {
+        execute: [oidc.allowInsecureRequests],
+      })
       .catch((e: unknown) => e);
     // RFC 6750 §3: the 401 carries a Bearer challenge, which openid-client reports as such.
-    expect(refused).toMatchObject({ status: 401, cause: [{ scheme: 'bearer', parameters: { realm: 'gatehouse', error: 'invalid_token' } }] });
+    expect(refused).toMatchObject({
+      status: 401,
+      cause: [{ scheme: 'bearer', parameters: { realm: 'gatehouse', error: 'invalid_token' } }],
+    });
   });
 
   it('registers with openid-client, runs code + PKCE through sign-in and consent, refreshes, then manages and deletes the registration', async () => {
     const config = await oidc.dynamicClientRegistration(
       new URL(gatehouse.base),
-      { client_name: 'E2E dynamic RP', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'client_secret_post', grant_types: ['authorization_code', 'refresh_token'], scope: 'openid email' },
+      {
+        client_name: 'E2E dynamic RP',
+        redirect_uris: [REDIRECT],
+        token_endpoint_auth_method: 'client_secret_post',
+        grant_types: ['authorization_code', 'refresh_token'],
+        scope: 'openid email',
+      },
       undefined,
       { initialAccessToken: INITIAL_TOKEN, execute: [oidc.allowInsecureRequests] },
     );
-    const registered = config.clientMetadata() as oidc.ClientMetadata & { registration_access_token: string; registration_client_uri: string; first_party: boolean };
-    expect(registered).toMatchObject({ client_name: 'E2E dynamic RP', first_party: false, token_endpoint_auth_method: 'client_secret_post', registration_client_uri: `${gatehouse.base}/auth/register/${registered.client_id}` });
+    const registered = config.clientMetadata() as oidc.ClientMetadata & {
+      registration_access_token: string;
+      registration_client_uri: string;
+      first_party: boolean;
+    };
+    expect(registered).toMatchObject({
+      client_name: 'E2E dynamic RP',
+      first_party: false,
+      token_endpoint_auth_method: 'client_secret_post',
+      registration_client_uri: `${gatehouse.base}/auth/register/${registered.client_id}`,
+    });
     expect(config.serverMetadata().registration_endpoint).toBe(`${gatehouse.base}/auth/register`);
 
     const verifier = oidc.randomPKCECodeVerifier();
@@ -77,21 +97,33 @@ describe('dynamic client registration under wrangler dev', () => {
     await page.getByRole('button', { name: 'Allow' }).click();
     await page.waitForURL((u) => u.href.startsWith(REDIRECT));
     const callback = new URL(page.url());
-    const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true });
+    const tokens = await oidc.authorizationCodeGrant(config, callback, {
+      pkceCodeVerifier: verifier,
+      expectedState: state,
+      expectedNonce: nonce,
+      idTokenExpected: true,
+    });
     expect(tokens.claims()).toMatchObject({ iss: gatehouse.base, aud: registered.client_id });
     expect(await oidc.fetchUserInfo(config, tokens.access_token, tokens.claims()!.sub)).toMatchObject({ email: EMAIL });
     const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
 
     // RFC 7592: read it back with the registration access token, then delete it.
     const manage = (method: string) =>
-      fetch(registered.registration_client_uri, { method, headers: { authorization: `Bearer ${registered.registration_access_token}` }, signal: AbortSignal.timeout(10_000) });
+      fetch(registered.registration_client_uri, {
+        method,
+        headers: { authorization: `Bearer ${registered.registration_access_token}` },
+        signal: AbortSignal.timeout(10_000),
+      });
     const read = await manage('GET');
     expect(read.status).toBe(200);
     expect(await read.json()).toMatchObject({ client_id: registered.client_id, redirect_uris: [REDIRECT] });
     expect((await manage('DELETE')).status).toBe(204);
     expect((await manage('GET')).status).toBe(401);
     // The client is gone: its refresh token no longer authenticates.
-    const gone = (await oidc.refreshTokenGrant(config, refreshed.refresh_token!).catch((e: unknown) => e)) as { status: number; response: Response };
+    const gone = (await oidc.refreshTokenGrant(config, refreshed.refresh_token!).catch((e: unknown) => e)) as {
+      status: number;
+      response: Response;
+    };
     expect(gone).toMatchObject({ status: 401, cause: [{ scheme: 'basic' }] });
     expect(await gone.response.json()).toMatchObject({ error: 'invalid_client' });
   });

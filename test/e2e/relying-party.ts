@@ -15,7 +15,12 @@ export class Jar {
     }
   }
   async fetch(url: string, init: RequestInit = {}) {
-    const res = await fetch(url, { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string>), cookie: this.header() }, signal: AbortSignal.timeout(15_000) });
+    const res = await fetch(url, {
+      ...init,
+      redirect: 'manual',
+      headers: { ...(init.headers as Record<string, string>), cookie: this.header() },
+      signal: AbortSignal.timeout(15_000),
+    });
     this.take(res);
     return res;
   }

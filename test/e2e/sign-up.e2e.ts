@@ -62,7 +62,18 @@ describe('a newcomer in a real browser against wrangler dev', () => {
 
   it('creates a user with the users CLI that can then sign in', async () => {
     const cliEmail = `Operator-${Date.now()}@Example.com`;
-    const created = usersCli(['create', '--email', cliEmail, '--password', 'operator passphrase 1', '--verified', '--role', 'admin', '--persist-to', gatehouse.persistTo]);
+    const created = usersCli([
+      'create',
+      '--email',
+      cliEmail,
+      '--password',
+      'operator passphrase 1',
+      '--verified',
+      '--role',
+      'admin',
+      '--persist-to',
+      gatehouse.persistTo,
+    ]);
     expect(created.code, created.stderr).toBe(0);
     const user = JSON.parse(created.stdout);
     expect(user).toMatchObject({ email: cliEmail.toLowerCase(), emailVerified: true, roles: ['admin'], tier: 'free' });
@@ -80,7 +91,19 @@ describe('a newcomer in a real browser against wrangler dev', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('already exists');
 
-    const set = usersCli(['set', '--email', cliEmail, '--role', 'support', '--role', 'billing', '--tier', 'gold', '--persist-to', gatehouse.persistTo]);
+    const set = usersCli([
+      'set',
+      '--email',
+      cliEmail,
+      '--role',
+      'support',
+      '--role',
+      'billing',
+      '--tier',
+      'gold',
+      '--persist-to',
+      gatehouse.persistTo,
+    ]);
     expect(set.code, set.stderr).toBe(0);
     expect(JSON.parse(set.stdout)).toMatchObject({ id: user.id, roles: ['billing', 'support'], tier: 'gold' });
     const none = usersCli(['set', '--email', cliEmail, '--no-roles', '--persist-to', gatehouse.persistTo]);
@@ -88,7 +111,16 @@ describe('a newcomer in a real browser against wrangler dev', () => {
   });
 
   it('refuses bad CLI arguments with the usage and exit code 2', () => {
-    for (const args of [[], ['delete'], ['set', '--email', 'x@y.co'], ['set', '--email', 'x@y.co', '--role', 'Bad Role'], ['create', '--email', 'x@y.co'], ['create', '--email', 'nope', '--password', 'long enough pass'], ['create', '--email', 'a@b.co', '--password', 'password1'], ['create', '--bogus']]) {
+    for (const args of [
+      [],
+      ['delete'],
+      ['set', '--email', 'x@y.co'],
+      ['set', '--email', 'x@y.co', '--role', 'Bad Role'],
+      ['create', '--email', 'x@y.co'],
+      ['create', '--email', 'nope', '--password', 'long enough pass'],
+      ['create', '--email', 'a@b.co', '--password', 'password1'],
+      ['create', '--bogus'],
+    ]) {
       const r = usersCli(args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr).toContain('Usage: npm run users -- create');

@@ -5,7 +5,13 @@ import { GatewayRefusal } from '../../src/gateway/refusal';
 // The checks before any route is matched (src/gateway/admission.ts), one rule each; the pipeline
 // tests (gateway.test.ts, path.test.ts, app-hosts.test.ts) attack them through the real app.
 
-const request = (over: Partial<Parameters<typeof admit>[0]> = {}) => ({ pathname: '/api/x', method: 'GET', serviceWorker: false, onAuthHost: false, ...over });
+const request = (over: Partial<Parameters<typeof admit>[0]> = {}) => ({
+  pathname: '/api/x',
+  method: 'GET',
+  serviceWorker: false,
+  onAuthHost: false,
+  ...over,
+});
 const refusal = (over: Partial<Parameters<typeof admit>[0]>) => {
   try {
     admit(request(over));
@@ -33,7 +39,11 @@ describe('admit', () => {
     for (const method of ['PROPPATCH', 'patch', 'TRACE', 'CONNECT']) {
       const e = refusal({ method });
       expect(e).toBeInstanceOf(GatewayRefusal);
-      expect(e).toMatchObject({ code: 'method_not_allowed', status: 405, headers: { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' } });
+      expect(e).toMatchObject({
+        code: 'method_not_allowed',
+        status: 405,
+        headers: { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' },
+      });
     }
   });
 

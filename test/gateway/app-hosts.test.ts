@@ -95,11 +95,14 @@ describe('the host handshake', () => {
     const connect = await begin(attacker.browser);
     const code = new URL((await attacker.browser.fetch(`${connect.pathname}${connect.search}`)).headers.get('location')!);
     // The victim follows the attacker's link, with or without a handshake of their own under way.
-    for (const victim of [new TestBrowser(), await (async () => {
-      const v = new TestBrowser();
-      await begin(v);
-      return v;
-    })()]) {
+    for (const victim of [
+      new TestBrowser(),
+      await (async () => {
+        const v = new TestBrowser();
+        await begin(v);
+        return v;
+      })(),
+    ]) {
       const res = await victim.fetch(code.toString());
       expect(res.status).toBe(400);
       expect(victim.cookie(SESSION, APP_HOST)).toBeUndefined();
@@ -113,7 +116,10 @@ describe('the host handshake', () => {
     const { browser } = await signedInBrowser();
     const mint = async () => {
       const connect = await begin(browser);
-      return { code: new URL((await browser.fetch(`${connect.pathname}${connect.search}`)).headers.get('location')!), state: browser.cookie(COOKIES.connect, APP_HOST)! };
+      return {
+        code: new URL((await browser.fetch(`${connect.pathname}${connect.search}`)).headers.get('location')!),
+        state: browser.cookie(COOKIES.connect, APP_HOST)!,
+      };
     };
     const a = await mint();
     const atOther = await call(`${OTHER}/.gatehouse/session${a.code.search}`, { cookie: `${COOKIES.connect}=${a.state}` });
@@ -132,7 +138,13 @@ describe('the host handshake', () => {
   it('mints codes only for hosts Gatehouse fronts, and brings the browser back only to a path there', async () => {
     const { browser } = await signedInBrowser();
     const state = (await begin(browser)).searchParams.get('state')!;
-    for (const host of ['evil.example', 'gatehouse.test', 'app.gatehouse.test.evil.example', 'APP.gatehouse.test', 'app.gatehouse.test:444']) {
+    for (const host of [
+      'evil.example',
+      'gatehouse.test',
+      'app.gatehouse.test.evil.example',
+      'APP.gatehouse.test',
+      'app.gatehouse.test:444',
+    ]) {
       const res = await browser.fetch(`/auth/connect?${new URLSearchParams({ host, state, return_to: '/x' })}`);
       expect(res.status, host).toBe(400);
       expect(res.headers.get('location'), host).toBeNull();
@@ -159,8 +171,12 @@ describe('the host handshake', () => {
     }
     // The genuine one, 16 minutes on, has expired.
     const late = browser.at(() => ({ now: () => Date.now() + 16 * 60_000 }));
-    expect((await late.fetch(`/auth/connect?${new URLSearchParams({ host: APP_HOST, state: genuine, return_to: '/x' })}`)).status).toBe(400);
-    expect((await browser.fetch(`/auth/connect?${new URLSearchParams({ host: APP_HOST, state: genuine, return_to: '/x' })}`)).status).toBe(302);
+    expect((await late.fetch(`/auth/connect?${new URLSearchParams({ host: APP_HOST, state: genuine, return_to: '/x' })}`)).status).toBe(
+      400,
+    );
+    expect((await browser.fetch(`/auth/connect?${new URLSearchParams({ host: APP_HOST, state: genuine, return_to: '/x' })}`)).status).toBe(
+      302,
+    );
   });
 
   it('a code read off a failed redemption is spent: a hostile script that asks for one in the victim’s browser gets nothing', async () => {
@@ -185,7 +201,9 @@ describe('the host handshake', () => {
     const me = await attacker.fetch(`${APP}/demo/me/x`, { headers: { accept: 'application/json' } });
     expect(me.status).toBe(401);
     // Every app-host session is on the account's list, under the session it came from.
-    const list = (await (await victim.fetch('/auth/api/sessions')).json()) as { sessions: { sid: string; host: string | null; parentSid: string | null; current: boolean }[] };
+    const list = (await (await victim.fetch('/auth/api/sessions')).json()) as {
+      sessions: { sid: string; host: string | null; parentSid: string | null; current: boolean }[];
+    };
     const current = list.sessions.find((s) => s.current)!;
     expect(list.sessions).toEqual([
       expect.objectContaining({ sid: current.sid, host: null, parentSid: null }),
@@ -196,7 +214,9 @@ describe('the host handshake', () => {
   it('lists app-host sessions on the account page and API, and ends one alone', async () => {
     const { browser } = await signedInBrowser();
     await browser.navigate(`${APP}/demo/me/x`);
-    const seen = (await (await browser.fetch(`${APP}/demo/me/x`, { headers: { accept: 'application/json' } })).json()) as { headers: Record<string, string> };
+    const seen = (await (await browser.fetch(`${APP}/demo/me/x`, { headers: { accept: 'application/json' } })).json()) as {
+      headers: Record<string, string>;
+    };
     const appSid = seen.headers['x-auth-session-id']!;
     const { html } = await browser.open('/auth/account');
     expect(html).toContain(`data-sid="${appSid}" data-host="${APP_HOST}"`);
@@ -218,7 +238,10 @@ describe('the host handshake', () => {
     const second = await signedInBrowser();
     await second.browser.navigate(`${APP}/demo/me/x`);
     // A cross-site page cannot sign the person out from the app host…
-    const forged = await second.browser.fetch(`${APP}/.gatehouse/sign-out`, { method: 'POST', headers: { origin: 'https://evil.example' } });
+    const forged = await second.browser.fetch(`${APP}/.gatehouse/sign-out`, {
+      method: 'POST',
+      headers: { origin: 'https://evil.example' },
+    });
     expect(forged.status).toBe(403);
     expect((await second.browser.fetch('/auth/api/me')).status).toBe(200);
     // …the app's own page can, and that ends the Gatehouse session too.

@@ -33,7 +33,14 @@ async function userToken(client: { clientId: string; clientSecret: string }, coo
 }
 
 const machineToken = async (client: { clientId: string; clientSecret: string }, resource?: string, scope = 'profile') =>
-  (await (await tokenRequest({ grant_type: 'client_credentials', scope, ...(resource ? { resource } : {}) }, basic(client.clientId, client.clientSecret))).json<{ access_token: string }>()).access_token;
+  (
+    await (
+      await tokenRequest(
+        { grant_type: 'client_credentials', scope, ...(resource ? { resource } : {}) },
+        basic(client.clientId, client.clientSecret),
+      )
+    ).json<{ access_token: string }>()
+  ).access_token;
 
 describe('bearer tokens are bound to a resource', () => {
   it("a third party's openid token does not open an admin-only route as the admin user", async () => {
@@ -54,7 +61,11 @@ describe('bearer tokens are bound to a resource', () => {
     // The admin API's own client, for the admin API, asking for roles: it passes.
     const ok = await app('/demo/admin-api/x', await userToken(adminTools, a.cookie, 'openid roles', ADMIN_API));
     expect(ok.status).toBe(200);
-    expect((await ok.json<{ headers: Record<string, string> }>()).headers).toMatchObject({ 'x-auth-user-id': a.userId, 'x-auth-roles': 'admin', 'x-auth-client-id': adminTools.clientId });
+    expect((await ok.json<{ headers: Record<string, string> }>()).headers).toMatchObject({
+      'x-auth-user-id': a.userId,
+      'x-auth-roles': 'admin',
+      'x-auth-client-id': adminTools.clientId,
+    });
   });
 
   it('a client may only ask for resources it is registered for, and a grant keeps to what was authorized', async () => {
@@ -63,11 +74,18 @@ describe('bearer tokens are bound to a resource', () => {
     const { cookie } = await signIn(user.email);
     for (const resource of [ADMIN_API, 'https://api.gatehouse.test/', 'not a uri', 'https://api.gatehouse.test#x', `${API} ${ADMIN_API}`]) {
       const { code, verifier } = await getCode(client.clientId, cookie);
-      const res = await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, resource }, basic(client.clientId, client.clientSecret));
+      const res = await tokenRequest(
+        { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, resource },
+        basic(client.clientId, client.clientSecret),
+      );
       expect(res.status, resource).toBe(400);
       expect(await res.json(), resource).toMatchObject({ error: 'invalid_target' });
     }
-    expect(await (await tokenRequest({ grant_type: 'client_credentials', resource: ADMIN_API }, basic(client.clientId, client.clientSecret))).json()).toMatchObject({ error: 'invalid_target' });
+    expect(
+      await (
+        await tokenRequest({ grant_type: 'client_credentials', resource: ADMIN_API }, basic(client.clientId, client.clientSecret))
+      ).json(),
+    ).toMatchObject({ error: 'invalid_target' });
     // At /authorize: a resource the client may not have is refused at its redirect URI.
     const { challenge } = await pkce();
     const refused = await call(`${authorizeUrl(client.clientId, challenge)}&resource=${encodeURIComponent(ADMIN_API)}`, { cookie });
@@ -76,12 +94,23 @@ describe('bearer tokens are bound to a resource', () => {
     // Authorized for API only (resource at /authorize): the refresh token cannot be turned to another resource.
     const two = await registerClient({ resources: [API, ADMIN_API] });
     const { code, verifier } = await getCode(two.clientId, cookie, { resource: API });
-    const tokens = await (await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, resource: API }, basic(two.clientId, two.clientSecret))).json<{ access_token: string; refresh_token: string }>();
+    const tokens = await (
+      await tokenRequest(
+        { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, resource: API },
+        basic(two.clientId, two.clientSecret),
+      )
+    ).json<{ access_token: string; refresh_token: string }>();
     expect(decodeJwt(tokens.access_token).aud).toBe(API);
-    const widened = await tokenRequest({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token, resource: ADMIN_API }, basic(two.clientId, two.clientSecret));
+    const widened = await tokenRequest(
+      { grant_type: 'refresh_token', refresh_token: tokens.refresh_token, resource: ADMIN_API },
+      basic(two.clientId, two.clientSecret),
+    );
     expect(await widened.json()).toMatchObject({ error: 'invalid_target' });
     // …and that refusal consumed nothing: the refresh token still works for its own resource.
-    const again = await tokenRequest({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token, resource: API }, basic(two.clientId, two.clientSecret));
+    const again = await tokenRequest(
+      { grant_type: 'refresh_token', refresh_token: tokens.refresh_token, resource: API },
+      basic(two.clientId, two.clientSecret),
+    );
     expect(again.status).toBe(200);
     expect(decodeJwt((await again.json<{ access_token: string }>()).access_token).aud).toBe(API);
   });
@@ -100,7 +129,8 @@ describe('bearer tokens are bound to a resource', () => {
     const { headers } = await ok.json<{ headers: Record<string, string> }>();
     expect(headers['x-auth-client-id']).toBe(client.clientId);
     expect(headers['x-auth-scope']).toBe('profile');
-    for (const h of ['x-auth-user-id', 'x-auth-roles', 'x-auth-tier', 'x-auth-session-id', 'x-auth-amr', 'x-auth-acr']) expect(headers[h], h).toBeUndefined();
+    for (const h of ['x-auth-user-id', 'x-auth-roles', 'x-auth-tier', 'x-auth-session-id', 'x-auth-amr', 'x-auth-acr'])
+      expect(headers[h], h).toBeUndefined();
     const assertion = decodeJwt(headers['x-auth-assertion']!);
     expect(assertion).toMatchObject({ sub: `client:${client.clientId}`, client_id: client.clientId, machine: true });
     // A client may not be registered under an id that looks like a user id.
@@ -109,8 +139,15 @@ describe('bearer tokens are bound to a resource', () => {
 
   for (const accessTokenFormat of ['jwt', 'opaque'] as const)
     it(`a revoked ${accessTokenFormat} machine token is refused at once on a fresh machine route, even after the isolate has seen it`, async () => {
-      const route = routeSchema.parse({ match: '/rt/fresh-machine/*', host: new URL(APP).host, origin: 'service:ORIGIN_ECHO', policy: { audiences: [API], machine: true, fresh: true } });
-      const gw = appWith((deps) => ({ config: { ...deps.config, gateway: { ...deps.config.gateway, routes: [route, ...deps.config.gateway.routes] } } }));
+      const route = routeSchema.parse({
+        match: '/rt/fresh-machine/*',
+        host: new URL(APP).host,
+        origin: 'service:ORIGIN_ECHO',
+        policy: { audiences: [API], machine: true, fresh: true },
+      });
+      const gw = appWith((deps) => ({
+        config: { ...deps.config, gateway: { ...deps.config.gateway, routes: [route, ...deps.config.gateway.routes] } },
+      }));
       const client = await registerClient({ accessTokenFormat, resources: [API] });
       const token = await machineToken(client, API);
       expect(token.startsWith('ot1.')).toBe(accessTokenFormat === 'opaque');
@@ -118,13 +155,23 @@ describe('bearer tokens are bound to a resource', () => {
       // Used on the cached route and the fresh one: the isolate has it.
       expect((await use('/demo/machine/x')).status).toBe(200);
       expect((await use('/rt/fresh-machine/x')).status).toBe(200);
-      const revoked = await gw('/auth/revoke', { method: 'POST', body: new URLSearchParams({ token }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client.clientId, client.clientSecret) } });
+      const revoked = await gw('/auth/revoke', {
+        method: 'POST',
+        body: new URLSearchParams({ token }).toString(),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client.clientId, client.clientSecret) },
+      });
       expect(revoked.status).toBe(200);
-      const intro = await gw('/auth/introspect', { method: 'POST', body: new URLSearchParams({ token }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client.clientId, client.clientSecret) } });
+      const intro = await gw('/auth/introspect', {
+        method: 'POST',
+        body: new URLSearchParams({ token }).toString(),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client.clientId, client.clientSecret) },
+      });
       expect(await intro.json()).toEqual({ active: false });
       const after = await use('/rt/fresh-machine/x');
       expect(after.status).toBe(401);
-      expect(after.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse", error="invalid_token", DPoP algs="ES256 ES384 PS256 RS256 EdDSA"');
+      expect(after.headers.get('www-authenticate')).toBe(
+        'Bearer realm="gatehouse", error="invalid_token", DPoP algs="ES256 ES384 PS256 RS256 EdDSA"',
+      );
     });
 
   it('a route that lists its clients refuses the others', async () => {
@@ -150,7 +197,13 @@ describe('the assertion an origin receives', () => {
       const { code, verifier } = await getCode(client.clientId, cookie, { scope: 'openid profile' });
       const res = await frozen('/auth/token', {
         method: 'POST',
-        body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, resource: API }).toString(),
+        body: new URLSearchParams({
+          grant_type: 'authorization_code',
+          code,
+          redirect_uri: REDIRECT,
+          code_verifier: verifier,
+          resource: API,
+        }).toString(),
         headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client.clientId, client.clientSecret) },
       });
       return (await res.json<{ access_token: string }>()).access_token;

@@ -44,7 +44,11 @@ describe('the cookie boundary with origins', () => {
     const { browser } = await browserWithEveryCookie();
     const held = [...browser.cookies.keys()];
     // Every cookie the registry names was set by a flow above, except the app host's handshake state.
-    expect(held.sort()).toEqual(Object.values(COOKIES).filter((n) => n !== COOKIES.connect).sort());
+    expect(held.sort()).toEqual(
+      Object.values(COOKIES)
+        .filter((n) => n !== COOKIES.connect)
+        .sort(),
+    );
     // A browser on the app host sends its own cookies plus whatever Gatehouse's host set (a
     // same-site sibling could set them on the parent domain; the gateway must not care why they are there).
     const cookie = [...browser.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
@@ -66,10 +70,16 @@ describe('the cookie boundary with origins', () => {
     const phone = new TestBrowser();
     expect((await phone.post('/auth/api/sign-in', { email: victim.email, password: victim.password })).status).toBe(200);
     const link = new URL(/id="approve-link" href="([^"]+)"/.exec(html)![1]!.replace(/&amp;/g, '&'));
-    const approved = await phone.submit('/auth/handoff/approve', { h: link.searchParams.get('h')!, decision: 'approve' }, `${link.pathname}${link.search}`);
+    const approved = await phone.submit(
+      '/auth/handoff/approve',
+      { h: link.searchParams.get('h')!, decision: 'approve' },
+      `${link.pathname}${link.search}`,
+    );
     expect(approved.status).toBe(200);
     const thief = new TestBrowser();
-    for (const [name, value] of Object.entries(seen!.headers.cookie ? Object.fromEntries(seen!.headers.cookie.split('; ').map((p) => p.split('='))) : {}))
+    for (const [name, value] of Object.entries(
+      seen!.headers.cookie ? Object.fromEntries(seen!.headers.cookie.split('; ').map((p) => p.split('='))) : {},
+    ))
       thief.cookies.set(name, value as string);
     const stolen = await thief.post('/auth/api/handoff/redeem', { kind: 'qr' });
     expect(stolen.status).toBe(403);
@@ -83,8 +93,20 @@ describe('the cookie boundary with origins', () => {
     const app = await appSession(auth);
     const value = app.split('=').slice(1).join('=');
     const framings: [string, HeadersInit][] = [
-      ['two Cookie fields (joined with ", ")', [['cookie', 'theme=dark'], ['cookie', app]]],
-      ['two fields, ours first', [['cookie', app], ['cookie', 'theme=dark']]],
+      [
+        'two Cookie fields (joined with ", ")',
+        [
+          ['cookie', 'theme=dark'],
+          ['cookie', app],
+        ],
+      ],
+      [
+        'two fields, ours first',
+        [
+          ['cookie', app],
+          ['cookie', 'theme=dark'],
+        ],
+      ],
       ['a comma inside one field', { cookie: `theme=dark, ${app}` }],
       ['no space after ;', { cookie: `theme=dark;${app};cart=1` }],
       ['padding around =', { cookie: `theme=dark; ${SESSION} =${value}` }],
@@ -129,7 +151,11 @@ describe('the cookie boundary with origins', () => {
       `${COOKIES.handoffWait}=forged; Path=/; Secure`,
       `${COOKIES.connect}=forged; Path=/; Secure`,
     ];
-    const query = new URLSearchParams([...planted.map((sc) => ['sc', sc]), ['sc', 'theme=dark; Path=/'], ['sc', 'cart=7; Path=/; HttpOnly']]);
+    const query = new URLSearchParams([
+      ...planted.map((sc) => ['sc', sc]),
+      ['sc', 'theme=dark; Path=/'],
+      ['sc', 'cart=7; Path=/; HttpOnly'],
+    ]);
     for (const path of ['/hostile/public/x', '/hostile/x']) {
       const init = path === '/hostile/x' ? { cookie: await appSession((await signIn((await createVerifiedUser()).email)).cookie) } : {};
       const res = await call(`${APP}${path}?${query}`, init);
@@ -166,17 +192,24 @@ describe('the cookie boundary with origins', () => {
     for (const path of ['/sw.js', '/SW.js', '/x/../sw.js', '//sw.js']) {
       const root = await call(`https://other.gatehouse.test${path}`, { cookie: other, headers: { 'service-worker': 'script' } });
       expect(root.status, path).toBe(403);
-      expect(((await root.json()) as Problem).detail, path).toBe('A service worker script must be served from below a directory (e.g. /app/sw.js), not from /.');
+      expect(((await root.json()) as Problem).detail, path).toBe(
+        'A service worker script must be served from below a directory (e.g. /app/sw.js), not from /.',
+      );
     }
     // …but may from below one; and the same path as a plain script load is forwarded.
-    expect((await call('https://other.gatehouse.test/app/sw.js', { cookie: other, headers: { 'service-worker': 'script' } })).status).toBe(200);
+    expect((await call('https://other.gatehouse.test/app/sw.js', { cookie: other, headers: { 'service-worker': 'script' } })).status).toBe(
+      200,
+    );
     expect((await call('https://other.gatehouse.test/sw.js', { cookie: other })).status).toBe(200);
   });
 
   it('drops planted cookies on a WebSocket upgrade response too', async () => {
     const { email } = await createVerifiedUser();
     const app = await appSession((await signIn(email)).cookie);
-    const res = await call(`${APP}/hostile/ws?${new URLSearchParams({ sc: `${SESSION}=planted; Path=/; Secure` })}`, { cookie: app, headers: { upgrade: 'websocket' } });
+    const res = await call(`${APP}/hostile/ws?${new URLSearchParams({ sc: `${SESSION}=planted; Path=/; Secure` })}`, {
+      cookie: app,
+      headers: { upgrade: 'websocket' },
+    });
     expect(res.status).toBe(101);
     expect(res.headers.getSetCookie()).toEqual([]);
     res.webSocket!.accept();
@@ -185,9 +218,17 @@ describe('the cookie boundary with origins', () => {
 
   it('names a cookie Gatehouse’s by one rule the writers and the gateway share', () => {
     for (const name of Object.values(COOKIES)) expect(isGatehouseCookieName(name), name).toBe(true);
-    for (const name of ['theme', 'gatehousefan', 'my_gatehouse', 'session', '__Host-session']) expect(isGatehouseCookieName(name), name).toBe(false);
+    for (const name of ['theme', 'gatehousefan', 'my_gatehouse', 'session', '__Host-session'])
+      expect(isGatehouseCookieName(name), name).toBe(false);
     // Spellings a lenient origin framework would read as ours.
-    for (const name of ['__HOST-GATEHOUSE_SESSION', ' gatehouse_x ', '%5F%5FHost-gatehouse_session', '__Host-ｇａｔｅｈｏｕｓｅ_session', '__Host-Http-gatehouse_x', 'gatehouse'])
+    for (const name of [
+      '__HOST-GATEHOUSE_SESSION',
+      ' gatehouse_x ',
+      '%5F%5FHost-gatehouse_session',
+      '__Host-ｇａｔｅｈｏｕｓｅ_session',
+      '__Host-Http-gatehouse_x',
+      'gatehouse',
+    ])
       expect(isGatehouseCookieName(name), name).toBe(true);
   });
 });

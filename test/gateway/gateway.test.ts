@@ -29,29 +29,86 @@ const echoed = async (res: Response) => {
 };
 // Paths a non-admin might use to reach /demo/admin/secret through a public or signed-in route.
 const PATHS = [
-  '/demo/public/../admin/secret', '/demo/public/%2e%2e/admin/secret', '/demo/public/%2E%2E/admin/secret', '/demo/public/.%2e/admin/secret',
-  '/demo/public/..%2fadmin/secret', '/demo/public%2f..%2fadmin/secret', '/demo/public/..%5cadmin/secret', '/demo/public/..\\admin/secret',
-  '/demo//admin/secret', '/demo/./admin/secret', '/DEMO/ADMIN/secret', '/Demo/Admin/secret', '/demo/%61dmin/secret', '/demo/%41DMIN/secret',
-  '/demo/admin./secret', '/demo/admin%2e/secret', '/demo/admin%20/secret', '/demo/admin;/secret', '/demo/admin;jsessionid=1/secret',
-  '/demo/public/..;/admin/secret', '/demo/admin%3b/secret', '/demo/admin%00/secret', '/demo/public/%c0%ae%c0%ae/admin/secret',
-  '/demo/public/%e0%80%ae%e0%80%ae/admin/secret', '/demo/public/%ff/../../demo/admin/secret', '/demo/public/%/../admin/secret',
-  '/demo/admin%09/secret', '/demo/public/..%00/admin/secret', '/demo/me/../admin/secret', '/demo/me/%2e%2e/admin/secret',
-  '/demo/me/..%2Fadmin/secret', '/demo/public%23/../admin/secret', '/demo/public/./../admin/./secret', '/demo/public/../../demo/admin/secret',
-  '/demo/me//../admin/secret', '/demo/ADMIN./secret', '/demo/adm%69n/secret', '/demo/public/%2e%2e%2fadmin%2fsecret',
-  '/demo/public/..%252fadmin/secret', '/demo/public/%252e%252e/admin/secret', '/demo/admin/%2e%2e/admin/secret',
+  '/demo/public/../admin/secret',
+  '/demo/public/%2e%2e/admin/secret',
+  '/demo/public/%2E%2E/admin/secret',
+  '/demo/public/.%2e/admin/secret',
+  '/demo/public/..%2fadmin/secret',
+  '/demo/public%2f..%2fadmin/secret',
+  '/demo/public/..%5cadmin/secret',
+  '/demo/public/..\\admin/secret',
+  '/demo//admin/secret',
+  '/demo/./admin/secret',
+  '/DEMO/ADMIN/secret',
+  '/Demo/Admin/secret',
+  '/demo/%61dmin/secret',
+  '/demo/%41DMIN/secret',
+  '/demo/admin./secret',
+  '/demo/admin%2e/secret',
+  '/demo/admin%20/secret',
+  '/demo/admin;/secret',
+  '/demo/admin;jsessionid=1/secret',
+  '/demo/public/..;/admin/secret',
+  '/demo/admin%3b/secret',
+  '/demo/admin%00/secret',
+  '/demo/public/%c0%ae%c0%ae/admin/secret',
+  '/demo/public/%e0%80%ae%e0%80%ae/admin/secret',
+  '/demo/public/%ff/../../demo/admin/secret',
+  '/demo/public/%/../admin/secret',
+  '/demo/admin%09/secret',
+  '/demo/public/..%00/admin/secret',
+  '/demo/me/../admin/secret',
+  '/demo/me/%2e%2e/admin/secret',
+  '/demo/me/..%2Fadmin/secret',
+  '/demo/public%23/../admin/secret',
+  '/demo/public/./../admin/./secret',
+  '/demo/public/../../demo/admin/secret',
+  '/demo/me//../admin/secret',
+  '/demo/ADMIN./secret',
+  '/demo/adm%69n/secret',
+  '/demo/public/%2e%2e%2fadmin%2fsecret',
+  '/demo/public/..%252fadmin/secret',
+  '/demo/public/%252e%252e/admin/secret',
+  '/demo/admin/%2e%2e/admin/secret',
 ];
 
 const identityHeaders = (e: Echo) => Object.keys(e.headers).filter((h) => h.replace(/[_.]/g, '-').startsWith('x-auth-'));
 
 const SPOOFS: [string, string][] = [
-  ['X-Auth-User-Id', 'admin'], ['x-auth-user-id', 'root'], ['X_Auth_User_Id', 'admin'], ['x.auth.user-id', 'admin'], ['X-AUTH-ROLES', 'admin'],
-  ['X-Auth-Tier', 'platinum'], ['X-Auth-Email', 'ceo@example.com'], ['X-Auth-Email-Verified', 'true'], ['X-Auth-Session-Id', 'x'],
-  ['X-Auth-Amr', 'hwk'], ['X-Auth-Acr', 'max'], ['X-Auth-Auth-Time', '9999999999'], ['X-Auth-Assertion', 'eyJhbGciOiJub25lIn0.e30.'],
-  ['X_AUTH_ASSERTION', 'forged'], ['X-Auth-Other', 'x'], ['X-Custom', 'nominated'], ['Connection', 'X-Custom, X-Auth-Hidden'],
-  ['X-Forwarded-For', '10.0.0.1'], ['X-Forwarded-Host', 'admin.internal'], ['Forwarded', 'for=10.0.0.1'], ['X-Real-IP', '10.0.0.1'],
-  ['x_auth_roles', 'admin'], ['X.Auth.Tier', 'gold'], ['X-Auth_Session.Id', 's2'], ['X-AUTH-AMR', 'mfa'], ['x-Auth-Acr', 'x'],
-  ['X-Auth-User-ID', 'root'], ['X-Auth-Assertion-Extra', 'x'], ['X-Forwarded-Proto', 'https'], ['X-Original-URL', '/admin'],
-  ['Keep-Alive', 'timeout=5'], ['X-HTTP-Method-Override', 'DELETE'], ['X_HTTP_Method', 'PUT'], ['X-Method-Override', 'PATCH'],
+  ['X-Auth-User-Id', 'admin'],
+  ['x-auth-user-id', 'root'],
+  ['X_Auth_User_Id', 'admin'],
+  ['x.auth.user-id', 'admin'],
+  ['X-AUTH-ROLES', 'admin'],
+  ['X-Auth-Tier', 'platinum'],
+  ['X-Auth-Email', 'ceo@example.com'],
+  ['X-Auth-Email-Verified', 'true'],
+  ['X-Auth-Session-Id', 'x'],
+  ['X-Auth-Amr', 'hwk'],
+  ['X-Auth-Acr', 'max'],
+  ['X-Auth-Auth-Time', '9999999999'],
+  ['X-Auth-Assertion', 'eyJhbGciOiJub25lIn0.e30.'],
+  ['X_AUTH_ASSERTION', 'forged'],
+  ['X-Auth-Other', 'x'],
+  ['X-Custom', 'nominated'],
+  ['Connection', 'X-Custom, X-Auth-Hidden'],
+  ['X-Forwarded-For', '10.0.0.1'],
+  ['X-Forwarded-Host', 'admin.internal'],
+  ['Forwarded', 'for=10.0.0.1'],
+  ['X-Real-IP', '10.0.0.1'],
+  ['x_auth_roles', 'admin'],
+  ['X.Auth.Tier', 'gold'],
+  ['X-Auth_Session.Id', 's2'],
+  ['X-AUTH-AMR', 'mfa'],
+  ['x-Auth-Acr', 'x'],
+  ['X-Auth-User-ID', 'root'],
+  ['X-Auth-Assertion-Extra', 'x'],
+  ['X-Forwarded-Proto', 'https'],
+  ['X-Original-URL', '/admin'],
+  ['Keep-Alive', 'timeout=5'],
+  ['X-HTTP-Method-Override', 'DELETE'],
+  ['X_HTTP_Method', 'PUT'],
+  ['X-Method-Override', 'PATCH'],
 ];
 const spoofed = () => {
   const h = new Headers({ accept: 'application/json' });
@@ -75,7 +132,8 @@ describe('the gateway', () => {
     const { cookie } = await signInApp(email);
     // The same names, with values no real identity could have.
     const headers = new Headers({ accept: 'application/json', cookie });
-    for (const [i, [name]] of SPOOFS.entries()) headers.append(name, name.toLowerCase() === 'connection' ? 'X-Custom, X-Auth-Hidden' : `spoof-${i}`);
+    for (const [i, [name]] of SPOOFS.entries())
+      headers.append(name, name.toLowerCase() === 'connection' ? 'X-Custom, X-Auth-Hidden' : `spoof-${i}`);
     headers.append('x-auth-user-id', 'spoof-dup');
     const signedIn = await echoed(await app('/demo/me/x', { headers }));
     expect(Object.values(signedIn.headers).filter((v) => v.includes('spoof-'))).toEqual([]);
@@ -133,7 +191,17 @@ describe('the gateway', () => {
     expect(e.headers['x-auth-session-id']).not.toBe(body.session.sid);
     expect(e.headers['x-auth-roles']).toBeUndefined(); // no roles: no empty header
     expect(identityHeaders(e).sort()).toEqual(
-      ['x-auth-acr', 'x-auth-amr', 'x-auth-assertion', 'x-auth-auth-time', 'x-auth-email', 'x-auth-email-verified', 'x-auth-session-id', 'x-auth-tier', 'x-auth-user-id'].sort(),
+      [
+        'x-auth-acr',
+        'x-auth-amr',
+        'x-auth-assertion',
+        'x-auth-auth-time',
+        'x-auth-email',
+        'x-auth-email-verified',
+        'x-auth-session-id',
+        'x-auth-tier',
+        'x-auth-user-id',
+      ].sort(),
     );
     expect(e.headers.cookie).toBe('theme=dark');
 
@@ -144,7 +212,14 @@ describe('the gateway', () => {
       typ: 'gatehouse-assertion+jwt',
     });
     expect(protectedHeader.alg).toBe('ES256');
-    expect(payload).toMatchObject({ sub: userId, sid: e.headers['x-auth-session-id'], email, tier: 'free', amr: ['pwd'], acr: 'urn:gatehouse:acr:1fa' });
+    expect(payload).toMatchObject({
+      sub: userId,
+      sid: e.headers['x-auth-session-id'],
+      email,
+      tier: 'free',
+      amr: ['pwd'],
+      acr: 'urn:gatehouse:acr:1fa',
+    });
     expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(60);
   });
 
@@ -184,9 +259,14 @@ describe('the gateway', () => {
     const { email } = await createVerifiedUser();
     const { cookie } = await signInApp(email);
     const unstable = [
-      '/demo/public/%252e%252e/admin/secret', '/demo/public/%252E%252E/admin/secret', '/demo/public/..%252fadmin/secret',
-      '/demo/public/%252e%252e%252fadmin%252fsecret', '/demo/public/%25252e%25252e/admin/secret', '/demo/public/..%255cadmin/secret',
-      '/demo/public/%25c0%25ae%25c0%25ae/admin/secret', '/demo/me/%252e%252e/admin/secret',
+      '/demo/public/%252e%252e/admin/secret',
+      '/demo/public/%252E%252E/admin/secret',
+      '/demo/public/..%252fadmin/secret',
+      '/demo/public/%252e%252e%252fadmin%252fsecret',
+      '/demo/public/%25252e%25252e/admin/secret',
+      '/demo/public/..%255cadmin/secret',
+      '/demo/public/%25c0%25ae%25c0%25ae/admin/secret',
+      '/demo/me/%252e%252e/admin/secret',
       '/demo/public/%EF%BC%8E%EF%BC%8E/admin/secret', // full-width dots
       '/demo/public/..%EF%BC%8Fadmin/secret', // a full-width solidus
       '/demo/public/%EF%BC%BCadmin/secret', // a full-width backslash
@@ -209,9 +289,12 @@ describe('the gateway', () => {
     const { cookie } = await signInApp((await createVerifiedUser()).email);
     // /demo/split/* needs MFA for POST, PUT, PATCH and DELETE; any other method is matched by its sign-in-only twin.
     for (const method of ['PROPPATCH', 'MKCOL', 'patch', 'Patch', 'dElEtE', 'TRACE', 'CONNECT', 'LINK', 'M-SEARCH']) {
-      const res = await app('/demo/split/x', { method, cookie, headers: { accept: 'application/json', 'content-type': 'application/json' }, body: '{"a":1}' }).catch(
-        (e: Error) => new Response(e.message, { status: 599 }),
-      );
+      const res = await app('/demo/split/x', {
+        method,
+        cookie,
+        headers: { accept: 'application/json', 'content-type': 'application/json' },
+        body: '{"a":1}',
+      }).catch((e: Error) => new Response(e.message, { status: 599 }));
       if (res.status === 599) continue; // the runtime itself refuses to send it (CONNECT, TRACE): nothing reached us
       if (['PATCH', 'DELETE'].includes(method.toUpperCase())) {
         // The runtime hands us these upper-cased: the route that lists them (MFA) answers, never its twin.
@@ -220,14 +303,17 @@ describe('the gateway', () => {
       }
       expect(res.status, method).toBe(405);
       expect(res.headers.get('allow'), method).toBe('GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
-      expect(await res.json(), method).toMatchObject({ code: 'method_not_allowed', detail: 'The gateway does not forward requests with this method.' });
+      expect(await res.json(), method).toMatchObject({
+        code: 'method_not_allowed',
+        detail: 'The gateway does not forward requests with this method.',
+      });
     }
     // The standard spelling goes to the route that lists it.
     expect((await app('/demo/split/x', { method: 'PATCH', cookie, headers: { accept: 'application/json' }, body: 'x' })).status).toBe(401);
     expect((await app('/demo/split/x', { method: 'OPTIONS', cookie, headers: { accept: 'application/json' } })).status).toBe(200);
   });
 
-  it("removes the headers a route lists in stripHeaders, in any case and spelling", async () => {
+  it('removes the headers a route lists in stripHeaders, in any case and spelling', async () => {
     const headers = new Headers({ 'X-Internal-User': 'root', x_internal_user: 'root', 'x.internal.user': 'root', 'X-Kept': 'yes' });
     const e = await echoed(await app('/demo/stripped/x', { headers }));
     expect(Object.keys(e.headers).filter((h) => h.replace(/[_.]/g, '-') === 'x-internal-user')).toEqual([]);
@@ -257,7 +343,9 @@ describe('the gateway', () => {
     const later = appWith(() => ({ now: () => Date.now() + 120_000 }));
     const stale = await later(`${APP}/demo/recent/x`, { headers: { authorization: `Bearer ${await userToken('openid profile', API)}` } });
     expect(stale.status).toBe(401);
-    expect(stale.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse", error="insufficient_user_authentication", DPoP algs="ES256 ES384 PS256 RS256 EdDSA"');
+    expect(stale.headers.get('www-authenticate')).toBe(
+      'Bearer realm="gatehouse", error="insufficient_user_authentication", DPoP algs="ES256 ES384 PS256 RS256 EdDSA"',
+    );
     const narrow = await app('/demo/api/x', { headers: { authorization: `Bearer ${await userToken('openid email', API)}` } });
     expect(narrow.status).toBe(403);
     expect(narrow.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse", error="insufficient_scope"');
@@ -270,7 +358,9 @@ describe('the gateway', () => {
     ]) {
       const res = await app('/demo/api/x', { headers: { authorization: `Bearer ${bad}` } });
       expect(res.status).toBe(401);
-      expect(res.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse", error="invalid_token", DPoP algs="ES256 ES384 PS256 RS256 EdDSA"');
+      expect(res.headers.get('www-authenticate')).toBe(
+        'Bearer realm="gatehouse", error="invalid_token", DPoP algs="ES256 ES384 PS256 RS256 EdDSA"',
+      );
     }
     // A route that names no audience takes no bearer token at all.
     const sessionOnly = await app('/demo/me/x', { headers: { authorization: `Bearer ${await userToken('openid profile', API)}` } });
@@ -292,7 +382,9 @@ describe('the gateway', () => {
 
   it('streams bodies, passes origin redirects through, and times out slow origins with 504', async () => {
     const upload = new Uint8Array(5 * 1024 * 1024).fill(7);
-    const posted = await echoed(await app('/demo/public/upload?kind=big', { method: 'POST', body: upload, headers: { 'content-type': 'application/octet-stream' } }));
+    const posted = await echoed(
+      await app('/demo/public/upload?kind=big', { method: 'POST', body: upload, headers: { 'content-type': 'application/octet-stream' } }),
+    );
     expect(posted).toMatchObject({ method: 'POST', query: 'kind=big', bodyBytes: upload.byteLength });
     const download = await app('/demo/public/file?bytes=8388608');
     expect(download.status).toBe(200);
@@ -330,7 +422,7 @@ describe('the gateway', () => {
     const e = await echoed(await app('/demo/machine/x', { headers: { authorization: `Bearer ${access_token}` } }));
     expect(e.headers['x-auth-client-id']).toBe(client.clientId);
     expect(e.headers['x-auth-user-id']).toBeUndefined();
-    const forged = `${access_token.slice(0, -4)}${access_token.endsWith("AAAA") ? "BBBB" : "AAAA"}`;
+    const forged = `${access_token.slice(0, -4)}${access_token.endsWith('AAAA') ? 'BBBB' : 'AAAA'}`;
     expect((await app('/demo/machine/x', { headers: { authorization: `Bearer ${forged}` } })).status).toBe(401);
   });
 

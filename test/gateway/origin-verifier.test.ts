@@ -19,7 +19,11 @@ describe('the origin-side assertion verifier', () => {
     await expect(verify(new Headers())).rejects.toThrow('missing x-auth-assertion');
     const { privateKey } = await generateKeyPair('ES256');
     const forged = await new SignJWT({ sub: 'admin', roles: ['admin'] })
-      .setProtectedHeader({ alg: 'ES256', typ: 'gatehouse-assertion+jwt', kid: JSON.parse(atob(echo.headers['x-auth-assertion']!.split('.')[0]!.replace(/-/g, '+').replace(/_/g, '/'))).kid })
+      .setProtectedHeader({
+        alg: 'ES256',
+        typ: 'gatehouse-assertion+jwt',
+        kid: JSON.parse(atob(echo.headers['x-auth-assertion']!.split('.')[0]!.replace(/-/g, '+').replace(/_/g, '/'))).kid,
+      })
       .setIssuer('https://gatehouse.test')
       .setAudience('service:ORIGIN_ECHO')
       .setIssuedAt()

@@ -10,16 +10,54 @@ function routeOf(path: string): 'admin' | 'public' | 'other' {
 
 // Attempts to reach /admin/secret without the admin route's policy applying.
 const CONFUSIONS = [
-  '/public/../admin/secret', '/public/./../admin/secret', '/public/%2e%2e/admin/secret', '/public/%2E%2E/admin/secret',
-  '/public/.%2e/admin/secret', '/public/%2e./admin/secret', '/public%2f..%2fadmin/secret', '/public/..%2fadmin/secret',
-  '/public%2F..%2Fadmin%2Fsecret', '/public/..%5cadmin/secret', '/public/..\\admin/secret', '/public\\..\\admin\\secret',
-  '//admin/secret', '///admin//secret', '/./admin/secret', '/public/../../admin/secret', '/ADMIN/secret', '/Admin/Secret',
-  '/aDmIn/secret', '/%61dmin/secret', '/%41DMIN/secret', '/admin./secret', '/admin%2e/secret', '/admin /secret',
-  '/admin%20/secret', '/admin;/secret', '/admin;jsessionid=x/secret', '/public/..;/admin/secret', '/public;/../admin/secret',
-  '/admin%3b/secret', '/admin%00/secret', '/admin\u0000/secret', '/public/%2e%2e%2fadmin/secret', '/public/%c0%ae%c0%ae/admin/secret',
-  '/public/%e0%80%ae%e0%80%ae/admin/secret', '/public/%c0%af../admin/secret', '/public/%ff/../admin/secret', '/public/%/../admin/secret',
-  '/public/%2/../admin/secret', '/admin%09/secret', '/admin\t/secret', '/public/..%00/admin/secret', '/admin/./secret', '/admin/x/../secret',
-  '/public/..', '/..', '/public/../..', '/public%23/../admin/secret',
+  '/public/../admin/secret',
+  '/public/./../admin/secret',
+  '/public/%2e%2e/admin/secret',
+  '/public/%2E%2E/admin/secret',
+  '/public/.%2e/admin/secret',
+  '/public/%2e./admin/secret',
+  '/public%2f..%2fadmin/secret',
+  '/public/..%2fadmin/secret',
+  '/public%2F..%2Fadmin%2Fsecret',
+  '/public/..%5cadmin/secret',
+  '/public/..\\admin/secret',
+  '/public\\..\\admin\\secret',
+  '//admin/secret',
+  '///admin//secret',
+  '/./admin/secret',
+  '/public/../../admin/secret',
+  '/ADMIN/secret',
+  '/Admin/Secret',
+  '/aDmIn/secret',
+  '/%61dmin/secret',
+  '/%41DMIN/secret',
+  '/admin./secret',
+  '/admin%2e/secret',
+  '/admin /secret',
+  '/admin%20/secret',
+  '/admin;/secret',
+  '/admin;jsessionid=x/secret',
+  '/public/..;/admin/secret',
+  '/public;/../admin/secret',
+  '/admin%3b/secret',
+  '/admin%00/secret',
+  '/admin\u0000/secret',
+  '/public/%2e%2e%2fadmin/secret',
+  '/public/%c0%ae%c0%ae/admin/secret',
+  '/public/%e0%80%ae%e0%80%ae/admin/secret',
+  '/public/%c0%af../admin/secret',
+  '/public/%ff/../admin/secret',
+  '/public/%/../admin/secret',
+  '/public/%2/../admin/secret',
+  '/admin%09/secret',
+  '/admin\t/secret',
+  '/public/..%00/admin/secret',
+  '/admin/./secret',
+  '/admin/x/../secret',
+  '/public/..',
+  '/..',
+  '/public/../..',
+  '/public%23/../admin/secret',
 ];
 
 describe('gateway path normalisation', () => {
@@ -70,11 +108,23 @@ describe('paths whose decoding is not stable', () => {
       expect(normalisePath(p), p).toEqual({ ok: false, reason: 'the path is percent-encoded twice (an encoded % before an escape)' });
     // ．／ａ․ ﬁ, the Kelvin sign (NFC and NFKC both make it K), and a decomposed é (an origin that
     // composes it routes /café, which we never matched).
-    for (const p of ['/a/%EF%BC%8E', '/a/%EF%BC%8F', '/%EF%BD%81dmin', '/a/%E2%80%A4', '/a/%EF%AC%81le', '/%E2%84%AAyc/review', '/%C5%BFecret', '/cafe%CC%81'])
+    for (const p of [
+      '/a/%EF%BC%8E',
+      '/a/%EF%BC%8F',
+      '/%EF%BD%81dmin',
+      '/a/%E2%80%A4',
+      '/a/%EF%AC%81le',
+      '/%E2%84%AAyc/review',
+      '/%C5%BFecret',
+      '/cafe%CC%81',
+    ])
       expect(normalisePath(p), p).toEqual({ ok: false, reason: 'the path has characters that Unicode normalisation (NFKC) changes' });
     // Characters an origin's toUpperCase/toLowerCase turns into ASCII: ı (→ I), ǰ (→ J̌), ß (→ SS), İ (→ i̇); ſ (→ S) NFKC catches.
     for (const p of ['/adm%C4%B1n/users', '/%C7%B0ob', '/gro%C3%9F', '/%C4%B0nfo'])
-      expect(normalisePath(p), p).toEqual({ ok: false, reason: 'the path has a character whose upper or lower case is plain ASCII (ı, ß, İ)' });
+      expect(normalisePath(p), p).toEqual({
+        ok: false,
+        reason: 'the path has a character whose upper or lower case is plain ASCII (ı, ß, İ)',
+      });
     // Composed accents and other letters are kept, as escapes.
     expect(normalisePath('/caf%C3%A9')).toEqual({ ok: true, path: '/caf%C3%A9' });
     expect(normalisePath('/%D0%BF%D1%83%D1%82%D1%8C')).toEqual({ ok: true, path: '/%D0%BF%D1%83%D1%82%D1%8C' });

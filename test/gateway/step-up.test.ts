@@ -44,7 +44,12 @@ function stepUpTarget(res: Response) {
   expect(to.origin).toBe(ORIGIN);
   const connect = new URL(to.searchParams.get('return_to')!, ORIGIN);
   expect(connect.pathname).toBe('/auth/connect');
-  return { to, page: `${to.pathname}${to.search}`, returnTo: to.searchParams.get('return_to')!, back: connect.searchParams.get('return_to')! };
+  return {
+    to,
+    page: `${to.pathname}${to.search}`,
+    returnTo: to.searchParams.get('return_to')!,
+    back: connect.searchParams.get('return_to')!,
+  };
 }
 
 /** Steps up with a TOTP code on Gatehouse's page and follows the way back to the app host (`replay`: up to the replay itself). */
@@ -139,7 +144,11 @@ describe('step-up on gateway routes', () => {
     const target = stepUpTarget(held);
     expect(target.to.pathname).toBe('/auth/sign-in');
     expect(target.back).toMatch(/^\/demo\/recent\/profile\?gh_resume=/);
-    const signedIn = await browser.submit('/auth/sign-in', { email: user.email, password: STRONG_PASSWORD, return_to: target.returnTo }, target.page);
+    const signedIn = await browser.submit(
+      '/auth/sign-in',
+      { email: user.email, password: STRONG_PASSWORD, return_to: target.returnTo },
+      target.page,
+    );
     expect(continueTarget(await signedIn.text())).toBe(target.returnTo);
     const { res: replay } = await browser.navigate(target.returnTo);
     expect(replay.status).toBe(200);
@@ -220,7 +229,9 @@ describe('a held request is replayed only under the route, method, host and poli
         ...deps.config,
         gateway: {
           ...deps.config.gateway,
-          routes: deps.config.gateway.routes.map((r) => (r.match === '/demo/split/*' && r.methods ? { ...r, policy: { ...r.policy, fresh: true } } : r)),
+          routes: deps.config.gateway.routes.map((r) =>
+            r.match === '/demo/split/*' && r.methods ? { ...r, policy: { ...r.policy, fresh: true } } : r,
+          ),
         },
       },
     }));

@@ -22,7 +22,11 @@ beforeAll(async () => {
 async function qrHandOff(phone: TestBrowser, computer: TestBrowser) {
   const { html } = await computer.open('/auth/handoff/qr');
   const link = new URL(/id="approve-link" href="([^"]+)"/.exec(html)![1]!.replace(/&amp;/g, '&'));
-  const approved = await phone.submit('/auth/handoff/approve', { h: link.searchParams.get('h')!, decision: 'approve' }, `${link.pathname}${link.search}`);
+  const approved = await phone.submit(
+    '/auth/handoff/approve',
+    { h: link.searchParams.get('h')!, decision: 'approve' },
+    `${link.pathname}${link.search}`,
+  );
   expect(approved.status).toBe(200);
   expect((await computer.post('/auth/api/handoff/redeem', { kind: 'qr' })).status).toBe(200);
 }
@@ -51,7 +55,9 @@ describe('a session made by a handoff keeps the sign-in it came from', () => {
     // An OIDC request with max_age=60: the same.
     const client = await registerClient();
     const { challenge } = await pkce();
-    const authorize = await computer.fetch(authorizeUrl(client.clientId, challenge, { max_age: '60' }), { headers: { accept: 'text/html' } });
+    const authorize = await computer.fetch(authorizeUrl(client.clientId, challenge, { max_age: '60' }), {
+      headers: { accept: 'text/html' },
+    });
     expect(new URL(authorize.headers.get('location')!, ORIGIN).pathname).toBe('/auth/sign-in');
   });
 
@@ -79,7 +85,9 @@ describe('a session made by a handoff keeps the sign-in it came from', () => {
 describe('the device grant honours what the client demands of the sign-in', () => {
   /** Polls the token endpoint as a device would, `after` ms from now (past the interval since the last poll). */
   const poll = (clientId: string, deviceCode: string, after = 11_000) =>
-    new TestBrowser().at(() => ({ now: () => Date.now() + after })).fetch('/auth/token', form({ grant_type: DEVICE_GRANT, device_code: deviceCode, client_id: clientId }));
+    new TestBrowser()
+      .at(() => ({ now: () => Date.now() + after }))
+      .fetch('/auth/token', form({ grant_type: DEVICE_GRANT, device_code: deviceCode, client_id: clientId }));
 
   async function startDevice(clientId: string, extra: Record<string, string> = {}) {
     const res = await new TestBrowser().fetch('/auth/device_authorization', form({ client_id: clientId, scope: 'openid', ...extra }));
@@ -100,7 +108,11 @@ describe('the device grant honours what the client demands of the sign-in', () =
     expect(stepUp.searchParams.get('acr')).toBe('urn:gatehouse:acr:mfa');
     expect(await (await poll(client.clientId, d.device_code)).json()).toMatchObject({ error: 'authorization_pending' });
     // Stepped up, the approval goes through.
-    const up = await browser.submit('/auth/second-factor', { code: codeAt(secret), return_to: stepUp.searchParams.get('return_to')! }, `${stepUp.pathname}${stepUp.search}`);
+    const up = await browser.submit(
+      '/auth/second-factor',
+      { code: codeAt(secret), return_to: stepUp.searchParams.get('return_to')! },
+      `${stepUp.pathname}${stepUp.search}`,
+    );
     expect(up.status).toBe(303);
     expect((await browser.submit('/auth/device/decide', { code: d.user_code, decision: 'approve' }, '/auth/device')).status).toBe(200);
     const tokens = (await (await poll(client.clientId, d.device_code, 30_000)).json()) as { id_token: string };

@@ -64,7 +64,11 @@ describe('QR sign-in', () => {
     expect(page.html).toContain(code);
     expect(page.html).toContain('a browser on Linux'); // the requesting device, from its User-Agent
     expect(page.html).toContain('near Berlin, DE');
-    const approved = await phone.submit('/auth/handoff/approve', { h: link.searchParams.get('h')!, decision: 'approve' }, `${link.pathname}${link.search}`);
+    const approved = await phone.submit(
+      '/auth/handoff/approve',
+      { h: link.searchParams.get('h')!, decision: 'approve' },
+      `${link.pathname}${link.search}`,
+    );
     expect(approved.status).toBe(200);
     expect(await socket.next()).toMatchObject({ state: 'approved' });
 
@@ -89,7 +93,11 @@ describe('QR sign-in', () => {
     const body = new URLSearchParams({ csrf_token: token, h: link.searchParams.get('h')!, decision: 'approve' }).toString();
     const approvals = await Promise.all(
       Array.from({ length: 100 }, () =>
-        phone.fetch('/auth/handoff/approve', { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded', origin: ORIGIN } }),
+        phone.fetch('/auth/handoff/approve', {
+          method: 'POST',
+          body,
+          headers: { 'content-type': 'application/x-www-form-urlencoded', origin: ORIGIN },
+        }),
       ),
     );
     expect(approvals.filter((r) => r.status === 200)).toHaveLength(1);
@@ -97,9 +105,7 @@ describe('QR sign-in', () => {
 
     const cookie = computer.cookieHeader;
     const redemptions = await Promise.all(
-      Array.from({ length: 100 }, () =>
-        appWith((d) => d)('/auth/api/handoff/redeem', { method: 'POST', json: { kind: 'qr' }, cookie }),
-      ),
+      Array.from({ length: 100 }, () => appWith((d) => d)('/auth/api/handoff/redeem', { method: 'POST', json: { kind: 'qr' }, cookie })),
     );
     expect(redemptions.filter((r) => r.status === 200)).toHaveLength(1);
   });
@@ -129,12 +135,14 @@ describe('QR sign-in', () => {
     expect((await computer.post('/auth/api/handoff/redeem', { kind: 'qr' })).status).toBe(400);
     // It forgot what it held.
     const stored = await runInDurableObject(stubFor(code), (_: unknown, state: DurableObjectState) =>
-      state.storage.sql.exec<{ approval: string | null; requester: string | null; detail: string }>('SELECT approval, requester, detail FROM handoff').one(),
+      state.storage.sql
+        .exec<{ approval: string | null; requester: string | null; detail: string }>('SELECT approval, requester, detail FROM handoff')
+        .one(),
     );
     expect(stored).toEqual({ approval: null, requester: null, detail: '{}' });
   });
 
-  it('refuses a socket from another origin or for another handoff, and a redemption with another handoff\'s secret', async () => {
+  it("refuses a socket from another origin or for another handoff, and a redemption with another handoff's secret", async () => {
     const a = await qrSignIn();
     const b = await qrSignIn();
     expect((await listen(a.computer, 'qr', 'wait', 'https://evil.example')).res.status).toBe(403);
@@ -143,13 +151,21 @@ describe('QR sign-in', () => {
     mixed.cookies.set(WAIT, `${a.computer.cookie(WAIT)!.split('.')[0]}.${b.computer.cookie(WAIT)!.split('.')[1]}`);
     expect((await listen(mixed, 'qr')).res.status).toBe(403);
     const { browser: phone } = await signedIn();
-    await phone.submit('/auth/handoff/approve', { h: a.link.searchParams.get('h')!, decision: 'approve' }, `${a.link.pathname}${a.link.search}`);
+    await phone.submit(
+      '/auth/handoff/approve',
+      { h: a.link.searchParams.get('h')!, decision: 'approve' },
+      `${a.link.pathname}${a.link.search}`,
+    );
     expect((await mixed.post('/auth/api/handoff/redeem', { kind: 'qr' })).status).toBe(403);
     expect(mixed.cookie(SESSION)).toBeUndefined();
     // A forged approval link (right code, wrong secret) cannot approve.
     const forged = new URL(b.link);
     forged.searchParams.set('h', `${b.link.searchParams.get('h')!.split('.')[0]}.${'A'.repeat(43)}`);
-    const res = await phone.submit('/auth/handoff/approve', { h: forged.searchParams.get('h')!, decision: 'approve' }, `${b.link.pathname}${b.link.search}`);
+    const res = await phone.submit(
+      '/auth/handoff/approve',
+      { h: forged.searchParams.get('h')!, decision: 'approve' },
+      `${b.link.pathname}${b.link.search}`,
+    );
     expect(res.status).toBe(403);
     // …nor see who is asking.
     const peek = await phone.open(`${forged.pathname}${forged.search}`);
@@ -184,7 +200,7 @@ describe('continue on another device', () => {
     expect(await waiting.next()).toMatchObject({ state: 'approved' });
     const redeemed = await phone.post('/auth/api/handoff/redeem', { kind: 'continue' });
     expect(await redeemed.json()).toMatchObject({ status: 'signed_in', next: '/auth/account?tab=sessions' });
-    const phoneSid = ((await (await phone.fetch('/auth/api/me')).json()) as { user: { id: string }; session: { sid: string } });
+    const phoneSid = (await (await phone.fetch('/auth/api/me')).json()) as { user: { id: string }; session: { sid: string } };
     expect(phoneSid.user.id).toBe(userId);
     const sessions = (await (await laptop.fetch('/auth/api/sessions')).json()) as { sessions: { sid: string }[] };
     expect(sessions.sessions.map((s) => s.sid)).toContain(phoneSid.session.sid);
@@ -195,7 +211,8 @@ describe('continue on another device', () => {
   it('a wrong code says so, and guessing is rate limited per IP', async () => {
     const guesser = new TestBrowser();
     const statuses: number[] = [];
-    for (let i = 0; i < 32; i++) statuses.push((await guesser.submit('/auth/handoff/join', { code: newCode() }, '/auth/handoff/join')).status);
+    for (let i = 0; i < 32; i++)
+      statuses.push((await guesser.submit('/auth/handoff/join', { code: newCode() }, '/auth/handoff/join')).status);
     expect(statuses[0]).toBe(404);
     expect(statuses).toContain(429);
   });
@@ -229,11 +246,17 @@ describe('device authorization grant (RFC 8628)', () => {
     expect(await fast.json()).toMatchObject({ error: 'slow_down' });
 
     const { browser, userId } = await signedIn();
-    const review = await browser.submit('/auth/device', { code: String(d['user_code']).toLowerCase().replace('-', ' ') }, `/auth/device?user_code=${d['user_code']}`);
+    const review = await browser.submit(
+      '/auth/device',
+      { code: String(d['user_code']).toLowerCase().replace('-', ' ') },
+      `/auth/device?user_code=${d['user_code']}`,
+    );
     const html = await review.text();
     expect(html).toContain('Test App');
     expect(html).toContain('<li>profile</li>');
-    expect((await browser.submit('/auth/device/decide', { code: String(d['user_code']), decision: 'approve' }, '/auth/device')).status).toBe(200);
+    expect(
+      (await browser.submit('/auth/device/decide', { code: String(d['user_code']), decision: 'approve' }, '/auth/device')).status,
+    ).toBe(200);
 
     // The interval grew to 10 s after slow_down: poll as a well-behaved device would.
     const later = appWith(() => ({ now: () => Date.now() + 11_000 }));
@@ -243,14 +266,19 @@ describe('device authorization grant (RFC 8628)', () => {
     expect(decodeJwt(tokens.id_token)).toMatchObject({ sub: userId, aud: clientId, amr: ['pwd'], acr: 'urn:gatehouse:acr:1fa' });
     expect(decodeJwt(tokens.access_token)).toMatchObject({ sub: userId, client_id: clientId, scope: 'openid profile' });
     expect(tokens.refresh_token).toBeTruthy();
-    const again = await poll(clientId, deviceCode, appWith(() => ({ now: () => Date.now() + 30_000 })));
+    const again = await poll(
+      clientId,
+      deviceCode,
+      appWith(() => ({ now: () => Date.now() + 30_000 })),
+    );
     expect(await again.json()).toMatchObject({ error: 'invalid_grant' });
   });
 
   it('answers access_denied and expired_token; another client cannot use the device code', async () => {
     const { clientId } = await deviceClient();
     const other = await deviceClient();
-    const start = async () => (await (await new TestBrowser().fetch('/auth/device_authorization', form({ client_id: clientId }))).json()) as Record<string, string>;
+    const start = async () =>
+      (await (await new TestBrowser().fetch('/auth/device_authorization', form({ client_id: clientId }))).json()) as Record<string, string>;
     const denied = await start();
     const { browser } = await signedIn();
     await browser.submit('/auth/device', { code: denied['user_code']! }, '/auth/device');
@@ -259,7 +287,11 @@ describe('device authorization grant (RFC 8628)', () => {
 
     const stolen = await start();
     expect(await (await poll(other.clientId, stolen['device_code']!)).json()).toMatchObject({ error: 'invalid_grant' });
-    const expired = await poll(clientId, stolen['device_code']!, appWith(() => ({ now: () => Date.now() + 6 * 60_000 })));
+    const expired = await poll(
+      clientId,
+      stolen['device_code']!,
+      appWith(() => ({ now: () => Date.now() + 6 * 60_000 })),
+    );
     expect(await expired.json()).toMatchObject({ error: 'expired_token' });
     const tooLate = await browser.submit('/auth/device', { code: stolen['user_code']! }, '/auth/device');
     expect(tooLate.status).toBe(200); // still pending by the live clock here…
@@ -291,7 +323,9 @@ describe('device authorization grant (RFC 8628)', () => {
       headers: { ...form({}).headers, authorization: `Basic ${btoa(`${clientId}:${clientSecret}`)}` },
     });
     expect(await res.json()).toMatchObject({ error: 'unauthorized_client' });
-    const problem = (await (await new TestBrowser().fetch('/auth/device_authorization', form({ client_id: 'nope' }))).json()) as { error: string };
+    const problem = (await (await new TestBrowser().fetch('/auth/device_authorization', form({ client_id: 'nope' }))).json()) as {
+      error: string;
+    };
     expect(problem.error).toBe('invalid_client');
     expect(((await (await new TestBrowser().post('/auth/api/handoff/redeem', { kind: 'device' })).json()) as Problem).field).toBe('kind');
   });
@@ -304,7 +338,10 @@ describe('the handoff rules, at the domain functions', () => {
     const { link } = await qrSignIn();
     const { code, secret } = parseHandle(link.searchParams.get('h'))!;
     expect((await pendingHandoff(deps, 'qr', code, secret)).state).toBe('pending');
-    expect((await phone.submit('/auth/handoff/approve', { h: link.searchParams.get('h')!, decision: 'deny' }, `${link.pathname}${link.search}`)).status).toBe(200);
+    expect(
+      (await phone.submit('/auth/handoff/approve', { h: link.searchParams.get('h')!, decision: 'deny' }, `${link.pathname}${link.search}`))
+        .status,
+    ).toBe(200);
     const refused = await pendingHandoff(deps, 'qr', code, secret).catch((e: unknown) => e);
     expect(refused).toMatchObject({ code: 'conflict', status: 409, message: 'This request was already answered.' });
     // The page that would offer to answer it says so instead of showing the buttons.
@@ -319,7 +356,10 @@ describe('the handoff rules, at the domain functions', () => {
     const started = await computer.open('/auth/handoff/continue?return_to=/auth/account');
     const own = parseHandle(computer.cookie(OWN))!;
     expect(started.html).toContain(formatCode(own.code));
-    expect(await joinedContinue(deps, own).catch((e: unknown) => e)).toMatchObject({ code: 'conflict', message: 'There is nothing to confirm now.' });
+    expect(await joinedContinue(deps, own).catch((e: unknown) => e)).toMatchObject({
+      code: 'conflict',
+      message: 'There is nothing to confirm now.',
+    });
     const other = new TestBrowser();
     expect((await other.submit('/auth/handoff/join', { code: formatCode(own.code) }, '/auth/handoff/join')).status).toBe(200);
     expect(await joinedContinue(deps, own)).toMatchObject({ state: 'pending', joined: true });

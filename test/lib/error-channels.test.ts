@@ -174,7 +174,10 @@ describe('every error code in every channel', () => {
       const text = await res.text();
       expect(text, channel).not.toContain('secret detail');
     }
-    expect(await (await request('oauth')).json()).toEqual({ error: 'server_error', error_description: 'The server could not complete the request.' });
+    expect(await (await request('oauth')).json()).toEqual({
+      error: 'server_error',
+      error_description: 'The server could not complete the request.',
+    });
   });
 });
 
@@ -187,7 +190,12 @@ describe('what an error subclass adds, per channel', () => {
     expect(redirected.status).toBe(302);
     const to = new URL(redirected.headers.get('location')!);
     expect(`${to.origin}${to.pathname}`).toBe('https://client.example/cb');
-    expect(Object.fromEntries(to.searchParams)).toEqual({ error: 'invalid_scope', error_description: "No such 'scope'.", state: 'st-1', iss: ORIGIN });
+    expect(Object.fromEntries(to.searchParams)).toEqual({
+      error: 'invalid_scope',
+      error_description: "No such 'scope'.",
+      state: 'st-1',
+      iss: ORIGIN,
+    });
     // Ending our own form post: through the Continue page (CSP form-action 'self').
     const continued = await request('consent');
     expect(continued.status).toBe(200);
@@ -207,7 +215,9 @@ describe('what an error subclass adds, per channel', () => {
   });
 
   it('a gateway refusal carries its headers, and sends a page load that may sign in to sign-in', async () => {
-    const request = appThrowing(() => new GatewayRefusal('unauthenticated', 'Sign in.', { 'www-authenticate': 'Bearer realm="gatehouse"' }, '/app/page?x=1'));
+    const request = appThrowing(
+      () => new GatewayRefusal('unauthenticated', 'Sign in.', { 'www-authenticate': 'Bearer realm="gatehouse"' }, '/app/page?x=1'),
+    );
     const api = await request('gateway', { headers: { accept: 'application/json' } });
     expect(api.status).toBe(401);
     expect(api.headers.get('www-authenticate')).toBe('Bearer realm="gatehouse"');
@@ -218,7 +228,11 @@ describe('what an error subclass adds, per channel', () => {
 });
 
 describe('errors before any route runs, through the real app', () => {
-  const form = (body: string) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': uniqueIp() }, body });
+  const form = (body: string) => ({
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': uniqueIp() },
+    body,
+  });
   const big = `grant_type=client_credentials&pad=${'a'.repeat(20_000)}`;
 
   for (const path of ['/auth/token', '/auth/par', '/auth/revoke', '/auth/introspect', '/auth/device_authorization', '/auth/userinfo']) {
@@ -235,11 +249,19 @@ describe('errors before any route runs, through the real app', () => {
   }
 
   it('the body limit answers each other channel in its own shape', async () => {
-    const api = await call('/auth/api/sign-in', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pad: 'a'.repeat(20_000) }) });
+    const api = await call('/auth/api/sign-in', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ pad: 'a'.repeat(20_000) }),
+    });
     expect([api.status, typeOf(api)]).toEqual([413, 'application/problem+json']);
     const page = await call('/auth/sign-in', form(big));
     expect([page.status, typeOf(page)]).toEqual([413, 'text/html']);
-    const register = await call('/auth/register', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pad: 'a'.repeat(20_000) }) });
+    const register = await call('/auth/register', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ pad: 'a'.repeat(20_000) }),
+    });
     expect(register.status).toBe(413);
   });
 

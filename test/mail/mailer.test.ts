@@ -7,10 +7,13 @@ import { GatehouseError } from '../../src/lib/errors';
 describe('the HTTP mail sender', () => {
   it('posts the message as JSON with a bearer token', async () => {
     const sent: { url: string; init: RequestInit }[] = [];
-    const mailer = httpMailer({ url: 'https://mail.example.com/emails', token: 'mail-api-token', from: 'Gatehouse <no-reply@example.com>' }, async (url, init) => {
-      sent.push({ url: String(url), init: init! });
-      return new Response('{"id":"1"}', { status: 200 });
-    });
+    const mailer = httpMailer(
+      { url: 'https://mail.example.com/emails', token: 'mail-api-token', from: 'Gatehouse <no-reply@example.com>' },
+      async (url, init) => {
+        sent.push({ url: String(url), init: init! });
+        return new Response('{"id":"1"}', { status: 200 });
+      },
+    );
     await mailer.send({ to: 'someone@example.com', subject: 'Hi', text: 'Body', html: '<p>Body</p>' });
     expect(sent).toHaveLength(1);
     expect(sent[0]!.url).toBe('https://mail.example.com/emails');
@@ -25,7 +28,10 @@ describe('the HTTP mail sender', () => {
   });
 
   it('turns a refusal or a network error into a 503, without echoing the provider answer', async () => {
-    const refusing = httpMailer({ url: 'https://m.example', token: 't', from: 'f' }, async () => new Response('leaked token=abc', { status: 500 }));
+    const refusing = httpMailer(
+      { url: 'https://m.example', token: 't', from: 'f' },
+      async () => new Response('leaked token=abc', { status: 500 }),
+    );
     const err = await refusing.send({ to: 'a@b.co', subject: 's', text: 't' }).catch((e) => e);
     expect(err).toBeInstanceOf(GatehouseError);
     expect(err.status).toBe(503);
@@ -37,7 +43,9 @@ describe('the HTTP mail sender', () => {
   });
 
   it('makes a sign-up answer 503 when the mail cannot be sent', async () => {
-    const request = appWith(() => ({ mailer: { send: () => Promise.reject(new GatehouseError('temporarily_unavailable', 'the mail service is down')) } }));
+    const request = appWith(() => ({
+      mailer: { send: () => Promise.reject(new GatehouseError('temporarily_unavailable', 'the mail service is down')) },
+    }));
     const res = await request('/auth/api/sign-up', { method: 'POST', json: { email: uniqueEmail(), password: 'long enough passphrase' } });
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBeNull();
@@ -63,7 +71,8 @@ describe('the dev mailbox', () => {
     const email = uniqueEmail('kept');
     await call('/auth/api/sign-up', { method: 'POST', json: { email, password: 'long enough passphrase' } });
     await lastMailTo(email);
-    const kept = async () => (await env.DB.prepare('SELECT count(*) AS n FROM dev_mail WHERE "to" = ?').bind(email).first<{ n: number }>())!.n;
+    const kept = async () =>
+      (await env.DB.prepare('SELECT count(*) AS n FROM dev_mail WHERE "to" = ?').bind(email).first<{ n: number }>())!.n;
     expect(await kept()).toBe(1);
     const request = appWith((deps) => ({
       config: { ...deps.config, mail: { provider: 'http', from: 'f', url: 'https://m.example', token: 't' } },

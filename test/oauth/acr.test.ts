@@ -9,7 +9,10 @@ import { authorizeUrl, basic, pkce, REDIRECT, registerClient, tokenRequest } fro
 const MFA = 'urn:gatehouse:acr:mfa';
 
 async function exchange(clientId: string, clientSecret: string, code: string, verifier: string) {
-  const res = await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, basic(clientId, clientSecret));
+  const res = await tokenRequest(
+    { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier },
+    basic(clientId, clientSecret),
+  );
   expect(res.status).toBe(200);
   const tokens = (await res.json()) as { id_token: string; access_token: string };
   return { id: decodeJwt(tokens.id_token), at: decodeJwt(tokens.access_token) };
@@ -32,7 +35,11 @@ describe('acr and amr in the OpenID Provider', () => {
     expect(stepUp.pathname).toBe('/auth/second-factor');
     expect(stepUp.searchParams.get('acr')).toBe(MFA);
     const back = stepUp.searchParams.get('return_to')!;
-    const done = await browser.submit('/auth/second-factor', { code: codeAt(secret), return_to: back }, `${stepUp.pathname}${stepUp.search}`);
+    const done = await browser.submit(
+      '/auth/second-factor',
+      { code: codeAt(secret), return_to: back },
+      `${stepUp.pathname}${stepUp.search}`,
+    );
     expect(done.status).toBe(200); // the Continue page towards /auth/authorize
     const again = await browser.fetch(back);
     expect(again.status).toBe(302);
@@ -84,7 +91,11 @@ describe('which second factors can meet an acr (factorsMeeting)', () => {
   it('any other target offers every factor, given an authenticator app or a passkey', () => {
     for (const acr of [undefined, ACR.mfa, ACR.oneFactor]) {
       expect(factorsMeeting(all, acr)).toEqual(all);
-      expect(factorsMeeting({ totp: false, recoveryCodesLeft: 0, passkeys: 2 }, acr)).toEqual({ totp: false, recoveryCodesLeft: 0, passkeys: 2 });
+      expect(factorsMeeting({ totp: false, recoveryCodesLeft: 0, passkeys: 2 }, acr)).toEqual({
+        totp: false,
+        recoveryCodesLeft: 0,
+        passkeys: 2,
+      });
       // Recovery codes alone are no second factor.
       expect(factorsMeeting({ totp: false, recoveryCodesLeft: 8, passkeys: 0 }, acr)).toBeNull();
     }

@@ -25,10 +25,24 @@ describe('discovery', () => {
       grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code'],
     });
     expect(await (await call('/.well-known/oauth-authorization-server')).json()).toEqual(meta);
-    for (const key of ['authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'jwks_uri', 'revocation_endpoint', 'introspection_endpoint', 'end_session_endpoint', 'device_authorization_endpoint']) {
+    for (const key of [
+      'authorization_endpoint',
+      'token_endpoint',
+      'userinfo_endpoint',
+      'jwks_uri',
+      'revocation_endpoint',
+      'introspection_endpoint',
+      'end_session_endpoint',
+      'device_authorization_endpoint',
+    ]) {
       const url = new URL(meta[key] as string);
       expect(url.origin).toBe('https://gatehouse.test');
-      const probe = await call(url.pathname, { method: key === 'authorization_endpoint' || key === 'jwks_uri' || key === 'end_session_endpoint' || key === 'userinfo_endpoint' ? 'GET' : 'POST' });
+      const probe = await call(url.pathname, {
+        method:
+          key === 'authorization_endpoint' || key === 'jwks_uri' || key === 'end_session_endpoint' || key === 'userinfo_endpoint'
+            ? 'GET'
+            : 'POST',
+      });
       expect(probe.status, key).not.toBe(404);
     }
   });
@@ -38,7 +52,11 @@ describe('authorization code flow with PKCE', () => {
   it('issues a code with state and iss, then access, ID and refresh tokens', async () => {
     const { clientId, clientSecret } = await registerClient();
     const user = await signedInUser();
-    const { code, verifier, location } = await getCode(clientId, user.cookie, { state: 'xyz', nonce: 'nonce-1', acr_values: 'urn:example:mfa' });
+    const { code, verifier, location } = await getCode(clientId, user.cookie, {
+      state: 'xyz',
+      nonce: 'nonce-1',
+      acr_values: 'urn:example:mfa',
+    });
     const { auditOf } = await import('../helpers');
     const granted = (await auditOf(user.userId)).results.find((r) => r.type === 'authorization_granted')!;
     expect(JSON.parse(granted.detail!)).toMatchObject({ clientId, scope: ['openid', 'email', 'profile'], acrValues: ['urn:example:mfa'] });
@@ -47,7 +65,10 @@ describe('authorization code flow with PKCE', () => {
     expect(location.searchParams.get('iss')).toBe('https://gatehouse.test');
     expect(code).toMatch(/^ac1\./);
 
-    const res = await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, basic(clientId, clientSecret));
+    const res = await tokenRequest(
+      { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier },
+      basic(clientId, clientSecret),
+    );
     expect(res.status).toBe(200);
     expect(res.headers.get('cache-control')).toBe('no-store');
     const tokens = await res.json<Tokens>();
@@ -56,7 +77,14 @@ describe('authorization code flow with PKCE', () => {
 
     expect(decodeProtectedHeader(tokens.access_token)).toMatchObject({ typ: 'at+jwt', alg: 'ES256' });
     const at = decodeJwt(tokens.access_token);
-    expect(at).toMatchObject({ iss: 'https://gatehouse.test', aud: 'https://gatehouse.test', sub: user.userId, client_id: clientId, scope: 'openid email profile', gty: 'authorization_code' });
+    expect(at).toMatchObject({
+      iss: 'https://gatehouse.test',
+      aud: 'https://gatehouse.test',
+      sub: user.userId,
+      client_id: clientId,
+      scope: 'openid email profile',
+      gty: 'authorization_code',
+    });
     expect(at.jti).toBeTruthy();
     expect(at.gid).toMatch(/^[A-Za-z0-9_-]{22}$/);
     // Roles and tier ride only with the `roles` scope.
@@ -79,9 +107,17 @@ describe('authorization code flow with PKCE', () => {
 
     // With the `roles` scope: roles and tier in the access token and at userinfo.
     const withRoles = await getCode(clientId, user.cookie, { scope: 'openid roles' });
-    const t2 = await (await tokenRequest({ grant_type: 'authorization_code', code: withRoles.code, redirect_uri: REDIRECT, code_verifier: withRoles.verifier }, basic(clientId, clientSecret))).json<Tokens>();
+    const t2 = await (
+      await tokenRequest(
+        { grant_type: 'authorization_code', code: withRoles.code, redirect_uri: REDIRECT, code_verifier: withRoles.verifier },
+        basic(clientId, clientSecret),
+      )
+    ).json<Tokens>();
     expect(decodeJwt(t2.access_token)).toMatchObject({ roles: [], tier: 'free' });
-    expect(await (await call('/auth/userinfo', { headers: { authorization: `Bearer ${t2.access_token}` } })).json()).toMatchObject({ roles: [], tier: 'free' });
+    expect(await (await call('/auth/userinfo', { headers: { authorization: `Bearer ${t2.access_token}` } })).json()).toMatchObject({
+      roles: [],
+      tier: 'free',
+    });
   });
 
   it('refuses every PKCE shortcut', async () => {
@@ -102,12 +138,18 @@ describe('authorization code flow with PKCE', () => {
       expect(location.searchParams.has('code')).toBe(false);
     }
     const { code } = await getCode(clientId, user.cookie);
-    const wrong = await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: 'x'.repeat(43) }, basic(clientId, clientSecret));
+    const wrong = await tokenRequest(
+      { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: 'x'.repeat(43) },
+      basic(clientId, clientSecret),
+    );
     expect(wrong.status).toBe(400);
     expect(await wrong.json()).toMatchObject({ error: 'invalid_grant' });
     // RFC 7636 §4.6: a code issued with a challenge, redeemed without the verifier, is invalid_grant.
     const missing = await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT }, basic(clientId, clientSecret));
-    expect(await missing.json()).toMatchObject({ error: 'invalid_grant', error_description: 'The authorization code is not valid: code_verifier is required for this code.' });
+    expect(await missing.json()).toMatchObject({
+      error: 'invalid_grant',
+      error_description: 'The authorization code is not valid: code_verifier is required for this code.',
+    });
   });
 
   it('lets exactly one of 20 concurrent redemptions of a code win, and a reuse revokes what it issued', async () => {
@@ -131,12 +173,21 @@ describe('authorization code flow with PKCE', () => {
     const b = await registerClient();
     const user = await signedInUser();
     const { code, verifier } = await getCode(a.clientId, user.cookie);
-    const stolen = await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, basic(b.clientId, b.clientSecret));
+    const stolen = await tokenRequest(
+      { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier },
+      basic(b.clientId, b.clientSecret),
+    );
     expect(await stolen.json()).toMatchObject({ error: 'invalid_grant' });
-    const otherUri = await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: `${REDIRECT}/`, code_verifier: verifier }, basic(a.clientId, a.clientSecret));
+    const otherUri = await tokenRequest(
+      { grant_type: 'authorization_code', code, redirect_uri: `${REDIRECT}/`, code_verifier: verifier },
+      basic(a.clientId, a.clientSecret),
+    );
     expect(await otherUri.json()).toMatchObject({ error: 'invalid_grant' });
     // Neither failed attempt consumed it.
-    const good = await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, basic(a.clientId, a.clientSecret));
+    const good = await tokenRequest(
+      { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier },
+      basic(a.clientId, a.clientSecret),
+    );
     expect(good.status).toBe(200);
   });
 
@@ -149,9 +200,15 @@ describe('authorization code flow with PKCE', () => {
     const { form } = await import('./helpers');
     const init = form({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier });
     const res = await later('/auth/token', { ...init, headers: { ...init.headers, authorization: basic(clientId, clientSecret) } });
-    expect(await res.json()).toMatchObject({ error: 'invalid_grant', error_description: 'The authorization code is not valid: the code has expired.' });
+    expect(await res.json()).toMatchObject({
+      error: 'invalid_grant',
+      error_description: 'The authorization code is not valid: the code has expired.',
+    });
     // Only the minute made the difference: on the real clock the same code, not consumed by that attempt, still redeems.
-    const now = await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, basic(clientId, clientSecret));
+    const now = await tokenRequest(
+      { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier },
+      basic(clientId, clientSecret),
+    );
     expect(now.status).toBe(200);
   });
 });

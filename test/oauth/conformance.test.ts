@@ -16,7 +16,14 @@ const RFC6749_TEXT = /^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/;
 
 /** An authorization request without PKCE (the suite's shape), returning the redirect. */
 function suiteAuthorize(clientId: string, over: Record<string, string | undefined>, cookie: string) {
-  const params = new URLSearchParams({ response_type: 'code', client_id: clientId, redirect_uri: REDIRECT, scope: 'openid', state: 's', nonce: 'n-1' });
+  const params = new URLSearchParams({
+    response_type: 'code',
+    client_id: clientId,
+    redirect_uri: REDIRECT,
+    scope: 'openid',
+    state: 's',
+    nonce: 'n-1',
+  });
   for (const [k, v] of Object.entries(over)) v === undefined ? params.delete(k) : params.set(k, v);
   return call(`/auth/authorize?${params}`, { cookie });
 }
@@ -28,7 +35,9 @@ describe('PKCE policy per client', () => {
     const res = await suiteAuthorize(client.clientId, {}, user.cookie);
     const code = locationOf(res).searchParams.get('code')!;
     expect(code).toMatch(/^ac1\./);
-    const tokens = await (await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT }, basic(client.clientId, client.clientSecret))).json<{ id_token: string }>();
+    const tokens = await (
+      await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT }, basic(client.clientId, client.clientSecret))
+    ).json<{ id_token: string }>();
     expect(decodeJwt(tokens.id_token)).toMatchObject({ nonce: 'n-1', aud: client.clientId });
     // Without the nonce, or without openid, it is refused; with a challenge, PKCE applies as usual.
     for (const over of [{ nonce: undefined }, { scope: 'profile' }]) {
@@ -37,14 +46,19 @@ describe('PKCE policy per client', () => {
     }
     // A verifier sent for a code issued without a challenge is a downgrade attempt: refused.
     const again = locationOf(await suiteAuthorize(client.clientId, {}, user.cookie)).searchParams.get('code')!;
-    const downgraded = await tokenRequest({ grant_type: 'authorization_code', code: again, redirect_uri: REDIRECT, code_verifier: 'v'.repeat(43) }, basic(client.clientId, client.clientSecret));
+    const downgraded = await tokenRequest(
+      { grant_type: 'authorization_code', code: again, redirect_uri: REDIRECT, code_verifier: 'v'.repeat(43) },
+      basic(client.clientId, client.clientSecret),
+    );
     expect(await downgraded.json()).toMatchObject({ error: 'invalid_grant' });
   });
 
   it('is required by default, and always for public clients', async () => {
     const user = await signedInUser();
     const client = await registerClient();
-    expect(locationOf(await suiteAuthorize(client.clientId, {}, user.cookie)).searchParams.get('error_description')).toBe('code_challenge is required (PKCE).');
+    expect(locationOf(await suiteAuthorize(client.clientId, {}, user.cookie)).searchParams.get('error_description')).toBe(
+      'code_challenge is required (PKCE).',
+    );
     await expect(registerClient({ public: true, requirePkce: false })).rejects.toThrow(/a public client always uses PKCE/);
   });
 
@@ -53,7 +67,10 @@ describe('PKCE policy per client', () => {
     const user = await signedInUser();
     const { challenge } = await pkce();
     const code = locationOf(await call(authorizeUrl(client.clientId, challenge), { cookie: user.cookie })).searchParams.get('code')!;
-    const res = await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT }, basic(client.clientId, client.clientSecret));
+    const res = await tokenRequest(
+      { grant_type: 'authorization_code', code, redirect_uri: REDIRECT },
+      basic(client.clientId, client.clientSecret),
+    );
     expect(await res.json()).toMatchObject({ error: 'invalid_grant' });
   });
 });
@@ -65,7 +82,14 @@ describe('error descriptions (RFC 6749 §4.1.2.1, §5.2)', () => {
     const hostile = 'Zq"é\\§<script>';
     const { challenge } = await pkce();
     const descriptions: string[] = [];
-    for (const over of [{ prompt: hostile }, { response_type: hostile }, { max_age: hostile }, { code_challenge_method: hostile }, { claims: hostile }, { resource: hostile }]) {
+    for (const over of [
+      { prompt: hostile },
+      { response_type: hostile },
+      { max_age: hostile },
+      { code_challenge_method: hostile },
+      { claims: hostile },
+      { resource: hostile },
+    ]) {
       const loc = locationOf(await call(authorizeUrl(client.clientId, challenge, over), { cookie: user.cookie }));
       descriptions.push(loc.searchParams.get('error_description') ?? '');
     }
@@ -76,9 +100,21 @@ describe('error descriptions (RFC 6749 §4.1.2.1, §5.2)', () => {
       { grant_type: 'client_credentials', scope: hostile },
     ];
     for (const fields of tokenRequests) {
-      descriptions.push((await (await tokenRequest(fields, basic(client.clientId, client.clientSecret))).json<{ error_description: string }>()).error_description);
+      descriptions.push(
+        (await (await tokenRequest(fields, basic(client.clientId, client.clientSecret))).json<{ error_description: string }>())
+          .error_description,
+      );
     }
-    descriptions.push((await (await tokenRequest({ grant_type: 'client_credentials', [`${hostile}`]: '1', [`${hostile}x`]: '2' }, basic(client.clientId, 'wrong'))).json<{ error_description: string }>()).error_description);
+    descriptions.push(
+      (
+        await (
+          await tokenRequest(
+            { grant_type: 'client_credentials', [`${hostile}`]: '1', [`${hostile}x`]: '2' },
+            basic(client.clientId, 'wrong'),
+          )
+        ).json<{ error_description: string }>()
+      ).error_description,
+    );
     const userinfo = await call('/auth/userinfo', { headers: { authorization: 'Bearer Zq"é' } });
     descriptions.push(/error_description="([^"]*)"/.exec(userinfo.headers.get('www-authenticate') ?? '')![1]!);
     for (const d of descriptions) {
@@ -103,11 +139,24 @@ describe('scopes and claims (OIDC Core §3.1.2.1, §5.4, §5.5)', () => {
     const client = await registerClient({ scopes: ['openid', 'profile', 'email'], requirePkce: false });
     const user = await signedInUser();
     await withProfile(user.userId);
-    const code = locationOf(await suiteAuthorize(client.clientId, { scope: 'openid email phone address profile frobnicate' }, user.cookie)).searchParams.get('code')!;
-    const tokens = await (await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT }, basic(client.clientId, client.clientSecret))).json<{ scope: string; access_token: string }>();
+    const code = locationOf(
+      await suiteAuthorize(client.clientId, { scope: 'openid email phone address profile frobnicate' }, user.cookie),
+    ).searchParams.get('code')!;
+    const tokens = await (
+      await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT }, basic(client.clientId, client.clientSecret))
+    ).json<{ scope: string; access_token: string }>();
     expect(tokens.scope).toBe('openid email profile');
-    const info = await (await call('/auth/userinfo', { headers: { authorization: `Bearer ${tokens.access_token}` } })).json<Record<string, unknown>>();
-    expect(info).toMatchObject({ sub: user.userId, email: user.email, name: 'Ada Lovelace', given_name: 'Ada', family_name: 'Lovelace', locale: 'en-GB' });
+    const info = await (await call('/auth/userinfo', { headers: { authorization: `Bearer ${tokens.access_token}` } })).json<
+      Record<string, unknown>
+    >();
+    expect(info).toMatchObject({
+      sub: user.userId,
+      email: user.email,
+      name: 'Ada Lovelace',
+      given_name: 'Ada',
+      family_name: 'Lovelace',
+      locale: 'en-GB',
+    });
     expect(info.phone_number).toBeUndefined();
     expect(info.address).toBeUndefined();
     expect(info.nickname).toBeUndefined(); // not held: omitted, never empty
@@ -120,9 +169,17 @@ describe('scopes and claims (OIDC Core §3.1.2.1, §5.4, §5.5)', () => {
     for (const idTokenClaims of [false, true]) {
       const client = await registerClient({ scopes: [...scopes], idTokenClaims, requirePkce: false });
       const code = locationOf(await suiteAuthorize(client.clientId, { scope: scopes.join(' ') }, user.cookie)).searchParams.get('code')!;
-      const t = await (await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT }, basic(client.clientId, client.clientSecret))).json<{ id_token: string; access_token: string }>();
-      const info = await (await call('/auth/userinfo', { headers: { authorization: `Bearer ${t.access_token}` } })).json<Record<string, unknown>>();
-      expect(info).toMatchObject({ phone_number: '+442071234567', phone_number_verified: true, address: { locality: 'London', country: 'GB' } });
+      const t = await (
+        await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT }, basic(client.clientId, client.clientSecret))
+      ).json<{ id_token: string; access_token: string }>();
+      const info = await (await call('/auth/userinfo', { headers: { authorization: `Bearer ${t.access_token}` } })).json<
+        Record<string, unknown>
+      >();
+      expect(info).toMatchObject({
+        phone_number: '+442071234567',
+        phone_number_verified: true,
+        address: { locality: 'London', country: 'GB' },
+      });
       const id = decodeJwt(t.id_token);
       if (idTokenClaims) expect(id).toMatchObject({ name: 'Ada Lovelace', email: user.email, phone_number: '+442071234567' });
       else expect([id.name, id.email, id.phone_number]).toEqual([undefined, undefined, undefined]);
@@ -143,13 +200,21 @@ describe('scopes and claims (OIDC Core §3.1.2.1, §5.4, §5.5)', () => {
     const stepUp = locationOf(first);
     expect(stepUp.pathname).toBe('/auth/second-factor');
     expect(stepUp.searchParams.get('acr')).toBe('urn:gatehouse:acr:mfa');
-    await u.browser.submit('/auth/second-factor', { code: codeAt(u.secret), return_to: stepUp.searchParams.get('return_to')! }, `${stepUp.pathname}${stepUp.search}`);
+    await u.browser.submit(
+      '/auth/second-factor',
+      { code: codeAt(u.secret), return_to: stepUp.searchParams.get('return_to')! },
+      `${stepUp.pathname}${stepUp.search}`,
+    );
     const code = locationOf(await u.browser.fetch(url, { headers: { accept: 'text/html' } })).searchParams.get('code')!;
-    const t = await (await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT }, basic(client.clientId, client.clientSecret))).json<{ id_token: string; access_token: string }>();
+    const t = await (
+      await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT }, basic(client.clientId, client.clientSecret))
+    ).json<{ id_token: string; access_token: string }>();
     const id = decodeJwt(t.id_token);
     expect(id).toMatchObject({ email: u.email, acr: 'urn:gatehouse:acr:mfa' });
     expect(id.phone_number).toBeUndefined();
-    const info = await (await call('/auth/userinfo', { headers: { authorization: `Bearer ${t.access_token}` } })).json<Record<string, unknown>>();
+    const info = await (await call('/auth/userinfo', { headers: { authorization: `Bearer ${t.access_token}` } })).json<
+      Record<string, unknown>
+    >();
     expect(info).toMatchObject({ sub: u.userId, phone_number: '+442071234567', given_name: 'Ada' });
     expect(info.email).toBeUndefined(); // asked for the ID token only, and scope is openid alone
   });
@@ -157,11 +222,20 @@ describe('scopes and claims (OIDC Core §3.1.2.1, §5.4, §5.5)', () => {
   it('refuses a claims parameter that is not the JSON object §5.5 describes, and a sub that is someone else', async () => {
     const client = await registerClient({ requirePkce: false });
     const user = await signedInUser();
-    for (const claims of ['{', '[]', '"x"', '{"id_token":[]}', '{"userinfo":{"name":1}}', JSON.stringify({ id_token: Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`c${i}`, null])) })]) {
+    for (const claims of [
+      '{',
+      '[]',
+      '"x"',
+      '{"id_token":[]}',
+      '{"userinfo":{"name":1}}',
+      JSON.stringify({ id_token: Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`c${i}`, null])) }),
+    ]) {
       const loc = locationOf(await suiteAuthorize(client.clientId, { claims }, user.cookie));
       expect(loc.searchParams.get('error'), claims).toBe('invalid_request');
     }
-    const other = locationOf(await suiteAuthorize(client.clientId, { claims: JSON.stringify({ id_token: { sub: { value: crypto.randomUUID() } } }) }, user.cookie));
+    const other = locationOf(
+      await suiteAuthorize(client.clientId, { claims: JSON.stringify({ id_token: { sub: { value: crypto.randomUUID() } } }) }, user.cookie),
+    );
     expect(other.pathname).toBe('/auth/sign-in');
   });
 
@@ -192,7 +266,13 @@ describe('oidcc-basic modules as the suite sends them', () => {
   it('oidcc-display-page/-popup, oidcc-ui-locales, oidcc-claims-locales: accepted, answered with a code', async () => {
     const client = await registerClient({ requirePkce: false });
     const user = await signedInUser();
-    for (const over of [{ display: 'page' }, { display: 'popup' }, { ui_locales: 'se' }, { claims_locales: 'se' }, { display: 'popup', ui_locales: 'fr-CA fr en' }]) {
+    for (const over of [
+      { display: 'page' },
+      { display: 'popup' },
+      { ui_locales: 'se' },
+      { claims_locales: 'se' },
+      { display: 'popup', ui_locales: 'fr-CA fr en' },
+    ]) {
       const back = await suiteCode(client.clientId, over, user.cookie);
       expect(back.searchParams.get('code'), JSON.stringify(over)).toMatch(/^ac1\./);
       expect(back.searchParams.get('state')).toBe('s');
@@ -203,11 +283,17 @@ describe('oidcc-basic modules as the suite sends them', () => {
     const client = await registerClient({ requirePkce: false });
     const user = await signedInUser();
     const code = (await suiteCode(client.clientId, { scope: 'openid email' }, user.cookie)).searchParams.get('code')!;
-    const { access_token } = await (await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT }, basic(client.clientId, client.clientSecret))).json<{ access_token: string }>();
+    const { access_token } = await (
+      await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT }, basic(client.clientId, client.clientSecret))
+    ).json<{ access_token: string }>();
     const expected = { sub: user.userId, email: user.email, email_verified: true };
     const get = await call('/auth/userinfo', { headers: { authorization: `Bearer ${access_token}` } });
     const postHeader = await call('/auth/userinfo', { method: 'POST', headers: { authorization: `Bearer ${access_token}` } });
-    const postBody = await call('/auth/userinfo', { method: 'POST', body: new URLSearchParams({ access_token }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const postBody = await call('/auth/userinfo', {
+      method: 'POST',
+      body: new URLSearchParams({ access_token }).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     for (const res of [get, postHeader, postBody]) {
       expect(res.status).toBe(200);
       expect(await res.json()).toMatchObject(expected);

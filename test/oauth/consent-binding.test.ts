@@ -1,7 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { enrolled, passwordStep } from '../auth/helpers';
 import { TestBrowser } from '../browser';
-import { APP, appWith, auditOf, call, continueTarget, cookieFrom, createVerifiedUser, ORIGIN, SESSION, signIn, STRONG_PASSWORD } from '../helpers';
+import {
+  APP,
+  appWith,
+  auditOf,
+  call,
+  continueTarget,
+  cookieFrom,
+  createVerifiedUser,
+  ORIGIN,
+  SESSION,
+  signIn,
+  STRONG_PASSWORD,
+} from '../helpers';
 import { authorizeUrl, basic, getCode, pkce, REDIRECT, registerClient, tokenRequest } from './helpers';
 
 /**
@@ -79,7 +91,9 @@ describe('the consent decision', () => {
     // acr_values: a request that needs a second factor the session lacks goes to step-up first.
     const enrolledUser = await enrolled();
     await passwordStep(enrolledUser.browser, enrolledUser.email);
-    const stepUp = await enrolledUser.browser.fetch(authorizeUrl(client.clientId, challenge, { acr_values: 'urn:gatehouse:acr:mfa' }), { headers: { accept: 'text/html' } });
+    const stepUp = await enrolledUser.browser.fetch(authorizeUrl(client.clientId, challenge, { acr_values: 'urn:gatehouse:acr:mfa' }), {
+      headers: { accept: 'text/html' },
+    });
     expect(locationOf(stepUp).pathname).toBe('/auth/second-factor');
 
     // A page answered by another session (signed out and in again meanwhile) counts for nothing.
@@ -111,13 +125,21 @@ describe('the consent decision', () => {
     const thief = new TestBrowser();
     await passwordStep(thief, (await createVerifiedUser()).email);
     const { html } = await thief.open('/auth/sign-in');
-    const stolen = await decide(thief, { csrf_token: /name="csrf_token" value="([^"]+)"/.exec(html)![1]!, request: a.request, decision: 'approve' });
+    const stolen = await decide(thief, {
+      csrf_token: /name="csrf_token" value="([^"]+)"/.exec(html)![1]!,
+      request: a.request,
+      decision: 'approve',
+    });
     expect(stolen.status).toBe(400);
     // The same person's other device (another live session) cannot answer it either.
     const laptop = new TestBrowser();
     await passwordStep(laptop, email);
     const { html: laptopPage } = await laptop.open('/auth/sign-in');
-    const elsewhere = await decide(laptop, { csrf_token: /name="csrf_token" value="([^"]+)"/.exec(laptopPage)![1]!, request: a.request, decision: 'approve' });
+    const elsewhere = await decide(laptop, {
+      csrf_token: /name="csrf_token" value="([^"]+)"/.exec(laptopPage)![1]!,
+      request: a.request,
+      decision: 'approve',
+    });
     expect(elsewhere.status).toBe(400);
     const again = await consentPage(browser, authorizeUrl(client.clientId, challenge, { state: 'a' }));
     a.request = again.request;
@@ -125,7 +147,10 @@ describe('the consent decision', () => {
     const first = await Promise.all([1, 2, 3].map(() => decide(browser, { csrf_token: a.csrf, request: a.request, decision: 'approve' })));
     expect(first.map((r) => r.status).sort()).toEqual([200, 400, 400]);
     const second = await decide(browser, { csrf_token: b.csrf, request: b.request, decision: 'deny' });
-    expect(Object.fromEntries(new URL(continueTarget(await second.text())).searchParams)).toMatchObject({ error: 'access_denied', state: 'b' });
+    expect(Object.fromEntries(new URL(continueTarget(await second.text())).searchParams)).toMatchObject({
+      error: 'access_denied',
+      state: 'b',
+    });
   });
 });
 
@@ -191,7 +216,13 @@ describe('the re-authentication marker', () => {
     const computer = new TestBrowser().at(ahead);
     const { html } = await computer.open('/auth/handoff/qr');
     const link = new URL(/id="approve-link" href="([^"]+)"/.exec(html)![1]!.replace(/&amp;/g, '&'));
-    expect((await phone.at(ahead).submit('/auth/handoff/approve', { h: link.searchParams.get('h')!, decision: 'approve' }, `${link.pathname}${link.search}`)).status).toBe(200);
+    expect(
+      (
+        await phone
+          .at(ahead)
+          .submit('/auth/handoff/approve', { h: link.searchParams.get('h')!, decision: 'approve' }, `${link.pathname}${link.search}`)
+      ).status,
+    ).toBe(200);
     expect((await computer.post('/auth/api/handoff/redeem', { kind: 'qr' })).status).toBe(200);
     const res = await computer.fetch(back, { headers: { accept: 'text/html' } });
     expect(locationOf(res).pathname).toBe('/auth/sign-in');
@@ -203,7 +234,10 @@ describe('what a consent covers', () => {
   const ADMIN_API = 'https://admin.gatehouse.test';
   const codeOf = async (res: Response) => new URL(continueTarget(await res.text())).searchParams.get('code')!;
   const exchange = (client: { clientId: string; clientSecret: string }, code: string, verifier: string, resource?: string) =>
-    tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, ...(resource ? { resource } : {}) }, basic(client.clientId, client.clientSecret));
+    tokenRequest(
+      { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, ...(resource ? { resource } : {}) },
+      basic(client.clientId, client.clientSecret),
+    );
 
   it('an API is reached only on a consent page that named it: not by a code from a sign-in-only consent, nor silently later', async () => {
     const client = await registerClient({ firstParty: false, name: 'Third Party', resources: [API, ADMIN_API] });
@@ -230,14 +264,21 @@ describe('what a consent covers', () => {
     const token = await exchange(client, code, second.verifier, API);
     expect(token.status).toBe(200);
     const { access_token } = await token.json<{ access_token: string }>();
-    expect((await call(`${APP}/demo/api/x`, { headers: { authorization: `Bearer ${access_token}`, accept: 'application/json' } })).status).toBe(200);
+    expect(
+      (await call(`${APP}/demo/api/x`, { headers: { authorization: `Bearer ${access_token}`, accept: 'application/json' } })).status,
+    ).toBe(200);
 
     // 3. Now that API is covered (no page); the other API is not.
     const third = await pkce();
-    const silent = await browser.fetch(authorizeUrl(client.clientId, third.challenge, { scope: 'openid', resource: API }), { headers: { accept: 'text/html' } });
+    const silent = await browser.fetch(authorizeUrl(client.clientId, third.challenge, { scope: 'openid', resource: API }), {
+      headers: { accept: 'text/html' },
+    });
     expect(silent.status).toBe(302);
     expect(locationOf(silent).origin + locationOf(silent).pathname).toBe(REDIRECT);
-    const other = await browser.fetch(authorizeUrl(client.clientId, third.challenge, { scope: 'openid', resource: `${API} ${ADMIN_API}` }), { headers: { accept: 'text/html' } });
+    const other = await browser.fetch(
+      authorizeUrl(client.clientId, third.challenge, { scope: 'openid', resource: `${API} ${ADMIN_API}` }),
+      { headers: { accept: 'text/html' } },
+    );
     expect(other.status).toBe(200);
     expect(await other.text()).toContain(ADMIN_API);
   });
@@ -254,14 +295,19 @@ describe('offline access', () => {
   const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
   it('takes a recent sign-in on this device, as approving a device does: a stale or stolen cookie mints no refresh token that outlives it', async () => {
-    const client = await registerClient({ grantTypes: ['authorization_code', 'refresh_token', DEVICE_GRANT], scopes: ['openid', 'offline_access', 'profile'] });
+    const client = await registerClient({
+      grantTypes: ['authorization_code', 'refresh_token', DEVICE_GRANT],
+      scopes: ['openid', 'offline_access', 'profile'],
+    });
     const user = await createVerifiedUser();
     const victim = new TestBrowser();
     expect((await victim.post('/auth/api/sign-in', { email: user.email, password: STRONG_PASSWORD })).status).toBe(200);
     const thief = victim.at(() => ({ now: () => Date.now() + 60 * 60_000 })); // the cookie, an hour later
     const { challenge } = await pkce();
     for (const prompt of [undefined, 'none']) {
-      const res = await thief.fetch(authorizeUrl(client.clientId, challenge, { scope: 'openid offline_access', prompt }), { headers: { accept: 'text/html' } });
+      const res = await thief.fetch(authorizeUrl(client.clientId, challenge, { scope: 'openid offline_access', prompt }), {
+        headers: { accept: 'text/html' },
+      });
       expect(res.status, prompt).toBe(302);
       const to = locationOf(res);
       if (prompt === 'none') expect(to.searchParams.get('error')).toBe('login_required');
@@ -272,7 +318,9 @@ describe('offline access', () => {
     const plain = await thief.fetch(authorizeUrl(client.clientId, challenge, { scope: 'openid' }), { headers: { accept: 'text/html' } });
     expect(locationOf(plain).searchParams.get('code')).toMatch(/^ac1\./);
     // Signed in just now, on this device: offline_access is granted.
-    const recent = await victim.fetch(authorizeUrl(client.clientId, challenge, { scope: 'openid offline_access' }), { headers: { accept: 'text/html' } });
+    const recent = await victim.fetch(authorizeUrl(client.clientId, challenge, { scope: 'openid offline_access' }), {
+      headers: { accept: 'text/html' },
+    });
     expect(locationOf(recent).searchParams.get('code')).toMatch(/^ac1\./);
   });
 
@@ -284,10 +332,20 @@ describe('offline access', () => {
     const computer = new TestBrowser();
     const { html } = await computer.open('/auth/handoff/qr');
     const link = new URL(/id="approve-link" href="([^"]+)"/.exec(html)![1]!.replace(/&amp;/g, '&'));
-    expect((await phone.submit('/auth/handoff/approve', { h: link.searchParams.get('h')!, decision: 'approve' }, `${link.pathname}${link.search}`)).status).toBe(200);
+    expect(
+      (
+        await phone.submit(
+          '/auth/handoff/approve',
+          { h: link.searchParams.get('h')!, decision: 'approve' },
+          `${link.pathname}${link.search}`,
+        )
+      ).status,
+    ).toBe(200);
     expect((await computer.post('/auth/api/handoff/redeem', { kind: 'qr' })).status).toBe(200);
     const { challenge } = await pkce();
-    const res = await computer.fetch(authorizeUrl(client.clientId, challenge, { scope: 'openid offline_access' }), { headers: { accept: 'text/html' } });
+    const res = await computer.fetch(authorizeUrl(client.clientId, challenge, { scope: 'openid offline_access' }), {
+      headers: { accept: 'text/html' },
+    });
     expect(locationOf(res).pathname).toBe('/auth/sign-in');
     const plain = await computer.fetch(authorizeUrl(client.clientId, challenge, { scope: 'openid' }), { headers: { accept: 'text/html' } });
     expect(locationOf(plain).searchParams.get('code')).toMatch(/^ac1\./);

@@ -19,15 +19,29 @@ type Tokens = { access_token: string; token_type: string; refresh_token?: string
 
 const tokenCall = (fields: Record<string, string>, authorization: string | undefined, dpop?: string, via = call) => {
   const init = form(fields);
-  return via('/auth/token', { ...init, headers: { ...init.headers, ...(authorization ? { authorization } : {}), ...(dpop ? { dpop } : {}) } });
+  return via('/auth/token', {
+    ...init,
+    headers: { ...init.headers, ...(authorization ? { authorization } : {}), ...(dpop ? { dpop } : {}) },
+  });
 };
 
 /** A code for a signed-in user, exchanged with a DPoP proof by `key`. */
-async function boundTokens(client: { clientId: string; clientSecret?: string }, key: Awaited<ReturnType<typeof dpopKey>>, over: Record<string, string> = {}, auth = true) {
+async function boundTokens(
+  client: { clientId: string; clientSecret?: string },
+  key: Awaited<ReturnType<typeof dpopKey>>,
+  over: Record<string, string> = {},
+  auth = true,
+) {
   const { cookie } = await signedInUser();
   const { code, verifier } = await getCode(client.clientId, cookie, { scope: 'openid profile offline_access', ...over });
   const res = await tokenCall(
-    { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, ...(auth ? {} : { client_id: client.clientId }) },
+    {
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: REDIRECT,
+      code_verifier: verifier,
+      ...(auth ? {} : { client_id: client.clientId }),
+    },
     auth ? basic(client.clientId, client.clientSecret!) : undefined,
     await key.proof('POST', TOKEN),
   );
@@ -35,7 +49,8 @@ async function boundTokens(client: { clientId: string; clientSecret?: string }, 
   return res.json<Tokens>();
 }
 
-const userinfo = (authorization: string, dpop?: string, via = call) => via('/auth/userinfo', { headers: { authorization, ...(dpop ? { dpop } : {}) } });
+const userinfo = (authorization: string, dpop?: string, via = call) =>
+  via('/auth/userinfo', { headers: { authorization, ...(dpop ? { dpop } : {}) } });
 
 describe('DPoP at the token endpoint', () => {
   it('binds the access token to the proof key: token_type DPoP, cnf.jkt, introspected as such', async () => {
@@ -52,7 +67,10 @@ describe('DPoP at the token endpoint', () => {
     // Without a proof the same client still gets bearer tokens.
     const { cookie } = await signedInUser();
     const { code, verifier } = await getCode(client.clientId, cookie);
-    const plain = await tokenCall({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, basic(client.clientId, client.clientSecret));
+    const plain = await tokenCall(
+      { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier },
+      basic(client.clientId, client.clientSecret),
+    );
     const body = await plain.json<Tokens>();
     expect(body.token_type).toBe('Bearer');
     expect(decodeJwt(body.access_token).cnf).toBeUndefined();
@@ -81,7 +99,11 @@ describe('DPoP at the token endpoint', () => {
       ['short jti', await key.proof('POST', TOKEN, { claims: { jti: 'x' } }), /jti must be/],
       ['alg none', `${b64({ alg: 'none', typ: 'dpop+jwt', jwk: key.jwk })}.${payload}.`, /one compact JWT|signature or header/],
       ['HS256 with a symmetric key', hs256, /jwk must be a public key/],
-      ['private key in the header', await key.proof('POST', TOKEN, { header: { jwk: { ...key.jwk, d: 'AAAA' } } }), /jwk must be a public key/],
+      [
+        'private key in the header',
+        await key.proof('POST', TOKEN, { header: { jwk: { ...key.jwk, d: 'AAAA' } } }),
+        /jwk must be a public key/,
+      ],
       ['malformed key', await key.proof('POST', TOKEN, { header: { jwk: { ...key.jwk, x: 'AAAA' } } }), /signature or header/],
       ['signed by another key', `${b64({ alg: 'ES256', typ: 'dpop+jwt', jwk: other.jwk })}.${payload}.${sig}`, /signature or header/],
       ['two headers', `${await key.proof('POST', TOKEN)}, ${await key.proof('POST', TOKEN)}`, /exactly one DPoP header/],
@@ -107,16 +129,25 @@ describe('DPoP at the token endpoint', () => {
     expect((await tokenCall(fields, basic(client.clientId, client.clientSecret), proof)).status).toBe(200);
     const again = await tokenCall(fields, basic(client.clientId, client.clientSecret), proof);
     expect(again.status).toBe(400);
-    expect(await again.json()).toMatchObject({ error: 'invalid_dpop_proof', error_description: 'The DPoP proof was refused: it was used before.' });
+    expect(await again.json()).toMatchObject({
+      error: 'invalid_dpop_proof',
+      error_description: 'The DPoP proof was refused: it was used before.',
+    });
   });
 
   it('a client set to requireDpop gets no token without a proof', async () => {
     const client = await registerClient({ requireDpop: true });
     const { cookie } = await signedInUser();
     const { code, verifier } = await getCode(client.clientId, cookie);
-    const res = await tokenCall({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, basic(client.clientId, client.clientSecret));
+    const res = await tokenCall(
+      { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier },
+      basic(client.clientId, client.clientSecret),
+    );
     expect(res.status).toBe(400);
-    expect(await res.json()).toMatchObject({ error: 'invalid_dpop_proof', error_description: "This client's tokens are DPoP-bound: send a DPoP proof." });
+    expect(await res.json()).toMatchObject({
+      error: 'invalid_dpop_proof',
+      error_description: "This client's tokens are DPoP-bound: send a DPoP proof.",
+    });
   });
 
   it("binds a public client's refresh token to its key: a stolen one is useless, and a wrong try rotates nothing", async () => {
@@ -124,11 +155,15 @@ describe('DPoP at the token endpoint', () => {
     const key = await dpopKey();
     const thief = await dpopKey();
     const tokens = await boundTokens(client, key, {}, false);
-    const refresh = (proof: string | undefined) => tokenCall({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: client.clientId }, undefined, proof);
+    const refresh = (proof: string | undefined) =>
+      tokenCall({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: client.clientId }, undefined, proof);
     for (const proof of [undefined, await thief.proof('POST', TOKEN)]) {
       const res = await refresh(proof);
       expect(res.status).toBe(400);
-      expect(await res.json()).toMatchObject({ error: 'invalid_grant', error_description: 'The refresh token is not valid: the refresh token is bound to another DPoP key.' });
+      expect(await res.json()).toMatchObject({
+        error: 'invalid_grant',
+        error_description: 'The refresh token is not valid: the refresh token is bound to another DPoP key.',
+      });
     }
     const ok = await refresh(await key.proof('POST', TOKEN));
     expect(ok.status).toBe(200);
@@ -140,7 +175,10 @@ describe('DPoP at the token endpoint', () => {
   it("a confidential client's refresh token is not bound (it authenticates): refreshed without a proof, it gets a bearer token", async () => {
     const client = await registerClient();
     const tokens = await boundTokens(client, await dpopKey());
-    const res = await tokenCall({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token! }, basic(client.clientId, client.clientSecret));
+    const res = await tokenCall(
+      { grant_type: 'refresh_token', refresh_token: tokens.refresh_token! },
+      basic(client.clientId, client.clientSecret),
+    );
     expect(res.status).toBe(200);
     expect((await res.json<Tokens>()).token_type).toBe('Bearer');
   });
@@ -154,13 +192,21 @@ describe('DPoP at the token endpoint', () => {
     for (const proof of [undefined, await (await dpopKey()).proof('POST', TOKEN)]) {
       const res = await tokenCall(fields, basic(client.clientId, client.clientSecret), proof);
       expect(res.status).toBe(400);
-      expect(await res.json()).toMatchObject({ error: 'invalid_grant', error_description: 'The authorization code is not valid: the code is bound to another DPoP key.' });
+      expect(await res.json()).toMatchObject({
+        error: 'invalid_grant',
+        error_description: 'The authorization code is not valid: the code is bound to another DPoP key.',
+      });
     }
     const ok = await tokenCall(fields, basic(client.clientId, client.clientSecret), await key.proof('POST', TOKEN));
     expect(ok.status).toBe(200);
     expect((await ok.json<Tokens>()).token_type).toBe('DPoP');
-    const bad = await call(`/auth/authorize?${new URLSearchParams({ response_type: 'code', client_id: client.clientId, redirect_uri: REDIRECT, scope: 'openid', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', dpop_jkt: 'short' })}`, { cookie });
-    expect(new URL(bad.headers.get('location')!).searchParams.get('error_description')).toBe('dpop_jkt must be a base64url SHA-256 JWK thumbprint.');
+    const bad = await call(
+      `/auth/authorize?${new URLSearchParams({ response_type: 'code', client_id: client.clientId, redirect_uri: REDIRECT, scope: 'openid', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', dpop_jkt: 'short' })}`,
+      { cookie },
+    );
+    expect(new URL(bad.headers.get('location')!).searchParams.get('error_description')).toBe(
+      'dpop_jkt must be a base64url SHA-256 JWK thumbprint.',
+    );
   });
 });
 
@@ -170,13 +216,27 @@ describe('DPoP with a pushed request (RFC 9449 §10.1)', () => {
     const key = await dpopKey();
     const PAR = `${ORIGIN}/auth/par`;
     const push = async (extra: Record<string, string>, dpop?: string) => {
-      const init = form({ response_type: 'code', client_id: client.clientId, redirect_uri: REDIRECT, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256', ...extra });
-      return call('/auth/par', { ...init, headers: { ...init.headers, authorization: basic(client.clientId, client.clientSecret), ...(dpop ? { dpop } : {}) } });
+      const init = form({
+        response_type: 'code',
+        client_id: client.clientId,
+        redirect_uri: REDIRECT,
+        scope: 'openid',
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+        ...extra,
+      });
+      return call('/auth/par', {
+        ...init,
+        headers: { ...init.headers, authorization: basic(client.clientId, client.clientSecret), ...(dpop ? { dpop } : {}) },
+      });
     };
     const { verifier, challenge } = await pkce();
     const mismatch = await push({ dpop_jkt: (await dpopKey()).jkt }, await key.proof('POST', PAR));
     expect(mismatch.status).toBe(400);
-    expect(await mismatch.json()).toMatchObject({ error: 'invalid_dpop_proof', error_description: "dpop_jkt is not the thumbprint of the DPoP proof's key." });
+    expect(await mismatch.json()).toMatchObject({
+      error: 'invalid_dpop_proof',
+      error_description: "dpop_jkt is not the thumbprint of the DPoP proof's key.",
+    });
     const pushed = await push({}, await key.proof('POST', PAR));
     expect(pushed.status).toBe(201);
     const { request_uri } = await pushed.json<{ request_uri: string }>();
@@ -205,7 +265,11 @@ describe('DPoP at userinfo', () => {
     const cases: [string, string | undefined, string][] = [
       ['no proof', undefined, 'a DPoP header is required'],
       ['no ath', await key.proof('GET', USERINFO), 'ath is not the hash of the access token presented'],
-      ['ath of another token', await key.proof('GET', USERINFO, { accessToken: `${at}x` }), 'ath is not the hash of the access token presented'],
+      [
+        'ath of another token',
+        await key.proof('GET', USERINFO, { accessToken: `${at}x` }),
+        'ath is not the hash of the access token presented',
+      ],
       ['another key', await other.proof('GET', USERINFO, { accessToken: at }), 'it is signed by another key than the token is bound to'],
       ['for the token endpoint', await key.proof('POST', TOKEN, { accessToken: at }), "htm is not this request's method"],
     ];
@@ -226,11 +290,19 @@ describe('DPoP at userinfo', () => {
     const client = await registerClient();
     const { cookie } = await signedInUser();
     const { code, verifier } = await getCode(client.clientId, cookie);
-    const { access_token } = await (await tokenCall({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, basic(client.clientId, client.clientSecret))).json<Tokens>();
+    const { access_token } = await (
+      await tokenCall(
+        { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier },
+        basic(client.clientId, client.clientSecret),
+      )
+    ).json<Tokens>();
     const key = await dpopKey();
     const res = await userinfo(`DPoP ${access_token}`, await key.proof('GET', USERINFO, { accessToken: access_token }));
     expect(res.status).toBe(401);
-    expect(await res.json()).toMatchObject({ error: 'invalid_token', error_description: 'This access token is not DPoP-bound: send it as a Bearer token.' });
+    expect(await res.json()).toMatchObject({
+      error: 'invalid_token',
+      error_description: 'This access token is not DPoP-bound: send it as a Bearer token.',
+    });
     expect((await userinfo(`Bearer ${access_token}`)).status).toBe(200);
   });
 });
@@ -238,7 +310,11 @@ describe('DPoP at userinfo', () => {
 describe('DPoP at the gateway', () => {
   const machine = async (key: Awaited<ReturnType<typeof dpopKey>> | null) => {
     const client = await registerClient({ grantTypes: ['client_credentials'], resources: [API] });
-    const res = await tokenCall({ grant_type: 'client_credentials', resource: API, scope: 'profile' }, basic(client.clientId, client.clientSecret), key ? await key.proof('POST', TOKEN) : undefined);
+    const res = await tokenCall(
+      { grant_type: 'client_credentials', resource: API, scope: 'profile' },
+      basic(client.clientId, client.clientSecret),
+      key ? await key.proof('POST', TOKEN) : undefined,
+    );
     return { client, ...(await res.json<Tokens>()) };
   };
 
@@ -246,7 +322,11 @@ describe('DPoP at the gateway', () => {
     const key = await dpopKey();
     const { access_token: at, client } = await machine(key);
     const proof = await key.proof('POST', ROUTE, { accessToken: at });
-    const ok = await call(ROUTE, { method: 'POST', body: 'x', headers: { authorization: `DPoP ${at}`, dpop: proof, accept: 'application/json' } });
+    const ok = await call(ROUTE, {
+      method: 'POST',
+      body: 'x',
+      headers: { authorization: `DPoP ${at}`, dpop: proof, accept: 'application/json' },
+    });
     expect(ok.status).toBe(200);
     const seen = await ok.json<{ headers: Record<string, string> }>();
     expect(seen.headers['x-auth-client-id']).toBe(client.clientId);
@@ -255,8 +335,18 @@ describe('DPoP at the gateway', () => {
     const attempts: [string, RequestInit][] = [
       ['as a bearer token, on a route that takes bearer tokens', { headers: { authorization: `Bearer ${at}` } }],
       ['replaying the proof', { method: 'POST', body: 'x', headers: { authorization: `DPoP ${at}`, dpop: proof } }],
-      ['the proof on another path', { method: 'POST', body: 'x', headers: { authorization: `DPoP ${at}`, dpop: await key.proof('POST', `${APP}/demo/dpop/refunds`, { accessToken: at }) } }],
-      ['the proof with another method', { method: 'DELETE', headers: { authorization: `DPoP ${at}`, dpop: await key.proof('POST', ROUTE, { accessToken: at }) } }],
+      [
+        'the proof on another path',
+        {
+          method: 'POST',
+          body: 'x',
+          headers: { authorization: `DPoP ${at}`, dpop: await key.proof('POST', `${APP}/demo/dpop/refunds`, { accessToken: at }) },
+        },
+      ],
+      [
+        'the proof with another method',
+        { method: 'DELETE', headers: { authorization: `DPoP ${at}`, dpop: await key.proof('POST', ROUTE, { accessToken: at }) } },
+      ],
     ];
     for (const [name, init] of attempts) {
       const url = name.startsWith('as a bearer') ? `${APP}/demo/machine/x` : ROUTE;
@@ -289,18 +379,31 @@ describe('DPoP nonces (DPOP_REQUIRE_NONCE)', () => {
     const nonce = first.headers.get('dpop-nonce')!;
     expect(nonce).toMatch(/^[0-9a-z]+\.[A-Za-z0-9_-]{32}$/);
     // The last character changed (to one it is not: a fixed 'A' left a nonce ending in A unchanged).
-    const wrong = await tokenCall(fields, auth, await key.proof('POST', TOKEN, { nonce: `${nonce.slice(0, -1)}${nonce.endsWith('A') ? 'B' : 'A'}` }), withNonces);
+    const wrong = await tokenCall(
+      fields,
+      auth,
+      await key.proof('POST', TOKEN, { nonce: `${nonce.slice(0, -1)}${nonce.endsWith('A') ? 'B' : 'A'}` }),
+      withNonces,
+    );
     expect(await wrong.json()).toMatchObject({ error: 'use_dpop_nonce' });
     const ok = await tokenCall(fields, auth, await key.proof('POST', TOKEN, { nonce }), withNonces);
     expect(ok.status).toBe(200);
     expect(ok.headers.get('dpop-nonce')).toBe(nonce);
     const { access_token: at } = await ok.json<Tokens>();
     // The gateway asks the same way, as a resource server does (401 with the challenge).
-    const bare = await withNonces(ROUTE, { headers: { authorization: `DPoP ${at}`, dpop: await key.proof('GET', ROUTE, { accessToken: at }) } });
+    const bare = await withNonces(ROUTE, {
+      headers: { authorization: `DPoP ${at}`, dpop: await key.proof('GET', ROUTE, { accessToken: at }) },
+    });
     expect(bare.status).toBe(401);
     expect(bare.headers.get('www-authenticate')).toContain(`${ALGS}, error="use_dpop_nonce"`);
     expect(bare.headers.get('dpop-nonce')).toBe(nonce);
-    expect((await withNonces(ROUTE, { headers: { authorization: `DPoP ${at}`, dpop: await key.proof('GET', ROUTE, { accessToken: at, nonce }) } })).status).toBe(200);
+    expect(
+      (
+        await withNonces(ROUTE, {
+          headers: { authorization: `DPoP ${at}`, dpop: await key.proof('GET', ROUTE, { accessToken: at, nonce }) },
+        })
+      ).status,
+    ).toBe(200);
     // A nonce from eleven minutes ago is no longer taken.
     const elevenAgo = Date.now() - 11 * 60_000;
     const past = appWith((deps) => ({ config: { ...deps.config, dpop: { requireNonce: true } }, now: () => elevenAgo }));

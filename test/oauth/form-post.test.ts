@@ -10,7 +10,8 @@ import { authorizeUrl, basic, formPostOf, pkce, REDIRECT, registerClient, RFC674
  * request may escape into the page.
  */
 const html = { accept: 'text/html' };
-const CSP = /^default-src 'none'; script-src 'nonce-([A-Za-z0-9_-]{22})'; form-action https:\/\/app\.example\.com; base-uri 'none'; frame-ancestors 'none'$/;
+const CSP =
+  /^default-src 'none'; script-src 'nonce-([A-Za-z0-9_-]{22})'; form-action https:\/\/app\.example\.com; base-uri 'none'; frame-ancestors 'none'$/;
 
 async function formPost(url: string, cookie?: string) {
   const res = await call(url, { headers: html, ...(cookie ? { cookie } : {}) });
@@ -38,7 +39,10 @@ describe('response_mode=form_post', () => {
     expect(page.body).toContain('<meta name="referrer" content="no-referrer"/>');
     expect(page.body).toContain('<noscript><button type="submit">Continue</button></noscript>');
     // The code is an ordinary one: it redeems once, for this redirect URI.
-    const tokens = await tokenRequest({ grant_type: 'authorization_code', code: page.fields.code!, redirect_uri: REDIRECT, code_verifier: verifier }, basic(client.clientId, client.clientSecret));
+    const tokens = await tokenRequest(
+      { grant_type: 'authorization_code', code: page.fields.code!, redirect_uri: REDIRECT, code_verifier: verifier },
+      basic(client.clientId, client.clientSecret),
+    );
     expect(tokens.status).toBe(200);
     // A fresh nonce on every page.
     const again = await formPost(authorizeUrl(client.clientId, challenge, { response_mode: 'form_post' }), user.cookie);
@@ -49,7 +53,12 @@ describe('response_mode=form_post', () => {
     const client = await registerClient();
     const user = await signedInUser();
     const { challenge } = await pkce();
-    for (const state of ['"><script>alert(1)</script>', "'><img src=x onerror=alert(1)>", '</form><form action="https://evil.example">', '&quot;&#39;&lt;']) {
+    for (const state of [
+      '"><script>alert(1)</script>',
+      "'><img src=x onerror=alert(1)>",
+      '</form><form action="https://evil.example">',
+      '&quot;&#39;&lt;',
+    ]) {
       const page = await formPost(authorizeUrl(client.clientId, challenge, { response_mode: 'form_post', state }), user.cookie);
       expect(page.fields.state).toBe(state);
       expect(page.scripts, state).toHaveLength(1);
@@ -69,7 +78,10 @@ describe('response_mode=form_post', () => {
       [{ prompt: 'bogus"\\é' }, 'invalid_request'],
       [{ resource: 'https://not-registered.example' }, 'invalid_target'],
     ] as const) {
-      const page = await formPost(authorizeUrl(client.clientId, challenge, { response_mode: 'form_post', state: 's"<', ...over }), user.cookie);
+      const page = await formPost(
+        authorizeUrl(client.clientId, challenge, { response_mode: 'form_post', state: 's"<', ...over }),
+        user.cookie,
+      );
       expect(page.action).toBe(REDIRECT);
       expect(Object.keys(page.fields).sort(), JSON.stringify(over)).toEqual(['error', 'error_description', 'iss', 'state']);
       expect(page.fields).toMatchObject({ error, state: 's"<', iss: ORIGIN });
@@ -81,12 +93,17 @@ describe('response_mode=form_post', () => {
   it('answers prompt=none by form post: login_required signed out, consent_required for a client not yet approved', async () => {
     const firstParty = await registerClient();
     const { challenge } = await pkce();
-    const out = await formPost(authorizeUrl(firstParty.clientId, challenge, { response_mode: 'form_post', prompt: 'none', state: 'silent' }));
+    const out = await formPost(
+      authorizeUrl(firstParty.clientId, challenge, { response_mode: 'form_post', prompt: 'none', state: 'silent' }),
+    );
     expect(out.fields).toMatchObject({ error: 'login_required', state: 'silent', iss: ORIGIN });
     expect(out.fields.code).toBeUndefined();
     const thirdParty = await registerClient({ firstParty: false });
     const user = await signedInUser();
-    const consent = await formPost(authorizeUrl(thirdParty.clientId, challenge, { response_mode: 'form_post', prompt: 'none' }), user.cookie);
+    const consent = await formPost(
+      authorizeUrl(thirdParty.clientId, challenge, { response_mode: 'form_post', prompt: 'none' }),
+      user.cookie,
+    );
     expect(consent.fields).toMatchObject({ error: 'consent_required' });
   });
 
@@ -97,7 +114,9 @@ describe('response_mode=form_post', () => {
     await passwordStep(browser, email);
     const { challenge } = await pkce();
     for (const decision of ['deny', 'approve']) {
-      const { res, html: page } = await browser.open(authorizeUrl(client.clientId, challenge, { response_mode: 'form_post', state: decision }));
+      const { res, html: page } = await browser.open(
+        authorizeUrl(client.clientId, challenge, { response_mode: 'form_post', state: decision }),
+      );
       expect(res.status).toBe(200);
       const request = /name="request" value="([^"]+)"/.exec(page)![1]!;
       const answer = await browser.submit('/auth/authorize/decision', { request, decision }, '/auth/sign-in');
@@ -141,7 +160,12 @@ describe('response_mode=form_post', () => {
       expect(res.status, mode).toBe(302);
       const to = new URL(res.headers.get('location')!);
       expect(to.origin + to.pathname).toBe(REDIRECT);
-      expect(Object.fromEntries(to.searchParams)).toMatchObject({ error: 'invalid_request', error_description: 'response_mode must be query or form_post.', state: 'm', iss: ORIGIN });
+      expect(Object.fromEntries(to.searchParams)).toMatchObject({
+        error: 'invalid_request',
+        error_description: 'response_mode must be query or form_post.',
+        state: 'm',
+        iss: ORIGIN,
+      });
     }
     const query = await call(authorizeUrl(client.clientId, challenge, { response_mode: 'query', state: 'q' }), { cookie: user.cookie });
     expect(query.status).toBe(302);
@@ -155,7 +179,10 @@ describe('response_mode=form_post', () => {
     const { challenge } = await pkce();
     for (const redirect of ['com.example.app:/callback', 'http://[::1]/callback']) {
       const client = await registerClient({ public: true, redirectUris: [redirect], grantTypes: ['authorization_code'] });
-      const res = await call(authorizeUrl(client.clientId, challenge, { redirect_uri: redirect, response_mode: 'form_post', state: 'n' }), { cookie: user.cookie, headers: html });
+      const res = await call(authorizeUrl(client.clientId, challenge, { redirect_uri: redirect, response_mode: 'form_post', state: 'n' }), {
+        cookie: user.cookie,
+        headers: html,
+      });
       expect(res.status, `${redirect}: ${(await res.clone().text()).slice(0, 200)}`).toBe(302);
       const to = new URL(res.headers.get('location')!);
       expect(to.href.startsWith(redirect), to.href).toBe(true);

@@ -13,7 +13,15 @@ export const REDIRECT = 'https://app.example.com/callback';
 /** Registers a client straight into D1; returns its id and secret. */
 export async function registerClient(over: Partial<ClientInput> = {}) {
   const { row, clientSecret } = await buildClient(
-    { name: 'Test App', redirectUris: [REDIRECT], firstParty: true, scopes: ['openid', 'profile', 'email', 'roles', 'offline_access'], resources: ['https://api.gatehouse.test'], grantTypes: ['authorization_code', 'refresh_token', 'client_credentials'], ...over },
+    {
+      name: 'Test App',
+      redirectUris: [REDIRECT],
+      firstParty: true,
+      scopes: ['openid', 'profile', 'email', 'roles', 'offline_access'],
+      resources: ['https://api.gatehouse.test'],
+      grantTypes: ['authorization_code', 'refresh_token', 'client_credentials'],
+      ...over,
+    },
     Date.now(),
   );
   await createDb(env.DB).insert(oauthClients).values(row);
@@ -80,7 +88,11 @@ export async function dpopKey(alg: 'ES256' | 'EdDSA' | 'PS256' = 'ES256') {
   const jwk = await exportJWK(publicKey);
   const jkt = await calculateJwkThumbprint(jwk, 'sha256');
   /** A proof for `htm` `htu`; `ath` for an access token; `over` replaces claims or header fields. */
-  const proof = async (htm: string, htu: string, o: { accessToken?: string; nonce?: string; iat?: number; claims?: Record<string, unknown>; header?: Record<string, unknown> } = {}) =>
+  const proof = async (
+    htm: string,
+    htu: string,
+    o: { accessToken?: string; nonce?: string; iat?: number; claims?: Record<string, unknown>; header?: Record<string, unknown> } = {},
+  ) =>
     new SignJWT({
       jti: randomToken(12),
       htm,
@@ -98,7 +110,13 @@ export async function dpopKey(alg: 'ES256' | 'EdDSA' | 'PS256' = 'ES256') {
 /** RFC 6749 §4.1.2.1 / §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E. */
 export const RFC6749_TEXT = /^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/;
 
-const unescapeHtml = (s: string) => s.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+const unescapeHtml = (s: string) =>
+  s
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
 
 /**
  * A form_post response page read as a browser would: where its one form posts, the fields it
@@ -108,7 +126,8 @@ export function formPostOf(res: Response, html: string) {
   const forms = [...html.matchAll(/<form method="post" action="([^"]*)">/g)];
   expect(forms, html.slice(0, 300)).toHaveLength(1);
   const fields: Record<string, string> = {};
-  for (const m of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)"\/?>/g)) fields[unescapeHtml(m[1]!)] = unescapeHtml(m[2]!);
+  for (const m of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)"\/?>/g))
+    fields[unescapeHtml(m[1]!)] = unescapeHtml(m[2]!);
   return {
     action: unescapeHtml(forms[0]![1]!),
     fields,
@@ -124,6 +143,10 @@ export function pushRequest(fields: Record<string, string>, authorization?: stri
 }
 
 /** The parameters of an authorization request for `clientId` (as authorizeUrl builds them). */
-export function authorizeParams(clientId: string, challenge: string, over: Record<string, string | undefined> = {}): Record<string, string> {
+export function authorizeParams(
+  clientId: string,
+  challenge: string,
+  over: Record<string, string | undefined> = {},
+): Record<string, string> {
   return Object.fromEntries(new URL(authorizeUrl(clientId, challenge, over), 'https://x.test').searchParams);
 }

@@ -15,17 +15,21 @@ describe('key rotation while a client holds tokens', () => {
     const db = createDb(env.DB);
     await ensureKeys(db, parseConfig(env).keyEncryptionKey, Date.now());
     // The current ES256 signer, and when it is due to be replaced.
-    const signer = (await loadKeys(db)).filter((k) => k.alg === 'ES256' && k.signsFrom <= Date.now()).sort((a, b) => b.generation - a.generation)[0];
+    const signer = (await loadKeys(db))
+      .filter((k) => k.alg === 'ES256' && k.signsFrom <= Date.now())
+      .sort((a, b) => b.generation - a.generation)[0];
     const due = (signer?.signsFrom ?? Date.now()) + policy.rotationMs;
     const at = (t: number) => appWith(() => ({ now: () => t }));
     const grant = (t: number) =>
-      at(t)('/auth/token', { ...form({ grant_type: 'client_credentials', scope: 'profile' }), headers: { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) } }).then(
-        (r) => r.json<{ access_token: string }>(),
-      );
+      at(t)('/auth/token', {
+        ...form({ grant_type: 'client_credentials', scope: 'profile' }),
+        headers: { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) },
+      }).then((r) => r.json<{ access_token: string }>());
     const introspect = (t: number, token: string) =>
-      at(t)('/auth/introspect', { ...form({ token }), headers: { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) } }).then((r) =>
-        r.json<{ active: boolean }>(),
-      );
+      at(t)('/auth/introspect', {
+        ...form({ token }),
+        headers: { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) },
+      }).then((r) => r.json<{ active: boolean }>());
 
     // The cron publishes the successor an hour ahead; a token is issued just before the switch.
     await rotateKeys(db, parseConfig(env).keyEncryptionKey, due - policy.publishLeadMs, policy);
@@ -50,7 +54,12 @@ describe('rotation on demand', () => {
     const kek = parseConfig(env).keyEncryptionKey;
     const now = Date.now();
     const grant = async (at = Date.now()) =>
-      (await appWith(() => ({ now: () => at }))('/auth/token', { ...form({ grant_type: 'client_credentials', scope: 'profile' }), headers: { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) } })).json<{ access_token: string }>();
+      (
+        await appWith(() => ({ now: () => at }))('/auth/token', {
+          ...form({ grant_type: 'client_credentials', scope: 'profile' }),
+          headers: { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) },
+        })
+      ).json<{ access_token: string }>();
     const old = await grant();
     const created = await rotateKeysNow(db, kek, now);
     expect(created.map((c) => c.split('#')[0]).sort()).toEqual(['ES256', 'RS256']);
@@ -64,7 +73,10 @@ describe('rotation on demand', () => {
     expect(kids).toContain(decodeProtectedHeader(old.access_token).kid);
     expect(kids).toContain(decodeProtectedHeader(fresh.access_token).kid);
     const introspect = (token: string) =>
-      appWith(() => ({}))('/auth/introspect', { ...form({ token }), headers: { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) } }).then((r) => r.json<{ active: boolean }>());
+      appWith(() => ({}))('/auth/introspect', {
+        ...form({ token }),
+        headers: { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) },
+      }).then((r) => r.json<{ active: boolean }>());
     expect(await introspect(old.access_token)).toMatchObject({ active: true });
     expect(await introspect(fresh.access_token)).toMatchObject({ active: true });
   });

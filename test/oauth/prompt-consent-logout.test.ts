@@ -53,7 +53,10 @@ describe('prompt, max_age and login', () => {
     const client = await registerClient();
     const user = await signedInUser();
     const first = await getCode(client.clientId, user.cookie);
-    const t1 = await tokenRequest({ grant_type: 'authorization_code', code: first.code, redirect_uri: REDIRECT, code_verifier: first.verifier }, basic(client.clientId, client.clientSecret));
+    const t1 = await tokenRequest(
+      { grant_type: 'authorization_code', code: first.code, redirect_uri: REDIRECT, code_verifier: first.verifier },
+      basic(client.clientId, client.clientSecret),
+    );
     const authTime1 = decodeJwt((await t1.json<{ id_token: string }>()).id_token).auth_time as number;
     // Signing in again on a clock two seconds ahead: a later second for auth_time, without waiting for it.
     const later = appWith(() => ({ now: () => Date.now() + 2000 }));
@@ -73,7 +76,10 @@ describe('prompt, max_age and login', () => {
       const { cookie } = await signInThroughPage(user.email, returnTo, later);
       const done = await later(returnTo, { cookie });
       const code = locationOf(done).searchParams.get('code')!;
-      const t2 = await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, basic(client.clientId, client.clientSecret));
+      const t2 = await tokenRequest(
+        { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier },
+        basic(client.clientId, client.clientSecret),
+      );
       const authTime2 = decodeJwt((await t2.json<{ id_token: string }>()).id_token).auth_time as number;
       expect(authTime2).toBeGreaterThan(authTime1);
     }
@@ -102,7 +108,7 @@ describe('prompt, max_age and login', () => {
 });
 
 describe('consent', () => {
-  it('asks a third-party client\'s user once, remembers it, and honours deny', async () => {
+  it("asks a third-party client's user once, remembers it, and honours deny", async () => {
     const { clientId } = await registerClient({ firstParty: false, name: 'Third Party App' });
     const user = await signedInUser();
     const { challenge } = await pkce();
@@ -115,7 +121,9 @@ describe('consent', () => {
       const html = await res.text();
       expect(html).toContain('Third Party App');
       expect(html).toContain('See your email address');
-      const fields = Object.fromEntries([...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)].map((m) => [m[1]!, m[2]!.replace(/&amp;/g, '&')]));
+      const fields = Object.fromEntries(
+        [...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)].map((m) => [m[1]!, m[2]!.replace(/&amp;/g, '&')]),
+      );
       return { fields, cookie: `${user.cookie}; ${cookieFrom(res, CSRF)?.pair ?? ''}` };
     };
     const decide = (fields: Record<string, string>, cookie: string, decision: string) =>
@@ -128,7 +136,10 @@ describe('consent', () => {
 
     const first = await ask();
     const denied = await decide(first.fields, first.cookie, 'deny');
-    expect(Object.fromEntries(new URL(continueTarget(await denied.text())).searchParams)).toMatchObject({ error: 'access_denied', state: 'c1' });
+    expect(Object.fromEntries(new URL(continueTarget(await denied.text())).searchParams)).toMatchObject({
+      error: 'access_denied',
+      state: 'c1',
+    });
 
     const noCsrf = await decide({ ...first.fields, csrf_token: 'x' }, first.cookie, 'approve');
     expect(noCsrf.status).toBe(403);
@@ -152,19 +163,37 @@ describe('RP-initiated logout', () => {
     const client = await registerClient({ postLogoutRedirectUris: ['https://app.example.com/signed-out'] });
     const user = await signedInUser();
     const { code, verifier } = await getCode(client.clientId, user.cookie);
-    const tokens = await (await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, basic(client.clientId, client.clientSecret))).json<{ id_token: string; refresh_token: string }>();
+    const tokens = await (
+      await tokenRequest(
+        { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier },
+        basic(client.clientId, client.clientSecret),
+      )
+    ).json<{ id_token: string; refresh_token: string }>();
 
-    const bad = await call(`/auth/logout?${new URLSearchParams({ id_token_hint: tokens.id_token, post_logout_redirect_uri: 'https://evil.example/' })}`, { cookie: user.cookie });
+    const bad = await call(
+      `/auth/logout?${new URLSearchParams({ id_token_hint: tokens.id_token, post_logout_redirect_uri: 'https://evil.example/' })}`,
+      { cookie: user.cookie },
+    );
     expect(bad.status).toBe(400);
     expect(bad.headers.get('location')).toBeNull();
 
-    const res = await call(`/auth/logout?${new URLSearchParams({ id_token_hint: tokens.id_token, post_logout_redirect_uri: 'https://app.example.com/signed-out', state: 'bye' })}`, { cookie: user.cookie });
+    const res = await call(
+      `/auth/logout?${new URLSearchParams({ id_token_hint: tokens.id_token, post_logout_redirect_uri: 'https://app.example.com/signed-out', state: 'bye' })}`,
+      { cookie: user.cookie },
+    );
     expect(res.status).toBe(302);
     expect(res.headers.get('location')).toBe('https://app.example.com/signed-out?state=bye');
     expect(res.headers.getSetCookie().join()).toMatch(/__Host-gatehouse_session=;/);
     expect((await call('/auth/api/sessions', { cookie: user.cookie })).status).toBe(401);
     // The refresh token born of that session is revoked with it.
-    expect((await tokenRequest({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token }, basic(client.clientId, client.clientSecret))).status).toBe(400);
+    expect(
+      (
+        await tokenRequest(
+          { grant_type: 'refresh_token', refresh_token: tokens.refresh_token },
+          basic(client.clientId, client.clientSecret),
+        )
+      ).status,
+    ).toBe(400);
   });
 
   it('asks before signing out when there is no hint', async () => {

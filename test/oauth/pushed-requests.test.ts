@@ -8,7 +8,19 @@ import { describeClient } from '../../src/oauth/client-registration';
 import { depsFor } from '../../src/deps';
 import { pushedParams, usePushedRequest } from '../../src/oauth/pushed-requests';
 import { appWith, auditOf, call, ORIGIN, signIn as signInAgain } from '../helpers';
-import { authorizeParams, basic, form, formPostOf, pkce, pushRequest, REDIRECT, registerClient, RFC6749_TEXT, signedInUser, tokenRequest } from './helpers';
+import {
+  authorizeParams,
+  basic,
+  form,
+  formPostOf,
+  pkce,
+  pushRequest,
+  REDIRECT,
+  registerClient,
+  RFC6749_TEXT,
+  signedInUser,
+  tokenRequest,
+} from './helpers';
 
 /**
  * Pushed authorization requests (RFC 9126) as a relying party makes them and as an attacker reuses,
@@ -17,7 +29,9 @@ import { authorizeParams, basic, form, formPostOf, pkce, pushRequest, REDIRECT, 
 const URN = /^urn:ietf:params:oauth:request_uri:[A-Za-z0-9_-]{43}$/;
 const locationOf = (res: Response) => new URL(res.headers.get('location')!, ORIGIN);
 const pushedRows = (clientId: string) =>
-  env.DB.prepare('SELECT params, used_at FROM pushed_authorizations WHERE client_id = ?').bind(clientId).all<{ params: string; used_at: number | null }>();
+  env.DB.prepare('SELECT params, used_at FROM pushed_authorizations WHERE client_id = ?')
+    .bind(clientId)
+    .all<{ params: string; used_at: number | null }>();
 const grants = async (userId: string) => (await auditOf(userId)).results.filter((r) => r.type === 'authorization_granted').length;
 
 /** Pushes a valid request for a confidential (basic) client; returns the request_uri and what was pushed. */
@@ -46,7 +60,10 @@ async function expectErrorPage(res: Response, text: string) {
 describe('the pushed authorization request endpoint', () => {
   it('is advertised in discovery, answers CORS preflights, and takes only POST', async () => {
     const meta = await (await call('/.well-known/openid-configuration')).json<Record<string, unknown>>();
-    expect(meta).toMatchObject({ pushed_authorization_request_endpoint: `${ORIGIN}/auth/par`, require_pushed_authorization_requests: false });
+    expect(meta).toMatchObject({
+      pushed_authorization_request_endpoint: `${ORIGIN}/auth/par`,
+      require_pushed_authorization_requests: false,
+    });
     const preflight = await call('/auth/par', { method: 'OPTIONS' });
     expect(preflight.status).toBe(204);
     // RFC 9126 §2.3: anything but POST is 405.
@@ -82,7 +99,10 @@ describe('the pushed authorization request endpoint', () => {
     expect(to.origin + to.pathname).toBe(REDIRECT);
     expect(to.searchParams.get('state')).toBe('pushed-state');
     expect(to.searchParams.get('iss')).toBe(ORIGIN);
-    const tokens = await tokenRequest({ grant_type: 'authorization_code', code: to.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier }, basic(client.clientId, client.clientSecret));
+    const tokens = await tokenRequest(
+      { grant_type: 'authorization_code', code: to.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier },
+      basic(client.clientId, client.clientSecret),
+    );
     expect(tokens.status).toBe(200);
     const { id_token, scope } = await tokens.json<{ id_token: string; scope: string }>();
     expect(scope).toBe('openid email');
@@ -100,14 +120,22 @@ describe('the pushed authorization request endpoint', () => {
     const jwk = { ...(await exportJWK(publicKey)), kid: 'par-1', alg: 'ES256' };
     const pkj = await registerClient({ authMethod: 'private_key_jwt', jwks: { keys: [jwk] } });
     const assertion = (aud: string) =>
-      new SignJWT({ jti: crypto.randomUUID() }).setProtectedHeader({ alg: 'ES256', kid: 'par-1' }).setIssuer(pkj.clientId).setSubject(pkj.clientId).setAudience(aud).setIssuedAt().setExpirationTime('1m').sign(privateKey);
+      new SignJWT({ jti: crypto.randomUUID() })
+        .setProtectedHeader({ alg: 'ES256', kid: 'par-1' })
+        .setIssuer(pkj.clientId)
+        .setSubject(pkj.clientId)
+        .setAudience(aud)
+        .setIssuedAt()
+        .setExpirationTime('1m')
+        .sign(privateKey);
     const fields = async (aud: string) => ({
       ...authorizeParams(pkj.clientId, challenge),
       client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
       client_assertion: await assertion(aud),
     });
     // RFC 9126 §2: the issuer, the token endpoint or the PAR endpoint is the assertion's audience.
-    for (const aud of [`${ORIGIN}/auth/par`, `${ORIGIN}/auth/token`, ORIGIN]) expect((await pushRequest(await fields(aud))).status, aud).toBe(201);
+    for (const aud of [`${ORIGIN}/auth/par`, `${ORIGIN}/auth/token`, ORIGIN])
+      expect((await pushRequest(await fields(aud))).status, aud).toBe(201);
     const elsewhere = await pushRequest(await fields('https://other.example/par'));
     expect(elsewhere.status).toBe(401);
     expect(await elsewhere.json()).toMatchObject({ error: 'invalid_client' });
@@ -115,7 +143,8 @@ describe('the pushed authorization request endpoint', () => {
     for (const c of [post, pkj]) {
       const stored = (await pushedRows(c.clientId)).results.map((r) => JSON.parse(r.params) as Record<string, string>);
       expect(stored.length).toBeGreaterThan(0);
-      for (const p of stored) for (const k of ['client_secret', 'client_assertion', 'client_assertion_type']) expect(p[k], k).toBeUndefined();
+      for (const p of stored)
+        for (const k of ['client_secret', 'client_assertion', 'client_assertion_type']) expect(p[k], k).toBeUndefined();
     }
   });
 
@@ -127,8 +156,20 @@ describe('the pushed authorization request endpoint', () => {
     expect(res.status).toBe(201);
     const { request_uri } = await res.json<{ request_uri: string }>();
     const code = locationOf(await authorizeWith(client.clientId, request_uri, user.cookie)).searchParams.get('code')!;
-    expect((await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, client_id: client.clientId })).status).toBe(200);
-    const noPkce = await pushRequest(authorizeParams(client.clientId, challenge, { code_challenge: undefined, code_challenge_method: undefined }));
+    expect(
+      (
+        await tokenRequest({
+          grant_type: 'authorization_code',
+          code,
+          redirect_uri: REDIRECT,
+          code_verifier: verifier,
+          client_id: client.clientId,
+        })
+      ).status,
+    ).toBe(200);
+    const noPkce = await pushRequest(
+      authorizeParams(client.clientId, challenge, { code_challenge: undefined, code_challenge_method: undefined }),
+    );
     expect(noPkce.status).toBe(400);
     expect(await noPkce.json()).toMatchObject({ error: 'invalid_request', error_description: 'code_challenge is required (PKCE).' });
   });
@@ -169,9 +210,17 @@ describe('the pushed authorization request endpoint', () => {
       expect(await res.json()).toMatchObject({ error: 'invalid_client' });
     }
     // A repeated parameter, and a body that is not a form.
-    const repeated = await call('/auth/par', { ...form({}), body: 'scope=openid&scope=email', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: auth } });
+    const repeated = await call('/auth/par', {
+      ...form({}),
+      body: 'scope=openid&scope=email',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: auth },
+    });
     expect(await repeated.json()).toMatchObject({ error: 'invalid_request' });
-    const json = await call('/auth/par', { method: 'POST', json: authorizeParams(client.clientId, challenge), headers: { authorization: auth } });
+    const json = await call('/auth/par', {
+      method: 'POST',
+      json: authorizeParams(client.clientId, challenge),
+      headers: { authorization: auth },
+    });
     expect(json.status).toBe(400);
     expect((await pushedRows(client.clientId)).results).toHaveLength(0);
     // A client not registered for the code flow cannot push for it.
@@ -202,7 +251,10 @@ describe('a pushed request at /authorize', () => {
     const to = locationOf(res);
     expect(to.origin + to.pathname).toBe(REDIRECT);
     expect(to.searchParams.get('state')).toBe('pushed');
-    const tokens = await tokenRequest({ grant_type: 'authorization_code', code: to.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: p.verifier }, basic(client.clientId, client.clientSecret));
+    const tokens = await tokenRequest(
+      { grant_type: 'authorization_code', code: to.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: p.verifier },
+      basic(client.clientId, client.clientSecret),
+    );
     expect(tokens.status).toBe(200);
     const body = await tokens.json<{ id_token: string; scope: string }>();
     expect(body.scope).toBe('openid');
@@ -217,7 +269,10 @@ describe('a pushed request at /authorize', () => {
     expect(locationOf(await authorizeWith(client.clientId, p.request_uri)).pathname).toBe('/auth/sign-in');
     expect(locationOf(await authorizeWith(client.clientId, p.request_uri)).pathname).toBe('/auth/sign-in');
     expect(locationOf(await authorizeWith(client.clientId, p.request_uri, user.cookie)).searchParams.get('code')).toMatch(/^ac1\./);
-    await expectErrorPage(await authorizeWith(client.clientId, p.request_uri, user.cookie), 'The request_uri is unknown, expired or already used.');
+    await expectErrorPage(
+      await authorizeWith(client.clientId, p.request_uri, user.cookie),
+      'The request_uri is unknown, expired or already used.',
+    );
     expect(await grants(user.userId)).toBe(1);
 
     const race = await pushed(client);
@@ -249,7 +304,10 @@ describe('a pushed request at /authorize', () => {
     const user = await signedInUser();
     const p = await pushed(client);
     const at = (ms: number) => appWith(() => ({ now: () => Date.now() + ms }));
-    await expectErrorPage(await authorizeWith(client.clientId, p.request_uri, user.cookie, {}, at(301_000)), 'The request_uri is unknown, expired or already used.');
+    await expectErrorPage(
+      await authorizeWith(client.clientId, p.request_uri, user.cookie, {}, at(301_000)),
+      'The request_uri is unknown, expired or already used.',
+    );
     const inTime = await authorizeWith(client.clientId, p.request_uri, user.cookie, {}, at(290_000));
     expect(locationOf(inTime).searchParams.get('code')).toMatch(/^ac1\./);
     expect(await grants(user.userId)).toBe(1);
@@ -261,7 +319,10 @@ describe('a pushed request at /authorize', () => {
     const user = await signedInUser();
     const p = await pushed(owner);
     for (const clientId of [other.clientId, undefined]) {
-      const res = await call(`/auth/authorize?${new URLSearchParams({ request_uri: p.request_uri, ...(clientId ? { client_id: clientId } : {}) })}`, { cookie: user.cookie });
+      const res = await call(
+        `/auth/authorize?${new URLSearchParams({ request_uri: p.request_uri, ...(clientId ? { client_id: clientId } : {}) })}`,
+        { cookie: user.cookie },
+      );
       await expectErrorPage(res, 'The request_uri is unknown, expired or already used.');
     }
     expect(await grants(user.userId)).toBe(0);
@@ -272,7 +333,11 @@ describe('a pushed request at /authorize', () => {
   it('refuses a request_uri Gatehouse did not issue', async () => {
     const client = await registerClient();
     const user = await signedInUser();
-    for (const uri of [`urn:ietf:params:oauth:request_uri:${'A'.repeat(43)}`, 'urn:ietf:params:oauth:request_uri:short', `urn:ietf:params:oauth:request_uri:${'A'.repeat(42)}!`]) {
+    for (const uri of [
+      `urn:ietf:params:oauth:request_uri:${'A'.repeat(43)}`,
+      'urn:ietf:params:oauth:request_uri:short',
+      `urn:ietf:params:oauth:request_uri:${'A'.repeat(42)}!`,
+    ]) {
       await expectErrorPage(await authorizeWith(client.clientId, uri, user.cookie), 'The request_uri is unknown, expired or already used.');
     }
     expect(await grants(user.userId)).toBe(0);
@@ -313,11 +378,18 @@ describe('a client registered with requirePar', () => {
     const client = await registerClient({ requirePar: true });
     const user = await signedInUser();
     const { challenge } = await pkce();
-    const plain = await call(`/auth/authorize?${new URLSearchParams(authorizeParams(client.clientId, challenge, { state: 'unpushed' }))}`, { cookie: user.cookie });
+    const plain = await call(`/auth/authorize?${new URLSearchParams(authorizeParams(client.clientId, challenge, { state: 'unpushed' }))}`, {
+      cookie: user.cookie,
+    });
     expect(plain.status).toBe(302);
     const to = locationOf(plain);
     expect(to.origin + to.pathname).toBe(REDIRECT);
-    expect(Object.fromEntries(to.searchParams)).toMatchObject({ error: 'invalid_request', error_description: 'This client must push its authorization requests (PAR).', state: 'unpushed', iss: ORIGIN });
+    expect(Object.fromEntries(to.searchParams)).toMatchObject({
+      error: 'invalid_request',
+      error_description: 'This client must push its authorization requests (PAR).',
+      state: 'unpushed',
+      iss: ORIGIN,
+    });
     expect(to.searchParams.get('code')).toBeNull();
     expect(await grants(user.userId)).toBe(0);
     const p = await pushed(client);

@@ -45,11 +45,17 @@ export function manage(clientId: string, token: string | null, init: Parameters<
   return call(`/auth/register/${encodeURIComponent(clientId)}`, { ...init, headers });
 }
 
-export const clientRow = (clientId: string) => env.DB.prepare('SELECT * FROM oauth_clients WHERE client_id = ?').bind(clientId).first<Record<string, unknown>>();
-export const rowsNamed = async (name: string) => (await env.DB.prepare('SELECT COUNT(*) AS n FROM oauth_clients WHERE name = ?').bind(name).first<{ n: number }>())!.n;
+export const clientRow = (clientId: string) =>
+  env.DB.prepare('SELECT * FROM oauth_clients WHERE client_id = ?').bind(clientId).first<Record<string, unknown>>();
+export const rowsNamed = async (name: string) =>
+  (await env.DB.prepare('SELECT COUNT(*) AS n FROM oauth_clients WHERE name = ?').bind(name).first<{ n: number }>())!.n;
 /** The client_registered / client_updated / client_deleted events of a client. */
 export const auditFor = (clientId: string) =>
-  env.DB.prepare("SELECT type, detail FROM audit_events WHERE type IN ('client_registered', 'client_updated', 'client_deleted') AND json_extract(detail, '$.clientId') = ? ORDER BY id").bind(clientId).all<{ type: string; detail: string }>();
+  env.DB.prepare(
+    "SELECT type, detail FROM audit_events WHERE type IN ('client_registered', 'client_updated', 'client_deleted') AND json_extract(detail, '$.clientId') = ? ORDER BY id",
+  )
+    .bind(clientId)
+    .all<{ type: string; detail: string }>();
 
 /** Signed in, through /authorize and the consent page (approved), to a code for a third-party client. */
 export async function codeThroughConsent(clientId: string, cookie: string) {
@@ -58,7 +64,9 @@ export async function codeThroughConsent(clientId: string, cookie: string) {
   expect(res.status, res.headers.get('location') ?? '').toBe(200);
   const html = await res.text();
   expect(html).toContain('/auth/authorize/decision');
-  const fields = Object.fromEntries([...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)].map((m) => [m[1]!, m[2]!.replace(/&amp;/g, '&')]));
+  const fields = Object.fromEntries(
+    [...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)].map((m) => [m[1]!, m[2]!.replace(/&amp;/g, '&')]),
+  );
   const approved = await call('/auth/authorize/decision', {
     method: 'POST',
     cookie: `${cookie}; ${cookieFrom(res, CSRF)!.pair}`,

@@ -14,7 +14,10 @@ import { auditFor, clientRow, codeThroughConsent, INITIAL, manage, registered, u
 
 const errorOf = async (res: Response) => res.json<{ error: string; error_description: string }>();
 const put = (clientId: string, token: string | null, json: unknown) => manage(clientId, token, { method: 'PUT', json });
-const UNAUTHORIZED = { error: 'invalid_token', error_description: 'The registration access token is missing or not valid for this client.' };
+const UNAUTHORIZED = {
+  error: 'invalid_token',
+  error_description: 'The registration access token is missing or not valid for this client.',
+};
 
 /** The metadata of a client information response, as a client sends it back in an update (RFC 7592 §2.2). */
 const echo = (c: Registered, over: Record<string, unknown> = {}) => ({ ...c, ...over });
@@ -32,7 +35,7 @@ describe('RFC 7592 client configuration endpoint', () => {
     expect(client.registration_client_uri).toBe(`${ORIGIN}/auth/register/${client.client_id}`);
   });
 
-  it('opens a client only with that client\'s own registration token; every other case is the same 401, whether or not the client exists', async () => {
+  it("opens a client only with that client's own registration token; every other case is the same 401, whether or not the client exists", async () => {
     const a = await registered({});
     const b = await registered({ grant_types: ['authorization_code', 'client_credentials'] });
     const operator = await registerClient({ name: 'Operator app' });
@@ -95,7 +98,13 @@ describe('RFC 7592 client configuration endpoint', () => {
     expect(updated).not.toHaveProperty('client_secret');
     expect(updated.registration_access_token).not.toBe(client.registration_access_token);
     const row = (await clientRow(client.client_id))!;
-    expect(row).toMatchObject({ name, redirect_uris: '["https://app.example.com/new-callback"]', first_party: 0, resources: '[]', registration_token_hash: await sha256(updated.registration_access_token) });
+    expect(row).toMatchObject({
+      name,
+      redirect_uris: '["https://app.example.com/new-callback"]',
+      first_party: 0,
+      resources: '[]',
+      registration_token_hash: await sha256(updated.registration_access_token),
+    });
     // The old token is spent; the new one works; the secret is unchanged.
     expect(await errorOf(await manage(client.client_id, client.registration_access_token))).toEqual(UNAUTHORIZED);
     expect((await manage(client.client_id, updated.registration_access_token)).status).toBe(200);
@@ -103,26 +112,55 @@ describe('RFC 7592 client configuration endpoint', () => {
     expect(cc.status).toBe(200);
     const audit = (await auditFor(client.client_id)).results;
     expect(audit.map((a) => a.type)).toEqual(['client_registered', 'client_updated']);
-    for (const secret of [client.client_secret!, client.registration_access_token, updated.registration_access_token]) expect(audit[1]!.detail).not.toContain(secret);
+    for (const secret of [client.client_secret!, client.registration_access_token, updated.registration_access_token])
+      expect(audit[1]!.detail).not.toContain(secret);
   });
 
   it('PUT must name the client and may not choose its secret; a refused update changes nothing and spends no token', async () => {
     const client = await registered({});
     const before = await clientRow(client.client_id);
     const cases: [Record<string, unknown>, string, string][] = [
-      [{ ...echo(client), client_id: undefined }, 'invalid_client_metadata', 'client_id: must be present and be this client (RFC 7592 section 2.2).'],
-      [echo(client, { client_id: 'another-client' }), 'invalid_client_metadata', 'client_id: must be present and be this client (RFC 7592 section 2.2).'],
-      [echo(client, { client_secret: 'a-secret-of-my-own-choosing-that-is-long-enough' }), 'invalid_client_metadata', 'client_secret: must be the current secret if sent; a client cannot choose its secret (RFC 7592 section 2.2).'],
-      [echo(client, { redirect_uris: ['https://evil.example/cb#x'] }), 'invalid_redirect_uri', 'redirect_uris[0]: must not contain a fragment'],
-      [echo(client, { token_endpoint_auth_method: 'none', grant_types: ['client_credentials'], response_types: [] }), 'invalid_client_metadata', 'grant_types: a public client cannot use client_credentials'],
-      [echo(client, { id_token_signed_response_alg: 'none' }), 'invalid_client_metadata', 'id_token_signed_response_alg: must be RS256 or ES256'],
+      [
+        { ...echo(client), client_id: undefined },
+        'invalid_client_metadata',
+        'client_id: must be present and be this client (RFC 7592 section 2.2).',
+      ],
+      [
+        echo(client, { client_id: 'another-client' }),
+        'invalid_client_metadata',
+        'client_id: must be present and be this client (RFC 7592 section 2.2).',
+      ],
+      [
+        echo(client, { client_secret: 'a-secret-of-my-own-choosing-that-is-long-enough' }),
+        'invalid_client_metadata',
+        'client_secret: must be the current secret if sent; a client cannot choose its secret (RFC 7592 section 2.2).',
+      ],
+      [
+        echo(client, { redirect_uris: ['https://evil.example/cb#x'] }),
+        'invalid_redirect_uri',
+        'redirect_uris[0]: must not contain a fragment',
+      ],
+      [
+        echo(client, { token_endpoint_auth_method: 'none', grant_types: ['client_credentials'], response_types: [] }),
+        'invalid_client_metadata',
+        'grant_types: a public client cannot use client_credentials',
+      ],
+      [
+        echo(client, { id_token_signed_response_alg: 'none' }),
+        'invalid_client_metadata',
+        'id_token_signed_response_alg: must be RS256 or ES256',
+      ],
     ];
     for (const [body, error, description] of cases) {
       const res = await put(client.client_id, client.registration_access_token, body);
       expect(res.status, description).toBe(400);
       expect(await errorOf(res), description).toEqual({ error, error_description: description });
     }
-    const bad = await manage(client.client_id, client.registration_access_token, { method: 'PUT', body: '{"client_id":', headers: { 'content-type': 'application/json' } });
+    const bad = await manage(client.client_id, client.registration_access_token, {
+      method: 'PUT',
+      body: '{"client_id":',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(await errorOf(bad)).toEqual({ error: 'invalid_client_metadata', error_description: 'The request body is not valid JSON.' });
     expect(await clientRow(client.client_id)).toEqual(before);
     // With the current secret echoed, it goes through.
@@ -132,11 +170,23 @@ describe('RFC 7592 client configuration endpoint', () => {
 
   it('PUT to a public client drops the secret; back to a secret method issues a new one, shown once', async () => {
     const client = await registered({});
-    const toPublic = await (await put(client.client_id, client.registration_access_token, { client_id: client.client_id, redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' })).json<Registered>();
+    const toPublic = await (
+      await put(client.client_id, client.registration_access_token, {
+        client_id: client.client_id,
+        redirect_uris: [REDIRECT],
+        token_endpoint_auth_method: 'none',
+      })
+    ).json<Registered>();
     expect(toPublic).toMatchObject({ token_endpoint_auth_method: 'none', require_pkce: true });
     expect(toPublic).not.toHaveProperty('client_secret');
     expect((await clientRow(client.client_id))!.secret_hash).toBeNull();
-    const back = await (await put(client.client_id, toPublic.registration_access_token, { client_id: client.client_id, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'client_credentials'] })).json<Registered>();
+    const back = await (
+      await put(client.client_id, toPublic.registration_access_token, {
+        client_id: client.client_id,
+        redirect_uris: [REDIRECT],
+        grant_types: ['authorization_code', 'client_credentials'],
+      })
+    ).json<Registered>();
     expect(back.client_secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(back.client_secret).not.toBe(client.client_secret);
     expect((await clientRow(client.client_id))!.secret_hash).toBe(await sha256(back.client_secret!));
@@ -149,22 +199,30 @@ describe('RFC 7592 client configuration endpoint', () => {
     // Writes held back a moment, so every request has read (and accepted) the token before any writes.
     const slowWrites = new Proxy(env.DB, {
       get(target, prop) {
-        if (prop === 'batch') return async (statements: D1PreparedStatement[]) => {
-          await new Promise((r) => setTimeout(r, 200));
-          return target.batch(statements);
-        };
+        if (prop === 'batch')
+          return async (statements: D1PreparedStatement[]) => {
+            await new Promise((r) => setTimeout(r, 200));
+            return target.batch(statements);
+          };
         return Reflect.get(target, prop, target);
       },
     });
     const racing = appWith(() => ({ db: createDb(slowWrites) }));
     const results = await Promise.all(
       ['First', 'Second', 'Third'].map((n) =>
-        racing(`/auth/register/${client.client_id}`, { method: 'PUT', json: echo(client, { client_name: `${n} ${client.client_name}` }), headers: { authorization: `Bearer ${client.registration_access_token}` } }),
+        racing(`/auth/register/${client.client_id}`, {
+          method: 'PUT',
+          json: echo(client, { client_name: `${n} ${client.client_name}` }),
+          headers: { authorization: `Bearer ${client.registration_access_token}` },
+        }),
       ),
     );
     expect(results.map((r) => r.status).sort()).toEqual([200, 401, 401]);
     const winner = await results.find((r) => r.status === 200)!.json<Registered>();
-    expect((await clientRow(client.client_id))!).toMatchObject({ name: winner.client_name, registration_token_hash: await sha256(winner.registration_access_token) });
+    expect((await clientRow(client.client_id))!).toMatchObject({
+      name: winner.client_name,
+      registration_token_hash: await sha256(winner.registration_access_token),
+    });
     expect((await auditFor(client.client_id)).results.map((r) => r.type)).toEqual(['client_registered', 'client_updated']);
   });
 
@@ -172,8 +230,14 @@ describe('RFC 7592 client configuration endpoint', () => {
     const client = await registered({ grant_types: ['authorization_code', 'refresh_token'] });
     const user = await signedInUser();
     const { code, verifier } = await codeThroughConsent(client.client_id, user.cookie);
-    const tokens = await (await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, basic(client.client_id, client.client_secret!))).json<{ refresh_token: string }>();
-    const consents = () => env.DB.prepare('SELECT COUNT(*) AS n FROM consents WHERE client_id = ?').bind(client.client_id).first<{ n: number }>();
+    const tokens = await (
+      await tokenRequest(
+        { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier },
+        basic(client.client_id, client.client_secret!),
+      )
+    ).json<{ refresh_token: string }>();
+    const consents = () =>
+      env.DB.prepare('SELECT COUNT(*) AS n FROM consents WHERE client_id = ?').bind(client.client_id).first<{ n: number }>();
     expect((await consents())!.n).toBe(1);
 
     // Another client's token deletes nothing.
@@ -186,15 +250,22 @@ describe('RFC 7592 client configuration endpoint', () => {
     expect(await res.text()).toBe('');
     expect(await clientRow(client.client_id)).toBeNull();
     expect((await consents())!.n).toBe(0);
-    const refresh = await tokenRequest({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token }, basic(client.client_id, client.client_secret!));
+    const refresh = await tokenRequest(
+      { grant_type: 'refresh_token', refresh_token: tokens.refresh_token },
+      basic(client.client_id, client.client_secret!),
+    );
     expect(refresh.status).toBe(401);
     expect(await errorOf(refresh)).toMatchObject({ error: 'invalid_client' });
     // Gone, and the same 401 as a client that never existed.
-    for (const init of [{}, { method: 'DELETE' }]) expect(await errorOf(await manage(client.client_id, client.registration_access_token, init))).toEqual(UNAUTHORIZED);
+    for (const init of [{}, { method: 'DELETE' }])
+      expect(await errorOf(await manage(client.client_id, client.registration_access_token, init))).toEqual(UNAUTHORIZED);
     const audit = (await auditFor(client.client_id)).results.map((r) => r.type);
     expect(audit).toEqual(['client_registered', 'client_deleted']);
     // Its authorization requests are refused before any redirect (the client is unknown).
-    const authorize = await call(`/auth/authorize?client_id=${client.client_id}&redirect_uri=${encodeURIComponent(REDIRECT)}&response_type=code`, { cookie: user.cookie });
+    const authorize = await call(
+      `/auth/authorize?client_id=${client.client_id}&redirect_uri=${encodeURIComponent(REDIRECT)}&response_type=code`,
+      { cookie: user.cookie },
+    );
     expect(authorize.status).toBe(400);
     expect(authorize.headers.get('location')).toBeNull();
   });

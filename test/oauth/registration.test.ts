@@ -3,7 +3,17 @@ import { describe, expect, it } from 'vitest';
 import { sha256 } from '../../src/lib/crypto';
 import { appWith, call, ORIGIN, uniqueIp } from '../helpers';
 import { authorizeUrl, basic, form, pkce, REDIRECT, registerClient, signedInUser, tokenRequest } from './helpers';
-import { auditFor, clientRow, codeThroughConsent, INITIAL, register, registered, rowsNamed, RFC6749_TEXT, uniqueName } from './registration-helpers';
+import {
+  auditFor,
+  clientRow,
+  codeThroughConsent,
+  INITIAL,
+  register,
+  registered,
+  rowsNamed,
+  RFC6749_TEXT,
+  uniqueName,
+} from './registration-helpers';
 
 /**
  * Dynamic client registration (RFC 7591) through the worker, attacked by whoever can reach it: a
@@ -61,7 +71,15 @@ describe('POST /auth/register', () => {
     for (const ignored of ['contacts', 'logo_uri', 'tos_uri', 'software_statement', 'extra']) expect(body).not.toHaveProperty(ignored);
 
     const row = (await clientRow(clientId))!;
-    expect(row).toMatchObject({ first_party: 0, resources: '[]', serves: '[]', require_pkce: 1, require_dpop: 1, require_mfa: 0, logo_uri: null });
+    expect(row).toMatchObject({
+      first_party: 0,
+      resources: '[]',
+      serves: '[]',
+      require_pkce: 1,
+      require_dpop: 1,
+      require_mfa: 0,
+      logo_uri: null,
+    });
     expect(row.secret_hash).toBe(await sha256(body.client_secret as string));
     expect(row.registration_token_hash).toBe(await sha256(body.registration_access_token as string));
     expect(JSON.stringify(row)).not.toContain(body.client_secret as string);
@@ -78,10 +96,15 @@ describe('POST /auth/register', () => {
     const client = await registered({ grant_types: ['authorization_code', 'refresh_token'], scope: 'openid email' });
     const user = await signedInUser();
     // No PKCE: refused at the redirect URI.
-    const noPkce = await call(authorizeUrl(client.client_id, 'x', { code_challenge: undefined, code_challenge_method: undefined }), { cookie: user.cookie });
+    const noPkce = await call(authorizeUrl(client.client_id, 'x', { code_challenge: undefined, code_challenge_method: undefined }), {
+      cookie: user.cookie,
+    });
     expect(new URL(noPkce.headers.get('location')!).searchParams.get('error_description')).toBe('code_challenge is required (PKCE).');
     const { code, verifier } = await codeThroughConsent(client.client_id, user.cookie);
-    const tokens = await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, basic(client.client_id, client.client_secret!));
+    const tokens = await tokenRequest(
+      { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier },
+      basic(client.client_id, client.client_secret!),
+    );
     expect(tokens.status, await tokens.clone().text()).toBe(200);
     const issued = await tokens.json<{ access_token: string; id_token: string; refresh_token: string; scope: string }>();
     expect(decodeJwt(issued.id_token)).toMatchObject({ aud: client.client_id, sub: user.userId });
@@ -95,8 +118,17 @@ describe('POST /auth/register', () => {
     const absent = await off('/auth/no-such-endpoint');
     expect(absent.status).toBe(404);
     const absentBody = (await absent.json<Record<string, unknown>>()) as { code: string; detail: string };
-    for (const [path, method] of [['/auth/register', 'POST'], ['/auth/register/demo-app', 'GET'], ['/auth/register/demo-app', 'PUT'], ['/auth/register/demo-app', 'DELETE']] as const) {
-      const res = await off(path, { method, ...(method === 'GET' ? {} : { json: { redirect_uris: [REDIRECT] } }), headers: { authorization: `Bearer ${INITIAL}` } });
+    for (const [path, method] of [
+      ['/auth/register', 'POST'],
+      ['/auth/register/demo-app', 'GET'],
+      ['/auth/register/demo-app', 'PUT'],
+      ['/auth/register/demo-app', 'DELETE'],
+    ] as const) {
+      const res = await off(path, {
+        method,
+        ...(method === 'GET' ? {} : { json: { redirect_uris: [REDIRECT] } }),
+        headers: { authorization: `Bearer ${INITIAL}` },
+      });
       expect(res.status, `${method} ${path}`).toBe(404);
       expect(res.headers.get('content-type')).toBe(absent.headers.get('content-type'));
       expect(await res.json()).toMatchObject({ code: absentBody.code, detail: absentBody.detail.replace('/auth/no-such-endpoint', path) });
@@ -121,14 +153,23 @@ describe('POST /auth/register', () => {
       { authorization: `Bearer ${(await registered({})).registration_access_token}` },
     ];
     for (const headers of variants) {
-      const res = await register({ client_name: name, redirect_uris: [REDIRECT] }, { token: null, headers: headers as Record<string, string> });
+      const res = await register(
+        { client_name: name, redirect_uris: [REDIRECT] },
+        { token: null, headers: headers as Record<string, string> },
+      );
       expect(res.status, JSON.stringify(headers)).toBe(401);
       expect(res.headers.get('www-authenticate')).toMatch(/^Bearer realm="gatehouse", error="invalid_token"/);
       expect(res.headers.get('cache-control')).toBe('no-store');
-      expect(await errorOf(res)).toEqual({ error: 'invalid_token', error_description: 'A valid initial access token is required to register a client.' });
+      expect(await errorOf(res)).toEqual({
+        error: 'invalid_token',
+        error_description: 'A valid initial access token is required to register a client.',
+      });
     }
     // The token in the body instead of the header is no token either.
-    const inBody = await register({ client_name: name, redirect_uris: [REDIRECT], access_token: INITIAL, initial_access_token: INITIAL }, { token: null });
+    const inBody = await register(
+      { client_name: name, redirect_uris: [REDIRECT], access_token: INITIAL, initial_access_token: INITIAL },
+      { token: null },
+    );
     expect(inBody.status).toBe(401);
     expect(await rowsNamed(name)).toBe(0);
   });
@@ -147,7 +188,14 @@ describe('POST /auth/register', () => {
       secret_hash: 'x',
     });
     expect(client).toMatchObject({ first_party: false, resources: [], serves: [], require_pkce: true, access_token_format: 'jwt' });
-    expect(await clientRow(client.client_id)).toMatchObject({ first_party: 0, resources: '[]', serves: '[]', require_pkce: 1, access_token_format: 'jwt', registration_token_hash: await sha256(client.registration_access_token) });
+    expect(await clientRow(client.client_id)).toMatchObject({
+      first_party: 0,
+      resources: '[]',
+      serves: '[]',
+      require_pkce: 1,
+      access_token_format: 'jwt',
+      registration_token_hash: await sha256(client.registration_access_token),
+    });
     // Through the pipeline: a signed-in person is asked for consent (a first-party client gets a code at once).
     const user = await signedInUser();
     const { challenge } = await pkce();
@@ -163,10 +211,15 @@ describe('POST /auth/register', () => {
     expect(new URL(api.headers.get('location')!).searchParams.get('error')).toBe('invalid_target');
   });
 
-  it('ignores a client_id the caller chooses: an operator\'s client cannot be overwritten or squatted', async () => {
+  it("ignores a client_id the caller chooses: an operator's client cannot be overwritten or squatted", async () => {
     const operator = await registerClient({ name: 'Operator app' });
     const before = await clientRow(operator.clientId);
-    const res = await register({ client_id: operator.clientId, client_secret: 'x'.repeat(40), client_name: uniqueName(), redirect_uris: [REDIRECT] });
+    const res = await register({
+      client_id: operator.clientId,
+      client_secret: 'x'.repeat(40),
+      client_name: uniqueName(),
+      redirect_uris: [REDIRECT],
+    });
     expect(res.status).toBe(201);
     const body = await res.json<{ client_id: string; client_secret: string }>();
     expect(body.client_id).not.toBe(operator.clientId);
@@ -176,9 +229,17 @@ describe('POST /auth/register', () => {
 
   it('gives client_credentials only to a confidential client', async () => {
     const name = uniqueName('public-cc');
-    const refused = await register({ client_name: name, token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'client_credentials'], redirect_uris: [REDIRECT] });
+    const refused = await register({
+      client_name: name,
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'client_credentials'],
+      redirect_uris: [REDIRECT],
+    });
     expect(refused.status).toBe(400);
-    expect(await errorOf(refused)).toEqual({ error: 'invalid_client_metadata', error_description: 'grant_types: a public client cannot use client_credentials' });
+    expect(await errorOf(refused)).toEqual({
+      error: 'invalid_client_metadata',
+      error_description: 'grant_types: a public client cannot use client_credentials',
+    });
     expect(await rowsNamed(name)).toBe(0);
 
     // A public client is registered with PKCE and no secret; a confidential machine client needs no redirect URI.
@@ -223,11 +284,24 @@ describe('POST /auth/register', () => {
       expect(await rowsNamed(name), uri).toBe(0);
     }
     const none = await register({ client_name: uniqueName(), redirect_uris: [] });
-    expect(await errorOf(none)).toEqual({ error: 'invalid_redirect_uri', error_description: 'redirect_uris: at least one redirect URI is required' });
-    const logout = await register({ client_name: uniqueName(), redirect_uris: [REDIRECT], post_logout_redirect_uris: ['https://app.example.com/bye#x'] });
-    expect(await errorOf(logout)).toEqual({ error: 'invalid_client_metadata', error_description: 'post_logout_redirect_uris[0]: must not contain a fragment' });
+    expect(await errorOf(none)).toEqual({
+      error: 'invalid_redirect_uri',
+      error_description: 'redirect_uris: at least one redirect URI is required',
+    });
+    const logout = await register({
+      client_name: uniqueName(),
+      redirect_uris: [REDIRECT],
+      post_logout_redirect_uris: ['https://app.example.com/bye#x'],
+    });
+    expect(await errorOf(logout)).toEqual({
+      error: 'invalid_client_metadata',
+      error_description: 'post_logout_redirect_uris[0]: must not contain a fragment',
+    });
     // Loopback http and a native app's private-use scheme are fine (RFC 8252).
-    expect((await registered({ token_endpoint_auth_method: 'none', redirect_uris: ['http://127.0.0.1/cb', 'com.example.app:/oauth'] })).redirect_uris).toEqual(['http://127.0.0.1/cb', 'com.example.app:/oauth']);
+    expect(
+      (await registered({ token_endpoint_auth_method: 'none', redirect_uris: ['http://127.0.0.1/cb', 'com.example.app:/oauth'] }))
+        .redirect_uris,
+    ).toEqual(['http://127.0.0.1/cb', 'com.example.app:/oauth']);
   });
 
   it('refuses unsigned ID tokens and algorithms it does not sign with', async () => {
@@ -235,7 +309,10 @@ describe('POST /auth/register', () => {
       const name = uniqueName('alg');
       const res = await register({ client_name: name, redirect_uris: [REDIRECT], id_token_signed_response_alg: alg });
       expect(res.status, alg).toBe(400);
-      expect(await errorOf(res), alg).toEqual({ error: 'invalid_client_metadata', error_description: 'id_token_signed_response_alg: must be RS256 or ES256' });
+      expect(await errorOf(res), alg).toEqual({
+        error: 'invalid_client_metadata',
+        error_description: 'id_token_signed_response_alg: must be RS256 or ES256',
+      });
       expect(await rowsNamed(name)).toBe(0);
     }
   });
@@ -261,15 +338,33 @@ describe('POST /auth/register', () => {
       expect(await errorOf(res), description).toEqual({ error: 'invalid_client_metadata', error_description: description });
       expect(await rowsNamed(name)).toBe(0);
     }
-    const byUri = await register({ client_name: uniqueName(), redirect_uris: [REDIRECT], token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://app.example.com/jwks' });
-    expect(await errorOf(byUri)).toEqual({ error: 'invalid_client_metadata', error_description: 'jwks_uri: is not supported: send the keys inline as jwks' });
+    const byUri = await register({
+      client_name: uniqueName(),
+      redirect_uris: [REDIRECT],
+      token_endpoint_auth_method: 'private_key_jwt',
+      jwks_uri: 'https://app.example.com/jwks',
+    });
+    expect(await errorOf(byUri)).toEqual({
+      error: 'invalid_client_metadata',
+      error_description: 'jwks_uri: is not supported: send the keys inline as jwks',
+    });
     const noKeys = await register({ client_name: uniqueName(), redirect_uris: [REDIRECT], token_endpoint_auth_method: 'private_key_jwt' });
-    expect(await errorOf(noKeys)).toEqual({ error: 'invalid_client_metadata', error_description: "jwks: private_key_jwt needs the client's public keys (jwks)" });
+    expect(await errorOf(noKeys)).toEqual({
+      error: 'invalid_client_metadata',
+      error_description: "jwks: private_key_jwt needs the client's public keys (jwks)",
+    });
 
     // The public key registers (stored without anything but its public members) and authenticates.
-    const client = await registered({ token_endpoint_auth_method: 'private_key_jwt', grant_types: ['client_credentials'], redirect_uris: undefined, jwks: { keys: [{ ...pub, x5c: ['MIIB'], ext: true }] } });
+    const client = await registered({
+      token_endpoint_auth_method: 'private_key_jwt',
+      grant_types: ['client_credentials'],
+      redirect_uris: undefined,
+      jwks: { keys: [{ ...pub, x5c: ['MIIB'], ext: true }] },
+    });
     expect(client).not.toHaveProperty('client_secret');
-    expect(JSON.parse((await clientRow(client.client_id))!.jwks as string)).toEqual({ keys: [{ kty: 'EC', crv: 'P-256', x: pub.x, y: pub.y, kid: 'k1', alg: 'ES256' }] });
+    expect(JSON.parse((await clientRow(client.client_id))!.jwks as string)).toEqual({
+      keys: [{ kty: 'EC', crv: 'P-256', x: pub.x, y: pub.y, kid: 'k1', alg: 'ES256' }],
+    });
     const assertion = await new SignJWT({ jti: crypto.randomUUID() })
       .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
       .setIssuer(client.client_id)
@@ -278,7 +373,14 @@ describe('POST /auth/register', () => {
       .setIssuedAt()
       .setExpirationTime('2m')
       .sign(privateKey);
-    const cc = await call('/auth/token', form({ grant_type: 'client_credentials', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion }));
+    const cc = await call(
+      '/auth/token',
+      form({
+        grant_type: 'client_credentials',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: assertion,
+      }),
+    );
     expect(cc.status, await cc.clone().text()).toBe(200);
   });
 
@@ -286,13 +388,28 @@ describe('POST /auth/register', () => {
     const cases: [Record<string, unknown>, string][] = [
       [{ response_types: ['token'] }, 'response_types: may hold only code (no implicit or hybrid flows).'],
       [{ response_types: ['code id_token'] }, 'response_types: may hold only code (no implicit or hybrid flows).'],
-      [{ response_types: ['code', 'token'], grant_types: ['authorization_code', 'implicit'] }, 'grant_types: may hold only authorization_code, refresh_token and client_credentials.'],
+      [
+        { response_types: ['code', 'token'], grant_types: ['authorization_code', 'implicit'] },
+        'grant_types: may hold only authorization_code, refresh_token and client_credentials.',
+      ],
       [{ response_types: [] }, 'response_types: code goes with the authorization_code grant, and only with it (RFC 7591 section 2.1).'],
-      [{ response_types: ['code'], grant_types: ['client_credentials'] }, 'response_types: code goes with the authorization_code grant, and only with it (RFC 7591 section 2.1).'],
+      [
+        { response_types: ['code'], grant_types: ['client_credentials'] },
+        'response_types: code goes with the authorization_code grant, and only with it (RFC 7591 section 2.1).',
+      ],
       [{ grant_types: ['password'] }, 'grant_types: may hold only authorization_code, refresh_token and client_credentials.'],
-      [{ grant_types: ['urn:ietf:params:oauth:grant-type:device_code'] }, 'grant_types: may hold only authorization_code, refresh_token and client_credentials.'],
-      [{ grant_types: ['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'] }, 'grant_types: may hold only authorization_code, refresh_token and client_credentials.'],
-      [{ token_endpoint_auth_method: 'client_secret_jwt' }, 'token_endpoint_auth_method: must be client_secret_basic, client_secret_post, private_key_jwt or none'],
+      [
+        { grant_types: ['urn:ietf:params:oauth:grant-type:device_code'] },
+        'grant_types: may hold only authorization_code, refresh_token and client_credentials.',
+      ],
+      [
+        { grant_types: ['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'] },
+        'grant_types: may hold only authorization_code, refresh_token and client_credentials.',
+      ],
+      [
+        { token_endpoint_auth_method: 'client_secret_jwt' },
+        'token_endpoint_auth_method: must be client_secret_basic, client_secret_post, private_key_jwt or none',
+      ],
     ];
     for (const [metadata, description] of cases) {
       const name = uniqueName('types');
@@ -308,7 +425,10 @@ describe('POST /auth/register', () => {
     expect(JSON.parse((await clientRow(client.client_id))!.scopes as string)).toEqual(['openid', 'email', 'roles']);
     const name = uniqueName('scope');
     const res = await register({ client_name: name, redirect_uris: [REDIRECT], scope: 'admin write:all' });
-    expect(await errorOf(res)).toEqual({ error: 'invalid_client_metadata', error_description: 'scope: names none of the scopes this server supports.' });
+    expect(await errorOf(res)).toEqual({
+      error: 'invalid_client_metadata',
+      error_description: 'scope: names none of the scopes this server supports.',
+    });
     expect(await rowsNamed(name)).toBe(0);
   });
 
@@ -330,12 +450,27 @@ describe('POST /auth/register', () => {
       [json('"x"'), 'The client metadata must be a JSON object.'],
       [json('1e999'), 'The client metadata must be a JSON object.'],
       [json(JSON.stringify({ client_name: 5, redirect_uris: [REDIRECT] })), 'client_name: Invalid input: expected string, received number'],
-      [json(JSON.stringify({ client_name: name, redirect_uris: [REDIRECT], grant_types: { 0: 'authorization_code' } })), 'grant_types: Invalid input: expected array, received object'],
-      [json(JSON.stringify({ client_name: name, redirect_uris: [REDIRECT], scope: ['openid'] })), 'scope: Invalid input: expected string, received array'],
-      [json(JSON.stringify({ client_name: name, redirect_uris: [REDIRECT], dpop_bound_access_tokens: 'true' })), 'dpop_bound_access_tokens: Invalid input: expected boolean, received string'],
-      [json(JSON.stringify({ client_name: `${name}\u202e`, redirect_uris: [REDIRECT] })), 'client_name: name must not contain control or bidirectional-override characters'],
+      [
+        json(JSON.stringify({ client_name: name, redirect_uris: [REDIRECT], grant_types: { 0: 'authorization_code' } })),
+        'grant_types: Invalid input: expected array, received object',
+      ],
+      [
+        json(JSON.stringify({ client_name: name, redirect_uris: [REDIRECT], scope: ['openid'] })),
+        'scope: Invalid input: expected string, received array',
+      ],
+      [
+        json(JSON.stringify({ client_name: name, redirect_uris: [REDIRECT], dpop_bound_access_tokens: 'true' })),
+        'dpop_bound_access_tokens: Invalid input: expected boolean, received string',
+      ],
+      [
+        json(JSON.stringify({ client_name: `${name}\u202e`, redirect_uris: [REDIRECT] })),
+        'client_name: name must not contain control or bidirectional-override characters',
+      ],
       [json(JSON.stringify({ client_name: '   ', redirect_uris: [REDIRECT] })), 'client_name: name is required'],
-      [json(JSON.stringify({ client_name: name, redirect_uris: [REDIRECT], post_logout_redirect_uris: Array(21).fill(REDIRECT) })), 'post_logout_redirect_uris: Too big: expected array to have <=20 items'],
+      [
+        json(JSON.stringify({ client_name: name, redirect_uris: [REDIRECT], post_logout_redirect_uris: Array(21).fill(REDIRECT) })),
+        'post_logout_redirect_uris: Too big: expected array to have <=20 items',
+      ],
     ];
     for (const [pending, description] of cases) {
       const res = await pending;
@@ -352,7 +487,10 @@ describe('POST /auth/register', () => {
     }
     expect(await rowsNamed(name)).toBe(0);
     // A member sent as null takes its default, as if left out.
-    expect(await registered({ client_name: uniqueName(), grant_types: null, scope: null, jwks: null })).toMatchObject({ grant_types: ['authorization_code'], scope: 'openid profile email' });
+    expect(await registered({ client_name: uniqueName(), grant_types: null, scope: null, jwks: null })).toMatchObject({
+      grant_types: ['authorization_code'],
+      scope: 'openid profile email',
+    });
   });
 
   it('refuses member names that pollute prototypes, anywhere in the body', async () => {
@@ -366,7 +504,10 @@ describe('POST /auth/register', () => {
     for (const body of bodies) {
       const res = await register(undefined, { body, headers: { 'content-type': 'application/json' } });
       expect(res.status, body).toBe(400);
-      expect(await errorOf(res)).toEqual({ error: 'invalid_client_metadata', error_description: 'The client metadata uses a reserved member name (__proto__, constructor or prototype).' });
+      expect(await errorOf(res)).toEqual({
+        error: 'invalid_client_metadata',
+        error_description: 'The client metadata uses a reserved member name (__proto__, constructor or prototype).',
+      });
     }
     expect(await rowsNamed(name)).toBe(0);
     expect(({} as Record<string, unknown>).first_party).toBeUndefined();
@@ -388,7 +529,10 @@ describe('POST /auth/register', () => {
         c.close();
       },
     });
-    const streamed = await register(undefined, { body: stream, headers: { 'content-type': 'application/json', accept: 'application/json' } });
+    const streamed = await register(undefined, {
+      body: stream,
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+    });
     expect(streamed.status).toBe(413);
     expect(await streamed.json()).toMatchObject({ error: 'payload_too_large' });
     expect(await rowsNamed(name)).toBe(0);
@@ -408,14 +552,26 @@ describe('POST /auth/register', () => {
   it('with REGISTRATION_PKCE_OPTIONAL, registers confidential clients that may send a nonce instead of PKCE; public ones keep PKCE', async () => {
     const lax = appWith((deps) => ({ config: { ...deps.config, registration: { ...deps.config.registration, pkceOptional: true } } }));
     const post = (json: unknown) =>
-      lax('/auth/register', { method: 'POST', json: { redirect_uris: [REDIRECT], client_name: uniqueName(), ...(json as object) }, headers: { authorization: `Bearer ${INITIAL}` } }).then((r) => r.json<Record<string, unknown>>());
+      lax('/auth/register', {
+        method: 'POST',
+        json: { redirect_uris: [REDIRECT], client_name: uniqueName(), ...(json as object) },
+        headers: { authorization: `Bearer ${INITIAL}` },
+      }).then((r) => r.json<Record<string, unknown>>());
     const confidential = await post({});
     expect(confidential.require_pkce).toBe(false);
     expect((await clientRow(confidential.client_id as string))!.require_pkce).toBe(0);
     expect((await post({ token_endpoint_auth_method: 'none' })).require_pkce).toBe(true);
     // The conformance suite's request shape: a nonce, no PKCE — after consent, a code.
     const user = await signedInUser();
-    const params = new URLSearchParams({ response_type: 'code', client_id: confidential.client_id as string, redirect_uri: REDIRECT, scope: 'openid', state: 's', nonce: 'n-1', prompt: 'none' });
+    const params = new URLSearchParams({
+      response_type: 'code',
+      client_id: confidential.client_id as string,
+      redirect_uri: REDIRECT,
+      scope: 'openid',
+      state: 's',
+      nonce: 'n-1',
+      prompt: 'none',
+    });
     const res = await call(`/auth/authorize?${params}`, { cookie: user.cookie });
     // prompt=none: the request itself was accepted (PKCE not asked); only consent is missing.
     expect(new URL(res.headers.get('location')!).searchParams.get('error')).toBe('consent_required');
@@ -423,7 +579,7 @@ describe('POST /auth/register', () => {
     expect((await registered({})).require_pkce).toBe(true);
   });
 
-  it('keeps every error description in RFC 6749\'s character set, never quoting the caller', async () => {
+  it("keeps every error description in RFC 6749's character set, never quoting the caller", async () => {
     const hostile = 'Zq"é\\§<script>';
     const descriptions: string[] = [];
     for (const metadata of [

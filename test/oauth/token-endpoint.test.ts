@@ -12,7 +12,10 @@ interface Tokens {
 async function codeTokens(client: { clientId: string; clientSecret: string }) {
   const user = await signedInUser();
   const { code, verifier } = await getCode(client.clientId, user.cookie);
-  const res = await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, basic(client.clientId, client.clientSecret));
+  const res = await tokenRequest(
+    { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier },
+    basic(client.clientId, client.clientSecret),
+  );
   expect(res.status).toBe(200);
   return { user, tokens: await res.json<Tokens>() };
 }
@@ -23,7 +26,12 @@ const refresh = (client: { clientId: string; clientSecret: string }, refresh_tok
 describe('client authentication', () => {
   it('answers bad credentials with 401 invalid_client, WWW-Authenticate and no-store', async () => {
     const client = await registerClient();
-    for (const authorization of [basic(client.clientId, 'wrong-secret'), basic('unknown-client', client.clientSecret), 'Basic !!!', 'Bearer x']) {
+    for (const authorization of [
+      basic(client.clientId, 'wrong-secret'),
+      basic('unknown-client', client.clientSecret),
+      'Basic !!!',
+      'Bearer x',
+    ]) {
       const res = await tokenRequest({ grant_type: 'client_credentials' }, authorization);
       expect(res.status, authorization).toBe(401);
       expect(res.headers.get('www-authenticate')).toBe('Basic realm="gatehouse"');
@@ -34,12 +42,24 @@ describe('client authentication', () => {
 
   it('accepts client_secret_post only for clients registered with it, and never two methods at once', async () => {
     const basicClient = await registerClient();
-    const post = await tokenRequest({ grant_type: 'client_credentials', client_id: basicClient.clientId, client_secret: basicClient.clientSecret });
+    const post = await tokenRequest({
+      grant_type: 'client_credentials',
+      client_id: basicClient.clientId,
+      client_secret: basicClient.clientSecret,
+    });
     expect(post.status).toBe(401);
-    expect((await post.json<{ error_description: string }>()).error_description).toBe('This client authenticates with client_secret_basic.');
+    expect((await post.json<{ error_description: string }>()).error_description).toBe(
+      'This client authenticates with client_secret_basic.',
+    );
     const postClient = await registerClient({ authMethod: 'client_secret_post' });
-    expect((await tokenRequest({ grant_type: 'client_credentials', client_id: postClient.clientId, client_secret: postClient.clientSecret })).status).toBe(200);
-    const both = await tokenRequest({ grant_type: 'client_credentials', client_secret: basicClient.clientSecret }, basic(basicClient.clientId, basicClient.clientSecret));
+    expect(
+      (await tokenRequest({ grant_type: 'client_credentials', client_id: postClient.clientId, client_secret: postClient.clientSecret }))
+        .status,
+    ).toBe(200);
+    const both = await tokenRequest(
+      { grant_type: 'client_credentials', client_secret: basicClient.clientSecret },
+      basic(basicClient.clientId, basicClient.clientSecret),
+    );
     expect(await both.json()).toMatchObject({ error: 'invalid_request' });
   });
 
@@ -68,8 +88,23 @@ describe('client authentication', () => {
     expect(await replay.json()).toMatchObject({ error: 'invalid_client', error_description: 'The client assertion was already used.' });
     expect((await tokenRequest(await fields('jti-2', 'https://other.example/token'))).status).toBe(401);
     const { privateKey: attacker } = await generateKeyPair('ES256');
-    const forged = await new SignJWT({ jti: 'jti-3' }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(client.clientId).setSubject(client.clientId).setAudience('https://gatehouse.test/auth/token').setIssuedAt().setExpirationTime('2m').sign(attacker);
-    expect((await tokenRequest({ grant_type: 'client_credentials', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: forged })).status).toBe(401);
+    const forged = await new SignJWT({ jti: 'jti-3' })
+      .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+      .setIssuer(client.clientId)
+      .setSubject(client.clientId)
+      .setAudience('https://gatehouse.test/auth/token')
+      .setIssuedAt()
+      .setExpirationTime('2m')
+      .sign(attacker);
+    expect(
+      (
+        await tokenRequest({
+          grant_type: 'client_credentials',
+          client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+          client_assertion: forged,
+        })
+      ).status,
+    ).toBe(401);
   });
 });
 
@@ -89,9 +124,17 @@ describe('grants', () => {
     }
     const noGrant = await tokenRequest({}, basic(client.clientId, client.clientSecret));
     expect(await noGrant.json()).toEqual({ error: 'invalid_request', error_description: 'grant_type is required.' });
-    const json = await call('/auth/token', { method: 'POST', json: { grant_type: 'client_credentials' }, headers: { authorization: basic(client.clientId, client.clientSecret) } });
+    const json = await call('/auth/token', {
+      method: 'POST',
+      json: { grant_type: 'client_credentials' },
+      headers: { authorization: basic(client.clientId, client.clientSecret) },
+    });
     expect(await json.json()).toMatchObject({ error: 'invalid_request' });
-    const repeated = await call('/auth/token', { method: 'POST', body: 'grant_type=client_credentials&grant_type=client_credentials', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client.clientId, client.clientSecret) } });
+    const repeated = await call('/auth/token', {
+      method: 'POST',
+      body: 'grant_type=client_credentials&grant_type=client_credentials',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client.clientId, client.clientSecret) },
+    });
     expect(await repeated.json()).toMatchObject({ error: 'invalid_request', error_description: 'Parameter grant_type is repeated.' });
   });
 
@@ -121,7 +164,10 @@ describe('grants', () => {
     expect(next.id_token).toBeTruthy();
 
     const replay = await refresh(client, tokens.refresh_token);
-    expect(await replay.json()).toMatchObject({ error: 'invalid_grant', error_description: 'The refresh token was already used; every token of its family has been revoked.' });
+    expect(await replay.json()).toMatchObject({
+      error: 'invalid_grant',
+      error_description: 'The refresh token was already used; every token of its family has been revoked.',
+    });
     const revoked = await refresh(client, next.refresh_token);
     expect(await revoked.json()).toMatchObject({ error: 'invalid_grant' });
   });
@@ -136,15 +182,21 @@ describe('grants', () => {
     expect((await refresh(client, refresh_token)).status).toBe(400);
   });
 
-  it('narrows scope on refresh but never widens it, and refuses another client\'s token', async () => {
+  it("narrows scope on refresh but never widens it, and refuses another client's token", async () => {
     const client = await registerClient();
     const other = await registerClient();
     const { tokens } = await codeTokens(client);
     const stolen = await refresh(other, tokens.refresh_token);
     expect(await stolen.json()).toMatchObject({ error: 'invalid_grant' });
-    const wider = await tokenRequest({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token, scope: 'openid offline_access' }, basic(client.clientId, client.clientSecret));
+    const wider = await tokenRequest(
+      { grant_type: 'refresh_token', refresh_token: tokens.refresh_token, scope: 'openid offline_access' },
+      basic(client.clientId, client.clientSecret),
+    );
     expect(await wider.json()).toMatchObject({ error: 'invalid_scope' });
-    const narrower = await tokenRequest({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token, scope: 'openid' }, basic(client.clientId, client.clientSecret));
+    const narrower = await tokenRequest(
+      { grant_type: 'refresh_token', refresh_token: tokens.refresh_token, scope: 'openid' },
+      basic(client.clientId, client.clientSecret),
+    );
     expect(await narrower.json()).toMatchObject({ scope: 'openid' });
   });
 
@@ -154,8 +206,14 @@ describe('grants', () => {
     const { appWith } = await import('../helpers');
     const at = (ms: number) => appWith(() => ({ now: () => Date.now() + ms }));
     const init = form({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token });
-    const res = await at(15 * 86400_000)('/auth/token', { ...init, headers: { ...init.headers, authorization: basic(client.clientId, client.clientSecret) } });
-    expect(await res.json()).toMatchObject({ error: 'invalid_grant', error_description: 'The refresh token is not valid: the refresh token has expired.' });
+    const res = await at(15 * 86400_000)('/auth/token', {
+      ...init,
+      headers: { ...init.headers, authorization: basic(client.clientId, client.clientSecret) },
+    });
+    expect(await res.json()).toMatchObject({
+      error: 'invalid_grant',
+      error_description: 'The refresh token is not valid: the refresh token has expired.',
+    });
   });
 });
 
@@ -164,12 +222,20 @@ describe('revocation and introspection', () => {
     const client = await registerClient();
     const { tokens } = await codeTokens(client);
     const introspect = async (token: string) =>
-      (await call('/auth/introspect', { ...form({ token }), headers: { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) } })).json<Record<string, unknown>>();
+      (
+        await call('/auth/introspect', {
+          ...form({ token }),
+          headers: { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) },
+        })
+      ).json<Record<string, unknown>>();
     expect(await introspect(tokens.access_token)).toMatchObject({ active: true, token_type: 'Bearer', client_id: client.clientId });
     expect(await introspect(tokens.refresh_token)).toMatchObject({ active: true, token_type: 'refresh_token', client_id: client.clientId });
     expect(await introspect('garbage')).toEqual({ active: false });
 
-    const revoked = await call('/auth/revoke', { ...form({ token: tokens.refresh_token }), headers: { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) } });
+    const revoked = await call('/auth/revoke', {
+      ...form({ token: tokens.refresh_token }),
+      headers: { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) },
+    });
     expect(revoked.status).toBe(200);
     expect(await introspect(tokens.refresh_token)).toEqual({ active: false });
     expect((await refresh(client, tokens.refresh_token)).status).toBe(400);
@@ -206,7 +272,9 @@ describe('opaque access tokens (phantom tokens)', () => {
     const info = await call('/auth/userinfo', { headers: { authorization: `Bearer ${tokens.access_token}` } });
     expect(await info.json()).toMatchObject({ sub: user.userId, email: user.email });
     const auth = { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) };
-    const introspected = await (await call('/auth/introspect', { ...form({ token: tokens.access_token }), headers: auth })).json<Record<string, unknown>>();
+    const introspected = await (await call('/auth/introspect', { ...form({ token: tokens.access_token }), headers: auth })).json<
+      Record<string, unknown>
+    >();
     expect(introspected).toMatchObject({ active: true, token_type: 'Bearer', sub: user.userId, client_id: client.clientId });
     expect((introspected.exp as number) - (introspected.iat as number)).toBe(120);
 
@@ -232,13 +300,16 @@ describe('opaque access tokens (phantom tokens)', () => {
     expect((await call('/auth/userinfo', bearer)).status).toBe(401);
   });
 
-  it('keeps a client_credentials opaque token in the client\'s own object', async () => {
+  it("keeps a client_credentials opaque token in the client's own object", async () => {
     const client = await registerClient({ accessTokenFormat: 'opaque' });
     const res = await tokenRequest({ grant_type: 'client_credentials', scope: 'profile' }, basic(client.clientId, client.clientSecret));
     const { access_token } = await res.json<{ access_token: string }>();
     const owner = atob(access_token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'));
     expect(owner).toBe(`client:${client.clientId}`);
     const auth = { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) };
-    expect(await (await call('/auth/introspect', { ...form({ token: access_token }), headers: auth })).json()).toMatchObject({ active: true, sub: client.clientId });
+    expect(await (await call('/auth/introspect', { ...form({ token: access_token }), headers: auth })).json()).toMatchObject({
+      active: true,
+      sub: client.clientId,
+    });
   });
 });

@@ -10,7 +10,10 @@ import { basic, form, getCode, REDIRECT, registerClient, tokenRequest } from './
 const API = 'https://api.gatehouse.test';
 
 const introspect = (client: { clientId: string; clientSecret: string }, token: string) =>
-  call('/auth/introspect', { ...form({ token }), headers: { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) } }).then((r) => r.json<Record<string, unknown>>());
+  call('/auth/introspect', {
+    ...form({ token }),
+    headers: { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) },
+  }).then((r) => r.json<Record<string, unknown>>());
 const userinfo = (token: string) => call('/auth/userinfo', { headers: { authorization: `Bearer ${token}` } });
 
 async function tokensFor(client: { clientId: string; clientSecret: string }, resource?: string) {
@@ -47,7 +50,11 @@ describe('a replayed authorization code takes its tokens down (RFC 6749 §4.1.2)
     const user = await createVerifiedUser();
     const { cookie } = await signIn(user.email);
     const { code, verifier } = await getCode(client.clientId, cookie, { scope: 'openid profile' });
-    const redeem = () => tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, basic(client.clientId, client.clientSecret));
+    const redeem = () =>
+      tokenRequest(
+        { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier },
+        basic(client.clientId, client.clientSecret),
+      );
     const first = await (await redeem()).json<{ access_token: string; refresh_token: string }>();
     expect((await userinfo(first.access_token)).status).toBe(200);
     // The thief replays the code: refused, and what it issued is revoked.
@@ -56,7 +63,10 @@ describe('a replayed authorization code takes its tokens down (RFC 6749 §4.1.2)
     expect(gone.status).toBe(401);
     expect(gone.headers.get('www-authenticate')).toMatch(/error="invalid_token"/);
     expect(await introspect(client, first.access_token)).toEqual({ active: false });
-    expect((await tokenRequest({ grant_type: 'refresh_token', refresh_token: first.refresh_token }, basic(client.clientId, client.clientSecret))).status).toBe(400);
+    expect(
+      (await tokenRequest({ grant_type: 'refresh_token', refresh_token: first.refresh_token }, basic(client.clientId, client.clientSecret)))
+        .status,
+    ).toBe(400);
   });
 
   it('a token for an API: refused at once on the API’s fresh route, until expiry elsewhere (the documented bound)', async () => {
@@ -64,7 +74,11 @@ describe('a replayed authorization code takes its tokens down (RFC 6749 §4.1.2)
     const user = await createVerifiedUser();
     const { cookie } = await signIn(user.email);
     const { code, verifier } = await getCode(client.clientId, cookie, { scope: 'openid profile' });
-    const redeem = () => tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, resource: API }, basic(client.clientId, client.clientSecret));
+    const redeem = () =>
+      tokenRequest(
+        { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, resource: API },
+        basic(client.clientId, client.clientSecret),
+      );
     const { access_token } = await (await redeem()).json<{ access_token: string }>();
     const at = (path: string) => call(`${APP}${path}`, { headers: { authorization: `Bearer ${access_token}` } });
     expect((await at('/demo/api-fresh/x')).status).toBe(200);
@@ -80,14 +94,20 @@ describe('revoking a signed access token (RFC 7009) revokes it', () => {
     const stranger = await registerClient();
     const t = await tokensFor(client);
     const revoke = (by: typeof client) =>
-      call('/auth/revoke', { ...form({ token: t.access_token }), headers: { ...form({}).headers, authorization: basic(by.clientId, by.clientSecret) } });
+      call('/auth/revoke', {
+        ...form({ token: t.access_token }),
+        headers: { ...form({}).headers, authorization: basic(by.clientId, by.clientSecret) },
+      });
     expect((await revoke(stranger)).status).toBe(200); // RFC 7009 §2.2: success either way…
     expect((await userinfo(t.access_token)).status).toBe(200); // …but another client's revocation does nothing
     expect((await revoke(client)).status).toBe(200);
     expect((await userinfo(t.access_token)).status).toBe(401);
     expect(await introspect(client, t.access_token)).toEqual({ active: false });
     // The grant itself lives on: the refresh token still works and its new access token is good.
-    const refreshed = await tokenRequest({ grant_type: 'refresh_token', refresh_token: t.refresh_token }, basic(client.clientId, client.clientSecret));
+    const refreshed = await tokenRequest(
+      { grant_type: 'refresh_token', refresh_token: t.refresh_token },
+      basic(client.clientId, client.clientSecret),
+    );
     expect(refreshed.status).toBe(200);
     expect((await userinfo((await refreshed.json<{ access_token: string }>()).access_token)).status).toBe(200);
   });
@@ -98,7 +118,14 @@ describe('revoking a signed access token (RFC 7009) revokes it', () => {
     const { cookie } = await signIn(user.email);
     const grant = async (scope: string) => {
       const { code, verifier } = await getCode(client.clientId, cookie, { scope });
-      return (await (await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, basic(client.clientId, client.clientSecret))).json<{ access_token: string }>()).access_token;
+      return (
+        await (
+          await tokenRequest(
+            { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier },
+            basic(client.clientId, client.clientSecret),
+          )
+        ).json<{ access_token: string }>()
+      ).access_token;
     };
     const online = await grant('openid profile');
     const offline = await grant('openid profile offline_access');

@@ -16,7 +16,10 @@ describe('the JWT rejection matrix at every verifier', () => {
   it('introspection reports every one of them inactive', async () => {
     const client = await registerClient();
     for (const [name, token] of Object.entries(await attackTokens('at+jwt', ISS))) {
-      const res = await call('/auth/introspect', { ...form({ token }), headers: { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) } });
+      const res = await call('/auth/introspect', {
+        ...form({ token }),
+        headers: { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) },
+      });
       expect(await res.json(), name).toEqual({ active: false });
     }
   });
@@ -39,7 +42,10 @@ describe('the JWT rejection matrix at every verifier', () => {
     const user = await signedInUser();
     for (const [name, token] of Object.entries(await attackTokens('JWT', clientId, user.userId))) {
       if (name === 'expired') continue;
-      const res = await call(`/auth/logout?${new URLSearchParams({ id_token_hint: token, post_logout_redirect_uri: 'https://app.example.com/out' })}`, { cookie: user.cookie });
+      const res = await call(
+        `/auth/logout?${new URLSearchParams({ id_token_hint: token, post_logout_redirect_uri: 'https://app.example.com/out' })}`,
+        { cookie: user.cookie },
+      );
       expect(res.status, name).toBe(400);
       expect(res.headers.get('location'), name).toBeNull();
     }
@@ -48,7 +54,10 @@ describe('the JWT rejection matrix at every verifier', () => {
     // A genuine hint that has merely expired is still honoured.
     const iat = Math.floor(Date.now() / 1000) - 7200;
     const expired = await signedByUs({ typ: 'JWT' }, { aud: clientId, sub: user.userId, iat, exp: iat + 3600 }, 'RS256');
-    const res = await call(`/auth/logout?${new URLSearchParams({ id_token_hint: expired, post_logout_redirect_uri: 'https://app.example.com/out' })}`, { cookie: user.cookie });
+    const res = await call(
+      `/auth/logout?${new URLSearchParams({ id_token_hint: expired, post_logout_redirect_uri: 'https://app.example.com/out' })}`,
+      { cookie: user.cookie },
+    );
     expect(res.status).toBe(302);
     expect((await call('/auth/api/sessions', { cookie: user.cookie })).status).toBe(401);
   });

@@ -14,7 +14,9 @@ describe('the session cookie', () => {
     const { cookie } = await signIn(email);
     let calls = 0;
     const request = appWith((deps) => ({
-      sessions: { ...deps.sessions, refresh: (...a) => {
+      sessions: {
+        ...deps.sessions,
+        refresh: (...a) => {
           calls++;
           return deps.sessions.refresh(...a);
         },
@@ -34,7 +36,10 @@ describe('the session cookie', () => {
     const [token, secret] = value.split('~') as [string, string];
     const [h, p, s] = token.split('.') as [string, string, string];
     const claims = JSON.parse(atob(p.replace(/-/g, '+').replace(/_/g, '/')));
-    const forgedPayload = btoa(JSON.stringify({ ...claims, sub: crypto.randomUUID() })).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
+    const forgedPayload = btoa(JSON.stringify({ ...claims, sub: crypto.randomUUID() }))
+      .replace(/=+$/, '')
+      .replace(/\+/g, '-')
+      .replace(/\//g, '_');
     const variants = [
       `${h}.${forgedPayload}.${s}~${secret}`, // payload swapped
       `${h}.${p}.${s.slice(0, -2)}AA~${secret}`, // signature changed

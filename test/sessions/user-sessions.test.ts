@@ -26,9 +26,7 @@ describe('UserSessions Durable Object', () => {
     expect(s.sid).toMatch(/^[A-Za-z0-9_-]{22}$/);
     expect(s.secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(s).toMatchObject({ userId, amr: ['pwd'], idleExpiresAt: now + 3600_000, absoluteExpiresAt: now + 86400_000 });
-    const stored = await runInDurableObject(stub, (_: UserSessions, state) =>
-      state.storage.sql.exec('SELECT * FROM sessions').toArray(),
-    );
+    const stored = await runInDurableObject(stub, (_: UserSessions, state) => state.storage.sql.exec('SELECT * FROM sessions').toArray());
     expect(stored).toHaveLength(1);
     expect(JSON.stringify(stored)).not.toContain(s.secret);
     const other = await stub.create(input(userId, now));

@@ -35,7 +35,9 @@ export async function attackTokens(typ: 'at+jwt' | 'JWT', aud: string, sub = 'us
   const wrongTyp = typ === 'at+jwt' ? 'JWT' : 'at+jwt';
   return {
     'alg none': `${b64({ alg: 'none', typ, kid })}.${b64(claims)}.`,
-    'HS256 with the public key': await new SignJWT(claims).setProtectedHeader({ alg: 'HS256', kid, typ }).sign(new TextEncoder().encode(JSON.stringify(jwk))),
+    'HS256 with the public key': await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'HS256', kid, typ })
+      .sign(new TextEncoder().encode(JSON.stringify(jwk))),
     'unknown kid': await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'no-such-kid', typ }).sign(foreign),
     'foreign key under our kid': await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid, typ }).sign(foreign),
     'jku header': await signedByUs({ typ, jku: 'https://evil.example/jwks.json' } as never, { aud, sub }),

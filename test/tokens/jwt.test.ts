@@ -38,7 +38,15 @@ describe('issuing and verifying tokens', () => {
 
   it('signs with RS256 when asked (ID tokens for clients that need it)', async () => {
     const now = Date.now();
-    const { token } = await signToken(ring, { kind: 'id', alg: 'RS256', claims: { sub: 'u' }, issuer: ISS, audience: 'client', ttl: 60, now });
+    const { token } = await signToken(ring, {
+      kind: 'id',
+      alg: 'RS256',
+      claims: { sub: 'u' },
+      issuer: ISS,
+      audience: 'client',
+      ttl: 60,
+      now,
+    });
     const claims = await verifyToken(ring, token, { kind: 'id', issuer: ISS, audience: 'client', now });
     expect(claims.sub).toBe('u');
   });
@@ -68,7 +76,9 @@ describe('the JWT rejection matrix', () => {
     const { privateKey } = await generateKeyPair('ES256');
     const iat = Math.floor(Date.now() / 1000);
     const foreign = (kid: string) =>
-      new SignJWT({ iss: ISS, aud: AUD, sub: 'x', iat, exp: iat + 60 }).setProtectedHeader({ alg: 'ES256', kid, typ: 'at+jwt' }).sign(privateKey);
+      new SignJWT({ iss: ISS, aud: AUD, sub: 'x', iat, exp: iat + 60 })
+        .setProtectedHeader({ alg: 'ES256', kid, typ: 'at+jwt' })
+        .sign(privateKey);
     expect(await rejection(await foreign('no-such-kid'))).toBe('unknown kid');
     const { kid } = await ring.signer('ES256', Date.now());
     expect(await rejection(await foreign(kid))).toBe('ERR_JWS_SIGNATURE_VERIFICATION_FAILED');

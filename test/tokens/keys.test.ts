@@ -27,7 +27,9 @@ describe('signing keys', () => {
 
   it('keeps private keys encrypted at rest, bound to their kid', async () => {
     await ensureKeys(db, KEK, Date.now());
-    const row = await env.KEYS_TEST_DB.prepare("SELECT kid, public_jwk, private_jwk_encrypted FROM signing_keys WHERE alg = 'ES256'").first<{
+    const row = await env.KEYS_TEST_DB.prepare(
+      "SELECT kid, public_jwk, private_jwk_encrypted FROM signing_keys WHERE alg = 'ES256'",
+    ).first<{
       kid: string;
       public_jwk: string;
       private_jwk_encrypted: string;

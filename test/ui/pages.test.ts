@@ -84,7 +84,9 @@ describe('hosted pages', () => {
     const res = await post('/auth/sign-up', { email: uniqueEmail(), password: 'password1', csrf_token: token }, cookie);
     expect(res.status).toBe(400);
     const html = await res.text();
-    expect(html).toMatch(/<input id="field-password"[^>]*aria-invalid="true"[^>]*aria-describedby="field-password-hint field-password-error"/);
+    expect(html).toMatch(
+      /<input id="field-password"[^>]*aria-invalid="true"[^>]*aria-describedby="field-password-hint field-password-error"/,
+    );
     expect(html).toContain('<p class="error" id="field-password-error" role="alert">This password is too common; choose another.</p>');
   });
 

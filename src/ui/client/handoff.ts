@@ -62,7 +62,9 @@ if (el) {
   };
 
   try {
-    const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/auth/handoff/socket?kind=${kind}&role=${role}`);
+    const ws = new WebSocket(
+      `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/auth/handoff/socket?kind=${kind}&role=${role}`,
+    );
     ws.addEventListener('message', (e) => onMessage(JSON.parse(String(e.data)) as Message));
     ws.addEventListener('close', () => {
       if (!done) poll();

@@ -10,12 +10,7 @@
  *             for a proof — an origin shares Gatehouse's host — the password or code typed in
  *             the page's proof fields goes along)
  */
-import {
-  browserSupportsWebAuthn,
-  browserSupportsWebAuthnAutofill,
-  startAuthentication,
-  startRegistration,
-} from '@simplewebauthn/browser';
+import { browserSupportsWebAuthn, browserSupportsWebAuthnAutofill, startAuthentication, startRegistration } from '@simplewebauthn/browser';
 
 interface Problem {
   detail?: string;
