@@ -42,7 +42,8 @@ export function mountRouters(app: Router, mounts: readonly (readonly [prefix: st
   }
   app.use(async (c, next) => {
     const path = new URL(c.req.url).pathname;
-    const [matches] = table.match(c.req.method, path);
+    // Hono answers HEAD with the GET route: so does the channel.
+    const [matches] = table.match(c.req.method === 'HEAD' ? 'GET' : c.req.method, path);
     c.set('channel', matches[0]?.[0] ?? fallbackChannel(path));
     await next();
   });

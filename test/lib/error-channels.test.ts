@@ -248,6 +248,12 @@ describe('errors before any route runs, through the real app', () => {
     });
   }
 
+  it('a HEAD request is answered in its GET route’s channel', async () => {
+    const userinfo = await call('/auth/userinfo', { method: 'HEAD' });
+    expect(userinfo.status).toBe(401);
+    expect(userinfo.headers.get('www-authenticate')).toMatch(/^Bearer realm="gatehouse", error="invalid_token"/);
+  });
+
   it('the body limit answers each other channel in its own shape', async () => {
     const api = await call('/auth/api/sign-in', {
       method: 'POST',
