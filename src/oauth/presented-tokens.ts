@@ -50,8 +50,12 @@ const concerns = (claims: AccessTokenClaims, client: Client) => {
   return claims.client_id === client.clientId || aud.some((a) => a !== undefined && client.serves.includes(a));
 };
 
-/** Token introspection (RFC 7662) for an authenticated confidential client. */
+/**
+ * Token introspection (RFC 7662) for an authenticated confidential client: a public client (which
+ * proves nothing by authenticating) is refused, so it cannot probe other tokens.
+ */
 export async function introspect(deps: Deps, client: Client, token: string): Promise<Record<string, unknown>> {
+  if (client.isPublic) throw new GatehouseError('invalid_client', 'Introspection is for authenticated (confidential) clients.');
   const refresh = parseRefreshToken(token);
   if (refresh) {
     const grant = await deps.sessions.inspectRefresh(refresh.userId, refresh.familyId, refresh.secret, deps.now());

@@ -1,9 +1,8 @@
 import type { Context } from 'hono';
 import type { AppEnv } from '../deps';
 import { loadAccount, signOut } from '../account/account-sessions';
-import { GatehouseError, oauthError } from '../lib/errors';
-import { pushRequest } from './pushed-requests';
-import { requestObjectParams } from './request-object';
+import { GatehouseError } from '../lib/errors';
+import { pushAuthorizationRequest } from './par';
 import { requesterOf } from '../handoff/requester';
 import { requestMeta } from '../lib/request-meta';
 import { enforceIpLimit } from '../lib/rate-limit';
@@ -17,8 +16,6 @@ import {
   answerConsent,
   decideAuthorization,
   openAuthorizationRequest,
-  parseAuthorizationRequest,
-  resolveClient,
   type AuthorizationRequest,
   type AuthorizationStep,
 } from './authorize';
@@ -190,9 +187,6 @@ consentRoutes.post('/authorize/decision', csrfProtection, async (c) => {
 });
 
 // ── Pushed authorization requests (RFC 9126) ─────────────────────────────────────────────────
-/** Client-authentication fields: they authenticate the push, they are not part of the request. */
-const CLIENT_AUTH_FIELDS = ['client_secret', 'client_assertion', 'client_assertion_type'];
-
 oauthRoutes.post('/par', async (c) => {
   const { deps } = c.var;
   const params = await readParams(c);
@@ -201,30 +195,8 @@ oauthRoutes.post('/par', async (c) => {
     `${issuerOf(deps)}${ENDPOINTS.token}`,
     issuerOf(deps),
   ]);
-  if (params.request_uri !== undefined)
-    throw oauthError('invalid_request', 'request_uri is not allowed in a pushed request (RFC 9126 section 2.1).');
-  const pushed =
-    params.request !== undefined
-      ? await requestObjectParams(deps, client, params.request)
-      : Object.fromEntries(Object.entries(params).filter(([k]) => !CLIENT_AUTH_FIELDS.includes(k)));
-  // RFC 9449 §10.1: a proof with the push binds the code to its key (a dpop_jkt given must agree).
-  const proof = await proofAt(c, ENDPOINTS.pushedAuthorization);
-  if (proof) {
-    if (pushed.dpop_jkt !== undefined && pushed.dpop_jkt !== proof.jkt)
-      throw oauthError('invalid_dpop_proof', "dpop_jkt is not the thumbprint of the DPoP proof's key.");
-    pushed.dpop_jkt = proof.jkt;
-  }
-  if (pushed.client_id !== undefined && pushed.client_id !== client.clientId)
-    throw oauthError('invalid_request', 'client_id does not match the authenticated client.');
-  pushed.client_id = client.clientId;
-  // The checks /authorize will make, now, answered as JSON (§2.3).
-  const { redirectUri } = await resolveClient(deps, pushed);
-  parseAuthorizationRequest(pushed, client, redirectUri);
-  return c.json(await pushRequest(deps, client.clientId, pushed), 201, {
-    'cache-control': 'no-store',
-    pragma: 'no-cache',
-    'access-control-allow-origin': '*',
-  });
+  const pushed = await pushAuthorizationRequest(deps, client, params, await proofAt(c, ENDPOINTS.pushedAuthorization));
+  return c.json(pushed, 201, { 'cache-control': 'no-store', pragma: 'no-cache', 'access-control-allow-origin': '*' });
 });
 // RFC 9126 §2.3: a push is a POST; any other method is 405.
 oauthRoutes.on(['GET', 'PUT', 'PATCH', 'DELETE'], '/par', (c) => {
@@ -303,7 +275,6 @@ oauthRoutes.post('/revoke', (c) =>
 
 oauthRoutes.post('/introspect', (c) =>
   backChannel(c, async (params, client) => {
-    if (client.isPublic) throw new GatehouseError('invalid_client', 'Introspection is for authenticated (confidential) clients.');
     return c.json(await introspect(c.var.deps, client, params.token!), 200, { 'cache-control': 'no-store' });
   }),
 );

@@ -6,6 +6,8 @@ import { createDb } from '../../src/db/client';
 import { oauthClients } from '../../src/db/schema';
 import { describeClient } from '../../src/oauth/client-registration';
 import { depsFor } from '../../src/deps';
+import { findClient } from '../../src/oauth/clients';
+import { pushAuthorizationRequest } from '../../src/oauth/par';
 import { pushedParams, usePushedRequest } from '../../src/oauth/pushed-requests';
 import { appWith, auditOf, call, ORIGIN, signIn as signInAgain } from '../helpers';
 import {
@@ -397,5 +399,31 @@ describe('a client registered with requirePar', () => {
     // Its metadata says so (RFC 9126 §6).
     const row = await createDb(env.DB).select().from(oauthClients).where(eq(oauthClients.clientId, client.clientId)).get();
     expect(describeClient(row!).require_pushed_authorization_requests).toBe(true);
+  });
+});
+
+describe('the push rules, at the domain function (pushAuthorizationRequest)', () => {
+  it('refuses a request_uri, another client’s id and a dpop_jkt that is not the proof’s key; binds the proof’s key', async () => {
+    const deps = await depsFor(env);
+    const registered = await registerClient();
+    const client = (await findClient(deps.db, registered.clientId))!;
+    const params = { ...authorizeParams(registered.clientId, (await pkce()).challenge), client_secret: registered.clientSecret };
+    const refused = (p: Record<string, string>, proof: { jkt: string } | null = null) =>
+      pushAuthorizationRequest(deps, client, p, proof as never).catch((e: unknown) => e);
+    expect(await refused({ ...params, request_uri: 'urn:x' })).toMatchObject({
+      code: 'invalid_request',
+      message: expect.stringContaining('request_uri'),
+    });
+    expect(await refused({ ...params, client_id: 'someone-else' })).toMatchObject({
+      code: 'invalid_request',
+      message: expect.stringContaining('client_id'),
+    });
+    expect(await refused({ ...params, dpop_jkt: 'a'.repeat(43) }, { jkt: 'b'.repeat(43) })).toMatchObject({ code: 'invalid_dpop_proof' });
+    const ok = await pushAuthorizationRequest(deps, client, params, { jkt: 'b'.repeat(43) } as never);
+    expect(ok.request_uri).toMatch(URN);
+    // The client secret is not part of the request kept; the proof's key is.
+    const { params: kept } = await pushedParams(deps, ok.request_uri, registered.clientId);
+    expect(kept).toMatchObject({ client_id: registered.clientId, dpop_jkt: 'b'.repeat(43) });
+    expect(kept).not.toHaveProperty('client_secret');
   });
 });
