@@ -25,7 +25,7 @@ import {
   signUpInput,
   verifyEmailInput,
 } from './schemas';
-import { completeFirstFactor, completeSignIn, PENDING_TTL, stepUp, type SignInOutcome } from './second-factor';
+import { completeSignIn, PENDING_TTL, stepUp, type SignInOutcome } from './second-factor';
 import {
   addPasskey,
   beginPasskeyRegistration,
@@ -35,13 +35,11 @@ import {
   removeTotp,
   replaceRecoveryCodes,
 } from './manage-factors';
-import { signInWithPassword } from './sign-in';
+import { signInWithPasskey, signInWithPassword } from './sign-in';
 import { secondFactorsOf } from './totp';
 import { signUp } from './sign-up';
 import { safeReturnTo } from './urls';
-import { findUserById } from '../identity/users';
-import { failClosed } from '../lib/errors';
-import { acrOf, combineAmr } from './acr';
+import { acrOf } from './acr';
 import type { StartedSession } from '../sessions/session-lifecycle';
 
 type C = Context<AppEnv>;
@@ -186,14 +184,7 @@ authApi.post('/passkeys/authentication-options', async (c) => c.json(await authe
 authApi.post('/passkeys/sign-in', async (c) => {
   const input = await parseInput(c, 'json', passkeyAssertionInput);
   const { deps } = c.var;
-  const ctx = signInContext(c);
-  const proof = await verifyPasskey(deps, input, ctx.meta);
-  const user = await failClosed('the database', () => findUserById(deps.db, proof.userId));
-  if (!user) throw new GatehouseError('invalid_passkey', 'This passkey is not registered here.');
-  const outcome = await completeFirstFactor(deps, user, combineAmr([], proof.amr), ctx, {
-    defer: deferTo(c, 'sign_in_mail_failed'),
-    detail: { method: 'passkey' },
-  });
+  const outcome = await signInWithPasskey(deps, input, signInContext(c), { defer: deferTo(c, 'sign_in_mail_failed') });
   return signInResponse(c, outcome, input.returnTo);
 });
 

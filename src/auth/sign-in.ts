@@ -2,8 +2,10 @@ import { eq } from 'drizzle-orm';
 import { users } from '../db/schema';
 import type { Deps } from '../deps';
 import { auditInsert } from '../identity/audit';
-import { findUserByEmail } from '../identity/users';
+import { findUserByEmail, findUserById } from '../identity/users';
 import { failClosed, GatehouseError } from '../lib/errors';
+import { combineAmr } from './acr';
+import { type PasskeyAssertion, verifyPasskey } from './passkeys';
 import type { SignInContext } from './risk';
 import { completeFirstFactor, type SignInOutcome } from './second-factor';
 import { assertNotLocked, clearAttemptsStatement, recordAttempt, throttleKey } from './throttle';
@@ -53,4 +55,20 @@ export async function signInWithPassword(
     ...(rehash ? [db.update(users).set({ passwordHash: rehash, updatedAt: now }).where(eq(users.id, user.id))] : []),
   ];
   return completeFirstFactor(deps, user, ['pwd'], ctx, { ...opts, statements, ...(rehash ? { detail: { rehashed: true } } : {}) });
+}
+
+/**
+ * Signs in with a passkey as the first factor (with user verification it is two factors at once):
+ * the assertion verified against its challenge and stored key, then on as any first factor.
+ */
+export async function signInWithPasskey(
+  deps: Deps,
+  input: PasskeyAssertion,
+  ctx: SignInContext,
+  opts: { defer: (task: Promise<void>) => void },
+): Promise<SignInOutcome> {
+  const proof = await verifyPasskey(deps, input, ctx.meta);
+  const user = await failClosed('the database', () => findUserById(deps.db, proof.userId));
+  if (!user) throw new GatehouseError('invalid_passkey', 'This passkey is not registered here.');
+  return completeFirstFactor(deps, user, combineAmr([], proof.amr), ctx, { ...opts, detail: { method: 'passkey' } });
 }
