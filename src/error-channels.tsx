@@ -2,7 +2,7 @@ import type { Context, Hono } from 'hono';
 import { TrieRouter } from 'hono/router/trie-router';
 import type { AppEnv } from './deps';
 import { gatewayRedirect, GatewayRefusal } from './gateway/refusal';
-import { describeError, GatehouseError, oauthText, problemBody } from './lib/errors';
+import { describeError, GatehouseError, INTERNAL_DETAIL, isInternal, oauthText, problemBody } from './lib/errors';
 import { channelOf, type Channel } from './lib/router';
 import { RedirectableError } from './oauth/authorization-response';
 import { sendAuthorizationResponse } from './oauth/response-page';
@@ -41,7 +41,8 @@ export function mountRouters(app: Router, mounts: readonly (readonly [prefix: st
     }
   }
   app.use(async (c, next) => {
-    const path = new URL(c.req.url).pathname;
+    // The path as Hono routes it (percent-decoded), so /auth/%74oken is /auth/token's channel.
+    const path = c.req.path;
     // Hono answers HEAD with the GET route: so does the channel.
     const [matches] = table.match(c.req.method === 'HEAD' ? 'GET' : c.req.method, path);
     c.set('channel', matches[0]?.[0] ?? fallbackChannel(path));
@@ -61,7 +62,7 @@ export function renderError(err: Error, c: C): Response | Promise<Response> {
     const cause = err instanceof GatehouseError ? (err as { cause?: unknown }).cause : err;
     console.error(JSON.stringify({ event: 'request_failed', requestId: c.get('requestId'), code: e.code, error: describeError(cause) }));
   }
-  const channel = c.var.channel ?? fallbackChannel(new URL(c.req.url).pathname);
+  const channel = c.var.channel ?? fallbackChannel(c.req.path);
   switch (channel.name) {
     case 'oauth':
       return oauthJson(c, e);
@@ -92,9 +93,8 @@ function oauthJson(c: C, e: GatehouseError, extra: Record<string, string> = {}):
     headers['access-control-expose-headers'] = 'WWW-Authenticate, DPoP-Nonce';
   }
   if (e.code === 'invalid_client') headers['www-authenticate'] = 'Basic realm="gatehouse"';
-  const internal = e.status >= 500 && e.code !== 'temporarily_unavailable';
-  const body = internal
-    ? { error: 'server_error', error_description: 'The server could not complete the request.' }
+  const body = isInternal(e)
+    ? { error: 'server_error', error_description: INTERNAL_DETAIL }
     : { error: e.code, error_description: oauthText(e.message) };
   return c.json(body, e.status as 400, headers);
 }

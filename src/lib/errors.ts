@@ -135,13 +135,22 @@ export function oauthText(text: string): string {
     .trim();
 }
 
+/**
+ * A 5xx other than a dependency outage is ours to fix: its message (a config variable's name, a
+ * binding) goes to the log with the request id, never to the caller, in every channel.
+ */
+export const isInternal = (e: GatehouseError) => e.status >= 500 && e.code !== 'temporarily_unavailable';
+
+/** What a caller is told of an internal error. */
+export const INTERNAL_DETAIL = 'The server could not complete the request.';
+
 /** RFC 9457 problem body for an error. */
 export function problemBody(e: GatehouseError, instance?: string) {
   return {
     type: `https://gatehouse.dev/problems/${e.code}`,
     title: e.title,
     status: e.status,
-    detail: e.message,
+    detail: isInternal(e) ? INTERNAL_DETAIL : e.message,
     code: e.code,
     ...(e.extra.field ? { field: e.extra.field } : {}),
     ...(instance ? { instance } : {}),

@@ -284,8 +284,12 @@ async function logout(c: C, params: Params, confirmedByUser: boolean): Promise<R
   const { deps } = c.var;
   const request = await parseLogoutRequest(deps, params, c.var.session);
   if (!request.confirmed && !confirmedByUser) return c.html(<LogoutConfirmPage params={params} csrf={c.var.csrfToken} />);
-  if (c.var.session) await signOut(deps, c.var.session, requestMeta(c));
-  clearSessionCookie(c);
+  // Only a session seen here is ended and its cookie cleared: a cross-site POST arrives without the
+  // (SameSite=Lax) cookie, and must not sign the browser out of a session it never saw.
+  if (c.var.session) {
+    await signOut(deps, c.var.session, requestMeta(c));
+    clearSessionCookie(c);
+  }
   if (request.redirect) return confirmedByUser ? c.html(<ContinuePage href={request.redirect} />) : c.redirect(request.redirect, 302);
   return c.html(<MessagePage title="Signed out" body="You are signed out." link={{ href: '/auth/sign-in', label: 'Sign in again' }} />);
 }

@@ -1,5 +1,5 @@
 import type { Context } from 'hono';
-import type { GatehouseError } from '../lib/errors';
+import { type GatehouseError, isInternal } from '../lib/errors';
 import { en } from './messages';
 import { ConfirmActionPage, MessagePage } from './components';
 
@@ -13,8 +13,7 @@ export interface ErrorPageOptions {
 
 /** An error on a hosted page: a readable page with the right status; 5xx never shows internals. */
 export function renderErrorPage(c: Context, e: GatehouseError, options: ErrorPageOptions = {}): Response {
-  const body =
-    e.code === 'csrf_failed' ? en.errors.csrf : e.status >= 500 && e.code !== 'temporarily_unavailable' ? en.errors.generic : e.message;
+  const body = e.code === 'csrf_failed' ? en.errors.csrf : isInternal(e) ? en.errors.generic : e.message;
   if (e.extra.retryAfter) c.header('retry-after', String(e.extra.retryAfter));
   c.header('cache-control', 'no-store');
   const title = options.title ?? (e.status === 404 ? en.errors.notFound : 'Sorry');

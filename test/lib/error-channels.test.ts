@@ -90,7 +90,8 @@ describe('every error code in every channel', () => {
         type: `https://gatehouse.dev/problems/${code}`,
         title,
         status,
-        detail: MESSAGE,
+        // An internal error's message (a config variable, a binding) goes to the log only.
+        detail: internal ? 'The server could not complete the request.' : MESSAGE,
         code,
         field: 'email',
         instance: 'req-1',
@@ -248,6 +249,20 @@ describe('errors before any route runs, through the real app', () => {
     });
   }
 
+  it('a percent-encoded path is answered in the channel of the route Hono runs for it', async () => {
+    const token = await call('/auth/%74oken', form('grant_type=client_credentials&client_id=nope'));
+    expect([token.status, typeOf(token), token.headers.get('www-authenticate')]).toEqual([
+      401,
+      'application/json',
+      'Basic realm="gatehouse"',
+    ]);
+    const account = await call('/auth/%61ccount', { headers: { accept: 'text/html' } });
+    expect([account.status, account.headers.get('location')]).toEqual([
+      303,
+      `/auth/sign-in?${new URLSearchParams({ return_to: '/auth/%61ccount' })}`,
+    ]);
+  });
+
   it('a HEAD request is answered in its GET route’s channel', async () => {
     const userinfo = await call('/auth/userinfo', { method: 'HEAD' });
     expect(userinfo.status).toBe(401);
@@ -283,7 +298,8 @@ describe('errors before any route runs, through the real app', () => {
     expect([userinfo.status, typeOf(userinfo)]).toEqual([500, 'application/json']);
     const api = await fetch('/auth/api/session');
     expect([api.status, typeOf(api)]).toEqual([500, 'application/problem+json']);
-    expect(await api.json()).toMatchObject({ code: 'config_invalid' });
+    const problem = await api.json<{ code: string; detail: string }>();
+    expect(problem).toMatchObject({ code: 'config_invalid', detail: 'The server could not complete the request.' });
     const page = await fetch('/auth/sign-in');
     expect([page.status, typeOf(page)]).toEqual([500, 'text/html']);
     expect(await page.text()).not.toContain('AUTH_SECRET');

@@ -216,4 +216,16 @@ describe('RP-initiated logout', () => {
     expect(confirmed.headers.getSetCookie().join()).toMatch(/__Host-gatehouse_session=;/);
     expect((await call('/auth/api/sessions', { cookie: user.cookie })).status).toBe(401);
   });
+
+  it('a cross-site POST without the session cookie (SameSite=Lax keeps it back) clears no cookie', async () => {
+    const user = await signedInUser();
+    const res = await call('/auth/logout', {
+      method: 'POST',
+      body: '',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.getSetCookie().some((c) => c.startsWith(`${SESSION}=`))).toBe(false);
+    expect((await call('/auth/api/sessions', { cookie: user.cookie })).status).toBe(200);
+  });
 });
