@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createApp } from '../../src/app';
 import { ConfigError, parseConfig, type Env } from '../../src/config';
 
@@ -87,12 +87,19 @@ describe('configuration', () => {
     expect(issuesOf({ ...base, ENVIRONMENT: 'development', MAIL_PROVIDER: 'dev', PUBLIC_URL: 'http://localhost:8787' })).toEqual([]);
   });
 
-  it('makes the worker answer 500 config_invalid naming the variable when config is bad', async () => {
-    const app = createApp();
-    const res = await app.fetch(new Request('https://gatehouse.test/auth/api/me'), { ...env, AUTH_SECRET: undefined });
-    expect(res.status).toBe(500);
-    const body = await res.json<{ code: string; detail: string }>();
-    expect(body.code).toBe('config_invalid');
-    expect(body.detail).toContain('AUTH_SECRET: missing');
+  it('makes the worker answer 500 config_invalid, naming the variable in the log and not to the caller', async () => {
+    const logged: string[] = [];
+    const spy = vi.spyOn(console, 'error').mockImplementation((line: string) => void logged.push(String(line)));
+    try {
+      const app = createApp();
+      const res = await app.fetch(new Request('https://gatehouse.test/auth/api/me'), { ...env, AUTH_SECRET: undefined });
+      expect(res.status).toBe(500);
+      const body = await res.json<{ code: string; detail: string }>();
+      expect(body.code).toBe('config_invalid');
+      expect(body.detail).not.toContain('AUTH_SECRET');
+      expect(logged.some((line) => line.includes('"event":"config_invalid"') && line.includes('AUTH_SECRET: missing'))).toBe(true);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
