@@ -63,7 +63,7 @@ export interface AuthorizationRequest {
  */
 export async function resolveClient(deps: Deps, params: Params): Promise<{ client: Client; redirectUri: string }> {
   if (!params.client_id) throw new GatehouseError('invalid_request', 'client_id is required.', { field: 'client_id' });
-  const client = await failClosed('the database', () => findClient(deps.db, params.client_id!));
+  const client = await failClosed('the database', () => findClient(deps.db, params.client_id!, deps.now()));
   if (!client) throw new GatehouseError('invalid_request', 'Unknown client_id.', { field: 'client_id' });
   const redirectUri = params.redirect_uri;
   if (!redirectUri) throw new GatehouseError('invalid_request', 'redirect_uri is required.', { field: 'redirect_uri' });
@@ -176,7 +176,7 @@ export async function openAuthorizationRequest(deps: Deps, query: Params): Promi
     params = { ...pushed.params, client_id: query.client_id! };
     pushedId = pushed.id;
   } else if (query.request !== undefined) {
-    const client = query.client_id ? await failClosed('the database', () => findClient(deps.db, query.client_id!)) : undefined;
+    const client = query.client_id ? await failClosed('the database', () => findClient(deps.db, query.client_id!, deps.now())) : undefined;
     if (!client) throw new GatehouseError('invalid_request', 'Unknown client_id.', { field: 'client_id' });
     params = await requestObjectParams(deps, client, query.request);
   }

@@ -52,7 +52,7 @@ export async function authenticateClient(
   if (req.body.client_assertion !== undefined) return authenticateWithAssertion(deps, req.body, audiences);
 
   if (!clientId) throw invalidClient('Identify the client (client_id or HTTP Basic).');
-  const client = await failClosed('the database', () => findClient(deps.db, clientId));
+  const client = await failClosed('the database', () => findClient(deps.db, clientId, deps.now()));
   if (!client) throw invalidClient();
 
   const method = basic ? 'client_secret_basic' : req.body.client_secret !== undefined ? 'client_secret_post' : 'none';
@@ -75,7 +75,7 @@ async function authenticateWithAssertion(deps: Deps, body: Record<string, string
   }
   if (typeof claimedId !== 'string') throw invalidClient('The client assertion has no sub.');
   if (body.client_id !== undefined && body.client_id !== claimedId) throw invalidClient('client_id does not match the assertion.');
-  const client = await failClosed('the database', () => findClient(deps.db, claimedId));
+  const client = await failClosed('the database', () => findClient(deps.db, claimedId, deps.now()));
   if (client?.authMethod !== 'private_key_jwt' || !client.jwks) throw invalidClient();
 
   const now = deps.now();

@@ -77,10 +77,53 @@ export function clientFromRow(r: OAuthClientRow): Client {
 
 const CLIENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
-export async function findClient(db: Database, clientId: string): Promise<Client | undefined> {
+/**
+ * How long an isolate keeps a client record it read (docs/oidc.md "Client records in the isolate"):
+ * the token endpoint then authenticates a known client without a D1 read. A change made through
+ * Gatehouse (dynamic registration's update and delete) takes effect at once on the isolate that
+ * made it; on other isolates, and for changes made in D1 directly (the clients CLI), within this.
+ */
+export const CLIENT_CACHE_TTL_MS = 30_000;
+/** At most this many records per isolate; the least recently used goes first. */
+const CLIENT_CACHE_MAX = 2_000;
+const cached = new Map<string, { client: Client; until: number }>();
+
+/**
+ * The client with this id, from the isolate's cache while fresh, else from D1. Unknown ids are not
+ * cached (a caller spraying ids cannot push known clients out). The record is frozen: shared
+ * between requests, nobody may change it.
+ */
+export async function findClient(db: Database, clientId: string, now = Date.now()): Promise<Client | undefined> {
   if (!CLIENT_ID.test(clientId)) return undefined;
+  const hit = cached.get(clientId);
+  if (hit && hit.until > now) {
+    cached.delete(clientId);
+    cached.set(clientId, hit);
+    return hit.client;
+  }
   const row = await db.select().from(oauthClients).where(eq(oauthClients.clientId, clientId)).get();
-  return row ? clientFromRow(row) : undefined;
+  if (!row) {
+    cached.delete(clientId);
+    return undefined;
+  }
+  const client = deepFreeze(clientFromRow(row));
+  cached.delete(clientId);
+  cached.set(clientId, { client, until: now + CLIENT_CACHE_TTL_MS });
+  if (cached.size > CLIENT_CACHE_MAX) cached.delete(cached.keys().next().value!);
+  return client;
+}
+
+/** Drops a client's cached record: after Gatehouse itself changed or deleted it. */
+export function forgetClient(clientId: string): void {
+  cached.delete(clientId);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }
 
 /**

@@ -35,7 +35,7 @@ export async function parseLogoutRequest(deps: Deps, params: Params, session: Se
     }
     const clientId = Array.isArray(aud) ? aud[0] : aud;
     if (typeof clientId !== 'string') throw bad('id_token_hint has no audience.', 'id_token_hint');
-    client = (await failClosed('the database', () => findClient(deps.db, clientId))) ?? null;
+    client = (await failClosed('the database', () => findClient(deps.db, clientId, deps.now()))) ?? null;
     if (!client) throw bad('id_token_hint was issued to an unknown client.', 'id_token_hint');
     const claims = await verifyToken(deps.signingKeys, params.id_token_hint, {
       kind: 'id',
@@ -49,7 +49,7 @@ export async function parseLogoutRequest(deps: Deps, params: Params, session: Se
   }
   if (params.client_id) {
     if (client && client.clientId !== params.client_id) throw bad('client_id does not match id_token_hint.', 'client_id');
-    client ??= (await failClosed('the database', () => findClient(deps.db, params.client_id!))) ?? null;
+    client ??= (await failClosed('the database', () => findClient(deps.db, params.client_id!, deps.now()))) ?? null;
     if (!client) throw bad('Unknown client_id.', 'client_id');
   }
   let redirect: string | null = null;

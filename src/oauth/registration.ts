@@ -9,6 +9,7 @@ import { buildClient, describeClient, type ClientInput } from './client-registra
 import { ENDPOINTS } from './discovery';
 import { issuerOf } from './issue';
 import { KNOWN_SCOPES } from './grants-and-scopes';
+import { forgetClient } from './clients';
 
 /**
  * Dynamic client registration (RFC 7591) and its management protocol (RFC 7592). A registered
@@ -267,6 +268,7 @@ export async function updateRegistration(
   );
   // A concurrent update rotated the token, or a delete won: this one changed nothing.
   if (updated.length !== 1) throw invalidToken();
+  forgetClient(current.clientId);
   return clientInformation(deps, next, { clientSecret: keepSecret ? null : built.clientSecret, registrationAccessToken: token });
 }
 
@@ -292,4 +294,5 @@ export async function deleteRegistration(
     ]),
   );
   if (deleted.length !== 1) throw invalidToken();
+  forgetClient(row.clientId);
 }
