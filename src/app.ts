@@ -8,7 +8,7 @@ import { depsFor, type AppEnv, type Deps } from './deps';
 import type { Env } from './config';
 import { GatehouseError } from './lib/errors';
 import { MAX_BODY_BYTES } from './lib/request-body';
-import { mountRouters, renderError, routeAll } from './error-channels';
+import { mountRouters } from './error-channels';
 import { devMailboxRoutes } from './mail/routes';
 import { sessionMiddleware } from './sessions/middleware';
 import { jwksRoutes } from './tokens/routes';
@@ -43,9 +43,6 @@ const MOUNTS = [
 /** Builds the worker's app. Tests pass their own deps factory to inject failures. */
 export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
   const app = new Hono<AppEnv>();
-  // First of all, so an error in anything after it (config, body limit, session) is answered in
-  // the channel of the route the request was for.
-  mountRouters(app, MOUNTS);
 
   app.use(async (c, next) => {
     c.set('requestId', c.req.header('cf-ray') ?? crypto.randomUUID());
@@ -108,15 +105,15 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
     sessionMiddleware,
   );
 
-  routeAll(app, MOUNTS);
+  // The routers, and the one error handler: an error anywhere (config, body limit, session, a
+  // handler) is answered in the channel of the route the request was for.
+  mountRouters(app, MOUNTS);
   // Everything else goes through the gateway (DESIGN.md §1).
   app.all('*', gatewayHandler);
 
   app.notFound((c) => {
     throw new GatehouseError('not_found', `Nothing at ${new URL(c.req.url).pathname}.`);
   });
-
-  app.onError(renderError);
 
   return app;
 }

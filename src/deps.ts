@@ -39,8 +39,8 @@ export type AppEnv = {
     session: SessionClaims | null;
     requestId: string;
     csrfToken: string;
-    /** Where this request's errors are answered (src/error-channels.tsx), set before anything else runs. */
-    channel: Channel;
+    /** Where this request's errors are answered when not the matched route's channel (src/error-channels.tsx). */
+    channel?: Channel;
     /** A page route's form, re-rendered with the message at its field on a 4xx. */
     errorForm?: (state: FormState) => unknown;
     /** A page route's own title and way on for its error page. */

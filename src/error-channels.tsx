@@ -24,45 +24,41 @@ function fallbackChannel(path: string): Channel {
   return { name: 'gateway' };
 }
 
+type Mounts = readonly (readonly [prefix: string, router: Router])[];
+
 /**
- * Mounts routers and, before anything else runs for a request (config, body limits, the session),
- * records the channel of the route that will answer it: an error anywhere on the way is rendered
- * the way that route's callers expect.
+ * Mounts the routers (after the app's shared middleware) and makes renderError the app's error
+ * handler. The channel is looked up only when an error is rendered — nothing is done per request
+ * — from the route the request matches, so an error anywhere on the way (config, body limit,
+ * session, the handler) is answered the way that route's callers expect. A handler may set
+ * `c.var.channel` to answer otherwise (an app host's requests are the gateway's).
  */
-export function mountRouters(app: Router, mounts: readonly (readonly [prefix: string, router: Router])[]): void {
+export function mountRouters(app: Router, mounts: Mounts): void {
   const table = new TrieRouter<Channel>();
   for (const [prefix, r] of mounts) {
     const channel = channelOf(r);
     if (!channel) throw new Error(`A router mounted at ${prefix} declares no error channel (use router()).`);
     for (const route of r.routes) {
       // A sub-router's catch-all middleware would claim its siblings' paths: the fallback covers them.
-      if (route.path.endsWith('*')) continue;
-      table.add(route.method, `${prefix}${route.path === '/' ? '' : route.path}`, channel);
+      if (!route.path.endsWith('*')) table.add(route.method, `${prefix}${route.path === '/' ? '' : route.path}`, channel);
     }
+    app.route(prefix, r);
   }
-  app.use(async (c, next) => {
-    // The path as Hono routes it (percent-decoded), so /auth/%74oken is /auth/token's channel.
-    const path = c.req.path;
-    // Hono answers HEAD with the GET route: so does the channel.
-    const [matches] = table.match(c.req.method === 'HEAD' ? 'GET' : c.req.method, path);
-    c.set('channel', matches[0]?.[0] ?? fallbackChannel(path));
-    await next();
-  });
-}
-
-/** Mounts the routers themselves (after the app's shared middleware). */
-export function routeAll(app: Router, mounts: readonly (readonly [prefix: string, router: Router])[]): void {
-  for (const [prefix, r] of mounts) app.route(prefix, r);
+  const routeChannel = (c: C): Channel => {
+    // The path as Hono routes it (percent-decoded: /auth/%74oken is /auth/token), HEAD as GET.
+    const [matches] = table.match(c.req.method === 'HEAD' ? 'GET' : c.req.method, c.req.path);
+    return matches[0]?.[0] ?? fallbackChannel(c.req.path);
+  };
+  app.onError((err, c) => renderError(err, c, c.var.channel ?? routeChannel(c)));
 }
 
 /** The app's one error handler: logs what is ours to fix, then renders for the request's channel. */
-export function renderError(err: Error, c: C): Response | Promise<Response> {
+function renderError(err: Error, c: C, channel: Channel): Response | Promise<Response> {
   const e = err instanceof GatehouseError ? err : new GatehouseError('server_error', 'Something went wrong on our side.');
   if (!(err instanceof GatehouseError) || e.status >= 500) {
     const cause = err instanceof GatehouseError ? (err as { cause?: unknown }).cause : err;
     console.error(JSON.stringify({ event: 'request_failed', requestId: c.get('requestId'), code: e.code, error: describeError(cause) }));
   }
-  const channel = c.var.channel ?? fallbackChannel(c.req.path);
   switch (channel.name) {
     case 'oauth':
       return oauthJson(c, e);

@@ -5,7 +5,7 @@ import { createApp } from '../../src/app';
 import { ConfigError } from '../../src/config';
 import { depsFor } from '../../src/deps';
 import type { AppEnv } from '../../src/deps';
-import { mountRouters, renderError, routeAll } from '../../src/error-channels';
+import { mountRouters } from '../../src/error-channels';
 import { router, type ChannelName } from '../../src/lib/router';
 import { GatewayRefusal } from '../../src/gateway/refusal';
 import { ERRORS, GatehouseError, type ErrorCode } from '../../src/lib/errors';
@@ -34,15 +34,13 @@ function appThrowing(make: () => Error) {
     });
     return [`/${name}`, r] as const;
   });
-  mountRouters(app, mounts);
   app.use(async (c, next) => {
     c.set('deps', await depsFor(env));
     c.set('requestId', 'req-1');
     c.set('csrfToken', 'csrf-1');
     await next();
   });
-  routeAll(app, mounts);
-  app.onError(renderError);
+  mountRouters(app, mounts);
   return (channel: ChannelName, init: RequestInit = {}) => app.request(`${ORIGIN}/${channel}/throw`, init, env);
 }
 
@@ -154,13 +152,11 @@ describe('every error code in every channel', () => {
       c.set('errorForm', (s) => `<form data-field="${s.field}" data-csrf="${s.csrf}">${s.error}</form>`);
       throw new GatehouseError('account_locked', 'Too many attempts.', { field: 'email', retryAfter: 30 });
     });
-    mountRouters(app, [['/x', r]]);
     app.use(async (c, next) => {
       c.set('csrfToken', 'csrf-1');
       await next();
     });
-    routeAll(app, [['/x', r]]);
-    app.onError(renderError);
+    mountRouters(app, [['/x', r]]);
     const res = await app.request(`${ORIGIN}/x/form`, { method: 'POST' }, env);
     expect(res.status).toBe(429);
     expect(res.headers.get('retry-after')).toBe('30');
