@@ -70,8 +70,10 @@ async function device(opts: { authenticator?: boolean } = {}): Promise<Device> {
 async function nextCode(person: Person): Promise<string> {
   for (;;) {
     const current = Math.floor(Date.now() / 30_000);
-    // The server accepts one step either side; never reuse one.
-    const step = Math.max(current - 1, person.lastStep + 1);
+    // The server accepts one step either side; never reuse one. The current step first, not the
+    // one before: that one is refused if the clock passes a step boundary before the server checks
+    // (seen on a loaded machine), while the current one stays good for a whole step more.
+    const step = Math.max(current, person.lastStep + 1);
     if (step <= current + 1 && step >= current - 1) {
       person.lastStep = step;
       return TOTP.generate({ secret: Secret.fromBase32(person.totpSecret), timestamp: step * 30_000 + 15_000 });
