@@ -31,6 +31,17 @@ const TEST_ROUTES = [
   echo('/demo/dpop/*', { audiences: ['https://api.gatehouse.test'], dpop: true, machine: true }),
   echo('/demo/partner/*', { audiences: ['https://api.gatehouse.test'], clients: ['partner-app'], machine: true }),
   echo('/demo/admin-api/*', { rolesAny: ['admin'], audiences: ['https://admin.gatehouse.test'] }),
+  // API keys: either header, X-API-Key only, checked against D1 on every request; and a rate limit.
+  echo('/demo/keys/*', { audiences: ['https://api.gatehouse.test'], apiKeys: ['authorization', 'x-api-key'], machine: true }),
+  echo('/demo/keys-header/*', { audiences: ['https://api.gatehouse.test'], apiKeys: ['x-api-key'], machine: true }),
+  echo('/demo/keys-fresh/*', { audiences: ['https://api.gatehouse.test'], apiKeys: ['authorization'], machine: true, fresh: true }),
+  echo('/demo/keys-users/*', { audiences: ['https://api.gatehouse.test'], apiKeys: ['authorization'], scopes: ['orders:read'] }),
+  echo(
+    '/demo/limited/*',
+    { audiences: ['https://api.gatehouse.test'], apiKeys: ['authorization'], machine: true },
+    { rateLimit: { requests: 3, period: 60 } },
+  ),
+  echo('/demo/orders/*', { audiences: ['https://orders.gatehouse.test'], machine: true, apiKeys: ['authorization'] }),
   echo('/demo/gold/*', { tiers: ['gold', 'platinum'] }),
   echo('/demo/recent/*', { maxAuthAge: 60, audiences: ['https://api.gatehouse.test'] }),
   echo('/demo/mfa/*', { acr: ['urn:gatehouse:acr:mfa'] }),

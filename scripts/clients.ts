@@ -7,8 +7,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { ZodError } from 'zod';
+import { apiResources, clientResources, oauthClients } from '../src/db/schema';
+import { resourceFromRow, resourceGrantProblems } from '../src/oauth/api-resources';
 import { buildClient, describeClient } from '../src/oauth/client-registration';
 import { parseFlags, usageFor } from './lib/cli';
+import { insertSql, rowFromSql } from './lib/sql';
 import { d1Query, sqlString, type Target } from './lib/wrangler';
 
 const USAGE = `Usage: npm run clients -- create --name NAME --redirect-uri URI [options]
@@ -27,7 +30,8 @@ Options:
   --grant GRANT                   (repeatable) authorization_code, refresh_token, client_credentials
                                   (default: authorization_code refresh_token)
   --scope SCOPE                   (repeatable) openid, profile, email, roles, offline_access (default: openid profile email)
-  --resource URI                  (repeatable) an RFC 8707 resource (API) the client may ask access tokens for
+  --resource URI[=SCOPE,...]      (repeatable) a registered API (npm run resources) the client may ask
+                                  access tokens for, and the scopes of it it may be given
   --serves URI                    (repeatable) a resource this client is (an API): it may introspect its tokens
   --auth-method METHOD            client_secret_basic (default), client_secret_post, private_key_jwt
   --jwks-file FILE                the client's public keys (JWKS JSON), for private_key_jwt
@@ -47,34 +51,22 @@ const seconds = (flag: string, v: string) => (/^\d{1,9}$/.test(v) ? Number(v) : 
 // Annotated so that TypeScript treats a call as the end of the path.
 const usage: (problem: string) => never = usageFor(USAGE);
 
-interface Row {
-  client_id: string;
-  name: string;
-  token_endpoint_auth_method: string;
-  redirect_uris: string;
-  post_logout_redirect_uris: string;
-  grant_types: string;
-  scopes: string;
-  first_party: number;
-  require_mfa: number;
-  id_token_signed_response_alg: string;
+function existing(target: Target, clientId: string) {
+  const raw = d1Query(target, `SELECT * FROM oauth_clients WHERE client_id = ${sqlString(clientId)}`)[0];
+  if (!raw) return undefined;
+  const grants = d1Query(target, `SELECT * FROM client_resources WHERE client_id = ${sqlString(clientId)}`);
+  return describeClient(
+    rowFromSql(oauthClients, raw),
+    grants.map((g) => rowFromSql(clientResources, g)),
+  );
 }
 
-function existing(target: Target, clientId: string) {
-  const r = d1Query<Row>(target, `SELECT * FROM oauth_clients WHERE client_id = ${sqlString(clientId)}`)[0];
-  if (!r) return undefined;
-  return describeClient({
-    clientId: r.client_id,
-    name: r.name,
-    tokenEndpointAuthMethod: r.token_endpoint_auth_method as never,
-    redirectUris: r.redirect_uris,
-    postLogoutRedirectUris: r.post_logout_redirect_uris,
-    grantTypes: r.grant_types,
-    scopes: r.scopes,
-    firstParty: Boolean(r.first_party),
-    requireMfa: Boolean(r.require_mfa),
-    idTokenSignedResponseAlg: r.id_token_signed_response_alg as never,
-  } as never);
+/** `URI` or `URI=scope,scope`: the scopes follow the last `=` when they read as a list of scopes. */
+function resourceFlag(value: string) {
+  const at = value.lastIndexOf('=');
+  const tail = at > 0 ? value.slice(at + 1) : '';
+  if (at > 0 && /^[A-Za-z0-9._:/-]+(,[A-Za-z0-9._:/-]+)*$/.test(tail)) return { resource: value.slice(0, at), scopes: tail.split(',') };
+  return value;
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -134,7 +126,7 @@ export async function main(argv: string[]): Promise<void> {
         idTokenClaims: values['id-token-claims'],
         requirePar: values['require-par'],
         requireDpop: values['require-dpop'],
-        resources: values.resource,
+        resources: values.resource.map(resourceFlag),
         serves: values.serves,
         ...(values.grant ? { grantTypes: values.grant } : {}),
         ...(values.scope ? { scopes: values.scope as never } : {}),
@@ -189,13 +181,30 @@ export async function main(argv: string[]): Promise<void> {
     console.error(`error: a client with client_id ${built.row.clientId} already exists`);
     process.exit(1);
   }
-  const r = built.row;
-  d1Query(
-    target,
-    `INSERT INTO oauth_clients (client_id, name, secret_hash, token_endpoint_auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, access_token_format, id_token_signed_response_alg, jwks, access_token_ttl, refresh_token_idle_ttl, refresh_token_absolute_ttl, require_mfa, resources, serves, require_pkce, id_token_claims, require_par, require_dpop, created_at)
-     VALUES (${[r.clientId, r.name, r.secretHash, r.tokenEndpointAuthMethod, r.redirectUris, r.postLogoutRedirectUris, r.grantTypes, r.scopes].map(sqlString).join(', ')}, ${r.firstParty ? 1 : 0}, ${sqlString(r.accessTokenFormat)}, ${sqlString(r.idTokenSignedResponseAlg)}, ${sqlString(r.jwks)}, ${r.accessTokenTtl ?? 'NULL'}, ${r.refreshTokenIdleTtl ?? 'NULL'}, ${r.refreshTokenAbsoluteTtl ?? 'NULL'}, ${r.requireMfa ? 1 : 0}, ${sqlString(r.resources)}, ${sqlString(r.serves)}, ${[r.requirePkce, r.idTokenClaims, r.requirePar, r.requireDpop].map((b) => (b ? 1 : 0)).join(', ')}, ${r.createdAt})`,
+  const registered = new Map(
+    built.grants.length
+      ? d1Query(
+          target,
+          `SELECT * FROM api_resources WHERE identifier IN (${built.grants.map((g) => sqlString(g.resource)).join(', ')})`,
+        ).map((raw) => {
+          const r = resourceFromRow(rowFromSql(apiResources, raw));
+          return [r.identifier, r] as const;
+        })
+      : [],
   );
-  console.log(JSON.stringify({ ...describeClient(r), ...(built.clientSecret ? { client_secret: built.clientSecret } : {}) }, null, 2));
+  const problems = resourceGrantProblems(
+    built.grants.map((g) => ({ resource: g.resource, scopes: JSON.parse(g.scopes) as string[] })),
+    (id) => registered.get(id),
+  );
+  if (problems.length) usage(`--resource: ${problems.join('; ')}`);
+  d1Query(target, [insertSql(oauthClients, built.row), ...built.grants.map((g) => insertSql(clientResources, g))].join(';\n'));
+  console.log(
+    JSON.stringify(
+      { ...describeClient(built.row, built.grants), ...(built.clientSecret ? { client_secret: built.clientSecret } : {}) },
+      null,
+      2,
+    ),
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

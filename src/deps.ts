@@ -10,6 +10,7 @@ import type { SessionClaims } from './sessions/session-token';
 import type { ErrorPageOptions } from './ui/error-page';
 import type { FormState } from './ui/components';
 import { createSessionStore, type SessionStore } from './sessions/session-store';
+import { createRateLimitStore, type TakeFromWindow } from './limits/rate-limits';
 import { KeyRing } from './tokens/key-ring';
 import { keyPolicy } from './tokens/keys';
 
@@ -29,6 +30,8 @@ export interface Deps {
   signingKeys: KeyRing;
   /** Per-IP limit on credential endpoints; resolves false when the caller is over it. */
   rateLimit: (key: string) => Promise<boolean>;
+  /** The RateLimiter objects behind per-client and per-key limits (limits/rate-limits.ts). */
+  limits: TakeFromWindow;
   now: () => number;
 }
 
@@ -84,6 +87,7 @@ async function buildDeps(env: Env): Promise<Deps> {
     keys: { session, csrf, pending },
     signingKeys: new KeyRing(db, config.keyEncryptionKey, keyPolicy(config.tokens)),
     rateLimit: async (key) => (await limiter.limit({ key })).success,
+    limits: createRateLimitStore(env.RATE_LIMITER),
     now: () => Date.now(),
   };
 }

@@ -5,6 +5,7 @@ import { rotateKeys, keyPolicy } from './tokens/keys';
 
 export { UserSessions } from './sessions/user-sessions';
 export { Handoff } from './handoff/handoff-object';
+export { RateLimiter } from './limits/rate-limiter';
 
 const app = createApp();
 

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+import { check, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 
 // All times are Unix epoch milliseconds.
 
@@ -156,8 +156,6 @@ export const oauthClients = sqliteTable('oauth_clients', {
   /** Branding for the hosted pages (later): logo and colours. */
   /** Every sign-in for this client needs a second factor (acr urn:gatehouse:acr:mfa or stronger). */
   requireMfa: integer('require_mfa', { mode: 'boolean' }).notNull().default(false),
-  /** RFC 8707 resources (audiences) this client may ask tokens for: a JSON array of absolute URIs. */
-  resources: text('resources').notNull().default('[]'),
   /** Resources this client *is* (an API with credentials of its own): it may introspect their tokens. */
   serves: text('serves').notNull().default('[]'),
   /**
@@ -326,3 +324,70 @@ export const pushedAuthorizations = sqliteTable(
   },
   (t) => [index('pushed_authorizations_expiry_idx').on(t.expiresAt)],
 );
+
+/**
+ * API resources (resource servers, RFC 8707): an API Gatehouse issues access tokens for. The
+ * identifier is the tokens' `aud`; the API's own scopes (JSON array of `{ name, description }`);
+ * lifetime and format of its tokens (null: the client's, else the server default); `rate_limit`
+ * (JSON `{ requests, period }` or null): token requests per client per period at the token endpoint.
+ */
+export const apiResources = sqliteTable('api_resources', {
+  identifier: text('identifier').primaryKey(),
+  name: text('name').notNull(),
+  scopes: text('scopes').notNull().default('[]'),
+  accessTokenTtl: integer('access_token_ttl'),
+  accessTokenFormat: text('access_token_format', { enum: ['jwt', 'opaque'] })
+    .notNull()
+    .default('jwt'),
+  rateLimit: text('rate_limit'),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+});
+
+/** Which clients may ask tokens for which API, and for which of its scopes (a JSON array). */
+export const clientResources = sqliteTable(
+  'client_resources',
+  {
+    clientId: text('client_id')
+      .notNull()
+      .references(() => oauthClients.clientId, { onDelete: 'cascade' }),
+    resource: text('resource')
+      .notNull()
+      .references(() => apiResources.identifier, { onDelete: 'cascade' }),
+    scopes: text('scopes').notNull().default('[]'),
+  },
+  (t) => [primaryKey({ columns: [t.clientId, t.resource] }), index('client_resources_resource_idx').on(t.resource)],
+);
+
+/**
+ * API keys for callers that cannot do OAuth. `id` is the key's public part (its visible prefix);
+ * only the SHA-256 of its secret is kept. Owned by a user or by a client (exactly one), for one API
+ * (`resource`, the audience) and some of its scopes.
+ */
+export const apiKeys = sqliteTable(
+  'api_keys',
+  {
+    id: text('id').primaryKey(),
+    secretHash: text('secret_hash').notNull(),
+    name: text('name').notNull(),
+    userId: text('user_id').references(() => users.id, { onDelete: 'cascade' }),
+    clientId: text('client_id').references(() => oauthClients.clientId, { onDelete: 'cascade' }),
+    resource: text('resource')
+      .notNull()
+      .references(() => apiResources.identifier, { onDelete: 'cascade' }),
+    scopes: text('scopes').notNull().default('[]'),
+    expiresAt: integer('expires_at'),
+    lastUsedAt: integer('last_used_at'),
+    revokedAt: integer('revoked_at'),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [
+    index('api_keys_user_idx').on(t.userId),
+    index('api_keys_client_idx').on(t.clientId),
+    check('api_keys_one_owner', sql`(${t.userId} IS NULL) <> (${t.clientId} IS NULL)`),
+  ],
+);
+
+export type ApiResourceRow = typeof apiResources.$inferSelect;
+export type ClientResourceRow = typeof clientResources.$inferSelect;
+export type ApiKeyRow = typeof apiKeys.$inferSelect;

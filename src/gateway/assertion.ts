@@ -14,8 +14,9 @@ const cache = new Map<string, { token: string; exp: number }>();
  * acting for itself) has no user: its `sub` is `client:<client_id>`, which no user id can equal.
  */
 export function assertionClaims(who: Identity, exposeEmail: boolean): Record<string, unknown> {
+  const key = who.keyId ? { key_id: who.keyId } : {};
   if (who.kind === 'machine')
-    return { sub: `client:${who.clientId}`, client_id: who.clientId, machine: true, scope: (who.scopes ?? []).join(' ') };
+    return { sub: `client:${who.clientId}`, client_id: who.clientId, machine: true, scope: (who.scopes ?? []).join(' '), ...key };
   return {
     sub: who.sub,
     ...(who.sid ? { sid: who.sid } : {}),
@@ -26,6 +27,7 @@ export function assertionClaims(who: Identity, exposeEmail: boolean): Record<str
     ...(who.authTime !== null ? { auth_time: who.authTime } : {}),
     ...(who.clientId ? { client_id: who.clientId } : {}),
     ...(who.scopes ? { scope: who.scopes.join(' ') } : {}),
+    ...key,
     ...(exposeEmail && who.email ? { email: who.email, email_verified: who.emailVerified } : {}),
   };
 }

@@ -1,11 +1,13 @@
 import { setsGatehouseCookie, stripGatehouseCookies } from '../lib/cookies';
+import { looksLikeApiKey } from '../oauth/api-keys';
 
 /**
  * What the gateway removes from a request before it adds anything (DESIGN.md §3): every header
  * with the identity prefix in any case and in `_` / `.` spellings, the assertion header, the
  * route's `stripHeaders`, every header the client's `Connection` names (when the runtime shows us
  * `Connection` at all: docs/origin.md) and the hop-by-hop ones, client-supplied forwarding headers
- * (Gatehouse sets its own), method-override headers, and every Gatehouse cookie.
+ * (Gatehouse sets its own), method-override headers, every Gatehouse cookie, and every Gatehouse API
+ * key (in `Authorization` or `X-API-Key`, however spelled): origins get the identity, not the credential.
  */
 export interface HeaderPolicy {
   /** e.g. `X-Auth-`. */
@@ -14,6 +16,8 @@ export interface HeaderPolicy {
   assertionHeader: string;
   /** Further header names the route never lets a client send. */
   strip: readonly string[];
+  /** The route takes API keys in `X-API-Key`: that header is Gatehouse's, whatever it holds. */
+  apiKeyHeader?: boolean;
 }
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1). `upgrade` is kept for WebSocket pass-through. */
@@ -67,6 +71,8 @@ export function sanitizeRequestHeaders(incoming: Headers, policy: HeaderPolicy):
   for (const [name, value] of incoming) {
     const n = canonicalName(name);
     if (n.startsWith(prefix) || removed.has(n)) continue;
+    if (n === 'x-api-key' && (policy.apiKeyHeader || looksLikeApiKey(value))) continue;
+    if (n === 'authorization' && /^\s*bearer\s+gk_/i.test(value)) continue;
     if (n === 'cookie') {
       // However the field is framed (two fields arrive joined with ", "): Gatehouse's cookies never pass.
       const kept = stripGatehouseCookies(value);

@@ -4,7 +4,8 @@ import { isMachineToken, type AccessTokenClaims } from '../tokens/access-token';
 
 /** Who a proxied request is from, as verified by the gateway. */
 export interface Identity {
-  via: 'session' | 'bearer';
+  /** A browser session, an access token, or an API key. */
+  via: 'session' | 'bearer' | 'api_key';
   /** `machine`: a client acting for itself (client_credentials) — no user, so no user headers. */
   kind: 'user' | 'machine';
   /** The user (or, for a machine, the client) the credential is for. */
@@ -18,11 +19,13 @@ export interface Identity {
   acr: string | null;
   /** Seconds since epoch. */
   authTime: number | null;
-  /** Bearer tokens only: the token's scopes, the client it was issued to, its grant and id. */
+  /** Bearer tokens and API keys: the scopes, the client (issued to, or owning the key); tokens: the grant and id. */
   scopes: string[] | null;
   clientId: string | null;
   grantId: string | null;
   jti: string | null;
+  /** API keys only: the key's id (its public name). */
+  keyId: string | null;
   /** When the credential stops being valid (seconds since epoch): bounds the assertion cache. */
   exp: number;
 }
@@ -43,6 +46,7 @@ export const identityFromSession = (c: SessionClaims): Identity => ({
   clientId: null,
   grantId: null,
   jti: null,
+  keyId: null,
   exp: c.exp,
 });
 
@@ -65,5 +69,6 @@ export const identityFromAccessToken = (p: AccessTokenClaims): Identity => ({
   clientId: typeof p.client_id === 'string' ? p.client_id : null,
   grantId: typeof p.gid === 'string' ? p.gid : null,
   jti: typeof p.jti === 'string' ? p.jti : null,
+  keyId: null,
   exp: p.exp,
 });

@@ -26,7 +26,7 @@ export function decide(policy: RoutePolicy, who: Identity | null, nowSeconds: nu
       error: 'forbidden',
       reason: 'This route serves users: a token a client got for itself is not accepted.',
     };
-  if (policy.clients && who.via === 'bearer' && (!who.clientId || !policy.clients.includes(who.clientId)))
+  if (policy.clients && who.via !== 'session' && (!who.clientId || !policy.clients.includes(who.clientId)))
     return { allow: false, status: 403, error: 'forbidden', reason: 'Tokens of this client are not accepted here.' };
   if (policy.rolesAny && !policy.rolesAny.some((r) => who.roles.includes(r)))
     return { allow: false, status: 403, error: 'forbidden', reason: `Requires one of the roles: ${policy.rolesAny.join(', ')}.` };
@@ -34,7 +34,7 @@ export function decide(policy: RoutePolicy, who: Identity | null, nowSeconds: nu
     return { allow: false, status: 403, error: 'forbidden', reason: `Requires the roles: ${policy.rolesAll.join(', ')}.` };
   if (policy.tiers && (!who.tier || !policy.tiers.includes(who.tier)))
     return { allow: false, status: 403, error: 'forbidden', reason: `Requires the tier: ${policy.tiers.join(' or ')}.` };
-  if (policy.scopes && who.via === 'bearer' && !policy.scopes.every((s) => who.scopes?.includes(s)))
+  if (policy.scopes && who.via !== 'session' && !policy.scopes.every((s) => who.scopes?.includes(s)))
     return { allow: false, status: 403, error: 'insufficient_scope', reason: `Requires the scopes: ${policy.scopes.join(' ')}.` };
   if (policy.maxAuthAge !== undefined && (who.authTime === null || nowSeconds - who.authTime > policy.maxAuthAge))
     return { allow: false, status: 401, error: 'reauthenticate', reason: 'Sign in again to continue.', stepUp: 'sign_in', acr: null };

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * The gateway's route table (the `ROUTES` var: a JSON array), validated at start-up: a bad route
@@ -46,6 +46,14 @@ const policy = z
     machine: z.boolean().default(false),
     /** Take DPoP-bound access tokens only (RFC 9449); a bound token needs its proof on every route anyway. */
     dpop: z.boolean().default(false),
+    /**
+     * Take Gatehouse API keys (for an API in `audiences`), sent as `Authorization: Bearer gk_…`,
+     * as `X-API-Key: gk_…`, or either.
+     */
+    apiKeys: z
+      .array(z.enum(['authorization', 'x-api-key']))
+      .min(1)
+      .optional(),
   })
   .strict()
   .superRefine((p, ctx) => {
@@ -62,14 +70,15 @@ const policy = z
         p.audiences ||
         p.clients ||
         p.machine ||
-        p.dpop)
+        p.dpop ||
+        p.apiKeys)
     )
       ctx.addIssue({ code: 'custom', message: 'a public route cannot have identity requirements' });
-    if ((p.clients || p.machine || p.dpop) && !p.audiences)
+    if ((p.clients || p.machine || p.dpop || p.apiKeys) && !p.audiences)
       ctx.addIssue({
         code: 'custom',
-        path: [p.clients ? 'clients' : p.machine ? 'machine' : 'dpop'],
-        message: "only applies to access tokens: name the route's audiences too",
+        path: [p.clients ? 'clients' : p.machine ? 'machine' : p.dpop ? 'dpop' : 'apiKeys'],
+        message: "only applies to access tokens and API keys: name the route's audiences too",
       });
   });
 
@@ -83,6 +92,22 @@ export const routeSchema = z
       .optional(),
     origin,
     policy: policy.default({ access: 'authenticated', fresh: false, expose: [], machine: false, dpop: false }),
+    /**
+     * At most `requests` per `period` seconds for each caller — an API key, the client an access
+     * token was issued to, or a signed-in user — past which the answer is 429 with Retry-After.
+     * Routes with the same `bucket` share one count (default: each route its own).
+     */
+    rateLimit: z
+      .object({
+        requests: z.number().int().min(1).max(1_000_000),
+        period: z.number().int().min(1).max(86_400),
+        bucket: z
+          .string()
+          .regex(/^[A-Za-z0-9._:-]{1,64}$/)
+          .optional(),
+      })
+      .strict()
+      .optional(),
     /** Milliseconds before an origin that has not answered gets a 504. */
     timeoutMs: z.number().int().min(100).max(300_000).default(30_000),
     /**
@@ -94,7 +119,11 @@ export const routeSchema = z
       .max(50)
       .default([]),
   })
-  .strict();
+  .strict()
+  .refine((r) => !(r.rateLimit && r.policy.access === 'public'), {
+    path: ['rateLimit'],
+    message: 'counts callers: a public route has none (put a limit in front of it at the edge instead)',
+  });
 
 export type Route = z.output<typeof routeSchema>;
 export type RoutePolicy = Route['policy'];

@@ -21,6 +21,9 @@ import { findRoute } from './route-table';
 import { DPOP_ALGS } from '../tokens/dpop';
 import type { Route } from './routes-config';
 import { router } from '../lib/router';
+import { deferTo } from '../lib/defer';
+import { enforceRateLimit } from '../limits/rate-limits';
+import { callerOf, rateBucketOf } from './rate-buckets';
 
 type C = Context<AppEnv>;
 
@@ -121,7 +124,16 @@ export async function gatewayHandler(c: C): Promise<Response> {
 
   const auth = await authenticate(
     deps,
-    { authorization, dpop: c.req.header('dpop'), method: c.req.method, url: c.req.url, session },
+    {
+      authorization,
+      apiKey: c.req.header('x-api-key'),
+      dpop: c.req.header('dpop'),
+      method: c.req.method,
+      url: c.req.url,
+      session,
+      ip: requestMeta(c).ip,
+      defer: deferTo(c, 'api_key_last_used_failed'),
+    },
     route,
   );
   if (auth.status === 'rejected') throw challenge(401, auth.error, auth.reason, true, auth.nonce ? { nonce: auth.nonce } : {});
@@ -133,10 +145,15 @@ export async function gatewayHandler(c: C): Promise<Response> {
     return refuse(c, { decision, who, bearer: auth.bearer, route, here, resume: held ? resumeId : null });
   }
 
+  // Per caller, once the policy let the request through (a refused one costs nothing).
+  if (route.rateLimit && who)
+    await enforceRateLimit(deps.limits, { bucket: rateBucketOf(route), subject: callerOf(who), limit: route.rateLimit, now });
+
   const headers = sanitizeRequestHeaders(c.req.raw.headers, {
     prefix: deps.config.gateway.prefix,
     assertionHeader: `${deps.config.gateway.prefix}Assertion`,
     strip: route.stripHeaders,
+    apiKeyHeader: route.policy.apiKeys?.includes('x-api-key') ?? false,
   });
   headers.set('x-forwarded-for', c.req.header('cf-connecting-ip') ?? '');
   headers.set('x-forwarded-proto', url.protocol.slice(0, -1));

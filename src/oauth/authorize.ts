@@ -20,7 +20,7 @@ import { parseClaimsRequest, type ClaimsRequest } from './claims';
 import { pushedParams, usePushedRequest } from './pushed-requests';
 import { requestObjectParams } from './request-object';
 import { resourceProblem } from './client-registration';
-import { findClient, grantResources, KNOWN_SCOPES, type Client } from './clients';
+import { findClient, grantableScope, grantResources, type Client } from './clients';
 import { consentCovers, recordConsent, storedConsent, takeHeldConsent } from './consent';
 import { issuerOf } from './issue';
 import { readReauthMarker, REAUTH_PARAM, signedInSince } from './reauth-marker';
@@ -95,7 +95,15 @@ export function parseAuthorizationRequest(params: Params, client: Client, redire
   // dropped; the token response says what was granted.
   const asked = (params.scope ?? '').split(' ').filter(Boolean);
   if (asked.length === 0) fail('invalid_scope', 'scope is required.');
-  const scope = [...new Set(asked.filter((s) => (KNOWN_SCOPES as readonly string[]).includes(s) && client.scopes.includes(s)))];
+  // RFC 8707 §2: each resource an absolute URI without fragment, and one this client may ask for.
+  const resources = (params.resource ?? '').split(' ').filter(Boolean);
+  if (resources.length > 10) fail('invalid_target', 'Ask for at most 10 resources.');
+  for (const r of resources) {
+    if (resourceProblem(r)) fail('invalid_target', 'resource must be an absolute URI without a fragment.');
+    if (!client.resources.includes(r)) fail('invalid_target', 'This client may not ask for that resource.');
+  }
+  // An API's own scopes count only for the APIs the grant will cover.
+  const scope = grantableScope(asked, client, grantResources({ client, resources }));
   if (scope.length === 0) fail('invalid_scope', 'None of the requested scopes is allowed for this client.');
 
   // RFC 7636 + RFC 9700 §2.1.1: PKCE with S256 for every client; `plain` (the default when no
@@ -129,13 +137,6 @@ export function parseAuthorizationRequest(params: Params, client: Client, redire
     claims = parseClaimsRequest(params.claims);
   } catch (e) {
     fail('invalid_request', e instanceof Error ? e.message : 'claims is not valid.');
-  }
-  // RFC 8707 §2: each resource an absolute URI without fragment, and one this client may ask for.
-  const resources = (params.resource ?? '').split(' ').filter(Boolean);
-  if (resources.length > 10) fail('invalid_target', 'Ask for at most 10 resources.');
-  for (const r of resources) {
-    if (resourceProblem(r)) fail('invalid_target', 'resource must be an absolute URI without a fragment.');
-    if (!client.resources.includes(r)) fail('invalid_target', 'This client may not ask for that resource.');
   }
   // RFC 9449 §10: the code is bound to this DPoP key (an RFC 7638 SHA-256 thumbprint).
   if (params.dpop_jkt !== undefined && !/^[A-Za-z0-9_-]{43}$/.test(params.dpop_jkt))

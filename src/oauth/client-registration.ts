@@ -1,6 +1,6 @@
 import { importJWK, type JWK } from 'jose';
-import { z } from 'zod';
-import type { OAuthClientRow } from '../db/schema';
+import * as z from 'zod';
+import type { ClientResourceRow, OAuthClientRow } from '../db/schema';
 import { randomToken, sha256 } from '../lib/crypto';
 import { GRANT_TYPES, KNOWN_SCOPES } from './grants-and-scopes';
 import { redirectUriProblem } from './redirect-uri';
@@ -104,8 +104,20 @@ export const clientInput = z
     refreshTokenAbsoluteTtl: z.number().int().min(60).optional(),
     /** Every sign-in for this client must use a second factor (docs/authentication.md). */
     requireMfa: z.boolean().default(false),
-    /** RFC 8707 resources the client may ask access tokens for (the routes and APIs that accept them). */
-    resources: z.array(resourceIdentifier).max(50).default([]),
+    /**
+     * Registered APIs (RFC 8707 resources) the client may ask access tokens for, each with the scopes
+     * of it the client may be given (none: tokens for that API carry only OpenID scopes).
+     */
+    resources: z
+      .array(
+        z.union([
+          resourceIdentifier.transform((resource) => ({ resource, scopes: [] as string[] })),
+          z.object({ resource: resourceIdentifier, scopes: z.array(z.string().min(1).max(100)).max(100).default([]) }).strict(),
+        ]),
+      )
+      .max(50)
+      .default([])
+      .refine((rs) => new Set(rs.map((r) => r.resource)).size === rs.length, 'names a resource twice'),
     /** Resources this client is — an API's own credentials — whose tokens it may introspect. */
     serves: z.array(resourceIdentifier).max(50).default([]),
     /** Off: OpenID requests of this confidential client may use `nonce` instead of PKCE (RFC 9700 §2.1.1; docs/oidc.md). */
@@ -138,15 +150,20 @@ export type ClientInput = z.input<typeof clientInput>;
  * Builds the row for a new client. A confidential client gets a 256-bit secret (or the one given),
  * returned once here and stored only as its SHA-256.
  */
-export async function buildClient(input: ClientInput, now: number): Promise<{ row: OAuthClientRow; clientSecret: string | null }> {
+export async function buildClient(
+  input: ClientInput,
+  now: number,
+): Promise<{ row: OAuthClientRow; grants: ClientResourceRow[]; clientSecret: string | null }> {
   const c = await clientInput.parseAsync(input);
   const authMethod = c.public ? 'none' : (c.authMethod ?? 'client_secret_basic');
   const clientSecret =
     authMethod === 'client_secret_basic' || authMethod === 'client_secret_post' ? (c.clientSecret ?? randomToken(32)) : null;
+  const clientId = c.clientId ?? randomToken(16);
   return {
     clientSecret,
+    grants: c.resources.map((r) => ({ clientId, resource: r.resource, scopes: JSON.stringify([...new Set(r.scopes)]) })),
     row: {
-      clientId: c.clientId ?? randomToken(16),
+      clientId,
       name: c.name,
       secretHash: clientSecret ? await sha256(clientSecret) : null,
       tokenEndpointAuthMethod: authMethod,
@@ -162,7 +179,6 @@ export async function buildClient(input: ClientInput, now: number): Promise<{ ro
       refreshTokenIdleTtl: c.refreshTokenIdleTtl ?? null,
       refreshTokenAbsoluteTtl: c.refreshTokenAbsoluteTtl ?? null,
       requireMfa: c.requireMfa,
-      resources: JSON.stringify(c.resources),
       serves: JSON.stringify(c.serves),
       requirePkce: c.requirePkce,
       idTokenClaims: c.idTokenClaims,
@@ -176,8 +192,8 @@ export async function buildClient(input: ClientInput, now: number): Promise<{ ro
   };
 }
 
-/** The public description of a client (never the secret hash). */
-export function describeClient(row: OAuthClientRow) {
+/** The public description of a client (never the secret hash), with its API grants. */
+export function describeClient(row: OAuthClientRow, grants: readonly ClientResourceRow[] = []) {
   return {
     client_id: row.clientId,
     client_name: row.name,
@@ -192,7 +208,10 @@ export function describeClient(row: OAuthClientRow) {
     id_token_signed_response_alg: row.idTokenSignedResponseAlg,
     access_token_format: row.accessTokenFormat,
     require_mfa: Boolean(row.requireMfa),
-    resources: JSON.parse(row.resources ?? '[]') as string[],
+    resources: grants.map((g) => g.resource),
+    ...(grants.some((g) => g.scopes !== '[]')
+      ? { resource_scopes: Object.fromEntries(grants.map((g) => [g.resource, JSON.parse(g.scopes) as string[]])) }
+      : {}),
     serves: JSON.parse(row.serves ?? '[]') as string[],
     require_pkce: row.requirePkce !== false,
     id_token_claims: Boolean(row.idTokenClaims),

@@ -1,9 +1,10 @@
 import { eq } from 'drizzle-orm';
 import type { JSONWebKeySet } from 'jose';
 import type { Database } from '../db/client';
-import { oauthClients, type OAuthClientRow } from '../db/schema';
+import { clientResources, oauthClients, type ClientResourceRow, type OAuthClientRow } from '../db/schema';
+import { deepFreeze, LruCache } from '../lib/lru';
 
-import type { GrantType } from './grants-and-scopes';
+import { KNOWN_SCOPES, type GrantType } from './grants-and-scopes';
 
 export { GRANT_TYPES, KNOWN_SCOPES, type GrantType } from './grants-and-scopes';
 export type AuthMethod = OAuthClientRow['tokenEndpointAuthMethod'];
@@ -28,8 +29,10 @@ export interface Client {
   refreshTokenAbsoluteTtl: number | null;
   /** Sign-ins for this client need a second factor. */
   requireMfa: boolean;
-  /** RFC 8707 resources it may ask access tokens for. */
+  /** RFC 8707 resources (registered APIs) it may ask access tokens for. */
   resources: string[];
+  /** For each of those APIs, the scopes of it the client may be given. */
+  resourceScopes: Readonly<Record<string, string[]>>;
   /** Resources it is (an API's own credentials): it may introspect their tokens. */
   serves: string[];
   /** PKCE required (always, for public clients); off: OpenID requests may use `nonce` instead. */
@@ -46,7 +49,8 @@ export interface Client {
 
 const list = (json: string) => JSON.parse(json) as string[];
 
-export function clientFromRow(r: OAuthClientRow): Client {
+/** A client as the code uses it: its row, and its grants to registered APIs. */
+export function clientFromRow(r: OAuthClientRow, grants: readonly ClientResourceRow[] = []): Client {
   return {
     clientId: r.clientId,
     name: r.name,
@@ -65,7 +69,8 @@ export function clientFromRow(r: OAuthClientRow): Client {
     refreshTokenIdleTtl: r.refreshTokenIdleTtl,
     refreshTokenAbsoluteTtl: r.refreshTokenAbsoluteTtl,
     requireMfa: r.requireMfa,
-    resources: list(r.resources),
+    resources: grants.map((g) => g.resource),
+    resourceScopes: Object.fromEntries(grants.map((g) => [g.resource, list(g.scopes)])),
     serves: list(r.serves),
     requirePkce: r.requirePkce || r.tokenEndpointAuthMethod === 'none',
     idTokenClaims: r.idTokenClaims,
@@ -85,45 +90,31 @@ const CLIENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
  */
 export const CLIENT_CACHE_TTL_MS = 30_000;
 /** At most this many records per isolate; the least recently used goes first. */
-const CLIENT_CACHE_MAX = 2_000;
-const cached = new Map<string, { client: Client; until: number }>();
+const cached = new LruCache<string, Client>(2_000);
 
 /**
- * The client with this id, from the isolate's cache while fresh, else from D1. Unknown ids are not
- * cached (a caller spraying ids cannot push known clients out). The record is frozen: shared
- * between requests, nobody may change it.
+ * The client with this id (and its API grants), from the isolate's cache while fresh, else from D1
+ * in one round trip. Unknown ids are not cached (a caller spraying ids cannot push known clients
+ * out). The record is frozen: shared between requests, nobody may change it.
  */
 export async function findClient(db: Database, clientId: string, now = Date.now()): Promise<Client | undefined> {
   if (!CLIENT_ID.test(clientId)) return undefined;
-  const hit = cached.get(clientId);
-  if (hit && hit.until > now) {
-    cached.delete(clientId);
-    cached.set(clientId, hit);
-    return hit.client;
-  }
-  const row = await db.select().from(oauthClients).where(eq(oauthClients.clientId, clientId)).get();
-  if (!row) {
-    cached.delete(clientId);
-    return undefined;
-  }
-  const client = deepFreeze(clientFromRow(row));
-  cached.delete(clientId);
-  cached.set(clientId, { client, until: now + CLIENT_CACHE_TTL_MS });
-  if (cached.size > CLIENT_CACHE_MAX) cached.delete(cached.keys().next().value!);
+  const hit = cached.get(clientId, now);
+  if (hit) return hit;
+  const [rows, grants] = await db.batch([
+    db.select().from(oauthClients).where(eq(oauthClients.clientId, clientId)),
+    db.select().from(clientResources).where(eq(clientResources.clientId, clientId)),
+  ]);
+  const row = rows[0];
+  if (!row) return undefined;
+  const client = deepFreeze(clientFromRow(row, grants));
+  cached.set(clientId, client, now + CLIENT_CACHE_TTL_MS);
   return client;
 }
 
 /** Drops a client's cached record: after Gatehouse itself changed or deleted it. */
 export function forgetClient(clientId: string): void {
   cached.delete(clientId);
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
 }
 
 /**
@@ -134,3 +125,14 @@ function deepFreeze<T>(value: T): T {
  */
 export const grantResources = (r: { client: Client; resources: string[] }) =>
   r.resources.length || !r.client.firstParty ? r.resources : r.client.resources;
+
+/**
+ * What a user grant may hold of the scopes asked (OIDC Core §3.1.2.1: unknown ones are ignored,
+ * ones this client may not have dropped): its OpenID scopes, and the scopes it was granted at the
+ * APIs the grant will cover (grantResources).
+ */
+export function grantableScope(asked: readonly string[], client: Client, resources: readonly string[]): string[] {
+  const allowed = new Set(client.scopes.filter((s) => (KNOWN_SCOPES as readonly string[]).includes(s)));
+  for (const r of resources) for (const s of client.resourceScopes[r] ?? []) allowed.add(s);
+  return [...new Set(asked.filter((s) => allowed.has(s)))];
+}

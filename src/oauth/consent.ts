@@ -5,6 +5,8 @@ import { audit, type RequestMeta } from '../identity/audit';
 import { randomToken, sha256 } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
 import type { SessionClaims } from '../sessions/session-token';
+import { findResource } from './api-resource-cache';
+import type { ResourceScope } from './api-resources';
 
 /** How long a consent page may wait for its answer. */
 const CONSENT_TTL_MS = 10 * 60_000;
@@ -76,4 +78,28 @@ export async function takeHeldConsent(deps: Deps, session: SessionClaims, id: st
   const held = await deps.sessions.takeAuthorization(session.sub, await sha256(id), deps.now());
   if (!held || held.sid !== session.sid) throw gone();
   return held.params;
+}
+
+/** An API a consent page names, with the scopes of it the request asks for (as the API describes them). */
+export interface ConsentApi {
+  identifier: string;
+  name: string;
+  scopes: ResourceScope[];
+}
+
+/**
+ * The APIs a consent request names, each with the asked scopes it defines: the page shows the API's
+ * own words for them. An API no longer registered is shown by its identifier alone.
+ */
+export async function consentApis(deps: Deps, req: { scope: readonly string[]; resources: readonly string[] }): Promise<ConsentApi[]> {
+  return Promise.all(
+    req.resources.map(async (identifier) => {
+      const api = await failClosed('the database', () => findResource(deps.db, identifier, deps.now()));
+      return {
+        identifier,
+        name: api?.name ?? identifier,
+        scopes: api?.scopes.filter((s) => req.scope.includes(s.name)) ?? [],
+      };
+    }),
+  );
 }

@@ -7,7 +7,7 @@ import { failClosed, oauthError } from '../lib/errors';
 import { audit } from '../identity/audit';
 import { findUserById, rolesOf, viewOf } from '../identity/users';
 import type { Grant } from '../sessions/grants';
-import { grantResources, KNOWN_SCOPES, type Client } from './clients';
+import { grantableScope, grantResources, type Client } from './clients';
 import { userTokenResponse, type TokenResponse } from './issue';
 import { DEVICE_CODE_GRANT } from './grants-and-scopes';
 import type { VerifiedProof } from '../tokens/dpop';
@@ -32,7 +32,7 @@ export async function startDeviceAuthorization(
     throw oauthError('unauthorized_client', 'This client may not use the device authorization grant.');
   // As at /authorize: unknown scopes are ignored and ones the client may not have dropped.
   const asked = (params.scope ?? client.scopes.filter((s) => s !== 'offline_access').join(' ')).split(' ').filter(Boolean);
-  const scope = [...new Set(asked.filter((s) => (KNOWN_SCOPES as readonly string[]).includes(s) && client.scopes.includes(s)))];
+  const scope = grantableScope(asked, client, grantResources({ client, resources: [] }));
   if (scope.length === 0) throw oauthError('invalid_scope', 'None of the requested scopes is allowed for this client.');
   const acrValues = (params.acr_values ?? '').split(' ').filter(Boolean).slice(0, 10);
   const secret = randomToken(32);

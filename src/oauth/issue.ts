@@ -3,8 +3,10 @@ import type { UserView } from '../identity/users';
 import type { Grant } from '../sessions/grants';
 import { formatOpaqueToken, issuerOf } from '../tokens/access-token';
 import { signToken } from '../tokens/jwt';
+import { scopesAt, type ApiResource } from './api-resources';
 import { releaseClaims, scopeClaimNames } from './claims';
 import type { Client } from './clients';
+import { KNOWN_SCOPES } from './grants-and-scopes';
 import { formatRefreshToken } from './token-formats';
 
 export { issuerOf };
@@ -23,11 +25,24 @@ export interface TokenResponse {
 }
 
 /**
- * An RFC 9068 access token (or, for a client set to `opaque`, a reference to one) for exactly one
- * audience: the RFC 8707 `resource` asked for, or else Gatehouse itself (userinfo) — a token for
- * one API is not a key to another. It names its grant (`gid`, so revoking the grant revokes it
- * wherever liveness is checked) and how it was obtained (`gty`). `roles` and `tier` ride along
- * only when the scope asks for them (`roles`).
+ * The scopes an access token for `resource` carries of a user grant's: the OpenID ones, and of the
+ * APIs' own scopes only that API's — a token for one API never carries another's.
+ */
+export function tokenScope(scope: readonly string[], client: Client, resource: ApiResource | null): string[] {
+  const own = resource ? scopesAt(client, resource) : [];
+  return scope.filter((s) => (KNOWN_SCOPES as readonly string[]).includes(s) || own.includes(s));
+}
+
+/** A client's opaque machine tokens are spread over this many objects, so none carries all its traffic. */
+export const MACHINE_TOKEN_SHARDS = 16;
+
+/**
+ * An RFC 9068 access token (or, when the client or the API is set to `opaque`, a reference to one)
+ * for exactly one audience: the RFC 8707 `resource` asked for, or else Gatehouse itself (userinfo)
+ * — a token for one API is not a key to another. It lives the shorter of the client's and the API's
+ * lifetimes (the server default when neither sets one). It names its grant (`gid`, so revoking the
+ * grant revokes it wherever liveness is checked) and how it was obtained (`gty`). `roles` and
+ * `tier` ride along only when the scope asks for them (`roles`).
  */
 export async function issueAccessToken(
   deps: Deps,
@@ -37,7 +52,7 @@ export async function issueAccessToken(
     scope: string[];
     now: number;
     gty: TokenGrantType;
-    resource: string | null;
+    resource: ApiResource | null;
     user?: UserView;
     grant?: Grant;
     grantId?: string;
@@ -45,7 +60,8 @@ export async function issueAccessToken(
     jkt?: string | null;
   },
 ) {
-  const ttl = a.client.accessTokenTtl ?? deps.config.tokens.accessTtl;
+  const ttls = [a.client.accessTokenTtl, a.resource?.accessTokenTtl].filter((t): t is number => typeof t === 'number');
+  const ttl = ttls.length ? Math.min(...ttls) : deps.config.tokens.accessTtl;
   const claims: Record<string, unknown> = { sub: a.subject, client_id: a.client.clientId, scope: a.scope.join(' '), gty: a.gty };
   if (a.grantId) claims.gid = a.grantId;
   if (a.jkt) claims.cnf = { jkt: a.jkt };
@@ -63,14 +79,16 @@ export async function issueAccessToken(
     kind: 'access',
     claims,
     issuer: issuerOf(deps),
-    audience: a.resource ?? issuerOf(deps),
+    audience: a.resource?.identifier ?? issuerOf(deps),
     ttl,
     now: a.now,
   });
-  if (a.client.accessTokenFormat === 'jwt') return { token: signed.token, expiresIn: ttl };
+  if (a.client.accessTokenFormat === 'jwt' && a.resource?.accessTokenFormat !== 'opaque') return { token: signed.token, expiresIn: ttl };
   // Phantom token: the client sees an opaque reference; the JWT stays with Gatehouse, which trades
-  // it back at userinfo, introspection and (the gateway) on the way to an origin.
-  const owner = a.user ? a.user.id : `client:${a.client.clientId}`;
+  // it back at userinfo, introspection and (the gateway) on the way to an origin. A user's live in
+  // the user's object; a machine's in one of its client's shards, picked at random.
+  const shard = crypto.getRandomValues(new Uint8Array(1))[0]! % MACHINE_TOKEN_SHARDS;
+  const owner = a.user ? a.user.id : `client:${a.client.clientId}:${shard}`;
   const secret = await deps.sessions.storeOpaque(owner, signed.token, signed.exp * 1000, a.grantId ?? null);
   return { token: formatOpaqueToken(owner, secret), expiresIn: ttl };
 }
@@ -119,16 +137,17 @@ export async function userTokenResponse(
     grantId: string;
     gty: TokenGrantType;
     /** RFC 8707: the access token's audience, or null for Gatehouse itself. */
-    resource: string | null;
+    resource: ApiResource | null;
     refresh?: { familyId: string; secret: string };
     /** The DPoP key the access token is bound to, or null. */
     jkt: string | null;
   },
 ): Promise<TokenResponse> {
+  const scope = tokenScope(r.grant.scope, r.client, r.resource);
   const access = await issueAccessToken(deps, {
     client: r.client,
     subject: r.user.id,
-    scope: r.grant.scope,
+    scope,
     now: r.now,
     gty: r.gty,
     resource: r.resource,
@@ -141,7 +160,7 @@ export async function userTokenResponse(
     access_token: access.token,
     token_type: r.jkt ? 'DPoP' : 'Bearer',
     expires_in: access.expiresIn,
-    scope: r.grant.scope.join(' '),
+    scope: scope.join(' '),
   };
   if (r.grant.scope.includes('openid')) response.id_token = await issueIdToken(deps, r);
   if (r.refresh) response.refresh_token = formatRefreshToken(r.user.id, r.refresh.familyId, r.refresh.secret);

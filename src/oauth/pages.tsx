@@ -1,5 +1,6 @@
 import type { FC } from 'hono/jsx';
 import { Form, Layout } from '../ui/layout';
+import type { ConsentApi } from './consent';
 
 const SCOPE_TEXT: Record<string, string> = {
   openid: 'Know who you are (your account id)',
@@ -21,7 +22,8 @@ export const ConsentPage: FC<{
   destination: string;
   selfRegistered: boolean;
   scope: string[];
-  resources: string[];
+  /** The APIs the tokens will be for, with the scopes of each the request asks. */
+  apis: ConsentApi[];
   requestId: string;
   csrf: string;
   email: string;
@@ -38,12 +40,23 @@ export const ConsentPage: FC<{
       </p>
     )}
     <ul>
-      {p.scope.map((s) => (
-        <li>{SCOPE_TEXT[s] ?? s}</li>
-      ))}
-      {p.resources.map((r) => (
-        <li>
-          Use them with <code>{r}</code>
+      {p.scope
+        .filter((s) => !p.apis.some((api) => api.scopes.some((x) => x.name === s)))
+        .map((s) => (
+          <li>{SCOPE_TEXT[s] ?? s}</li>
+        ))}
+      {p.apis.map((api) => (
+        <li class="consent-api">
+          Use them with <strong>{api.name}</strong> (<code>{api.identifier}</code>)
+          {api.scopes.length > 0 && (
+            <ul>
+              {api.scopes.map((s) => (
+                <li>
+                  {s.description ?? s.name} <code>{s.name}</code>
+                </li>
+              ))}
+            </ul>
+          )}
         </li>
       ))}
     </ul>

@@ -19,7 +19,7 @@ import {
   type AuthorizationRequest,
   type AuthorizationStep,
 } from './authorize';
-import { holdForConsent } from './consent';
+import { consentApis, holdForConsent } from './consent';
 import { reauthMarker, REAUTH_PARAM } from './reauth-marker';
 import { authenticateClient } from './client-auth';
 import { ENDPOINTS, providerMetadata } from './discovery';
@@ -158,7 +158,7 @@ async function respond(c: C, req: AuthorizationRequest, params: Params, step: Au
       destination={destinationOf(req.redirectUri)}
       selfRegistered={req.client.selfRegistered}
       scope={req.scope}
-      resources={req.resources}
+      apis={await consentApis(deps, req)}
       requestId={requestId}
       csrf={c.var.csrfToken}
       email={account.user.email}

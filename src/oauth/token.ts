@@ -4,6 +4,9 @@ import { failClosed, oauthError } from '../lib/errors';
 import type { RefreshPolicy } from '../sessions/grants';
 import { GRANT_TYPES, type Client, type GrantType } from './clients';
 import { resourceProblem } from './client-registration';
+import { scopesAt, type ApiResource } from './api-resources';
+import { findResource } from './api-resource-cache';
+import { enforceRateLimit } from '../limits/rate-limits';
 import { issueAccessToken, userTokenResponse, type TokenResponse } from './issue';
 import { exchangeDeviceCode } from './device';
 import { CODE_VERIFIER } from '../lib/pkce';
@@ -28,17 +31,27 @@ const refreshPolicy = (deps: Deps, client: Client): RefreshPolicy | null =>
     : null;
 
 /**
- * RFC 8707 §2.2: the one resource (audience) the access token is for, or null for Gatehouse itself.
- * The client must be allowed it; a grant whose authorization named resources keeps to them (checked
- * in the user's object, before the code or refresh token is consumed).
+ * RFC 8707 §2.2: the one registered API the access token is for, or null for Gatehouse itself. The
+ * client must be allowed it; a grant whose authorization named resources keeps to them (checked in
+ * the user's object, before the code or refresh token is consumed). The API's token rate limit for
+ * this client is counted here, before anything is consumed.
  */
-export function targetResource(params: Params, client: Client): string | null {
+export async function targetResource(deps: Deps, params: Params, client: Client): Promise<ApiResource | null> {
   const asked = params.resource;
   if (asked === undefined) return null;
   if (asked.includes(' ')) throw oauthError('invalid_target', 'Ask for one resource per access token.');
   if (resourceProblem(asked)) throw oauthError('invalid_target', 'resource must be an absolute URI without a fragment.');
   if (!client.resources.includes(asked)) throw oauthError('invalid_target', 'This client may not ask for that resource.');
-  return asked;
+  const resource = await failClosed('the database', () => findResource(deps.db, asked, deps.now()));
+  if (!resource) throw oauthError('invalid_target', 'That resource is not a registered API.');
+  if (resource.rateLimit)
+    await enforceRateLimit(deps.limits, {
+      bucket: `token:${resource.identifier}`,
+      subject: `client:${client.clientId}`,
+      limit: resource.rateLimit,
+      now: deps.now(),
+    });
+  return resource;
 }
 
 async function loadUser(deps: Deps, userId: string): Promise<UserView> {
@@ -79,9 +92,9 @@ export async function exchangeToken(
     if (codeVerifier !== null && !CODE_VERIFIER.test(codeVerifier))
       throw oauthError('invalid_request', 'code_verifier is not a valid PKCE verifier (RFC 7636 section 4.1).');
     if (!code) throw oauthError('invalid_grant', 'The authorization code is not valid.');
-    const resource = targetResource(params, client);
+    const resource = await targetResource(deps, params, client);
     const result = await deps.sessions.redeemCode(code.userId, {
-      resource,
+      resource: resource?.identifier ?? null,
       secret: code.secret,
       clientId: client.clientId,
       redirectUri,
@@ -114,9 +127,9 @@ export async function exchangeToken(
     const token = parseRefreshToken(required(params, 'refresh_token'));
     if (!token) throw oauthError('invalid_grant', 'The refresh token is not valid.');
     const scope = params.scope?.split(' ').filter(Boolean);
-    const resource = targetResource(params, client);
+    const resource = await targetResource(deps, params, client);
     const result = await deps.sessions.rotateRefresh(token.userId, {
-      resource,
+      resource: resource?.identifier ?? null,
       familyId: token.familyId,
       secret: token.secret,
       clientId: client.clientId,
@@ -148,11 +161,17 @@ export async function exchangeToken(
 
   // client_credentials: the client acts for itself.
   if (client.isPublic) throw oauthError('unauthorized_client', 'Public clients cannot use client_credentials.');
-  const asked = (params.scope ?? '').split(' ').filter(Boolean);
-  const allowed = client.scopes.filter((s) => s !== 'openid' && s !== 'offline_access');
+  const resource = await targetResource(deps, params, client);
+  // For an API, the scopes of it the client was granted; for Gatehouse itself, the client's own
+  // (never openid or offline_access: there is no user).
+  const allowed = resource ? scopesAt(client, resource) : client.scopes.filter((s) => s !== 'openid' && s !== 'offline_access');
+  const asked = [...new Set((params.scope ?? '').split(' ').filter(Boolean))];
   const scope = asked.length ? asked : allowed;
-  if (scope.some((s) => !allowed.includes(s))) throw oauthError('invalid_scope', 'The requested scope is not allowed for this client.');
-  const resource = targetResource(params, client);
+  if (scope.some((s) => !allowed.includes(s)))
+    throw oauthError(
+      'invalid_scope',
+      resource ? 'The requested scope is not granted to this client for that API.' : 'The requested scope is not allowed for this client.',
+    );
   const access = await issueAccessToken(deps, { client, subject: client.clientId, scope, now, gty: 'client_credentials', resource, jkt });
   return { access_token: access.token, token_type: jkt ? 'DPoP' : 'Bearer', expires_in: access.expiresIn, scope: scope.join(' ') };
 }

@@ -3,7 +3,7 @@ import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { routeSchema } from '../../src/gateway/routes-config';
 import { APP, appWith, call, createVerifiedUser, signIn } from '../helpers';
-import { authorizeUrl, basic, getCode, pkce, REDIRECT, registerClient, tokenRequest } from '../oauth/helpers';
+import { API_SCOPES, authorizeUrl, basic, getCode, pkce, REDIRECT, registerClient, tokenRequest } from '../oauth/helpers';
 
 /**
  * A token is for one resource and one kind of caller (DESIGN.md §3, RFC 8707/9068). The attackers:
@@ -32,7 +32,7 @@ async function userToken(client: { clientId: string; clientSecret: string }, coo
   return (await res.json<{ access_token: string }>()).access_token;
 }
 
-const machineToken = async (client: { clientId: string; clientSecret: string }, resource?: string, scope = 'profile') =>
+const machineToken = async (client: { clientId: string; clientSecret: string }, resource?: string, scope = 'orders:read') =>
   (
     await (
       await tokenRequest(
@@ -45,7 +45,7 @@ const machineToken = async (client: { clientId: string; clientSecret: string }, 
 describe('bearer tokens are bound to a resource', () => {
   it("a third party's openid token does not open an admin-only route as the admin user", async () => {
     const a = await admin();
-    const thirdParty = await registerClient({ firstParty: true, name: 'Third Party', resources: [API] });
+    const thirdParty = await registerClient({ firstParty: true, name: 'Third Party', resources: [{ resource: API, scopes: API_SCOPES }] });
     const adminTools = await registerClient({ resources: [ADMIN_API] });
     const variants = {
       'openid only, for Gatehouse itself': await userToken(thirdParty, a.cookie, 'openid'),
@@ -69,7 +69,7 @@ describe('bearer tokens are bound to a resource', () => {
   });
 
   it('a client may only ask for resources it is registered for, and a grant keeps to what was authorized', async () => {
-    const client = await registerClient({ resources: [API] });
+    const client = await registerClient({ resources: [{ resource: API, scopes: API_SCOPES }] });
     const user = await createVerifiedUser();
     const { cookie } = await signIn(user.email);
     for (const resource of [ADMIN_API, 'https://api.gatehouse.test/', 'not a uri', 'https://api.gatehouse.test#x', `${API} ${ADMIN_API}`]) {
@@ -116,7 +116,7 @@ describe('bearer tokens are bound to a resource', () => {
   });
 
   it('a client_credentials token is not a user: refused on user routes, accepted where a route opts in, with no user headers', async () => {
-    const client = await registerClient({ resources: [API] });
+    const client = await registerClient({ resources: [{ resource: API, scopes: API_SCOPES }] });
     const token = await machineToken(client, API);
     expect(decodeJwt(token)).toMatchObject({ sub: client.clientId, gty: 'client_credentials', aud: API });
     for (const path of ['/demo/api/x', '/demo/recent/x', '/demo/api-fresh/x']) {
@@ -128,7 +128,7 @@ describe('bearer tokens are bound to a resource', () => {
     expect(ok.status).toBe(200);
     const { headers } = await ok.json<{ headers: Record<string, string> }>();
     expect(headers['x-auth-client-id']).toBe(client.clientId);
-    expect(headers['x-auth-scope']).toBe('profile');
+    expect(headers['x-auth-scope']).toBe('orders:read');
     for (const h of ['x-auth-user-id', 'x-auth-roles', 'x-auth-tier', 'x-auth-session-id', 'x-auth-amr', 'x-auth-acr'])
       expect(headers[h], h).toBeUndefined();
     const assertion = decodeJwt(headers['x-auth-assertion']!);
@@ -148,7 +148,7 @@ describe('bearer tokens are bound to a resource', () => {
       const gw = appWith((deps) => ({
         config: { ...deps.config, gateway: { ...deps.config.gateway, routes: [route, ...deps.config.gateway.routes] } },
       }));
-      const client = await registerClient({ accessTokenFormat, resources: [API] });
+      const client = await registerClient({ accessTokenFormat, resources: [{ resource: API, scopes: API_SCOPES }] });
       const token = await machineToken(client, API);
       expect(token.startsWith('ot1.')).toBe(accessTokenFormat === 'opaque');
       const use = (path: string) => gw(`${APP}${path}`, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' } });
@@ -175,8 +175,8 @@ describe('bearer tokens are bound to a resource', () => {
     });
 
   it('a route that lists its clients refuses the others', async () => {
-    const partner = await registerClient({ clientId: 'partner-app', resources: [API] });
-    const stranger = await registerClient({ resources: [API] });
+    const partner = await registerClient({ clientId: 'partner-app', resources: [{ resource: API, scopes: API_SCOPES }] });
+    const stranger = await registerClient({ resources: [{ resource: API, scopes: API_SCOPES }] });
     const refused = await app('/demo/partner/x', await machineToken(stranger, API));
     expect(refused.status).toBe(403);
     expect(await refused.json()).toMatchObject({ detail: 'Tokens of this client are not accepted here.' });
@@ -188,8 +188,8 @@ describe('the assertion an origin receives', () => {
   it('is never shared between two clients of one user, session and expiry', async () => {
     const user = await createVerifiedUser();
     const { cookie } = await signIn(user.email);
-    const a = await registerClient({ resources: [API], accessTokenTtl: 300 });
-    const b = await registerClient({ resources: [API], accessTokenTtl: 300 });
+    const a = await registerClient({ resources: [{ resource: API, scopes: API_SCOPES }], accessTokenTtl: 300 });
+    const b = await registerClient({ resources: [{ resource: API, scopes: API_SCOPES }], accessTokenTtl: 300 });
     // Two tokens of one sign-in that expire in the same second (frozen clock for both grants).
     const now = Date.now();
     const frozen = appWith(() => ({ now: () => now }));

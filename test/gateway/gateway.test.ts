@@ -416,7 +416,10 @@ describe('the gateway', () => {
   it('exchanges an opaque (phantom) token for its JWT on the way to the origin', async () => {
     const client = await registerClient({ accessTokenFormat: 'opaque' });
     const { access_token } = await (
-      await tokenRequest({ grant_type: 'client_credentials', scope: 'profile', resource: API }, basic(client.clientId, client.clientSecret))
+      await tokenRequest(
+        { grant_type: 'client_credentials', scope: 'orders:read', resource: API },
+        basic(client.clientId, client.clientSecret),
+      )
     ).json<{ access_token: string }>();
     expect(access_token).toMatch(/^ot1\./);
     const e = await echoed(await app('/demo/machine/x', { headers: { authorization: `Bearer ${access_token}` } }));

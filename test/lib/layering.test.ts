@@ -14,7 +14,7 @@ const LAYERS = [
   // Features: what answers a request.
   ['gateway', 'oauth', 'account', 'admin'],
   // Services the features share.
-  ['auth', 'sessions', 'handoff', 'tokens'],
+  ['auth', 'sessions', 'handoff', 'tokens', 'limits'],
   // Identities, and the mail sent to them.
   ['identity', 'mail'],
   // The schema, the small shared pieces, and the layout, components and messages every page is

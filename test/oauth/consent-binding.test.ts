@@ -14,7 +14,7 @@ import {
   signIn,
   STRONG_PASSWORD,
 } from '../helpers';
-import { authorizeUrl, basic, getCode, pkce, REDIRECT, registerClient, tokenRequest } from './helpers';
+import { API_SCOPES, authorizeUrl, basic, consentPage, decide, getCode, pkce, REDIRECT, registerClient, tokenRequest } from './helpers';
 
 /**
  * The consent decision and the re-authentication marker, attacked by a signed-in person (or a
@@ -27,20 +27,6 @@ const form = (fields: Record<string, string>) => ({
   body: new URLSearchParams(fields).toString(),
   headers: { 'content-type': 'application/x-www-form-urlencoded', origin: ORIGIN, accept: 'text/html' },
 });
-
-/** Opens the consent page of a request in `browser` and returns its CSRF token and held request id. */
-async function consentPage(browser: TestBrowser, url: string) {
-  const { res, html } = await browser.open(url);
-  expect(res.status, html.slice(0, 300)).toBe(200);
-  expect(html).toContain('/auth/authorize/decision');
-  const csrf = /name="csrf_token" value="([^"]+)"/.exec(html)![1]!;
-  const request = /name="request" value="([^"]+)"/.exec(html)![1]!;
-  // The page carries the request's id only: no parameter rides in the form.
-  expect([...html.matchAll(/<input type="hidden" name="([^"]+)"/g)].map((m) => m[1]).sort()).toEqual(['csrf_token', 'request']);
-  return { csrf, request, html };
-}
-
-const decide = (browser: TestBrowser, fields: Record<string, string>) => browser.fetch('/auth/authorize/decision', form(fields));
 
 const codesGranted = async (userId: string) => (await auditOf(userId)).results.filter((r) => r.type === 'authorization_granted').length;
 
@@ -284,7 +270,7 @@ describe('what a consent covers', () => {
   });
 
   it('a first-party client asks no consent, so its grant reaches every API it is registered for', async () => {
-    const client = await registerClient({ firstParty: true, resources: [API] });
+    const client = await registerClient({ firstParty: true, resources: [{ resource: API, scopes: API_SCOPES }] });
     const { cookie } = await signIn((await createVerifiedUser()).email);
     const { code, verifier } = await getCode(client.clientId, cookie, { scope: 'openid' });
     expect((await exchange(client, code, verifier, API)).status).toBe(200);

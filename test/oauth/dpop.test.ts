@@ -1,7 +1,7 @@
 import { decodeJwt, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { APP, appWith, call, ORIGIN } from '../helpers';
-import { basic, dpopKey, form, getCode, pkce, REDIRECT, registerClient, signedInUser } from './helpers';
+import { API_SCOPES, basic, dpopKey, form, getCode, pkce, REDIRECT, registerClient, signedInUser } from './helpers';
 
 /**
  * DPoP (RFC 9449): a token bound to a client's key is worth nothing without a fresh proof by that
@@ -122,7 +122,7 @@ describe('DPoP at the token endpoint', () => {
   });
 
   it('a captured proof is refused the second time', async () => {
-    const client = await registerClient({ grantTypes: ['client_credentials'], resources: [API] });
+    const client = await registerClient({ grantTypes: ['client_credentials'], resources: [{ resource: API, scopes: API_SCOPES }] });
     const key = await dpopKey();
     const proof = await key.proof('POST', TOKEN);
     const fields = { grant_type: 'client_credentials', resource: API };
@@ -309,9 +309,9 @@ describe('DPoP at userinfo', () => {
 
 describe('DPoP at the gateway', () => {
   const machine = async (key: Awaited<ReturnType<typeof dpopKey>> | null) => {
-    const client = await registerClient({ grantTypes: ['client_credentials'], resources: [API] });
+    const client = await registerClient({ grantTypes: ['client_credentials'], resources: [{ resource: API, scopes: API_SCOPES }] });
     const res = await tokenCall(
-      { grant_type: 'client_credentials', resource: API, scope: 'profile' },
+      { grant_type: 'client_credentials', resource: API, scope: 'orders:read' },
       basic(client.clientId, client.clientSecret),
       key ? await key.proof('POST', TOKEN) : undefined,
     );
@@ -369,9 +369,9 @@ describe('DPoP nonces (DPOP_REQUIRE_NONCE)', () => {
   const withNonces = appWith((deps) => ({ config: { ...deps.config, dpop: { requireNonce: true } } }));
 
   it('the token endpoint and the gateway hand out a nonce, take it for five to ten minutes, then ask again', async () => {
-    const client = await registerClient({ grantTypes: ['client_credentials'], resources: [API] });
+    const client = await registerClient({ grantTypes: ['client_credentials'], resources: [{ resource: API, scopes: API_SCOPES }] });
     const key = await dpopKey();
-    const fields = { grant_type: 'client_credentials', resource: API, scope: 'profile' };
+    const fields = { grant_type: 'client_credentials', resource: API, scope: 'orders:read' };
     const auth = basic(client.clientId, client.clientSecret);
     const first = await tokenCall(fields, auth, await key.proof('POST', TOKEN), withNonces);
     expect(first.status).toBe(400);

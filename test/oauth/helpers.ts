@@ -1,30 +1,62 @@
 import { env } from 'cloudflare:workers';
 import { expect } from 'vitest';
 import { createDb } from '../../src/db/client';
-import { oauthClients } from '../../src/db/schema';
+import { apiResources, clientResources, oauthClients } from '../../src/db/schema';
+import { buildResource, type ResourceInput } from '../../src/oauth/api-resources';
 import { buildClient, type ClientInput } from '../../src/oauth/client-registration';
 import { s256 } from '../../src/lib/pkce';
 import { randomToken, sha256 } from '../../src/lib/crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { call, createVerifiedUser, signIn } from '../helpers';
+import type { TestBrowser } from '../browser';
+import { call, createVerifiedUser, ORIGIN, signIn } from '../helpers';
 
 export const REDIRECT = 'https://app.example.com/callback';
 
-/** Registers a client straight into D1; returns its id and secret. */
+/** The API the test routes accept tokens and keys for (vitest.config.ts), and its scopes. */
+export const API = 'https://api.gatehouse.test';
+export const API_SCOPES = ['orders:read', 'orders:write'];
+
+/**
+ * Registers an API in D1 (kept if it exists: tests share the database and each isolate caches API
+ * records, so a shared API's scopes never change — a test that needs its own makes a new one).
+ */
+export async function registerResource(over: Partial<ResourceInput> = {}) {
+  const row = buildResource(
+    {
+      identifier: `https://api-${randomToken(6)
+        .toLowerCase()
+        .replace(/[^a-z0-9]/g, 'x')}.gatehouse.test`,
+      name: 'Test API',
+      ...over,
+    },
+    Date.now(),
+  );
+  await createDb(env.DB).insert(apiResources).values(row).onConflictDoNothing();
+  return row.identifier;
+}
+
+/** Registers a client straight into D1 (with its API grants, registering the APIs it names); returns its id and secret. */
 export async function registerClient(over: Partial<ClientInput> = {}) {
-  const { row, clientSecret } = await buildClient(
+  const { row, grants, clientSecret } = await buildClient(
     {
       name: 'Test App',
       redirectUris: [REDIRECT],
       firstParty: true,
       scopes: ['openid', 'profile', 'email', 'roles', 'offline_access'],
-      resources: ['https://api.gatehouse.test'],
+      resources: [{ resource: API, scopes: API_SCOPES }],
       grantTypes: ['authorization_code', 'refresh_token', 'client_credentials'],
       ...over,
     },
     Date.now(),
   );
-  await createDb(env.DB).insert(oauthClients).values(row);
+  const db = createDb(env.DB);
+  for (const g of grants)
+    await registerResource({
+      identifier: g.resource,
+      ...(g.resource === API ? { scopes: API_SCOPES.map((name) => ({ name, description: null })) } : {}),
+    });
+  await db.insert(oauthClients).values(row);
+  if (grants.length) await db.insert(clientResources).values(grants);
   return { clientId: row.clientId, clientSecret: clientSecret! };
 }
 
@@ -150,3 +182,24 @@ export function authorizeParams(
 ): Record<string, string> {
   return Object.fromEntries(new URL(authorizeUrl(clientId, challenge, over), 'https://x.test').searchParams);
 }
+
+/** Opens the consent page of a request in `browser` and returns its CSRF token and held request id. */
+export async function consentPage(browser: TestBrowser, url: string) {
+  const { res, html } = await browser.open(url);
+  expect(res.status, html.slice(0, 300)).toBe(200);
+  expect(html).toContain('/auth/authorize/decision');
+  const csrf = /name="csrf_token" value="([^"]+)"/.exec(html)![1]!;
+  const request = /name="request" value="([^"]+)"/.exec(html)![1]!;
+  // The page carries the request's id only: no parameter rides in the form.
+  expect([...html.matchAll(/<input type="hidden" name="([^"]+)"/g)].map((m) => m[1]).sort()).toEqual(['csrf_token', 'request']);
+  return { csrf, request, html };
+}
+
+/** Answers a consent page (its fields: csrf_token, request, decision) as the page's own form would. */
+export const decide = (browser: TestBrowser, fields: Record<string, string>) =>
+  browser.fetch('/auth/authorize/decision', {
+    method: 'POST',
+    body: new URLSearchParams(fields).toString(),
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: ORIGIN, accept: 'text/html' },
+  });
+

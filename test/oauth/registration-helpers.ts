@@ -47,6 +47,9 @@ export function manage(clientId: string, token: string | null, init: Parameters<
 
 export const clientRow = (clientId: string) =>
   env.DB.prepare('SELECT * FROM oauth_clients WHERE client_id = ?').bind(clientId).first<Record<string, unknown>>();
+/** The APIs (and scopes) a client may ask tokens for: none, for a self-registered client. */
+export const apiGrantsOf = async (clientId: string) =>
+  (await env.DB.prepare('SELECT resource, scopes FROM client_resources WHERE client_id = ?').bind(clientId).all()).results;
 export const rowsNamed = async (name: string) =>
   (await env.DB.prepare('SELECT COUNT(*) AS n FROM oauth_clients WHERE name = ?').bind(name).first<{ n: number }>())!.n;
 /** The client_registered / client_updated / client_deleted events of a client. */

@@ -102,7 +102,6 @@ describe('RFC 7592 client configuration endpoint', () => {
       name,
       redirect_uris: '["https://app.example.com/new-callback"]',
       first_party: 0,
-      resources: '[]',
       registration_token_hash: await sha256(updated.registration_access_token),
     });
     // The old token is spent; the new one works; the secret is unchanged.

@@ -11,6 +11,7 @@ import {
   register,
   registered,
   rowsNamed,
+  apiGrantsOf,
   RFC6749_TEXT,
   uniqueName,
 } from './registration-helpers';
@@ -70,10 +71,10 @@ describe('POST /auth/register', () => {
     expect(body.registration_access_token).toMatch(/^[A-Za-z0-9_-]{43}$/);
     for (const ignored of ['contacts', 'logo_uri', 'tos_uri', 'software_statement', 'extra']) expect(body).not.toHaveProperty(ignored);
 
+    expect(await apiGrantsOf(clientId)).toEqual([]);
     const row = (await clientRow(clientId))!;
     expect(row).toMatchObject({
       first_party: 0,
-      resources: '[]',
       serves: '[]',
       require_pkce: 1,
       require_dpop: 1,
@@ -188,9 +189,9 @@ describe('POST /auth/register', () => {
       secret_hash: 'x',
     });
     expect(client).toMatchObject({ first_party: false, resources: [], serves: [], require_pkce: true, access_token_format: 'jwt' });
+    expect(await apiGrantsOf(client.client_id)).toEqual([]);
     expect(await clientRow(client.client_id)).toMatchObject({
       first_party: 0,
-      resources: '[]',
       serves: '[]',
       require_pkce: 1,
       access_token_format: 'jwt',

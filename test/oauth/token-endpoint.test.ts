@@ -300,16 +300,23 @@ describe('opaque access tokens (phantom tokens)', () => {
     expect((await call('/auth/userinfo', bearer)).status).toBe(401);
   });
 
-  it("keeps a client_credentials opaque token in the client's own object", async () => {
+  it("spreads a client's opaque client_credentials tokens over its own objects, so no one object carries its traffic", async () => {
     const client = await registerClient({ accessTokenFormat: 'opaque' });
-    const res = await tokenRequest({ grant_type: 'client_credentials', scope: 'profile' }, basic(client.clientId, client.clientSecret));
-    const { access_token } = await res.json<{ access_token: string }>();
-    const owner = atob(access_token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'));
-    expect(owner).toBe(`client:${client.clientId}`);
     const auth = { ...form({}).headers, authorization: basic(client.clientId, client.clientSecret) };
-    expect(await (await call('/auth/introspect', { ...form({ token: access_token }), headers: auth })).json()).toMatchObject({
-      active: true,
-      sub: client.clientId,
-    });
+    const owners = new Set<string>();
+    for (let i = 0; i < 24; i++) {
+      const res = await tokenRequest({ grant_type: 'client_credentials', scope: 'profile' }, basic(client.clientId, client.clientSecret));
+      const { access_token } = await res.json<{ access_token: string }>();
+      const owner = atob(access_token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'));
+      // Each shard is the client's own: no other client's token can ever land there.
+      expect(owner).toMatch(new RegExp(`^client:${client.clientId}:([0-9]|1[0-5])$`));
+      owners.add(owner);
+      expect(await (await call('/auth/introspect', { ...form({ token: access_token }), headers: auth })).json()).toMatchObject({
+        active: true,
+        sub: client.clientId,
+      });
+    }
+    // 24 tokens over 16 shards: all in one object would happen once in 16^23.
+    expect(owners.size).toBeGreaterThan(1);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { APP, call, createVerifiedUser, signIn } from '../helpers';
-import { basic, form, getCode, REDIRECT, registerClient, tokenRequest } from './helpers';
+import { API_SCOPES, basic, form, getCode, REDIRECT, registerClient, tokenRequest } from './helpers';
 
 /**
  * What a token is worth after its grant is gone, and who may ask about it. The attackers: another
@@ -29,7 +29,7 @@ async function tokensFor(client: { clientId: string; clientSecret: string }, res
 
 describe('introspection answers only the token’s own client or audience (RFC 7662 §4)', () => {
   it('another client learns nothing — access or refresh token — and the audience’s own client learns all', async () => {
-    const issuedTo = await registerClient({ resources: [API] });
+    const issuedTo = await registerClient({ resources: [{ resource: API, scopes: API_SCOPES }] });
     const other = await registerClient();
     const t = await tokensFor(issuedTo, API);
     expect(await introspect(other, t.access_token)).toEqual({ active: false });
@@ -46,7 +46,7 @@ describe('introspection answers only the token’s own client or audience (RFC 7
 
 describe('a replayed authorization code takes its tokens down (RFC 6749 §4.1.2)', () => {
   it('the first access token stops working at userinfo, introspection and fresh gateway routes at once', async () => {
-    const client = await registerClient({ resources: [API] });
+    const client = await registerClient({ resources: [{ resource: API, scopes: API_SCOPES }] });
     const user = await createVerifiedUser();
     const { cookie } = await signIn(user.email);
     const { code, verifier } = await getCode(client.clientId, cookie, { scope: 'openid profile' });
@@ -70,7 +70,7 @@ describe('a replayed authorization code takes its tokens down (RFC 6749 §4.1.2)
   });
 
   it('a token for an API: refused at once on the API’s fresh route, until expiry elsewhere (the documented bound)', async () => {
-    const client = await registerClient({ resources: [API] });
+    const client = await registerClient({ resources: [{ resource: API, scopes: API_SCOPES }] });
     const user = await createVerifiedUser();
     const { cookie } = await signIn(user.email);
     const { code, verifier } = await getCode(client.clientId, cookie, { scope: 'openid profile' });
@@ -90,7 +90,7 @@ describe('a replayed authorization code takes its tokens down (RFC 6749 §4.1.2)
 
 describe('revoking a signed access token (RFC 7009) revokes it', () => {
   it('userinfo, introspection and fresh routes refuse it at once; only its own client may revoke it', async () => {
-    const client = await registerClient({ resources: [API] });
+    const client = await registerClient({ resources: [{ resource: API, scopes: API_SCOPES }] });
     const stranger = await registerClient();
     const t = await tokensFor(client);
     const revoke = (by: typeof client) =>
