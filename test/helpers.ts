@@ -192,3 +192,18 @@ export function continueTarget(html: string): string {
     .replace(/&quot;/g, '"')
     .replace(/&#39;/g, "'");
 }
+
+/** D1 as the app sees it, recording every statement's SQL. */
+export function recordingD1(real: D1Database, log: string[]): D1Database {
+  return new Proxy(real, {
+    get(target, prop) {
+      if (prop === 'prepare')
+        return (sql: string) => {
+          log.push(sql);
+          return target.prepare(sql);
+        };
+      const value = Reflect.get(target, prop);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}

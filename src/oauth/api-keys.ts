@@ -36,11 +36,16 @@ export function parseApiKey(key: string): { id: string; secret: string } | null 
   return checkOf(`gk_${id}_${secret}`) === check ? { id, secret } : null;
 }
 
+/** The key for an id and a secret, its check appended. */
+export function formatApiKey(id: string, secret: string): string {
+  const body = `gk_${id}_${secret}`;
+  return `${body}${checkOf(body)}`;
+}
+
 function newKey(): { id: string; secret: string; key: string } {
   const id = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => ID_ALPHABET[b & 31]).join('');
   const secret = randomToken(32);
-  const body = `gk_${id}_${secret}`;
-  return { id, secret, key: `${body}${checkOf(body)}` };
+  return { id, secret, key: formatApiKey(id, secret) };
 }
 
 /** What an operator (or, later, the admin API) gives to issue a key. */

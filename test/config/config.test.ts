@@ -78,6 +78,23 @@ describe('configuration', () => {
       /^ROUTES\.0\.policy: a public route cannot have identity requirements/,
     );
     expect(routes([{ match: '/a', origin: 'service:API', policy: { acces: 'public' } }])[0]).toMatch(/^ROUTES\.0\.policy:/);
+    // API keys and rate limits: where they apply, and well-formed.
+    expect(routes([{ match: '/a', origin: 'service:API', policy: { apiKeys: ['authorization'] } }])[0]).toMatch(
+      /^ROUTES\.0\.policy\.apiKeys: only applies to access tokens and API keys: name the route's audiences too/,
+    );
+    expect(
+      routes([{ match: '/a', origin: 'service:API', policy: { audiences: ['https://api.example'], apiKeys: ['cookie'] } }])[0],
+    ).toMatch(/^ROUTES\.0\.policy\.apiKeys\.0:/);
+    expect(
+      routes([{ match: '/a', origin: 'service:API', policy: { access: 'public' }, rateLimit: { requests: 5, period: 60 } }])[0],
+    ).toMatch(/^ROUTES\.0\.rateLimit: counts callers: a public route has none/);
+    expect(routes([{ match: '/a', origin: 'service:API', rateLimit: { requests: 0, period: 60 } }])[0]).toMatch(
+      /^ROUTES\.0\.rateLimit\.requests:/,
+    );
+    expect(routes([{ match: '/a', origin: 'service:API', rateLimit: { requests: 5, period: 60, bucket: 'a b' } }])[0]).toMatch(
+      /^ROUTES\.0\.rateLimit\.bucket:/,
+    );
+    expect(routes([{ match: '/a', origin: 'service:API', rateLimit: { requests: 5, period: 60 } }])).toEqual([]);
     expect(issuesOf({ ...base, ROUTES: '[{' })).toEqual(['ROUTES: must be a JSON array of routes']);
   });
 

@@ -3,28 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { buildClient } from '../../src/oauth/client-registration';
 import { CLIENT_CACHE_TTL_MS } from '../../src/oauth/clients';
 import { createDb } from '../../src/db/client';
-import { appWith } from '../helpers';
+import { appWith, recordingD1 } from '../helpers';
 import { basic, form, registerClient } from './helpers';
 import { manage, registered } from './registration-helpers';
 
 // Client records in the isolate (src/oauth/clients.ts): the token endpoint authenticates a known
 // client without reading D1; what Gatehouse changes itself takes effect at once, a change made in
 // D1 directly (the CLI) within CLIENT_CACHE_TTL_MS.
-
-/** D1 as the app sees it, recording every statement's SQL. */
-function recordingD1(real: D1Database, log: string[]): D1Database {
-  return new Proxy(real, {
-    get(target, prop) {
-      if (prop === 'prepare')
-        return (sql: string) => {
-          log.push(sql);
-          return target.prepare(sql);
-        };
-      const value = Reflect.get(target, prop);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-}
 
 const grant = (request: ReturnType<typeof appWith>, clientId: string, secret: string) => {
   const init = form({ grant_type: 'client_credentials', scope: 'profile' });
