@@ -2,7 +2,7 @@ import type { Context } from 'hono';
 import { PENDING_TTL, type SignInOutcome } from './second-factor';
 import { safeReturnTo } from './urls';
 import type { AppEnv } from '../deps';
-import { z } from 'zod';
+import * as z from 'zod';
 import { clearCookie, COOKIES, writeCookie } from '../lib/cookies';
 import { clearSessionCookie, setSessionCookie } from '../sessions/middleware';
 import type { Proof } from './recent-auth';

@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { router } from '../lib/router';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { AppEnv } from '../deps';
 import { GatehouseError } from '../lib/errors';
 import { deferTo } from '../lib/defer';

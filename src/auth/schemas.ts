@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { emailField } from '../identity/email';
 import { PASSWORD_MAX_LENGTH } from './password-policy';
 

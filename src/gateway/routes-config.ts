@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * The gateway's route table (the `ROUTES` var: a JSON array), validated at start-up: a bad route

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** Trim, Unicode NFC, lower-case. Two spellings of one address map to one account. */
 export function normaliseEmail(raw: string): string {

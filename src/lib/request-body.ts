@@ -1,5 +1,5 @@
 import type { Context } from 'hono';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { GatehouseError } from './errors';
 
 /** Largest request body any Gatehouse endpoint accepts. */

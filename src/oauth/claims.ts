@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { UserView } from '../identity/users';
 import { oauthError } from '../lib/errors';
 

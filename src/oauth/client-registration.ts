@@ -1,5 +1,5 @@
 import { importJWK, type JWK } from 'jose';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { OAuthClientRow } from '../db/schema';
 import { randomToken, sha256 } from '../lib/crypto';
 import { GRANT_TYPES, KNOWN_SCOPES } from './grants-and-scopes';

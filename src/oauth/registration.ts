@@ -1,5 +1,6 @@
 import { and, eq } from 'drizzle-orm';
-import { z, ZodError } from 'zod';
+import * as z from 'zod';
+import { ZodError } from 'zod';
 import { oauthClients, type OAuthClientRow } from '../db/schema';
 import type { Deps } from '../deps';
 import { auditInsert, auditInsertWhile, type AuditEvent, type RequestMeta } from '../identity/audit';
