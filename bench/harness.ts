@@ -131,3 +131,26 @@ export async function signedInUser(
   const res = await jar.fetch('/auth/api/sign-in', json({ email, password }));
   if (res.status !== 200) throw new Error(`sign-in failed: ${res.status}`);
 }
+
+/** The process ids of the workerd processes this process started (Miniflare runs each as a child). */
+export function workerdChildren(): number[] {
+  const pids: number[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (stat.includes('(workerd)') && state !== 'Z' && Number(ppid) === process.pid) pids.push(Number(pid));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return pids;
+}
+
+/** CPU time (ms) a process's live threads have run, from the scheduler's nanosecond counters (Linux). */
+export function cpuMs(pid: number): number {
+  let ns = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`))
+    ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+  return ns / 1e6;
+}
