@@ -13,7 +13,7 @@ export function commonPasswordKey(password: string): number {
   return h >>> 0;
 }
 
-/** zxcvbn-ts's list as the sorted keys of its passwords, Rice-coded and base64url'd, with what decodes them. */
+/** What the worker ships for a list: how many distinct keys, the Rice parameter, and the sorted keys Rice-coded in base64url. */
 export function encodeCommonPasswords(passwords: readonly string[]): { count: number; riceParameter: number; keys: string } {
   const keys = [...new Set(passwords.map(commonPasswordKey))].sort((a, b) => a - b);
   const riceParameter = bestRiceParameter(keys);
