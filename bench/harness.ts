@@ -5,19 +5,17 @@ import { ROOT, wrangler } from '../scripts/lib/wrangler';
 
 const BUILD = join(ROOT, 'bench/.build');
 
-/** Bundles a worker entry exactly as `wrangler deploy` would (wasm modules included), without uploading. */
+/**
+ * Bundles a worker entry exactly as `wrangler deploy` would (wasm modules included, wrangler.toml's
+ * minify), without uploading; esbuild's metafile lands beside it as bundle-meta.json.
+ */
 export function bundle(name: string, entry?: string): string {
   const outdir = join(BUILD, name);
   rmSync(outdir, { recursive: true, force: true });
-  wrangler(['deploy', '--dry-run', '--outdir', outdir, ...(entry ? [entry] : [])]);
+  wrangler(['deploy', '--dry-run', '--outdir', outdir, '--metafile', join(outdir, 'bundle-meta.json'), ...(entry ? [entry] : [])]);
   return outdir;
 }
 
-/**
- * Runs a bundled worker in Miniflare (workerd, no wrangler dev proxy, no logging) with Gatehouse's
- * bindings: a fresh in-memory D1 migrated from migrations/, the UserSessions Durable Object, and a
- * rate limiter too generous to interfere.
- */
 /** The modules of a bundle from `bundle()`: wrangler names the script after its entry (the one .js). */
 export function bundleModules(outdir: string) {
   return [
@@ -43,15 +41,22 @@ export const GATEHOUSE_OPTIONS = {
   } as Record<string, string>,
 };
 
-export async function startWorker(outdir: string, opts: { gatehouse: boolean }) {
+/** Miniflare options for a bundle from `bundle()`, with Gatehouse's bindings or with none. */
+export function workerOptions(outdir: string, opts: { gatehouse: boolean }) {
   // Miniflare 5 takes a new options shape; convertV4MiniflareOptions accepts the familiar one.
-  const mf = new Miniflare(
-    convertV4MiniflareOptions({
-      modulesRoot: outdir,
-      modules: bundleModules(outdir),
-      ...(opts.gatehouse ? GATEHOUSE_OPTIONS : { compatibilityDate: GATEHOUSE_OPTIONS.compatibilityDate }),
-    }),
-  );
+  return convertV4MiniflareOptions({
+    modulesRoot: outdir,
+    modules: bundleModules(outdir),
+    ...(opts.gatehouse ? GATEHOUSE_OPTIONS : { compatibilityDate: GATEHOUSE_OPTIONS.compatibilityDate }),
+  });
+}
+
+/**
+ * Runs a bundled worker in Miniflare (workerd, no wrangler dev proxy, no logging); with Gatehouse's
+ * bindings, its fresh in-memory D1 is migrated from migrations/ before this resolves.
+ */
+export async function startWorker(outdir: string, opts: { gatehouse: boolean }) {
+  const mf = new Miniflare(workerOptions(outdir, opts));
   await mf.ready;
   if (opts.gatehouse) await applyMigrationsTo(await mf.getD1Database('DB'));
   const base = 'https://gatehouse.bench';
@@ -125,4 +130,27 @@ export async function signedInUser(
   await jar.fetch('/auth/api/verify-email', json({ token: /token=([A-Za-z0-9_-]{43})/.exec(mail!.text)![1] }));
   const res = await jar.fetch('/auth/api/sign-in', json({ email, password }));
   if (res.status !== 200) throw new Error(`sign-in failed: ${res.status}`);
+}
+
+/** The process ids of the workerd processes this process started (Miniflare runs each as a child). */
+export function workerdChildren(): number[] {
+  const pids: number[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (stat.includes('(workerd)') && state !== 'Z' && Number(ppid) === process.pid) pids.push(Number(pid));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return pids;
+}
+
+/** CPU time (ms) a process's live threads have run, from the scheduler's nanosecond counters (Linux). */
+export function cpuMs(pid: number): number {
+  let ns = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`))
+    ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+  return ns / 1e6;
 }

@@ -1,15 +1,23 @@
-import { dictionary } from '@zxcvbn-ts/language-common';
+import { fromBase64url } from '../lib/crypto';
 import { GatehouseError } from '../lib/errors';
+import { decodeRiceSet, includesSorted } from '../lib/rice-set';
+import { commonPasswordKey } from './common-passwords';
+import { COMMON_PASSWORDS } from './common-passwords.generated';
 
 /** Upper bound so a request cannot ask for unbounded work; far above any real passphrase. */
 export const PASSWORD_MAX_LENGTH = 1024;
 
-let common: Set<string> | undefined;
+let keys: Uint32Array | undefined;
 
-/** The shipped list of common passwords (zxcvbn-ts, ~49,000 entries), loaded once per isolate. */
+/**
+ * Whether the password (case-insensitive) is on zxcvbn-ts's list of ~49,000 common passwords.
+ * The list ships as the Rice-coded set of its keys (src/auth/common-passwords.generated.ts, about
+ * 18 bits a password), decoded once per isolate; a password that is not on it is refused anyway
+ * with probability ~1e-5 (docs/security.md).
+ */
 export function isCommonPassword(password: string): boolean {
-  common ??= new Set(dictionary['passwords-common'] as string[]);
-  return common.has(password.normalize('NFC').toLowerCase());
+  keys ??= decodeRiceSet(fromBase64url(COMMON_PASSWORDS.keys), COMMON_PASSWORDS.count, COMMON_PASSWORDS.riceParameter);
+  return includesSorted(keys, commonPasswordKey(password));
 }
 
 /** Length in code points, so emoji and CJK count as one character each. */

@@ -9,7 +9,9 @@ export function base64url(bytes: Uint8Array): string {
 /** Decodes base64url we produced (throws on anything else; for client input use decodeBase64url). */
 export function fromBase64url(s: string): Uint8Array<ArrayBuffer> {
   const b = atob(s.replace(/-/g, '+').replace(/_/g, '/'));
-  return Uint8Array.from(b, (c) => c.charCodeAt(0));
+  const bytes = new Uint8Array(b.length);
+  for (let i = 0; i < b.length; i++) bytes[i] = b.charCodeAt(i);
+  return bytes;
 }
 
 /** Decodes client-supplied base64url (padding optional); null when it is not base64url. */

@@ -202,4 +202,3 @@ export const decide = (browser: TestBrowser, fields: Record<string, string>) =>
     body: new URLSearchParams(fields).toString(),
     headers: { 'content-type': 'application/x-www-form-urlencoded', origin: ORIGIN, accept: 'text/html' },
   });
-
