@@ -2,13 +2,15 @@
  * `npm run dev`: the whole stack locally, safe to re-run.
  *  1. writes .dev.vars (git-ignored) with fresh secrets when it is missing, adds any missing secret;
  *  2. applies migrations/ to the local D1;
- *  3. seeds the demo user and the demo OIDC client (kept if they exist);
+ *  3. seeds the demo user, the demo OIDC client, the demo API and an API key for it (kept if they exist);
  *  4. starts the demo echo origin (:8788) behind the gateway's demo routes, and `wrangler dev` on
  *     http://localhost:8787, and prints where to go.
  */
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { main as apiKeys } from './api-keys';
 import { main as clients } from './clients';
+import { main as resources } from './resources';
 import { main as users } from './users';
 import { startEchoServer } from '../demo/echo-server';
 import { applyMigrations, ROOT, startWranglerDev } from './lib/wrangler';
@@ -32,7 +34,13 @@ const DEMO_ROUTES = JSON.stringify([
   demo('/demo/me/*', { access: 'authenticated', expose: ['email'] }),
   demo('/demo/admin/*', { rolesAny: ['admin'] }),
   demo('/demo/mfa/*', { acr: ['urn:gatehouse:acr:mfa'] }),
+  // The demo API: access tokens for it and API keys, machines included, 60 requests a minute per caller.
+  {
+    ...demo('/demo/api/*', { audiences: ['https://api.gatehouse.dev'], machine: true, apiKeys: ['authorization', 'x-api-key'] }),
+    rateLimit: { requests: 60, period: 60 },
+  },
 ]);
+const DEMO_API = 'https://api.gatehouse.dev';
 const BASE = `http://localhost:${PORT}`;
 const DEMO = { email: 'demo@gatehouse.dev', password: 'gatehouse demo passphrase' };
 
@@ -147,6 +155,21 @@ const demoSecret =
     ? (JSON.parse(readFileSync(demoClientFile, 'utf8')) as { client_secret: string }).client_secret
     : '(unknown: delete .wrangler/ to re-seed)');
 
+console.log('• seeding the demo API and its key');
+await quietly(() =>
+  resources(['create', '--id', DEMO_API, '--name', 'Demo API', '--scope', 'demo:read=Read the demo data', '--if-missing']),
+);
+await quietly(() => resources(['grant', '--id', DEMO_API, '--client', 'demo-app', '--scope', 'demo:read']));
+// Like the client secret, the key is shown once: kept beside the local state for re-runs.
+const demoKeyFile = `${ROOT}.wrangler/demo-api-key.json`;
+if (!existsSync(demoKeyFile)) {
+  const created = await quietly(() =>
+    apiKeys(['create', '--resource', DEMO_API, '--client', 'demo-app', '--name', 'Demo key', '--scope', 'demo:read']),
+  );
+  writeFileSync(demoKeyFile, created, { mode: 0o600 });
+}
+const demoKey = (JSON.parse(readFileSync(demoKeyFile, 'utf8')) as { key: string }).key;
+
 console.log(`• starting the demo echo origin on http://127.0.0.1:${ECHO_PORT}`);
 const echoServer = await startEchoServer(ECHO_PORT);
 
@@ -168,6 +191,11 @@ console.log(`
   OpenID Provider  ${BASE}/.well-known/openid-configuration
   Demo client      client_id ${demoClient.client_id}   client_secret ${demoSecret}
                    redirect_uri http://localhost:3000/callback (client_secret_basic, PKCE S256)
+
+  Demo API         ${DEMO_API} (scope demo:read), behind http://${APP_HOST}/demo/api/*
+                   curl -H 'X-API-Key: ${demoKey}' http://${APP_HOST}/demo/api/hello
+                   curl -u ${demoClient.client_id}:${demoSecret} -d grant_type=client_credentials \\
+                        -d resource=${DEMO_API} ${BASE}/auth/token
 
   Ctrl-C stops it.
 `);

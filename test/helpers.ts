@@ -207,3 +207,13 @@ export function recordingD1(real: D1Database, log: string[]): D1Database {
     },
   });
 }
+
+/**
+ * Waits, when needed, until at least 15 s of the current wall-clock minute are left: the Workers
+ * rate limiter (60 s windows aligned to the clock, in Miniflare as in production) would otherwise
+ * start a new window in the middle of a test that counts to its limit.
+ */
+export async function withinOneLimiterWindow(): Promise<void> {
+  const left = 60_000 - (Date.now() % 60_000);
+  if (left < 15_000) await new Promise((r) => setTimeout(r, left + 100));
+}

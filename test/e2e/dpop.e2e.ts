@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clientsCli, resolveLocalhostNames, startGatehouse, usersCli } from './harness';
+import { clientsCli, resolveLocalhostNames, resourcesCli, startGatehouse, usersCli } from './harness';
 import { Jar, runAuthorization } from './relying-party';
 
 /**
@@ -61,6 +61,8 @@ beforeAll(async () => {
   }));
   const user = usersCli(['create', '--email', EMAIL, '--password', PASSWORD, '--verified', '--persist-to', gatehouse.persistTo]);
   expect(user.code, user.stderr).toBe(0);
+  const api = resourcesCli(['create', '--id', API, '--name', 'DPoP API', '--persist-to', gatehouse.persistTo]);
+  expect(api.code, api.stderr).toBe(0);
   const create = (args: string[]) => {
     const made = clientsCli([
       'create',

@@ -129,6 +129,10 @@ export async function launchBrowser(): Promise<{ browser: Browser; context: Brow
 export const usersCli = (args: string[]) => cli('users', args);
 /** Runs the clients CLI (as `npm run clients --` does). */
 export const clientsCli = (args: string[]) => cli('clients', args);
+/** Runs the resources CLI (as `npm run resources --` does). */
+export const resourcesCli = (args: string[]) => cli('resources', args);
+/** Runs the API keys CLI (as `npm run api-keys --` does). */
+export const apiKeysCli = (args: string[]) => cli('api-keys', args);
 
 function cli(name: string, args: string[]) {
   const r = spawnSync(`${ROOT}node_modules/.bin/tsx`, [`scripts/${name}.ts`, ...args], {

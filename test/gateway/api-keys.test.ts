@@ -6,7 +6,7 @@ import { apiKeys, apiResources } from '../../src/db/schema';
 import { API_KEY_CACHE_TTL_MS } from '../../src/gateway/api-key-auth';
 import { buildApiKey, formatApiKey, parseApiKey, type ApiKeyInput, type ApiKeyOwner } from '../../src/oauth/api-keys';
 import { resourceFromRow } from '../../src/oauth/api-resources';
-import { APP, appWith, createVerifiedUser, recordingD1, uniqueIp } from '../helpers';
+import { APP, appWith, createVerifiedUser, recordingD1, uniqueIp, withinOneLimiterWindow } from '../helpers';
 import { API, API_SCOPES, registerClient, registerResource } from '../oauth/helpers';
 
 /**
@@ -194,6 +194,7 @@ describe('API keys at the gateway', () => {
     const log: string[] = [];
     const d1 = recordingD1(env.DB, log);
     const send = appWith(() => ({ d1, db: createDb(d1) }));
+    await withinOneLimiterWindow();
     const ip = uniqueIp();
     const madeUp = () =>
       formatApiKey(

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ipKey } from '../../src/lib/rate-limit';
-import { call } from '../helpers';
+import { call, withinOneLimiterWindow } from '../helpers';
 
 /** A network peer with many addresses: one IPv6 customer gets a /64 at least, so a /64 is one client. */
 const randomPrefix = () => {
@@ -30,6 +30,7 @@ describe('the per-client rate limit', () => {
   });
 
   it('a peer rotating through its /64 shares one budget on credential endpoints', async () => {
+    await withinOneLimiterWindow();
     const prefix = randomPrefix();
     const statuses: number[] = [];
     for (let i = 1; i <= 31; i++) {

@@ -4,7 +4,7 @@ import { buildClient } from '../../src/oauth/client-registration';
 import { CLIENT_CACHE_TTL_MS } from '../../src/oauth/clients';
 import { createDb } from '../../src/db/client';
 import { appWith, recordingD1 } from '../helpers';
-import { basic, form, registerClient } from './helpers';
+import { basic, form, registerClient, registerResource } from './helpers';
 import { manage, registered } from './registration-helpers';
 
 // Client records in the isolate (src/oauth/clients.ts): the token endpoint authenticates a known
@@ -28,6 +28,23 @@ describe('client records in the isolate', () => {
     log.length = 0;
     for (let i = 0; i < 3; i++) expect((await grant(request, clientId, clientSecret)).status).toBe(200);
     // Steady state: no statement at all — no client read, nothing else.
+    expect(log).toEqual([]);
+  });
+
+  it('a client_credentials grant for a registered API reads the client and the API once, then nothing', async () => {
+    const api = await registerResource({ scopes: [{ name: 'jobs:run', description: null }] });
+    const { clientId, clientSecret } = await registerClient({ resources: [{ resource: api, scopes: ['jobs:run'] }] });
+    const log: string[] = [];
+    const d1 = recordingD1(env.DB, log);
+    const request = appWith(() => ({ d1, db: createDb(d1) }));
+    const forApi = () => {
+      const init = form({ grant_type: 'client_credentials', resource: api });
+      return request('/auth/token', { ...init, headers: { ...init.headers, authorization: basic(clientId, clientSecret) } });
+    };
+    expect((await forApi()).status).toBe(200);
+    expect(log.filter((sql) => /from "(oauth_clients|client_resources|api_resources)"/i.test(sql))).toHaveLength(3);
+    log.length = 0;
+    for (let i = 0; i < 3; i++) expect((await forApi()).status).toBe(200);
     expect(log).toEqual([]);
   });
 
