@@ -3,7 +3,7 @@ import { jwtVerify, SignJWT, errors } from 'jose';
 import type { User } from '../db/schema';
 import type { Deps } from '../deps';
 import { auditInsert, type RequestMeta } from '../identity/audit';
-import { findUserById, rolesOf, viewOf, type UserView } from '../identity/users';
+import { findUserById, findUserView, rolesOf, viewOf, type UserView } from '../identity/users';
 import { failClosed, GatehouseError, unavailable } from '../lib/errors';
 import { assertLiveSession, startSession, type StartedSession } from '../sessions/session-lifecycle';
 import type { SessionClaims } from '../sessions/session-token';
@@ -177,27 +177,26 @@ export async function stepUp(
 ): Promise<{ session: StartedSession }> {
   await assertLiveSession(deps, session);
   const { amr: added, method } = await checkSecondFactor(deps, session.sub, proof, meta);
-  const row = await failClosed('the database', () => findUserById(deps.db, session.sub));
-  if (!row) throw new GatehouseError('unauthenticated', 'Sign in again.');
+  const user = await failClosed('the database', () => findUserView(deps.db, session.sub));
+  if (!user) throw new GatehouseError('unauthenticated', 'Sign in again.');
   const now = deps.now();
-  const user = viewOf(row, await failClosed('the database', () => rolesOf(deps.db, row.id)));
   const amr = combineAmr(session.amr, added);
   const started = await startSession(deps, { user, amr, meta, now, relayed: session.relayed });
   try {
     await deps.db.batch([
       auditInsert(deps.db, {
         type: 'step_up',
-        userId: row.id,
+        userId: user.id,
         meta,
         detail: { from: session.sid, sid: started.record.sid, method, amr, acr: acrOf(amr) },
         at: now,
       }),
     ]);
   } catch (e) {
-    await deps.sessions.revoke(row.id, started.record.sid).catch(() => undefined);
+    await deps.sessions.revoke(user.id, started.record.sid).catch(() => undefined);
     throw unavailable('the database', e);
   }
-  await deps.sessions.revoke(row.id, session.sid).catch(() => undefined);
+  await deps.sessions.revoke(user.id, session.sid).catch(() => undefined);
   return { session: started };
 }
 

@@ -1,7 +1,7 @@
 import { safeReturnTo } from '../auth/urls';
 import type { Deps } from '../deps';
 import type { RequestMeta } from '../identity/audit';
-import { findUserById, rolesOf, viewOf } from '../identity/users';
+import { findUserView } from '../identity/users';
 import { hmac, randomToken, sha256, timingSafeEqualString } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
 import type { SessionClaims } from '../sessions/session-token';
@@ -113,9 +113,8 @@ export async function finishHandshake(
   });
   if (result.status !== 'ok') throw badLink();
   const { secret, ...record } = result.session;
-  const row = await failClosed('the database', () => findUserById(deps.db, record.userId));
-  if (!row) throw badLink();
-  const user = viewOf(row, await failClosed('the database', () => rolesOf(deps.db, row.id)));
+  const user = await failClosed('the database', () => findUserView(deps.db, record.userId));
+  if (!user) throw badLink();
   const { cookie } = await cookieFor(deps, record, secret, user, now);
   return { cookie, returnTo: safeReturnTo(result.returnTo, '/'), userId: record.userId, sid: record.sid };
 }

@@ -3,7 +3,7 @@ import { authorizeSensitiveAction, type Proof } from '../auth/recent-auth';
 import { secondFactorsOf } from '../auth/totp';
 import type { Deps } from '../deps';
 import { audit, type RequestMeta } from '../identity/audit';
-import { findUserById, rolesOf, viewOf } from '../identity/users';
+import { findUserView } from '../identity/users';
 import { randomToken, sha256 } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
 import { assertLiveSession, startSession, type StartedSession } from '../sessions/session-lifecycle';
@@ -244,9 +244,8 @@ export async function redeemHandoff(
  * (docs/handoff.md, "What a relayed session may do").
  */
 async function sessionFor(deps: Deps, approval: Approval, meta: RequestMeta, now: number): Promise<StartedSession> {
-  const row = await failClosed('the database', () => findUserById(deps.db, approval.userId));
-  if (!row) throw new GatehouseError('forbidden', 'The account that approved this no longer exists.');
-  const user = viewOf(row, await failClosed('the database', () => rolesOf(deps.db, row.id)));
+  const user = await failClosed('the database', () => findUserView(deps.db, approval.userId));
+  if (!user) throw new GatehouseError('forbidden', 'The account that approved this no longer exists.');
   return startSession(deps, { user, amr: approval.amr, meta, now, authTime: approval.authTime, relayed: true });
 }
 

@@ -46,6 +46,23 @@ export async function findUserById(db: Database, id: string): Promise<User | und
   return db.select().from(users).where(eq(users.id, id)).get();
 }
 
+/**
+ * A user as the token and session code uses them — the record and its roles — read in one D1
+ * round trip (a batch); undefined when the user no longer exists.
+ */
+export async function findUserView(db: Database, id: string): Promise<UserView | undefined> {
+  const [rows, roles] = await db.batch([
+    db.select().from(users).where(eq(users.id, id)),
+    db.select({ role: userRoles.role }).from(userRoles).where(eq(userRoles.userId, id)),
+  ]);
+  return rows[0]
+    ? viewOf(
+        rows[0],
+        roles.map((r) => r.role),
+      )
+    : undefined;
+}
+
 export async function rolesOf(db: Database, userId: string): Promise<string[]> {
   const rows = await db.select({ role: userRoles.role }).from(userRoles).where(eq(userRoles.userId, userId)).all();
   return rows.map((r) => r.role).sort();
@@ -83,13 +100,13 @@ function profileOf(user: User): StandardProfile {
   return out;
 }
 
-/** The public shape of a user (never the password hash). */
+/** The public shape of a user (never the password hash); roles sorted. */
 export function viewOf(user: User, roles: string[]): UserView {
   return {
     id: user.id,
     email: user.email,
     emailVerified: user.emailVerifiedAt !== null,
-    roles,
+    roles: [...roles].sort(),
     tier: user.tier,
     createdAt: user.createdAt,
     updatedAt: user.updatedAt,

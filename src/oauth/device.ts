@@ -5,7 +5,7 @@ import type { Requester } from '../handoff/handoff-object';
 import { randomToken } from '../lib/crypto';
 import { failClosed, oauthError } from '../lib/errors';
 import { audit } from '../identity/audit';
-import { findUserById, rolesOf, viewOf } from '../identity/users';
+import { findUserView } from '../identity/users';
 import type { Grant } from '../sessions/grants';
 import { grantableScope, grantResources, type Client } from './clients';
 import { userTokenResponse, type TokenResponse } from './issue';
@@ -83,9 +83,8 @@ export async function exchangeDeviceCode(
       throw oauthError('invalid_grant', 'The device code is not valid (unknown, used, or for another client).');
   }
   const { approval, detail } = result;
-  const row = await failClosed('the database', () => findUserById(deps.db, approval.userId));
-  if (!row) throw oauthError('invalid_grant', 'The user no longer exists.');
-  const user = viewOf(row, await failClosed('the database', () => rolesOf(deps.db, row.id)));
+  const user = await failClosed('the database', () => findUserView(deps.db, approval.userId));
+  if (!user) throw oauthError('invalid_grant', 'The user no longer exists.');
   const grant: Grant = {
     clientId: client.clientId,
     scope: detail['scope'] as string[],

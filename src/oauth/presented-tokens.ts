@@ -1,5 +1,5 @@
 import type { Deps } from '../deps';
-import { findUserById, rolesOf, viewOf } from '../identity/users';
+import { findUserView } from '../identity/users';
 import { failClosed, GatehouseError } from '../lib/errors';
 import {
   invalidToken,
@@ -35,10 +35,10 @@ export async function userInfo(
   if (!scope.includes('openid') || isMachineToken(claims))
     throw new GatehouseError('insufficient_scope', 'The access token lacks the openid scope.');
   if (!(await isAccessTokenLive(deps, claims))) throw invalidToken('The access token has been revoked.');
-  const user = await failClosed('the database', () => findUserById(deps.db, claims.sub));
+  const user = await failClosed('the database', () => findUserView(deps.db, claims.sub));
   if (!user) throw invalidToken('The user no longer exists.');
   const requested = Array.isArray(claims.userinfo_claims) ? claims.userinfo_claims.filter((c): c is string => typeof c === 'string') : [];
-  return userClaims(viewOf(user, await failClosed('the database', () => rolesOf(deps.db, user.id))), scope, requested);
+  return userClaims(user, scope, requested);
 }
 
 /**

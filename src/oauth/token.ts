@@ -1,5 +1,5 @@
 import type { Deps } from '../deps';
-import { findUserById, rolesOf, viewOf, type UserView } from '../identity/users';
+import { findUserView, type UserView } from '../identity/users';
 import { failClosed, oauthError } from '../lib/errors';
 import type { RefreshPolicy } from '../sessions/grants';
 import { GRANT_TYPES, type Client, type GrantType } from './clients';
@@ -55,9 +55,9 @@ export async function targetResource(deps: Deps, params: Params, client: Client)
 }
 
 async function loadUser(deps: Deps, userId: string): Promise<UserView> {
-  const user = await failClosed('the database', () => findUserById(deps.db, userId));
+  const user = await failClosed('the database', () => findUserView(deps.db, userId));
   if (!user) throw oauthError('invalid_grant', 'The user no longer exists.');
-  return viewOf(user, await failClosed('the database', () => rolesOf(deps.db, user.id)));
+  return user;
 }
 
 /**

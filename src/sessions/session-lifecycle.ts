@@ -1,6 +1,6 @@
 import type { Deps } from '../deps';
 import type { RequestMeta } from '../identity/audit';
-import { findUserById, rolesOf, viewOf, type UserView } from '../identity/users';
+import { findUserView, type UserView } from '../identity/users';
 import { failClosed, GatehouseError } from '../lib/errors';
 import { formatSessionCookie, parseSessionCookie } from './cookie';
 import { issueSessionToken, verifySessionToken, type SessionClaims } from './session-token';
@@ -111,9 +111,8 @@ export async function resumeSession(deps: Deps, cookieValue: string | undefined,
   const record = await deps.sessions.refresh(verdict.claims.sub, verdict.claims.sid, parsed.secret, now);
   if (!record) return { status: 'ended' };
   // Roles, tier and email are re-read at every refresh (fail closed), so changes reach the token.
-  const row = await failClosed('the database', () => findUserById(deps.db, record.userId));
-  if (!row) return { status: 'ended' };
-  const user = viewOf(row, await failClosed('the database', () => rolesOf(deps.db, row.id)));
+  const user = await failClosed('the database', () => findUserView(deps.db, record.userId));
+  if (!user) return { status: 'ended' };
   const { claims, cookie } = await cookieFor(deps, record, parsed.secret, user, now);
   return { status: 'valid', claims, refreshed: cookie };
 }
