@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { convertV4MiniflareOptions, Miniflare } from 'miniflare';
+import { convertV4MiniflareOptions, Miniflare, type V4WorkerOptions, type V4WorkerOptionsShape } from 'miniflare';
 import { ROOT, wrangler } from '../scripts/lib/wrangler';
+import { childrenNamed, track } from './processes';
 
 const BUILD = join(ROOT, 'bench/.build');
 
@@ -13,11 +14,6 @@ export function bundle(name: string, entry?: string): string {
   return outdir;
 }
 
-/**
- * Runs a bundled worker in Miniflare (workerd, no wrangler dev proxy, no logging) with Gatehouse's
- * bindings: a fresh in-memory D1 migrated from migrations/, the UserSessions Durable Object, and a
- * rate limiter too generous to interfere.
- */
 /** The modules of a bundle from `bundle()`: wrangler names the script after its entry (the one .js). */
 export function bundleModules(outdir: string) {
   return [
@@ -28,38 +24,109 @@ export function bundleModules(outdir: string) {
   ];
 }
 
+export const COMPATIBILITY_DATE = '2026-10-20';
+export const PUBLIC_URL = 'https://gatehouse.bench';
+
 /** Gatehouse's bindings for a benchmark: fresh D1, the session object, a limiter that never trips. */
 export const GATEHOUSE_OPTIONS = {
-  compatibilityDate: '2026-10-20',
+  compatibilityDate: COMPATIBILITY_DATE,
   d1Databases: { DB: 'bench' },
   durableObjects: { USER_SESSIONS: { className: 'UserSessions', useSQLite: true }, HANDOFFS: { className: 'Handoff', useSQLite: true } },
   ratelimits: { CREDENTIAL_RATE_LIMIT: { namespace_id: '1', simple: { limit: 1_000_000, period: 60 as const } } },
   bindings: {
     ENVIRONMENT: 'test',
-    PUBLIC_URL: 'https://gatehouse.bench',
+    PUBLIC_URL,
     MAIL_PROVIDER: 'dev',
     AUTH_SECRET: 'YmVuY2htYXJrLW9ubHktc2VjcmV0LW5vdC1mb3ItcHJvZHVjdGlvbg',
     KEY_ENCRYPTION_KEY: 'YmVuY2htYXJrLW9ubHkta2V5LWVuY3J5cHRpb24tayE',
   } as Record<string, string>,
 };
 
-export async function startWorker(outdir: string, opts: { gatehouse: boolean }) {
-  // Miniflare 5 takes a new options shape; convertV4MiniflareOptions accepts the familiar one.
-  const mf = new Miniflare(
-    convertV4MiniflareOptions({
-      modulesRoot: outdir,
-      modules: bundleModules(outdir),
-      ...(opts.gatehouse ? GATEHOUSE_OPTIONS : { compatibilityDate: GATEHOUSE_OPTIONS.compatibilityDate }),
-    }),
-  );
-  await mf.ready;
-  if (opts.gatehouse) await applyMigrationsTo(await mf.getD1Database('DB'));
-  const base = 'https://gatehouse.bench';
+/**
+ * What a TLS-terminating front end sends along: Miniflare's entry worker rebuilds the request URL
+ * (https://gatehouse.bench/…) from them, so a request on the socket reaches Gatehouse's own host.
+ */
+export const GATEHOUSE_HOST_HEADERS = { host: new URL(PUBLIC_URL).host, 'x-forwarded-proto': 'https' };
+
+// ── Miniflare on its own socket ────────────────────────────────────────────────────────────────
+
+export type WorkerOptions = V4WorkerOptions;
+/** A worker's options other than its code (bindings, routes, …). */
+export type WorkerSettings = Partial<V4WorkerOptionsShape>;
+
+export interface Instance {
+  mf: Miniflare;
+  /** workerd's own socket, e.g. http://127.0.0.1:40125 (no trailing slash). */
+  url: string;
+  /** workerd's process id, for its CPU time. */
+  pid: number;
+  /** Setup requests (not measured) through Miniflare's dispatchFetch, as PUBLIC_URL. */
+  fetch: (path: string, init?: RequestInit) => Promise<Response>;
+  /** The first worker's D1 database `DB`. */
+  db: () => ReturnType<Miniflare['getD1Database']>;
+  stop: () => Promise<void>;
+}
+
+/**
+ * Starts workers in one workerd through Miniflare, listening on 127.0.0.1 on a port of its own,
+ * with request logging off. The first worker gets every request no other worker's `routes` match.
+ * Start one at a time: workerd's pid is the child process that appeared meanwhile.
+ */
+export async function startMiniflare(workers: WorkerOptions[]): Promise<Instance> {
+  const before = new Set(childrenNamed('workerd'));
+  // Miniflare 5 takes a new options shape; convertV4MiniflareOptions accepts the familiar one
+  // (host and port are passed through as they are).
+  const mf = new Miniflare(convertV4MiniflareOptions({ host: '127.0.0.1', port: 0, logRequests: false, workers }));
+  let url: string;
+  let pid: number;
+  try {
+    url = (await mf.ready).origin;
+    const pids = childrenNamed('workerd').filter((p) => !before.has(p));
+    if (pids.length !== 1) throw new Error(`expected one new workerd process, found ${pids.length}`);
+    pid = pids[0]!;
+  } catch (e) {
+    await mf.dispose();
+    throw e;
+  }
   return {
     mf,
-    fetch: (path: string, init?: RequestInit) => mf.dispatchFetch(`${base}${path}`, init as never),
-    db: () => mf.getD1Database('DB'),
+    url,
+    pid,
+    fetch: (path, init) => mf.dispatchFetch(`${PUBLIC_URL}${path}`, init as never) as unknown as Promise<Response>,
+    db: () => mf.getD1Database('DB', workers[0]!.name),
+    stop: track(pid, () => mf.dispose()),
   };
+}
+
+/** Gatehouse's bundle as a Miniflare worker named `gatehouse`, with `extra` bindings on top of the benchmark's. */
+export function gatehouseWorker(outdir: string, extra: WorkerSettings = {}): WorkerOptions {
+  return {
+    name: 'gatehouse',
+    modulesRoot: outdir,
+    modules: bundleModules(outdir),
+    ...GATEHOUSE_OPTIONS,
+    ...extra,
+    bindings: { ...GATEHOUSE_OPTIONS.bindings, ...extra.bindings },
+  };
+}
+
+/** Gatehouse (first) and `others` in one workerd, D1 migrated. */
+export async function startGatehouse(outdir: string, extra?: WorkerSettings, others: WorkerOptions[] = []): Promise<Instance> {
+  const instance = await startMiniflare([gatehouseWorker(outdir, extra), ...others]);
+  try {
+    await applyMigrationsTo(await instance.db());
+  } catch (e) {
+    await instance.stop();
+    throw e;
+  }
+  return instance;
+}
+
+/** A bundle on its own (Gatehouse's bindings with `gatehouse`), for benchmarks driven through dispatchFetch. */
+export function startWorker(outdir: string, opts: { gatehouse: boolean }): Promise<Instance> {
+  return opts.gatehouse
+    ? startGatehouse(outdir)
+    : startMiniflare([{ name: 'worker', modulesRoot: outdir, modules: bundleModules(outdir), compatibilityDate: COMPATIBILITY_DATE }]);
 }
 
 /** Applies migrations/ to a Miniflare D1 database (the same SQL production applies). */
