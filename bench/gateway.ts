@@ -7,7 +7,9 @@
  * two for a few rounds. Requests per second are secondary: on a small machine they swing more than
  * the effect.
  *
- * Options: --requests N per run (default 20000), --connections C (default 16), --rounds R (default 3).
+ * Options: --requests N per run (default 20000), --connections C (default 16), --rounds R (default 3),
+ * --socket port|direct (default port): Miniflare's `port` (through its entry worker, on both sides)
+ * or each worker's own workerd socket.
  */
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +22,8 @@ import {
   GATEHOUSE_HOST_HEADERS,
   Jar,
   median,
+  parseSocket,
+  socketOf,
   signedInUser,
   startGatehouse,
   startMiniflare,
@@ -32,12 +36,14 @@ const { values } = parseArgs({
     requests: { type: 'string', default: '20000' },
     connections: { type: 'string', default: '16' },
     rounds: { type: 'string', default: '3' },
+    socket: { type: 'string', default: 'port' },
   },
 });
 const N = Number(values.requests);
 const C = Number(values.connections);
 const ROUNDS = Number(values.rounds);
-const COMMAND = `npm run bench:gateway -- --requests ${N} --connections ${C} --rounds ${ROUNDS}`;
+const SOCKET = parseSocket(values.socket);
+const COMMAND = `npm run bench:gateway -- --requests ${N} --connections ${C} --rounds ${ROUNDS} --socket ${SOCKET}`;
 
 const ECHO = { name: 'echo', modules: true, scriptPath: join(ROOT, 'demo/echo.js'), compatibilityDate: COMPATIBILITY_DATE };
 const PASSTHROUGH = {
@@ -64,6 +70,7 @@ await runBounded(180 + (2 * ROUNDS + 1) * (N / 250), async () => {
     [ECHO],
   );
   const passthrough = await startMiniflare([PASSTHROUGH, ECHO]);
+  const sides = { gateway: socketOf(gateway, 'gatehouse', SOCKET), passthrough: socketOf(passthrough, 'passthrough', SOCKET) };
 
   // A signed-in user; both sides get the same request bytes (the pass-through forwards the cookie too).
   const jar = new Jar(gateway.fetch);
@@ -72,20 +79,21 @@ await runBounded(180 + (2 * ROUNDS + 1) * (N / 250), async () => {
 
   // Check, on the very sockets, that the gateway authenticates and injects, and asks nothing of the
   // session object (no refreshed cookie); then the runs only count 2xx answers.
-  const viaGateway = await send(gateway.url, PATH, request);
+  const viaGateway = await send(sides.gateway.url, PATH, request);
   const echoed = JSON.parse(viaGateway.body) as { headers: Record<string, string> };
   if (viaGateway.status !== 200 || !echoed.headers['x-auth-user-id'] || !echoed.headers['x-auth-assertion'])
     throw new Error(`the gateway did not inject an identity: ${viaGateway.status} ${viaGateway.body.slice(0, 300)}`);
   if (viaGateway.headers['set-cookie']) throw new Error('the gateway refreshed the session cookie: the run would not be the hot path');
-  if ((await send(passthrough.url, PATH, request)).status !== 200) throw new Error('the pass-through worker failed');
+  if ((await send(sides.passthrough.url, PATH, request)).status !== 200) throw new Error('the pass-through worker failed');
 
-  const run = (side: typeof gateway, amount: number, label: string) => drive(side, request, { connections: C, amount }, label);
-  await run(passthrough, Math.min(N, 2000), 'pass-through warm-up');
-  await run(gateway, Math.min(N, 2000), 'gateway warm-up');
+  const run = (side: 'gateway' | 'passthrough', amount: number, label: string) =>
+    drive(sides[side], request, { connections: C, amount }, label);
+  await run('passthrough', Math.min(N, 2000), 'pass-through warm-up');
+  await run('gateway', Math.min(N, 2000), 'gateway warm-up');
   const rounds: { g: Measured; p: Measured }[] = [];
   for (let i = 0; i < ROUNDS; i++) {
-    const p = await run(passthrough, N, 'pass-through');
-    const g = await run(gateway, N, 'gateway');
+    const p = await run('passthrough', N, 'pass-through');
+    const g = await run('gateway', N, 'gateway');
     rounds.push({ g, p });
   }
 
@@ -93,7 +101,7 @@ await runBounded(180 + (2 * ROUNDS + 1) * (N / 250), async () => {
   const col = (s: string | number, w = 14) => String(s).padStart(w);
   console.log(`
 Gateway hot path vs a plain pass-through worker: workerd CPU per request (/proc), two workerd processes, each with its own echo origin
-${N} requests per run, ${C} connections, autocannon over loopback, ${cpus().length} cores, Node ${process.version}
+${N} requests per run on ${SOCKET === 'port' ? "Miniflare's port" : "each worker's own socket"}, ${C} connections, autocannon over loopback, ${cpus().length} cores, Node ${process.version}
 
   round   CPU µs/request: gateway   pass-through   difference      req/s: gateway   pass-through   ratio
 ${rounds

@@ -56,8 +56,13 @@ export type WorkerSettings = Partial<V4WorkerOptionsShape>;
 
 export interface Instance {
   mf: Miniflare;
-  /** workerd's own socket, e.g. http://127.0.0.1:40125 (no trailing slash). */
+  /**
+   * workerd's own socket (Miniflare's `port`), e.g. http://127.0.0.1:40125, no trailing slash.
+   * Requests on it pass through Miniflare's entry worker (a router isolate) first.
+   */
   url: string;
+  /** Each worker's own workerd socket by name (unsafeDirectSockets): straight to the worker, no router. */
+  direct: Record<string, string>;
   /** workerd's process id, for its CPU time. */
   pid: number;
   /** Setup requests (not measured) through Miniflare's dispatchFetch, as PUBLIC_URL. */
@@ -76,11 +81,14 @@ export async function startMiniflare(workers: WorkerOptions[]): Promise<Instance
   const before = new Set(childrenNamed('workerd'));
   // Miniflare 5 takes a new options shape; convertV4MiniflareOptions accepts the familiar one
   // (host and port are passed through as they are).
-  const mf = new Miniflare(convertV4MiniflareOptions({ host: '127.0.0.1', port: 0, logRequests: false, workers }));
+  const withSockets = workers.map((w) => ({ unsafeDirectSockets: [{ host: '127.0.0.1', port: 0 }], ...w }));
+  const mf = new Miniflare(convertV4MiniflareOptions({ host: '127.0.0.1', port: 0, logRequests: false, workers: withSockets }));
   let url: string;
   let pid: number;
+  const direct: Record<string, string> = {};
   try {
     url = (await mf.ready).origin;
+    for (const { name } of workers) if (name) direct[name] = (await mf.unsafeGetDirectURL(name)).origin;
     const pids = childrenNamed('workerd').filter((p) => !before.has(p));
     if (pids.length !== 1) throw new Error(`expected one new workerd process, found ${pids.length}`);
     pid = pids[0]!;
@@ -91,12 +99,23 @@ export async function startMiniflare(workers: WorkerOptions[]): Promise<Instance
   return {
     mf,
     url,
+    direct,
     pid,
     fetch: (path, init) => mf.dispatchFetch(`${PUBLIC_URL}${path}`, init as never) as unknown as Promise<Response>,
     db: () => mf.getD1Database('DB', workers[0]!.name),
     stop: track(pid, () => mf.dispose()),
   };
 }
+
+/** Where load goes: Miniflare's `port` (through its entry worker) or a worker's own workerd socket. */
+export type Socket = 'port' | 'direct';
+export const parseSocket = (value: string | undefined): Socket => (value === 'direct' ? 'direct' : 'port');
+
+/** The socket to load `worker` through, and the workerd process behind it. */
+export const socketOf = (instance: Instance, worker: string, socket: Socket) => ({
+  url: socket === 'port' ? instance.url : instance.direct[worker]!,
+  pid: instance.pid,
+});
 
 /** Gatehouse's bundle as a Miniflare worker named `gatehouse`, with `extra` bindings on top of the benchmark's. */
 export function gatehouseWorker(outdir: string, extra: WorkerSettings = {}): WorkerOptions {

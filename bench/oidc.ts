@@ -6,7 +6,11 @@
  * client authentication and bodies. Also the in-isolate verify cost of an access token, ES256
  * against RS256.
  *
- * Options: --seconds S per measurement (default 10), --connections C (default 16), --verifies N (default 300).
+ * Options: --seconds S per measurement (default 10), --connections C (default 16), --verifies N (default 300),
+ * --socket port|direct (default port): Miniflare's `port`, whose requests pass through Miniflare's
+ * entry worker (a router isolate in the same workerd), or each worker's own workerd socket
+ * (unsafeDirectSockets, as `workerd serve` with a socket on the service). The run also measures
+ * what the entry worker costs per request, on a bare worker.
  */
 import { spawn } from 'node:child_process';
 import { cpus } from 'node:os';
@@ -23,8 +27,10 @@ import {
   type Instance,
   Jar,
   median,
+  parseSocket,
   PUBLIC_URL,
   signedInUser,
+  socketOf,
   startGatehouse,
   startWorker,
 } from './harness';
@@ -36,12 +42,14 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     connections: { type: 'string', default: '16' },
     verifies: { type: 'string', default: '300' },
+    socket: { type: 'string', default: 'port' },
   },
 });
 const SECONDS = Number(values.seconds);
 const C = Number(values.connections);
 const N = Number(values.verifies);
-const COMMAND = `npm run bench:oidc -- --seconds ${SECONDS} --connections ${C} --verifies ${N}`;
+const SOCKET = parseSocket(values.socket);
+const COMMAND = `npm run bench:oidc -- --seconds ${SECONDS} --connections ${C} --verifies ${N} --socket ${SOCKET}`;
 const SECRET = 'bench-client-secret-bench-client-secret';
 const FORM = { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${btoa(`bench:${SECRET}`)}` };
 const REDIRECT_URI = 'https://app.bench/callback';
@@ -264,13 +272,13 @@ async function verifyCost() {
   }
 }
 
-// Bound: start-up and setup, eight measured runs with their warm-ups, the verify benchmark.
-await runBounded(240 + 8 * (SECONDS + 10), async () => {
+// Bound: start-up and setup, ten measured runs with their warm-ups, the verify benchmark.
+await runBounded(240 + 10 * (SECONDS + 10), async () => {
   const gatehouse = await startGatehouse(bundle('gatehouse'), {}, [BARE_WORKER]);
   await gatehouseClient(gatehouse);
+  const on = (worker: string) => socketOf(gatehouse, worker, SOCKET);
   const gh: TokenServer = {
-    url: gatehouse.url,
-    pid: gatehouse.pid,
+    ...on('gatehouse'),
     headers: GATEHOUSE_HOST_HEADERS,
     tokenPath: '/auth/token',
     refreshTokens: await gatehouseRefreshTokens(gatehouse, C),
@@ -284,10 +292,16 @@ await runBounded(240 + 8 * (SECONDS + 10), async () => {
     ['discovery', '/.well-known/openid-configuration'],
     ['JWKS', '/.well-known/jwks.json'],
   ] as const) {
-    const g = await measure(gatehouse, { path, headers: GATEHOUSE_HOST_HEADERS }, `${name} at Gatehouse`);
-    const b = await measure(gatehouse, { path, headers: bareHeaders }, `${name} at the bare worker`);
+    const g = await measure(on('gatehouse'), { path, headers: GATEHOUSE_HOST_HEADERS }, `${name} at Gatehouse`);
+    const b = await measure(on('bare'), { path, headers: bareHeaders }, `${name} at the bare worker`);
     documents.push({ name, g, b });
   }
+  // What Miniflare's entry worker adds per request: the bare worker's discovery on both sockets.
+  const discovery = { path: '/.well-known/openid-configuration', headers: bareHeaders };
+  const router = {
+    port: await measure(gatehouse, discovery, 'the bare worker on the port'),
+    direct: await measure(socketOf(gatehouse, 'bare', 'direct'), discovery, 'the bare worker on its own socket'),
+  };
   const cc = { g: await clientCredentials(gh), p: await clientCredentials(op) };
   const refresh = { g: await refreshGrants(gh), p: await refreshGrants(op) };
   await peer.stop();
@@ -298,13 +312,15 @@ await runBounded(240 + 8 * (SECONDS + 10), async () => {
   const row = (label: string, a: Measured, b: Measured, goal: string) =>
     `  ${label.padEnd(44)} ${fmt(a.rps).padStart(8)} ${fmt(b.rps).padStart(8)}   ${fmt(a.rps / b.rps, 2)}x (goal ${goal})   CPU µs/request ${us(a)} vs ${us(b)}   p99 ms ${a.p99} vs ${b.p99}`;
   console.log(`
-Token endpoint and discovery on workerd's own socket, autocannon over loopback (${C} connections, ${SECONDS} s each), ${cpus().length} cores, Node ${process.version}
+Token endpoint and discovery on workerd's own socket (${SOCKET === 'port' ? "Miniflare's port, through its entry worker" : "each worker's own socket"}), autocannon over loopback (${C} connections, ${SECONDS} s each), ${cpus().length} cores, Node ${process.version}
 
   requests/s                                   Gatehouse     bare   ratio
 ${documents.map((d) => row(d.name, d.g, d.b, '≥ 0.9x')).join('\n')}
                                                Gatehouse oidc-provider
 ${row('client_credentials grants/s', cc.g, cc.p, '≥ 1.0x')}
 ${row('refresh_token grants/s (rotation, ID token)', refresh.g, refresh.p, '≥ 0.7x')}
+
+  Miniflare's entry worker: the bare worker's discovery costs ${us(router.port)} µs CPU/request on the port, ${us(router.direct)} µs on its own socket (${fmt(router.port.rps)} vs ${fmt(router.direct.rps)} requests/s)
 
   access token verify in the isolate (µs, ${N} per request)   ES256 ${fmt(v.ES256 * 1000)}   RS256 ${fmt(v.RS256 * 1000)}   ratio ${fmt(v.ES256 / v.RS256, 2)}x
 
