@@ -13,9 +13,9 @@
  */
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { ROOT } from '../scripts/lib/wrangler';
 import {
+  benchArgs,
   bundle,
   COMPATIBILITY_DATE,
   fmt,
@@ -31,19 +31,9 @@ import {
 import { drive, type Measured, send } from './load';
 import { runBounded } from './processes';
 
-const { values } = parseArgs({
-  options: {
-    requests: { type: 'string', default: '20000' },
-    connections: { type: 'string', default: '16' },
-    rounds: { type: 'string', default: '3' },
-    socket: { type: 'string', default: 'port' },
-  },
-});
-const N = Number(values.requests);
-const C = Number(values.connections);
-const ROUNDS = Number(values.rounds);
-const SOCKET = parseSocket(values.socket);
-const COMMAND = `npm run bench:gateway -- --requests ${N} --connections ${C} --rounds ${ROUNDS} --socket ${SOCKET}`;
+const { args, command: COMMAND } = benchArgs('bench:gateway', { requests: 20000, connections: 16, rounds: 3, socket: 'port' });
+const { requests: N, connections: C, rounds: ROUNDS } = args;
+const SOCKET = parseSocket(args.socket);
 
 const ECHO = { name: 'echo', modules: true, scriptPath: join(ROOT, 'demo/echo.js'), compatibilityDate: COMPATIBILITY_DATE };
 const PASSTHROUGH = {

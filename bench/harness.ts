@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { convertV4MiniflareOptions, Miniflare, type V4WorkerOptions, type V4WorkerOptionsShape } from 'miniflare';
 import { ROOT, wrangler } from '../scripts/lib/wrangler';
 import { childrenNamed, track } from './processes';
@@ -109,7 +110,10 @@ export async function startMiniflare(workers: WorkerOptions[]): Promise<Instance
 
 /** Where load goes: Miniflare's `port` (through its entry worker) or a worker's own workerd socket. */
 export type Socket = 'port' | 'direct';
-export const parseSocket = (value: string | undefined): Socket => (value === 'direct' ? 'direct' : 'port');
+export function parseSocket(value: string): Socket {
+  if (value !== 'port' && value !== 'direct') throw new Error(`--socket is port or direct, not ${value}`);
+  return value;
+}
 
 /** The socket to load `worker` through, and the workerd process behind it. */
 export const socketOf = (instance: Instance, worker: string, socket: Socket) => ({
@@ -146,6 +150,21 @@ export function startWorker(outdir: string, opts: { gatehouse: boolean }): Promi
   return opts.gatehouse
     ? startGatehouse(outdir)
     : startMiniflare([{ name: 'worker', modulesRoot: outdir, modules: bundleModules(outdir), compatibilityDate: COMPATIBILITY_DATE }]);
+}
+
+/**
+ * A benchmark's `--name value` options, numbers where the default is one, and the command that
+ * reproduces the run.
+ */
+export function benchArgs<const D extends Record<string, string | number>>(script: string, defaults: D) {
+  const names = Object.keys(defaults);
+  const { values } = parseArgs({ options: Object.fromEntries(names.map((k) => [k, { type: 'string', default: String(defaults[k]) }])) });
+  const raw = values as unknown as Record<string, string>;
+  const args = Object.fromEntries(names.map((k) => [k, typeof defaults[k] === 'number' ? Number(raw[k]) : raw[k]]));
+  return {
+    args: args as { [K in keyof D]: D[K] extends number ? number : string },
+    command: `npm run ${script} -- ${names.map((k) => `--${k} ${raw[k]}`).join(' ')}`,
+  };
 }
 
 /** Applies migrations/ to a Miniflare D1 database (the same SQL production applies). */

@@ -14,12 +14,12 @@
  */
 import { spawn } from 'node:child_process';
 import { cpus } from 'node:os';
-import { parseArgs } from 'node:util';
 import type autocannon from 'autocannon';
 import { buildClient } from '../src/oauth/client-registration';
 import { s256 } from '../src/lib/pkce';
 import { ROOT } from '../scripts/lib/wrangler';
 import {
+  benchArgs,
   bundle,
   COMPATIBILITY_DATE,
   fmt,
@@ -37,19 +37,9 @@ import {
 import { drive, type Measured, send } from './load';
 import { track, runBounded } from './processes';
 
-const { values } = parseArgs({
-  options: {
-    seconds: { type: 'string', default: '10' },
-    connections: { type: 'string', default: '16' },
-    verifies: { type: 'string', default: '300' },
-    socket: { type: 'string', default: 'port' },
-  },
-});
-const SECONDS = Number(values.seconds);
-const C = Number(values.connections);
-const N = Number(values.verifies);
-const SOCKET = parseSocket(values.socket);
-const COMMAND = `npm run bench:oidc -- --seconds ${SECONDS} --connections ${C} --verifies ${N} --socket ${SOCKET}`;
+const { args, command: COMMAND } = benchArgs('bench:oidc', { seconds: 10, connections: 16, verifies: 300, socket: 'port' });
+const { seconds: SECONDS, connections: C, verifies: N } = args;
+const SOCKET = parseSocket(args.socket);
 const SECRET = 'bench-client-secret-bench-client-secret';
 const FORM = { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${btoa(`bench:${SECRET}`)}` };
 const REDIRECT_URI = 'https://app.bench/callback';
