@@ -44,5 +44,5 @@ Second-factor checks through Miniflare (workerd), Node ${process.version}, ${cpu
 Reproduce: ${COMMAND}
 `);
 } finally {
-  await worker.mf.dispose();
+  await worker.stop();
 }

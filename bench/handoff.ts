@@ -88,5 +88,5 @@ Approval → waiting device signed in (QR sign-in), Miniflare (workerd), Node ${
 Reproduce: ${COMMAND}
 `);
 } finally {
-  await worker.mf.dispose();
+  await worker.stop();
 }

@@ -1,7 +1,9 @@
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { convertV4MiniflareOptions, Miniflare } from 'miniflare';
+import { parseArgs } from 'node:util';
+import { convertV4MiniflareOptions, Miniflare, type V4WorkerOptions, type V4WorkerOptionsShape } from 'miniflare';
 import { ROOT, wrangler } from '../scripts/lib/wrangler';
+import { childrenNamed, track } from './processes';
 
 const BUILD = join(ROOT, 'bench/.build');
 
@@ -26,20 +28,78 @@ export function bundleModules(outdir: string) {
   ];
 }
 
+export const COMPATIBILITY_DATE = '2026-10-20';
+export const PUBLIC_URL = 'https://gatehouse.bench';
+
 /** Gatehouse's bindings for a benchmark: fresh D1, the session object, a limiter that never trips. */
 export const GATEHOUSE_OPTIONS = {
-  compatibilityDate: '2026-10-20',
+  compatibilityDate: COMPATIBILITY_DATE,
   d1Databases: { DB: 'bench' },
   durableObjects: { USER_SESSIONS: { className: 'UserSessions', useSQLite: true }, HANDOFFS: { className: 'Handoff', useSQLite: true } },
   ratelimits: { CREDENTIAL_RATE_LIMIT: { namespace_id: '1', simple: { limit: 1_000_000, period: 60 as const } } },
   bindings: {
     ENVIRONMENT: 'test',
-    PUBLIC_URL: 'https://gatehouse.bench',
+    PUBLIC_URL,
     MAIL_PROVIDER: 'dev',
     AUTH_SECRET: 'YmVuY2htYXJrLW9ubHktc2VjcmV0LW5vdC1mb3ItcHJvZHVjdGlvbg',
     KEY_ENCRYPTION_KEY: 'YmVuY2htYXJrLW9ubHkta2V5LWVuY3J5cHRpb24tayE',
   } as Record<string, string>,
 };
+
+/**
+ * What a TLS-terminating front end sends along: Miniflare's entry worker rebuilds the request URL
+ * (https://gatehouse.bench/…) from them, so a request on the socket reaches Gatehouse's own host.
+ */
+export const GATEHOUSE_HOST_HEADERS = { host: new URL(PUBLIC_URL).host, 'x-forwarded-proto': 'https' };
+
+// ── Miniflare on its own socket ────────────────────────────────────────────────────────────────
+
+export type WorkerOptions = V4WorkerOptions;
+/** A worker's options other than its code (bindings, routes, …). */
+export type WorkerSettings = Partial<V4WorkerOptionsShape>;
+
+export interface Instance {
+  mf: Miniflare;
+  /**
+   * workerd's own socket (Miniflare's `port`), e.g. http://127.0.0.1:40125, no trailing slash.
+   * Requests on it pass through Miniflare's entry worker (a router isolate) first.
+   */
+  url: string;
+  /** Each worker's own workerd socket by name (unsafeDirectSockets): straight to the worker, no router. */
+  direct: Record<string, string>;
+  /** workerd's process id, for its CPU time. */
+  pid: number;
+  /** Setup requests (not measured) through Miniflare's dispatchFetch, as PUBLIC_URL. */
+  fetch: (path: string, init?: RequestInit) => Promise<Response>;
+  /** The first worker's D1 database `DB`. */
+  db: () => ReturnType<Miniflare['getD1Database']>;
+  stop: () => Promise<void>;
+}
+
+/**
+ * Starts workers in one workerd through Miniflare, listening on 127.0.0.1 on a port of its own,
+ * with request logging off. The first worker gets every request no other worker's `routes` match.
+ * Start one at a time: workerd's pid is the child process that appeared meanwhile.
+ */
+export async function startMiniflare(workers: WorkerOptions[]): Promise<Instance> {
+  const before = new Set(childrenNamed('workerd'));
+  // Miniflare 5 takes a new options shape; convertV4MiniflareOptions accepts the familiar one
+  // (host and port are passed through as they are).
+  const withSockets = workers.map((w) => ({ unsafeDirectSockets: [{ host: '127.0.0.1', port: 0 }], ...w }));
+  const mf = new Miniflare(convertV4MiniflareOptions({ host: '127.0.0.1', port: 0, logRequests: false, workers: withSockets }));
+  let url: string;
+  let pid: number;
+  const direct: Record<string, string> = {};
+  try {
+    url = (await mf.ready).origin;
+    for (const { name } of workers) if (name) direct[name] = (await mf.unsafeGetDirectURL(name)).origin;
+    const pids = childrenNamed('workerd').filter((p) => !before.has(p));
+    if (pids.length !== 1) throw new Error(`expected one new workerd process, found ${pids.length}`);
+    pid = pids[0]!;
+  } catch (e) {
+    await mf.dispose();
+    throw e;
+  }
 
 /** Miniflare options for a bundle from `bundle()`, with Gatehouse's bindings or with none. */
 export function workerOptions(outdir: string, opts: { gatehouse: boolean }) {
@@ -51,19 +111,73 @@ export function workerOptions(outdir: string, opts: { gatehouse: boolean }) {
   });
 }
 
-/**
- * Runs a bundled worker in Miniflare (workerd, no wrangler dev proxy, no logging); with Gatehouse's
- * bindings, its fresh in-memory D1 is migrated from migrations/ before this resolves.
- */
-export async function startWorker(outdir: string, opts: { gatehouse: boolean }) {
-  const mf = new Miniflare(workerOptions(outdir, opts));
-  await mf.ready;
-  if (opts.gatehouse) await applyMigrationsTo(await mf.getD1Database('DB'));
-  const base = 'https://gatehouse.bench';
   return {
     mf,
-    fetch: (path: string, init?: RequestInit) => mf.dispatchFetch(`${base}${path}`, init as never),
-    db: () => mf.getD1Database('DB'),
+    url,
+    direct,
+    pid,
+    fetch: (path, init) => mf.dispatchFetch(`${PUBLIC_URL}${path}`, init as never) as unknown as Promise<Response>,
+    db: () => mf.getD1Database('DB', workers[0]!.name),
+    stop: track(pid, () => mf.dispose()),
+  };
+}
+
+/** Where load goes: Miniflare's `port` (through its entry worker) or a worker's own workerd socket. */
+export type Socket = 'port' | 'direct';
+export function parseSocket(value: string): Socket {
+  if (value !== 'port' && value !== 'direct') throw new Error(`--socket is port or direct, not ${value}`);
+  return value;
+}
+
+/** The socket to load `worker` through, and the workerd process behind it. */
+export const socketOf = (instance: Instance, worker: string, socket: Socket) => ({
+  url: socket === 'port' ? instance.url : instance.direct[worker]!,
+  pid: instance.pid,
+});
+
+/** Gatehouse's bundle as a Miniflare worker named `gatehouse`, with `extra` bindings on top of the benchmark's. */
+export function gatehouseWorker(outdir: string, extra: WorkerSettings = {}): WorkerOptions {
+  return {
+    name: 'gatehouse',
+    modulesRoot: outdir,
+    modules: bundleModules(outdir),
+    ...GATEHOUSE_OPTIONS,
+    ...extra,
+    bindings: { ...GATEHOUSE_OPTIONS.bindings, ...extra.bindings },
+  };
+}
+
+/** Gatehouse (first) and `others` in one workerd, D1 migrated. */
+export async function startGatehouse(outdir: string, extra?: WorkerSettings, others: WorkerOptions[] = []): Promise<Instance> {
+  const instance = await startMiniflare([gatehouseWorker(outdir, extra), ...others]);
+  try {
+    await applyMigrationsTo(await instance.db());
+  } catch (e) {
+    await instance.stop();
+    throw e;
+  }
+  return instance;
+}
+
+/** A bundle on its own (Gatehouse's bindings with `gatehouse`), for benchmarks driven through dispatchFetch. */
+export function startWorker(outdir: string, opts: { gatehouse: boolean }): Promise<Instance> {
+  return opts.gatehouse
+    ? startGatehouse(outdir)
+    : startMiniflare([{ name: 'worker', modulesRoot: outdir, modules: bundleModules(outdir), compatibilityDate: COMPATIBILITY_DATE }]);
+}
+
+/**
+ * A benchmark's `--name value` options, numbers where the default is one, and the command that
+ * reproduces the run.
+ */
+export function benchArgs<const D extends Record<string, string | number>>(script: string, defaults: D) {
+  const names = Object.keys(defaults);
+  const { values } = parseArgs({ options: Object.fromEntries(names.map((k) => [k, { type: 'string', default: String(defaults[k]) }])) });
+  const raw = values as unknown as Record<string, string>;
+  const args = Object.fromEntries(names.map((k) => [k, typeof defaults[k] === 'number' ? Number(raw[k]) : raw[k]]));
+  return {
+    args: args as { [K in keyof D]: D[K] extends number ? number : string },
+    command: `npm run ${script} -- ${names.map((k) => `--${k} ${raw[k]}`).join(' ')}`,
   };
 }
 

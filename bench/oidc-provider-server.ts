@@ -1,13 +1,17 @@
 /**
  * panva's oidc-provider, configured like Gatehouse for the benchmark: one confidential client
  * (client_secret_basic), client_credentials and rotating refresh tokens, ES256 JWT access tokens,
- * RS256 ID tokens, in-memory storage. Run as a child process; prints its port, then serves.
+ * RS256 ID tokens, in-memory storage. Run as a child process (`node --import tsx
+ * bench/oidc-provider-server.ts N`): listens on a free loopback port, mints N refresh tokens, prints
+ * `{ issuer, refreshTokens }` as one JSON line, then serves.
  */
+import { createServer } from 'node:http';
 import { generateKeyPair, exportJWK } from 'jose';
 import Provider from 'oidc-provider';
 
-const port = Number(process.argv[2] ?? 0);
-const issuer = `http://127.0.0.1:${port}`;
+const server = createServer();
+await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+const issuer = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
 const es = await generateKeyPair('ES256', { extractable: true });
 const rs = await generateKeyPair('RS256', { extractable: true });
 const RESOURCE = 'https://api.bench';
@@ -74,8 +78,7 @@ async function mintRefreshTokens(count: number): Promise<string[]> {
   return out;
 }
 
-const server = provider.listen(port, '127.0.0.1', async () => {
-  const tokens = await mintRefreshTokens(Number(process.argv[3] ?? 4));
-  process.stdout.write(`${JSON.stringify({ issuer, refreshTokens: tokens })}\n`);
-});
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+server.on('request', provider.callback());
+const refreshTokens = await mintRefreshTokens(Number(process.argv[2] ?? 16));
+process.stdout.write(`${JSON.stringify({ issuer, refreshTokens })}\n`);
+process.on('SIGTERM', () => process.exit(0));

@@ -46,7 +46,7 @@ async function hashCost() {
     const pbkdf2 = median(await timeRequests(worker.fetch, '/pbkdf2', HASHES)) - noop;
     return { noop, argon2id, pbkdf2 };
   } finally {
-    await worker.mf.dispose();
+    await worker.stop();
   }
 }
 
@@ -82,7 +82,7 @@ async function signInThroughput(name: string, entry?: string) {
     const elapsed = (performance.now() - start) / 1000;
     return { perSecond: latencies.length / elapsed, median: median(latencies), count: latencies.length };
   } finally {
-    await worker.mf.dispose();
+    await worker.stop();
   }
 }
 
