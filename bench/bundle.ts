@@ -13,7 +13,8 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { convertV4MiniflareOptions, Miniflare } from 'miniflare';
 import { breakdown, uploadSize } from './bundle-breakdown';
-import { applyMigrationsTo, bundle, cpuMs, fmt, GATEHOUSE_OPTIONS, median, workerdChildren, workerOptions } from './harness';
+import { applyMigrationsTo, bundle, fmt, GATEHOUSE_OPTIONS, median, workerOptions } from './harness';
+import { childrenNamed, cpuMs } from './processes';
 
 const { values } = parseArgs({ options: { starts: { type: 'string', default: '7' }, top: { type: 'string', default: '15' } } });
 const STARTS = Number(values.starts);
@@ -67,10 +68,10 @@ function options(variant: Variant) {
 
 /** A fresh workerd for `variant`, once ready, and its process id. */
 async function launch(variant: Variant): Promise<{ mf: Miniflare; pid: number }> {
-  const running = new Set(workerdChildren());
+  const running = new Set(childrenNamed('workerd'));
   const mf = new Miniflare(options(variant));
   await mf.ready;
-  const pids = workerdChildren().filter((pid) => !running.has(pid));
+  const pids = childrenNamed('workerd').filter((pid) => !running.has(pid));
   if (pids.length !== 1) throw new Error(`expected one new workerd process, found ${pids.length}`);
   return { mf, pid: pids[0]! };
 }

@@ -101,16 +101,6 @@ export async function startMiniflare(workers: WorkerOptions[]): Promise<Instance
     throw e;
   }
 
-/** Miniflare options for a bundle from `bundle()`, with Gatehouse's bindings or with none. */
-export function workerOptions(outdir: string, opts: { gatehouse: boolean }) {
-  // Miniflare 5 takes a new options shape; convertV4MiniflareOptions accepts the familiar one.
-  return convertV4MiniflareOptions({
-    modulesRoot: outdir,
-    modules: bundleModules(outdir),
-    ...(opts.gatehouse ? GATEHOUSE_OPTIONS : { compatibilityDate: GATEHOUSE_OPTIONS.compatibilityDate }),
-  });
-}
-
   return {
     mf,
     url,
@@ -120,6 +110,16 @@ export function workerOptions(outdir: string, opts: { gatehouse: boolean }) {
     db: () => mf.getD1Database('DB', workers[0]!.name),
     stop: track(pid, () => mf.dispose()),
   };
+}
+
+/** Miniflare options for a bundle from `bundle()`, with Gatehouse's bindings or with none. */
+export function workerOptions(outdir: string, opts: { gatehouse: boolean }) {
+  // Miniflare 5 takes a new options shape; convertV4MiniflareOptions accepts the familiar one.
+  return convertV4MiniflareOptions({
+    modulesRoot: outdir,
+    modules: bundleModules(outdir),
+    ...(opts.gatehouse ? GATEHOUSE_OPTIONS : { compatibilityDate: GATEHOUSE_OPTIONS.compatibilityDate }),
+  });
 }
 
 /** Where load goes: Miniflare's `port` (through its entry worker) or a worker's own workerd socket. */
@@ -244,27 +244,4 @@ export async function signedInUser(
   await jar.fetch('/auth/api/verify-email', json({ token: /token=([A-Za-z0-9_-]{43})/.exec(mail!.text)![1] }));
   const res = await jar.fetch('/auth/api/sign-in', json({ email, password }));
   if (res.status !== 200) throw new Error(`sign-in failed: ${res.status}`);
-}
-
-/** The process ids of the workerd processes this process started (Miniflare runs each as a child). */
-export function workerdChildren(): number[] {
-  const pids: number[] = [];
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (stat.includes('(workerd)') && state !== 'Z' && Number(ppid) === process.pid) pids.push(Number(pid));
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return pids;
-}
-
-/** CPU time (ms) a process's live threads have run, from the scheduler's nanosecond counters (Linux). */
-export function cpuMs(pid: number): number {
-  let ns = 0;
-  for (const task of readdirSync(`/proc/${pid}/task`))
-    ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
-  return ns / 1e6;
 }

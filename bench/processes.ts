@@ -78,3 +78,11 @@ export function childrenNamed(comm: string): number[] {
       }
     });
 }
+
+/** CPU time (ms) a process's live threads have run, from the scheduler's nanosecond counters (Linux). */
+export function cpuMs(pid: number): number {
+  let ns = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`))
+    ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+  return ns / 1e6;
+}
