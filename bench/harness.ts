@@ -35,7 +35,11 @@ export const PUBLIC_URL = 'https://gatehouse.bench';
 export const GATEHOUSE_OPTIONS = {
   compatibilityDate: COMPATIBILITY_DATE,
   d1Databases: { DB: 'bench' },
-  durableObjects: { USER_SESSIONS: { className: 'UserSessions', useSQLite: true }, HANDOFFS: { className: 'Handoff', useSQLite: true } },
+  durableObjects: {
+    USER_SESSIONS: { className: 'UserSessions', useSQLite: true },
+    HANDOFFS: { className: 'Handoff', useSQLite: true },
+    RATE_LIMITER: { className: 'RateLimiter', useSQLite: true },
+  },
   ratelimits: { CREDENTIAL_RATE_LIMIT: { namespace_id: '1', simple: { limit: 1_000_000, period: 60 as const } } },
   bindings: {
     ENVIRONMENT: 'test',

@@ -15,6 +15,8 @@ const issuer = `http://127.0.0.1:${(server.address() as { port: number }).port}`
 const es = await generateKeyPair('ES256', { extractable: true });
 const rs = await generateKeyPair('RS256', { extractable: true });
 const RESOURCE = 'https://api.bench';
+/** The ID tokens' algorithm (argv: count, then RS256 or ES256), as Gatehouse's client is set. */
+const ID_TOKEN_ALG = process.argv[3] === 'ES256' ? 'ES256' : 'RS256';
 
 const provider = new Provider(issuer, {
   clients: [
@@ -25,6 +27,7 @@ const provider = new Provider(issuer, {
       redirect_uris: ['https://app.bench/callback'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: ID_TOKEN_ALG,
     },
   ],
   jwks: {

@@ -7,15 +7,19 @@
  * against RS256.
  *
  * Options: --seconds S per measurement (default 10), --connections C (default 16), --verifies N (default 300),
- * --socket port|direct (default port): Miniflare's `port`, whose requests pass through Miniflare's
- * entry worker (a router isolate in the same workerd), or each worker's own workerd socket
- * (unsafeDirectSockets, as `workerd serve` with a socket on the service). The run also measures
- * what the entry worker costs per request, on a bare worker.
+ * --socket direct|port (default direct): each worker's own workerd socket (unsafeDirectSockets, as
+ * `workerd serve` with a socket on the service), or Miniflare's `port`, whose requests pass through
+ * Miniflare's entry worker (a router isolate in the same workerd) — a cost on Gatehouse's side only,
+ * which the run measures on a bare worker. --id-token-alg RS256|ES256 (default RS256): the ID tokens
+ * both sides sign on a refresh.
  */
 import { spawn } from 'node:child_process';
 import { cpus } from 'node:os';
 import type autocannon from 'autocannon';
+import { apiResources, clientResources, oauthClients } from '../src/db/schema';
+import { buildResource } from '../src/oauth/api-resources';
 import { buildClient } from '../src/oauth/client-registration';
+import { insertSql } from '../scripts/lib/sql';
 import { s256 } from '../src/lib/pkce';
 import { ROOT } from '../scripts/lib/wrangler';
 import {
@@ -37,23 +41,34 @@ import {
 import { drive, type Measured, send } from './load';
 import { track, runBounded } from './processes';
 
-const { args, command: COMMAND } = benchArgs('bench:oidc', { seconds: 10, connections: 16, verifies: 300, socket: 'port' });
+const { args, command: COMMAND } = benchArgs('bench:oidc', {
+  seconds: 10,
+  connections: 16,
+  verifies: 300,
+  socket: 'direct',
+  'id-token-alg': 'RS256',
+});
 const { seconds: SECONDS, connections: C, verifies: N } = args;
 const SOCKET = parseSocket(args.socket);
+const ID_TOKEN_ALG = args['id-token-alg'];
+if (ID_TOKEN_ALG !== 'RS256' && ID_TOKEN_ALG !== 'ES256') throw new Error('--id-token-alg must be RS256 or ES256');
 const SECRET = 'bench-client-secret-bench-client-secret';
 const FORM = { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${btoa(`bench:${SECRET}`)}` };
 const REDIRECT_URI = 'https://app.bench/callback';
 
-/**
- * The client_credentials request both sides get (client_secret_basic, an ES256 JWT access token).
- * Gatehouse has no API resources yet, so it asks for `profile` (oidc-provider grants that too, on its
- * default resource). With API resources: ask both for `api` here and register it in gatehouseClient().
- */
-const CLIENT_CREDENTIALS = 'grant_type=client_credentials&scope=profile';
+/** The API both sides issue client_credentials tokens for, and its one scope. */
+const API = 'https://api.bench';
 
-/** Gatehouse's confidential client: ES256 JWT access tokens, RS256 ID tokens, like oidc-provider's. */
+/** The client_credentials request both sides get (client_secret_basic, an ES256 JWT access token for the API). */
+const CLIENT_CREDENTIALS = `grant_type=client_credentials&scope=api&resource=${encodeURIComponent(API)}`;
+
+/**
+ * Gatehouse's confidential client, registered as the CLIs do: ES256 JWT access tokens, ID tokens
+ * signed with ID_TOKEN_ALG (like oidc-provider's), the API registered and granted with its scope.
+ */
 async function gatehouseClient(gatehouse: Instance): Promise<void> {
-  const { row } = await buildClient(
+  const now = Date.now();
+  const built = await buildClient(
     {
       name: 'Bench',
       clientId: 'bench',
@@ -62,27 +77,18 @@ async function gatehouseClient(gatehouse: Instance): Promise<void> {
       firstParty: true,
       grantTypes: ['authorization_code', 'refresh_token', 'client_credentials'],
       scopes: ['openid', 'profile', 'offline_access'],
+      idTokenAlg: ID_TOKEN_ALG as 'RS256' | 'ES256',
+      resources: [{ resource: API, scopes: ['api'] }],
     },
-    Date.now(),
+    now,
   );
-  await (await gatehouse.db())
-    .prepare(
-      'INSERT INTO oauth_clients (client_id, name, secret_hash, token_endpoint_auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, access_token_format, id_token_signed_response_alg, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)',
-    )
-    .bind(
-      row.clientId,
-      row.name,
-      row.secretHash,
-      row.tokenEndpointAuthMethod,
-      row.redirectUris,
-      row.postLogoutRedirectUris,
-      row.grantTypes,
-      row.scopes,
-      'jwt',
-      'RS256',
-      row.createdAt,
-    )
-    .run();
+  const db = await gatehouse.db();
+  for (const statement of [
+    insertSql(apiResources, buildResource({ identifier: API, name: 'Bench API', scopes: [{ name: 'api', description: null }] }, now)),
+    insertSql(oauthClients, built.row),
+    ...built.grants.map((g) => insertSql(clientResources, g)),
+  ])
+    await db.prepare(statement).run();
 }
 
 /** One refresh token per user, each through the real code + PKCE flow (`openid offline_access`). */
@@ -116,7 +122,7 @@ async function gatehouseRefreshTokens(gatehouse: Instance, count: number): Promi
 
 /** oidc-provider in its own Node process on a loopback port, with `count` refresh tokens minted. */
 async function startOidcProvider(count: number) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/oidc-provider-server.ts', String(count)], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/oidc-provider-server.ts', String(count), ID_TOKEN_ALG], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -308,7 +314,7 @@ Token endpoint and discovery on workerd's own socket (${SOCKET === 'port' ? "Min
 ${documents.map((d) => row(d.name, d.g, d.b, '≥ 0.9x')).join('\n')}
                                                Gatehouse oidc-provider
 ${row('client_credentials grants/s', cc.g, cc.p, '≥ 1.0x')}
-${row('refresh_token grants/s (rotation, ID token)', refresh.g, refresh.p, '≥ 0.7x')}
+${row(`refresh_token grants/s (rotation, ${ID_TOKEN_ALG} ID token)`, refresh.g, refresh.p, '≥ 0.7x')}
 
   Miniflare's entry worker: the bare worker's discovery costs ${us(router.port)} µs CPU/request on the port, ${us(router.direct)} µs on its own socket (${fmt(router.port.rps)} vs ${fmt(router.direct.rps)} requests/s)
 

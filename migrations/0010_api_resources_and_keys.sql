@@ -40,10 +40,10 @@ CREATE TABLE `client_resources` (
 --> statement-breakpoint
 CREATE INDEX `client_resources_resource_idx` ON `client_resources` (`resource`);--> statement-breakpoint
 -- Each resource a client was registered for becomes a registered API (no scopes of its own yet,
--- named by its identifier) that the client may ask tokens for, before the column goes.
+-- named by its identifier) that the client may ask tokens for. oauth_clients.resources stays (a
+-- worker of the previous version reads it until the new one is deployed); a later migration drops it.
 INSERT OR IGNORE INTO `api_resources` (`identifier`, `name`, `scopes`, `access_token_format`, `created_at`, `updated_at`)
   SELECT DISTINCT r.value, r.value, '[]', 'jwt', CAST(unixepoch() AS INTEGER) * 1000, CAST(unixepoch() AS INTEGER) * 1000
   FROM `oauth_clients` c, json_each(c.`resources`) r;--> statement-breakpoint
 INSERT OR IGNORE INTO `client_resources` (`client_id`, `resource`, `scopes`)
-  SELECT c.`client_id`, r.value, '[]' FROM `oauth_clients` c, json_each(c.`resources`) r;--> statement-breakpoint
-ALTER TABLE `oauth_clients` DROP COLUMN `resources`;
+  SELECT c.`client_id`, r.value, '[]' FROM `oauth_clients` c, json_each(c.`resources`) r;

@@ -8,7 +8,7 @@
  */
 import { ZodError } from 'zod';
 import { apiKeys, apiResources, clientResources } from '../src/db/schema';
-import { buildApiKey, describeApiKey, type ApiKeyOwner } from '../src/oauth/api-keys';
+import { buildApiKey, describeApiKey, parseApiKey, type ApiKeyOwner } from '../src/oauth/api-keys';
 import { resourceFromRow } from '../src/oauth/api-resources';
 import { parseFlags, usageFor } from './lib/cli';
 import { insertSql, rowFromSql } from './lib/sql';
@@ -44,8 +44,11 @@ function owner(target: Target, user: string | undefined, client: string | undefi
     return { kind: 'user', userId: row.id };
   }
   const clientId = client!;
-  if (!d1Query(target, `SELECT client_id FROM oauth_clients WHERE client_id = ${sqlString(clientId)}`).length)
-    usage(`--client: no client with client_id ${clientId}`);
+  const row = d1Query<{ token_endpoint_auth_method: string; grant_types: string }>(
+    target,
+    `SELECT token_endpoint_auth_method, grant_types FROM oauth_clients WHERE client_id = ${sqlString(clientId)}`,
+  )[0];
+  if (!row) usage(`--client: no client with client_id ${clientId}`);
   const grants = d1Query(target, `SELECT * FROM client_resources WHERE client_id = ${sqlString(clientId)}`).map((g) =>
     rowFromSql(clientResources, g),
   );
@@ -53,6 +56,8 @@ function owner(target: Target, user: string | undefined, client: string | undefi
     kind: 'client',
     client: {
       clientId,
+      isPublic: row.token_endpoint_auth_method === 'none',
+      grantTypes: JSON.parse(row.grant_types) as string[],
       resources: grants.map((g) => g.resource),
       resourceScopes: Object.fromEntries(grants.map((g) => [g.resource, JSON.parse(g.scopes) as string[]])),
     },
@@ -95,7 +100,13 @@ export async function main(argv: string[]): Promise<void> {
       );
     } catch (e) {
       if (!(e instanceof ZodError)) throw e;
-      const flag: Record<string, string> = { name: '--name', scopes: '--scope', expiresAt: '--expires-in', resource: '--client' };
+      const flag: Record<string, string> = {
+        name: '--name',
+        scopes: '--scope',
+        expiresAt: '--expires-in',
+        resource: '--client',
+        client: '--client',
+      };
       const issue = e.issues[0]!;
       return usage(`${flag[String(issue.path[0])] ?? String(issue.path[0])}: ${issue.message}`);
     }
@@ -123,7 +134,10 @@ export async function main(argv: string[]): Promise<void> {
   }
 
   if (command === 'revoke') {
-    const id = (values.id ?? usage('--id is required')).replace(/^gk_/, '');
+    // The id, the prefix gk_<id>, or — pasted by mistake — the whole key: only its id ever goes further.
+    const given = (values.id ?? usage('--id is required')).trim();
+    const id =
+      parseApiKey(given)?.id ?? /^(?:gk_)?([a-z2-7]{16})$/.exec(given)?.[1] ?? usage('--id must be a key id (the 16 characters after gk_)');
     const revoked = d1Query(
       target,
       `UPDATE api_keys SET revoked_at = ${now} WHERE id = ${sqlString(id)} AND revoked_at IS NULL RETURNING *`,

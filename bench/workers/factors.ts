@@ -10,6 +10,7 @@ import { SoftAuthenticator } from '../../test/webauthn';
 
 export { UserSessions } from '../../src/sessions/user-sessions';
 export { Handoff } from '../../src/handoff/handoff-object';
+export { RateLimiter } from '../../src/limits/rate-limiter';
 
 const ORIGIN = 'https://gatehouse.bench';
 const KEK = 'YmVuY2htYXJrLW9ubHkta2V5LWVuY3J5cHRpb24tayE';

@@ -6,6 +6,7 @@ import { pbkdf2Hasher } from './pbkdf2';
 
 export { UserSessions } from '../../src/sessions/user-sessions';
 export { Handoff } from '../../src/handoff/handoff-object';
+export { RateLimiter } from '../../src/limits/rate-limiter';
 
 const passwords = pbkdf2Hasher(100_000);
 const app = createApp(async (env) => ({ ...(await depsFor(env)), passwords }));

@@ -6,6 +6,7 @@ import { pbkdf2Hasher } from './pbkdf2';
 // wrangler.toml binds this class; the bundle must export it even though this worker never uses it.
 export { UserSessions } from '../../src/sessions/user-sessions';
 export { Handoff } from '../../src/handoff/handoff-object';
+export { RateLimiter } from '../../src/limits/rate-limiter';
 
 const hashers = { argon2id: createPasswordHasher(loadArgon2), pbkdf2: pbkdf2Hasher(100_000) };
 

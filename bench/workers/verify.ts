@@ -7,6 +7,7 @@ import { signToken, verifyToken } from '../../src/tokens/jwt';
 
 export { UserSessions } from '../../src/sessions/user-sessions';
 export { Handoff } from '../../src/handoff/handoff-object';
+export { RateLimiter } from '../../src/limits/rate-limiter';
 
 const ISS = 'https://gatehouse.bench';
 let ring: KeyRing | undefined;

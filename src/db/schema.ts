@@ -156,6 +156,11 @@ export const oauthClients = sqliteTable('oauth_clients', {
   /** Branding for the hosted pages (later): logo and colours. */
   /** Every sign-in for this client needs a second factor (acr urn:gatehouse:acr:mfa or stronger). */
   requireMfa: integer('require_mfa', { mode: 'boolean' }).notNull().default(false),
+  /**
+   * Unused since migration 0010 (a client's APIs are in client_resources); kept so that a worker of
+   * the previous version still runs between the migration and the deploy. A later migration drops it.
+   */
+  resources: text('resources').notNull().default('[]'),
   /** Resources this client *is* (an API with credentials of its own): it may introspect their tokens. */
   serves: text('serves').notNull().default('[]'),
   /**
@@ -188,7 +193,11 @@ export const consents = sqliteTable(
       .notNull()
       .references(() => oauthClients.clientId, { onDelete: 'cascade' }),
     scopes: text('scopes').notNull(),
-    /** RFC 8707 resources (APIs) the user let the client's tokens be for: a JSON array. */
+    /**
+     * The APIs (RFC 8707 resources) the user let the client's tokens be for, each with the scopes of
+     * it agreed to: a JSON object `{ "<api>": ["scope", …] }` (a JSON array of APIs in rows from
+     * before APIs had scopes).
+     */
     resources: text('resources').notNull().default('[]'),
     grantedAt: integer('granted_at').notNull(),
   },

@@ -1,4 +1,5 @@
 import { GatehouseError } from '../lib/errors';
+import { containsApiKey } from '../oauth/api-keys';
 import { normalisePath } from './path';
 import { GatewayRefusal } from './refusal';
 
@@ -14,11 +15,23 @@ export const METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT
 export type Admission = { kind: 'proxy'; path: string } | { kind: 'app-endpoint'; path: string };
 
 /**
- * The checks every request to the gateway passes before a route is matched: one normalised path
- * (or a 400 naming why not), Gatehouse's own paths never proxied, only RFC 9110's methods, and no
- * service worker from `/`.
+ * The checks every request to the gateway passes before a route is matched: no API key in the URL,
+ * one normalised path (or a 400 naming why not), Gatehouse's own paths never proxied, only RFC
+ * 9110's methods, and no service worker from `/`.
  */
-export function admit(request: { pathname: string; method: string; serviceWorker: boolean; onAuthHost: boolean }): Admission {
+export function admit(request: {
+  pathname: string;
+  search: string;
+  method: string;
+  serviceWorker: boolean;
+  onAuthHost: boolean;
+}): Admission {
+  // A key in a URL is in every log it passes through, the origin's included: refused, never forwarded.
+  if (containsApiKey(safeDecode(`${request.pathname}${request.search}`)))
+    throw new GatehouseError(
+      'invalid_request',
+      'A Gatehouse API key does not belong in a URL: send it in a header, and revoke this one (URLs are logged).',
+    );
   const normalised = normalisePath(request.pathname);
   if (!normalised.ok) throw new GatehouseError('invalid_request', `Refused path: ${normalised.reason}.`);
   const { path } = normalised;
@@ -37,4 +50,13 @@ export function admit(request: { pathname: string; method: string; serviceWorker
   if (request.serviceWorker && path.lastIndexOf('/') === 0)
     throw new GatehouseError('forbidden', 'A service worker script must be served from below a directory (e.g. /app/sw.js), not from /.');
   return { kind: 'proxy', path };
+}
+
+/** Percent-decoded text for a search (a key's characters may arrive escaped); as sent when it does not decode. */
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }

@@ -1,5 +1,5 @@
-import { eq } from 'drizzle-orm';
-import { apiKeys, userRoles, users } from '../db/schema';
+import { and, eq, sql } from 'drizzle-orm';
+import { apiKeys, apiResources, clientResources, oauthClients, userRoles, users } from '../db/schema';
 import type { Deps } from '../deps';
 import { sha256, timingSafeEqualString } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
@@ -19,6 +19,8 @@ const LAST_USED_EVERY_MS = 60_000;
 
 interface KeyRecord {
   secretHash: string;
+  /** False when the owning client may no longer ask tokens for the key's API. */
+  ownerMayUse: boolean;
   userId: string | null;
   clientId: string | null;
   resource: string;
@@ -38,33 +40,59 @@ const cache = new LruCache<string, KeyRecord>(5_000);
 
 export type KeyCheck = { status: 'ok'; who: Identity } | { status: 'rejected'; reason: string };
 
+/**
+ * A key's record as it stands now, in one D1 statement: the key, the API's current scopes, and
+ * what its owner may still have — a client's grant at that API (none: the key opens nothing; a
+ * narrower one narrows the key) or a user's roles and tier. The key's scopes are what is left of
+ * its own after the API and the grant.
+ */
 async function readKey(deps: Deps, id: string, now: number): Promise<KeyRecord | null> {
-  const row = await failClosed('the database', () => deps.db.select().from(apiKeys).where(eq(apiKeys.id, id)).get());
+  const row = await failClosed('the database', () =>
+    deps.db
+      .select({
+        key: apiKeys,
+        apiScopes: apiResources.scopes,
+        granted: clientResources.scopes,
+        clientAuth: oauthClients.tokenEndpointAuthMethod,
+        clientGrants: oauthClients.grantTypes,
+        tier: users.tier,
+        roles: sql<string>`(SELECT json_group_array(${userRoles.role}) FROM ${userRoles} WHERE ${userRoles.userId} = ${apiKeys.userId})`,
+      })
+      .from(apiKeys)
+      .innerJoin(apiResources, eq(apiResources.identifier, apiKeys.resource))
+      .leftJoin(clientResources, and(eq(clientResources.clientId, apiKeys.clientId), eq(clientResources.resource, apiKeys.resource)))
+      .leftJoin(oauthClients, eq(oauthClients.clientId, apiKeys.clientId))
+      .leftJoin(users, eq(users.id, apiKeys.userId))
+      .where(eq(apiKeys.id, id))
+      .get(),
+  );
   if (!row) return null;
-  let roles: string[] = [];
-  let tier: string | null = null;
-  if (row.userId) {
-    const userId = row.userId;
-    const [user, granted] = await failClosed('the database', () =>
-      deps.db.batch([
-        deps.db.select({ tier: users.tier }).from(users).where(eq(users.id, userId)),
-        deps.db.select({ role: userRoles.role }).from(userRoles).where(eq(userRoles.userId, userId)),
-      ]),
-    );
-    tier = user[0]?.tier ?? null;
-    roles = granted.map((r) => r.role).sort();
+  const { key } = row;
+  const defined = (JSON.parse(row.apiScopes) as { name: string }[]).map((s) => s.name);
+  let scopes = (JSON.parse(key.scopes) as string[]).filter((s) => defined.includes(s));
+  let ownerMayUse = true;
+  if (key.clientId) {
+    // A client that may no longer ask tokens for the API (or cannot act for itself) has no key to it either.
+    const machine =
+      row.clientAuth !== null &&
+      row.clientAuth !== 'none' &&
+      (JSON.parse(row.clientGrants ?? '[]') as string[]).includes('client_credentials');
+    ownerMayUse = row.granted !== null && machine;
+    const granted = JSON.parse(row.granted ?? '[]') as string[];
+    scopes = scopes.filter((s) => granted.includes(s));
   }
   return {
-    secretHash: row.secretHash,
-    userId: row.userId,
-    clientId: row.clientId,
-    resource: row.resource,
-    scopes: JSON.parse(row.scopes) as string[],
-    expiresAt: row.expiresAt,
-    revokedAt: row.revokedAt,
-    roles,
-    tier,
-    touchedAt: row.lastUsedAt ?? 0,
+    ownerMayUse,
+    secretHash: key.secretHash,
+    userId: key.userId,
+    clientId: key.clientId,
+    resource: key.resource,
+    scopes,
+    expiresAt: key.expiresAt,
+    revokedAt: key.revokedAt,
+    roles: key.userId ? (JSON.parse(row.roles) as string[]).sort() : [],
+    tier: row.tier,
+    touchedAt: key.lastUsedAt ?? 0,
     cachedUntil: now + API_KEY_CACHE_TTL_MS,
   };
 }
@@ -84,18 +112,23 @@ export async function verifyApiKey(
   const parsed = parseApiKey(presented.trim());
   if (!parsed) return { status: 'rejected', reason: 'The API key is not valid.' };
   const now = deps.now();
-  let record = c.fresh ? undefined : cache.get(parsed.id, now);
+  const cached = cache.get(parsed.id, now);
+  const secretHash = await sha256(parsed.secret);
+  const matches = (r: KeyRecord) => timingSafeEqualString(secretHash, r.secretHash);
+  let record = c.fresh ? undefined : cached;
   if (!record) {
-    if (!(await deps.rateLimit(ipKey(c.ip))))
+    // A key this isolate has not seen (or whose secret does not match what it saw) costs a D1 read
+    // only within the per-IP credential limit; a known key re-read on a fresh route does not.
+    if (!(cached && matches(cached)) && !(await deps.rateLimit(ipKey(c.ip))))
       throw new GatehouseError('rate_limited', 'Too many requests from this address; wait a minute and try again.', { retryAfter: 60 });
     const read = await readKey(deps, parsed.id, now);
     if (!read) return { status: 'rejected', reason: 'The API key is not valid.' };
     record = read;
     cache.set(parsed.id, record, record.cachedUntil);
   }
-  if (!timingSafeEqualString(await sha256(parsed.secret), record.secretHash))
-    return { status: 'rejected', reason: 'The API key is not valid.' };
+  if (!matches(record)) return { status: 'rejected', reason: 'The API key is not valid.' };
   if (record.revokedAt !== null) return { status: 'rejected', reason: 'The API key has been revoked.' };
+  if (!record.ownerMayUse) return { status: 'rejected', reason: 'The client that owns this API key may no longer use its API.' };
   if (record.expiresAt !== null && record.expiresAt <= now) return { status: 'rejected', reason: 'The API key has expired.' };
   if (!c.audiences.includes(record.resource)) return { status: 'rejected', reason: 'The API key is not for this API.' };
   if (now - record.touchedAt >= LAST_USED_EVERY_MS) {

@@ -1,5 +1,5 @@
 import { setsGatehouseCookie, stripGatehouseCookies } from '../lib/cookies';
-import { looksLikeApiKey } from '../oauth/api-keys';
+import { containsApiKey, looksLikeApiKey } from '../oauth/api-keys';
 
 /**
  * What the gateway removes from a request before it adds anything (DESIGN.md §3): every header
@@ -73,6 +73,8 @@ export function sanitizeRequestHeaders(incoming: Headers, policy: HeaderPolicy):
     if (n.startsWith(prefix) || removed.has(n)) continue;
     if (n === 'x-api-key' && (policy.apiKeyHeader || looksLikeApiKey(value))) continue;
     if (n === 'authorization' && /^\s*bearer\s+gk_/i.test(value)) continue;
+    // A real key anywhere else (a second X-API-Key joined into this one, another header, a cookie).
+    if (containsApiKey(value)) continue;
     if (n === 'cookie') {
       // However the field is framed (two fields arrive joined with ", "): Gatehouse's cookies never pass.
       const kept = stripGatehouseCookies(value);

@@ -6,8 +6,12 @@ export const rateBucketOf = (route: Route) =>
   `route:${route.rateLimit?.bucket ?? `${route.host ?? '*'}${route.match}${route.methods ? ` ${route.methods.join(',')}` : ''}`}`;
 
 /**
- * Who a request is counted against: the API key, else the client an access token was issued to
- * (its users' requests count as the client's), else the signed-in user.
+ * Who a request is counted against: an API key by its id; a client's own (machine) token by the
+ * client; a user's token by the client and the user together (one user of an app cannot spend
+ * another's budget); a browser session by its user.
  */
-export const callerOf = (who: Identity) =>
-  who.keyId ? `key:${who.keyId}` : who.via === 'bearer' ? `client:${who.clientId ?? ''}` : `user:${who.sub}`;
+export function callerOf(who: Identity): string {
+  if (who.keyId) return `key:${who.keyId}`;
+  if (who.via === 'bearer') return who.kind === 'machine' ? `client:${who.clientId ?? ''}` : `client:${who.clientId ?? ''}:user:${who.sub}`;
+  return `user:${who.sub}`;
+}

@@ -74,6 +74,12 @@ const policy = z
         p.apiKeys)
     )
       ctx.addIssue({ code: 'custom', message: 'a public route cannot have identity requirements' });
+    if (p.dpop && p.apiKeys)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['apiKeys'],
+        message: 'a route that takes DPoP-bound tokens only cannot take API keys (a key is a bearer credential)',
+      });
     if ((p.clients || p.machine || p.dpop || p.apiKeys) && !p.audiences)
       ctx.addIssue({
         code: 'custom',
@@ -139,4 +145,24 @@ export const routesSchema = z
       return z.NEVER;
     }
   })
-  .pipe(z.array(routeSchema).max(500));
+  .pipe(
+    z
+      .array(routeSchema)
+      .max(500)
+      .superRefine((routes, ctx) => {
+        // Routes that share a bucket share one count: one limit for it, or the count means nothing.
+        const limits = new Map<string, string>();
+        routes.forEach((r, i) => {
+          if (!r.rateLimit?.bucket) return;
+          const limit = `${r.rateLimit.requests}/${r.rateLimit.period}`;
+          const seen = limits.get(r.rateLimit.bucket);
+          if (seen === undefined) limits.set(r.rateLimit.bucket, limit);
+          else if (seen !== limit)
+            ctx.addIssue({
+              code: 'custom',
+              path: [i, 'rateLimit', 'bucket'],
+              message: `another route counts "${r.rateLimit.bucket}" at ${seen}: routes sharing a bucket need the same requests and period`,
+            });
+        });
+      }),
+  );

@@ -98,6 +98,7 @@ export async function gatewayHandler(c: C): Promise<Response> {
   const onAuthHost = host === deps.config.publicUrl.host;
   const admitted = admit({
     pathname: url.pathname,
+    search: url.search,
     method: c.req.method,
     serviceWorker: c.req.header('service-worker') !== undefined,
     onAuthHost,

@@ -47,10 +47,12 @@ export async function enforceRateLimit(
   const window = `${c.limit.period}:${index}`;
   const resetAt = (index + 1) * periodMs;
   const name = `${c.bucket}\n${c.subject}`;
-  let lease = leases.get(name, c.now);
+  // The isolate's lease is for this limit only (the object's count is the bucket's).
+  const leaseKey = `${name}\n${c.limit.requests}/${c.limit.period}`;
+  let lease = leases.get(leaseKey, c.now);
   if (!lease || lease.window !== window) {
     lease = { window, resetAt, left: 0, spent: false, next: 1, pending: null };
-    leases.set(name, lease, resetAt);
+    leases.set(leaseKey, lease, resetAt);
   }
   const maxLease = Math.max(1, Math.floor(c.limit.requests / 16));
   for (;;) {

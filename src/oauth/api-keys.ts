@@ -15,6 +15,18 @@ const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
 /** Whether a header value is meant as a Gatehouse API key (well-formed or not): never for an origin's eyes. */
 export const looksLikeApiKey = (value: string | null | undefined) => value?.trimStart().startsWith('gk_') ?? false;
 
+const KEY_ANYWHERE = /gk_[a-z2-7]{16}_[A-Za-z0-9_-]{49}/g;
+
+/**
+ * Whether `text` holds a real Gatehouse API key anywhere (its check matches, so nothing else is
+ * mistaken for one): in a list of values, another header, a URL.
+ */
+export function containsApiKey(text: string): boolean {
+  if (!text.includes('gk_')) return false;
+  for (const m of text.matchAll(KEY_ANYWHERE)) if (parseApiKey(m[0])) return true;
+  return false;
+}
+
 const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
   let c = n;
   for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
@@ -70,7 +82,13 @@ export type ApiKeyOwner =
   | { kind: 'user'; userId: string }
   | {
       kind: 'client';
-      client: { clientId: string; resources: readonly string[]; resourceScopes: Readonly<Record<string, readonly string[]>> };
+      client: {
+        clientId: string;
+        isPublic: boolean;
+        grantTypes: readonly string[];
+        resources: readonly string[];
+        resourceScopes: Readonly<Record<string, readonly string[]>>;
+      };
     };
 
 /**
@@ -92,6 +110,13 @@ export async function buildApiKey(
             ? scopesAt(owner.client, resource)
             : null
           : resource.scopes.map((s) => s.name);
+      // A key acts as its client acting for itself: only a client that may do so (confidential, client_credentials).
+      if (owner.kind === 'client' && (owner.client.isPublic || !owner.client.grantTypes.includes('client_credentials')))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['client'],
+          message: 'only a confidential client with the client_credentials grant may own a key',
+        });
       if (allowed === null) ctx.addIssue({ code: 'custom', path: ['resource'], message: 'the client may not ask tokens for this API' });
       for (const s of v.scopes)
         if (allowed && !allowed.includes(s))

@@ -40,17 +40,21 @@ export const rateLimitInput = z
   .strict();
 
 /** What an operator gives to register (or replace) an API. */
+/** Text a consent page shows: no control characters, no bidirectional overrides that reorder it. */
+const shownText = (max: number, what: string) =>
+  z
+    .string()
+    .trim()
+    .min(1, `${what} is required`)
+    .max(max)
+    .regex(/^[^\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069]*$/u, `${what} must not contain control or bidirectional-override characters`);
+
 export const resourceInput = z
   .object({
     identifier: resourceIdentifier,
-    name: z
-      .string()
-      .trim()
-      .min(1, 'name is required')
-      .max(100)
-      .regex(/^[^\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069]*$/u, 'name must not contain control or bidirectional-override characters'),
+    name: shownText(100, 'name'),
     scopes: z
-      .array(z.object({ name: resourceScopeName, description: z.string().trim().min(1).max(200).nullable().default(null) }).strict())
+      .array(z.object({ name: resourceScopeName, description: shownText(200, 'description').nullable().default(null) }).strict())
       .max(100)
       .default([])
       .refine((s) => new Set(s.map((x) => x.name)).size === s.length, 'names a scope twice'),

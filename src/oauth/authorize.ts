@@ -21,7 +21,7 @@ import { pushedParams, usePushedRequest } from './pushed-requests';
 import { requestObjectParams } from './request-object';
 import { resourceProblem } from './client-registration';
 import { findClient, grantableScope, grantResources, type Client } from './clients';
-import { consentCovers, recordConsent, storedConsent, takeHeldConsent } from './consent';
+import { consentAsked, consentCovers, recordConsent, storedConsent, takeHeldConsent } from './consent';
 import { issuerOf } from './issue';
 import { readReauthMarker, REAUTH_PARAM, signedInSince } from './reauth-marker';
 import { matchRedirectUri } from './redirect-uri';
@@ -270,7 +270,7 @@ export async function decideAuthorization(
 
   if (!req.client.firstParty) {
     const granted = await storedConsent(deps, session.sub, req.client.clientId);
-    if (!consentCovers(granted, { scopes: req.scope, resources: req.resources }) || req.prompt.has('consent')) {
+    if (!consentCovers(granted, consentAsked(req)) || req.prompt.has('consent')) {
       if (req.prompt.has('none'))
         return {
           kind: 'respond',
@@ -361,6 +361,6 @@ export async function answerConsent(
     };
   const step = await decideAuthorization(deps, req, session, params, meta);
   if (step.kind !== 'consent') return { req, params, step };
-  await recordConsent(deps, session.sub, req.client.clientId, { scopes: req.scope, resources: req.resources }, meta);
+  await recordConsent(deps, session.sub, req.client.clientId, consentAsked(req), meta);
   return { req, params, step: { kind: 'respond', response: await issueCode(deps, req, session, meta) } };
 }

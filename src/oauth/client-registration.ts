@@ -179,6 +179,8 @@ export async function buildClient(
       refreshTokenIdleTtl: c.refreshTokenIdleTtl ?? null,
       refreshTokenAbsoluteTtl: c.refreshTokenAbsoluteTtl ?? null,
       requireMfa: c.requireMfa,
+      // The legacy column (schema.ts): the APIs are the grants.
+      resources: '[]',
       serves: JSON.stringify(c.serves),
       requirePkce: c.requirePkce,
       idTokenClaims: c.idTokenClaims,

@@ -6,15 +6,28 @@ import { randomToken, sha256 } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
 import type { SessionClaims } from '../sessions/session-token';
 import { findResource } from './api-resource-cache';
+import { KNOWN_SCOPES, type Client } from './clients';
 import type { ResourceScope } from './api-resources';
 
 /** How long a consent page may wait for its answer. */
 const CONSENT_TTL_MS = 10 * 60_000;
 
-/** What a user has granted a client so far: scopes, and the resources (APIs) its tokens may be for. */
+/**
+ * What a user has granted a client so far: its OpenID scopes, and for each API (RFC 8707 resource)
+ * its tokens may be for, the scopes of that API — an API's scope is agreed to for that API only,
+ * so two APIs that both call a scope `read` are two consents.
+ */
 export interface Consent {
   scopes: string[];
-  resources: string[];
+  apis: Record<string, string[]>;
+}
+
+/** What an authorization request asks consent for: its OpenID scopes, and each named API with the scopes of it the client may have. */
+export function consentAsked(req: { client: Client; scope: readonly string[]; resources: readonly string[] }): Consent {
+  return {
+    scopes: req.scope.filter((s) => (KNOWN_SCOPES as readonly string[]).includes(s)),
+    apis: Object.fromEntries(req.resources.map((r) => [r, req.scope.filter((s) => (req.client.resourceScopes[r] ?? []).includes(s))])),
+  };
 }
 
 export async function storedConsent(deps: Deps, userId: string, clientId: string): Promise<Consent> {
@@ -25,27 +38,34 @@ export async function storedConsent(deps: Deps, userId: string, clientId: string
       .where(and(eq(consents.userId, userId), eq(consents.clientId, clientId)))
       .get(),
   );
-  return stored
-    ? { scopes: JSON.parse(stored.scopes) as string[], resources: JSON.parse(stored.resources) as string[] }
-    : { scopes: [], resources: [] };
+  if (!stored) return { scopes: [], apis: {} };
+  const resources = JSON.parse(stored.resources) as string[] | Record<string, string[]>;
+  // Consents recorded before APIs had scopes hold a list of resources, with none of their scopes.
+  const apis = Array.isArray(resources) ? Object.fromEntries(resources.map((r) => [r, []])) : resources;
+  return { scopes: JSON.parse(stored.scopes) as string[], apis };
 }
 
-/** Whether an earlier consent covers a request: every scope and every resource it names. */
+/** Whether an earlier consent covers a request: every OpenID scope, every API, and each API's scopes for that API. */
 export const consentCovers = (granted: Consent, asked: Consent) =>
-  asked.scopes.every((s) => granted.scopes.includes(s)) && asked.resources.every((r) => granted.resources.includes(r));
+  asked.scopes.every((s) => granted.scopes.includes(s)) &&
+  Object.entries(asked.apis).every(
+    ([api, scopes]) => granted.apis[api] !== undefined && scopes.every((s) => granted.apis[api]!.includes(s)),
+  );
 
-/** Records consent for the requested scopes and resources (added to any earlier grant). */
+/** Records consent for what was asked (added to any earlier grant, API by API). */
 export async function recordConsent(deps: Deps, userId: string, clientId: string, asked: Consent, meta: RequestMeta): Promise<void> {
   const before = await storedConsent(deps, userId, clientId);
   const scopes = JSON.stringify([...new Set([...before.scopes, ...asked.scopes])].sort());
-  const resources = JSON.stringify([...new Set([...before.resources, ...asked.resources])].sort());
+  const apis: Record<string, string[]> = { ...before.apis };
+  for (const [api, granted] of Object.entries(asked.apis)) apis[api] = [...new Set([...(apis[api] ?? []), ...granted])].sort();
+  const resources = JSON.stringify(Object.fromEntries(Object.entries(apis).sort(([a], [b]) => a.localeCompare(b))));
   const now = deps.now();
   await failClosed('the database', async () => {
     await audit(deps.db, {
       type: 'consent_granted',
       userId,
       meta,
-      detail: { clientId, scope: asked.scopes, resources: asked.resources },
+      detail: { clientId, scope: asked.scopes, apis: asked.apis },
       at: now,
     });
     await deps.db

@@ -120,6 +120,7 @@ export async function exchangeDeviceCode(
   );
   return userTokenResponse(deps, {
     client,
+    userId: user.id,
     user,
     grant,
     nonce: null,

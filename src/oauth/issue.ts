@@ -1,5 +1,6 @@
 import type { Deps } from '../deps';
-import type { UserView } from '../identity/users';
+import { findUserView, type UserView } from '../identity/users';
+import { failClosed, oauthError } from '../lib/errors';
 import type { Grant } from '../sessions/grants';
 import { formatOpaqueToken, issuerOf } from '../tokens/access-token';
 import { signToken } from '../tokens/jwt';
@@ -53,7 +54,8 @@ export async function issueAccessToken(
     now: number;
     gty: TokenGrantType;
     resource: ApiResource | null;
-    user?: UserView;
+    /** The user's record (roles and tier with the `roles` scope); null or absent when not read. */
+    user?: UserView | null;
     grant?: Grant;
     grantId?: string;
     /** RFC 9449: the DPoP key the token is bound to (`cnf.jkt`), or null for a bearer token. */
@@ -72,7 +74,11 @@ export async function issueAccessToken(
       sid: a.grant.sid,
       ...(a.grant.acr ? { acr: a.grant.acr } : {}),
     });
-  if (a.user && a.scope.includes('roles')) Object.assign(claims, { roles: a.user.roles, tier: a.user.tier });
+  // A user's roles and tier (a client acting for itself has none).
+  if (a.grant && a.scope.includes('roles')) {
+    if (!a.user) throw new Error('the roles scope needs the user record');
+    Object.assign(claims, { roles: a.user.roles, tier: a.user.tier });
+  }
   // Claims the `claims` request asked for at userinfo: userinfo reads them off the token.
   if (a.grant?.claims?.userinfo.length) claims.userinfo_claims = a.grant.claims.userinfo;
   const signed = await signToken(deps.signingKeys, {
@@ -88,7 +94,7 @@ export async function issueAccessToken(
   // it back at userinfo, introspection and (the gateway) on the way to an origin. A user's live in
   // the user's object; a machine's in one of its client's shards, picked at random.
   const shard = crypto.getRandomValues(new Uint8Array(1))[0]! % MACHINE_TOKEN_SHARDS;
-  const owner = a.user ? a.user.id : `client:${a.client.clientId}:${shard}`;
+  const owner = a.grant ? a.subject : `client:${a.client.clientId}:${shard}`;
   const secret = await deps.sessions.storeOpaque(owner, signed.token, signed.exp * 1000, a.grantId ?? null);
   return { token: formatOpaqueToken(owner, secret), expiresIn: ttl };
 }
@@ -101,11 +107,12 @@ export async function issueAccessToken(
  */
 export async function issueIdToken(
   deps: Deps,
-  i: { client: Client; user: UserView; grant: Grant; nonce: string | null; now: number },
+  i: { client: Client; userId: string; user: UserView | null; grant: Grant; nonce: string | null; now: number },
 ): Promise<string> {
-  const names = [...(i.client.idTokenClaims ? scopeClaimNames(i.grant.scope) : []), ...(i.grant.claims?.idToken ?? [])];
+  const names = idTokenClaimNames(i.client, i.grant);
+  if (names.length && !i.user) throw new Error('the ID token needs the user record');
   const claims: Record<string, unknown> = {
-    ...releaseClaims(i.user, names),
+    ...(i.user ? releaseClaims(i.user, names) : { sub: i.userId }),
     auth_time: i.grant.authTime,
     amr: i.grant.amr,
     sid: i.grant.sid,
@@ -124,12 +131,36 @@ export async function issueIdToken(
   return token;
 }
 
-/** The token response for a user grant (code or refresh). */
+/** The claims of the user's record an ID token for this grant carries (OIDC Core §5.4, §5.5). */
+const idTokenClaimNames = (client: Client, grant: Grant) => [
+  ...(client.idTokenClaims ? scopeClaimNames(grant.scope) : []),
+  ...(grant.claims?.idToken ?? []),
+];
+
+/**
+ * Whether the tokens of a grant carry anything of the user's record beyond its id: roles and tier
+ * (the `roles` scope), or claims in the ID token. Most refreshes need none of it, and then read no D1.
+ */
+export const needsUserRecord = (client: Client, grant: Grant) =>
+  grant.scope.includes('roles') || (grant.scope.includes('openid') && idTokenClaimNames(client, grant).length > 0);
+
+/** The user's record and roles (one D1 round trip); invalid_grant when the user is gone. */
+export async function loadUser(deps: Deps, userId: string): Promise<UserView> {
+  const user = await failClosed('the database', () => findUserView(deps.db, userId));
+  if (!user) throw oauthError('invalid_grant', 'The user no longer exists.');
+  return user;
+}
+
+/**
+ * The token response for a user grant (code, refresh, device). `user`: the record when the caller
+ * has read it; null to read it here only if the tokens need it (needsUserRecord).
+ */
 export async function userTokenResponse(
   deps: Deps,
   r: {
     client: Client;
-    user: UserView;
+    userId: string;
+    user: UserView | null;
     grant: Grant;
     nonce: string | null;
     now: number;
@@ -143,15 +174,16 @@ export async function userTokenResponse(
     jkt: string | null;
   },
 ): Promise<TokenResponse> {
+  const user = r.user ?? (needsUserRecord(r.client, r.grant) ? await loadUser(deps, r.userId) : null);
   const scope = tokenScope(r.grant.scope, r.client, r.resource);
   const access = await issueAccessToken(deps, {
     client: r.client,
-    subject: r.user.id,
+    subject: r.userId,
     scope,
     now: r.now,
     gty: r.gty,
     resource: r.resource,
-    user: r.user,
+    user,
     grant: r.grant,
     grantId: r.grantId,
     jkt: r.jkt,
@@ -162,7 +194,7 @@ export async function userTokenResponse(
     expires_in: access.expiresIn,
     scope: scope.join(' '),
   };
-  if (r.grant.scope.includes('openid')) response.id_token = await issueIdToken(deps, r);
-  if (r.refresh) response.refresh_token = formatRefreshToken(r.user.id, r.refresh.familyId, r.refresh.secret);
+  if (r.grant.scope.includes('openid')) response.id_token = await issueIdToken(deps, { ...r, user });
+  if (r.refresh) response.refresh_token = formatRefreshToken(r.userId, r.refresh.familyId, r.refresh.secret);
   return response;
 }

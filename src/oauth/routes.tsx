@@ -35,10 +35,22 @@ type Params = Record<string, string>;
 
 /** Discovery under /.well-known. */
 export const discoveryRoutes = router('problem');
+/** The metadata document as JSON text, made once per isolate's deps (it depends on the config only). */
+const metadataText = new WeakMap<object, string>();
 for (const path of ['/openid-configuration', '/oauth-authorization-server']) {
-  discoveryRoutes.get(path, (c) =>
-    c.json(providerMetadata(c.var.deps), 200, { 'cache-control': 'public, max-age=3600', 'access-control-allow-origin': '*' }),
-  );
+  discoveryRoutes.get(path, (c) => {
+    const { deps } = c.var;
+    let text = metadataText.get(deps.config);
+    if (text === undefined) {
+      text = JSON.stringify(providerMetadata(deps));
+      metadataText.set(deps.config, text);
+    }
+    return c.body(text, 200, {
+      'content-type': 'application/json',
+      'cache-control': 'public, max-age=3600',
+      'access-control-allow-origin': '*',
+    });
+  });
 }
 
 // The OpenID Provider's endpoints under /auth (docs/oidc.md), one router per error channel

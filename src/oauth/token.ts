@@ -1,5 +1,4 @@
 import type { Deps } from '../deps';
-import { findUserView, type UserView } from '../identity/users';
 import { failClosed, oauthError } from '../lib/errors';
 import type { RefreshPolicy } from '../sessions/grants';
 import { GRANT_TYPES, type Client, type GrantType } from './clients';
@@ -7,7 +6,7 @@ import { resourceProblem } from './client-registration';
 import { scopesAt, type ApiResource } from './api-resources';
 import { findResource } from './api-resource-cache';
 import { enforceRateLimit } from '../limits/rate-limits';
-import { issueAccessToken, userTokenResponse, type TokenResponse } from './issue';
+import { issueAccessToken, loadUser, userTokenResponse, type TokenResponse } from './issue';
 import { exchangeDeviceCode } from './device';
 import { CODE_VERIFIER } from '../lib/pkce';
 import { DEVICE_CODE_GRANT } from './grants-and-scopes';
@@ -34,9 +33,15 @@ const refreshPolicy = (deps: Deps, client: Client): RefreshPolicy | null =>
  * RFC 8707 §2.2: the one registered API the access token is for, or null for Gatehouse itself. The
  * client must be allowed it; a grant whose authorization named resources keeps to them (checked in
  * the user's object, before the code or refresh token is consumed). The API's token rate limit for
- * this client is counted here, before anything is consumed.
+ * this client is counted here, before anything is consumed (for a public client, per user).
  */
-export async function targetResource(deps: Deps, params: Params, client: Client): Promise<ApiResource | null> {
+export async function targetResource(
+  deps: Deps,
+  params: Params,
+  client: Client,
+  /** For a public client (which proves nothing by authenticating), the user its code or refresh token names. */
+  userId: string | null,
+): Promise<ApiResource | null> {
   const asked = params.resource;
   if (asked === undefined) return null;
   if (asked.includes(' ')) throw oauthError('invalid_target', 'Ask for one resource per access token.');
@@ -47,17 +52,12 @@ export async function targetResource(deps: Deps, params: Params, client: Client)
   if (resource.rateLimit)
     await enforceRateLimit(deps.limits, {
       bucket: `token:${resource.identifier}`,
-      subject: `client:${client.clientId}`,
+      // A public client's count is kept per user too: anyone can send its client_id with made-up codes.
+      subject: client.isPublic ? `client:${client.clientId}:user:${userId ?? ''}` : `client:${client.clientId}`,
       limit: resource.rateLimit,
       now: deps.now(),
     });
   return resource;
-}
-
-async function loadUser(deps: Deps, userId: string): Promise<UserView> {
-  const user = await failClosed('the database', () => findUserView(deps.db, userId));
-  if (!user) throw oauthError('invalid_grant', 'The user no longer exists.');
-  return user;
 }
 
 /**
@@ -92,7 +92,7 @@ export async function exchangeToken(
     if (codeVerifier !== null && !CODE_VERIFIER.test(codeVerifier))
       throw oauthError('invalid_request', 'code_verifier is not a valid PKCE verifier (RFC 7636 section 4.1).');
     if (!code) throw oauthError('invalid_grant', 'The authorization code is not valid.');
-    const resource = await targetResource(deps, params, client);
+    const resource = await targetResource(deps, params, client, code.userId);
     const result = await deps.sessions.redeemCode(code.userId, {
       resource: resource?.identifier ?? null,
       secret: code.secret,
@@ -108,9 +108,11 @@ export async function exchangeToken(
       throw oauthError('invalid_grant', 'The authorization code was already used; the tokens issued from it have been revoked.');
     if (result.status === 'invalid') throw oauthError('invalid_grant', `The authorization code is not valid: ${result.reason}.`);
     if (result.status === 'invalid_target') throw oauthError('invalid_target', 'That resource was not part of the authorization.');
+    // The first tokens of a sign-in check that the account still exists.
     const user = await loadUser(deps, code.userId);
     return userTokenResponse(deps, {
       client,
+      userId: code.userId,
       user,
       grant: result.grant,
       nonce: result.grant.nonce,
@@ -127,7 +129,7 @@ export async function exchangeToken(
     const token = parseRefreshToken(required(params, 'refresh_token'));
     if (!token) throw oauthError('invalid_grant', 'The refresh token is not valid.');
     const scope = params.scope?.split(' ').filter(Boolean);
-    const resource = await targetResource(deps, params, client);
+    const resource = await targetResource(deps, params, client, token.userId);
     const result = await deps.sessions.rotateRefresh(token.userId, {
       resource: resource?.identifier ?? null,
       familyId: token.familyId,
@@ -142,10 +144,12 @@ export async function exchangeToken(
     if (result.status === 'invalid_scope') throw oauthError('invalid_scope', 'The requested scope exceeds the original grant.');
     if (result.status === 'invalid_target') throw oauthError('invalid_target', 'That resource was not part of the authorization.');
     if (result.status === 'invalid') throw oauthError('invalid_grant', `The refresh token is not valid: ${result.reason}.`);
-    const user = await loadUser(deps, token.userId);
+    // A rotation reads the user's record only when the tokens carry some of it (roles, ID-token
+    // claims): whatever ends an account must revoke its refresh families in the user's object.
     return userTokenResponse(deps, {
       client,
-      user,
+      userId: token.userId,
+      user: null,
       grant: result.grant,
       nonce: null,
       now,
@@ -161,7 +165,7 @@ export async function exchangeToken(
 
   // client_credentials: the client acts for itself.
   if (client.isPublic) throw oauthError('unauthorized_client', 'Public clients cannot use client_credentials.');
-  const resource = await targetResource(deps, params, client);
+  const resource = await targetResource(deps, params, client, null);
   // For an API, the scopes of it the client was granted; for Gatehouse itself, the client's own
   // (never openid or offline_access: there is no user).
   const allowed = resource ? scopesAt(client, resource) : client.scopes.filter((s) => s !== 'openid' && s !== 'offline_access');

@@ -96,4 +96,14 @@ export class KeyRing {
     const { published } = await this.view(now);
     return { keys: published.map((k) => ({ ...k.publicJwk, kid: k.kid, alg: k.alg, use: 'sig' as const })) };
   }
+
+  private jwksText: { kids: string; text: string } | undefined;
+
+  /** The JWKS document as JSON text, serialised again only when the published keys change. */
+  async jwksJson(now: number): Promise<string> {
+    const { published } = await this.view(now);
+    const kids = published.map((k) => k.kid).join(' ');
+    if (this.jwksText?.kids !== kids) this.jwksText = { kids, text: JSON.stringify(await this.jwks(now)) };
+    return this.jwksText.text;
+  }
 }

@@ -95,6 +95,21 @@ describe('configuration', () => {
       /^ROUTES\.0\.rateLimit\.bucket:/,
     );
     expect(routes([{ match: '/a', origin: 'service:API', rateLimit: { requests: 5, period: 60 } }])).toEqual([]);
+    // Routes that share a count share its limit; a DPoP-only route takes no bearer keys.
+    const limited = (match: string, requests: number) => ({
+      match,
+      origin: 'service:API',
+      rateLimit: { requests, period: 60, bucket: 'orders' },
+    });
+    expect(routes([limited('/read/*', 5), limited('/write/*', 5)])).toEqual([]);
+    expect(routes([limited('/read/*', 160), limited('/write/*', 2)])[0]).toMatch(
+      /^ROUTES\.1\.rateLimit\.bucket: another route counts "orders" at 160\/60: routes sharing a bucket need the same requests and period/,
+    );
+    expect(
+      routes([
+        { match: '/a', origin: 'service:API', policy: { audiences: ['https://api.example'], dpop: true, apiKeys: ['authorization'] } },
+      ])[0],
+    ).toMatch(/^ROUTES\.0\.policy\.apiKeys: a route that takes DPoP-bound tokens only cannot take API keys/);
     expect(issuesOf({ ...base, ROUTES: '[{' })).toEqual(['ROUTES: must be a JSON array of routes']);
   });
 

@@ -1,12 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { admit, METHODS } from '../../src/gateway/admission';
 import { GatewayRefusal } from '../../src/gateway/refusal';
+import { formatApiKey } from '../../src/oauth/api-keys';
 
 // The checks before any route is matched (src/gateway/admission.ts), one rule each; the pipeline
 // tests (gateway.test.ts, path.test.ts, app-hosts.test.ts) attack them through the real app.
 
 const request = (over: Partial<Parameters<typeof admit>[0]> = {}) => ({
   pathname: '/api/x',
+  search: '',
   method: 'GET',
   serviceWorker: false,
   onAuthHost: false,
@@ -32,6 +34,19 @@ describe('admit', () => {
       expect(refusal({ pathname, onAuthHost: true }), pathname).toMatchObject({ code: 'not_found' });
     expect(admit(request({ pathname: '/.GATEHOUSE/session' }))).toEqual({ kind: 'app-endpoint', path: '/.GATEHOUSE/session' });
     expect(admit(request({ pathname: '/auth/x' }))).toEqual({ kind: 'proxy', path: '/auth/x' });
+  });
+
+  it('refuses a real API key anywhere in the URL, escaped or not, and only a real one', () => {
+    const key = formatApiKey('abcdefghijklmnop', 'S'.repeat(43));
+    for (const over of [
+      { search: `?api_key=${key}` },
+      { search: `?k=${encodeURIComponent(key).replace(/_/g, '%5F')}` },
+      { pathname: `/keys/${key}` },
+    ])
+      expect(refusal(over), JSON.stringify(over)).toMatchObject({ code: 'invalid_request', status: 400 });
+    // Look-alikes whose check does not match are somebody else's text: passed on.
+    expect(admit(request({ search: `?q=${key.slice(0, -1)}${key.endsWith('A') ? 'B' : 'A'}` })).kind).toBe('proxy');
+    expect(admit(request({ search: '?q=gk_%E0%A4' })).kind).toBe('proxy');
   });
 
   it('forwards RFC 9110’s methods only, listing them in Allow', () => {

@@ -2,7 +2,7 @@ import { env } from 'cloudflare:workers';
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { createDb } from '../../src/db/client';
-import { apiKeys, apiResources } from '../../src/db/schema';
+import { apiKeys, apiResources, clientResources } from '../../src/db/schema';
 import { API_KEY_CACHE_TTL_MS } from '../../src/gateway/api-key-auth';
 import { buildApiKey, formatApiKey, parseApiKey, type ApiKeyInput, type ApiKeyOwner } from '../../src/oauth/api-keys';
 import { resourceFromRow } from '../../src/oauth/api-resources';
@@ -29,7 +29,16 @@ async function issueKey(owner: ApiKeyOwner, over: Partial<ApiKeyInput> & { resou
 async function machineKey(over: Partial<ApiKeyInput> = {}) {
   const client = await registerClient({ grantTypes: ['client_credentials'], redirectUris: [] });
   const key = await issueKey(
-    { kind: 'client', client: { clientId: client.clientId, resources: [API], resourceScopes: { [API]: API_SCOPES } } },
+    {
+      kind: 'client',
+      client: {
+        clientId: client.clientId,
+        isPublic: false,
+        grantTypes: ['client_credentials'],
+        resources: [API],
+        resourceScopes: { [API]: API_SCOPES },
+      },
+    },
     over,
   );
   return { client, ...key };
@@ -112,8 +121,18 @@ describe('API keys at the gateway', () => {
       identifier: 'https://orders.gatehouse.test',
       scopes: [{ name: 'orders:read', description: null }],
     });
+    await db().insert(clientResources).values({ clientId: a.client.clientId, resource: orders, scopes: '["orders:read"]' });
     const other = await issueKey(
-      { kind: 'client', client: { clientId: a.client.clientId, resources: [orders], resourceScopes: { [orders]: ['orders:read'] } } },
+      {
+        kind: 'client',
+        client: {
+          clientId: a.client.clientId,
+          isPublic: false,
+          grantTypes: ['client_credentials'],
+          resources: [orders],
+          resourceScopes: { [orders]: ['orders:read'] },
+        },
+      },
       { resource: orders },
     );
     const flip = (s: string, i: number) => `${s.slice(0, i)}${s[i] === 'A' ? 'B' : 'A'}${s.slice(i + 1)}`;

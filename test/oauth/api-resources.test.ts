@@ -2,6 +2,7 @@ import { env } from 'cloudflare:workers';
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { RESOURCE_CACHE_TTL_MS } from '../../src/oauth/api-resource-cache';
+import { buildResource } from '../../src/oauth/api-resources';
 import { TestBrowser } from '../browser';
 import { appWith, call, continueTarget, createVerifiedUser, signIn, STRONG_PASSWORD } from '../helpers';
 import {
@@ -128,6 +129,45 @@ describe('API resources at the token endpoint (client_credentials)', () => {
     expect((await cc(b, { resource: limited }, at(start + 5_000))).status).toBe(200);
     // The next window.
     expect((await cc(a, { resource: limited }, at(start + 60_000))).status).toBe(200);
+  });
+});
+
+describe('registering an API', () => {
+  it('refuses what a consent page could not show faithfully, or a scope that is not the API’s to define, naming the field', () => {
+    const problem = (input: Parameters<typeof buildResource>[0]) => {
+      try {
+        buildResource(input, Date.now());
+      } catch (e) {
+        const issue = (e as { issues: { path: PropertyKey[]; message: string }[] }).issues[0]!;
+        return `${issue.path.join('.')}: ${issue.message}`;
+      }
+      return null;
+    };
+    const api = 'https://api.example.com';
+    expect(
+      problem({ identifier: api, name: 'Orders', scopes: [{ name: 'x:read', description: 'Read your orders \u202eetirw dna' }] }),
+    ).toBe('scopes.0.description: description must not contain control or bidirectional-override characters');
+    expect(problem({ identifier: api, name: 'Ord\u202eers' })).toBe(
+      'name: name must not contain control or bidirectional-override characters',
+    );
+    expect(problem({ identifier: api, name: 'Orders', scopes: [{ name: 'openid', description: null }] })).toBe(
+      'scopes.0.name: is an OpenID Connect scope, not an API scope',
+    );
+    expect(problem({ identifier: api, name: 'Orders', scopes: [{ name: 'a b', description: null }] })).toMatch(/^scopes\.0\.name: must be/);
+    expect(problem({ identifier: `${api}#x`, name: 'Orders' })).toMatch(/^identifier: .* must not contain a fragment/);
+    expect(problem({ identifier: 'http://api.example.com', name: 'Orders' })).toMatch(/^identifier: .* must be an https URL or a URN/);
+    expect(
+      problem({
+        identifier: api,
+        name: 'Orders',
+        scopes: [
+          { name: 'x', description: null },
+          { name: 'x', description: null },
+        ],
+      }),
+    ).toBe('scopes: names a scope twice');
+    expect(problem({ identifier: api, name: 'Orders', rateLimit: { requests: 0, period: 60 } })).toMatch(/^rateLimit\.requests:/);
+    expect(problem({ identifier: api, name: 'Orders', scopes: [{ name: 'orders:read', description: 'Read your orders' }] })).toBeNull();
   });
 });
 
