@@ -10,7 +10,7 @@ import { ZodError } from 'zod';
 import { apiKeys, apiResources, clientResources } from '../src/db/schema';
 import { buildApiKey, describeApiKey, parseApiKey, type ApiKeyOwner } from '../src/oauth/api-keys';
 import { resourceFromRow } from '../src/oauth/api-resources';
-import { parseFlags, usageFor } from './lib/cli';
+import { parseFlags, runAsScript, usageFor } from './lib/cli';
 import { insertSql, rowFromSql } from './lib/sql';
 import { d1Query, sqlString, type Target } from './lib/wrangler';
 
@@ -152,9 +152,4 @@ export async function main(argv: string[]): Promise<void> {
   usage(command ? `unknown command "${command}"` : 'missing command');
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main(process.argv.slice(2)).catch((e: Error) => {
-    console.error(`error: ${e.message}`);
-    process.exit(1);
-  });
-}
+runAsScript(import.meta.url, main);

@@ -10,7 +10,7 @@ import { ZodError } from 'zod';
 import { apiResources, clientResources, oauthClients } from '../src/db/schema';
 import { resourceFromRow, resourceGrantProblems } from '../src/oauth/api-resources';
 import { buildClient, describeClient } from '../src/oauth/client-registration';
-import { parseFlags, usageFor } from './lib/cli';
+import { parseFlags, runAsScript, usageFor } from './lib/cli';
 import { insertSql, rowFromSql } from './lib/sql';
 import { d1Query, sqlString, type Target } from './lib/wrangler';
 
@@ -207,9 +207,4 @@ export async function main(argv: string[]): Promise<void> {
   );
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main(process.argv.slice(2)).catch((e: Error) => {
-    console.error(`error: ${e.message}`);
-    process.exit(1);
-  });
-}
+runAsScript(import.meta.url, main);

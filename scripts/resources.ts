@@ -18,7 +18,7 @@ import {
   type ApiResource,
   type ResourceInput,
 } from '../src/oauth/api-resources';
-import { parseFlags, usageFor } from './lib/cli';
+import { parseFlags, runAsScript, usageFor } from './lib/cli';
 import { insertSql, rowFromSql } from './lib/sql';
 import { d1Query, sqlString, type Target } from './lib/wrangler';
 
@@ -222,9 +222,4 @@ export async function main(argv: string[]): Promise<void> {
   usage(command ? `unknown command "${command}"` : 'missing command');
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main(process.argv.slice(2)).catch((e: Error) => {
-    console.error(`error: ${e.message}`);
-    process.exit(1);
-  });
-}
+runAsScript(import.meta.url, main);

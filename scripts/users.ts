@@ -11,7 +11,7 @@ import { checkNewPassword } from '../src/auth/password-policy';
 import { emailField } from '../src/identity/email';
 import { GatehouseError } from '../src/lib/errors';
 import { loadArgon2Node } from './lib/argon2-node';
-import { parseFlags, usageFor } from './lib/cli';
+import { parseFlags, runAsScript, usageFor } from './lib/cli';
 import { d1Query, sqlString, type Target } from './lib/wrangler';
 
 const USAGE = `Usage: npm run users -- create --email EMAIL --password PASSWORD [options]
@@ -210,9 +210,4 @@ async function setUser(args: string[]): Promise<void> {
   console.log(JSON.stringify(show(target, user.email), null, 2));
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main(process.argv.slice(2)).catch((e: Error) => {
-    console.error(`error: ${e.message}`);
-    process.exit(1);
-  });
-}
+runAsScript(import.meta.url, main);

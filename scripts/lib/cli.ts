@@ -20,3 +20,15 @@ export function parseFlags<const O extends NonNullable<ParseArgsConfig['options'
     return usage((e as Error).message);
   }
 }
+
+/**
+ * Runs a CLI's `main` when its file is the script node was started with (not when imported, as
+ * `npm run dev` imports them): an error that escapes it is printed as one line, exit 1.
+ */
+export function runAsScript(moduleUrl: string, main: (argv: string[]) => Promise<void>): void {
+  if (moduleUrl !== `file://${process.argv[1]}`) return;
+  main(process.argv.slice(2)).catch((e: Error) => {
+    console.error(`error: ${e.message}`);
+    process.exit(1);
+  });
+}

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import type { ApiKeyRow } from '../db/schema';
 import { base64url, randomToken, sha256 } from '../lib/crypto';
+import { displayText } from '../lib/display-text';
 import { scopesAt, type ApiResource } from './api-resources';
 
 /**
@@ -63,12 +64,7 @@ function newKey(): { id: string; secret: string; key: string } {
 /** What an operator (or, later, the admin API) gives to issue a key. */
 export const apiKeyInput = z
   .object({
-    name: z
-      .string()
-      .trim()
-      .min(1, 'name is required')
-      .max(100)
-      .regex(/^[^\p{Cc}]*$/u, 'name must not contain control characters'),
+    name: displayText('name', 100),
     scopes: z.array(z.string().min(1).max(100)).max(100).default([]),
     /** Milliseconds since the epoch; null: until revoked. */
     expiresAt: z.number().int().positive().nullable().default(null),

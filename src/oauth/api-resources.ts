@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import type { ApiResourceRow } from '../db/schema';
+import { displayText } from '../lib/display-text';
 import type { RateLimit } from '../limits/rate-limit-rule';
 import { resourceIdentifier } from './client-registration';
 import { KNOWN_SCOPES } from './grants-and-scopes';
@@ -40,21 +41,12 @@ export const rateLimitInput = z
   .strict();
 
 /** What an operator gives to register (or replace) an API. */
-/** Text a consent page shows: no control characters, no bidirectional overrides that reorder it. */
-const shownText = (max: number, what: string) =>
-  z
-    .string()
-    .trim()
-    .min(1, `${what} is required`)
-    .max(max)
-    .regex(/^[^\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069]*$/u, `${what} must not contain control or bidirectional-override characters`);
-
 export const resourceInput = z
   .object({
     identifier: resourceIdentifier,
-    name: shownText(100, 'name'),
+    name: displayText('name', 100),
     scopes: z
-      .array(z.object({ name: resourceScopeName, description: shownText(200, 'description').nullable().default(null) }).strict())
+      .array(z.object({ name: resourceScopeName, description: displayText('description', 200).nullable().default(null) }).strict())
       .max(100)
       .default([])
       .refine((s) => new Set(s.map((x) => x.name)).size === s.length, 'names a scope twice'),

@@ -2,6 +2,7 @@ import { importJWK, type JWK } from 'jose';
 import * as z from 'zod';
 import type { ClientResourceRow, OAuthClientRow } from '../db/schema';
 import { randomToken, sha256 } from '../lib/crypto';
+import { displayText } from '../lib/display-text';
 import { GRANT_TYPES, KNOWN_SCOPES } from './grants-and-scopes';
 import { redirectUriProblem } from './redirect-uri';
 
@@ -66,13 +67,8 @@ export function resourceProblem(v: string): string | undefined {
 /** What an operator (or, later, the admin API) asks for when registering a client. */
 export const clientInput = z
   .object({
-    name: z
-      .string()
-      .trim()
-      .min(1, 'name is required')
-      .max(100)
-      // Shown on the consent page: no control characters, no bidirectional overrides that reorder it.
-      .regex(/^[^\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069]*$/u, 'name must not contain control or bidirectional-override characters'),
+    // Shown on the consent page.
+    name: displayText('name', 100),
     clientId: z
       .string()
       .regex(/^[A-Za-z0-9_-]{3,64}$/, 'client_id must be 3–64 of A-Z a-z 0-9 _ -')
