@@ -39,7 +39,7 @@ import {
   startWorker,
 } from './harness';
 import { drive, type Measured, send } from './load';
-import { track, runBounded } from './processes';
+import { pinTo, track, runBounded } from './processes';
 
 const { args, command: COMMAND } = benchArgs('bench:oidc', {
   seconds: 10,
@@ -271,6 +271,12 @@ async function verifyCost() {
 // Bound: start-up and setup, ten measured runs with their warm-ups, the verify benchmark.
 await runBounded(240 + 10 * (SECONDS + 10), async () => {
   const gatehouse = await startGatehouse(bundle('gatehouse'), {}, [BARE_WORKER]);
+  // The load generator (this process) on one core, each server under test on the other.
+  const pinned = cpus().length >= 2;
+  if (pinned) {
+    pinTo(process.pid, 0);
+    pinTo(gatehouse.pid, 1);
+  }
   await gatehouseClient(gatehouse);
   const on = (worker: string) => socketOf(gatehouse, worker, SOCKET);
   const gh: TokenServer = {
@@ -280,6 +286,7 @@ await runBounded(240 + 10 * (SECONDS + 10), async () => {
     refreshTokens: await gatehouseRefreshTokens(gatehouse, C),
   };
   const peer = await startOidcProvider(C);
+  if (pinned) pinTo(peer.pid, 1);
   const op: TokenServer = { ...peer, headers: {}, tokenPath: '/token' };
 
   const bareHeaders = { ...GATEHOUSE_HOST_HEADERS, host: 'bare.bench' };
@@ -308,7 +315,7 @@ await runBounded(240 + 10 * (SECONDS + 10), async () => {
   const row = (label: string, a: Measured, b: Measured, goal: string) =>
     `  ${label.padEnd(44)} ${fmt(a.rps).padStart(8)} ${fmt(b.rps).padStart(8)}   ${fmt(a.rps / b.rps, 2)}x (goal ${goal})   CPU µs/request ${us(a)} vs ${us(b)}   p99 ms ${a.p99} vs ${b.p99}`;
   console.log(`
-Token endpoint and discovery on workerd's own socket (${SOCKET === 'port' ? "Miniflare's port, through its entry worker" : "each worker's own socket"}), autocannon over loopback (${C} connections, ${SECONDS} s each), ${cpus().length} cores, Node ${process.version}
+Token endpoint and discovery on workerd's own socket (${SOCKET === 'port' ? "Miniflare's port, through its entry worker" : "each worker's own socket"}), autocannon over loopback (${C} connections, ${SECONDS} s each), ${cpus().length} cores${pinned ? ' (autocannon on CPU 0, the server under test on CPU 1)' : ''}, Node ${process.version}
 
   requests/s                                   Gatehouse     bare   ratio
 ${documents.map((d) => row(d.name, d.g, d.b, '≥ 0.9x')).join('\n')}

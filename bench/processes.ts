@@ -86,3 +86,12 @@ export function cpuMs(pid: number): number {
     ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
   return ns / 1e6;
 }
+
+/**
+ * Pins a process (every thread it has and will have) to one CPU, with util-linux's taskset. On a
+ * small machine the load generator and the server under test would otherwise take turns on the
+ * same cores, and either one's noise would show in the other's figures.
+ */
+export function pinTo(pid: number, cpu: number): void {
+  execFileSync('taskset', ['-a', '-c', '-p', String(cpu), String(pid)], { stdio: 'ignore' });
+}

@@ -44,8 +44,12 @@ const MOUNTS = [
 export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
   const app = new Hono<AppEnv>();
 
+  // Every request: its deps (config errors answered as config_invalid), then the host decides —
+  // Gatehouse's own pages and APIs live on PUBLIC_URL's host only; every other host is an app host
+  // that the gateway fronts (docs/security.md, "Hosts").
   app.use(async (c, next) => {
-    c.set('requestId', c.req.header('cf-ray') ?? crypto.randomUUID());
+    const ray = c.req.header('cf-ray');
+    if (ray) c.set('requestId', ray);
     try {
       c.set('deps', await makeDeps(c.env));
     } catch (e) {
@@ -53,13 +57,7 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
       console.error(JSON.stringify({ event: 'config_invalid', issues: e.issues }));
       throw new GatehouseError('config_invalid', e.message);
     }
-    await next();
-  });
-
-  // Gatehouse's own pages and APIs live on PUBLIC_URL's host only; every other host is an app host
-  // that the gateway fronts (docs/security.md, "Hosts").
-  app.use(async (c, next) => {
-    if (new URL(c.req.url).host !== c.var.deps.config.publicUrl.host) {
+    if (hostOf(c.req.url) !== c.var.deps.config.publicUrl.host) {
       c.set('channel', { name: 'gateway' });
       return gatewayHandler(c);
     }
@@ -116,4 +114,11 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
   });
 
   return app;
+}
+
+/** The host of an absolute URL (a request's, which always is), without parsing all of it. */
+function hostOf(url: string): string {
+  const start = url.indexOf('//') + 2;
+  const end = url.indexOf('/', start);
+  return url.slice(start, end < 0 ? undefined : end).toLowerCase();
 }

@@ -40,7 +40,8 @@ export type AppEnv = {
   Variables: {
     deps: Deps;
     session: SessionClaims | null;
-    requestId: string;
+    /** Read it with requestIdOf (lib/request-meta.ts): made when first needed. */
+    requestId?: string;
     csrfToken: string;
     /** Where this request's errors are answered when not the matched route's channel (src/error-channels.tsx). */
     channel?: Channel;

@@ -9,6 +9,7 @@ import { sendAuthorizationResponse } from './oauth/response-page';
 import { clearSessionCookie } from './sessions/middleware';
 import { DPOP_ALGS, DpopError } from './tokens/dpop';
 import { askForProof, renderErrorPage } from './ui/error-page';
+import { requestIdOf } from './lib/request-meta';
 
 // How each channel that src/lib/router.ts names renders an error, and the app's one error handler.
 
@@ -57,7 +58,7 @@ function renderError(err: Error, c: C, channel: Channel): Response | Promise<Res
   const e = err instanceof GatehouseError ? err : new GatehouseError('server_error', 'Something went wrong on our side.');
   if (!(err instanceof GatehouseError) || e.status >= 500) {
     const cause = err instanceof GatehouseError ? (err as { cause?: unknown }).cause : err;
-    console.error(JSON.stringify({ event: 'request_failed', requestId: c.get('requestId'), code: e.code, error: describeError(cause) }));
+    console.error(JSON.stringify({ event: 'request_failed', requestId: requestIdOf(c), code: e.code, error: describeError(cause) }));
   }
   switch (channel.name) {
     case 'oauth':
@@ -161,7 +162,7 @@ function problemResponse(c: C, e: GatehouseError): Response {
   if (e.extra.retryAfter) headers['retry-after'] = String(e.extra.retryAfter);
   if (e.status === 401) headers['www-authenticate'] = 'Cookie realm="gatehouse"';
   // Through the context, so headers a route set before failing (a cookie change, Allow) go with it.
-  return c.body(JSON.stringify(problemBody(e, c.get('requestId'))), e.status as 400, headers);
+  return c.body(JSON.stringify(problemBody(e, requestIdOf(c))), e.status as 400, headers);
 }
 
 /** The gateway's problem+json, with whatever challenge (WWW-Authenticate, DPoP-Nonce, Allow) the refusal carries. */

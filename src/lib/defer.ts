@@ -1,4 +1,5 @@
 import type { Context } from 'hono';
+import { requestIdOf } from './request-meta';
 
 /**
  * Runs `task` after the response is sent (waitUntil) and logs its failure without details; awaits
@@ -7,7 +8,7 @@ import type { Context } from 'hono';
 export function deferTo(c: Context, event: string): (task: Promise<void>) => void {
   return (task) => {
     const logged = task.catch((e: unknown) => {
-      console.error(JSON.stringify({ event, requestId: c.get('requestId'), error: e instanceof Error ? e.name : 'unknown' }));
+      console.error(JSON.stringify({ event, requestId: requestIdOf(c), error: e instanceof Error ? e.name : 'unknown' }));
     });
     try {
       c.executionCtx.waitUntil(logged);

@@ -14,6 +14,19 @@ export function requestMeta(c: Context): RequestMeta {
   };
 }
 
+/**
+ * The request's id for logs and problem bodies: Cloudflare's `cf-ray` when there is one, else a
+ * UUID made the first time one is needed (most requests never need one).
+ */
+export function requestIdOf(c: Context): string {
+  let id = c.get('requestId') as string | undefined;
+  if (!id) {
+    id = crypto.randomUUID();
+    c.set('requestId', id);
+  }
+  return id;
+}
+
 /** "Chrome on Linux" from a User-Agent, for people (never for decisions). */
 export function describeDevice(userAgent: string): string {
   const browser = /Edg\//.test(userAgent)

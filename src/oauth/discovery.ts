@@ -78,3 +78,21 @@ export function providerMetadata(deps: Deps) {
     backchannel_logout_supported: false,
   };
 }
+
+/** The metadata document as JSON text, made once per isolate's config (it depends on nothing else). */
+const metadataText = new WeakMap<object, string>();
+
+/** The discovery response (OIDC Discovery 1.0 §4; RFC 8414 §3): the same document at both paths. */
+export function metadataResponse(deps: Deps): Response {
+  let text = metadataText.get(deps.config);
+  if (text === undefined) {
+    text = JSON.stringify(providerMetadata(deps));
+    metadataText.set(deps.config, text);
+  }
+  return new Response(text, {
+    headers: { 'content-type': 'application/json', 'cache-control': 'public, max-age=3600', 'access-control-allow-origin': '*' },
+  });
+}
+
+/** The discovery documents' paths, under /.well-known. */
+export const METADATA_PATHS = ['/openid-configuration', '/oauth-authorization-server'] as const;

@@ -22,7 +22,7 @@ import {
 import { consentApis, holdForConsent } from './consent';
 import { reauthMarker, REAUTH_PARAM } from './reauth-marker';
 import { authenticateClient } from './client-auth';
-import { ENDPOINTS, providerMetadata } from './discovery';
+import { ENDPOINTS, METADATA_PATHS, metadataResponse } from './discovery';
 import { issuerOf } from './issue';
 import { parseLogoutRequest } from './logout';
 import { introspect, revoke, userInfo } from './presented-tokens';
@@ -35,23 +35,7 @@ type Params = Record<string, string>;
 
 /** Discovery under /.well-known. */
 export const discoveryRoutes = router('problem');
-/** The metadata document as JSON text, made once per isolate's deps (it depends on the config only). */
-const metadataText = new WeakMap<object, string>();
-for (const path of ['/openid-configuration', '/oauth-authorization-server']) {
-  discoveryRoutes.get(path, (c) => {
-    const { deps } = c.var;
-    let text = metadataText.get(deps.config);
-    if (text === undefined) {
-      text = JSON.stringify(providerMetadata(deps));
-      metadataText.set(deps.config, text);
-    }
-    return c.body(text, 200, {
-      'content-type': 'application/json',
-      'cache-control': 'public, max-age=3600',
-      'access-control-allow-origin': '*',
-    });
-  });
-}
+for (const path of METADATA_PATHS) discoveryRoutes.get(path, (c) => metadataResponse(c.var.deps));
 
 // The OpenID Provider's endpoints under /auth (docs/oidc.md), one router per error channel
 // (src/error-channels.tsx): the back-channel endpoints answer OAuth JSON, userinfo as a protected

@@ -47,11 +47,20 @@ export class KeyRing {
     return this.loading;
   }
 
-  /** The view of the keys at `now`, from cache when it is younger than `maxAge`. */
+  private viewed: { keys: StoredKey[]; second: number; view: KeyView } | undefined;
+
+  /**
+   * The view of the keys at `now`, from cache when it is younger than `maxAge`. The view is worked
+   * out once per second of `now` (keys are published minutes before they sign, so which key signs
+   * or is published is never a second-sharp matter).
+   */
   async view(now: number, maxAge = KEY_CACHE_MS): Promise<KeyView> {
     // Older than maxAge — or loaded "in the future" (a clock that went back): read again.
     if (Math.abs(now - this.loadedAt) > maxAge) await this.reload(now);
-    return viewKeys(this.keys, now, this.policy);
+    const second = Math.floor(now / 1000);
+    if (this.viewed?.keys !== this.keys || this.viewed.second !== second)
+      this.viewed = { keys: this.keys, second, view: viewKeys(this.keys, now, this.policy) };
+    return this.viewed.view;
   }
 
   /** The key that signs for `alg` now, with its private half (decrypted once per isolate). */
