@@ -62,7 +62,7 @@ function options(variant: Variant) {
   return convertV4MiniflareOptions({
     ...GATEHOUSE_OPTIONS,
     modules: true,
-    script: `${BARE} export class UserSessions {} export class Handoff {}`,
+    script: `${BARE} export class UserSessions {} export class Handoff {} export class RateLimiter {}`,
   });
 }
 

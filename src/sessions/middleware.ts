@@ -4,7 +4,7 @@ import type { AppEnv } from '../deps';
 import { clearCookie, COOKIES, readCookie, writeCookie } from '../lib/cookies';
 import { GatehouseError } from '../lib/errors';
 import type { SessionClaims } from './session-token';
-import { assertLiveSession, resumeSession } from './session-lifecycle';
+import { assertLiveSession, resumeSession, type ResumedSession } from './session-lifecycle';
 
 const setsSession = (c: Context) => c.res.headers.getSetCookie().some((h) => h.startsWith(`${COOKIES.session}=`));
 
@@ -14,7 +14,9 @@ const setsSession = (c: Context) => c.res.headers.getSetCookie().some((h) => h.s
  * treated as signed out, never answered with a 500.
  */
 export const sessionMiddleware = createMiddleware<AppEnv>(async (c, next) => {
-  const result = await resumeSession(c.var.deps, readCookie(c, COOKIES.session), new URL(c.req.url).host);
+  const cookie = readCookie(c, COOKIES.session);
+  // No cookie (every back-channel call): nothing to verify, no URL to read.
+  const result: ResumedSession = cookie ? await resumeSession(c.var.deps, cookie, new URL(c.req.url).host) : { status: 'none' };
   c.set('session', result.status === 'valid' ? result.claims : null);
   await next();
   if (result.status === 'ended' && !setsSession(c)) clearCookie(c, COOKIES.session);
