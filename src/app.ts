@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { every } from 'hono/combine';
 import { secureHeaders } from 'hono/secure-headers';
 import { accountApi } from './account/routes';
 import { authApi } from './auth/routes';
@@ -14,6 +15,7 @@ import { sessionMiddleware } from './sessions/middleware';
 import { jwksRoutes } from './tokens/routes';
 import { authorizeRoutes, consentRoutes, discoveryRoutes, logoutRoutes, oauthRoutes, userinfoRoutes } from './oauth/routes';
 import { registrationRoutes } from './oauth/registration-routes';
+import { ENDPOINTS } from './oauth/discovery';
 import { pages } from './hosted-pages';
 import { connectPages, gatewayHandler } from './gateway/routes';
 import { handoffApi, handoffPages } from './handoff/routes';
@@ -39,6 +41,19 @@ const MOUNTS = [
   ['/.well-known', jwksRoutes],
   ['/.well-known', discoveryRoutes],
 ] as const;
+
+/**
+ * The OAuth back channel: endpoints called by servers and scripts with client credentials or
+ * tokens (RFC 6749 §3.2, RFC 7009, RFC 7662, RFC 9126, RFC 8628 §3.1, OIDC Core §5.3).
+ */
+const BACK_CHANNEL: ReadonlySet<string> = new Set([
+  ENDPOINTS.token,
+  ENDPOINTS.revocation,
+  ENDPOINTS.introspection,
+  ENDPOINTS.pushedAuthorization,
+  ENDPOINTS.deviceAuthorization,
+  ENDPOINTS.userinfo,
+]);
 
 /** Builds the worker's app. Tests pass their own deps factory to inject failures. */
 export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
@@ -73,8 +88,20 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
     await next();
   });
 
+  // Every body Gatehouse reads is bounded, whoever sends it.
   app.use(
     '/auth/*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw new GatehouseError('payload_too_large', `The request body is larger than ${MAX_BODY_BYTES} bytes.`);
+      },
+    }),
+  );
+  // What browsers load — pages, the JSON API, redirects — gets the document security headers and the
+  // session; the OAuth back channel (servers and scripts calling with client credentials or tokens)
+  // has no session and renders nothing, and gets `nosniff` (its JSON is never a document).
+  const pages = every(
     secureHeaders({
       contentSecurityPolicy: {
         defaultSrc: ["'none'"],
@@ -94,14 +121,14 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
       // A page that needs another policy (the form_post response) sets its own.
       overwrite: false,
     }),
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: () => {
-        throw new GatehouseError('payload_too_large', `The request body is larger than ${MAX_BODY_BYTES} bytes.`);
-      },
-    }),
     sessionMiddleware,
   );
+  app.use('/auth/*', async (c, next) => {
+    if (!BACK_CHANNEL.has(c.req.path)) return pages(c, next);
+    c.set('session', null);
+    c.header('x-content-type-options', 'nosniff');
+    await next();
+  });
 
   // The routers, and the one error handler: an error anywhere (config, body limit, session, a
   // handler) is answered in the channel of the route the request was for.

@@ -44,6 +44,22 @@ describe('hosted pages', () => {
     expect(cookieFrom(res, CSRF)!.header).toMatch(/Path=\/; HttpOnly; Secure; SameSite=Lax/);
   });
 
+  it('keep the document headers to what browsers load: every page and the JSON API, not the OAuth back channel', async () => {
+    for (const path of ['/auth/sign-up', '/auth/forgot-password', '/auth/api/me', '/auth/authorize', '/auth/nowhere']) {
+      const res = await call(path, { headers: { accept: 'text/html' } });
+      expect(res.headers.get('content-security-policy'), path).toContain("frame-ancestors 'none'");
+      expect(res.headers.get('x-frame-options'), path).toBe('DENY');
+    }
+    // Servers and scripts calling with client credentials or tokens: JSON that is never a document.
+    for (const path of ['/auth/token', '/auth/introspect', '/auth/revoke', '/auth/par', '/auth/device_authorization', '/auth/userinfo']) {
+      const res = await call(path, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: '' });
+      expect(res.status, path).toBeGreaterThanOrEqual(400);
+      expect(res.headers.get('x-content-type-options'), path).toBe('nosniff');
+      expect(res.headers.get('content-security-policy'), path).toBeNull();
+      expect(res.headers.getSetCookie(), path).toEqual([]);
+    }
+  });
+
   it('refuse a form post without a valid CSRF token with 403', async () => {
     const { email } = await createVerifiedUser();
     const { token, cookie } = await openForm('/auth/sign-in');
