@@ -7,10 +7,10 @@
  * with KEY_ENCRYPTION_KEY: from the environment if set (required for --remote), else from
  * .dev.vars; it is checked against the stored keys before anything is written, and never printed.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { decryptPrivateJwk, newKeyRow, nextKeys, SIGNING_ALGS, type SigningAlg } from '../src/tokens/key-material';
+import { keyEncryptionKey } from './lib/kek';
 import { parseFlags, usageFor } from './lib/cli';
-import { d1Query, ROOT, sqlString, type Target } from './lib/wrangler';
+import { d1Query, sqlString, type Target } from './lib/wrangler';
 
 const USAGE = `Usage: npm run keys -- list [--remote | --persist-to DIR]
        npm run keys -- rotate [--alg ES256|RS256] [--remote | --persist-to DIR]
@@ -35,13 +35,6 @@ interface KeyRowOut {
   private_jwk_encrypted: string;
 }
 
-function localKek(): string {
-  const file = `${ROOT}.dev.vars`;
-  const line = existsSync(file) ? /^KEY_ENCRYPTION_KEY=(.+)$/m.exec(readFileSync(file, 'utf8')) : null;
-  if (!line) usage('no KEY_ENCRYPTION_KEY in .dev.vars (run npm run dev once, or pass --remote with it in the environment)');
-  return line[1]!.trim();
-}
-
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command !== 'list' && command !== 'rotate') usage(command ? `unknown command "${command}"` : 'missing command');
@@ -64,9 +57,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   const algs = (values.alg ?? [...SIGNING_ALGS]) as SigningAlg[];
   for (const alg of algs) if (!SIGNING_ALGS.includes(alg)) usage(`--alg must be ES256 or RS256`);
-  const kek =
-    process.env.KEY_ENCRYPTION_KEY ?? (values.remote ? usage('--remote needs KEY_ENCRYPTION_KEY in the environment') : localKek());
-  if (!/^[A-Za-z0-9_-]{43}$/.test(kek)) usage('KEY_ENCRYPTION_KEY must be 32 random bytes, base64url');
+  const kek = keyEncryptionKey(values.remote, usage);
   const existing = rows();
   // A key sealed under the wrong KEK could never sign: prove this one opens a stored key first.
   const probe = existing[0];

@@ -17,6 +17,7 @@ import { authorizeRoutes, consentRoutes, discoveryRoutes, logoutRoutes, oauthRou
 import { registrationRoutes } from './oauth/registration-routes';
 import { ENDPOINTS } from './oauth/discovery';
 import { pages } from './hosted-pages';
+import { upstreamCallbacks } from './auth/upstream-routes';
 import { connectPages, gatewayHandler } from './gateway/routes';
 import { handoffApi, handoffPages } from './handoff/routes';
 
@@ -37,6 +38,9 @@ const MOUNTS = [
   ['/auth', consentRoutes],
   ['/auth', logoutRoutes],
   ['/auth', registrationRoutes],
+  // Before the hosted pages: an upstream's answer comes from the upstream's page (Apple posts it),
+  // with no CSRF token of ours — the request's binding cookie stands in.
+  ['/auth', upstreamCallbacks],
   ['/auth', pages],
   ['/.well-known', jwksRoutes],
   ['/.well-known', discoveryRoutes],

@@ -28,6 +28,8 @@ export interface Deps {
   keys: { session: CryptoKey; csrf: CryptoKey; pending: CryptoKey };
   /** Asymmetric signing keys (access and ID tokens, assertions), cached in the isolate. */
   signingKeys: KeyRing;
+  /** Outbound HTTP to upstream identity providers (tests stand a fake upstream in). */
+  fetch: typeof fetch;
   /** Per-IP limit on credential endpoints; resolves false when the caller is over it. */
   rateLimit: (key: string) => Promise<boolean>;
   /** The RateLimiter objects behind per-client and per-key limits (limits/rate-limits.ts). */
@@ -89,6 +91,7 @@ async function buildDeps(env: Env): Promise<Deps> {
     signingKeys: new KeyRing(db, config.keyEncryptionKey, keyPolicy(config.tokens)),
     rateLimit: async (key) => (await limiter.limit({ key })).success,
     limits: createRateLimitStore(env.RATE_LIMITER),
+    fetch: (input, init) => fetch(input, init),
     now: () => Date.now(),
   };
 }

@@ -1,6 +1,7 @@
 import { accountPages } from './account/page-routes';
 import { authPages } from './auth/page-routes';
 import { secondFactorPages } from './auth/second-factor-routes';
+import { upstreamPages } from './auth/upstream-routes';
 import { limitPostsPerIp } from './lib/rate-limit';
 import { router } from './lib/router';
 import { csrfProtection } from './ui/csrf';
@@ -39,8 +40,10 @@ const credentialPosts = [
   '/reset-password',
   '/verify-email',
   '/account/totp',
+  '/upstream/:provider',
 ];
 limitPostsPerIp(pages, credentialPosts);
 pages.route('/', secondFactorPages);
 pages.route('/', authPages);
 pages.route('/', accountPages);
+pages.route('/', upstreamPages);

@@ -32,3 +32,17 @@ export function rowFromSql<T extends Table>(table: T, raw: Record<string, unknow
   }
   return row as T['$inferSelect'];
 }
+
+/** An INSERT that replaces the row's other columns when `key` (its primary key's columns) already exists. */
+export function upsertSql<T extends Table>(
+  table: T,
+  row: T['$inferInsert'],
+  key: (keyof T['$inferInsert'] & string)[],
+  keep: string[] = [],
+): string {
+  const columns = getTableColumns(table) as Record<string, { name: string }>;
+  const set = Object.keys(row as object)
+    .filter((k) => !(key as string[]).includes(k) && !keep.includes(k) && columns[k])
+    .map((k) => `${columns[k]!.name} = excluded.${columns[k]!.name}`);
+  return `${insertSql(table, row)} ON CONFLICT (${key.map((k) => columns[k]!.name).join(', ')}) DO UPDATE SET ${set.join(', ')}`;
+}

@@ -1,7 +1,10 @@
 import { listPasskeys } from '../auth/passkeys';
+import { listIdentities } from '../auth/manage-identities';
+import { signInButtons } from '../auth/upstream-provider-records';
+import { en } from '../ui/messages';
 import { toSignIn } from '../auth/page-forms';
 import { secondFactorsOf } from '../auth/totp';
-import { GatehouseError } from '../lib/errors';
+import { failClosed, GatehouseError } from '../lib/errors';
 import { requestMeta } from '../lib/request-meta';
 import { router } from '../lib/router';
 import { clearSessionCookie, requireSession } from '../sessions/middleware';
@@ -17,14 +20,27 @@ export const accountPages = router('page');
 accountPages.get('/account', requireSession, async (c) => {
   const { deps } = c.var;
   const account = await loadAccount(deps, c.var.session);
-  const [factors, passkeys] = await Promise.all([secondFactorsOf(deps, account.user.id), listPasskeys(deps, account.user.id)]);
+  const [factors, passkeys, identities, providers] = await Promise.all([
+    secondFactorsOf(deps, account.user.id),
+    listPasskeys(deps, account.user.id),
+    listIdentities(deps, account.user.id),
+    failClosed('the database', () => signInButtons(deps.db, null, deps.now())),
+  ]);
   const setup = c.req.query('setup') === 'passkey' && passkeys.length === 0;
+  const linked = c.req.query('linked');
+  const notice = linked
+    ? en.upstream.linked(linked.slice(0, 60))
+    : c.req.query('unlinked')
+      ? en.upstream.unlinked('The account')
+      : undefined;
   return c.html(
     <AccountPage
       account={account}
       csrf={c.var.csrfToken}
       security={{ factors, passkeys }}
+      identities={{ linked: identities, linkable: providers }}
       setupPasskey={setup}
+      notice={notice}
       askProof={deps.config.gateway.sharedHost}
     />,
   );

@@ -3,6 +3,8 @@ import type { AccountView } from './account-sessions';
 import type { PasskeyView } from '../auth/passkeys';
 import type { SecondFactors } from '../auth/totp';
 import { SecuritySection } from '../auth/second-factor-pages';
+import { LinkedAccountsSection, type IdentityRow, type ProviderButton } from '../auth/upstream-pages';
+import { shownEmail } from '../identity/email';
 import { Form, Layout, Notice } from '../ui/layout';
 import { en } from '../ui/messages';
 
@@ -12,14 +14,25 @@ export const AccountPage: FC<{
   account: AccountView;
   csrf: string;
   security: { factors: SecondFactors; passkeys: PasskeyView[] };
+  identities: { linked: IdentityRow[]; linkable: ProviderButton[] };
   setupPasskey?: boolean;
+  /** A line at the top: what the last action did. */
+  notice?: string | undefined;
   /** An origin shares Gatehouse's host: adding a passkey asks for the password or a code too. */
   askProof: boolean;
-}> = ({ account, csrf, security, setupPasskey, askProof }) => (
+}> = ({ account, csrf, security, identities, setupPasskey, notice, askProof }) => (
   <Layout title={en.account.title} passkeys>
     {setupPasskey && <Notice>{en.security.setupPasskey}</Notice>}
+    {notice && <Notice>{notice}</Notice>}
     <p>
-      <strong id="account-email">{account.user.email}</strong> ({account.user.emailVerified ? en.account.verified : en.account.unverified})
+      {shownEmail(account.user.email) === null ? (
+        <strong id="account-email">{en.account.noEmail}</strong>
+      ) : (
+        <>
+          <strong id="account-email">{account.user.email}</strong> (
+          {account.user.emailVerified ? en.account.verified : en.account.unverified})
+        </>
+      )}
     </p>
     <h2>{en.account.sessions}</h2>
     <table aria-label={en.account.sessions}>
@@ -65,6 +78,7 @@ export const AccountPage: FC<{
       </tbody>
     </table>
     <SecuritySection csrf={csrf} factors={security.factors} passkeys={security.passkeys} askProof={askProof} />
+    <LinkedAccountsSection identities={identities.linked} linkable={identities.linkable} csrf={csrf} askProof={askProof} />
     <div class="actions">
       <Form action="/auth/sign-out" csrf={csrf} class="inline">
         <button type="submit" class="primary">

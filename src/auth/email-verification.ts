@@ -2,6 +2,7 @@ import type { Deps } from '../deps';
 import type { RequestMeta } from '../identity/audit';
 import { consumeEmailToken, peekEmailToken, TOKEN_IS_LIVE } from '../identity/email-tokens';
 import { findUserByEmail, findUserById, newUserId } from '../identity/users';
+import { randomToken } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
 import type { SignInContext } from './risk';
 import { completeFirstFactor, type SignInOutcome } from './second-factor';
@@ -40,6 +41,19 @@ export async function verifyEmail(
                 WHERE ${TOKEN_IS_LIVE} AND user_id IS NULL
                   AND NOT EXISTS (SELECT 1 FROM users WHERE users.email = email_tokens.email)`,
           params: [id],
+        },
+        {
+          // A sign-up through an upstream that did not verify the address: its identity is linked to
+          // the account this very consumption made (never to one the address got meanwhile).
+          sql: `INSERT INTO linked_identities (id, user_id, provider_id, issuer, subject, email, email_verified, name, picture, created_at)
+                SELECT ?5, ?4, json_extract(upstream_identity, '$.providerId'), json_extract(upstream_identity, '$.issuer'),
+                       json_extract(upstream_identity, '$.subject'), email, 0, json_extract(upstream_identity, '$.name'),
+                       json_extract(upstream_identity, '$.picture'), ?3
+                FROM email_tokens WHERE ${TOKEN_IS_LIVE} AND user_id IS NULL AND upstream_identity IS NOT NULL
+                  AND EXISTS (SELECT 1 FROM users WHERE users.id = ?4)
+                  AND NOT EXISTS (SELECT 1 FROM linked_identities l WHERE l.issuer = json_extract(upstream_identity, '$.issuer')
+                                  AND l.subject = json_extract(upstream_identity, '$.subject'))`,
+          params: [id, randomToken(16)],
         },
         {
           sql: `UPDATE users SET email_verified_at = coalesce(email_verified_at, ?3), updated_at = ?3

@@ -36,7 +36,7 @@ export const typedEmail = async (c: C) => {
  * another origin (a client, an app host), which CSP form-action 'self' would block as the end of a
  * form submission's redirects: those leave the submission through the Continue page first.
  */
-export const continueTo = (c: C, returnTo: string) =>
+export const continueTo = (c: Context, returnTo: string) =>
   /^\/auth\/(authorize|connect)(\?|$)/.test(returnTo) ? c.html(<ContinuePage href={returnTo} />) : c.redirect(returnTo, 303);
 
 /** A first factor passed: signed in at once, or on to the second step. */

@@ -6,6 +6,9 @@ import { forgotPasswordInput, resetPasswordInput, secondFactorInput, signInInput
 import { signInWithPassword } from './sign-in';
 import { signUp } from './sign-up';
 import { safeReturnTo } from './urls';
+import { signInButtons } from './upstream-provider-records';
+import { failClosed } from '../lib/errors';
+import type { C } from './page-forms';
 import { deferTo } from '../lib/defer';
 import { parseInput } from '../lib/request-body';
 import { requestMeta } from '../lib/request-meta';
@@ -33,21 +36,28 @@ import {
 export const authPages = router('page');
 
 // Sign in
-authPages.get('/sign-in', (c) =>
-  c.html(
+/** The "continue with" buttons of a sign-in that goes on to `returnTo` (a client's own, for an authorization request). */
+const buttonsFor = (c: C, returnTo: string | null | undefined) =>
+  failClosed('the database', () => signInButtons(c.var.deps.db, returnTo, c.var.deps.now()));
+
+authPages.get('/sign-in', async (c) => {
+  const returnTo = safeReturnTo(c.req.query('return_to'));
+  return c.html(
     <SignInPage
       csrf={c.var.csrfToken}
-      returnTo={safeReturnTo(c.req.query('return_to'))}
+      returnTo={returnTo}
       email={c.req.query('login_hint')?.slice(0, 254)}
+      providers={await buttonsFor(c, returnTo)}
     />,
-  ),
-);
+  );
+});
 authPages.post('/sign-in', async (c) => {
   const email = await typedEmail(c);
   const returnTo = await formReturnTo(c);
+  const providers = await buttonsFor(c, returnTo);
   return formAction(
     c,
-    (s) => <SignInPage {...s} email={email} returnTo={returnTo} />,
+    (s) => <SignInPage {...s} email={email} returnTo={returnTo} providers={providers} />,
     async () => {
       const input = await parseInput(c, 'form', signInInput);
       const outcome = await signInWithPassword(c.var.deps, input, signInContext(c), { defer: deferTo(c, 'sign_in_mail_failed') });
@@ -120,13 +130,16 @@ authPages.post('/email-sign-in/link', async (c) => {
 });
 
 // Sign up
-authPages.get('/sign-up', (c) => c.html(<SignUpPage csrf={c.var.csrfToken} minLength={c.var.deps.config.passwordMinLength} />));
+authPages.get('/sign-up', async (c) =>
+  c.html(<SignUpPage csrf={c.var.csrfToken} minLength={c.var.deps.config.passwordMinLength} providers={await buttonsFor(c, null)} />),
+);
 authPages.post('/sign-up', async (c) => {
   const email = await typedEmail(c);
   const minLength = c.var.deps.config.passwordMinLength;
+  const providers = await buttonsFor(c, null);
   return formAction(
     c,
-    (s) => <SignUpPage {...s} email={email} minLength={minLength} />,
+    (s) => <SignUpPage {...s} email={email} minLength={minLength} providers={providers} />,
     async () => {
       const input = await parseInput(c, 'form', signUpInput);
       await signUp(c.var.deps, input, requestMeta(c));

@@ -1,4 +1,5 @@
 import type { FC } from 'hono/jsx';
+import { UpstreamButtons, type ProviderButton } from './upstream-pages';
 import { Alert, CodeForm, Field, Form, Layout } from '../ui/layout';
 import type { FormState } from '../ui/components';
 import { en } from '../ui/messages';
@@ -6,7 +7,7 @@ import { en } from '../ui/messages';
 const fieldError = (s: FormState, name: string) => (s.field === name ? s.error : undefined);
 const formError = (s: FormState) => (s.error && !['email', 'password', 'token'].includes(s.field ?? '') ? s.error : undefined);
 
-export const SignInPage: FC<FormState & { returnTo?: string }> = (s) => (
+export const SignInPage: FC<FormState & { returnTo?: string; providers?: ProviderButton[] }> = (s) => (
   <Layout title={en.signIn.title} passkeys>
     <Alert message={formError(s)} />
     <Form action="/auth/sign-in" csrf={s.csrf}>
@@ -34,6 +35,7 @@ export const SignInPage: FC<FormState & { returnTo?: string }> = (s) => (
       <a href="/auth/handoff/qr">{en.signIn.withPhone}</a>
     </p>
     <p class="alert" role="alert" data-passkey-error hidden />
+    <UpstreamButtons providers={s.providers ?? []} csrf={s.csrf} returnTo={s.returnTo} />
     <p>
       <a href="/auth/forgot-password">{en.signIn.forgot}</a>
     </p>
@@ -43,7 +45,7 @@ export const SignInPage: FC<FormState & { returnTo?: string }> = (s) => (
   </Layout>
 );
 
-export const SignUpPage: FC<FormState & { minLength: number }> = (s) => (
+export const SignUpPage: FC<FormState & { minLength: number; providers?: ProviderButton[] }> = (s) => (
   <Layout title={en.signUp.title}>
     <Alert message={formError(s)} />
     <Form action="/auth/sign-up" csrf={s.csrf}>
@@ -65,6 +67,7 @@ export const SignUpPage: FC<FormState & { minLength: number }> = (s) => (
         {en.signUp.withPasskey}
       </button>
     </Form>
+    <UpstreamButtons providers={s.providers ?? []} csrf={s.csrf} />
     <p>
       {en.signUp.haveAccount} <a href="/auth/sign-in">{en.signIn.submit}</a>
     </p>

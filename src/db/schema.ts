@@ -63,6 +63,8 @@ export const emailTokens = sqliteTable(
     email: text('email').notNull(),
     /** Pending sign-up only: the password the account will be created with. */
     passwordHash: text('password_hash'),
+    /** Pending sign-up through an upstream that did not verify the address: the identity to link (JSON). */
+    upstreamIdentity: text('upstream_identity'),
     expiresAt: integer('expires_at').notNull(),
     createdAt: integer('created_at').notNull(),
   },
@@ -400,3 +402,96 @@ export const apiKeys = sqliteTable(
 export type ApiResourceRow = typeof apiResources.$inferSelect;
 export type ClientResourceRow = typeof clientResources.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
+
+/**
+ * Upstream identity providers people sign in with (social login, enterprise OpenID Providers).
+ * `kind` picks the protocol and its quirks (an OpenID Provider found by discovery, or a preset);
+ * the client secret — and an Apple signing key in `settings` — are AES-256-GCM under
+ * KEY_ENCRYPTION_KEY with `provider:<id>` as associated data. `trusted_email_domains`: the domains
+ * whose addresses this provider is trusted to verify (`*`: any), for linking to existing accounts.
+ */
+export const identityProviders = sqliteTable('identity_providers', {
+  id: text('id').primaryKey(),
+  kind: text('kind', { enum: ['oidc', 'google', 'entra', 'apple', 'github'] }).notNull(),
+  displayName: text('display_name').notNull(),
+  /** An https URL of the button's icon, or null for the kind's own (or none). */
+  iconUrl: text('icon_url'),
+  /** The OpenID Provider's issuer (discovery); for Entra the tenant's (or `common`); null for GitHub. */
+  issuer: text('issuer'),
+  clientId: text('client_id').notNull(),
+  clientSecretEncrypted: text('client_secret_encrypted'),
+  scopes: text('scopes').notNull(),
+  trustedEmailDomains: text('trusted_email_domains').notNull().default('[]'),
+  /** Kind-specific settings (JSON): Apple's team and key ids, sealed key; Entra's allowed tenants. */
+  settings: text('settings').notNull().default('{}'),
+  /** Keep the upstream's tokens (sealed) so an app can call its API for the user. */
+  storeTokens: integer('store_tokens', { mode: 'boolean' }).notNull().default(false),
+  enabled: integer('enabled', { mode: 'boolean' }).notNull().default(true),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+});
+
+/** Which providers' buttons a client's sign-in page shows. */
+export const clientProviders = sqliteTable(
+  'client_providers',
+  {
+    clientId: text('client_id')
+      .notNull()
+      .references(() => oauthClients.clientId, { onDelete: 'cascade' }),
+    providerId: text('provider_id')
+      .notNull()
+      .references(() => identityProviders.id, { onDelete: 'cascade' }),
+  },
+  (t) => [primaryKey({ columns: [t.clientId, t.providerId] })],
+);
+
+/**
+ * A user's identities at upstream providers, keyed by (issuer, subject) — never by email, which an
+ * upstream may let its users change. The claims that matter are kept and refreshed at each sign-in.
+ */
+export const linkedIdentities = sqliteTable(
+  'linked_identities',
+  {
+    id: text('id').primaryKey(),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    providerId: text('provider_id').notNull(),
+    issuer: text('issuer').notNull(),
+    subject: text('subject').notNull(),
+    email: text('email'),
+    emailVerified: integer('email_verified', { mode: 'boolean' }).notNull().default(false),
+    name: text('name'),
+    picture: text('picture'),
+    /** The upstream's tokens, sealed (only for a provider set to keep them). */
+    tokensEncrypted: text('tokens_encrypted'),
+    createdAt: integer('created_at').notNull(),
+    lastSignInAt: integer('last_sign_in_at'),
+  },
+  (t) => [uniqueIndex('linked_identities_subject_idx').on(t.issuer, t.subject), index('linked_identities_user_idx').on(t.userId)],
+);
+
+/**
+ * Sign-ins in flight at an upstream: under the hash of the `state`, what the callback needs (the
+ * nonce, the PKCE verifier, where to go back) and the hash of the secret in the starting
+ * browser's cookie. Taken once by the callback; short-lived.
+ */
+export const upstreamRequests = sqliteTable(
+  'upstream_requests',
+  {
+    stateHash: text('state_hash').primaryKey(),
+    bindingHash: text('binding_hash').notNull(),
+    providerId: text('provider_id').notNull(),
+    nonce: text('nonce'),
+    codeVerifier: text('code_verifier').notNull(),
+    returnTo: text('return_to'),
+    /** `sign_in`, or `link` to the signed-in user named here. */
+    intent: text('intent', { enum: ['sign_in', 'link'] }).notNull(),
+    userId: text('user_id'),
+    expiresAt: integer('expires_at').notNull(),
+  },
+  (t) => [index('upstream_requests_expiry_idx').on(t.expiresAt)],
+);
+
+export type IdentityProviderRow = typeof identityProviders.$inferSelect;
+export type LinkedIdentityRow = typeof linkedIdentities.$inferSelect;

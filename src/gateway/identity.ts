@@ -1,4 +1,5 @@
 import { acrOf } from '../auth/acr';
+import { shownEmail } from '../identity/email';
 import type { SessionClaims } from '../sessions/session-token';
 import { isMachineToken, type AccessTokenClaims } from '../tokens/access-token';
 
@@ -35,8 +36,8 @@ export const identityFromSession = (c: SessionClaims): Identity => ({
   kind: 'user',
   sub: c.sub,
   sid: c.sid,
-  email: c.email,
-  emailVerified: c.emailVerified,
+  email: shownEmail(c.email),
+  emailVerified: shownEmail(c.email) === null ? null : c.emailVerified,
   roles: c.roles,
   tier: c.tier,
   amr: c.amr,

@@ -37,7 +37,9 @@ export type AuditType =
   | 'app_session_started'
   | 'client_registered'
   | 'client_updated'
-  | 'client_deleted';
+  | 'client_deleted'
+  | 'identity_linked'
+  | 'identity_unlinked';
 
 export type { RequestMeta };
 

@@ -19,7 +19,14 @@ export interface EmailTokenRow {
 /** Stores the hash of a fresh 256-bit token and returns the token (to be mailed, never stored). */
 export async function issueEmailToken(
   db: Database,
-  t: { purpose: TokenPurpose; email: string; userId: string | null; passwordHash?: string | null; now: number },
+  t: {
+    purpose: TokenPurpose;
+    email: string;
+    userId: string | null;
+    passwordHash?: string | null;
+    upstreamIdentity?: string | null;
+    now: number;
+  },
 ): Promise<string> {
   const token = randomToken(32);
   await db.insert(emailTokens).values({
@@ -28,6 +35,7 @@ export async function issueEmailToken(
     userId: t.userId,
     email: t.email,
     passwordHash: t.passwordHash ?? null,
+    upstreamIdentity: t.upstreamIdentity ?? null,
     expiresAt: t.now + EMAIL_TOKEN_TTL[t.purpose] * 1000,
     createdAt: t.now,
   });

@@ -17,3 +17,13 @@ export const emailField = z
       .max(254, 'email is too long')
       .regex(/^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u, 'email is not a valid address'),
   );
+
+/**
+ * An account made from an upstream identity that shared no address still needs a unique `email`
+ * (the column is the account's handle): it gets this one, in the `.invalid` top-level domain that
+ * can never receive mail (RFC 2606). Nothing is ever sent there, and no claim or header shows it.
+ */
+export const NO_EMAIL_DOMAIN = 'no-email.invalid';
+export const placeholderEmail = (userId: string) => `${userId}@${NO_EMAIL_DOMAIN}`;
+/** The address people and apps see: null for an account without one. */
+export const shownEmail = (email: string): string | null => (email.endsWith(`@${NO_EMAIL_DOMAIN}`) ? null : email);

@@ -37,9 +37,13 @@ export const ERRORS = {
   invalid_passkey: [400, 'Invalid passkey'],
   invalid_challenge: [400, 'Invalid challenge'],
   request_not_held: [409, 'Request not held'],
+  upstream_failed: [400, 'Sign-in with the identity provider failed'],
+  identity_in_use: [409, 'Identity linked to another account'],
+  last_sign_in_method: [409, 'Last way to sign in'],
   // Dependencies and the server
   temporarily_unavailable: [503, 'Temporarily unavailable'],
   bad_gateway: [502, 'Origin unreachable'],
+  upstream_unavailable: [502, 'Identity provider unreachable'],
   gateway_timeout: [504, 'Origin timed out'],
   config_invalid: [500, 'Configuration invalid'],
   server_error: [500, 'Server error'],

@@ -1,6 +1,7 @@
 import type { Config } from '../config';
 import type { Database } from '../db/client';
 import { devMail } from '../db/schema';
+import { shownEmail } from '../identity/email';
 import { GatehouseError, unavailable } from '../lib/errors';
 
 export interface Mail {
@@ -57,9 +58,9 @@ export function httpMailer(opts: { url: string; token: string; from: string }, f
 }
 
 export function createMailer(config: Config, db: Database, fetcher: typeof fetch): Mailer {
-  if (config.mail.provider === 'dev') {
-    if (config.environment === 'production') throw new GatehouseError('config_invalid', 'the dev mailbox is never enabled in production');
-    return devMailbox(db);
-  }
-  return httpMailer(config.mail, fetcher);
+  if (config.mail.provider === 'dev' && config.environment === 'production')
+    throw new GatehouseError('config_invalid', 'the dev mailbox is never enabled in production');
+  const mailer = config.mail.provider === 'dev' ? devMailbox(db) : httpMailer(config.mail, fetcher);
+  // An account without an address (identity/email.ts) holds one that can never receive mail: nothing is sent there.
+  return { send: (mail) => (shownEmail(mail.to) === null ? Promise.resolve() : mailer.send(mail)) };
 }

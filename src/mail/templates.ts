@@ -76,3 +76,31 @@ export function emailSignInMail(to: string, d: { link: string; code: string; min
     html: htmlOf(lines, { href: d.link, label: 'Sign in' }),
   };
 }
+
+/** A new way to sign in was added to the account: an account at an upstream identity provider. */
+export function identityLinkedMail(to: string, d: { provider: string; account: string; accountLink: string }): Mail {
+  const lines = [
+    `Your ${d.provider} account (${d.account}) can now sign you in to your account here.`,
+    'If this was you, there is nothing to do. If not, open your account, unlink it, sign out the sessions you do not know and change your password.',
+  ];
+  return {
+    to,
+    subject: `${d.provider} was linked to your account`,
+    text: `${lines.join('\n\n')}\n\n${d.accountLink}\n`,
+    html: htmlOf(lines, { href: d.accountLink, label: 'Review your account' }),
+  };
+}
+
+/** An upstream account was unlinked: it no longer signs in here. */
+export function identityUnlinkedMail(to: string, d: { provider: string; account: string; accountLink: string }): Mail {
+  const lines = [
+    `Your ${d.provider} account (${d.account}) was unlinked: it no longer signs you in here.`,
+    'If this was not you, open your account, sign out the sessions you do not know and change your password.',
+  ];
+  return {
+    to,
+    subject: `${d.provider} was unlinked from your account`,
+    text: `${lines.join('\n\n')}\n\n${d.accountLink}\n`,
+    html: htmlOf(lines, { href: d.accountLink, label: 'Review your account' }),
+  };
+}

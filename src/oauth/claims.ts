@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { shownEmail } from '../identity/email';
 import type { UserView } from '../identity/users';
 import { oauthError } from '../lib/errors';
 
@@ -31,13 +32,15 @@ export const SCOPE_CLAIMS: Record<string, readonly string[]> = {
 
 /** Every claim about the user Gatehouse can release, as the record holds it. */
 function allClaims(user: UserView): Record<string, unknown> {
+  // An account made from an upstream identity that shared no address has none to show.
+  const email = shownEmail(user.email);
   return {
     ...user.profile,
     // With no username of its own, the address a person signs in with is what they go by.
-    preferred_username: user.profile.preferred_username ?? user.email,
+    preferred_username: user.profile.preferred_username ?? email ?? undefined,
     updated_at: Math.floor(user.updatedAt / 1000),
-    email: user.email,
-    email_verified: user.emailVerified,
+    email: email ?? undefined,
+    email_verified: email === null ? undefined : user.emailVerified,
     roles: user.roles,
     tier: user.tier,
   };

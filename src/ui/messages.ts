@@ -51,8 +51,33 @@ export const en = {
     done: 'Email address confirmed',
     doneBody: (email: string) => `${email} is confirmed. You can sign in now.`,
   },
+  upstream: {
+    heading: 'Or continue with',
+    continueWith: (provider: string) => `Continue with ${provider}`,
+    proveTitle: 'Sign in to link your account',
+    proveBody: (provider: string, email: string) =>
+      `An account here already uses ${email}. To use ${provider} with it, sign in to that account first (the way you usually do), then confirm.`,
+    proveSignIn: 'Sign in to that account',
+    confirmTitle: (provider: string) => `Link ${provider}?`,
+    confirmBody: (provider: string, account: string, email: string) =>
+      `Your ${provider} account (${account}) will be able to sign you in to this account (${email}).`,
+    confirmLink: 'Link',
+    cancel: 'Cancel',
+    linked: (provider: string) => `${provider} is linked to your account.`,
+    unlinked: (provider: string) => `${provider} was unlinked.`,
+    linkedTitle: 'Linked accounts',
+    noneLinked: 'No accounts from other services are linked.',
+    unlink: 'Unlink',
+    link: (provider: string) => `Link ${provider}`,
+    checkEmail: 'Check your email',
+    checkEmailBody: (email: string) =>
+      `We sent a message to ${email}. Open the link in it within 30 minutes to finish creating your account; then continue with the same service again.`,
+    failedTitle: 'Sign-in did not complete',
+    unlinkFailed: 'Could not unlink',
+  },
   account: {
     title: 'Your account',
+    noEmail: 'No email address',
     verified: 'verified',
     unverified: 'not verified',
     sessions: 'Signed-in sessions',

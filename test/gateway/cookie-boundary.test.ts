@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { COOKIES, isGatehouseCookieName } from '../../src/lib/cookies';
 import { enrolled } from '../auth/helpers';
 import { TestBrowser } from '../browser';
+import { newPerson, upstreamProvider, viaUpstream } from '../auth/upstream-helpers';
 import { APP, appSession, call, createVerifiedUser, SESSION, signIn, uniqueEmail, type Problem } from '../helpers';
 
 /**
@@ -36,6 +37,15 @@ async function browserWithEveryCookie() {
   await b.open('/auth/handoff/qr');
   await b.open('/auth/handoff/continue');
   for (const [name, value] of pending.cookies) if (!b.cookies.has(name)) b.cookies.set(name, value);
+  // An upstream sign-in: its binding (one started, not finished), and a link waiting for proof of
+  // the account (an upstream not trusted for the address that the account has).
+  const provider = await upstreamProvider();
+  const linking = new TestBrowser();
+  const { res } = await viaUpstream(linking, provider, newPerson({ email: user.email }));
+  expect(res.status).toBe(200);
+  const started = new TestBrowser();
+  await started.at(() => ({ fetch: provider.upstream.fetch })).submit(`/auth/upstream/${provider.id}`, {}, '/auth/sign-in');
+  for (const other of [linking, started]) for (const [name, value] of other.cookies) if (!b.cookies.has(name)) b.cookies.set(name, value);
   return { user, browser: b };
 }
 

@@ -1,0 +1,106 @@
+import type { FC } from 'hono/jsx';
+import { Form, Layout, ProofFields } from '../ui/layout';
+import { en } from '../ui/messages';
+
+/** A provider's button as a page shows it. */
+export interface ProviderButton {
+  id: string;
+  displayName: string;
+  iconUrl: string | null;
+}
+
+/**
+ * "Continue with …" buttons: each a form posting to the provider's start (CSRF-checked), carrying
+ * where to come back to. Nothing when there are none.
+ */
+export const UpstreamButtons: FC<{ providers: ProviderButton[]; csrf: string; returnTo?: string | undefined }> = (p) =>
+  p.providers.length === 0 ? null : (
+    <section class="upstream" aria-label={en.upstream.heading}>
+      <p>{en.upstream.heading}</p>
+      {p.providers.map((provider) => (
+        <Form action={`/auth/upstream/${provider.id}`} csrf={p.csrf} class="inline">
+          {p.returnTo && <input type="hidden" name="return_to" value={p.returnTo} />}
+          <button type="submit" data-provider={provider.id}>
+            {provider.iconUrl && <img src={provider.iconUrl} alt="" width="16" height="16" />}{' '}
+            {en.upstream.continueWith(provider.displayName)}
+          </button>
+        </Form>
+      ))}
+    </section>
+  );
+
+/**
+ * An account already uses the address the upstream gave, and this upstream may not vouch for it
+ * alone: the person signs in to that account first (whatever way they use), then confirms.
+ */
+export const ProveAccountPage: FC<{ provider: string; email: string; signInHref: string }> = (p) => (
+  <Layout title={en.upstream.proveTitle}>
+    <p role="status">{en.upstream.proveBody(p.provider, p.email)}</p>
+    <p>
+      <a class="button primary" href={p.signInHref}>
+        {en.upstream.proveSignIn}
+      </a>
+    </p>
+  </Layout>
+);
+
+/** The signed-in person confirms linking the waiting upstream account to theirs. */
+export const ConfirmLinkPage: FC<{ provider: string; account: string; email: string; csrf: string; askProof: boolean; error?: string }> = (
+  p,
+) => (
+  <Layout title={en.upstream.confirmTitle(p.provider)}>
+    <p>{en.upstream.confirmBody(p.provider, p.account, p.email)}</p>
+    <Form action="/auth/upstream/link" csrf={p.csrf}>
+      {p.askProof && <ProofFields error={p.error} />}
+      <div class="actions">
+        <button class="primary" type="submit" name="decision" value="link">
+          {en.upstream.confirmLink}
+        </button>
+        <button type="submit" name="decision" value="cancel">
+          {en.upstream.cancel}
+        </button>
+      </div>
+    </Form>
+  </Layout>
+);
+
+/** A linked identity as the account page lists it. */
+export interface IdentityRow {
+  id: string;
+  providerName: string;
+  email: string | null;
+  name: string | null;
+}
+
+/** The account page's linked accounts: each with Unlink; a Link button per provider not yet linked. */
+export const LinkedAccountsSection: FC<{ identities: IdentityRow[]; linkable: ProviderButton[]; csrf: string; askProof: boolean }> = (
+  p,
+) => (
+  <section aria-labelledby="linked-accounts">
+    <h2 id="linked-accounts">{en.upstream.linkedTitle}</h2>
+    {p.identities.length === 0 ? (
+      <p>{en.upstream.noneLinked}</p>
+    ) : (
+      <ul>
+        {p.identities.map((i) => (
+          <li data-identity={i.id}>
+            <strong>{i.providerName}</strong> {i.email ?? i.name ?? ''}
+            <Form action={`/auth/account/identities/${encodeURIComponent(i.id)}/unlink`} csrf={p.csrf} class="inline">
+              {p.askProof && <ProofFields />}
+              <button type="submit" aria-label={`${en.upstream.unlink} ${i.providerName}`}>
+                {en.upstream.unlink}
+              </button>
+            </Form>
+          </li>
+        ))}
+      </ul>
+    )}
+    {p.linkable.map((provider) => (
+      <Form action={`/auth/account/identities/link/${provider.id}`} csrf={p.csrf} class="inline">
+        <button type="submit" data-link-provider={provider.id}>
+          {en.upstream.link(provider.displayName)}
+        </button>
+      </Form>
+    ))}
+  </section>
+);

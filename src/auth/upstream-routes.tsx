@@ -1,0 +1,138 @@
+import type { Context } from 'hono';
+import type { AppEnv } from '../deps';
+import { clearCookie, COOKIES, readCookie, writeCookie } from '../lib/cookies';
+import { deferTo } from '../lib/defer';
+import { requestMeta } from '../lib/request-meta';
+import { router } from '../lib/router';
+import { requireSession } from '../sessions/middleware';
+import { ContinuePage, MessagePage } from '../ui/components';
+import { en } from '../ui/messages';
+import { unlinkIdentity } from './manage-identities';
+import { afterFirstFactor, continueTo, formReturnTo, proofFromForm } from './page-forms';
+import { signInContext } from './sign-in-context';
+import { ConfirmLinkPage, ProveAccountPage } from './upstream-pages';
+import {
+  confirmPendingLink,
+  finishUpstream,
+  PENDING_LINK_TTL,
+  readPendingLink,
+  startUpstream,
+  UPSTREAM_REQUEST_TTL_MS,
+} from './upstream-sign-in';
+import { safeReturnTo } from './urls';
+import { findProvider } from './upstream-provider-records';
+import { failClosed } from '../lib/errors';
+
+type C = Context<AppEnv>;
+
+/**
+ * Sign-in with upstream identity providers, under /auth: starting one (a CSRF-checked form post,
+ * answered with the Continue page: form-action 'self' would stop a redirect to another origin),
+ * confirming a link that waited for proof of the account, and the account page's link and unlink.
+ * Mounted by src/hosted-pages.ts under its no-store, CSRF and per-IP middleware.
+ */
+export const upstreamPages = router('page');
+
+/** The upstreams' way back: GET, or Apple's form POST — from the upstream's page, so no CSRF token of ours; the request's binding cookie stands in. */
+export const upstreamCallbacks = router('page');
+
+async function start<E extends AppEnv>(c: Context<E>, intent: 'sign_in' | 'link', returnTo: string | null) {
+  const { location, binding } = await startUpstream(c.var.deps, {
+    providerId: c.req.param('provider') ?? '',
+    intent,
+    session: c.var.session,
+    returnTo,
+  });
+  writeCookie(c, COOKIES.upstream, binding, UPSTREAM_REQUEST_TTL_MS / 1000);
+  return c.html(<ContinuePage href={location} />);
+}
+
+upstreamPages.post('/upstream/:provider', async (c) => start(c, 'sign_in', await formReturnTo(c)));
+upstreamPages.post('/account/identities/link/:provider', requireSession, async (c) => {
+  c.set('returnAfterSignIn', '/auth/account');
+  return start(c, 'link', '/auth/account');
+});
+
+async function callback(c: C, params: URLSearchParams) {
+  c.header('cache-control', 'no-store');
+  c.set('errorPage', { title: en.upstream.failedTitle, link: { href: '/auth/sign-in', label: en.signIn.title } });
+  const { deps } = c.var;
+  const binding = readCookie(c, COOKIES.upstream);
+  // The request is over whatever its outcome: its binding goes.
+  clearCookie(c, COOKIES.upstream);
+  const done = await finishUpstream(deps, {
+    providerId: c.req.param('provider') ?? '',
+    params,
+    binding,
+    session: c.var.session,
+    ctx: signInContext(c),
+    defer: deferTo(c, 'upstream_mail_failed'),
+  });
+  const returnTo = safeReturnTo(done.kind === 'verify_email' ? null : done.returnTo);
+  switch (done.kind) {
+    case 'signed_in':
+      return afterFirstFactor(c, done.outcome, returnTo);
+    case 'linked':
+      return c.redirect(`/auth/account?${new URLSearchParams({ linked: done.provider })}`, 303);
+    case 'confirm_link': {
+      writeCookie(c, COOKIES.pendingLink, done.pending, PENDING_LINK_TTL);
+      const back = `/auth/upstream/link?${new URLSearchParams({ return_to: returnTo })}`;
+      return c.html(
+        <ProveAccountPage
+          provider={done.provider}
+          email={done.email}
+          signInHref={`/auth/sign-in?${new URLSearchParams({ return_to: back, login_hint: done.email })}`}
+        />,
+      );
+    }
+    case 'verify_email':
+      return c.html(<MessagePage title={en.upstream.checkEmail} body={en.upstream.checkEmailBody(done.email)} />, 202);
+  }
+}
+
+upstreamCallbacks.get('/upstream/:provider/callback', (c) => callback(c, new URL(c.req.url).searchParams));
+upstreamCallbacks.post('/upstream/:provider/callback', async (c) => {
+  const body = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(body)) if (typeof v === 'string') params.set(k, v);
+  return callback(c, params);
+});
+
+// A link that waited for the person to prove the account: confirm (signed in now), or cancel.
+upstreamPages.get('/upstream/link', requireSession, async (c) => {
+  const { deps } = c.var;
+  c.set('returnAfterSignIn', `/auth/upstream/link?${new URL(c.req.url).searchParams}`);
+  const identity = await readPendingLink(deps, readCookie(c, COOKIES.pendingLink));
+  const provider = identity && (await failClosed('the database', () => findProvider(deps.db, identity.providerId, deps.now())));
+  if (!identity || !provider) return c.redirect('/auth/account', 303);
+  return c.html(
+    <ConfirmLinkPage
+      provider={provider.displayName}
+      account={identity.email ?? identity.name ?? identity.subject}
+      email={c.var.session.email}
+      csrf={c.var.csrfToken}
+      askProof={deps.config.gateway.sharedHost}
+    />,
+  );
+});
+upstreamPages.post('/upstream/link', requireSession, async (c) => {
+  const { deps } = c.var;
+  const body = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
+  const token = readCookie(c, COOKIES.pendingLink);
+  clearCookie(c, COOKIES.pendingLink);
+  const returnTo = safeReturnTo(c.req.query('return_to') ?? '/auth/account');
+  if (body.decision !== 'link') return c.redirect('/auth/account', 303);
+  c.set('returnAfterSignIn', '/auth/account');
+  const { provider } = await confirmPendingLink(deps, c.var.session, token, requestMeta(c), deferTo(c, 'upstream_mail_failed'));
+  return returnTo === '/auth/account'
+    ? c.redirect(`/auth/account?${new URLSearchParams({ linked: provider })}`, 303)
+    : continueTo(c, returnTo);
+});
+
+upstreamPages.post('/account/identities/:id/unlink', requireSession, async (c) => {
+  const { deps } = c.var;
+  c.set('returnAfterSignIn', '/auth/account');
+  c.set('errorPage', { title: en.upstream.unlinkFailed, link: { href: '/auth/account', label: en.account.title } });
+  await unlinkIdentity(deps, c.var.session, c.req.param('id'), await proofFromForm(c), requestMeta(c), deferTo(c, 'upstream_mail_failed'));
+  return c.redirect('/auth/account?unlinked=1', 303);
+});
