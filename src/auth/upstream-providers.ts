@@ -53,10 +53,16 @@ const upstreamUrl = z.string().refine((v) => {
   }
 }, 'must be an https URL (http only for localhost), without query or fragment');
 
+/** Names the pages under /auth/upstream/ use themselves. */
+const RESERVED_IDS = ['link'];
+
 /** What an operator gives to add (or replace) a provider; secrets in the clear, sealed by buildProvider. */
 export const providerInput = z
   .object({
-    id: z.string().regex(/^[a-z0-9][a-z0-9-]{1,31}$/, 'must be 2–32 of a-z 0-9 - (it names the callback URL)'),
+    id: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{1,31}$/, 'must be 2–32 of a-z 0-9 - (it names the callback URL)')
+      .refine((id) => !RESERVED_IDS.includes(id), `must not be ${RESERVED_IDS.join(' or ')} (a page's name)`),
     kind: z.enum(PROVIDER_KINDS, { error: `must be one of ${PROVIDER_KINDS.join(', ')}` }),
     displayName: displayText('displayName', 60),
     iconUrl: upstreamUrl.nullable().default(null),

@@ -47,6 +47,38 @@ async function start<E extends AppEnv>(c: Context<E>, intent: 'sign_in' | 'link'
   return c.html(<ContinuePage href={location} />);
 }
 
+// Registered before `/upstream/:provider`, which would otherwise take `link` for a provider's name.
+// A link that waited for the person to prove the account: confirm (signed in now), or cancel.
+upstreamPages.get('/upstream/link', requireSession, async (c) => {
+  const { deps } = c.var;
+  c.set('returnAfterSignIn', `/auth/upstream/link?${new URL(c.req.url).searchParams}`);
+  const identity = await readPendingLink(deps, readCookie(c, COOKIES.pendingLink));
+  const provider = identity && (await failClosed('the database', () => findProvider(deps.db, identity.providerId, deps.now())));
+  if (!identity || !provider) return c.redirect('/auth/account', 303);
+  return c.html(
+    <ConfirmLinkPage
+      provider={provider.displayName}
+      account={identity.email ?? identity.name ?? identity.subject}
+      email={c.var.session.email}
+      csrf={c.var.csrfToken}
+      askProof={deps.config.gateway.sharedHost}
+    />,
+  );
+});
+upstreamPages.post('/upstream/link', requireSession, async (c) => {
+  const { deps } = c.var;
+  const body = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
+  const token = readCookie(c, COOKIES.pendingLink);
+  clearCookie(c, COOKIES.pendingLink);
+  const returnTo = safeReturnTo(c.req.query('return_to') ?? '/auth/account');
+  if (body.decision !== 'link') return c.redirect('/auth/account', 303);
+  c.set('returnAfterSignIn', '/auth/account');
+  const { provider } = await confirmPendingLink(deps, c.var.session, token, requestMeta(c), deferTo(c, 'upstream_mail_failed'));
+  return returnTo === '/auth/account'
+    ? c.redirect(`/auth/account?${new URLSearchParams({ linked: provider })}`, 303)
+    : continueTo(c, returnTo);
+});
+
 upstreamPages.post('/upstream/:provider', async (c) => start(c, 'sign_in', await formReturnTo(c)));
 upstreamPages.post('/account/identities/link/:provider', requireSession, async (c) => {
   c.set('returnAfterSignIn', '/auth/account');
@@ -96,37 +128,6 @@ upstreamCallbacks.post('/upstream/:provider/callback', async (c) => {
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(body)) if (typeof v === 'string') params.set(k, v);
   return callback(c, params);
-});
-
-// A link that waited for the person to prove the account: confirm (signed in now), or cancel.
-upstreamPages.get('/upstream/link', requireSession, async (c) => {
-  const { deps } = c.var;
-  c.set('returnAfterSignIn', `/auth/upstream/link?${new URL(c.req.url).searchParams}`);
-  const identity = await readPendingLink(deps, readCookie(c, COOKIES.pendingLink));
-  const provider = identity && (await failClosed('the database', () => findProvider(deps.db, identity.providerId, deps.now())));
-  if (!identity || !provider) return c.redirect('/auth/account', 303);
-  return c.html(
-    <ConfirmLinkPage
-      provider={provider.displayName}
-      account={identity.email ?? identity.name ?? identity.subject}
-      email={c.var.session.email}
-      csrf={c.var.csrfToken}
-      askProof={deps.config.gateway.sharedHost}
-    />,
-  );
-});
-upstreamPages.post('/upstream/link', requireSession, async (c) => {
-  const { deps } = c.var;
-  const body = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
-  const token = readCookie(c, COOKIES.pendingLink);
-  clearCookie(c, COOKIES.pendingLink);
-  const returnTo = safeReturnTo(c.req.query('return_to') ?? '/auth/account');
-  if (body.decision !== 'link') return c.redirect('/auth/account', 303);
-  c.set('returnAfterSignIn', '/auth/account');
-  const { provider } = await confirmPendingLink(deps, c.var.session, token, requestMeta(c), deferTo(c, 'upstream_mail_failed'));
-  return returnTo === '/auth/account'
-    ? c.redirect(`/auth/account?${new URLSearchParams({ linked: provider })}`, 303)
-    : continueTo(c, returnTo);
 });
 
 upstreamPages.post('/account/identities/:id/unlink', requireSession, async (c) => {

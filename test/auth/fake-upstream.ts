@@ -162,6 +162,7 @@ export async function fakeUpstream(opts: { issuer?: string; clientId: string; cl
       const back = new URL(q.get('redirect_uri')!);
       back.searchParams.set('error', error);
       back.searchParams.set('state', q.get('state')!);
+      if (opts.sendIss) back.searchParams.set('iss', issuer);
       return `${back.pathname}${back.search}`;
     },
   };

@@ -1,0 +1,423 @@
+import { env } from 'cloudflare:workers';
+import { decodeJwt } from 'jose';
+import { describe, expect, it } from 'vitest';
+import { createDb } from '../../src/db/client';
+import { clientProviders } from '../../src/db/schema';
+import { TestBrowser } from '../browser';
+import { auditOf, createVerifiedUser, lastMailTo, ORIGIN, STRONG_PASSWORD, tokenFrom } from '../helpers';
+import { authorizeUrl, pkce, registerClient } from '../oauth/helpers';
+import { enrolled } from './helpers';
+import { continueHref, newPerson, sessionOf, upstreamProvider, viaUpstream } from './upstream-helpers';
+
+/**
+ * Sign-in through upstream identity providers and the linking rules (docs/authentication.md
+ * "Linking"). The attackers: someone who owns an upstream account that claims a victim's address
+ * (unverified, or at an upstream not trusted for that domain), a forged or replayed callback, a
+ * callback from another browser (login CSRF), an upstream that changes a user's address, and one
+ * that is down. The upstream is a fake OpenID Provider behind deps.fetch (fake-upstream.ts); the
+ * end-to-end suite runs panva's oidc-provider.
+ */
+const identityOf = (issuer: string, subject: string) =>
+  env.DB.prepare('SELECT * FROM linked_identities WHERE issuer = ? AND subject = ?').bind(issuer, subject).first<Record<string, unknown>>();
+const userByEmail = (email: string) => env.DB.prepare('SELECT * FROM users WHERE email = ?').bind(email).first<Record<string, unknown>>();
+const me = async (b: TestBrowser) =>
+  (await (await b.fetch('/auth/api/me')).json()) as { user: { id: string; email: string }; session: { amr: string[] } };
+
+describe('signing up and in through an upstream', () => {
+  it('a verified address at an upstream trusted for its domain makes a verified account, linked, signed in with amr fed', async () => {
+    const p = await upstreamProvider({ trustedEmailDomains: ['acme.example'] });
+    const b = new TestBrowser();
+    const person = newPerson();
+    const { res } = await viaUpstream(b, p, person, { returnTo: '/auth/account' });
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toBe('/auth/account');
+    const user = (await userByEmail(person.email!))!;
+    expect(user.email_verified_at).not.toBeNull();
+    expect(user.password_hash).toBeNull();
+    expect(user.name).toBe('Ada Upstream');
+    expect(await identityOf(p.upstream.issuer, person.sub)).toMatchObject({
+      user_id: user.id,
+      provider_id: p.id,
+      email: person.email,
+      email_verified: 1,
+    });
+    const { user: seen, session } = await me(b);
+    expect(seen.id).toBe(user.id);
+    expect(session.amr).toEqual(['fed']);
+    const types = (await auditOf(user.id as string)).results.map((r) => r.type);
+    expect(types).toEqual(expect.arrayContaining(['sign_up', 'identity_linked', 'sign_in']));
+  });
+
+  it('signs the same person in again as the same account, with the upstream’s claims refreshed — even after the upstream changed their address', async () => {
+    const p = await upstreamProvider({ trustedEmailDomains: ['acme.example'] });
+    const person = newPerson();
+    await viaUpstream(new TestBrowser(), p, person);
+    const first = (await identityOf(p.upstream.issuer, person.sub))!;
+    // The upstream now says another name and another (even unverified) address for the same subject.
+    const later = new TestBrowser();
+    await viaUpstream(later, p, { ...person, email: 'changed@elsewhere.example', email_verified: false, name: 'Ada Renamed' });
+    expect((await me(later)).user.id).toBe(first.user_id);
+    expect(await identityOf(p.upstream.issuer, person.sub)).toMatchObject({
+      user_id: first.user_id,
+      email: 'changed@elsewhere.example',
+      name: 'Ada Renamed',
+      email_verified: 0,
+    });
+    // The local account's own address is untouched: the upstream does not get to move it.
+    expect((await userByEmail(person.email!))!.id).toBe(first.user_id);
+  });
+
+  it('a new address from an upstream not trusted for it makes nothing until the mailed link is opened; then the account is verified and linked', async () => {
+    const p = await upstreamProvider();
+    const person = newPerson();
+    const b = new TestBrowser();
+    const { res } = await viaUpstream(b, p, person);
+    expect(res.status).toBe(202);
+    expect(await res.text()).toContain('Check your email');
+    expect(sessionOf(b)).toBeUndefined();
+    expect(await userByEmail(person.email!)).toBeNull();
+    expect(await identityOf(p.upstream.issuer, person.sub)).toBeNull();
+    const verified = await new TestBrowser().submit(
+      '/auth/verify-email',
+      { token: tokenFrom(await lastMailTo(person.email!)) },
+      `/auth/verify-email?token=${tokenFrom(await lastMailTo(person.email!))}`,
+    );
+    expect(verified.status).toBeLessThan(400);
+    const user = (await userByEmail(person.email!))!;
+    expect(user.email_verified_at).not.toBeNull();
+    expect(await identityOf(p.upstream.issuer, person.sub)).toMatchObject({ user_id: user.id });
+    // Now the upstream signs them in.
+    const again = new TestBrowser();
+    await viaUpstream(again, p, person);
+    expect((await me(again)).user.id).toBe(user.id);
+  });
+
+  it('an upstream that shares no address makes an account without one: nothing shows or mails one', async () => {
+    const p = await upstreamProvider();
+    const person = newPerson({ email: undefined, email_verified: undefined });
+    const b = new TestBrowser();
+    await viaUpstream(b, p, person);
+    const identity = (await identityOf(p.upstream.issuer, person.sub))!;
+    const account = await b.open('/auth/account');
+    expect(account.html).toContain('No email address');
+    expect(account.html).not.toContain('.invalid');
+    const { user } = await me(b);
+    expect(user.id).toBe(identity.user_id);
+  });
+});
+
+describe('linking an upstream identity to an existing account', () => {
+  it('links at once only when the upstream is trusted for the domain, says verified, and the local address is verified — and mails the account', async () => {
+    const p = await upstreamProvider({ trustedEmailDomains: ['example.com'] });
+    const local = await createVerifiedUser();
+    const b = new TestBrowser();
+    await viaUpstream(b, p, newPerson({ email: local.email }));
+    expect((await me(b)).user.id).toBe(local.userId);
+    const mail = await lastMailTo(local.email);
+    expect(mail.subject).toBe(`${p.name} was linked to your account`);
+    expect(
+      (await auditOf(local.userId)).results.some((r) => r.type === 'identity_linked' && String(r.detail).includes('"how":"automatic"')),
+    ).toBe(true);
+  });
+
+  it('never links an address the upstream did not verify, or one it is not trusted for: the person must prove the account first', async () => {
+    const trusted = await upstreamProvider({ trustedEmailDomains: ['example.com'] });
+    const untrusted = await upstreamProvider();
+    const victim = await createVerifiedUser();
+    for (const [what, provider, person] of [
+      ['unverified at a trusted upstream', trusted, newPerson({ email: victim.email, email_verified: false })],
+      ['verified at an upstream not trusted for the domain', untrusted, newPerson({ email: victim.email })],
+    ] as const) {
+      const attacker = new TestBrowser();
+      const { res } = await viaUpstream(attacker, provider, person);
+      const html = await res.text();
+      expect(res.status, what).toBe(200);
+      expect(html, what).toContain('Sign in to link your account');
+      expect(sessionOf(attacker), what).toBeUndefined();
+      expect(await identityOf(provider.upstream.issuer, person.sub), what).toBeNull();
+    }
+  });
+
+  it('links after the person signs in to the account and confirms — only into the account that signed in, only from this browser', async () => {
+    const p = await upstreamProvider();
+    const local = await createVerifiedUser();
+    const b = new TestBrowser();
+    const person = newPerson({ email: local.email });
+    const { res } = await viaUpstream(b, p, person);
+    const html = await res.text();
+    const signInHref = /href="(\/auth\/sign-in\?[^"]+)"/.exec(html)![1]!.replace(/&amp;/g, '&');
+    const back = new URL(signInHref, ORIGIN).searchParams.get('return_to')!;
+    expect(back).toMatch(/^\/auth\/upstream\/link\?/);
+    // Another browser signed in to the account has no pending link: nothing to confirm.
+    const other = new TestBrowser();
+    expect((await other.post('/auth/api/sign-in', { email: local.email, password: STRONG_PASSWORD })).status).toBe(200);
+    expect((await other.open(back)).res.status).toBe(303);
+    // The person proves the account here, then confirms.
+    expect((await b.post('/auth/api/sign-in', { email: local.email, password: STRONG_PASSWORD })).status).toBe(200);
+    const confirm = await b.open(back);
+    expect(confirm.html).toContain(`Link ${p.name}?`);
+    const done = await b.submit('/auth/upstream/link', { decision: 'link' }, back);
+    expect(done.status).toBe(303);
+    expect(await identityOf(p.upstream.issuer, person.sub)).toMatchObject({ user_id: local.userId });
+    // From now on the upstream signs in as the account.
+    const later = new TestBrowser();
+    await viaUpstream(later, p, person);
+    expect((await me(later)).user.id).toBe(local.userId);
+  });
+
+  it('refuses an identity already linked to another account', async () => {
+    const p = await upstreamProvider({ trustedEmailDomains: ['acme.example'] });
+    const person = newPerson();
+    await viaUpstream(new TestBrowser(), p, person);
+    const someoneElse = await createVerifiedUser();
+    const b = new TestBrowser();
+    expect((await b.post('/auth/api/sign-in', { email: someoneElse.email, password: STRONG_PASSWORD })).status).toBe(200);
+    const { res } = await viaUpstream(b, p, person, { startPath: `/auth/account/identities/link/${p.id}` });
+    expect(res.status).toBe(409);
+    expect(await res.text()).toContain('already linked to another account');
+  });
+});
+
+describe('linking from the account page', () => {
+  it('links into the account that started it; a callback that finds another account signed in links nothing', async () => {
+    const p = await upstreamProvider();
+    const owner = await createVerifiedUser();
+    const b = new TestBrowser();
+    expect((await b.post('/auth/api/sign-in', { email: owner.email, password: STRONG_PASSWORD })).status).toBe(200);
+    // An address of no account, from an upstream trusted for nothing: linking asks for none of that.
+    const person = newPerson();
+    const { res } = await viaUpstream(b, p, person, { startPath: `/auth/account/identities/link/${p.id}` });
+    expect(res.status).toBe(303);
+    expect(await identityOf(p.upstream.issuer, person.sub)).toMatchObject({ user_id: owner.userId });
+    expect((await auditOf(owner.userId)).results.filter((r) => r.type === 'identity_linked')).toHaveLength(1);
+
+    // Started by one account; by the callback the browser is signed in to another.
+    const other = await createVerifiedUser();
+    const c = new TestBrowser().at(() => ({ fetch: p.upstream.fetch }));
+    expect((await c.post('/auth/api/sign-in', { email: owner.email, password: STRONG_PASSWORD })).status).toBe(200);
+    const started = await c.submit(`/auth/account/identities/link/${p.id}`, {}, '/auth/account');
+    const second = newPerson();
+    const callback = p.upstream.authorize(continueHref(await started.text())!, second);
+    expect((await c.fetch('/auth/api/sign-out', { method: 'POST', json: {} })).status).toBe(204);
+    expect((await c.post('/auth/api/sign-in', { email: other.email, password: STRONG_PASSWORD })).status).toBe(200);
+    const swapped = await c.fetch(callback, { headers: { accept: 'text/html' } });
+    expect(swapped.status).toBe(400);
+    expect(await identityOf(p.upstream.issuer, second.sub)).toBeNull();
+  });
+});
+
+describe('a session that is not recent', () => {
+  it('cannot start a link, nor confirm a pending one: both send it to sign in again, and nothing is linked', async () => {
+    const p = await upstreamProvider();
+    const local = await createVerifiedUser();
+    // Signed in eleven minutes ago: the session is live, the sign-in no longer recent.
+    const b = new TestBrowser();
+    const earlier = b.at((deps) => ({ now: () => deps.now() - 11 * 60_000 }));
+    expect((await earlier.post('/auth/api/sign-in', { email: local.email, password: STRONG_PASSWORD })).status).toBe(200);
+    expect((await me(b)).user.id).toBe(local.userId);
+    const start = await b.submit(`/auth/account/identities/link/${p.id}`, {}, '/auth/account');
+    expect(start.status).toBe(303);
+    expect(new URL(start.headers.get('location')!, ORIGIN).pathname).toBe('/auth/sign-in');
+    expect(b.cookie('__Host-gatehouse_upstream')).toBeUndefined();
+    // An identity with the account's address, from an upstream not trusted for it, waits for proof;
+    // the old sign-in is no proof.
+    const person = newPerson({ email: local.email });
+    const { res } = await viaUpstream(b, p, person);
+    expect(res.status).toBe(200);
+    expect(b.cookie('__Host-gatehouse_pending_link')).toBeDefined();
+    const refused = await b.submit('/auth/upstream/link', { decision: 'link' }, '/auth/upstream/link');
+    expect(refused.status).toBe(303);
+    expect(new URL(refused.headers.get('location')!, ORIGIN).pathname).toBe('/auth/sign-in');
+    expect(await identityOf(p.upstream.issuer, person.sub)).toBeNull();
+  });
+});
+
+describe('attacks on the callback', () => {
+  it('refuses a callback without the starting browser’s binding (login CSRF), a replayed one, and one whose state was tampered with', async () => {
+    const p = await upstreamProvider({ trustedEmailDomains: ['acme.example'] });
+    const attacker = new TestBrowser();
+    const person = newPerson();
+    const started = await attacker.at(() => ({ fetch: p.upstream.fetch })).submit(`/auth/upstream/${p.id}`, {}, '/auth/sign-in');
+    const callback = p.upstream.authorize(continueHref(await started.text())!, person);
+    // The victim's browser is made to open the attacker's callback: with no binding at all, and with
+    // the binding of a sign-in of its own under way — neither is the attacker's.
+    for (const ownSignIn of [false, true]) {
+      const victim = new TestBrowser().at(() => ({ fetch: p.upstream.fetch }));
+      if (ownSignIn) await victim.submit(`/auth/upstream/${p.id}`, {}, '/auth/sign-in');
+      expect(Boolean(victim.cookie('__Host-gatehouse_upstream'))).toBe(ownSignIn);
+      const planted = await victim.fetch(callback, { headers: { accept: 'text/html' } });
+      expect(planted.status).toBe(400);
+      expect(await planted.text()).toContain('not started in this browser');
+      expect(sessionOf(victim)).toBeUndefined();
+    }
+    // The state, changed by one character, matches no request.
+    const tampered = callback.replace(/state=([^&])/, (_, c) => `state=${c === 'A' ? 'B' : 'A'}`);
+    expect((await attacker.at(() => ({ fetch: p.upstream.fetch })).fetch(tampered)).status).toBe(400);
+    // The genuine one, in the right browser, once.
+    const ok = await attacker.at(() => ({ fetch: p.upstream.fetch })).fetch(callback);
+    expect(ok.status).toBe(400); // the tampered attempt took the binding cookie away: start again
+    expect(await identityOf(p.upstream.issuer, person.sub)).toBeNull();
+  });
+
+  it('a replayed callback is refused: the request is taken once', async () => {
+    const p = await upstreamProvider({ trustedEmailDomains: ['acme.example'] });
+    const b = new TestBrowser();
+    const person = newPerson();
+    const binding = async () => b.cookie('__Host-gatehouse_upstream');
+    const { callback, back } = await viaUpstream(b, p, person);
+    expect(sessionOf(b)).toBeDefined();
+    expect(await binding()).toBeUndefined();
+    // Even with the binding cookie put back, the request is gone.
+    const replay = new TestBrowser().at(() => ({ fetch: p.upstream.fetch }));
+    const res = await back.fetch(callback);
+    expect(res.status).toBe(400);
+    void replay;
+  });
+
+  it('refuses ID tokens for another audience or issuer, with another nonce, expired, or signed with a key the upstream never published — and writes nothing', async () => {
+    const p = await upstreamProvider({ trustedEmailDomains: ['acme.example'] });
+    const cases = {
+      'another audience': { idToken: { aud: 'someone-else' } },
+      'another issuer': { idToken: { iss: 'https://evil.example' } },
+      'a nonce from another request (replay)': { idToken: { nonce: 'an-old-nonce' } },
+      expired: { idToken: { exp: Math.floor(Date.now() / 1000) - 3600 } },
+      'a key the upstream never published': { unpublishedKey: true },
+    };
+    for (const [what, misbehave] of Object.entries(cases)) {
+      const b = new TestBrowser();
+      const person = newPerson();
+      const { res } = await viaUpstream(b, p, person, { misbehave });
+      expect(res.status, what).toBe(400);
+      expect(await res.text(), what).toContain('could not be verified');
+      expect(sessionOf(b), what).toBeUndefined();
+      expect(await identityOf(p.upstream.issuer, person.sub), what).toBeNull();
+      expect(await userByEmail(person.email!), what).toBeNull();
+    }
+  });
+
+  it('a callback that carries the upstream’s error, or an iss that is not the upstream (RFC 9207), is a clear page and nothing else', async () => {
+    const p = await upstreamProvider({}, true);
+    const b = new TestBrowser().at(() => ({ fetch: p.upstream.fetch }));
+    const started = await b.submit(`/auth/upstream/${p.id}`, {}, '/auth/sign-in');
+    const href = continueHref(await started.text())!;
+    const denied = await b.fetch(p.upstream.deny(href), { headers: { accept: 'text/html' } });
+    expect(denied.status).toBe(400);
+    expect(await denied.text()).toContain('You did not allow the sign-in');
+    const again = await b.submit(`/auth/upstream/${p.id}`, {}, '/auth/sign-in');
+    const callback = p.upstream.authorize(continueHref(await again.text())!, newPerson());
+    const mixedUp = await b.fetch(callback.replace(/iss=[^&]+/, `iss=${encodeURIComponent('https://evil.example')}`));
+    expect(mixedUp.status).toBe(400);
+    expect(sessionOf(b)).toBeUndefined();
+  });
+
+  it('an upstream that is down is a clear page (502), and nothing is written', async () => {
+    const p = await upstreamProvider({ trustedEmailDomains: ['acme.example'] });
+    const b = new TestBrowser().at(() => ({ fetch: p.upstream.fetch }));
+    const started = await b.submit(`/auth/upstream/${p.id}`, {}, '/auth/sign-in');
+    const person = newPerson();
+    const callback = p.upstream.authorize(continueHref(await started.text())!, person);
+    p.upstream.setDown(true);
+    const res = await b.fetch(callback, { headers: { accept: 'text/html' } });
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(await res.text()).toContain('Sign-in did not complete');
+    expect(await userByEmail(person.email!)).toBeNull();
+  });
+
+  it('never goes back to another site: return_to is kept to this origin', async () => {
+    const p = await upstreamProvider({ trustedEmailDomains: ['acme.example'] });
+    for (const returnTo of ['https://evil.example/x', '//evil.example/x', '/\\evil.example']) {
+      const b = new TestBrowser();
+      const { res } = await viaUpstream(b, p, newPerson(), { returnTo });
+      expect(res.status, returnTo).toBe(303);
+      expect(new URL(res.headers.get('location')!, ORIGIN).origin, returnTo).toBe(ORIGIN);
+    }
+  });
+});
+
+describe('upstream sign-in follows the same rules as any first factor', () => {
+  it('an account with a second factor is asked for it after the upstream, and acr rises only with it', async () => {
+    const p = await upstreamProvider({ trustedEmailDomains: ['example.com'] });
+    const { browser, email } = await enrolled();
+    // Link through the automatic path (trusted, verified), from a new browser (a new device: adaptive MFA asks).
+    const b = new TestBrowser();
+    const { res } = await viaUpstream(b, p, newPerson({ email }));
+    expect(res.status).toBe(303);
+    expect(new URL(res.headers.get('location')!, ORIGIN).pathname).toBe('/auth/second-factor');
+    expect(sessionOf(b)).toBeUndefined();
+    void browser;
+  });
+
+  it('a client that requires MFA still asks for the second factor after an upstream sign-in', async () => {
+    const p = await upstreamProvider({ trustedEmailDomains: ['acme.example'] });
+    const client = await registerClient({ requireMfa: true, firstParty: true });
+    const b = new TestBrowser();
+    await viaUpstream(b, p, newPerson());
+    const { challenge } = await pkce();
+    const res = await b.fetch(authorizeUrl(client.clientId, challenge), { headers: { accept: 'text/html' } });
+    expect(res.status).toBe(302);
+    expect(new URL(res.headers.get('location')!, ORIGIN).pathname).toBe('/auth/second-factor');
+  });
+
+  it('a client’s sign-in page shows the client’s own providers; Gatehouse’s own shows every enabled one', async () => {
+    const mine = await upstreamProvider();
+    const theirs = await upstreamProvider();
+    const client = await registerClient({ firstParty: true });
+    await createDb(env.DB).insert(clientProviders).values({ clientId: client.clientId, providerId: mine.id });
+    const { challenge } = await pkce();
+    const forClient = await new TestBrowser().open(
+      `/auth/sign-in?return_to=${encodeURIComponent(authorizeUrl(client.clientId, challenge))}`,
+    );
+    expect(forClient.html).toContain(`data-provider="${mine.id}"`);
+    expect(forClient.html).not.toContain(`data-provider="${theirs.id}"`);
+    const own = await new TestBrowser().open('/auth/sign-in');
+    expect(own.html).toContain(`data-provider="${mine.id}"`);
+    expect(own.html).toContain(`data-provider="${theirs.id}"`);
+  });
+
+  it('the ID token Gatehouse issues after an upstream sign-in says fed', async () => {
+    const p = await upstreamProvider({ trustedEmailDomains: ['acme.example'] });
+    const b = new TestBrowser();
+    await viaUpstream(b, p, newPerson());
+    const session = decodeJwt(b.cookie('__Host-gatehouse_session')!.split('~')[0]!);
+    expect(session.amr).toEqual(['fed']);
+  });
+});
+
+describe('unlinking', () => {
+  it('unlinks from the account page after a recent sign-in, audits and mails it', async () => {
+    const p = await upstreamProvider({ trustedEmailDomains: ['example.com'] });
+    const local = await createVerifiedUser();
+    const b = new TestBrowser();
+    await viaUpstream(b, p, newPerson({ email: local.email }));
+    const identity = (await env.DB.prepare('SELECT id FROM linked_identities WHERE user_id = ?')
+      .bind(local.userId)
+      .first<{ id: string }>())!;
+    const res = await b.submit(`/auth/account/identities/${identity.id}/unlink`, {}, '/auth/account');
+    expect(res.status).toBe(303);
+    expect(await env.DB.prepare('SELECT id FROM linked_identities WHERE id = ?').bind(identity.id).first()).toBeNull();
+    expect((await lastMailTo(local.email)).subject).toBe(`${p.name} was unlinked from your account`);
+    expect((await auditOf(local.userId)).results.some((r) => r.type === 'identity_unlinked')).toBe(true);
+  });
+
+  it('never unlinks the last way to sign in, and a stale session cannot unlink at all', async () => {
+    const p = await upstreamProvider();
+    const b = new TestBrowser();
+    await viaUpstream(b, p, newPerson({ email: undefined, email_verified: undefined }));
+    const { user } = await me(b);
+    const identity = (await env.DB.prepare('SELECT id FROM linked_identities WHERE user_id = ?').bind(user.id).first<{ id: string }>())!;
+    const last = await b.submit(`/auth/account/identities/${identity.id}/unlink`, {}, '/auth/account');
+    expect(last.status).toBe(409);
+    expect(await last.text()).toContain('only way to sign in');
+    // Eleven minutes later the session is no longer recent: unlinking is refused, even with another way left.
+    const local = await createVerifiedUser();
+    const q = await upstreamProvider({ trustedEmailDomains: ['example.com'] });
+    const c = new TestBrowser();
+    await viaUpstream(c, q, newPerson({ email: local.email }));
+    const linked = (await env.DB.prepare('SELECT id FROM linked_identities WHERE user_id = ?').bind(local.userId).first<{ id: string }>())!;
+    const stale = c.at((deps) => ({ now: () => deps.now() + 11 * 60_000 }));
+    const refused = await stale.submit(`/auth/account/identities/${linked.id}/unlink`, {}, '/auth/account');
+    expect(refused.status).toBe(303);
+    expect(new URL(refused.headers.get('location')!, ORIGIN).pathname).toBe('/auth/sign-in');
+    expect(await env.DB.prepare('SELECT id FROM linked_identities WHERE id = ?').bind(linked.id).first()).not.toBeNull();
+  });
+});
