@@ -2,7 +2,7 @@
  * Upstream identity providers (social and enterprise sign-in):
  *   npm run providers -- add --id ID --kind KIND --name NAME --client-id ID [--client-secret S] [options]
  *   npm run providers -- list | show --id ID | remove --id ID | enable --id ID | disable --id ID
- *   npm run providers -- clients --id ID --client CLIENT_ID [--remove]
+ *   npm run providers -- clients --id ID --client CLIENT_ID [--share-tokens] [--remove]
  * Client secrets (and Apple's key) are sealed with KEY_ENCRYPTION_KEY before they are stored.
  */
 import { readFileSync } from 'node:fs';
@@ -25,12 +25,13 @@ const USAGE = `Usage: npm run providers -- add --id ID --kind KIND --name NAME -
        npm run providers -- list
        npm run providers -- show --id ID
        npm run providers -- enable --id ID | disable --id ID | remove --id ID
-       npm run providers -- clients --id ID --client CLIENT_ID [--remove]
+       npm run providers -- clients --id ID --client CLIENT_ID [--share-tokens] [--remove]
 
 Kinds: ${PROVIDER_KINDS.join(', ')} (oidc: any OpenID Provider, found by --issuer's discovery).
 After add, register the printed callback_url as the redirect URI at the provider.
 A client's sign-in page shows the buttons of the providers listed for it (clients); Gatehouse's own
-sign-in page shows every enabled provider.
+sign-in page shows every enabled provider. With --share-tokens the client may also read the
+provider's kept access tokens for its users (GET /auth/upstream-token; the provider needs --store-tokens).
 
 Options (add; replaces a provider with the same id):
   --id ID                     2–32 of a-z 0-9 -: names the callback URL (/auth/upstream/ID/callback)
@@ -72,12 +73,19 @@ function find(target: Target, id: string) {
 
 const show = (target: Target, id: string) => {
   const p = find(target, id)!;
-  const clients = d1Query<{ client_id: string }>(
+  const clients = d1Query<{ client_id: string; share_tokens: number }>(
     target,
-    `SELECT client_id FROM client_providers WHERE provider_id = ${sqlString(id)} ORDER BY client_id`,
+    `SELECT client_id, share_tokens FROM client_providers WHERE provider_id = ${sqlString(id)} ORDER BY client_id`,
   );
   console.log(
-    JSON.stringify({ ...describeProvider(p, `${publicUrl()}${callbackPath(p.id)}`), clients: clients.map((c) => c.client_id) }, null, 2),
+    JSON.stringify(
+      {
+        ...describeProvider(p, `${publicUrl()}${callbackPath(p.id)}`),
+        clients: clients.map((c) => ({ client_id: c.client_id, share_tokens: c.share_tokens === 1 })),
+      },
+      null,
+      2,
+    ),
   );
 };
 
@@ -104,6 +112,7 @@ export async function main(argv: string[]): Promise<void> {
       disabled: { type: 'boolean', default: false },
       client: { type: 'string' },
       remove: { type: 'boolean', default: false },
+      'share-tokens': { type: 'boolean', default: false },
       remote: { type: 'boolean', default: false },
       'persist-to': { type: 'string' },
     },
@@ -202,7 +211,8 @@ export async function main(argv: string[]): Promise<void> {
       target,
       values.remove
         ? `DELETE FROM client_providers WHERE client_id = ${sqlString(clientId)} AND provider_id = ${sqlString(id)}`
-        : `${insertSql(clientProviders, { clientId, providerId: id })} ON CONFLICT DO NOTHING`,
+        : `${insertSql(clientProviders, { clientId, providerId: id, shareTokens: values['share-tokens'] === true })}
+           ON CONFLICT (client_id, provider_id) DO UPDATE SET share_tokens = excluded.share_tokens`,
     );
     return show(target, id);
   }

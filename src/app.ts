@@ -57,6 +57,7 @@ const BACK_CHANNEL: ReadonlySet<string> = new Set([
   ENDPOINTS.pushedAuthorization,
   ENDPOINTS.deviceAuthorization,
   ENDPOINTS.userinfo,
+  ENDPOINTS.upstreamToken,
 ]);
 
 /** Builds the worker's app. Tests pass their own deps factory to inject failures. */

@@ -75,10 +75,7 @@ export async function serverOf(env: UpstreamEnv, p: UpstreamProvider): Promise<o
       if (!as.issuer?.includes('{tenantid}')) throw new Error('not a multi-tenant Entra document');
     } else as = await oauth.processDiscoveryResponse(new URL(issuer), response);
   } catch {
-    throw new GatehouseError(
-      'upstream_unavailable',
-      `${p.displayName} could not be reached. Try again in a moment, or sign in another way.`,
-    );
+    throw unavailable(p);
   }
   metadata.set(issuer, as, env.now() + METADATA_TTL_MS);
   return as;
@@ -194,11 +191,25 @@ export async function completeAuthorization(
     };
   } catch (e) {
     if (e instanceof GatehouseError) throw e;
-    throw upstreamFailed(reasonOf(p, e));
+    throw failureOf(p, e);
   }
 }
 
-/** Why the upstream's answer was refused, in words for the person (an upstream's own text is never echoed). */
+/** An upstream that could not be reached, or failed on its side (5xx), rather than one that said no. */
+const unreachable = (e: unknown) =>
+  e instanceof TypeError ||
+  ((e instanceof oauth.ResponseBodyError || e instanceof oauth.WWWAuthenticateChallengeError) && e.status >= 500) ||
+  (e instanceof oauth.OperationProcessingError && e.cause instanceof Response && e.cause.status >= 500);
+
+/** Why the exchange failed, in words for the person (an upstream's own text is never echoed); logged for the operator. */
+function failureOf(p: UpstreamProvider, e: unknown): GatehouseError {
+  const reason = reasonOf(p, e);
+  return unreachable(e) ? unavailable(p) : upstreamFailed(reason);
+}
+
+const unavailable = (p: UpstreamProvider) =>
+  new GatehouseError('upstream_unavailable', `${p.displayName} could not be reached. Try again in a moment, or sign in another way.`);
+
 function reasonOf(p: UpstreamProvider, e: unknown): string {
   // For the operator: which check failed (oauth4webapi's code and message name claims, never values of secrets).
   const code = e instanceof Error && 'code' in e ? String((e as { code?: unknown }).code) : 'unknown';
@@ -292,4 +303,32 @@ async function githubIdentity(
     picture: text(user.avatar_url, 2048),
     tokens: p.storeTokens ? tokensOf(result, env.now()) : null,
   };
+}
+
+/**
+ * Fresh tokens for kept ones, by the upstream's refresh token (Gatehouse's client authenticates: the
+ * upstream issued them to it). Null when the upstream refuses the refresh token (revoked, expired):
+ * the person must sign in with the upstream again. An ID token in the answer is dropped unread —
+ * who the person is was settled at sign-in, and Entra's multi-tenant document could not check it.
+ */
+export async function refreshTokens(
+  env: UpstreamEnv,
+  p: UpstreamProvider,
+  refreshToken: string,
+): Promise<NonNullable<UpstreamIdentity['tokens']> | null> {
+  const as = await serverOf(env, p);
+  const client: oauth.Client = { client_id: p.clientId };
+  try {
+    const response = await oauth.refreshTokenGrantRequest(as, client, await clientAuthOf(env, p), refreshToken, options(env, p.issuer));
+    const body = response.ok ? ((await response.json()) as Record<string, unknown>) : null;
+    if (body) delete body.id_token;
+    const answer = body ? new Response(JSON.stringify(body), { status: response.status, headers: response.headers }) : response;
+    const tokens = tokensOf(await oauth.processRefreshTokenResponse(as, client, answer), env.now())!;
+    // An upstream that does not rotate refresh tokens sends none: the one kept stays good.
+    return { ...tokens, refresh_token: tokens.refresh_token ?? refreshToken };
+  } catch (e) {
+    if (e instanceof oauth.ResponseBodyError && e.error === 'invalid_grant') return null;
+    reasonOf(p, e); // logged for the operator
+    throw new GatehouseError('upstream_unavailable', `${p.displayName} could not renew the tokens. Try again in a moment.`);
+  }
 }

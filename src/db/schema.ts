@@ -431,7 +431,10 @@ export const identityProviders = sqliteTable('identity_providers', {
   updatedAt: integer('updated_at').notNull(),
 });
 
-/** Which providers' buttons a client's sign-in page shows. */
+/**
+ * Which providers' buttons a client's sign-in page shows; `share_tokens`: the client may read the
+ * upstream access tokens Gatehouse keeps for its users (GET /auth/upstream-token).
+ */
 export const clientProviders = sqliteTable(
   'client_providers',
   {
@@ -441,6 +444,7 @@ export const clientProviders = sqliteTable(
     providerId: text('provider_id')
       .notNull()
       .references(() => identityProviders.id, { onDelete: 'cascade' }),
+    shareTokens: integer('share_tokens', { mode: 'boolean' }).notNull().default(false),
   },
   (t) => [primaryKey({ columns: [t.clientId, t.providerId] })],
 );

@@ -40,6 +40,7 @@ export const ERRORS = {
   upstream_failed: [400, 'Sign-in with the identity provider failed'],
   identity_in_use: [409, 'Identity linked to another account'],
   last_sign_in_method: [409, 'Last way to sign in'],
+  upstream_reauth_required: [409, 'Sign-in with the identity provider needed'],
   // Dependencies and the server
   temporarily_unavailable: [503, 'Temporarily unavailable'],
   bad_gateway: [502, 'Origin unreachable'],
@@ -141,9 +142,11 @@ export function oauthText(text: string): string {
 
 /**
  * A 5xx other than a dependency outage is ours to fix: its message (a config variable's name, a
- * binding) goes to the log with the request id, never to the caller, in every channel.
+ * binding) goes to the log with the request id, never to the caller, in every channel. An outage's
+ * message is Gatehouse's own words about what is down (never the dependency's), so it is shown.
  */
-export const isInternal = (e: GatehouseError) => e.status >= 500 && e.code !== 'temporarily_unavailable';
+const SAID: ReadonlySet<string> = new Set(['temporarily_unavailable', 'upstream_unavailable']);
+export const isInternal = (e: GatehouseError) => e.status >= 500 && !SAID.has(e.code);
 
 /** What a caller is told of an internal error. */
 export const INTERNAL_DETAIL = 'The server could not complete the request.';

@@ -17,6 +17,8 @@ export const ENDPOINTS = {
   endSession: '/auth/logout',
   deviceAuthorization: '/auth/device_authorization',
   pushedAuthorization: '/auth/par',
+  /** Not OpenID metadata: an upstream's kept access token, for an app (src/oauth/upstream-token.ts). */
+  upstreamToken: '/auth/upstream-token',
   jwks: '/.well-known/jwks.json',
 } as const;
 

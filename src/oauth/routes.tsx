@@ -26,6 +26,7 @@ import { ENDPOINTS, METADATA_PATHS, metadataResponse } from './discovery';
 import { issuerOf } from './issue';
 import { parseLogoutRequest } from './logout';
 import { introspect, revoke, userInfo } from './presented-tokens';
+import { upstreamAccessToken } from './upstream-token';
 import { startDeviceAuthorization } from './device';
 import { exchangeToken } from './token';
 import { dpopNonce, parseAuthorization, verifyDpopProof } from '../tokens/dpop';
@@ -247,6 +248,18 @@ async function userinfo(c: C): Promise<Response> {
 }
 userinfoRoutes.get('/userinfo', userinfo);
 userinfoRoutes.post('/userinfo', userinfo);
+
+// ── An upstream's kept access token, for an app (?provider=ID) ───────────────────────────────
+userinfoRoutes.options(ENDPOINTS.upstreamToken.replace('/auth', ''), (c) => c.body(null, 204, cors));
+userinfoRoutes.get(ENDPOINTS.upstreamToken.replace('/auth', ''), async (c) => {
+  const presented = parseAuthorization(c.req.header('authorization'));
+  if (!presented) throw new GatehouseError('invalid_token', 'An access token is required.');
+  const provider = c.req.query('provider');
+  if (!provider) throw new GatehouseError('invalid_request', 'provider is required: the id of the upstream provider.');
+  const url = `${issuerOf(c.var.deps)}${ENDPOINTS.upstreamToken}`;
+  const token = await upstreamAccessToken(c.var.deps, presented, { proof: c.req.header('dpop'), method: 'GET', url }, provider);
+  return c.json(token, 200, { 'cache-control': 'no-store', pragma: 'no-cache', 'access-control-allow-origin': '*' });
+});
 
 // ── Revocation and introspection ─────────────────────────────────────────────────────────────
 async function backChannel(c: C, run: (params: Params, client: Awaited<ReturnType<typeof authenticateClient>>) => Promise<Response>) {

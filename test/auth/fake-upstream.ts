@@ -50,6 +50,8 @@ export async function fakeUpstream(opts: { issuer?: string; clientId: string; cl
   jwk.kid = await calculateJwkThumbprint(jwk);
   const grants = new Map<string, Grant>();
   const tokens = new Map<string, Person>();
+  /** Refresh tokens it issued (with the grant they continue); revoked ones are removed. */
+  const refreshTokens = new Map<string, Grant>();
   const calls: string[] = [];
   let down = false;
 
@@ -104,6 +106,14 @@ export async function fakeUpstream(opts: { issuer?: string; clientId: string; cl
           .split(':')
           .map((part) => decodeURIComponent(part.replace(/\+/g, ' ')));
         if (id !== opts.clientId || secret !== opts.clientSecret) return json({ error: 'invalid_client' }, 401);
+        if (form.get('grant_type') === 'refresh_token') {
+          const g = refreshTokens.get(form.get('refresh_token') ?? '');
+          if (!g) return json({ error: 'invalid_grant' }, 400);
+          const access = randomToken(24);
+          tokens.set(access, g.person);
+          // Not rotated; an ID token comes along, as Google's and Entra's do.
+          return json({ access_token: access, token_type: 'Bearer', expires_in: 300, id_token: await idToken(g) });
+        }
         const g = grants.get(form.get('code') ?? '');
         if (!g || g.used) return json({ error: 'invalid_grant' }, 400);
         g.used = true;
@@ -113,7 +123,16 @@ export async function fakeUpstream(opts: { issuer?: string; clientId: string; cl
           return json({ error: 'invalid_grant', error_description: 'pkce' }, 400);
         const access = randomToken(24);
         tokens.set(access, g.person);
-        return json({ access_token: access, token_type: 'Bearer', expires_in: 300, id_token: await idToken(g) });
+        const refresh = randomToken(24);
+        refreshTokens.set(refresh, g);
+        return json({
+          access_token: access,
+          token_type: 'Bearer',
+          expires_in: 300,
+          refresh_token: refresh,
+          scope: 'openid email profile',
+          id_token: await idToken(g),
+        });
       }
       case '/userinfo': {
         const person = tokens.get((request.headers.get('authorization') ?? '').replace(/^Bearer /, ''));
@@ -127,6 +146,14 @@ export async function fakeUpstream(opts: { issuer?: string; clientId: string; cl
     issuer,
     fetch: fetcher as typeof fetch,
     calls,
+    /** Whose an access token it issued is (undefined: not one of its own). */
+    holderOf(accessToken: string): Person | undefined {
+      return tokens.get(accessToken);
+    },
+    /** Revokes every refresh token it issued (the person removed the app, say). */
+    revokeRefreshTokens() {
+      refreshTokens.clear();
+    },
     /** Takes the upstream offline (every call fails as a refused connection does). */
     setDown(value: boolean) {
       down = value;

@@ -318,8 +318,14 @@ describe('attacks on the callback', () => {
     const callback = p.upstream.authorize(continueHref(await started.text())!, person);
     p.upstream.setDown(true);
     const res = await b.fetch(callback, { headers: { accept: 'text/html' } });
-    expect(res.status).toBeGreaterThanOrEqual(400);
-    expect(await res.text()).toContain('Sign-in did not complete');
+    expect(res.status).toBe(502);
+    expect(await res.text()).toContain(`${p.name} could not be reached. Try again in a moment, or sign in another way.`);
+    expect(await userByEmail(person.email!)).toBeNull();
+    // Up, but its token endpoint failing on its side: the same page, not "could not be verified".
+    p.upstream.setDown(false);
+    const again = await viaUpstream(new TestBrowser(), p, person, { misbehave: { tokenStatus: 503 } });
+    expect(again.res.status).toBe(502);
+    expect(await again.res.text()).toContain('could not be reached');
     expect(await userByEmail(person.email!)).toBeNull();
   });
 
@@ -374,7 +380,7 @@ describe('upstream sign-in follows the same rules as any first factor', () => {
     expect(own.html).toContain(`data-provider="${theirs.id}"`);
   });
 
-  it('the ID token Gatehouse issues after an upstream sign-in says fed', async () => {
+  it('the session an upstream sign-in makes says amr fed (the ID token too: test/oauth/upstream-token.test.ts)', async () => {
     const p = await upstreamProvider({ trustedEmailDomains: ['acme.example'] });
     const b = new TestBrowser();
     await viaUpstream(b, p, newPerson());

@@ -1,0 +1,1 @@
+ALTER TABLE `client_providers` ADD `share_tokens` integer DEFAULT false NOT NULL;
