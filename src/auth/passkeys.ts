@@ -12,6 +12,7 @@ import { and, desc, eq, lt, or, sql } from 'drizzle-orm';
 import { passkeys, webauthnChallenges } from '../db/schema';
 import type { Deps } from '../deps';
 import { audit, auditInsert, type RequestMeta } from '../identity/audit';
+import { shownEmail } from '../identity/email';
 import { base64url, decodeBase64urlText, fromBase64url, randomToken } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
 
@@ -91,7 +92,8 @@ export async function registrationOptions(
   const options = await generateRegistrationOptions({
     rpName: deps.config.webauthn.rpName,
     rpID: deps.config.webauthn.rpId,
-    userName: user.email,
+    // An account without an address (upstream sign-in) has a placeholder no one should see.
+    userName: shownEmail(user.email) ?? `${deps.config.webauthn.rpName} account`,
     userID: new TextEncoder().encode(user.id) as Uint8Array<ArrayBuffer>,
     attestationType: 'none',
     timeout: CHALLENGE_TTL_MS,

@@ -3,6 +3,7 @@ import { Secret, TOTP } from 'otpauth';
 import { recoveryCodes, totpCredentials } from '../db/schema';
 import type { Deps } from '../deps';
 import { auditInsert, type RequestMeta } from '../identity/audit';
+import { shownEmail } from '../identity/email';
 import { seal, sha256, unseal } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
 
@@ -42,9 +43,12 @@ export async function startTotpEnrollment(deps: Deps, user: { id: string; email:
       .values({ userId: user.id, secretEncrypted: sealed, lastStep: 0, confirmedAt: null, createdAt: now })
       .onConflictDoUpdate({ target: totpCredentials.userId, set: { secretEncrypted: sealed, lastStep: 0, createdAt: now } }),
   );
-  const uri = totpFor(secret, user.email, deps.config.webauthn.rpName).toString();
+  const uri = totpFor(secret, labelOf(deps, user.email), deps.config.webauthn.rpName).toString();
   return { secret: secret.base32, uri };
 }
+
+/** The account's name in the authenticator app: its address, or (an account without one) Gatehouse's name. */
+const labelOf = (deps: Deps, email: string) => shownEmail(email) ?? `${deps.config.webauthn.rpName} account`;
 
 /** The secret of an enrolment that still waits for its first code (to show it again), or null. */
 export async function pendingTotpSecret(deps: Deps, user: { id: string; email: string }): Promise<{ secret: string; uri: string } | null> {
@@ -53,7 +57,7 @@ export async function pendingTotpSecret(deps: Deps, user: { id: string; email: s
   );
   if (!row || row.confirmedAt) return null;
   const base32 = await unseal(deps.config.keyEncryptionKey, `totp:${user.id}`, row.secretEncrypted);
-  return { secret: base32, uri: totpFor(Secret.fromBase32(base32), user.email, deps.config.webauthn.rpName).toString() };
+  return { secret: base32, uri: totpFor(Secret.fromBase32(base32), labelOf(deps, user.email), deps.config.webauthn.rpName).toString() };
 }
 
 /**

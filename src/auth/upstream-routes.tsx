@@ -6,6 +6,7 @@ import { requestMeta } from '../lib/request-meta';
 import { router } from '../lib/router';
 import { requireSession } from '../sessions/middleware';
 import { ContinuePage, MessagePage } from '../ui/components';
+import { shownEmail } from '../identity/email';
 import { en } from '../ui/messages';
 import { unlinkIdentity } from './manage-identities';
 import { afterFirstFactor, continueTo, formReturnTo, proofFromForm } from './page-forms';
@@ -59,7 +60,7 @@ upstreamPages.get('/upstream/link', requireSession, async (c) => {
     <ConfirmLinkPage
       provider={provider.displayName}
       account={identity.email ?? identity.name ?? identity.subject}
-      email={c.var.session.email}
+      email={shownEmail(c.var.session.email) ?? en.account.withoutEmail}
       csrf={c.var.csrfToken}
       askProof={deps.config.gateway.sharedHost}
     />,

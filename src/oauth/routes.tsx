@@ -7,7 +7,9 @@ import { requesterOf } from '../handoff/requester';
 import { requestMeta } from '../lib/request-meta';
 import { enforceIpLimit } from '../lib/rate-limit';
 import { clearSessionCookie } from '../sessions/middleware';
+import { shownEmail } from '../identity/email';
 import { csrfProtection, csrfToken } from '../ui/csrf';
+import { en } from '../ui/messages';
 import { ContinuePage, MessagePage } from '../ui/components';
 import { ConsentPage, LogoutConfirmPage } from './pages';
 import { router } from '../lib/router';
@@ -158,7 +160,7 @@ async function respond(c: C, req: AuthorizationRequest, params: Params, step: Au
       apis={await consentApis(deps, req)}
       requestId={requestId}
       csrf={c.var.csrfToken}
-      email={account.user.email}
+      email={shownEmail(account.user.email) ?? en.account.withoutEmail}
     />,
   );
 }

@@ -78,6 +78,8 @@ export const en = {
   account: {
     title: 'Your account',
     noEmail: 'No email address',
+    /** Who is signed in, for an account without an address. */
+    withoutEmail: 'an account without an email address',
     verified: 'verified',
     unverified: 'not verified',
     sessions: 'Signed-in sessions',

@@ -103,6 +103,21 @@ describe('signing up and in through an upstream', () => {
     expect(account.html).not.toContain('.invalid');
     const { user } = await me(b);
     expect(user.id).toBe(identity.user_id);
+    expect(JSON.stringify(await (await b.fetch('/auth/api/me')).json())).not.toContain('.invalid');
+    // A passkey's name, shown by the browser's and the phone's passkey pickers, is not the placeholder.
+    const options = await b.post('/auth/api/passkeys/registration-options', {});
+    expect(options.status).toBe(200);
+    const { options: creation } = (await options.json()) as { options: { user: { name: string; displayName: string } } };
+    expect(`${creation.user.name} ${creation.user.displayName}`).not.toContain('.invalid');
+    // Nor the account's name in an authenticator app, nor "signed in as" on a consent page.
+    const totp = await b.post('/auth/api/totp', {});
+    expect(totp.status).toBe(201);
+    expect(decodeURIComponent(((await totp.json()) as { uri: string }).uri)).not.toContain('.invalid');
+    const thirdParty = await registerClient({ firstParty: false });
+    const { challenge } = await pkce();
+    const consent = await b.open(authorizeUrl(thirdParty.clientId, challenge));
+    expect(consent.html).toContain('Signed in as <strong>an account without an email address</strong>');
+    expect(consent.html).not.toContain('.invalid');
   });
 });
 
