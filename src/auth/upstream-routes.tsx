@@ -47,7 +47,6 @@ async function start<E extends AppEnv>(c: Context<E>, intent: 'sign_in' | 'link'
   return c.html(<ContinuePage href={location} />);
 }
 
-upstreamPages.post('/upstream/:provider', async (c) => start(c, 'sign_in', await formReturnTo(c)));
 upstreamPages.post('/account/identities/link/:provider', requireSession, async (c) => {
   c.set('returnAfterSignIn', '/auth/account');
   return start(c, 'link', '/auth/account');
@@ -128,6 +127,8 @@ upstreamPages.post('/upstream/link', requireSession, async (c) => {
     ? c.redirect(`/auth/account?${new URLSearchParams({ linked: provider })}`, 303)
     : continueTo(c, returnTo);
 });
+// After /upstream/link: Hono answers with the first route that matches, and `:provider` matches `link`.
+upstreamPages.post('/upstream/:provider', async (c) => start(c, 'sign_in', await formReturnTo(c)));
 
 upstreamPages.post('/account/identities/:id/unlink', requireSession, async (c) => {
   const { deps } = c.var;
