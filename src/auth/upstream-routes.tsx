@@ -109,6 +109,7 @@ upstreamPages.get('/upstream/link', requireSession, async (c) => {
       provider={provider.displayName}
       account={identity.email ?? identity.name ?? identity.subject}
       email={c.var.session.email}
+      returnTo={safeReturnTo(c.req.query('return_to'))}
       csrf={c.var.csrfToken}
       askProof={deps.config.gateway.sharedHost}
     />,
