@@ -1,3 +1,4 @@
+import { shownEmail } from '../identity/email';
 import { router } from '../lib/router';
 import { requestMeta } from '../lib/request-meta';
 import { clearSessionCookie, requireSession, requireSignedIn } from '../sessions/middleware';
@@ -11,7 +12,12 @@ for (const path of ['/me', '/sessions', '/sessions/*', '/sign-out', '/sign-out-e
 
 accountApi.get('/me', requireSession, async (c) => {
   const { user, current } = await loadAccount(c.var.deps, c.var.session);
-  return c.json({ user, session: sessionView(current, current.sid) });
+  // An account made from an upstream identity that shared no address has none to show (as the gateway's headers).
+  const email = shownEmail(user.email);
+  return c.json({
+    user: { ...user, email, emailVerified: email === null ? null : user.emailVerified },
+    session: sessionView(current, current.sid),
+  });
 });
 
 accountApi.get('/sessions', requireSession, async (c) => {
