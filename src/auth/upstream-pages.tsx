@@ -44,13 +44,19 @@ export const ProveAccountPage: FC<{ provider: string; email: string; signInHref:
   </Layout>
 );
 
-/** The signed-in person confirms linking the waiting upstream account to theirs. */
-export const ConfirmLinkPage: FC<{ provider: string; account: string; email: string; csrf: string; askProof: boolean; error?: string }> = (
-  p,
-) => (
+/** The signed-in person confirms linking the waiting upstream account to theirs, then goes on to `returnTo`. */
+export const ConfirmLinkPage: FC<{
+  provider: string;
+  account: string;
+  email: string;
+  returnTo: string;
+  csrf: string;
+  askProof: boolean;
+  error?: string;
+}> = (p) => (
   <Layout title={en.upstream.confirmTitle(p.provider)}>
     <p>{en.upstream.confirmBody(p.provider, p.account, p.email)}</p>
-    <Form action="/auth/upstream/link" csrf={p.csrf}>
+    <Form action={`/auth/upstream/link?${new URLSearchParams({ return_to: p.returnTo })}`} csrf={p.csrf}>
       {p.askProof && <ProofFields error={p.error} />}
       <div class="actions">
         <button class="primary" type="submit" name="decision" value="link">

@@ -48,7 +48,6 @@ async function start<E extends AppEnv>(c: Context<E>, intent: 'sign_in' | 'link'
   return c.html(<ContinuePage href={location} />);
 }
 
-// Registered before `/upstream/:provider`, which would otherwise take `link` for a provider's name.
 // A link that waited for the person to prove the account: confirm (signed in now), or cancel.
 upstreamPages.get('/upstream/link', requireSession, async (c) => {
   const { deps } = c.var;
@@ -61,6 +60,7 @@ upstreamPages.get('/upstream/link', requireSession, async (c) => {
       provider={provider.displayName}
       account={identity.email ?? identity.name ?? identity.subject}
       email={shownEmail(c.var.session.email) ?? en.account.withoutEmail}
+      returnTo={safeReturnTo(c.req.query('return_to'))}
       csrf={c.var.csrfToken}
       askProof={deps.config.gateway.sharedHost}
     />,
@@ -80,6 +80,7 @@ upstreamPages.post('/upstream/link', requireSession, async (c) => {
     : continueTo(c, returnTo);
 });
 
+// After /upstream/link: Hono answers with the first route that matches, and `:provider` matches `link`.
 upstreamPages.post('/upstream/:provider', async (c) => start(c, 'sign_in', await formReturnTo(c)));
 upstreamPages.post('/account/identities/link/:provider', requireSession, async (c) => {
   c.set('returnAfterSignIn', '/auth/account');

@@ -43,18 +43,35 @@ export async function listenOnFreePort(server: Server): Promise<number> {
 const candidatePort = () => 20_000 + Math.floor(Math.random() * 12_000);
 const PORT_ATTEMPTS = 5;
 
+/** The secrets a private Gatehouse runs with (CLIs that seal secrets need KEY_ENCRYPTION_KEY). */
+export interface GatehouseSecrets {
+  AUTH_SECRET: string;
+  KEY_ENCRYPTION_KEY: string;
+}
+
 /**
  * A private Gatehouse under `wrangler dev`: its own D1 and Durable Object state in a temp
  * directory (migrated with the same files as production), its own port and secret. Gatehouse is
  * on `base` (http://localhost:PORT); `appBase` (http://app.localhost:PORT, which Chromium resolves
  * to loopback) is the app host routes can name, as in `npm run dev`. `extraVars` may depend on them.
+ * `beforeStart` writes to the migrated D1 before the worker first reads it (nothing cached yet).
  */
 export async function startGatehouse(
   extraVars: Record<string, string> | ((at: { base: string; appHost: string }) => Record<string, string>) = {},
+  opts: { beforeStart?: (at: { persistTo: string; secrets: GatehouseSecrets }) => void } = {},
 ) {
   const persistTo = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
   applyMigrations({ remote: false, persistTo });
-  const secrets = { AUTH_SECRET: randomBytes(32).toString('base64url'), KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64url') };
+  const secrets: GatehouseSecrets = {
+    AUTH_SECRET: randomBytes(32).toString('base64url'),
+    KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64url'),
+  };
+  try {
+    opts.beforeStart?.({ persistTo, secrets });
+  } catch (e) {
+    rmSync(persistTo, { recursive: true, force: true });
+    throw e;
+  }
   const on = (port: number) => {
     const base = `http://localhost:${port}`;
     const appHost = `app.localhost:${port}`;
@@ -87,6 +104,7 @@ export async function startGatehouse(
     appBase: `http://${appHost}`,
     port,
     persistTo,
+    secrets,
     output: () => dev.output(),
     /** Stops the worker, keeping its state, so the test can change D1 underneath. */
     async pause() {
@@ -133,12 +151,14 @@ export const clientsCli = (args: string[]) => cli('clients', args);
 export const resourcesCli = (args: string[]) => cli('resources', args);
 /** Runs the API keys CLI (as `npm run api-keys --` does). */
 export const apiKeysCli = (args: string[]) => cli('api-keys', args);
+/** Runs the providers CLI (as `npm run providers --` does); `env` gives it KEY_ENCRYPTION_KEY and PUBLIC_URL. */
+export const providersCli = (args: string[], env: Record<string, string> = {}) => cli('providers', args, env);
 
-function cli(name: string, args: string[]) {
+function cli(name: string, args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(`${ROOT}node_modules/.bin/tsx`, [`scripts/${name}.ts`, ...args], {
     cwd: ROOT,
     encoding: 'utf8',
-    env: { ...process.env, PATH: `${ROOT}node_modules/.bin:${process.env.PATH}` },
+    env: { ...process.env, PATH: `${ROOT}node_modules/.bin:${process.env.PATH}`, ...env },
     timeout: 60_000,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };

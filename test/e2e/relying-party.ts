@@ -1,3 +1,4 @@
+import * as oidc from 'openid-client';
 import { expect } from 'vitest';
 
 /** A minimal cookie jar so plain fetch can act as a browser on the hosted pages. */
@@ -64,4 +65,18 @@ export async function runAuthorization(jar: Jar, url: URL, party: Party): Promis
     next = new URL(res.headers.get('location')!, party.base).toString();
   }
   throw new Error('too many redirects');
+}
+
+/** A code + PKCE (S256) authorization request of `config`'s client, with the verifier and state to redeem its answer. */
+export async function codeRequest(config: oidc.Configuration, redirect: string, params: Record<string, string>) {
+  const verifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: redirect,
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+    ...params,
+  });
+  return { url, verifier, state };
 }

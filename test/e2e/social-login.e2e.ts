@@ -1,0 +1,443 @@
+import { createServer, type Server } from 'node:http';
+import * as oidc from 'openid-client';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import {
+  clientsCli,
+  launchChromium,
+  listenOnFreePort,
+  mailbox,
+  type Mail,
+  newContext,
+  providersCli,
+  signUpVerified,
+  startGatehouse,
+  uniqueIp,
+} from './harness';
+import { codeRequest } from './relying-party';
+import { type LocalUpstream, signInAtUpstream, startUpstream } from './upstream';
+
+// Sign-in with upstream OpenID Providers in headless Chromium against `wrangler dev`: two local
+// oidc-provider instances, one trusted for the test's email domain, one not, registered with the
+// providers CLI. The worker, the upstreams and Chromium are shared; each test has people (upstream
+// accounts and addresses) and browser contexts of its own, so any one runs alone.
+
+/** The domain the trusted upstream may vouch for (--trusted-domain); addresses elsewhere it may not. */
+const DOMAIN = 'social.example';
+const TRUSTED = { id: 'trusted', name: 'Trusted ID' };
+const UNTRUSTED = { id: 'untrusted', name: 'Open ID' };
+const PASSWORD = 'a password of my own 2026';
+
+let gatehouse: Awaited<ReturnType<typeof startGatehouse>>;
+let trusted: LocalUpstream;
+let untrusted: LocalUpstream;
+let browser: Browser;
+
+let people = 0;
+const address = (label: string, domain = DOMAIN) => `${label}-${Date.now()}-${++people}@${domain}`;
+
+/** Registers an upstream with the providers CLI, as an operator would; returns what it printed. */
+function addProvider(persistTo: string, kek: string, upstream: LocalUpstream, p: { id: string; name: string }, more: string[] = []) {
+  const r = providersCli(
+    [
+      'add',
+      ...['--id', p.id, '--kind', 'oidc', '--name', p.name, '--issuer', upstream.issuer],
+      ...['--client-id', upstream.clientId, '--client-secret', upstream.clientSecret],
+      ...more,
+      ...['--persist-to', persistTo],
+    ],
+    { KEY_ENCRYPTION_KEY: kek },
+  );
+  expect(r.code, r.stderr).toBe(0);
+  expect(r.stdout).not.toContain(upstream.clientSecret);
+  return JSON.parse(r.stdout) as { id: string; issuer: string; trusted_email_domains: string[]; enabled: boolean };
+}
+
+beforeAll(async () => {
+  [trusted, untrusted] = await Promise.all([startUpstream('trusted'), startUpstream('untrusted')]);
+  // The providers go into D1 before the worker starts: it keeps the provider list 30 s once read.
+  gatehouse = await startGatehouse(
+    {},
+    {
+      beforeStart: ({ persistTo, secrets }) => {
+        const t = addProvider(persistTo, secrets.KEY_ENCRYPTION_KEY, trusted, TRUSTED, ['--trusted-domain', DOMAIN]);
+        expect(t).toMatchObject({ id: TRUSTED.id, issuer: trusted.issuer, trusted_email_domains: [DOMAIN], enabled: true });
+        const u = addProvider(persistTo, secrets.KEY_ENCRYPTION_KEY, untrusted, UNTRUSTED);
+        expect(u).toMatchObject({ id: UNTRUSTED.id, issuer: untrusted.issuer, trusted_email_domains: [], enabled: true });
+      },
+    },
+  );
+  await Promise.all([
+    trusted.serve(`${gatehouse.base}/auth/upstream/${TRUSTED.id}/callback`),
+    untrusted.serve(`${gatehouse.base}/auth/upstream/${UNTRUSTED.id}/callback`),
+  ]);
+  browser = await launchChromium();
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await gatehouse?.stop();
+  await Promise.all([trusted?.close(), untrusted?.close()]);
+});
+
+/** A fresh browser profile for this test (closed when it ends), on an address of its own. */
+async function device(): Promise<Page> {
+  const context = await newContext(browser, { extraHTTPHeaders: { 'cf-connecting-ip': uniqueIp() } });
+  onTestFinished(() => context.close());
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.log('[pageerror]', e.message));
+  return page;
+}
+
+const upstreamOf = (p: { id: string }) => (p.id === TRUSTED.id ? trusted : untrusted);
+
+/** From Gatehouse's sign-in page (or `from`): "Continue with NAME", then signs in at the upstream as `login`. */
+async function continueWith(page: Page, p: { id: string; name: string }, login: string, from = '/auth/sign-in') {
+  await page.goto(`${gatehouse.base}${from}`);
+  await page.getByRole('button', { name: `Continue with ${p.name}` }).click();
+  await signInAtUpstream(page, upstreamOf(p), login);
+}
+
+/** Waits for the browser to be back on Gatehouse's page `path` (the callback answered, redirects followed). */
+const backAt = (page: Page, path: string) => page.waitForURL((u) => u.origin === gatehouse.base && u.pathname === path);
+
+interface Me {
+  user: { id: string; email: string | null; emailVerified: boolean | null };
+  session: { sid: string; amr: string[] };
+}
+const me = (page: Page) =>
+  page.evaluate(async () => {
+    const res = await fetch('/auth/api/me', { signal: AbortSignal.timeout(10_000) });
+    return { status: res.status, body: res.status === 200 ? ((await res.json()) as Me) : null };
+  });
+
+/** The linked accounts the account page lists, as their text. */
+const linkedOnAccountPage = (page: Page) => page.locator('section[aria-labelledby="linked-accounts"] li').allTextContents();
+
+/** Waits (polling the dev mailbox, 10 s at most) for a mail to `to` with `subject`: mails go out after the response. */
+async function mailTo(to: string, subject: string | ((subject: string) => boolean)): Promise<Mail> {
+  const deadline = Date.now() + 10_000;
+  const wanted = typeof subject === 'string' ? (s: string) => s === subject : subject;
+  for (;;) {
+    const mail = (await mailbox(gatehouse.base, to)).find((m) => wanted(m.subject));
+    if (mail) return mail;
+    if (Date.now() > deadline)
+      throw new Error(`no mail "${String(subject)}" to ${to}: ${JSON.stringify(await mailbox(gatehouse.base, to))}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** On the account page: the Unlink button of `p`'s linked account. */
+const unlinkButton = (page: Page, p: { name: string }) => page.getByRole('button', { name: `Unlink ${p.name}` });
+
+/**
+ * A relying party for one test: a loopback server at its redirect URI, a first-party client made
+ * with the clients CLI (its sign-in page showing the upstreams `providers`, listed with the
+ * providers CLI), and openid-client to send authorization requests and redeem the code.
+ */
+async function relyingParty(providers: string[] = []) {
+  const server: Server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('relying party'));
+  const redirect = `http://127.0.0.1:${await listenOnFreePort(server)}/callback`;
+  onTestFinished(() => new Promise<void>((r) => server.close(() => r())));
+  const clientId = `social-rp-${Date.now()}-${++people}`;
+  const created = clientsCli([
+    'create',
+    ...['--name', 'Social RP', '--client-id', clientId, '--redirect-uri', redirect, '--first-party'],
+    ...['--grant', 'authorization_code', '--scope', 'openid', '--scope', 'email'],
+    ...['--persist-to', gatehouse.persistTo],
+  ]);
+  expect(created.code, created.stderr).toBe(0);
+  for (const id of providers) {
+    const r = providersCli(['clients', '--id', id, '--client', clientId, '--persist-to', gatehouse.persistTo]);
+    expect(r.code, r.stderr).toBe(0);
+  }
+  const { client_secret } = JSON.parse(created.stdout) as { client_secret: string };
+  const config = await oidc.discovery(new URL(gatehouse.base), clientId, undefined, oidc.ClientSecretBasic(client_secret), {
+    execute: [oidc.allowInsecureRequests],
+  });
+  return {
+    clientId,
+    config,
+    /** A code + PKCE authorization request. */
+    authorize: () => codeRequest(config, redirect, { scope: 'openid email' }),
+    /** Waits for the browser at the redirect URI and redeems the code. */
+    async tokens(page: Page, r: { verifier: string; state: string }) {
+      await page
+        .waitForURL((u) => u.href.startsWith(`${redirect}?`))
+        .catch((e: Error) => {
+          throw new Error(`${e.message}\n(the browser is at ${page.url()})`);
+        });
+      return oidc.authorizationCodeGrant(config, new URL(page.url()), { pkceCodeVerifier: r.verifier, expectedState: r.state });
+    },
+  };
+}
+
+describe('social sign-in through local OpenID Providers', () => {
+  it('signs up through the trusted upstream: a verified account, signed in, the identity listed', async () => {
+    const email = address('newcomer');
+    const login = trusted.account({ email, emailVerified: true, name: 'New Comer' });
+    const page = await device();
+    await continueWith(page, TRUSTED, login, '/auth/sign-up');
+    await backAt(page, '/auth/account');
+
+    expect(await page.locator('#account-email').textContent()).toBe(email);
+    expect(await page.locator('p', { has: page.locator('#account-email') }).textContent()).toContain('(verified)');
+    expect(await linkedOnAccountPage(page)).toEqual([expect.stringContaining(`${TRUSTED.name} ${email}`)]);
+    const { status, body } = await me(page);
+    expect(status).toBe(200);
+    expect(body!.user).toMatchObject({ email, emailVerified: true, profile: { name: 'New Comer' } });
+    expect(body!.session.amr).toEqual(['fed']);
+  });
+
+  it('signs in again through the same upstream account to the same account, its claims refreshed', async () => {
+    const email = address('returning');
+    const login = trusted.account({ email, emailVerified: true });
+    const first = await device();
+    await continueWith(first, TRUSTED, login);
+    await backAt(first, '/auth/account');
+    const { body: before } = await me(first);
+
+    // Another device, and meanwhile the upstream account has another address: the identity is
+    // (issuer, subject), so the same account; the link shows the new address, the account keeps its own.
+    const moved = address('moved');
+    trusted.update(login, { email: moved });
+    const second = await device();
+    await continueWith(second, TRUSTED, login);
+    await backAt(second, '/auth/account');
+    const { body: after } = await me(second);
+    expect(after!.user).toMatchObject({ id: before!.user.id, email });
+    expect(after!.session.amr).toEqual(['fed']);
+    expect(await linkedOnAccountPage(second)).toEqual([expect.stringContaining(`${TRUSTED.name} ${moved}`)]);
+  });
+
+  it('refuses a callback replayed, or carried to another browser', async () => {
+    const login = trusted.account({ email: address('replayed'), emailVerified: true });
+    const page = await device();
+    const callbacks: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().startsWith(`${gatehouse.base}/auth/upstream/${TRUSTED.id}/callback?`)) callbacks.push(r.url());
+    });
+    await continueWith(page, TRUSTED, login);
+    await backAt(page, '/auth/account');
+    expect(callbacks).toHaveLength(1);
+    const { body } = await me(page);
+
+    const elsewhere = await device();
+    for (const p of [page, elsewhere]) {
+      await p.goto(callbacks[0]!);
+      await p.getByRole('heading', { level: 1, name: 'Sign-in did not complete' }).waitFor();
+      expect(await p.getByText('This sign-in was not started in this browser, or has already finished. Start again.').count()).toBe(1);
+    }
+    // The first browser is still signed in as before; the other is not signed in.
+    expect((await me(page)).body).toMatchObject({ user: { id: body!.user.id }, session: { sid: body!.session.sid } });
+    expect((await me(elsewhere)).status).toBe(401);
+  });
+
+  it('links an untrusted upstream to a password account once the person signs in to it and confirms', async () => {
+    const email = address('linker');
+    await signUpVerified(gatehouse.base, email, PASSWORD);
+    const login = untrusted.account({ email, emailVerified: true, name: 'Link Er' });
+    const page = await device();
+    await continueWith(page, UNTRUSTED, login);
+
+    // The untrusted upstream may not vouch for an address an account has: prove the account first.
+    await backAt(page, `/auth/upstream/${UNTRUSTED.id}/callback`);
+    await page.getByRole('heading', { level: 1, name: 'Sign in to link your account' }).waitFor();
+    expect((await me(page)).status).toBe(401);
+    await page.getByRole('link', { name: 'Sign in to that account' }).click();
+    await backAt(page, '/auth/sign-in');
+    expect(await page.getByLabel('Email address').inputValue()).toBe(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+
+    await backAt(page, '/auth/upstream/link');
+    await page.getByRole('heading', { level: 1, name: `Link ${UNTRUSTED.name}?` }).waitFor();
+    await page.getByRole('button', { name: 'Link', exact: true }).click();
+    await backAt(page, '/auth/account');
+    expect(await page.getByText(`${UNTRUSTED.name} is linked to your account.`).count()).toBe(1);
+    expect(await linkedOnAccountPage(page)).toEqual([expect.stringContaining(`${UNTRUSTED.name} ${email}`)]);
+    const mail = await mailTo(email, `${UNTRUSTED.name} was linked to your account`);
+    expect(mail.links).toContain(`${gatehouse.base}/auth/account`);
+
+    // From now on the upstream account signs in to it, on any device.
+    const { body: local } = await me(page);
+    const other = await device();
+    await continueWith(other, UNTRUSTED, login);
+    await backAt(other, '/auth/account');
+    expect((await me(other)).body!.user.id).toBe(local!.user.id);
+  });
+
+  it('never links on an address the upstream did not verify, or one outside its trusted domain, even when trusted', async () => {
+    const email = address('unverified');
+    await signUpVerified(gatehouse.base, email, PASSWORD);
+    const elsewhere = address('elsewhere', 'elsewhere.example');
+    await signUpVerified(gatehouse.base, elsewhere, PASSWORD);
+    for (const [label, login] of [
+      ['email_verified false', trusted.account({ email, emailVerified: false })],
+      ['another domain', trusted.account({ email: elsewhere, emailVerified: true })],
+    ] as const) {
+      const page = await device();
+      await continueWith(page, TRUSTED, login);
+      await backAt(page, `/auth/upstream/${TRUSTED.id}/callback`);
+      await page.getByRole('heading', { level: 1, name: 'Sign in to link your account' }).waitFor();
+      expect((await me(page)).status, label).toBe(401);
+    }
+    // Neither account got a linked identity (nor a mail saying so).
+    for (const who of [email, elsewhere]) {
+      const page = await device();
+      await page.goto(`${gatehouse.base}/auth/sign-in`);
+      await page.getByLabel('Email address').fill(who);
+      await page.getByLabel('Password').fill(PASSWORD);
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await backAt(page, '/auth/account');
+      expect(await linkedOnAccountPage(page)).toEqual([]);
+      expect((await mailbox(gatehouse.base, who)).map((m) => m.subject)).not.toContain(`${TRUSTED.name} was linked to your account`);
+    }
+  });
+
+  it('links a trusted upstream at once, unlinks it from the account page, and links it again there', async () => {
+    // A password account; the trusted upstream vouches for its domain, and both sides verified the address.
+    const email = address('unlinker');
+    await signUpVerified(gatehouse.base, email, PASSWORD);
+    const page = await device();
+    await continueWith(page, TRUSTED, trusted.account({ email, emailVerified: true }));
+    await backAt(page, '/auth/account');
+    expect((await me(page)).body).toMatchObject({ user: { email }, session: { amr: ['fed'] } });
+    expect(await linkedOnAccountPage(page)).toEqual([expect.stringContaining(`${TRUSTED.name} ${email}`)]);
+    await mailTo(email, `${TRUSTED.name} was linked to your account`);
+
+    await unlinkButton(page, TRUSTED).click();
+    await backAt(page, '/auth/account');
+    expect(await page.getByText('No accounts from other services are linked.').count()).toBe(1);
+    await mailTo(email, `${TRUSTED.name} was unlinked from your account`);
+
+    // The account page's Link button (a recent sign-in here): the upstream remembers this browser.
+    await page.getByRole('button', { name: `Link ${TRUSTED.name}` }).click();
+    await backAt(page, '/auth/account');
+    expect(await page.getByText(`${TRUSTED.name} is linked to your account.`).count()).toBe(1);
+    expect(await linkedOnAccountPage(page)).toEqual([expect.stringContaining(`${TRUSTED.name} ${email}`)]);
+  });
+
+  it('never unlinks the last way to sign in: refused without an address, allowed while email sign-in reaches one', async () => {
+    // An account made through an upstream that shared no address: no password, no passkey, no
+    // address to mail a sign-in link to — its one linked identity is its only way in.
+    const page = await device();
+    await continueWith(page, UNTRUSTED, untrusted.account({ name: 'No Address' }));
+    await backAt(page, '/auth/account');
+    expect(await page.locator('#account-email').textContent()).toBe('No email address');
+    const { body } = await me(page);
+    // No address shown anywhere: not the placeholder the account row keeps (in .invalid).
+    expect(body!.user).toMatchObject({ email: null, emailVerified: null, profile: { name: 'No Address' } });
+    expect(body!.session.amr).toEqual(['fed']);
+    await unlinkButton(page, UNTRUSTED).click();
+    await page.getByRole('heading', { level: 1, name: 'Could not unlink' }).waitFor();
+    expect(await page.getByText('This is the only way to sign in to your account: add a password or a passkey first.').count()).toBe(1);
+    await page.goto(`${gatehouse.base}/auth/account`);
+    expect(await linkedOnAccountPage(page)).toEqual([expect.stringContaining(`${UNTRUSTED.name} No Address`)]);
+
+    // Made through an upstream with a (verified) address, no password either: the address remains.
+    const email = address('mail-only');
+    const withAddress = await device();
+    await continueWith(withAddress, TRUSTED, trusted.account({ email, emailVerified: true }));
+    await backAt(withAddress, '/auth/account');
+    const { body: made } = await me(withAddress);
+    await unlinkButton(withAddress, TRUSTED).click();
+    await backAt(withAddress, '/auth/account');
+    expect(await linkedOnAccountPage(withAddress)).toEqual([]);
+    const other = await device();
+    await other.goto(`${gatehouse.base}/auth/email-sign-in`);
+    await other.getByLabel('Email address').fill(email);
+    await other.getByRole('button', { name: 'Email me a link and a code' }).click();
+    const code = /^Your sign-in code: (\d{4}) (\d{4})$/.exec((await mailTo(email, (s) => s.startsWith('Your sign-in code:'))).subject)!;
+    await other.getByLabel('Sign-in code').fill(`${code[1]}${code[2]}`);
+    await other.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await backAt(other, '/auth/account');
+    expect((await me(other)).body).toMatchObject({ user: { id: made!.user.id }, session: { amr: ['email'] } });
+  });
+
+  it('signs up through the untrusted upstream by the mailed link: verified, with the identity linked', async () => {
+    const email = address('mailed');
+    const login = untrusted.account({ email, emailVerified: true });
+    const page = await device();
+    await continueWith(page, UNTRUSTED, login);
+    await backAt(page, `/auth/upstream/${UNTRUSTED.id}/callback`);
+    await page.getByRole('heading', { level: 1, name: 'Check your email' }).waitFor();
+    expect((await me(page)).status).toBe(401);
+
+    const mail = await mailTo(email, 'Confirm your email address');
+    const link = mail.links.find((l) => l.startsWith(`${gatehouse.base}/auth/verify-email?token=`))!;
+    expect(link).toBeDefined();
+    await page.goto(link);
+    await page.getByRole('button', { name: 'Confirm email address' }).click();
+    await backAt(page, '/auth/account');
+    const { body } = await me(page);
+    expect(body!.user).toMatchObject({ email, emailVerified: true });
+    expect(await linkedOnAccountPage(page)).toEqual([expect.stringContaining(`${UNTRUSTED.name} ${email}`)]);
+
+    // "Then continue with the same service again": the upstream account signs in to it.
+    const again = await device();
+    await continueWith(again, UNTRUSTED, login);
+    await backAt(again, '/auth/account');
+    expect((await me(again)).body!.user.id).toBe(body!.user.id);
+  });
+
+  it("shows a client's own providers on the sign-in page of its authorization request", async () => {
+    const rp = await relyingParty();
+    const buttons = async (page: Page) => (await page.locator('section.upstream button').allTextContents()).map((b) => b.trim());
+
+    // Gatehouse's own sign-in shows every provider; the client's, none until the operator lists some.
+    const page = await device();
+    await page.goto(`${gatehouse.base}/auth/sign-in`);
+    expect((await buttons(page)).sort()).toEqual([`Continue with ${UNTRUSTED.name}`, `Continue with ${TRUSTED.name}`]);
+    await page.goto((await rp.authorize()).url.toString());
+    await backAt(page, '/auth/sign-in');
+    expect(await buttons(page)).toEqual([]);
+
+    const listed = providersCli(['clients', '--id', TRUSTED.id, '--client', rp.clientId, '--persist-to', gatehouse.persistTo], {
+      PUBLIC_URL: gatehouse.base,
+    });
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(JSON.parse(listed.stdout)).toMatchObject({
+      id: TRUSTED.id,
+      clients: [{ client_id: rp.clientId, share_tokens: false }],
+      callback_url: `${gatehouse.base}/auth/upstream/${TRUSTED.id}/callback`,
+    });
+
+    const request = await rp.authorize();
+    await page.goto(request.url.toString());
+    await backAt(page, '/auth/sign-in');
+    expect(await buttons(page)).toEqual([`Continue with ${TRUSTED.name}`]);
+
+    // And through it, on to the client with a code.
+    const email = address('client');
+    await page.getByRole('button', { name: `Continue with ${TRUSTED.name}` }).click();
+    await signInAtUpstream(page, trusted, trusted.account({ email, emailVerified: true }));
+    const tokens = await rp.tokens(page, request);
+    expect(tokens.claims()).toMatchObject({ aud: rp.clientId, amr: ['fed'] });
+    const info = await oidc.fetchUserInfo(rp.config, tokens.access_token, tokens.claims()!.sub);
+    expect(info).toMatchObject({ email, email_verified: true });
+  });
+
+  it("goes on to the client after a link confirmed during the client's authorization request", async () => {
+    const rp = await relyingParty([UNTRUSTED.id]);
+    const email = address('client-linker');
+    await signUpVerified(gatehouse.base, email, PASSWORD);
+    const page = await device();
+    const request = await rp.authorize();
+    await page.goto(request.url.toString());
+    await backAt(page, '/auth/sign-in');
+    await page.getByRole('button', { name: `Continue with ${UNTRUSTED.name}` }).click();
+    await signInAtUpstream(page, untrusted, untrusted.account({ email, emailVerified: true }));
+    await page.getByRole('link', { name: 'Sign in to that account' }).click();
+    await backAt(page, '/auth/sign-in');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.getByRole('button', { name: 'Link', exact: true }).click();
+
+    const tokens = await rp.tokens(page, request);
+    expect(tokens.claims()).toMatchObject({ aud: rp.clientId });
+    expect(await oidc.fetchUserInfo(rp.config, tokens.access_token, tokens.claims()!.sub)).toMatchObject({ email });
+    await page.goto(`${gatehouse.base}/auth/account`);
+    expect(await linkedOnAccountPage(page)).toEqual([expect.stringContaining(`${UNTRUSTED.name} ${email}`)]);
+  });
+});
