@@ -45,6 +45,8 @@ const GITHUB = {
   token_endpoint: 'https://github.com/login/oauth/access_token',
 } satisfies oauth.AuthorizationServer;
 export const GITHUB_API = 'https://api.github.com';
+/** The issuer of personal Microsoft accounts: what Entra's `consumers` authority names in its discovery document. */
+const ENTRA_CONSUMERS_ISSUER = 'https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0';
 
 /** Discovery documents per isolate, an hour; JWKS caches per issuer (oauth4webapi refetches on an unknown kid). */
 const metadata = new LruCache<string, oauth.AuthorizationServer>(100);
@@ -70,9 +72,11 @@ export async function serverOf(env: UpstreamEnv, p: UpstreamProvider): Promise<o
     const response = await oauth.discoveryRequest(new URL(issuer), { ...options(env, issuer), algorithm: 'oidc' });
     if (p.kind === 'entra' && (ENTRA_MULTI_TENANT as readonly string[]).some((t) => issuer.includes(`/${t}/`))) {
       // A multi-tenant authority's document names `{tenantid}` in its issuer: each token says its tenant.
+      // `consumers` names the one tenant of personal Microsoft accounts instead.
       if (!response.ok) throw new Error(`discovery answered ${response.status}`);
       as = (await response.json()) as oauth.AuthorizationServer;
-      if (!as.issuer?.includes('{tenantid}')) throw new Error('not a multi-tenant Entra document');
+      const consumers = issuer.includes('/consumers/') && as.issuer === ENTRA_CONSUMERS_ISSUER;
+      if (!as.issuer?.includes('{tenantid}') && !consumers) throw new Error('not a multi-tenant Entra document');
     } else as = await oauth.processDiscoveryResponse(new URL(issuer), response);
   } catch {
     throw new GatehouseError(

@@ -7,7 +7,7 @@ import { identityProviders } from '../../src/db/schema';
 import { randomToken } from '../../src/lib/crypto';
 import { TestBrowser } from '../browser';
 import { auditOf, createVerifiedUser, lastMailTo, ORIGIN, tokenFrom, call } from '../helpers';
-import { type Claims, entra, entraIssuer, google, GOOGLE, type RegisteredClient } from './fake-presets';
+import { type Claims, entra, entraIssuer, google, GOOGLE, MSA_TENANT, type RegisteredClient } from './fake-presets';
 import { continueHref, KEK } from './upstream-helpers';
 
 /**
@@ -286,6 +286,26 @@ describe('Microsoft Entra ID', () => {
     expect(await userRow(me.user.id)).toMatchObject({ email: before });
     expect(await linkedIdentity(entraIssuer(tid), claims.oid as string)).toMatchObject({ email: after, email_verified: 0 });
     expect(await env.DB.prepare('SELECT id FROM users WHERE email = ?').bind(after).first()).toBeNull();
+  });
+
+  it('signs in a personal Microsoft account through the consumers authority (its document names the tenant)', async () => {
+    const claims = person(MSA_TENANT);
+    const { b, res } = await viaEntra(new TestBrowser(), claims, { tenant: 'consumers' });
+    const me = await expectSignedIn(b, res);
+    expect(await linkedIdentity(entraIssuer(MSA_TENANT), claims.oid as string)).toMatchObject({ user_id: me.user.id });
+  });
+
+  it('takes no list of allowed tenants for the consumers authority (it has one tenant; the list would go unchecked)', async () => {
+    const input = {
+      id: `entra-${slug()}`,
+      kind: 'entra',
+      displayName: 'Microsoft',
+      clientId: 'c',
+      clientSecret: 's',
+      tenant: 'consumers',
+    } as const;
+    await expect(buildProvider({ ...input, tenants: [crypto.randomUUID()] }, KEK, Date.now())).rejects.toThrow(/common or organizations/);
+    await expect(buildProvider(input, KEK, Date.now())).resolves.toMatchObject({ issuer: entraIssuer('consumers') });
   });
 
   it('through a single tenant’s authority, refuses a token from another tenant', async () => {
