@@ -45,6 +45,7 @@ const GITHUB = {
   token_endpoint: 'https://github.com/login/oauth/access_token',
 } satisfies oauth.AuthorizationServer;
 export const GITHUB_API = 'https://api.github.com';
+const APPLE_RELAY_DOMAIN = 'privaterelay.appleid.com';
 /** The issuer of personal Microsoft accounts: what Entra's `consumers` authority names in its discovery document. */
 const ENTRA_CONSUMERS_ISSUER = 'https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0';
 
@@ -128,11 +129,16 @@ export async function authorizationUrl(
   return url;
 }
 
-/** Whether the preset is the authority for the address (Google for Gmail and for a Workspace's own domain). */
+/**
+ * Whether the preset is the authority for the address: Google for Gmail and for a Workspace's own
+ * domain; Apple for the relay addresses it makes (Hide My Email: one per person and developer team,
+ * whose mail only that person receives).
+ */
 function authoritative(p: UpstreamProvider, email: string, claims: Record<string, unknown>): boolean {
   const domain = email.slice(email.lastIndexOf('@') + 1);
   if (p.trustedEmailDomains.includes('*') || p.trustedEmailDomains.includes(domain)) return true;
   if (p.kind === 'google') return domain === 'gmail.com' || domain === 'googlemail.com' || claims.hd === domain;
+  if (p.kind === 'apple') return domain === APPLE_RELAY_DOMAIN;
   return false;
 }
 
@@ -151,7 +157,8 @@ export async function completeAuthorization(
   r: { params: URLSearchParams; state: string; nonce: string | null; codeVerifier: string; redirectUri: string },
 ): Promise<UpstreamIdentity> {
   let as = await serverOf(env, p);
-  const client: oauth.Client = { client_id: p.clientId, ...(p.kind === 'apple' ? { id_token_signed_response_alg: 'ES256' } : {}) };
+  // The ID token's algorithm is the upstream's (discovery); Apple's are RS256 (ES256 is only our client secret's).
+  const client: oauth.Client = { client_id: p.clientId };
   const opts = options(env, p.issuer);
   try {
     // state and, when the upstream sends it, RFC 9207's iss.

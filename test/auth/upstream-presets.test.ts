@@ -1,4 +1,5 @@
 import { env } from 'cloudflare:workers';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { forgetProviders } from '../../src/auth/upstream-provider-records';
 import { buildProvider, type ProviderInput } from '../../src/auth/upstream-providers';
@@ -7,7 +8,18 @@ import { identityProviders } from '../../src/db/schema';
 import { randomToken } from '../../src/lib/crypto';
 import { TestBrowser } from '../browser';
 import { auditOf, createVerifiedUser, lastMailTo, ORIGIN, tokenFrom, call } from '../helpers';
-import { type Claims, entra, entraIssuer, google, GOOGLE, MSA_TENANT, type RegisteredClient } from './fake-presets';
+import {
+  APPLE,
+  apple as fakeApple,
+  appleKey,
+  type Claims,
+  entra,
+  entraIssuer,
+  google,
+  GOOGLE,
+  MSA_TENANT,
+  type RegisteredClient,
+} from './fake-presets';
 import { continueHref, KEK } from './upstream-helpers';
 
 /**
@@ -319,5 +331,134 @@ describe('Microsoft Entra ID', () => {
       misbehave: { idToken: { iss: entraIssuer(crypto.randomUUID()) } },
     });
     await refused(b, res, other, 'could not be verified');
+  });
+});
+
+describe('Apple', () => {
+  const APPLE_ORIGIN = 'https://appleid.apple.com';
+  const appleId = () =>
+    randomToken(8)
+      .toUpperCase()
+      .replace(/[^A-Z0-9]/g, 'Q')
+      .slice(0, 10)
+      .padEnd(10, '7');
+  const relay = () => `${slug()}${slug()}@privaterelay.appleid.com`;
+  const person = (over: Claims = {}): Claims => ({
+    // Apple's sub: per developer team, stable.
+    sub: `001234.${randomToken(16).replace(/[^a-zA-Z0-9]/g, '0')}.0923`,
+    email: relay(),
+    email_verified: 'true',
+    is_private_email: 'true',
+    ...over,
+  });
+
+  /** An Apple provider: the key Gatehouse is given, and what Apple knows of it (by default the same key). */
+  async function registerApple(
+    apple?: Partial<{ teamId: string; keyId: string; publicKey: Awaited<ReturnType<typeof appleKey>>['publicKey'] }>,
+  ) {
+    const a = await fakeApple();
+    const key = await appleKey();
+    const teamId = appleId();
+    const keyId = appleId();
+    return register(
+      a,
+      { kind: 'apple', apple: { teamId, keyId, privateKey: key.pem } },
+      { apple: { teamId, keyId, publicKey: key.publicKey, ...apple } },
+    );
+  }
+
+  /** Apple's answer: a form post from Apple's page, across sites. */
+  async function viaApple(
+    browser: TestBrowser,
+    provider: { id: string },
+    claims: Claims,
+    user?: { name?: { firstName?: string; lastName?: string } },
+  ) {
+    const a = await fakeApple();
+    const b = browser.at(() => ({ fetch: a.fetch }));
+    const href = await start(b, provider.id);
+    const answer = a.authorize(href.toString(), claims, user ? { user } : {});
+    return { b, href, answer, res: await b.crossSitePost(answer.path, answer.form, APPLE_ORIGIN) };
+  }
+
+  it('asks for a form post, takes it across sites with only the binding cookie, and pays with an ES256 client secret JWT', async () => {
+    const a = await fakeApple();
+    const provider = await registerApple();
+    const claims = person();
+    const { b, href, res } = await viaApple(new TestBrowser(), provider, claims);
+    expect(href.origin + href.pathname).toBe(APPLE.authorize);
+    expect(href.searchParams.get('response_mode')).toBe('form_post');
+    expect(href.searchParams.get('scope')).toBe('openid email name');
+    expect(href.searchParams.get('nonce')).toBeTruthy();
+    expect(a.refusedSecrets).toEqual([]);
+    const me = await expectSignedIn(b, res);
+    expect(await linkedIdentity(APPLE.issuer, claims.sub as string)).toMatchObject({ user_id: me.user.id, provider_id: provider.id });
+    // The client secret Apple got: ES256 for the team and key, to Apple.
+    const secret = a.calls
+      .filter((c) => c.url === APPLE.token)
+      .at(-1)!
+      .form!.get('client_secret')!;
+    const client = a.clients.get(provider.clientId)!.apple!;
+    expect(decodeProtectedHeader(secret)).toMatchObject({ alg: 'ES256', kid: client.keyId });
+    expect(decodeJwt(secret)).toMatchObject({ iss: client.teamId, sub: provider.clientId, aud: APPLE_ORIGIN });
+  });
+
+  it('refuses Apple’s form post in a browser that did not start the sign-in, and a replay of it', async () => {
+    const provider = await registerApple();
+    const a = await fakeApple();
+    // The attacker starts a sign-in with their own Apple account and has the victim's browser post the answer.
+    const attacker = new TestBrowser().at(() => ({ fetch: a.fetch }));
+    const href = await start(attacker, provider.id);
+    const answer = a.authorize(href.toString(), person());
+    const victim = new TestBrowser().at(() => ({ fetch: a.fetch }));
+    await victim.open('/auth/sign-in');
+    const res = await victim.crossSitePost(answer.path, answer.form, APPLE_ORIGIN);
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain('was not started in this browser');
+    expect(victim.cookie('__Host-gatehouse_session')).toBeUndefined();
+
+    const own = await viaApple(new TestBrowser(), provider, person());
+    await expectSignedIn(own.b, own.res);
+    const replay = await own.b.crossSitePost(own.answer.path, own.answer.form, APPLE_ORIGIN);
+    expect(replay.status).toBe(400);
+  });
+
+  for (const [what, known] of [
+    ['signed with a key Apple does not have', async () => ({ publicKey: (await appleKey()).publicKey })],
+    ['for another team', async () => ({ teamId: 'ZZZZZZZZZZ' })],
+    ['naming another key', async () => ({ keyId: 'ZZZZZZZZZZ' })],
+  ] as const) {
+    it(`fails the sign-in when Apple refuses a client secret ${what}`, async () => {
+      const a = await fakeApple();
+      const before = a.refusedSecrets.length;
+      const provider = await registerApple(await known());
+      const claims = person();
+      const { b, res } = await viaApple(new TestBrowser(), provider, claims);
+      const html = await res.text();
+      expect(res.status, html.slice(0, 600)).toBe(400);
+      expect(html).toContain('could not be verified');
+      expect(a.refusedSecrets.length).toBe(before + 1);
+      expect(b.cookie('__Host-gatehouse_session')).toBeUndefined();
+      expect(await linkedIdentity(APPLE.issuer, claims.sub as string)).toBeNull();
+    });
+  }
+
+  it('signs up a private relay address, verified, as Apple said it with the string "true"', async () => {
+    const provider = await registerApple();
+    const claims = person({ email_verified: 'true' });
+    const { b, res } = await viaApple(new TestBrowser(), provider, claims);
+    const me = await expectSignedIn(b, res);
+    expect(await userRow(me.user.id)).toMatchObject({ email: claims.email, email_verified_at: expect.any(Number) });
+    expect(await linkedIdentity(APPLE.issuer, claims.sub as string)).toMatchObject({ email: claims.email, email_verified: 1 });
+  });
+
+  it('takes email_verified "false" (a string) as not verified: the address is confirmed by mail first', async () => {
+    const provider = await registerApple();
+    const claims = person({ email_verified: 'false' });
+    const { b, res } = await viaApple(new TestBrowser(), provider, claims);
+    expect(res.status).toBe(202);
+    expect(b.cookie('__Host-gatehouse_session')).toBeUndefined();
+    expect(await env.DB.prepare('SELECT id FROM users WHERE email = ?').bind(claims.email).first()).toBeNull();
+    expect((await lastMailTo(claims.email as string)).subject).toBeTruthy();
   });
 });
