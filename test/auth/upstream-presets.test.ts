@@ -461,4 +461,18 @@ describe('Apple', () => {
     expect(await env.DB.prepare('SELECT id FROM users WHERE email = ?').bind(claims.email).first()).toBeNull();
     expect((await lastMailTo(claims.email as string)).subject).toBeTruthy();
   });
+
+  it('keeps the name Apple sends only at the first authorization', async () => {
+    const provider = await registerApple();
+    const claims = person();
+    const first = await viaApple(new TestBrowser(), provider, claims, { name: { firstName: 'Ada', lastName: 'Lovelace' } });
+    const me = await expectSignedIn(first.b, first.res);
+    expect(await userRow(me.user.id)).toMatchObject({ name: 'Ada Lovelace' });
+    expect(await linkedIdentity(APPLE.issuer, claims.sub as string)).toMatchObject({ name: 'Ada Lovelace' });
+
+    const later = await viaApple(new TestBrowser(), provider, claims);
+    expect((await expectSignedIn(later.b, later.res)).user.id).toBe(me.user.id);
+    expect(await userRow(me.user.id)).toMatchObject({ name: 'Ada Lovelace' });
+    expect(await linkedIdentity(APPLE.issuer, claims.sub as string)).toMatchObject({ name: 'Ada Lovelace' });
+  });
 });
