@@ -368,6 +368,8 @@ async function makeApple() {
 // ── GitHub ───────────────────────────────────────────────────────────────────────────────────
 
 export const GITHUB = {
+  /** Not an OpenID Provider: the issuer Gatehouse names GitHub's identities with. */
+  issuer: 'https://github.com',
   authorize: 'https://github.com/login/oauth/authorize',
   token: 'https://github.com/login/oauth/access_token',
   api: 'https://api.github.com',

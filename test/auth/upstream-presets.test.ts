@@ -15,6 +15,9 @@ import {
   type Claims,
   entra,
   entraIssuer,
+  github as fakeGitHub,
+  GITHUB,
+  type GitHubAccount,
   google,
   GOOGLE,
   MSA_TENANT,
@@ -292,7 +295,8 @@ describe('Microsoft Entra ID', () => {
     const e = await entra();
     const b = again.at(() => ({ fetch: e.fetch }));
     const href = await start(b, linked!.provider_id);
-    const res = await back(b, e.authorize(href.toString(), { ...claims, email: after }));
+    // Even said to be verified, Entra's email claim is not taken as such.
+    const res = await back(b, e.authorize(href.toString(), { ...claims, email: after, email_verified: true }));
     const me = await expectSignedIn(b, res);
     expect(me.user.id).toBe(linked!.user_id);
     expect(await userRow(me.user.id)).toMatchObject({ email: before });
@@ -403,24 +407,31 @@ describe('Apple', () => {
     expect(decodeJwt(secret)).toMatchObject({ iss: client.teamId, sub: provider.clientId, aud: APPLE_ORIGIN });
   });
 
-  it('refuses Apple’s form post in a browser that did not start the sign-in, and a replay of it', async () => {
-    const provider = await registerApple();
-    const a = await fakeApple();
-    // The attacker starts a sign-in with their own Apple account and has the victim's browser post the answer.
-    const attacker = new TestBrowser().at(() => ({ fetch: a.fetch }));
-    const href = await start(attacker, provider.id);
-    const answer = a.authorize(href.toString(), person());
-    const victim = new TestBrowser().at(() => ({ fetch: a.fetch }));
-    await victim.open('/auth/sign-in');
-    const res = await victim.crossSitePost(answer.path, answer.form, APPLE_ORIGIN);
-    expect(res.status).toBe(400);
-    expect(await res.text()).toContain('was not started in this browser');
-    expect(victim.cookie('__Host-gatehouse_session')).toBeUndefined();
+  for (const started of [false, true])
+    it(`refuses Apple’s answer to an attacker’s sign-in posted into a victim’s browser (${started ? 'with a sign-in of its own under way' : 'with none'})`, async () => {
+      const provider = await registerApple();
+      const a = await fakeApple();
+      // The attacker starts a sign-in with their own Apple account and has the victim's browser post the answer.
+      const attacker = new TestBrowser().at(() => ({ fetch: a.fetch }));
+      const answer = a.authorize((await start(attacker, provider.id)).toString(), person());
+      const victim = new TestBrowser().at(() => ({ fetch: a.fetch }));
+      if (started) await start(victim, provider.id);
+      else await victim.open('/auth/sign-in');
+      const res = await victim.crossSitePost(answer.path, answer.form, APPLE_ORIGIN);
+      expect(res.status).toBe(400);
+      expect(await res.text()).toContain('was not started in this browser');
+      expect(victim.cookie('__Host-gatehouse_session')).toBeUndefined();
+      // Nothing was taken: the request still belongs to the browser that started it.
+      expect((await attacker.crossSitePost(answer.path, answer.form, APPLE_ORIGIN)).status).toBe(303);
+    });
 
+  it('refuses a replay of Apple’s answer', async () => {
+    const provider = await registerApple();
     const own = await viaApple(new TestBrowser(), provider, person());
     await expectSignedIn(own.b, own.res);
     const replay = await own.b.crossSitePost(own.answer.path, own.answer.form, APPLE_ORIGIN);
     expect(replay.status).toBe(400);
+    expect(await replay.text()).toContain('has already finished');
   });
 
   for (const [what, known] of [
@@ -474,5 +485,104 @@ describe('Apple', () => {
     expect((await expectSignedIn(later.b, later.res)).user.id).toBe(me.user.id);
     expect(await userRow(me.user.id)).toMatchObject({ name: 'Ada Lovelace' });
     expect(await linkedIdentity(APPLE.issuer, claims.sub as string)).toMatchObject({ name: 'Ada Lovelace' });
+  });
+});
+
+describe('GitHub', () => {
+  const account = (over: Partial<GitHubAccount> = {}): GitHubAccount => {
+    const login = `ada-${slug()}`;
+    return {
+      id: 100_000 + Math.floor(Math.random() * 1e8),
+      login,
+      name: 'Ada Lovelace',
+      avatar_url: 'https://avatars.githubusercontent.com/u/1?v=4',
+      emails: [],
+      ...over,
+    };
+  };
+
+  async function viaGitHub(browser: TestBrowser, provider: { id: string }, person: GitHubAccount) {
+    const g = await fakeGitHub();
+    const b = browser.at(() => ({ fetch: g.fetch }));
+    const href = await start(b, provider.id);
+    return { b, href, res: await back(b, g.authorize(href.toString(), person)) };
+  }
+  const registerGitHub = async (over: Partial<ProviderInput> = {}) =>
+    register(await fakeGitHub(), { kind: 'github', clientSecret: randomToken(20), ...over } as ProviderInput);
+
+  it('speaks OAuth 2 without a nonce or ID token, mails the verified primary address, and keys the identity on the numeric id', async () => {
+    const g = await fakeGitHub();
+    const provider = await registerGitHub();
+    const primary = `ada-${slug()}@acme.example`;
+    const person = account({
+      email: `public-${slug()}@acme.example`,
+      emails: [
+        { email: `old-${slug()}@acme.example`, primary: false, verified: true },
+        { email: primary, primary: true, verified: true },
+      ],
+    });
+    const { href, res } = await viaGitHub(new TestBrowser(), provider, person);
+    expect(href.origin + href.pathname).toBe(GITHUB.authorize);
+    expect(href.searchParams.get('scope')).toBe('read:user user:email');
+    expect(href.searchParams.has('nonce')).toBe(false);
+    expect(href.searchParams.get('code_challenge_method')).toBe('S256');
+    // GitHub is no authority for the address: the account is made when the mailed link is opened.
+    expect(res.status).toBe(202);
+    expect(await res.text()).toContain(primary);
+    const verified = await call('/auth/api/verify-email', { method: 'POST', json: { token: tokenFrom(await lastMailTo(primary)) } });
+    expect(verified.status).toBe(200);
+    const linked = await linkedIdentity(GITHUB.issuer, String(person.id));
+    expect(linked).toMatchObject({ provider_id: provider.id, email: primary, name: 'Ada Lovelace' });
+    expect(await userRow(linked!.user_id)).toMatchObject({ email: primary, email_verified_at: expect.any(Number) });
+
+    // Then on with GitHub again (a new login name: the id is what counts), its API asked as GitHub requires.
+    const again = await viaGitHub(new TestBrowser(), provider, { ...person, login: `lovelace-${slug()}` });
+    expect((await expectSignedIn(again.b, again.res)).user.id).toBe(linked!.user_id);
+    expect(await linkedIdentity(GITHUB.issuer, String(person.id))).toMatchObject({ email: primary, email_verified: 1 });
+    const api = g.calls.filter((c) => c.url.startsWith(GITHUB.api)).slice(-2);
+    expect(api.map((c) => new URL(c.url).pathname)).toEqual(['/user', '/user/emails']);
+    for (const c of api) {
+      expect(c.headers.get('authorization')).toMatch(/^Bearer gho_/);
+      expect(c.headers.get('user-agent')).toBeTruthy();
+    }
+    expect(await auditTypes(linked!.user_id)).toEqual(expect.arrayContaining(['sign_up', 'sign_in']));
+  });
+
+  for (const [what, emails] of [
+    [
+      'an unverified primary address, nor a verified one that is not primary',
+      (a: string, b: string) => [
+        { email: a, primary: true, verified: false },
+        { email: b, primary: false, verified: true },
+      ],
+    ],
+    ['no address at all', () => []],
+  ] as const) {
+    it(`makes an account without an address for a person with ${what}`, async () => {
+      const provider = await registerGitHub();
+      const a = `ada-${slug()}@acme.example`;
+      const b = `ada-${slug()}@acme.example`;
+      // The public profile address is whatever the person typed: never used either.
+      const person = account({ email: b, emails: [...emails(a, b)] });
+      const { b: browser, res } = await viaGitHub(new TestBrowser(), provider, person);
+      const me = await expectSignedIn(browser, res);
+      expect(await userRow(me.user.id)).toMatchObject({ email: `${me.user.id}@no-email.invalid`, email_verified_at: null });
+      expect(await linkedIdentity(GITHUB.issuer, String(person.id))).toMatchObject({ user_id: me.user.id, email: null, email_verified: 0 });
+      expect(await env.DB.prepare('SELECT count(*) AS n FROM users WHERE email IN (?, ?)').bind(a, b).first()).toEqual({ n: 0 });
+    });
+  }
+
+  it('links a verified primary address to the account that has it only where the operator trusts GitHub for its domain', async () => {
+    const domain = `acme-${slug()}.example`;
+    const local = await createVerifiedUser(`ada@${domain}`);
+    const person = account({ emails: [{ email: local.email, primary: true, verified: true }] });
+    const untrusted = await viaGitHub(new TestBrowser(), await registerGitHub(), person);
+    expect(untrusted.res.status).toBe(200);
+    expect(await untrusted.res.text()).toContain('Sign in to link your account');
+    expect(await linkedIdentity(GITHUB.issuer, String(person.id))).toBeNull();
+
+    const trusted = await viaGitHub(new TestBrowser(), await registerGitHub({ trustedEmailDomains: [domain] }), person);
+    expect((await expectSignedIn(trusted.b, trusted.res)).user.id).toBe(local.userId);
+    expect(await linkedIdentity(GITHUB.issuer, String(person.id))).toMatchObject({ user_id: local.userId });
   });
 });
