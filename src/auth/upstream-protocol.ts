@@ -216,8 +216,9 @@ function reasonOf(p: UpstreamProvider, e: unknown): string {
   console.error(
     JSON.stringify({ event: 'upstream_failed', provider: p.id, code, error: e instanceof Error ? e.message.slice(0, 200) : 'unknown' }),
   );
+  // Apple says a person's Cancel with a code of its own.
   if (e instanceof oauth.AuthorizationResponseError)
-    return e.error === 'access_denied'
+    return e.error === 'access_denied' || e.error === 'user_cancelled_authorize'
       ? `You did not allow the sign-in at ${p.displayName}.`
       : `${p.displayName} could not sign you in (${/^[a-z_]{1,40}$/.test(e.error) ? e.error : 'error'}).`;
   return `The answer from ${p.displayName} could not be verified. Start again, or sign in another way.`;

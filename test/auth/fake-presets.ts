@@ -362,6 +362,14 @@ async function makeApple() {
       if (o.user) form.set('user', JSON.stringify(o.user));
       return { path: back.pathname, form };
     },
+    /** The person presses Cancel at Apple: Apple's own error code, posted back like an answer. */
+    cancel(href: string) {
+      const q = new URL(href).searchParams;
+      return {
+        path: new URL(q.get('redirect_uri')!).pathname,
+        form: new URLSearchParams({ error: 'user_cancelled_authorize', state: q.get('state')! }),
+      };
+    },
   };
 }
 

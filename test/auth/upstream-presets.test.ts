@@ -425,6 +425,18 @@ describe('Apple', () => {
       expect((await attacker.crossSitePost(answer.path, answer.form, APPLE_ORIGIN)).status).toBe(303);
     });
 
+  it('says the person cancelled when Apple posts its own user_cancelled_authorize', async () => {
+    const a = await fakeApple();
+    const provider = await registerApple();
+    const b = new TestBrowser().at(() => ({ fetch: a.fetch }));
+    const cancelled = a.cancel((await start(b, provider.id)).toString());
+    const res = await b.crossSitePost(cancelled.path, cancelled.form, APPLE_ORIGIN);
+    const html = await res.text();
+    expect(res.status, html.slice(0, 600)).toBe(400);
+    expect(html).toContain(`You did not allow the sign-in at apple ${provider.id}.`);
+    expect(b.cookie('__Host-gatehouse_session')).toBeUndefined();
+  });
+
   it('refuses a replay of Apple’s answer', async () => {
     const provider = await registerApple();
     const own = await viaApple(new TestBrowser(), provider, person());
