@@ -584,6 +584,21 @@ describe('GitHub', () => {
     });
   }
 
+  it('fails the sign-in when GitHub answers the code exchange with an error in a 200 response', async () => {
+    const g = await fakeGitHub();
+    // Gatehouse was given a secret GitHub does not know.
+    const provider = await register(g, { kind: 'github', clientSecret: randomToken(20) }, { secret: randomToken(20) });
+    const person = account({ emails: [{ email: `ada-${slug()}@acme.example`, primary: true, verified: true }] });
+    const { b, res } = await viaGitHub(new TestBrowser(), provider, person);
+    const html = await res.text();
+    expect(res.status, html.slice(0, 600)).toBe(400);
+    expect(html).toContain('could not be verified');
+    const exchange = g.calls.filter((c) => c.url === GITHUB.token).at(-1)!;
+    expect(exchange.headers.get('accept')).toContain('application/json');
+    expect(b.cookie('__Host-gatehouse_session')).toBeUndefined();
+    expect(await linkedIdentity(GITHUB.issuer, String(person.id))).toBeNull();
+  });
+
   it('links a verified primary address to the account that has it only where the operator trusts GitHub for its domain', async () => {
     const domain = `acme-${slug()}.example`;
     const local = await createVerifiedUser(`ada@${domain}`);
