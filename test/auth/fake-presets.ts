@@ -51,10 +51,14 @@ async function upstreamCore(jwkExtras: Partial<JWK> = { alg: 'RS256' }) {
     jwks: { keys: [jwk] },
     clients,
     calls,
-    async log(request: Request) {
-      const form = request.method === 'POST' ? new URLSearchParams(new TextDecoder().decode(await request.clone().arrayBuffer())) : null;
-      calls.push({ method: request.method, url: request.url, headers: request.headers, form });
-      return form;
+    /** The upstream's fetch: every call logged (with its form, for a POST), then answered by `route`. */
+    serve(route: (request: Request, url: URL, form: URLSearchParams | null) => Promise<Response>): typeof fetch {
+      return (async (input: RequestInfo | URL, init?: RequestInit) => {
+        const request = new Request(input, init);
+        const form = request.method === 'POST' ? new URLSearchParams(new TextDecoder().decode(await request.clone().arrayBuffer())) : null;
+        calls.push({ method: request.method, url: request.url, headers: request.headers, form });
+        return route(request, new URL(request.url), form);
+      }) as typeof fetch;
     },
     /** The person allows the request at `href` (its endpoint checked by the caller): a code for it. */
     grant(href: string, person: Claims, misbehave: Misbehaviour = {}, pkce: 'required' | 'optional' | 'ignored' = 'required') {
@@ -139,10 +143,7 @@ export const GOOGLE = {
 
 async function makeGoogle() {
   const core = await upstreamCore();
-  const fetcher = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    const request = new Request(input, init);
-    const form = await core.log(request);
-    const url = new URL(request.url);
+  const fetcher = core.serve(async (request, url, form) => {
     switch (url.origin + url.pathname) {
       case `${GOOGLE.issuer}/.well-known/openid-configuration`:
         return json({
@@ -174,10 +175,10 @@ async function makeGoogle() {
       }
     }
     return new Response('Not Found', { status: 404 });
-  };
+  });
   return {
     ...core,
-    fetch: fetcher as typeof fetch,
+    fetch: fetcher,
     /** The person at Google's consent screen: the callback (path and query), with Google's extra parameters and RFC 9207 `iss`. */
     authorize(href: string, person: Claims, misbehave: Misbehaviour = {}): string {
       if (!href.startsWith(`${GOOGLE.authorize}?`)) throw new Error(`not Google's authorization endpoint: ${href}`);
@@ -204,10 +205,7 @@ const ENTRA_PATH =
 async function makeEntra() {
   // Entra's keys carry no `alg`, and name the templated issuer they sign for.
   const core = await upstreamCore({ x5t: 'fake', issuer: `${ENTRA_HOST}/{tenantid}/v2.0` } as Partial<JWK>);
-  const fetcher = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    const request = new Request(input, init);
-    const form = await core.log(request);
-    const url = new URL(request.url);
+  const fetcher = core.serve(async (request, url, form) => {
     const match = url.origin === ENTRA_HOST ? ENTRA_PATH.exec(url.pathname) : null;
     if (!match) return new Response('Not Found', { status: 404 });
     const [, authority, what] = match as unknown as [string, string, string];
@@ -236,10 +234,10 @@ async function makeEntra() {
     const tid = g.person.tid as string;
     const id_token = await core.idToken(g, { iss: entraIssuer(tid), ver: '2.0', rh: '0.fake', uti: randomToken(8), ...g.person });
     return json({ token_type: 'Bearer', scope: 'openid profile email', expires_in: 4371, access_token: randomToken(32), id_token });
-  };
+  });
   return {
     ...core,
-    fetch: fetcher as typeof fetch,
+    fetch: fetcher,
     /** The person at Microsoft's sign-in page (`tid`, `oid`, `sub` and what else the token says). */
     authorize(href: string, person: Claims, misbehave: Misbehaviour = {}): string {
       if (!/^https:\/\/login\.microsoftonline\.com\/[^/]+\/oauth2\/v2\.0\/authorize\?/.test(href)) throw new Error(`not Entra: ${href}`);
@@ -280,10 +278,7 @@ async function appleClientSecretError(client: RegisteredClient | undefined, secr
 async function makeApple() {
   const core = await upstreamCore();
   const refusedSecrets: string[] = [];
-  const fetcher = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    const request = new Request(input, init);
-    const form = await core.log(request);
-    const url = new URL(request.url);
+  const fetcher = core.serve(async (_request, url, form) => {
     switch (url.origin + url.pathname) {
       case `${APPLE.issuer}/.well-known/openid-configuration`:
         return json({
@@ -336,10 +331,10 @@ async function makeApple() {
       }
     }
     return new Response('Not Found', { status: 404 });
-  };
+  });
   return {
     ...core,
-    fetch: fetcher as typeof fetch,
+    fetch: fetcher,
     /** Why Apple's token endpoint refused client secrets (for the tests' messages). */
     refusedSecrets,
     /**
@@ -397,10 +392,7 @@ export interface GitHubAccount {
 async function makeGitHub() {
   const core = await upstreamCore();
   const accounts = new Map<string, GitHubAccount>();
-  const fetcher = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    const request = new Request(input, init);
-    const form = await core.log(request);
-    const url = new URL(request.url);
+  const fetcher = core.serve(async (request, url, form) => {
     if (url.origin + url.pathname === GITHUB.token) {
       // GitHub answers an OAuth error with 200, and form-encoded unless JSON is asked for.
       const g = await secretGrant(core, request, form!);
@@ -427,10 +419,10 @@ async function makeGitHub() {
     if (url.pathname === '/user') return json({ type: 'User', email: null, ...user });
     if (url.pathname === '/user/emails') return json(emails.map((e) => ({ visibility: null, ...e })));
     return json({ message: 'Not Found' }, 404);
-  };
+  });
   return {
     ...core,
-    fetch: fetcher as typeof fetch,
+    fetch: fetcher,
     /** The person at GitHub's authorize page: back with `code` and `state`, nothing else. */
     authorize(href: string, account: GitHubAccount): string {
       if (!href.startsWith(`${GITHUB.authorize}?`)) throw new Error(`not GitHub's authorization endpoint: ${href}`);
