@@ -40,7 +40,7 @@ Options (add; replaces a provider with the same id):
   --icon-url URL              an https URL of the button's icon
   --issuer URL                (oidc) the issuer to discover
   --tenant T                  (entra) common (default), organizations, consumers or a tenant id
-  --allow-tenant ID           (entra, repeatable) with a multi-tenant authority: only these tenants
+  --allow-tenant ID           (entra, repeatable) with common or organizations: only these tenants
   --client-id ID              the client id at the provider
   --client-secret S           the client secret (not for apple)
   --apple-team-id ID --apple-key-id ID --apple-key-file FILE

@@ -11,6 +11,8 @@ import { ORIGIN, uniqueIp } from './helpers';
 export class TestBrowser {
   /** host → name → value. */
   readonly jar = new Map<string, Map<string, string>>();
+  /** host → names of the cookies set SameSite=None (the only ones a cross-site POST carries). */
+  readonly crossSiteCookies = new Map<string, Set<string>>();
   ip = uniqueIp();
   cf: { country?: string; asn?: number } | undefined;
   userAgent = 'Mozilla/5.0 (X11; Linux x86_64) TestBrowser/1.0';
@@ -67,6 +69,10 @@ export class TestBrowser {
       const expired = attrs.some((a) => /^\s*max-age=0$/i.test(a)) || value === '';
       if (expired) this.cookiesOf(host).delete(name);
       else this.cookiesOf(host).set(name, value);
+      const none = this.crossSiteCookies.get(host) ?? new Set();
+      this.crossSiteCookies.set(host, none);
+      if (!expired && attrs.some((a) => /^\s*samesite=none$/i.test(a))) none.add(name);
+      else none.delete(name);
     }
   }
 
@@ -127,6 +133,29 @@ export class TestBrowser {
       body: new URLSearchParams({ csrf_token: token, ...fields }).toString(),
       headers: { 'content-type': 'application/x-www-form-urlencoded', origin: ORIGIN, accept: 'text/html', 'sec-fetch-mode': 'navigate' },
     });
+  }
+
+  /**
+   * A form another site's page posts to Gatehouse (Apple's form_post): the browser sends the
+   * cross-site Origin and only the cookies set SameSite=None; the response's cookies are kept.
+   */
+  async crossSitePost(path: string, form: URLSearchParams, origin: string): Promise<Response> {
+    const url = new URL(path, ORIGIN);
+    const none = this.crossSiteCookies.get(url.host) ?? new Set();
+    const cookie = [...this.cookiesOf(url.host)].filter(([k]) => none.has(k)).map(([k, v]) => `${k}=${v}`);
+    const headers = new Headers({
+      'content-type': 'application/x-www-form-urlencoded',
+      origin,
+      'sec-fetch-site': 'cross-site',
+      'sec-fetch-mode': 'navigate',
+      accept: 'text/html',
+      'cf-connecting-ip': this.ip,
+      'user-agent': this.userAgent,
+      ...(cookie.length ? { cookie: cookie.join('; ') } : {}),
+    });
+    const res = await this.worker(new Request(url.toString(), { method: 'POST', headers, body: form.toString(), redirect: 'manual' }));
+    this.remember(url.host, res);
+    return res;
   }
 
   /** JSON POST to the API (same origin). */

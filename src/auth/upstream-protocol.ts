@@ -45,6 +45,9 @@ const GITHUB = {
   token_endpoint: 'https://github.com/login/oauth/access_token',
 } satisfies oauth.AuthorizationServer;
 export const GITHUB_API = 'https://api.github.com';
+const APPLE_RELAY_DOMAIN = 'privaterelay.appleid.com';
+/** The issuer of personal Microsoft accounts: what Entra's `consumers` authority names in its discovery document. */
+const ENTRA_CONSUMERS_ISSUER = 'https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0';
 
 /** Discovery documents per isolate, an hour; JWKS caches per issuer (oauth4webapi refetches on an unknown kid). */
 const metadata = new LruCache<string, oauth.AuthorizationServer>(100);
@@ -70,9 +73,11 @@ export async function serverOf(env: UpstreamEnv, p: UpstreamProvider): Promise<o
     const response = await oauth.discoveryRequest(new URL(issuer), { ...options(env, issuer), algorithm: 'oidc' });
     if (p.kind === 'entra' && (ENTRA_MULTI_TENANT as readonly string[]).some((t) => issuer.includes(`/${t}/`))) {
       // A multi-tenant authority's document names `{tenantid}` in its issuer: each token says its tenant.
+      // `consumers` names the one tenant of personal Microsoft accounts instead.
       if (!response.ok) throw new Error(`discovery answered ${response.status}`);
       as = (await response.json()) as oauth.AuthorizationServer;
-      if (!as.issuer?.includes('{tenantid}')) throw new Error('not a multi-tenant Entra document');
+      const consumers = issuer.includes('/consumers/') && as.issuer === ENTRA_CONSUMERS_ISSUER;
+      if (!as.issuer?.includes('{tenantid}') && !consumers) throw new Error('not a multi-tenant Entra document');
     } else as = await oauth.processDiscoveryResponse(new URL(issuer), response);
   } catch {
     throw unavailable(p);
@@ -121,11 +126,16 @@ export async function authorizationUrl(
   return url;
 }
 
-/** Whether the preset is the authority for the address (Google for Gmail and for a Workspace's own domain). */
+/**
+ * Whether the preset is the authority for the address: Google for Gmail and for a Workspace's own
+ * domain; Apple for the relay addresses it makes (Hide My Email: one per person and developer team,
+ * whose mail only that person receives).
+ */
 function authoritative(p: UpstreamProvider, email: string, claims: Record<string, unknown>): boolean {
   const domain = email.slice(email.lastIndexOf('@') + 1);
   if (p.trustedEmailDomains.includes('*') || p.trustedEmailDomains.includes(domain)) return true;
   if (p.kind === 'google') return domain === 'gmail.com' || domain === 'googlemail.com' || claims.hd === domain;
+  if (p.kind === 'apple') return domain === APPLE_RELAY_DOMAIN;
   return false;
 }
 
@@ -144,7 +154,8 @@ export async function completeAuthorization(
   r: { params: URLSearchParams; state: string; nonce: string | null; codeVerifier: string; redirectUri: string },
 ): Promise<UpstreamIdentity> {
   let as = await serverOf(env, p);
-  const client: oauth.Client = { client_id: p.clientId, ...(p.kind === 'apple' ? { id_token_signed_response_alg: 'ES256' } : {}) };
+  // The ID token's algorithm is the upstream's (discovery); Apple's are RS256 (ES256 is only our client secret's).
+  const client: oauth.Client = { client_id: p.clientId };
   const opts = options(env, p.issuer);
   try {
     // state and, when the upstream sends it, RFC 9207's iss.
@@ -216,8 +227,9 @@ function reasonOf(p: UpstreamProvider, e: unknown): string {
   console.error(
     JSON.stringify({ event: 'upstream_failed', provider: p.id, code, error: e instanceof Error ? e.message.slice(0, 200) : 'unknown' }),
   );
+  // Apple says a person's Cancel with a code of its own.
   if (e instanceof oauth.AuthorizationResponseError)
-    return e.error === 'access_denied'
+    return e.error === 'access_denied' || e.error === 'user_cancelled_authorize'
       ? `You did not allow the sign-in at ${p.displayName}.`
       : `${p.displayName} could not sign you in (${/^[a-z_]{1,40}$/.test(e.error) ? e.error : 'error'}).`;
   return `The answer from ${p.displayName} could not be verified. Start again, or sign in another way.`;

@@ -32,7 +32,7 @@ export interface UpstreamProvider {
   scopes: string[];
   /** Domains whose addresses this provider is trusted to have verified (`*`: any). */
   trustedEmailDomains: string[];
-  /** Entra: the tenants whose users may sign in (empty: any, for a multi-tenant authority). */
+  /** Entra: the tenants whose users may sign in (empty: any, for the common or organizations authority). */
   tenants: string[];
   apple: { teamId: string; keyId: string; privateKeySealed: string } | null;
   storeTokens: boolean;
@@ -77,7 +77,7 @@ export const providerInput = z
     trustedEmailDomains: z.array(z.string().toLowerCase().regex(DOMAIN, 'must be a domain name or *')).max(100).default([]),
     /** entra: `common`, `organizations`, `consumers`, or a tenant id. */
     tenant: z.string().optional(),
-    /** entra with a multi-tenant authority: the tenant ids allowed to sign in (none: any). */
+    /** entra with the common or organizations authority: the tenant ids allowed to sign in (none: any). */
     tenants: z.array(z.string().toLowerCase().regex(GUID, 'must be a tenant id (a GUID)')).max(100).default([]),
     /** apple: the team id, the key id and the key (a PKCS#8 PEM from the developer portal). */
     apple: z
@@ -107,8 +107,9 @@ export const providerInput = z
       const tenant = p.tenant ?? 'common';
       if (!(ENTRA_MULTI_TENANT as readonly string[]).includes(tenant) && !GUID.test(tenant))
         ctx.addIssue({ code: 'custom', path: ['tenant'], message: 'must be common, organizations, consumers or a tenant id' });
-      if (p.tenants.length && !(ENTRA_MULTI_TENANT as readonly string[]).includes(tenant))
-        ctx.addIssue({ code: 'custom', path: ['tenants'], message: 'applies to a multi-tenant authority only' });
+      // `consumers` has one tenant (personal accounts): a list there would not be checked.
+      if (p.tenants.length && tenant !== 'common' && tenant !== 'organizations')
+        ctx.addIssue({ code: 'custom', path: ['tenants'], message: 'applies to the common or organizations authority only' });
     } else if (p.tenant || p.tenants.length) ctx.addIssue({ code: 'custom', path: ['tenant'], message: 'is for Entra only' });
     // Entra lets its users set the email claim to any address and does not verify it.
     if (p.kind === 'entra' && p.trustedEmailDomains.length)

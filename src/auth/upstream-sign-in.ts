@@ -210,9 +210,9 @@ async function sealedTokens(deps: Deps, i: UpstreamIdentity, identityId: string)
 }
 
 /**
- * The upstream's claims that matter, refreshed at each sign-in (and its tokens, when kept). Built,
- * not run: the caller puts it in a batch. (An async function must never return a query: awaiting it
- * would run it.)
+ * The upstream's claims that matter, refreshed at each sign-in (and its tokens, when kept); a name
+ * is kept when none comes (Apple sends it at the first authorization only). Built, not run: the
+ * caller puts it in a batch. (An async function must never return a query: awaiting it would run it.)
  */
 function refreshStatement(deps: Deps, identityId: string, i: UpstreamIdentity, now: number, sealedTokens: string | null) {
   return deps.db
@@ -220,7 +220,7 @@ function refreshStatement(deps: Deps, identityId: string, i: UpstreamIdentity, n
     .set({
       email: i.email,
       emailVerified: i.emailVerified,
-      name: i.name,
+      ...(i.name !== null ? { name: i.name } : {}),
       picture: i.picture,
       lastSignInAt: now,
       ...(sealedTokens ? { tokensEncrypted: sealedTokens } : {}),
