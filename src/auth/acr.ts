@@ -2,12 +2,13 @@
  * Authentication methods (`amr`, RFC 8176 values where one exists) and the authentication context
  * classes (`acr`) Gatehouse derives from them. docs/authentication.md is the reference for both.
  *
- * amr: `pwd` password · `email` magic link or email code · `otp` TOTP or a recovery code ·
+ * amr: `pwd` password · `email` magic link or email code · `fed` an upstream identity provider ·
+ *      `otp` TOTP or a recovery code ·
  *      `hwk` a passkey (WebAuthn) · `user` the authenticator verified the user (PIN, biometric) ·
  *      `mfa` two independent factors were used.
  */
 export const ACR = {
-  /** One factor: a password, or a link or code sent by email. */
+  /** One factor: a password, a link or code sent by email, or an upstream identity provider. */
   oneFactor: 'urn:gatehouse:acr:1fa',
   /** Two factors: a first factor plus TOTP, a recovery code or a passkey. */
   mfa: 'urn:gatehouse:acr:mfa',
@@ -18,7 +19,7 @@ export const ACR = {
 export const ACR_VALUES: readonly string[] = [ACR.oneFactor, ACR.mfa, ACR.phishingResistant];
 const RANK: Record<string, number> = { [ACR.oneFactor]: 1, [ACR.mfa]: 2, [ACR.phishingResistant]: 3 };
 
-const FIRST = ['pwd', 'email'];
+const FIRST = ['pwd', 'email', 'fed'];
 const SECOND = ['otp', 'hwk'];
 
 /** The amr after adding `added` to a sign-in that already had `amr` (step-up keeps what was there). */

@@ -53,8 +53,7 @@ export async function unlinkIdentity(
   );
   if (!user || !identity) throw new GatehouseError('not_found', 'That linked account is not on your account.');
   const address = shownEmail(user.email);
-  const last = () =>
-    new GatehouseError('last_sign_in_method', 'This is the only way to sign in to your account: add a password or a passkey first.');
+  const last = () => new GatehouseError('last_sign_in_method', 'This is the only way to sign in to your account: add a passkey first.');
   const otherWay = user.passwordHash !== null || (keys?.n ?? 0) > 0 || address !== null;
   if (!otherWay && (others?.n ?? 0) === 0) throw last();
   // Resting on another identity alone, the delete re-checks it in the same statement: two unlinks

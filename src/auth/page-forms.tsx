@@ -40,10 +40,18 @@ export const continueTo = (c: Context, returnTo: string) =>
   /^\/auth\/(authorize|connect)(\?|$)/.test(returnTo) ? c.html(<ContinuePage href={returnTo} />) : c.redirect(returnTo, 303);
 
 /** A first factor passed: signed in at once, or on to the second step. */
-export function afterFirstFactor(c: C, outcome: SignInOutcome, returnTo: string): Response | Promise<Response> {
+export function afterFirstFactor(
+  c: C,
+  outcome: SignInOutcome,
+  returnTo: string,
+  o: { crossSite?: boolean } = {},
+): Response | Promise<Response> {
   if (outcome.kind === 'second_factor') {
     writeCookie(c, COOKIES.secondFactor, outcome.pending, PENDING_TTL);
-    return c.redirect(`/auth/second-factor?${new URLSearchParams({ return_to: returnTo })}`, 303);
+    const next = `/auth/second-factor?${new URLSearchParams({ return_to: returnTo })}`;
+    // A redirect would go on with the navigation another site started (an upstream's way back), on
+    // which the browser holds the SameSite=Strict cookie just set; a page of ours starts a new one.
+    return o.crossSite ? c.html(<ContinuePage href={next} />) : c.redirect(next, 303);
   }
   clearCookie(c, COOKIES.secondFactor);
   setSessionCookie(c, outcome.session.cookie);

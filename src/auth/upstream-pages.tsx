@@ -78,7 +78,7 @@ export interface IdentityRow {
   name: string | null;
 }
 
-/** The account page's linked accounts: each with Unlink; a Link button per provider not yet linked. */
+/** The account page's linked accounts: each with Unlink; a Link button per enabled provider (a second account there may be linked too). */
 export const LinkedAccountsSection: FC<{ identities: IdentityRow[]; linkable: ProviderButton[]; csrf: string; askProof: boolean }> = (
   p,
 ) => (

@@ -105,7 +105,7 @@ async function callback(c: C, params: URLSearchParams) {
   const returnTo = safeReturnTo(done.kind === 'verify_email' ? null : done.returnTo);
   switch (done.kind) {
     case 'signed_in':
-      return afterFirstFactor(c, done.outcome, returnTo);
+      return afterFirstFactor(c, done.outcome, returnTo, { crossSite: true });
     case 'linked':
       return c.redirect(`/auth/account?${new URLSearchParams({ linked: done.provider })}`, 303);
     case 'confirm_link': {

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import * as oidc from 'openid-client';
+import { Secret, TOTP } from 'otpauth';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
@@ -210,6 +211,36 @@ describe('social sign-in through local OpenID Providers', () => {
     expect(await linkedOnAccountPage(second)).toEqual([expect.stringContaining(`${TRUSTED.name} ${moved}`)]);
   });
 
+  it('asks an account with an authenticator app for its code after the upstream, on a new device', async () => {
+    const email = address('two-step');
+    const login = trusted.account({ email, emailVerified: true });
+    const first = await device();
+    await continueWith(first, TRUSTED, login);
+    await backAt(first, '/auth/account');
+    // Turn on an authenticator app (the sign-in is recent), as the account page offers.
+    await first.getByRole('link', { name: 'Set up an authenticator app' }).click();
+    await first.getByRole('img', { name: 'QR code for your authenticator app' }).waitFor();
+    const secret = ((await first.locator('#totp-secret').textContent()) ?? '').replace(/\s/g, '');
+    const code = (at: number) => TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: at });
+    const enrolledAt = Date.now();
+    await first.getByLabel('Code').fill(code(enrolledAt));
+    await first.getByRole('button', { name: 'Turn on two-step verification' }).click();
+    await first.getByRole('heading', { name: 'Your recovery codes' }).waitFor();
+
+    // A new device: the upstream's answer comes back across sites, and the second-factor page must
+    // still find this sign-in (its cookie is SameSite=Strict).
+    const second = await device();
+    await continueWith(second, TRUSTED, login);
+    await backAt(second, '/auth/second-factor');
+    await second.getByLabel('Code').waitFor({ timeout: 10_000 });
+    // The step after the enrolment's: one the server has not seen, and within the one step ahead it allows.
+    await second.getByLabel('Code').fill(code((Math.floor(enrolledAt / 30_000) + 1) * 30_000 + 15_000));
+    await second.getByRole('button', { name: 'Verify' }).click();
+    await backAt(second, '/auth/account');
+    const { body } = await me(second);
+    expect(body!.session.amr).toEqual(expect.arrayContaining(['fed', 'otp', 'mfa']));
+  });
+
   it('refuses a callback replayed, or carried to another browser', async () => {
     const login = trusted.account({ email: address('replayed'), emailVerified: true });
     const page = await device();
@@ -331,7 +362,7 @@ describe('social sign-in through local OpenID Providers', () => {
     expect(body!.session.amr).toEqual(['fed']);
     await unlinkButton(page, UNTRUSTED).click();
     await page.getByRole('heading', { level: 1, name: 'Could not unlink' }).waitFor();
-    expect(await page.getByText('This is the only way to sign in to your account: add a password or a passkey first.').count()).toBe(1);
+    expect(await page.getByText('This is the only way to sign in to your account: add a passkey first.').count()).toBe(1);
     await page.goto(`${gatehouse.base}/auth/account`);
     expect(await linkedOnAccountPage(page)).toEqual([expect.stringContaining(`${UNTRUSTED.name} No Address`)]);
 

@@ -13,16 +13,16 @@ export interface UpstreamAccount {
 }
 
 /**
- * panva's oidc-provider as an upstream OpenID Provider on loopback (http://localhost:PORT, which
- * Gatehouse allows for upstreams), with its development interactions: a login form that takes any
+ * panva's oidc-provider as an upstream OpenID Provider on loopback (http://127.0.0.1:PORT, which
+ * Gatehouse allows for upstreams; another site than Gatehouse's localhost), with its development interactions: a login form that takes any
  * login name (the account's subject here) and password, then a consent form. Its one client is
  * Gatehouse (client_secret_basic, the callback as the only redirect URI). The accounts are the
  * test's: `account()` adds one and returns its login name.
  *
  * Two steps, as Gatehouse and the upstream each need the other's address: `startUpstream` listens
  * (the issuer is known), `serve` sets up the provider once Gatehouse's callback URL is known.
- * Each upstream's cookies have names of their own: cookies ignore ports, so every upstream and
- * Gatehouse share one cookie jar in the browser.
+ * Each upstream's cookies have names of their own: cookies ignore ports, so the upstreams share one
+ * host's cookie jar in the browser.
  */
 export class LocalUpstream {
   readonly clientId = 'gatehouse';
@@ -97,7 +97,9 @@ export class LocalUpstream {
 export async function startUpstream(tag: string): Promise<LocalUpstream> {
   const server = createServer((_req, res) => res.writeHead(503).end());
   const port = await listenOnFreePort(server);
-  return new LocalUpstream(tag, `http://localhost:${port}`, server);
+  // 127.0.0.1, not localhost: another site than Gatehouse (http://localhost:PORT), as a real upstream
+  // is, so the browser treats the way back as the cross-site navigation it is (SameSite cookies).
+  return new LocalUpstream(tag, `http://127.0.0.1:${port}`, server);
 }
 
 /**
