@@ -123,6 +123,8 @@ export async function authorizationUrl(
   if (r.nonce) url.searchParams.set('nonce', r.nonce);
   // Apple sends the code (and the name, once) by POST when name or email is asked for.
   if (p.kind === 'apple') url.searchParams.set('response_mode', 'form_post');
+  // Google gives a refresh token only when asked for offline access (at the person's first consent).
+  if (p.kind === 'google' && p.storeTokens) url.searchParams.set('access_type', 'offline');
   return url;
 }
 

@@ -122,11 +122,23 @@ describe('Google', () => {
     expect(href.searchParams.get('code_challenge_method')).toBe('S256');
     expect(href.searchParams.get('nonce')).toBeTruthy();
     expect(href.searchParams.get('redirect_uri')).toBe(callbackUrl(provider.id));
+    // Offline access only for a provider that keeps tokens (below).
+    expect(href.searchParams.get('access_type')).toBeNull();
     const me = await expectSignedIn(b, res);
     const linked = await linkedIdentity(GOOGLE.issuer, claims.sub as string);
     expect(linked).toMatchObject({ user_id: me.user.id, provider_id: provider.id, email: claims.email, email_verified: 1 });
     expect(await userRow(me.user.id)).toMatchObject({ email: claims.email, name: 'Ada Lovelace', email_verified_at: expect.any(Number) });
     expect(await auditTypes(me.user.id)).toEqual(expect.arrayContaining(['sign_up', 'identity_linked', 'sign_in']));
+  });
+
+  it('asks Google for offline access (a refresh token) only when the provider keeps tokens', async () => {
+    const g = await google();
+    const provider = await register(g, { kind: 'google', clientSecret: randomToken(24), storeTokens: true });
+    const href = await start(
+      new TestBrowser().at(() => ({ fetch: g.fetch })),
+      provider.id,
+    );
+    expect(href.searchParams.get('access_type')).toBe('offline');
   });
 
   it('links a verified Gmail address to the verified local account that has it, at once', async () => {
