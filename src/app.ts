@@ -3,6 +3,8 @@ import { bodyLimit } from 'hono/body-limit';
 import { every } from 'hono/combine';
 import { secureHeaders } from 'hono/secure-headers';
 import { accountApi } from './account/routes';
+import { ADMIN_BASE } from './admin/catalogue';
+import { adminDocs, adminRoutes } from './admin/routes';
 import { authApi } from './auth/routes';
 import { ConfigError } from './config';
 import { depsFor, type AppEnv, type Deps } from './deps';
@@ -26,6 +28,8 @@ import { handoffApi, handoffPages } from './handoff/routes';
  * error-channels.tsx); the first whose route matches a request decides how its errors look.
  */
 const MOUNTS = [
+  ['/auth/admin/v1', adminRoutes],
+  ['/auth', adminDocs],
   ['/auth/api', authApi],
   ['/auth/api', accountApi],
   ['/auth/api', handoffApi],
@@ -59,6 +63,9 @@ const BACK_CHANNEL: ReadonlySet<string> = new Set([
   ENDPOINTS.userinfo,
   ENDPOINTS.upstreamToken,
 ]);
+
+/** The admin API: called by operators' systems with tokens (its reference page is a document). */
+const isBackChannel = (path: string) => BACK_CHANNEL.has(path) || (path.startsWith(`${ADMIN_BASE}/`) && path !== `${ADMIN_BASE}/reference`);
 
 /** Builds the worker's app. Tests pass their own deps factory to inject failures. */
 export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
@@ -129,7 +136,7 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
     sessionMiddleware,
   );
   app.use('/auth/*', async (c, next) => {
-    if (!BACK_CHANNEL.has(c.req.path)) return pages(c, next);
+    if (!isBackChannel(c.req.path)) return pages(c, next);
     c.set('session', null);
     c.header('x-content-type-options', 'nosniff');
     await next();

@@ -25,7 +25,8 @@ export interface Deps {
   handoffs: HandoffStore;
   mailer: Mailer;
   passwords: PasswordHasher;
-  keys: { session: CryptoKey; csrf: CryptoKey; pending: CryptoKey };
+  /** HMAC keys derived from AUTH_SECRET, one per purpose. `cursor`: the admin API's page cursors. */
+  keys: { session: CryptoKey; csrf: CryptoKey; pending: CryptoKey; cursor: CryptoKey };
   /** Asymmetric signing keys (access and ID tokens, assertions), cached in the isolate. */
   signingKeys: KeyRing;
   /** Outbound HTTP to upstream identity providers (tests stand a fake upstream in). */
@@ -71,10 +72,11 @@ export function depsFor(env: Env): Promise<Deps> {
 
 async function buildDeps(env: Env): Promise<Deps> {
   const config = parseConfig(env);
-  const [session, csrf, pending] = await Promise.all([
+  const [session, csrf, pending, cursor] = await Promise.all([
     deriveHmacKey(config.authSecret, 'session-token'),
     deriveHmacKey(config.authSecret, 'csrf'),
     deriveHmacKey(config.authSecret, 'pending-sign-in'),
+    deriveHmacKey(config.authSecret, 'admin-cursor'),
   ]);
   const db = createDb(env.DB);
   const limiter = env.CREDENTIAL_RATE_LIMIT;
@@ -87,7 +89,7 @@ async function buildDeps(env: Env): Promise<Deps> {
     handoffs: createHandoffStore(env.HANDOFFS),
     mailer: createMailer(config, db, (input, init) => fetch(input, init)),
     passwords,
-    keys: { session, csrf, pending },
+    keys: { session, csrf, pending, cursor },
     signingKeys: new KeyRing(db, config.keyEncryptionKey, keyPolicy(config.tokens)),
     rateLimit: async (key) => (await limiter.limit({ key })).success,
     limits: createRateLimitStore(env.RATE_LIMITER),

@@ -71,6 +71,8 @@ function renderError(err: Error, c: C, channel: Channel): Response | Promise<Res
       return renderErrorPage(c, e);
     case 'problem':
       return problemResponse(c, e);
+    case 'admin':
+      return adminProblem(c, e);
     case 'page':
       return pageError(c, e);
     case 'gateway':
@@ -163,6 +165,19 @@ function problemResponse(c: C, e: GatehouseError): Response {
   if (e.status === 401) headers['www-authenticate'] = 'Cookie realm="gatehouse"';
   // Through the context, so headers a route set before failing (a cookie change, Allow) go with it.
   return c.body(JSON.stringify(problemBody(e, requestIdOf(c))), e.status as 400, headers);
+}
+
+/** The admin API's problem+json: its 401s and 403s carry the Bearer challenge of a protected resource. */
+function adminProblem(c: C, e: GatehouseError): Response {
+  const res = problemResponse(c, e);
+  if (e.status === 401)
+    res.headers.set(
+      'www-authenticate',
+      `Bearer realm="gatehouse-admin", error="invalid_token", error_description="${oauthText(e.message)}"`,
+    );
+  else if (e.code === 'insufficient_scope')
+    res.headers.set('www-authenticate', `Bearer realm="gatehouse-admin", error="insufficient_scope", scope="${e.extra.scope ?? ''}"`);
+  return res;
 }
 
 /** The gateway's problem+json, with whatever challenge (WWW-Authenticate, DPoP-Nonce, Allow) the refusal carries. */

@@ -3,39 +3,55 @@ import { check, index, integer, primaryKey, sqliteTable, text, uniqueIndex } fro
 
 // All times are Unix epoch milliseconds.
 
-export const users = sqliteTable('users', {
-  id: text('id').primaryKey(),
-  /** Normalised (trimmed, NFC, lower-cased); unique. */
-  email: text('email').notNull().unique(),
-  emailVerifiedAt: integer('email_verified_at'),
-  /** PHC string (argon2id); null for accounts without a password. */
-  passwordHash: text('password_hash'),
-  tier: text('tier').notNull().default('free'),
-  // The OpenID Connect standard claims (OIDC Core §5.1) a user record can hold; all optional.
-  name: text('name'),
-  givenName: text('given_name'),
-  familyName: text('family_name'),
-  middleName: text('middle_name'),
-  nickname: text('nickname'),
-  preferredUsername: text('preferred_username'),
-  profileUrl: text('profile_url'),
-  picture: text('picture'),
-  website: text('website'),
-  gender: text('gender'),
-  /** YYYY, or YYYY-MM-DD. */
-  birthdate: text('birthdate'),
-  /** An IANA time zone, e.g. Europe/Paris. */
-  zoneinfo: text('zoneinfo'),
-  /** A BCP 47 language tag, e.g. fr-CA. */
-  locale: text('locale'),
-  /** E.164, e.g. +14155550100. */
-  phoneNumber: text('phone_number'),
-  phoneNumberVerifiedAt: integer('phone_number_verified_at'),
-  /** A JSON object with OIDC Core §5.1.1's address fields. */
-  address: text('address'),
-  createdAt: integer('created_at').notNull(),
-  updatedAt: integer('updated_at').notNull(),
-});
+export const users = sqliteTable(
+  'users',
+  {
+    id: text('id').primaryKey(),
+    /** Normalised (trimmed, NFC, lower-cased); unique. */
+    email: text('email').notNull().unique(),
+    emailVerifiedAt: integer('email_verified_at'),
+    /** PHC string (argon2id); null for accounts without a password. */
+    passwordHash: text('password_hash'),
+    tier: text('tier').notNull().default('free'),
+    // The OpenID Connect standard claims (OIDC Core §5.1) a user record can hold; all optional.
+    name: text('name'),
+    givenName: text('given_name'),
+    familyName: text('family_name'),
+    middleName: text('middle_name'),
+    nickname: text('nickname'),
+    preferredUsername: text('preferred_username'),
+    profileUrl: text('profile_url'),
+    picture: text('picture'),
+    website: text('website'),
+    gender: text('gender'),
+    /** YYYY, or YYYY-MM-DD. */
+    birthdate: text('birthdate'),
+    /** An IANA time zone, e.g. Europe/Paris. */
+    zoneinfo: text('zoneinfo'),
+    /** A BCP 47 language tag, e.g. fr-CA. */
+    locale: text('locale'),
+    /** E.164, e.g. +14155550100. */
+    phoneNumber: text('phone_number'),
+    phoneNumberVerifiedAt: integer('phone_number_verified_at'),
+    /** A JSON object with OIDC Core §5.1.1's address fields. */
+    address: text('address'),
+    /** Operator-set data about the user that apps read and the user cannot change (a JSON object). */
+    appMetadata: text('app_metadata').notNull().default('{}'),
+    /** Data the user's apps keep for them (a JSON object; the admin API writes it). */
+    userMetadata: text('user_metadata').notNull().default('{}'),
+    /** Set while the account is blocked: it cannot sign in, and its sessions were ended. */
+    blockedAt: integer('blocked_at'),
+    /** The last completed sign-in (kept by a trigger on the sign_in audit event, migrations/0013). */
+    lastSignInAt: integer('last_sign_in_at'),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [
+    index('users_created_idx').on(t.createdAt, t.id),
+    index('users_last_sign_in_idx').on(t.lastSignInAt, t.id),
+    index('users_tier_idx').on(t.tier, t.createdAt),
+  ],
+);
 
 export const userRoles = sqliteTable(
   'user_roles',
@@ -45,7 +61,7 @@ export const userRoles = sqliteTable(
       .references(() => users.id, { onDelete: 'cascade' }),
     role: text('role').notNull(),
   },
-  (t) => [primaryKey({ columns: [t.userId, t.role] })],
+  (t) => [primaryKey({ columns: [t.userId, t.role] }), index('user_roles_role_idx').on(t.role, t.userId)],
 );
 
 /**
@@ -92,9 +108,18 @@ export const auditEvents = sqliteTable(
     userAgent: text('user_agent'),
     /** JSON object with event-specific fields; never a secret. */
     detail: text('detail'),
+    /** The OAuth client the event concerns, when one does (from the detail's clientId). */
+    clientId: text('client_id'),
+    /** Who acted, when not the user themselves: `client:<id>` or `user:<id>` through the admin API. */
+    actor: text('actor'),
     createdAt: integer('created_at').notNull().default(sql`(unixepoch() * 1000)`),
   },
-  (t) => [index('audit_events_user_idx').on(t.userId, t.createdAt), index('audit_events_type_idx').on(t.type, t.createdAt)],
+  (t) => [
+    index('audit_events_user_idx').on(t.userId, t.createdAt),
+    index('audit_events_type_idx').on(t.type, t.createdAt),
+    index('audit_events_client_idx').on(t.clientId, t.createdAt),
+    index('audit_events_created_idx').on(t.createdAt),
+  ],
 );
 
 /** The dev mailbox (ENVIRONMENT development/test only): mail kept instead of sent. */
@@ -499,3 +524,81 @@ export const upstreamRequests = sqliteTable(
 
 export type IdentityProviderRow = typeof identityProviders.$inferSelect;
 export type LinkedIdentityRow = typeof linkedIdentities.$inferSelect;
+
+/**
+ * Where webhooks go. `secrets`: a JSON array of Standard Webhooks secrets, each sealed under
+ * KEY_ENCRYPTION_KEY, with the date until which it still signs (the previous one, after a rotation).
+ * `event_types`: a JSON array of event types, or ["*"].
+ */
+export const webhookEndpoints = sqliteTable('webhook_endpoints', {
+  id: text('id').primaryKey(),
+  url: text('url').notNull(),
+  description: text('description'),
+  eventTypes: text('event_types').notNull(),
+  secrets: text('secrets').notNull(),
+  enabled: integer('enabled', { mode: 'boolean' }).notNull().default(true),
+  /** Why it was turned off: by the operator, or after failing for too long. */
+  disabledReason: text('disabled_reason'),
+  /** Deliveries that failed in a row (reset by a success). */
+  failuresInARow: integer('failures_in_a_row').notNull().default(0),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+});
+
+/**
+ * The outbox: an event, written by a trigger on audit_events in the same transaction as the change
+ * it reports (migrations/0013), waiting to be fanned out to the endpoints that want it.
+ * `user`: the user as they were then (JSON), `detail`: the audit event's detail.
+ */
+export const webhookEvents = sqliteTable(
+  'webhook_events',
+  {
+    id: integer('id').primaryKey(),
+    type: text('type').notNull(),
+    userId: text('user_id'),
+    user: text('user'),
+    detail: text('detail'),
+    createdAt: integer('created_at').notNull(),
+    /** When the event was fanned out into deliveries; null while waiting. */
+    dispatchedAt: integer('dispatched_at'),
+  },
+  (t) => [index('webhook_events_waiting_idx').on(t.dispatchedAt, t.id)],
+);
+
+/** Which audit events become which webhook events (seeded by the migration; src/admin/webhook-events.ts lists the same). */
+export const webhookEventTypes = sqliteTable('webhook_event_types', {
+  auditType: text('audit_type').primaryKey(),
+  eventType: text('event_type').notNull(),
+});
+
+/** One event for one endpoint: its attempts and how they went. */
+export const webhookDeliveries = sqliteTable(
+  'webhook_deliveries',
+  {
+    id: text('id').primaryKey(),
+    eventId: integer('event_id')
+      .notNull()
+      .references(() => webhookEvents.id, { onDelete: 'cascade' }),
+    endpointId: text('endpoint_id')
+      .notNull()
+      .references(() => webhookEndpoints.id, { onDelete: 'cascade' }),
+    status: text('status', { enum: ['pending', 'succeeded', 'failed'] }).notNull(),
+    attempts: integer('attempts').notNull().default(0),
+    lastAttemptAt: integer('last_attempt_at'),
+    /** The endpoint's HTTP status, or null when it could not be reached. */
+    lastStatus: integer('last_status'),
+    lastError: text('last_error'),
+    /** When the next attempt is due (the sweep re-queues deliveries past it). */
+    nextAttemptAt: integer('next_attempt_at'),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [
+    uniqueIndex('webhook_deliveries_event_endpoint_idx').on(t.eventId, t.endpointId),
+    index('webhook_deliveries_endpoint_idx').on(t.endpointId, t.createdAt),
+    index('webhook_deliveries_due_idx').on(t.status, t.nextAttemptAt),
+  ],
+);
+
+export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect;
+export type WebhookEventRow = typeof webhookEvents.$inferSelect;
+export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;

@@ -39,7 +39,16 @@ export type AuditType =
   | 'client_updated'
   | 'client_deleted'
   | 'identity_linked'
-  | 'identity_unlinked';
+  | 'identity_unlinked'
+  | 'sign_in_locked'
+  | 'user_created'
+  | 'user_updated'
+  | 'user_blocked'
+  | 'user_unblocked'
+  | 'user_deleted'
+  | 'consent_revoked'
+  | 'admin_change'
+  | 'admin_read';
 
 export type { RequestMeta };
 
@@ -47,8 +56,10 @@ export interface AuditEvent {
   type: AuditType;
   userId?: string | null;
   meta: RequestMeta;
-  /** Event-specific fields; never a password, token or secret. */
+  /** Event-specific fields; never a password, token or secret. A `clientId` here is also kept in its own column. */
   detail?: Record<string, unknown>;
+  /** Who acted, when not the user: `client:<id>` or `user:<id>` through the admin API. */
+  actor?: string | null;
   at: number;
 }
 
@@ -58,6 +69,8 @@ const columnsOf = (e: AuditEvent) => ({
   ip: e.meta.ip,
   userAgent: e.meta.userAgent?.slice(0, 256) ?? null,
   detail: e.detail ? JSON.stringify(e.detail) : null,
+  clientId: typeof e.detail?.clientId === 'string' ? e.detail.clientId : null,
+  actor: e.actor ?? null,
   createdAt: e.at,
 });
 
@@ -82,6 +95,8 @@ export function auditInsertWhile(db: Database, e: AuditEvent, table: SQLiteTable
         ip: sql<string | null>`${c.ip}`.as('ip'),
         userAgent: sql<string | null>`${c.userAgent}`.as('user_agent'),
         detail: sql<string | null>`${c.detail}`.as('detail'),
+        clientId: sql<string | null>`${c.clientId}`.as('client_id'),
+        actor: sql<string | null>`${c.actor}`.as('actor'),
         createdAt: sql<number>`${c.createdAt}`.as('created_at'),
       })
       .from(table)

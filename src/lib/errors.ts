@@ -79,6 +79,10 @@ export type ErrorCode = keyof typeof ERRORS;
 /** `field`: the input at fault; `retryAfter`: seconds; `acr`: the sign-in strength to step up to. */
 export interface ErrorExtra {
   field?: string;
+  /** Every field that failed validation (the admin API names them all). */
+  errors?: { field: string; message: string }[];
+  /** The scope a protected resource wanted (RFC 6750 §3's `scope`). */
+  scope?: string;
   retryAfter?: number;
   acr?: string;
 }
@@ -160,6 +164,8 @@ export function problemBody(e: GatehouseError, instance?: string) {
     detail: isInternal(e) ? INTERNAL_DETAIL : e.message,
     code: e.code,
     ...(e.extra.field ? { field: e.extra.field } : {}),
+    ...(e.extra.errors ? { errors: e.extra.errors } : {}),
+    ...(e.extra.scope ? { scope: e.extra.scope } : {}),
     ...(instance ? { instance } : {}),
   };
 }

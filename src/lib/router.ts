@@ -13,13 +13,15 @@ import type { AppEnv } from '../deps';
  * - `problem`: RFC 9457 problem+json (the JSON APIs, discovery).
  * - `page`: a hosted page — the form re-rendered with the message at its field when the route
  *   declared one, a sign-in or proof step when that is what is missing, an error page otherwise.
+ * - `admin`: problem+json, as a protected resource (RFC 6750 §3): a 401 is a Bearer challenge, a
+ *   403 `insufficient_scope` names the scope wanted.
  * - `gateway`: problem+json with the route's challenge, or, for a browser that must sign in, the
  *   way to the sign-in page.
  *
  * The renderers are in src/error-channels.tsx; this module only names the channels, so that every
  * router can declare one without importing them.
  */
-export type ChannelName = 'oauth' | 'oauth-resource' | 'authorize' | 'consent' | 'problem' | 'page' | 'gateway';
+export type ChannelName = 'oauth' | 'oauth-resource' | 'authorize' | 'consent' | 'problem' | 'admin' | 'page' | 'gateway';
 export interface Channel {
   name: ChannelName;
   /** oauth-resource: the resource takes DPoP-bound tokens too (its 401 challenges both schemes). */

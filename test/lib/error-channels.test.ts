@@ -19,7 +19,7 @@ import { call, ORIGIN, uniqueIp } from '../helpers';
 // must answer OAuth JSON.
 
 const CODES = Object.keys(ERRORS) as ErrorCode[];
-const CHANNELS: ChannelName[] = ['oauth', 'oauth-resource', 'authorize', 'consent', 'problem', 'page', 'gateway'];
+const CHANNELS: ChannelName[] = ['oauth', 'oauth-resource', 'authorize', 'consent', 'problem', 'admin', 'page', 'gateway'];
 /** A description with what RFC 6749's charset refuses: typographic quotes, §, accents, a backslash. */
 const MESSAGE = 'Can’t use “this” (RFC 6749 §5.2) — café \\ done.';
 const OAUTH_CHARSET = /^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/;
@@ -94,6 +94,15 @@ describe('every error code in every channel', () => {
         field: 'email',
         instance: 'req-1',
       });
+
+      // The admin API: problem+json, with a protected resource's challenges (RFC 6750 §3).
+      const adminRes = await request('admin');
+      expect([adminRes.status, typeOf(adminRes)]).toEqual([status, 'application/problem+json']);
+      expect((await adminRes.json<{ code: string }>()).code).toBe(code);
+      const adminChallenge = adminRes.headers.get('www-authenticate');
+      if (status === 401) expect(adminChallenge).toMatch(/^Bearer realm="gatehouse-admin", error="invalid_token"/);
+      else if (code === 'insufficient_scope') expect(adminChallenge).toContain('error="insufficient_scope"');
+      else expect(adminChallenge).toBeNull();
 
       // The gateway: problem+json too (a plain error carries no sign-in way).
       const gateway = await request('gateway', { headers: { accept: 'text/html' } });

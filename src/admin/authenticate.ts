@@ -1,0 +1,46 @@
+import type { Deps } from '../deps';
+import { findUserById, rolesOf } from '../identity/users';
+import { failClosed, GatehouseError } from '../lib/errors';
+import { invalidToken, isAccessTokenLive, isMachineToken, verifyAccessToken } from '../tokens/access-token';
+import { checkSenderConstraint, parseAuthorization } from '../tokens/dpop';
+import { ADMIN_AUDIENCE, type Actor, type AdminScope } from './operations';
+
+/** The role a user needs for their token to act on the admin API (as well as the scopes). */
+export const ADMIN_ROLE = 'admin';
+
+/**
+ * Who calls the admin API, from their access token — every call, before anything else runs:
+ * - a token for the admin API's audience (`urn:gatehouse:admin`: a token for another API is no
+ *   key here), Bearer or, when bound, DPoP with a proof for this request;
+ * - still live: a revoked token or grant is refused at once (never the isolate's word alone);
+ * - with the operation's scope;
+ * - a user's token only while the user exists, is not blocked and has the `admin` role — read now,
+ *   so taking the role away ends their access with their next call.
+ * A machine client (client_credentials) acts as itself.
+ */
+export async function authenticateAdmin(
+  deps: Deps,
+  request: { authorization: string | undefined; dpop: string | undefined; method: string; url: string },
+  scope: AdminScope,
+): Promise<Actor> {
+  const presented = parseAuthorization(request.authorization);
+  if (!presented) throw invalidToken('An access token for the admin API is required (Authorization: Bearer).');
+  const claims = await verifyAccessToken(deps, presented.token, { audience: [ADMIN_AUDIENCE] });
+  await checkSenderConstraint(deps, { ...presented, claims, proof: request.dpop, method: request.method, url: request.url });
+  if (!(await failClosed('the session store', () => isAccessTokenLive(deps, claims))))
+    throw invalidToken('The access token has been revoked.');
+  const scopes = typeof claims.scope === 'string' ? claims.scope.split(' ') : [];
+  if (!scopes.includes(scope))
+    throw new GatehouseError('insufficient_scope', `This needs the ${scope} scope; the token has ${scopes.join(' ') || 'none'}.`, {
+      scope,
+    });
+  const clientId = String(claims.client_id ?? '');
+  if (isMachineToken(claims)) return { kind: 'client', id: clientId, clientId, scopes };
+  const [user, roles] = await failClosed('the database', () =>
+    Promise.all([findUserById(deps.db, claims.sub), rolesOf(deps.db, claims.sub)]),
+  );
+  if (!user || user.blockedAt !== null) throw invalidToken('The token’s user can no longer use the admin API.');
+  if (!roles.includes(ADMIN_ROLE))
+    throw new GatehouseError('forbidden', `A user’s token acts on the admin API only for a user with the ${ADMIN_ROLE} role.`);
+  return { kind: 'user', id: claims.sub, clientId, scopes };
+}
