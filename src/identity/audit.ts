@@ -39,7 +39,8 @@ export type AuditType =
   | 'client_updated'
   | 'client_deleted'
   | 'identity_linked'
-  | 'identity_unlinked';
+  | 'identity_unlinked'
+  | 'identity_link_requested';
 
 export type { RequestMeta };
 
