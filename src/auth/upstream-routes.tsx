@@ -124,9 +124,9 @@ async function callback(c: C, params: URLSearchParams) {
     case 'linked':
       return c.redirect(`/auth/account?${new URLSearchParams({ linked: done.provider })}`, 303);
     case 'check_email':
-      // One page whether an account has the address or not (no enumeration).
-      if (done.pendingLink) writeCookie(c, COOKIES.pendingLink, done.pendingLink, PENDING_LINK_TTL);
-      if (done.signUpBinding) writeCookie(c, COOKIES.upstreamSignUp, done.signUpBinding, EMAIL_TOKEN_TTL.verify_email);
+      // One page, and the same cookies, whether an account has the address or not (no enumeration).
+      writeCookie(c, COOKIES.pendingLink, done.pendingLink, PENDING_LINK_TTL);
+      writeCookie(c, COOKIES.upstreamSignUp, done.signUpBinding, EMAIL_TOKEN_TTL.verify_email);
       return c.html(<MessagePage title={en.upstream.checkEmail} body={en.upstream.checkEmailBody(done.email)} />, 202);
   }
 }

@@ -97,8 +97,10 @@ export type UpstreamOutcome =
    * answer is the same whether an account has it or not (no enumeration). An account has it: the
    * identity waits (`pendingLink`, a cookie) for the person to sign in to that account and confirm;
    * none has it: the mailed link makes the account, linked only in this browser (`signUpBinding`).
+   * Both cookies are set either way (the one a branch does not use holds a value that leads nowhere
+   * else), so not even the Set-Cookie names of the answer tell the two apart.
    */
-  | { kind: 'check_email'; email: string; pendingLink?: string; signUpBinding?: string; returnTo: string | null };
+  | { kind: 'check_email'; email: string; pendingLink: string; signUpBinding: string; returnTo: string | null };
 
 /**
  * The upstream's answer: the request it belongs to is taken once (a replayed callback, or one from
@@ -202,11 +204,21 @@ export async function finishUpstream(
             minutes: PENDING_LINK_TTL / 60,
           }),
       );
-      return { kind: 'check_email', email: identity.email, pendingLink: await pendingLink(deps, identity), returnTo: request.returnTo };
+      return {
+        kind: 'check_email',
+        email: identity.email,
+        pendingLink: await pendingLink(deps, identity),
+        // Matches no pending sign-up: only there so that this answer sets the same cookies as the one below.
+        signUpBinding: randomToken(32),
+        returnTo: request.returnTo,
+      };
     }
     if (!identity.emailTrusted) {
       const signUpBinding = await pendingSignUp(deps, identity, p, r.ctx.meta);
-      return { kind: 'check_email', email: identity.email, signUpBinding, returnTo: request.returnTo };
+      // A pending link as above (the same cookie): it links this upstream account only to an account
+      // that signs in here and confirms, as any pending link does.
+      const pending = await pendingLink(deps, identity);
+      return { kind: 'check_email', email: identity.email, pendingLink: pending, signUpBinding, returnTo: request.returnTo };
     }
   }
   const user = await createAccount(deps, identity, r.ctx.meta);
