@@ -2,7 +2,7 @@ import type { Deps } from '../deps';
 import type { RequestMeta } from '../identity/audit';
 import { consumeEmailToken, peekEmailToken, TOKEN_IS_LIVE } from '../identity/email-tokens';
 import { findUserByEmail, findUserById, newUserId } from '../identity/users';
-import { randomToken } from '../lib/crypto';
+import { randomToken, sha256 } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
 import type { SignInContext } from './risk';
 import { completeFirstFactor, type SignInOutcome } from './second-factor';
@@ -12,13 +12,22 @@ import { completeFirstFactor, type SignInOutcome } from './second-factor';
  * chosen at sign-up, or none for a passkey sign-up) already verified; for an existing account it
  * marks the address verified.
  * The token is consumed in the same D1 transaction as those writes and the audit event.
+ * A sign-up through an upstream gets the upstream identity linked (and its name and picture) only
+ * when the link is opened in the browser that started it (`upstreamBinding`, its cookie), and
+ * while the provider is enabled: anyone can make an upstream account claim an address, and the
+ * mailbox's owner opening that mail must not let the stranger in.
  */
 export async function verifyEmail(
   deps: Deps,
   token: string,
   meta: RequestMeta,
+  upstreamBinding?: string,
 ): Promise<{ userId: string; email: string; created: boolean; passwordless: boolean }> {
   const now = deps.now();
+  // Never matches a stored hash without the cookie (a hash is 43 base64url characters).
+  const bindingHash = upstreamBinding ? await sha256(upstreamBinding) : '-';
+  const bound = `(upstream_identity IS NOT NULL AND json_extract(upstream_identity, '$.bindingHash') = ?6
+      AND EXISTS (SELECT 1 FROM identity_providers ip WHERE ip.id = json_extract(upstream_identity, '$.providerId') AND ip.enabled = 1))`;
   const peeked = await failClosed('the database', () => peekEmailToken(deps.db, 'verify_email', token, now));
   const id = newUserId();
   const consumed = await failClosed('the database', () =>
@@ -36,11 +45,14 @@ export async function verifyEmail(
         },
         {
           // A pending sign-up becomes an account, unless the address got one meanwhile.
-          sql: `INSERT INTO users (id, email, email_verified_at, password_hash, tier, created_at, updated_at)
-                SELECT ?4, email, ?3, password_hash, 'free', ?3, ?3 FROM email_tokens
+          sql: `INSERT INTO users (id, email, email_verified_at, password_hash, tier, name, picture, created_at, updated_at)
+                SELECT ?4, email, ?3, password_hash, 'free',
+                       CASE WHEN ${bound} THEN json_extract(upstream_identity, '$.name') END,
+                       CASE WHEN ${bound} THEN json_extract(upstream_identity, '$.picture') END, ?3, ?3
+                FROM email_tokens
                 WHERE ${TOKEN_IS_LIVE} AND user_id IS NULL
                   AND NOT EXISTS (SELECT 1 FROM users WHERE users.email = email_tokens.email)`,
-          params: [id],
+          params: [id, null, bindingHash],
         },
         {
           // A sign-up through an upstream that did not verify the address: its identity is linked to
@@ -49,11 +61,11 @@ export async function verifyEmail(
                 SELECT ?5, ?4, json_extract(upstream_identity, '$.providerId'), json_extract(upstream_identity, '$.issuer'),
                        json_extract(upstream_identity, '$.subject'), email, 0, json_extract(upstream_identity, '$.name'),
                        json_extract(upstream_identity, '$.picture'), ?3
-                FROM email_tokens WHERE ${TOKEN_IS_LIVE} AND user_id IS NULL AND upstream_identity IS NOT NULL
+                FROM email_tokens WHERE ${TOKEN_IS_LIVE} AND user_id IS NULL AND ${bound}
                   AND EXISTS (SELECT 1 FROM users WHERE users.id = ?4)
                   AND NOT EXISTS (SELECT 1 FROM linked_identities l WHERE l.issuer = json_extract(upstream_identity, '$.issuer')
                                   AND l.subject = json_extract(upstream_identity, '$.subject'))`,
-          params: [id, randomToken(16)],
+          params: [id, randomToken(16), bindingHash],
         },
         {
           sql: `UPDATE users SET email_verified_at = coalesce(email_verified_at, ?3), updated_at = ?3

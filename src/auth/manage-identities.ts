@@ -1,9 +1,10 @@
-import { and, count, eq, ne, sql } from 'drizzle-orm';
-import { linkedIdentities, passkeys } from '../db/schema';
+import { and, eq } from 'drizzle-orm';
+import { linkedIdentities } from '../db/schema';
 import type { Deps } from '../deps';
 import { auditInsertWhile, type RequestMeta } from '../identity/audit';
 import { shownEmail } from '../identity/email';
 import { describeIdentity, identitiesOf } from '../identity/linked-identities';
+import { anotherWayIn } from '../identity/sign-in-methods';
 import { findUserById } from '../identity/users';
 import { failClosed, GatehouseError } from '../lib/errors';
 import { identityUnlinkedMail } from '../mail/templates';
@@ -20,6 +21,10 @@ export async function listIdentities(deps: Deps, userId: string) {
   return rows.map((r) => describeIdentity(r, providers.find((p) => p.id === r.providerId)?.displayName ?? r.providerId));
 }
 
+/** Removing this would leave the account with no way to sign in. */
+export const lastWayIn = () =>
+  new GatehouseError('last_sign_in_method', 'This is the only way to sign in to your account: add another (a passkey) first.');
+
 /**
  * Unlinks an identity from the signed-in account — a sensitive action (a proof, or a recent
  * sign-in on this device) — but never the last way to sign in: a password, a passkey, another
@@ -35,7 +40,7 @@ export async function unlinkIdentity(
 ): Promise<void> {
   await authorizeSensitiveAction(deps, session, proof, meta);
   const userId = session.sub;
-  const [user, identity, others, keys] = await failClosed('the database', () =>
+  const [user, identity] = await failClosed('the database', () =>
     Promise.all([
       findUserById(deps.db, userId),
       deps.db
@@ -43,24 +48,18 @@ export async function unlinkIdentity(
         .from(linkedIdentities)
         .where(and(eq(linkedIdentities.id, identityId), eq(linkedIdentities.userId, userId)))
         .get(),
-      deps.db
-        .select({ n: count() })
-        .from(linkedIdentities)
-        .where(and(eq(linkedIdentities.userId, userId), ne(linkedIdentities.id, identityId)))
-        .get(),
-      deps.db.select({ n: count() }).from(passkeys).where(eq(passkeys.userId, userId)).get(),
     ]),
   );
   if (!user || !identity) throw new GatehouseError('not_found', 'That linked account is not on your account.');
   const address = shownEmail(user.email);
-  const last = () => new GatehouseError('last_sign_in_method', 'This is the only way to sign in to your account: add a passkey first.');
-  const otherWay = user.passwordHash !== null || (keys?.n ?? 0) > 0 || address !== null;
-  if (!otherWay && (others?.n ?? 0) === 0) throw last();
-  // Resting on another identity alone, the delete re-checks it in the same statement: two unlinks
-  // racing each other cannot both leave the account with none.
-  const anotherIdentity = sql`EXISTS (SELECT 1 FROM ${linkedIdentities} o WHERE o.user_id = ${userId} AND o.id != ${identityId})`;
+  // The delete checks in its own statement that another way in remains: two removals racing each
+  // other (an unlink, a passkey removed) cannot both leave the account with none.
   const now = deps.now();
-  const which = and(eq(linkedIdentities.id, identityId), eq(linkedIdentities.userId, userId), otherWay ? undefined : anotherIdentity)!;
+  const which = and(
+    eq(linkedIdentities.id, identityId),
+    eq(linkedIdentities.userId, userId),
+    anotherWayIn(userId, { identity: identityId }),
+  )!;
   const [, deleted] = await failClosed('the database', async () =>
     deps.db.batch([
       // Batched before the delete and under its condition: written exactly when the unlink is.
@@ -79,7 +78,7 @@ export async function unlinkIdentity(
       deps.db.delete(linkedIdentities).where(which).returning({ id: linkedIdentities.id }),
     ]),
   );
-  if (deleted.length === 0) throw last();
+  if (deleted.length === 0) throw lastWayIn();
   const providers = await failClosed('the database', () => allProviders(deps.db, now));
   if (address)
     defer(

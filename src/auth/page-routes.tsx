@@ -194,7 +194,8 @@ authPages.post('/verify-email', async (c) => {
     async () => {
       const input = await parseInput(c, 'form', verifyEmailInput);
       const { deps } = c.var;
-      const verified = await verifyEmail(deps, input.token, requestMeta(c));
+      const verified = await verifyEmail(deps, input.token, requestMeta(c), readCookie(c, COOKIES.upstreamSignUp));
+      clearCookie(c, COOKIES.upstreamSignUp);
       if (verified.passwordless) {
         // Signed up with a passkey: signed in by the confirmed address, then on to create the passkey.
         const outcome = await signInAfterPasskeySignUp(deps, verified.userId, signInContext(c), deferTo(c, 'sign_in_mail_failed'));

@@ -11,7 +11,8 @@ import {
 import { and, desc, eq, lt, or, sql } from 'drizzle-orm';
 import { passkeys, webauthnChallenges } from '../db/schema';
 import type { Deps } from '../deps';
-import { audit, auditInsert, type RequestMeta } from '../identity/audit';
+import { audit, auditInsert, auditInsertWhile, type RequestMeta } from '../identity/audit';
+import { anotherWayIn } from '../identity/sign-in-methods';
 import { shownEmail } from '../identity/email';
 import { base64url, decodeBase64urlText, fromBase64url, randomToken } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
@@ -230,17 +231,21 @@ export async function verifyPasskey(deps: Deps, input: PasskeyAssertion, meta: R
 /** Removes one of the user's passkeys (404 when it is not theirs). */
 export async function removePasskey(deps: Deps, userId: string, id: string, meta: RequestMeta): Promise<void> {
   const now = deps.now();
-  const removed = await failClosed('the database', async () => {
-    const [rows] = await deps.db.batch([
-      deps.db
-        .delete(passkeys)
-        .where(and(eq(passkeys.id, id), eq(passkeys.userId, userId)))
-        .returning({ id: passkeys.id }),
-      auditInsert(deps.db, { type: 'passkey_removed', userId, meta, detail: { passkey: id }, at: now }),
-    ]);
-    return rows.length > 0;
-  });
-  if (!removed) throw new GatehouseError('not_found', 'No such passkey on this account.', { field: 'id' });
+  const mine = and(eq(passkeys.id, id), eq(passkeys.userId, userId))!;
+  // Never the last way in (an account with no password, no address and no linked identity); the
+  // condition is in the delete itself, so a removal racing an unlink cannot leave none.
+  const which = and(mine, anotherWayIn(userId, { passkey: id }))!;
+  const [, rows] = await failClosed('the database', () =>
+    deps.db.batch([
+      // Written exactly when the passkey is removed.
+      auditInsertWhile(deps.db, { type: 'passkey_removed', userId, meta, detail: { passkey: id }, at: now }, passkeys, which),
+      deps.db.delete(passkeys).where(which).returning({ id: passkeys.id }),
+    ]),
+  );
+  if (rows.length > 0) return;
+  const exists = await failClosed('the database', () => deps.db.select({ id: passkeys.id }).from(passkeys).where(mine).get());
+  if (!exists) throw new GatehouseError('not_found', 'No such passkey on this account.', { field: 'id' });
+  throw new GatehouseError('last_sign_in_method', 'This passkey is the only way to sign in to your account: add another first.');
 }
 
 /** The library's message names what failed (challenge, origin, RP ID, signature, counter); no secrets in it. */

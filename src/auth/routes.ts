@@ -142,7 +142,8 @@ authApi.post('/reset-password', async (c) => {
 
 authApi.post('/verify-email', async (c) => {
   const { token } = await parseInput(c, 'json', verifyEmailInput);
-  const verified = await verifyEmail(c.var.deps, token, requestMeta(c));
+  const verified = await verifyEmail(c.var.deps, token, requestMeta(c), readCookie(c, COOKIES.upstreamSignUp));
+  clearCookie(c, COOKIES.upstreamSignUp);
   const body = { status: 'email_verified', email: verified.email, accountCreated: verified.created };
   if (!verified.passwordless) return c.json(body);
   // A passkey sign-up is signed in by the confirmed address, to register its passkey next.

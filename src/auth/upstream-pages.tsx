@@ -29,23 +29,10 @@ export const UpstreamButtons: FC<{ providers: ProviderButton[]; csrf: string; re
     </section>
   );
 
-/**
- * An account already uses the address the upstream gave, and this upstream may not vouch for it
- * alone: the person signs in to that account first (whatever way they use), then confirms.
- */
-export const ProveAccountPage: FC<{ provider: string; email: string; signInHref: string }> = (p) => (
-  <Layout title={en.upstream.proveTitle}>
-    <p role="status">{en.upstream.proveBody(p.provider, p.email)}</p>
-    <p>
-      <a class="button primary" href={p.signInHref}>
-        {en.upstream.proveSignIn}
-      </a>
-    </p>
-  </Layout>
-);
-
 /** The signed-in person confirms linking the waiting upstream account to theirs, then goes on to `returnTo`. */
 export const ConfirmLinkPage: FC<{
+  /** Which pending link this page shows (the form confirms that one only). */
+  pending: string;
   provider: string;
   account: string;
   email: string;
@@ -57,6 +44,7 @@ export const ConfirmLinkPage: FC<{
   <Layout title={en.upstream.confirmTitle(p.provider)}>
     <p>{en.upstream.confirmBody(p.provider, p.account, p.email)}</p>
     <Form action={`/auth/upstream/link?${new URLSearchParams({ return_to: p.returnTo })}`} csrf={p.csrf}>
+      <input type="hidden" name="pending" value={p.pending} />
       {p.askProof && <ProofFields error={p.error} />}
       <div class="actions">
         <button class="primary" type="submit" name="decision" value="link">
@@ -103,6 +91,7 @@ export const LinkedAccountsSection: FC<{ identities: IdentityRow[]; linkable: Pr
     )}
     {p.linkable.map((provider) => (
       <Form action={`/auth/account/identities/link/${provider.id}`} csrf={p.csrf} class="inline">
+        {p.askProof && <ProofFields />}
         <button type="submit" data-link-provider={provider.id}>
           {en.upstream.link(provider.displayName)}
         </button>

@@ -1,5 +1,6 @@
 import { importPKCS8, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
+import { emailField } from '../identity/email';
 import { decodeBase64urlText } from '../lib/crypto';
 import { LruCache } from '../lib/lru';
 import { GatehouseError } from '../lib/errors';
@@ -54,9 +55,39 @@ const metadata = new LruCache<string, oauth.AuthorizationServer>(100);
 const jwks = new Map<string, oauth.JWKSCacheInput>();
 const METADATA_TTL_MS = 3_600_000;
 
+/** How long one call to an upstream may take, and how much it may answer (its documents and tokens are a few KiB). */
+export const UPSTREAM_TIMEOUT_MS = 10_000;
+export const UPSTREAM_MAX_BYTES = 256 * 1024;
+
+/**
+ * Every call to an upstream: with a deadline, and an answer cut off past UPSTREAM_MAX_BYTES (a slow
+ * or hostile upstream cannot hold a sign-in, or this isolate's memory). Both fail as an unreachable
+ * upstream does (upstream_unavailable).
+ */
+async function upstreamFetch(env: UpstreamEnv, input: string | URL, init: RequestInit = {}): Promise<Response> {
+  const res = await env.fetch(input, { ...init, signal: AbortSignal.timeout(UPSTREAM_TIMEOUT_MS) });
+  const tooLarge = () => new TypeError(`the upstream's answer is larger than ${UPSTREAM_MAX_BYTES} bytes`);
+  if (Number(res.headers.get('content-length') ?? 0) > UPSTREAM_MAX_BYTES) {
+    await res.body?.cancel();
+    throw tooLarge();
+  }
+  if (!res.body) return res;
+  let seen = 0;
+  const capped = res.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, out) {
+        seen += chunk.byteLength;
+        if (seen > UPSTREAM_MAX_BYTES) out.error(tooLarge());
+        else out.enqueue(chunk);
+      },
+    }),
+  );
+  return new Response(capped, { status: res.status, statusText: res.statusText, headers: res.headers });
+}
+
 function options(env: UpstreamEnv, url: string | null) {
   return {
-    [oauth.customFetch]: (input: string, init: RequestInit) => env.fetch(input, init),
+    [oauth.customFetch]: (input: string, init: RequestInit) => upstreamFetch(env, input, init),
     // Plain http only ever reaches a loopback upstream (providerInput allows no other).
     ...(url?.startsWith('http:') ? { [oauth.allowInsecureRequests]: true } : {}),
   };
@@ -141,6 +172,12 @@ function authoritative(p: UpstreamProvider, email: string, claims: Record<string
   return false;
 }
 
+/** An address as Gatehouse keeps them (trimmed, NFC, lower-case), or null for anything that is not one. */
+function addressOf(v: unknown): string | null {
+  const parsed = emailField.safeParse(v);
+  return parsed.success ? parsed.data : null;
+}
+
 const text = (v: unknown, max = 500) => (typeof v === 'string' && v.length > 0 ? v.slice(0, max) : null);
 const truthy = (v: unknown) => v === true || v === 'true';
 
@@ -187,7 +224,7 @@ export async function completeAuthorization(
       const userinfo = await oauth.userInfoRequest(as, client, result.access_token, opts);
       info = { ...(await oauth.processUserInfoResponse(as, client, claims.sub, userinfo)), ...claims };
     }
-    const email = text(info.email, 254)?.toLowerCase() ?? null;
+    const email = addressOf(info.email);
     // Entra: the email claim is whatever the tenant's user set, never verified; the identity is the object id.
     const emailVerified = p.kind !== 'entra' && email !== null && truthy(info.email_verified);
     const name = text(info.name, 200) ?? appleName(p, r.params);
@@ -211,6 +248,7 @@ export async function completeAuthorization(
 /** An upstream that could not be reached, or failed on its side (5xx), rather than one that said no. */
 const unreachable = (e: unknown) =>
   e instanceof TypeError ||
+  (e instanceof DOMException && (e.name === 'TimeoutError' || e.name === 'AbortError')) ||
   ((e instanceof oauth.ResponseBodyError || e instanceof oauth.WWWAuthenticateChallengeError) && e.status >= 500) ||
   (e instanceof oauth.OperationProcessingError && e.cause instanceof Response && e.cause.status >= 500);
 
@@ -288,7 +326,7 @@ async function githubIdentity(
 ): Promise<UpstreamIdentity> {
   const result = await oauth.processAuthorizationCodeResponse(as, client, response);
   const api = async (path: string) => {
-    const res = await env.fetch(`${GITHUB_API}${path}`, {
+    const res = await upstreamFetch(env, `${GITHUB_API}${path}`, {
       headers: {
         authorization: `Bearer ${result.access_token}`,
         accept: 'application/vnd.github+json',
@@ -305,7 +343,7 @@ async function githubIdentity(
   const primary = Array.isArray(emails)
     ? emails.find((e) => e.primary === true && e.verified === true && typeof e.email === 'string')
     : undefined;
-  const email = primary ? String(primary.email).toLowerCase() : null;
+  const email = addressOf(primary?.email);
   return {
     providerId: p.id,
     issuer: GITHUB.issuer,

@@ -11,9 +11,10 @@ import { en } from '../ui/messages';
 import { unlinkIdentity } from './manage-identities';
 import { afterFirstFactor, continueTo, formReturnTo, proofFromForm } from './page-forms';
 import { signInContext } from './sign-in-context';
-import { ConfirmLinkPage, ProveAccountPage } from './upstream-pages';
+import { ConfirmLinkPage } from './upstream-pages';
 import {
   confirmPendingLink,
+  pendingLinkId,
   finishUpstream,
   PENDING_LINK_TTL,
   readPendingLink,
@@ -21,6 +22,7 @@ import {
   UPSTREAM_REQUEST_TTL_MS,
 } from './upstream-sign-in';
 import { safeReturnTo } from './urls';
+import { EMAIL_TOKEN_TTL } from '../identity/email-tokens';
 import { findProvider } from './upstream-provider-records';
 import { failClosed } from '../lib/errors';
 
@@ -43,6 +45,7 @@ async function start<E extends AppEnv>(c: Context<E>, intent: 'sign_in' | 'link'
     intent,
     session: c.var.session,
     returnTo,
+    ...(intent === 'link' ? { proof: await proofFromForm(c), meta: requestMeta(c) } : {}),
   });
   writeCookie(c, COOKIES.upstream, binding, UPSTREAM_REQUEST_TTL_MS / 1000);
   return c.html(<ContinuePage href={location} />);
@@ -57,6 +60,7 @@ upstreamPages.get('/upstream/link', requireSession, async (c) => {
   if (!identity || !provider) return c.redirect('/auth/account', 303);
   return c.html(
     <ConfirmLinkPage
+      pending={await pendingLinkId(readCookie(c, COOKIES.pendingLink)!)}
       provider={provider.displayName}
       account={identity.email ?? identity.name ?? identity.subject}
       email={shownEmail(c.var.session.email) ?? en.account.withoutEmail}
@@ -70,11 +74,22 @@ upstreamPages.post('/upstream/link', requireSession, async (c) => {
   const { deps } = c.var;
   const body = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
   const token = readCookie(c, COOKIES.pendingLink);
-  clearCookie(c, COOKIES.pendingLink);
   const returnTo = safeReturnTo(c.req.query('return_to') ?? '/auth/account');
-  if (body.decision !== 'link') return c.redirect('/auth/account', 303);
-  c.set('returnAfterSignIn', '/auth/account');
-  const { provider } = await confirmPendingLink(deps, c.var.session, token, requestMeta(c), deferTo(c, 'upstream_mail_failed'));
+  if (body.decision !== 'link') {
+    clearCookie(c, COOKIES.pendingLink);
+    return c.redirect('/auth/account', 303);
+  }
+  c.set('returnAfterSignIn', `/auth/upstream/link?${new URLSearchParams({ return_to: returnTo })}`);
+  const shown = typeof body.pending === 'string' ? body.pending : undefined;
+  const { provider } = await confirmPendingLink(
+    deps,
+    c.var.session,
+    { token, shown, proof: await proofFromForm(c) },
+    requestMeta(c),
+    deferTo(c, 'upstream_mail_failed'),
+  );
+  // Linked: the pending link is spent (a failed proof keeps it, to try again).
+  clearCookie(c, COOKIES.pendingLink);
   return returnTo === '/auth/account'
     ? c.redirect(`/auth/account?${new URLSearchParams({ linked: provider })}`, 303)
     : continueTo(c, returnTo);
@@ -102,34 +117,38 @@ async function callback(c: C, params: URLSearchParams) {
     ctx: signInContext(c),
     defer: deferTo(c, 'upstream_mail_failed'),
   });
-  const returnTo = safeReturnTo(done.kind === 'verify_email' ? null : done.returnTo);
+  const returnTo = safeReturnTo(done.returnTo);
   switch (done.kind) {
     case 'signed_in':
       return afterFirstFactor(c, done.outcome, returnTo, { crossSite: true });
     case 'linked':
       return c.redirect(`/auth/account?${new URLSearchParams({ linked: done.provider })}`, 303);
-    case 'confirm_link': {
-      writeCookie(c, COOKIES.pendingLink, done.pending, PENDING_LINK_TTL);
-      const back = `/auth/upstream/link?${new URLSearchParams({ return_to: returnTo })}`;
-      return c.html(
-        <ProveAccountPage
-          provider={done.provider}
-          email={done.email}
-          signInHref={`/auth/sign-in?${new URLSearchParams({ return_to: back, login_hint: done.email })}`}
-        />,
-      );
-    }
-    case 'verify_email':
+    case 'check_email':
+      // One page, and the same cookies, whether an account has the address or not (no enumeration).
+      writeCookie(c, COOKIES.pendingLink, done.pendingLink, PENDING_LINK_TTL);
+      writeCookie(c, COOKIES.upstreamSignUp, done.signUpBinding, EMAIL_TOKEN_TTL.verify_email);
       return c.html(<MessagePage title={en.upstream.checkEmail} body={en.upstream.checkEmailBody(done.email)} />, 202);
   }
 }
 
+/** The answer parameters a callback takes (RFC 6749 §4.1.2, RFC 9207, OIDC; Apple's `user`). */
+const ANSWER_PARAMS = ['code', 'state', 'iss', 'error', 'error_description', 'user'] as const;
+
 upstreamCallbacks.get('/upstream/:provider/callback', (c) => callback(c, new URL(c.req.url).searchParams));
+/**
+ * Apple answers with a form post from its own site: a cross-site POST, which carries none of our
+ * SameSite=Lax or Strict cookies (not the binding, not the session a link needs). It goes on as a
+ * GET started from a page of ours — a same-site navigation that carries them.
+ */
 upstreamCallbacks.post('/upstream/:provider/callback', async (c) => {
   const body = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
   const params = new URLSearchParams();
-  for (const [k, v] of Object.entries(body)) if (typeof v === 'string') params.set(k, v);
-  return callback(c, params);
+  for (const name of ANSWER_PARAMS) {
+    const value = body[name];
+    if (typeof value === 'string') params.set(name, value.slice(0, 2048));
+  }
+  c.header('cache-control', 'no-store');
+  return c.html(<ContinuePage href={`/auth/upstream/${encodeURIComponent(c.req.param('provider') ?? '')}/callback?${params}`} />);
 });
 
 upstreamPages.post('/account/identities/:id/unlink', requireSession, async (c) => {

@@ -4,16 +4,18 @@ import { jwtVerify, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { linkedIdentities, upstreamRequests, users, type User } from '../db/schema';
 import type { Deps } from '../deps';
-import { auditInsert, type RequestMeta } from '../identity/audit';
+import { auditInsert, type AuditType, type RequestMeta } from '../identity/audit';
 import { placeholderEmail, shownEmail } from '../identity/email';
 import { issueEmailToken, EMAIL_TOKEN_TTL } from '../identity/email-tokens';
 import { findLinkedIdentity } from '../identity/linked-identities';
 import { findUserByEmail, findUserById, newUserId } from '../identity/users';
-import { randomToken, seal, sha256 } from '../lib/crypto';
+import { randomToken, seal, sha256, timingSafeEqualString } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
-import { identityLinkedMail, verifyEmailMail } from '../mail/templates';
+import type { Mail } from '../mail/mailer';
+import { identityLinkedMail, identityLinkRequestMail, upstreamSignUpMail } from '../mail/templates';
 import type { SessionClaims } from '../sessions/session-token';
-import { requireRecentSignIn } from './recent-auth';
+import { assertLiveSession } from '../sessions/session-lifecycle';
+import { authorizeSensitiveAction, type Proof } from './recent-auth';
 import type { SignInContext } from './risk';
 import { completeFirstFactor, type SignInOutcome } from './second-factor';
 import { mailLimitReached, recordAttempt } from './throttle';
@@ -41,17 +43,25 @@ async function providerOrNotFound(deps: Deps, id: string): Promise<UpstreamProvi
 /**
  * Sends the person to an upstream: a request kept under the hash of its `state` and bound to this
  * browser (`binding`, the cookie's secret, kept as a hash), with a PKCE verifier and — for OpenID
- * upstreams — a nonce. Linking to the signed-in account (`link`) is adding a way to sign in: it
- * takes a recent sign-in on this device.
+ * upstreams — a nonce. Linking to the signed-in account (`link`) is adding a way to sign in: a
+ * sensitive action (a proof given now, or a recent sign-in on this device where no origin shares
+ * the host).
  */
 export async function startUpstream(
   deps: Deps,
-  r: { providerId: string; intent: 'sign_in' | 'link'; session: SessionClaims | null; returnTo: string | null },
+  r: {
+    providerId: string;
+    intent: 'sign_in' | 'link';
+    session: SessionClaims | null;
+    returnTo: string | null;
+    proof?: Proof | undefined;
+    meta?: RequestMeta;
+  },
 ): Promise<{ location: string; binding: string }> {
   const p = await providerOrNotFound(deps, r.providerId);
   if (r.intent === 'link') {
     if (!r.session) throw new GatehouseError('unauthenticated', 'Sign in to link another account to yours.');
-    await requireRecentSignIn(deps, r.session);
+    await authorizeSensitiveAction(deps, r.session, r.proof, r.meta ?? { ip: null, userAgent: null });
   }
   const now = deps.now();
   const state = oauth.generateRandomState();
@@ -82,10 +92,15 @@ export async function startUpstream(
 export type UpstreamOutcome =
   | { kind: 'signed_in'; outcome: SignInOutcome; returnTo: string | null }
   | { kind: 'linked'; provider: string; returnTo: string | null }
-  /** An account has this address, but this upstream may not vouch for it: prove the account, then confirm. */
-  | { kind: 'confirm_link'; pending: string; email: string; provider: string; returnTo: string | null }
-  /** A new account whose address the upstream did not verify: a link was mailed to confirm it. */
-  | { kind: 'verify_email'; email: string };
+  /**
+   * This upstream may not vouch for the address: a mail went to it (within its limit), and the
+   * answer is the same whether an account has it or not (no enumeration). An account has it: the
+   * identity waits (`pendingLink`, a cookie) for the person to sign in to that account and confirm;
+   * none has it: the mailed link makes the account, linked only in this browser (`signUpBinding`).
+   * Both cookies are set either way (the one a branch does not use holds a value that leads nowhere
+   * else), so not even the Set-Cookie names of the answer tell the two apart.
+   */
+  | { kind: 'check_email'; email: string; pendingLink: string; signUpBinding: string; returnTo: string | null };
 
 /**
  * The upstream's answer: the request it belongs to is taken once (a replayed callback, or one from
@@ -142,6 +157,8 @@ export async function finishUpstream(
 
   if (request.intent === 'link') {
     if (!r.session || r.session.sub !== request.userId) throw lost();
+    // Still the session that started it: one ended since (sign out everywhere, a stolen one revoked) links nothing.
+    await assertLiveSession(deps, r.session);
     await linkToUser(deps, r.session.sub, identity, p, r.ctx.meta, r.defer);
     return { kind: 'linked', provider: p.displayName, returnTo: request.returnTo };
   }
@@ -173,17 +190,35 @@ export async function finishUpstream(
         mailLinked(deps, local.email, p, identity, r.defer);
         return { kind: 'signed_in', outcome, returnTo: request.returnTo };
       }
+      const back = `/auth/upstream/link?${new URLSearchParams({ return_to: request.returnTo ?? '/auth/account' })}`;
+      await mailWithinLimit(
+        deps,
+        identity.email,
+        r.ctx.meta,
+        { type: 'identity_link_requested', userId: local.id, detail: linkDetail(identity, 'requested') },
+        () =>
+          identityLinkRequestMail(local.email, {
+            provider: p.displayName,
+            account: identity.email ?? identity.name ?? identity.subject,
+            link: authUrl(deps.config, back),
+            minutes: PENDING_LINK_TTL / 60,
+          }),
+      );
       return {
-        kind: 'confirm_link',
-        pending: await pendingLink(deps, identity),
+        kind: 'check_email',
         email: identity.email,
-        provider: p.displayName,
+        pendingLink: await pendingLink(deps, identity),
+        // Matches no pending sign-up: only there so that this answer sets the same cookies as the one below.
+        signUpBinding: randomToken(32),
         returnTo: request.returnTo,
       };
     }
     if (!identity.emailTrusted) {
-      await pendingSignUp(deps, identity, r.ctx.meta);
-      return { kind: 'verify_email', email: identity.email };
+      const signUpBinding = await pendingSignUp(deps, identity, p, r.ctx.meta);
+      // A pending link as above (the same cookie): it links this upstream account only to an account
+      // that signs in here and confirms, as any pending link does.
+      const pending = await pendingLink(deps, identity);
+      return { kind: 'check_email', email: identity.email, pendingLink: pending, signUpBinding, returnTo: request.returnTo };
     }
   }
   const user = await createAccount(deps, identity, r.ctx.meta);
@@ -314,6 +349,9 @@ async function pendingLink(deps: Deps, i: UpstreamIdentity): Promise<string> {
     .sign(deps.keys.pending);
 }
 
+/** What the confirm page names a pending link by, so its form confirms that one only. */
+export const pendingLinkId = async (token: string) => (await sha256(token)).slice(0, 22);
+
 /** A pending link's identity; null when it is missing, forged or expired. */
 export async function readPendingLink(deps: Deps, token: string | undefined): Promise<Omit<UpstreamIdentity, 'tokens'> | null> {
   if (!token || token.length > 8192) return null;
@@ -337,44 +375,72 @@ export async function readPendingLink(deps: Deps, token: string | undefined): Pr
 export async function confirmPendingLink(
   deps: Deps,
   session: SessionClaims,
-  token: string | undefined,
+  r: { token: string | undefined; shown: string | undefined; proof: Proof | undefined },
   meta: RequestMeta,
   defer: (task: Promise<void>) => void,
 ) {
-  const identity = await readPendingLink(deps, token);
+  const identity = await readPendingLink(deps, r.token);
   if (!identity) throw new GatehouseError('invalid_link', 'This link request has expired. Sign in with that account again to link it.');
-  await requireRecentSignIn(deps, session);
+  // The identity the page showed, not another that a second tab put in the cookie since.
+  if (!r.shown || !timingSafeEqualString(r.shown, await pendingLinkId(r.token!)))
+    throw new GatehouseError('invalid_link', 'Another link request replaced this one. Look at it again before you confirm.');
+  await authorizeSensitiveAction(deps, session, r.proof, meta);
   const p = await providerOrNotFound(deps, identity.providerId);
   await linkToUser(deps, session.sub, { ...identity, tokens: null }, p, meta, defer);
   return { provider: p.displayName };
 }
 
 /**
- * A new account through an upstream that did not verify the address (or is not trusted for its
- * domain): like a password sign-up, nothing exists until the mailed link is opened — then the
- * account is made, verified, with the identity linked (auth/email-verification.ts). Past the
- * address's mail limit nothing is sent, as for sign-up.
+ * Mail to an address, within its limit (docs/security.md "No account enumeration"): counted, and
+ * audited (`mail_suppressed` instead past the limit, when nothing is sent). Returns whether it went.
  */
-async function pendingSignUp(deps: Deps, i: UpstreamIdentity, meta: RequestMeta): Promise<void> {
+async function mailWithinLimit(
+  deps: Deps,
+  email: string,
+  meta: RequestMeta,
+  event: { type: AuditType; userId: string | null; detail: Record<string, unknown> },
+  mail: () => Mail | Promise<Mail>,
+): Promise<boolean> {
   const now = deps.now();
-  const email = i.email!;
   const held = await failClosed('the database', () => mailLimitReached(deps.db, email, now));
   await failClosed('the database', async () => {
     await recordAttempt(deps.d1, 'mail', email, now);
-    await auditInsert(deps.db, {
-      type: held ? 'mail_suppressed' : 'sign_up_requested',
-      userId: null,
-      meta,
-      detail: { via: i.providerId },
-      at: now,
+    await auditInsert(deps.db, { type: held ? 'mail_suppressed' : event.type, userId: event.userId, meta, detail: event.detail, at: now });
+  });
+  if (!held) await deps.mailer.send(await mail());
+  return !held;
+}
+
+/**
+ * A new account through an upstream that did not verify the address (or is not trusted for its
+ * domain): like a password sign-up, nothing exists until the mailed link is opened — then the
+ * account is made, verified, and the identity linked only if the link is opened in this browser
+ * (the returned binding, kept as a hash with the pending sign-up: auth/email-verification.ts).
+ * Anyone can make an upstream account claim an address; the mailbox's owner opening an unsolicited
+ * mail must not link a stranger's identity into their new account. The mail names the upstream account.
+ */
+async function pendingSignUp(deps: Deps, i: UpstreamIdentity, p: UpstreamProvider, meta: RequestMeta): Promise<string> {
+  const email = i.email!;
+  const binding = randomToken(32);
+  const { tokens: _tokens, ...identity } = i;
+  await mailWithinLimit(deps, email, meta, { type: 'sign_up_requested', userId: null, detail: { via: i.providerId } }, async () => {
+    const token = await failClosed('the database', async () =>
+      issueEmailToken(deps.db, {
+        purpose: 'verify_email',
+        email,
+        userId: null,
+        upstreamIdentity: JSON.stringify({ ...identity, bindingHash: await sha256(binding) }),
+        now: deps.now(),
+      }),
+    );
+    return upstreamSignUpMail(email, {
+      provider: p.displayName,
+      account: i.email ?? i.name ?? i.subject,
+      link: authUrl(deps.config, '/auth/verify-email', { token }),
+      minutes: EMAIL_TOKEN_TTL.verify_email / 60,
     });
   });
-  if (held) return;
-  const { tokens: _tokens, ...identity } = i;
-  const token = await failClosed('the database', () =>
-    issueEmailToken(deps.db, { purpose: 'verify_email', email, userId: null, upstreamIdentity: JSON.stringify(identity), now }),
-  );
-  await deps.mailer.send(verifyEmailMail(email, authUrl(deps.config, '/auth/verify-email', { token }), EMAIL_TOKEN_TTL.verify_email / 60));
+  return binding;
 }
 
 /** A new account from an upstream identity: verified when the upstream is trusted for the address; none when it shared none. */

@@ -40,6 +40,7 @@ export type AuditType =
   | 'client_deleted'
   | 'identity_linked'
   | 'identity_unlinked'
+  | 'identity_link_requested'
   | 'sign_in_locked'
   | 'user_created'
   | 'user_updated'

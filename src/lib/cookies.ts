@@ -31,6 +31,8 @@ export const COOKIES = {
   upstream: `${PREFIX}upstream`,
   /** An upstream identity waiting for the person to prove the account it will be linked to (ten minutes). */
   pendingLink: `${PREFIX}pending_link`,
+  /** Binds a sign-up through an upstream, confirmed by mail, to the browser that started it: only there is the identity linked. */
+  upstreamSignUp: `${PREFIX}upstream_sign_up`,
 } as const;
 
 export type CookieName = (typeof COOKIES)[keyof typeof COOKIES];
@@ -38,20 +40,13 @@ export type CookieName = (typeof COOKIES)[keyof typeof COOKIES];
 /** SameSite per cookie: Strict for the short-lived step state that no cross-site navigation needs. */
 const STRICT = new Set<CookieName>([COOKIES.secondFactor, COOKIES.emailSignIn, COOKIES.handoffWait, COOKIES.handoffOwn]);
 
-/**
- * SameSite=None for the one cookie a cross-site POST must carry: Apple answers a sign-in with a form
- * post from its own page (response_mode=form_post). It binds that answer to the browser that asked,
- * and is worth nothing to anyone else (a random secret, single use, with the request's state).
- */
-const CROSS_SITE = new Set<CookieName>([COOKIES.upstream]);
-
 /** `__Host-`: Secure, Path=/, no Domain; HttpOnly always. `maxAge` in seconds; omitted: a browser-session cookie. */
 export function cookieAttributes(name: CookieName, maxAge?: number) {
   return {
     path: '/' as const,
     secure: true as const,
     httpOnly: true,
-    sameSite: STRICT.has(name) ? ('Strict' as const) : CROSS_SITE.has(name) ? ('None' as const) : ('Lax' as const),
+    sameSite: STRICT.has(name) ? ('Strict' as const) : ('Lax' as const),
     ...(maxAge === undefined ? {} : { maxAge: Math.max(0, Math.floor(maxAge)) }),
   };
 }

@@ -91,6 +91,37 @@ export function identityLinkedMail(to: string, d: { provider: string; account: s
   };
 }
 
+/**
+ * A sign-up through an upstream that may not vouch for this address. Says which upstream account
+ * asked, so the owner of the mailbox can tell a stranger's attempt from their own.
+ */
+export function upstreamSignUpMail(to: string, d: { provider: string; account: string; link: string; minutes: number }): Mail {
+  const lines = [
+    `Someone is signing up with this address through ${d.provider} (the ${d.provider} account ${d.account}). Confirm your email address to finish creating the account.`,
+    `Open the link in the browser where you started: only there will ${d.provider} sign you in to it. It works once and expires in ${d.minutes} minutes. If this was not you, ignore this message.`,
+  ];
+  return {
+    to,
+    subject: 'Confirm your email address',
+    text: `${lines.join('\n\n')}\n\n${d.link}\n`,
+    html: htmlOf(lines, { href: d.link, label: 'Confirm email address' }),
+  };
+}
+
+/** An upstream account with this address asks to be linked to the account: sign in to it, then confirm. */
+export function identityLinkRequestMail(to: string, d: { provider: string; account: string; link: string; minutes: number }): Mail {
+  const lines = [
+    `Someone wants to sign in to your account with ${d.provider} (the ${d.provider} account ${d.account}).`,
+    `If it was you: open this link in the browser where you started within ${d.minutes} minutes, sign in the way you usually do, and confirm. If it was not you, ignore this message: nothing changes unless you confirm.`,
+  ];
+  return {
+    to,
+    subject: `Link ${d.provider} to your account?`,
+    text: `${lines.join('\n\n')}\n\n${d.link}\n`,
+    html: htmlOf(lines, { href: d.link, label: `Link ${d.provider}` }),
+  };
+}
+
 /** An upstream account was unlinked: it no longer signs in here. */
 export function identityUnlinkedMail(to: string, d: { provider: string; account: string; accountLink: string }): Mail {
   const lines = [

@@ -33,5 +33,7 @@ export async function askForProof(c: Context, e: GatehouseError): Promise<Respon
     ),
   );
   const error = e.code === 'invalid_proof' ? e.message : undefined;
-  return c.html(<ConfirmActionPage csrf={c.get('csrfToken')} action={new URL(c.req.url).pathname} fields={fields} error={error} />, 403);
+  // The action with its query: a return_to there (confirming a link) must survive the proof.
+  const url = new URL(c.req.url);
+  return c.html(<ConfirmActionPage csrf={c.get('csrfToken')} action={`${url.pathname}${url.search}`} fields={fields} error={error} />, 403);
 }

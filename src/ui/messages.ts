@@ -54,10 +54,6 @@ export const en = {
   upstream: {
     heading: 'Or continue with',
     continueWith: (provider: string) => `Continue with ${provider}`,
-    proveTitle: 'Sign in to link your account',
-    proveBody: (provider: string, email: string) =>
-      `An account here already uses ${email}. To use ${provider} with it, sign in to that account first (the way you usually do), then confirm.`,
-    proveSignIn: 'Sign in to that account',
     confirmTitle: (provider: string) => `Link ${provider}?`,
     confirmBody: (provider: string, account: string, email: string) =>
       `Your ${provider} account (${account}) will be able to sign you in to this account (${email}).`,
@@ -71,7 +67,7 @@ export const en = {
     link: (provider: string) => `Link ${provider}`,
     checkEmail: 'Check your email',
     checkEmailBody: (email: string) =>
-      `We sent a message to ${email}. Open the link in it within 30 minutes to finish creating your account; then continue with the same service again.`,
+      `We sent a message to ${email}. Open the link in it, in this browser, within 30 minutes to continue.`,
     failedTitle: 'Sign-in did not complete',
     unlinkFailed: 'Could not unlink',
   },

@@ -158,6 +158,35 @@ describe('passkeys', () => {
     expect(((await res.json()) as Problem).detail).toMatch(/not registered/);
   });
 
+  it('never removes the last way to sign in: the last passkey of an account with no password and no address stays (409)', async () => {
+    // A passkey sign-up: no password, but an address email sign-in reaches — its passkey can go.
+    const email = uniqueEmail('passkey-only');
+    const browser = new TestBrowser();
+    expect((await browser.post('/auth/api/sign-up', { email, method: 'passkey' })).status).toBe(202);
+    expect((await browser.post('/auth/api/verify-email', { token: tokenFrom(await lastMailTo(email)) })).status).toBe(200);
+    const first = await addPasskey(browser, 'First');
+    expect((await browser.fetch(`/auth/api/passkeys/${first.id}`, { method: 'DELETE' })).status).toBe(204);
+    // Without the address (an account made through an upstream that shared none, its link gone),
+    // passkeys are all that is left: all but the last can be removed.
+    const { id: userId } = (await env.DB.prepare('SELECT id FROM users WHERE email = ?').bind(email).first<{ id: string }>())!;
+    await env.DB.prepare('UPDATE users SET email = ? WHERE id = ?').bind(`${userId}@no-email.invalid`, userId).run();
+    const [a, b] = [await addPasskey(browser, 'A'), await addPasskey(browser, 'B')];
+    expect((await browser.fetch(`/auth/api/passkeys/${a.id}`, { method: 'DELETE' })).status).toBe(204);
+    const last = await browser.fetch(`/auth/api/passkeys/${b.id}`, { method: 'DELETE' });
+    expect(last.status).toBe(409);
+    expect((await last.json()) as Problem).toMatchObject({
+      code: 'last_sign_in_method',
+      detail: 'This passkey is the only way to sign in to your account: add another first.',
+    });
+    expect(await counterOf(b.id)).toBeDefined();
+    const removed = (await auditOf(userId)).results.filter((r) => r.type === 'passkey_removed').map((r) => JSON.parse(r.detail!).passkey);
+    expect(removed).toEqual([first.id, a.id]);
+    // Another account's passkey, or none at all, is still not found.
+    expect((await browser.fetch('/auth/api/passkeys/AAAA', { method: 'DELETE' })).status).toBe(404);
+    const { res } = await passkeySignIn(new TestBrowser(), b);
+    expect(await res.json()).toMatchObject({ status: 'signed_in', user: { id: userId } });
+  });
+
   it('signs up with a passkey alone: no password, signed in by the confirmed address, then the passkey', async () => {
     const email = uniqueEmail('passkey');
     const browser = new TestBrowser();

@@ -1,6 +1,8 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { appWith, call, createVerifiedUser, lastMailTo, STRONG_PASSWORD, tokenFrom, uniqueEmail } from '../helpers';
+import { TestBrowser } from '../browser';
+import { appWith, call, createVerifiedUser, lastMailTo, SESSION, STRONG_PASSWORD, tokenFrom, uniqueEmail } from '../helpers';
+import { newPerson, upstreamProvider, viaUpstream } from './upstream-helpers';
 
 const signUp = (email: string, password = STRONG_PASSWORD) => call('/auth/api/sign-up', { method: 'POST', json: { email, password } });
 const verify = (token: string) => call('/auth/api/verify-email', { method: 'POST', json: { token } });
@@ -74,6 +76,38 @@ describe('sign-up', () => {
     const late = await verify(attackerToken);
     expect(late.status).toBe(400);
     expect(await signInStatus(email, 'attacker chosen passphrase')).toBe(401);
+  });
+});
+
+describe('sign-up alongside an upstream sign-up for the same address', () => {
+  it('the owner’s own sign-up voids a stranger’s upstream one: nothing of it is linked, even in the browser that started it', async () => {
+    const p = await upstreamProvider(); // trusted for nothing: its addresses are confirmed by mail
+    const email = uniqueEmail('owner');
+    // A stranger's upstream account claims the address: a pending sign-up, bound to the stranger's browser.
+    const stranger = new TestBrowser();
+    const attacker = newPerson({ email });
+    expect((await viaUpstream(stranger, p, attacker)).res.status).toBe(202);
+    const strangerMail = await lastMailTo(email);
+    expect(strangerMail.text).toContain(`through ${p.name}`);
+    // The owner signs up with a password and opens their own link.
+    expect((await signUp(email, 'owner chosen passphrase')).status).toBe(202);
+    const ownToken = tokenFrom(await lastMailTo(email, strangerMail.id));
+    expect(await userCount(email)).toBe(0);
+    expect(await (await verify(ownToken)).json()).toMatchObject({ status: 'email_verified', email, accountCreated: true });
+    expect(await signInStatus(email, 'owner chosen passphrase')).toBe(200);
+    // The stranger's pending sign-up is void, even opened in the browser holding its cookie.
+    const late = await stranger.post('/auth/api/verify-email', { token: tokenFrom(strangerMail) });
+    expect(late.status).toBe(400);
+    expect(await late.json()).toMatchObject({ code: 'invalid_link' });
+    const linked = await env.DB.prepare('SELECT count(*) AS n FROM linked_identities WHERE subject = ?')
+      .bind(attacker.sub)
+      .first<{ n: number }>();
+    expect(linked!.n).toBe(0);
+    // The stranger's upstream account signs in to nothing: the owner is asked, by mail.
+    const again = new TestBrowser();
+    expect((await viaUpstream(again, p, attacker)).res.status).toBe(202);
+    expect(again.cookie(SESSION)).toBeUndefined();
+    expect((await lastMailTo(email)).subject).toBe(`Link ${p.name} to your account?`);
   });
 });
 

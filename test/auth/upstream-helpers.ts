@@ -58,6 +58,22 @@ export async function viaUpstream(
   return { res, href: href!, callback, back };
 }
 
+/**
+ * An upstream's answer by a form post from its own site (Apple's response_mode=form_post): the
+ * cross-site POST carries none of Gatehouse's cookies (none is SameSite=None) and answers a Continue
+ * page; its GET, a same-site navigation, carries the browser's cookies and does the work. Returns
+ * the POST's answer and the GET's.
+ */
+export async function formPostBack(browser: TestBrowser, path: string, form: URLSearchParams, origin: string) {
+  const posted = await browser.crossSitePost(path, form, origin);
+  const html = await posted.clone().text();
+  expect(posted.status, html.slice(0, 400)).toBe(200);
+  const href = continueHref(html);
+  expect(href, html.slice(0, 400)).toMatch(new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\?`));
+  const res = await browser.fetch(href!, { headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate' } });
+  return { posted, res };
+}
+
 export const newPerson = (over: Partial<Person> = {}): Person => ({
   sub: `upstream-${randomToken(8)}`,
   email: `person-${randomToken(6).toLowerCase()}@acme.example`,

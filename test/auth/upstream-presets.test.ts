@@ -7,7 +7,7 @@ import { createDb } from '../../src/db/client';
 import { identityProviders } from '../../src/db/schema';
 import { randomToken } from '../../src/lib/crypto';
 import { TestBrowser } from '../browser';
-import { auditOf, createVerifiedUser, lastMailTo, ORIGIN, tokenFrom, call } from '../helpers';
+import { auditOf, createVerifiedUser, lastMailTo, ORIGIN, tokenFrom } from '../helpers';
 import {
   APPLE,
   apple as fakeApple,
@@ -23,7 +23,7 @@ import {
   MSA_TENANT,
   type RegisteredClient,
 } from './fake-presets';
-import { continueHref, KEK } from './upstream-helpers';
+import { continueHref, formPostBack, KEK } from './upstream-helpers';
 
 /**
  * The presets (Google, Entra, Apple, GitHub) against fakes of their real hosts, through the real
@@ -96,6 +96,24 @@ async function expectSignedIn(browser: TestBrowser, res: Response) {
 
 const auditTypes = async (userId: string) => (await auditOf(userId)).results.map((r) => r.type);
 
+/**
+ * An upstream that may not vouch for an address an account has: the page every such answer gets
+ * (as for an address nobody has), a pending link in this browser, no session, nothing linked —
+ * and the account's owner asked by mail.
+ */
+async function expectLinkRequested(browser: TestBrowser, res: Response, local: { email: string; userId: string }, provider: string) {
+  const html = await res.text();
+  expect(res.status, html.slice(0, 600)).toBe(202);
+  expect(html).toContain('Check your email');
+  expect(html).toContain(`We sent a message to ${local.email}.`);
+  expect(browser.cookie(PENDING_LINK)).toBeTruthy();
+  expect(browser.cookie('__Host-gatehouse_session')).toBeUndefined();
+  expect((await identitiesOf(local.userId)).results).toEqual([]);
+  expect(await auditTypes(local.userId)).not.toContain('identity_linked');
+  expect(await auditTypes(local.userId)).toContain('identity_link_requested');
+  expect((await lastMailTo(local.email)).subject).toBe(`Link ${provider} to your account?`);
+}
+
 describe('Google', () => {
   const person = (over: Claims = {}): Claims => ({
     sub: `1${Math.floor(Math.random() * 1e17)}`,
@@ -166,19 +184,13 @@ describe('Google', () => {
     ['a Workspace hd that is not the address’s domain', { hd: 'attacker-workspace.example' }],
     ['a Gmail address Google did not verify', { email_verified: false }],
   ] as const) {
-    it(`does not link ${what} by itself: the person proves the account first`, async () => {
+    it(`does not link ${what} by itself: the account’s owner is asked by mail`, async () => {
       const email = 'email_verified' in over ? `ada.${slug()}@gmail.com` : `ada@victim-${slug()}.example`;
       const claims = person({ email, ...over });
       const local = await createVerifiedUser(email);
-      const { b, res } = await viaGoogle(new TestBrowser(), claims);
-      const html = await res.text();
-      expect(res.status, html.slice(0, 600)).toBe(200);
-      expect(html).toContain('Sign in to link your account');
-      expect(html).toContain(email);
-      expect(b.cookie(PENDING_LINK)).toBeTruthy();
-      expect(b.cookie('__Host-gatehouse_session')).toBeUndefined();
+      const { b, provider, res } = await viaGoogle(new TestBrowser(), claims);
+      await expectLinkRequested(b, res, local, `google ${provider.id}`);
       expect(await linkedIdentity(GOOGLE.issuer, claims.sub as string)).toBeNull();
-      expect(await auditTypes(local.userId)).not.toContain('identity_linked');
     });
   }
 });
@@ -278,27 +290,24 @@ describe('Microsoft Entra ID', () => {
     await refused(b, res, claims, 'could not be verified');
   });
 
-  it('never links by the email claim, even one it calls verified: the person proves the account', async () => {
+  it('never links by the email claim, even one it calls verified: the account’s owner is asked by mail', async () => {
     const local = await createVerifiedUser();
     const claims = person(crypto.randomUUID(), { email: local.email, email_verified: true });
-    const { b, res } = await viaEntra(new TestBrowser(), claims);
-    const html = await res.text();
-    expect(res.status, html.slice(0, 600)).toBe(200);
-    expect(html).toContain('Sign in to link your account');
-    expect(b.cookie(PENDING_LINK)).toBeTruthy();
-    expect(b.cookie('__Host-gatehouse_session')).toBeUndefined();
-    expect((await identitiesOf(local.userId)).results).toEqual([]);
+    const { b, provider, res } = await viaEntra(new TestBrowser(), claims);
+    await expectLinkRequested(b, res, local, `entra ${provider.id}`);
   });
 
   it('keeps the same account when the person’s email claim changes (the identity is the oid)', async () => {
     const tid = crypto.randomUUID();
     const before = `ada-${slug()}@contoso.example`;
     const claims = person(tid, { email: before });
-    // An address Entra does not verify: the account is made once a mailed link is opened.
+    // An address Entra does not verify: the account is made once the mailed link is opened (in this
+    // browser: only there is the identity linked).
     const first = await viaEntra(new TestBrowser(), claims);
     expect(first.res.status).toBe(202);
-    const verified = await call('/auth/api/verify-email', { method: 'POST', json: { token: tokenFrom(await lastMailTo(before)) } });
+    const verified = await first.b.post('/auth/api/verify-email', { token: tokenFrom(await lastMailTo(before)) });
     expect(verified.status).toBe(200);
+    expect(await verified.json()).toMatchObject({ status: 'email_verified', email: before, accountCreated: true });
     const linked = await linkedIdentity(entraIssuer(tid), claims.oid as string);
     expect(linked).toMatchObject({ email: before, email_verified: 0 });
 
@@ -383,7 +392,7 @@ describe('Apple', () => {
     );
   }
 
-  /** Apple's answer: a form post from Apple's page, across sites. */
+  /** Apple's answer: a form post from Apple's page, across sites, then the GET its Continue page leads to. */
   async function viaApple(
     browser: TestBrowser,
     provider: { id: string },
@@ -394,14 +403,17 @@ describe('Apple', () => {
     const b = browser.at(() => ({ fetch: a.fetch }));
     const href = await start(b, provider.id);
     const answer = a.authorize(href.toString(), claims, user ? { user } : {});
-    return { b, href, answer, res: await b.crossSitePost(answer.path, answer.form, APPLE_ORIGIN) };
+    const { posted, res } = await formPostBack(b, answer.path, answer.form, APPLE_ORIGIN);
+    return { b, href, answer, posted, res };
   }
 
-  it('asks for a form post, takes it across sites with only the binding cookie, and pays with an ES256 client secret JWT', async () => {
+  it('asks for a form post, takes it across sites on to a same-site GET (which carries the binding cookie), and pays with an ES256 client secret JWT', async () => {
     const a = await fakeApple();
     const provider = await registerApple();
     const claims = person();
-    const { b, href, res } = await viaApple(new TestBrowser(), provider, claims);
+    const { b, href, posted, res } = await viaApple(new TestBrowser(), provider, claims);
+    // The cross-site post itself sets and clears nothing; the GET it leads to finishes the sign-in.
+    expect(posted.headers.getSetCookie()).toEqual([]);
     expect(href.origin + href.pathname).toBe(APPLE.authorize);
     expect(href.searchParams.get('response_mode')).toBe('form_post');
     expect(href.searchParams.get('scope')).toBe('openid email name');
@@ -429,12 +441,13 @@ describe('Apple', () => {
       const victim = new TestBrowser().at(() => ({ fetch: a.fetch }));
       if (started) await start(victim, provider.id);
       else await victim.open('/auth/sign-in');
-      const res = await victim.crossSitePost(answer.path, answer.form, APPLE_ORIGIN);
+      const { res } = await formPostBack(victim, answer.path, answer.form, APPLE_ORIGIN);
       expect(res.status).toBe(400);
       expect(await res.text()).toContain('was not started in this browser');
       expect(victim.cookie('__Host-gatehouse_session')).toBeUndefined();
       // Nothing was taken: the request still belongs to the browser that started it.
-      expect((await attacker.crossSitePost(answer.path, answer.form, APPLE_ORIGIN)).status).toBe(303);
+      expect((await formPostBack(attacker, answer.path, answer.form, APPLE_ORIGIN)).res.status).toBe(303);
+      expect(attacker.cookie('__Host-gatehouse_session')).toBeTruthy();
     });
 
   it('says the person cancelled when Apple posts its own user_cancelled_authorize', async () => {
@@ -442,7 +455,7 @@ describe('Apple', () => {
     const provider = await registerApple();
     const b = new TestBrowser().at(() => ({ fetch: a.fetch }));
     const cancelled = a.cancel((await start(b, provider.id)).toString());
-    const res = await b.crossSitePost(cancelled.path, cancelled.form, APPLE_ORIGIN);
+    const { res } = await formPostBack(b, cancelled.path, cancelled.form, APPLE_ORIGIN);
     const html = await res.text();
     expect(res.status, html.slice(0, 600)).toBe(400);
     expect(html).toContain(`You did not allow the sign-in at apple ${provider.id}.`);
@@ -453,7 +466,7 @@ describe('Apple', () => {
     const provider = await registerApple();
     const own = await viaApple(new TestBrowser(), provider, person());
     await expectSignedIn(own.b, own.res);
-    const replay = await own.b.crossSitePost(own.answer.path, own.answer.form, APPLE_ORIGIN);
+    const { res: replay } = await formPostBack(own.b, own.answer.path, own.answer.form, APPLE_ORIGIN);
     expect(replay.status).toBe(400);
     expect(await replay.text()).toContain('has already finished');
   });
@@ -492,9 +505,18 @@ describe('Apple', () => {
     const claims = person({ email_verified: 'false' });
     const { b, res } = await viaApple(new TestBrowser(), provider, claims);
     expect(res.status).toBe(202);
+    expect(await res.text()).toContain('Check your email');
     expect(b.cookie('__Host-gatehouse_session')).toBeUndefined();
     expect(await env.DB.prepare('SELECT id FROM users WHERE email = ?').bind(claims.email).first()).toBeNull();
-    expect((await lastMailTo(claims.email as string)).subject).toBeTruthy();
+    const mail = await lastMailTo(claims.email as string);
+    expect(mail.subject).toBe('Confirm your email address');
+    expect(mail.text).toContain(`through apple ${provider.id} (the apple ${provider.id} account ${claims.email})`);
+    // Opened in this browser: the account, verified, with the Apple identity linked.
+    const verified = await b.post('/auth/api/verify-email', { token: tokenFrom(mail) });
+    expect(await verified.json()).toMatchObject({ status: 'email_verified', email: claims.email, accountCreated: true });
+    const linked = await linkedIdentity(APPLE.issuer, claims.sub as string);
+    expect(linked).toMatchObject({ email: claims.email, email_verified: 0 });
+    expect(await userRow(linked!.user_id)).toMatchObject({ email: claims.email, email_verified_at: expect.any(Number) });
   });
 
   it('keeps the name Apple sends only at the first authorization', async () => {
@@ -545,7 +567,7 @@ describe('GitHub', () => {
         { email: primary, primary: true, verified: true },
       ],
     });
-    const { href, res } = await viaGitHub(new TestBrowser(), provider, person);
+    const { b, href, res } = await viaGitHub(new TestBrowser(), provider, person);
     expect(href.origin + href.pathname).toBe(GITHUB.authorize);
     expect(href.searchParams.get('scope')).toBe('read:user user:email');
     expect(href.searchParams.has('nonce')).toBe(false);
@@ -553,7 +575,8 @@ describe('GitHub', () => {
     // GitHub is no authority for the address: the account is made when the mailed link is opened.
     expect(res.status).toBe(202);
     expect(await res.text()).toContain(primary);
-    const verified = await call('/auth/api/verify-email', { method: 'POST', json: { token: tokenFrom(await lastMailTo(primary)) } });
+    // Opened in the browser that signed in with GitHub: the identity is linked there.
+    const verified = await b.post('/auth/api/verify-email', { token: tokenFrom(await lastMailTo(primary)) });
     expect(verified.status).toBe(200);
     const linked = await linkedIdentity(GITHUB.issuer, String(person.id));
     expect(linked).toMatchObject({ provider_id: provider.id, email: primary, name: 'Ada Lovelace' });
@@ -615,9 +638,9 @@ describe('GitHub', () => {
     const domain = `acme-${slug()}.example`;
     const local = await createVerifiedUser(`ada@${domain}`);
     const person = account({ emails: [{ email: local.email, primary: true, verified: true }] });
-    const untrusted = await viaGitHub(new TestBrowser(), await registerGitHub(), person);
-    expect(untrusted.res.status).toBe(200);
-    expect(await untrusted.res.text()).toContain('Sign in to link your account');
+    const untrustedProvider = await registerGitHub();
+    const untrusted = await viaGitHub(new TestBrowser(), untrustedProvider, person);
+    await expectLinkRequested(untrusted.b, untrusted.res, local, `github ${untrustedProvider.id}`);
     expect(await linkedIdentity(GITHUB.issuer, String(person.id))).toBeNull();
 
     const trusted = await viaGitHub(new TestBrowser(), await registerGitHub({ trustedEmailDomains: [domain] }), person);

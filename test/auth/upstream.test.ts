@@ -1,8 +1,10 @@
 import { env } from 'cloudflare:workers';
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
+import { forgetProviders } from '../../src/auth/upstream-provider-records';
 import { createDb } from '../../src/db/client';
 import { clientProviders } from '../../src/db/schema';
+import { randomToken } from '../../src/lib/crypto';
 import { TestBrowser } from '../browser';
 import { auditOf, createVerifiedUser, lastMailTo, ORIGIN, STRONG_PASSWORD, tokenFrom } from '../helpers';
 import { authorizeUrl, pkce, registerClient } from '../oauth/helpers';
@@ -20,6 +22,8 @@ import { continueHref, newPerson, sessionOf, upstreamProvider, viaUpstream } fro
 const identityOf = (issuer: string, subject: string) =>
   env.DB.prepare('SELECT * FROM linked_identities WHERE issuer = ? AND subject = ?').bind(issuer, subject).first<Record<string, unknown>>();
 const userByEmail = (email: string) => env.DB.prepare('SELECT * FROM users WHERE email = ?').bind(email).first<Record<string, unknown>>();
+const PENDING_LINK = '__Host-gatehouse_pending_link';
+const UPSTREAM_SIGN_UP = '__Host-gatehouse_upstream_sign_up';
 const me = async (b: TestBrowser) =>
   (await (await b.fetch('/auth/api/me')).json()) as { user: { id: string; email: string }; session: { amr: string[] } };
 
@@ -67,29 +71,93 @@ describe('signing up and in through an upstream', () => {
     expect((await userByEmail(person.email!))!.id).toBe(first.user_id);
   });
 
-  it('a new address from an upstream not trusted for it makes nothing until the mailed link is opened; then the account is verified and linked', async () => {
+  it('a new address from an upstream not trusted for it makes nothing until the mailed link is opened in the starting browser; then the account is verified and linked', async () => {
     const p = await upstreamProvider();
     const person = newPerson();
     const b = new TestBrowser();
     const { res } = await viaUpstream(b, p, person);
     expect(res.status).toBe(202);
-    expect(await res.text()).toContain('Check your email');
+    expect(await res.text()).toContain(
+      `We sent a message to ${person.email}. Open the link in it, in this browser, within 30 minutes to continue.`,
+    );
     expect(sessionOf(b)).toBeUndefined();
+    expect(b.cookie(UPSTREAM_SIGN_UP)).toBeDefined();
     expect(await userByEmail(person.email!)).toBeNull();
     expect(await identityOf(p.upstream.issuer, person.sub)).toBeNull();
-    const verified = await new TestBrowser().submit(
-      '/auth/verify-email',
-      { token: tokenFrom(await lastMailTo(person.email!)) },
-      `/auth/verify-email?token=${tokenFrom(await lastMailTo(person.email!))}`,
-    );
-    expect(verified.status).toBeLessThan(400);
+    const mail = await lastMailTo(person.email!);
+    expect(mail.subject).toBe('Confirm your email address');
+    expect(mail.text).toContain(`through ${p.name} (the ${p.name} account ${person.email})`);
+    const token = tokenFrom(mail);
+    // Opened in the browser that started it: the account is made, linked, with the upstream's name.
+    const verified = await b.submit('/auth/verify-email', { token }, `/auth/verify-email?token=${token}`);
+    expect(verified.status).toBe(303);
+    expect(verified.headers.get('location')).toBe('/auth/account?setup=passkey');
+    expect(b.cookie(UPSTREAM_SIGN_UP)).toBeUndefined();
     const user = (await userByEmail(person.email!))!;
     expect(user.email_verified_at).not.toBeNull();
-    expect(await identityOf(p.upstream.issuer, person.sub)).toMatchObject({ user_id: user.id });
+    expect(user.password_hash).toBeNull();
+    expect(user.name).toBe('Ada Upstream');
+    expect(await identityOf(p.upstream.issuer, person.sub)).toMatchObject({
+      user_id: user.id,
+      provider_id: p.id,
+      email: person.email,
+      name: 'Ada Upstream',
+    });
+    // Signed in by the confirmed address (it has no password), as a passkey sign-up is.
+    expect((await me(b)).user.id).toBe(user.id);
+    expect((await me(b)).session.amr).toEqual(['email']);
     // Now the upstream signs them in.
     const again = new TestBrowser();
     await viaUpstream(again, p, person);
     expect((await me(again)).user.id).toBe(user.id);
+    expect((await me(again)).session.amr).toEqual(['fed']);
+  });
+
+  it('the mailed link opened in another browser makes the account, verified, but links no identity and copies nothing from the upstream', async () => {
+    const p = await upstreamProvider();
+    const person = newPerson({ name: 'Someone Upstream', picture: 'https://pictures.example/someone.png' });
+    const started = new TestBrowser();
+    expect((await viaUpstream(started, p, person)).res.status).toBe(202);
+    const token = tokenFrom(await lastMailTo(person.email!));
+    // The mailbox's owner, in a browser of their own (or anyone else's: the cookie is what counts).
+    const elsewhere = new TestBrowser();
+    elsewhere.cookies.set(UPSTREAM_SIGN_UP, randomToken(32));
+    const verified = await elsewhere.submit('/auth/verify-email', { token }, `/auth/verify-email?token=${token}`);
+    expect(verified.status).toBe(303);
+    const user = (await userByEmail(person.email!))!;
+    expect(user.email_verified_at).not.toBeNull();
+    expect(user.name).toBeNull();
+    expect(user.picture).toBeNull();
+    expect(await identityOf(p.upstream.issuer, person.sub)).toBeNull();
+    expect(
+      (await env.DB.prepare('SELECT count(*) AS n FROM linked_identities WHERE user_id = ?').bind(user.id).first<{ n: number }>())!.n,
+    ).toBe(0);
+    expect((await me(elsewhere)).user.id).toBe(user.id);
+    // The token is spent: the starting browser cannot link it afterwards.
+    const late = await started.submit('/auth/verify-email', { token }, `/auth/verify-email?token=${token}`);
+    expect(late.status).toBe(400);
+    expect(await identityOf(p.upstream.issuer, person.sub)).toBeNull();
+    // The upstream account now meets an account with its address: it asks the owner, by mail.
+    const again = new TestBrowser();
+    expect((await viaUpstream(again, p, person)).res.status).toBe(202);
+    expect(sessionOf(again)).toBeUndefined();
+    expect((await lastMailTo(person.email!)).subject).toBe(`Link ${p.name} to your account?`);
+  });
+
+  it('a provider disabled before the mailed link is opened gets nothing linked, even in the starting browser', async () => {
+    const p = await upstreamProvider();
+    const person = newPerson();
+    const b = new TestBrowser();
+    expect((await viaUpstream(b, p, person)).res.status).toBe(202);
+    const token = tokenFrom(await lastMailTo(person.email!));
+    await env.DB.prepare('UPDATE identity_providers SET enabled = 0 WHERE id = ?').bind(p.id).run();
+    forgetProviders();
+    const verified = await b.submit('/auth/verify-email', { token }, `/auth/verify-email?token=${token}`);
+    expect(verified.status).toBe(303);
+    const user = (await userByEmail(person.email!))!;
+    expect(user.email_verified_at).not.toBeNull();
+    expect(user.name).toBeNull();
+    expect(await identityOf(p.upstream.issuer, person.sub)).toBeNull();
   });
 
   it('an upstream that shares no address makes an account without one: nothing shows or mails one', async () => {
@@ -135,7 +203,7 @@ describe('linking an upstream identity to an existing account', () => {
     ).toBe(true);
   });
 
-  it('never links an address the upstream did not verify, or one it is not trusted for: the person must prove the account first', async () => {
+  it('never links an address the upstream did not verify, or one it is not trusted for: the account’s owner is mailed, and must sign in and confirm', async () => {
     const trusted = await upstreamProvider({ trustedEmailDomains: ['example.com'] });
     const untrusted = await upstreamProvider();
     const victim = await createVerifiedUser();
@@ -146,34 +214,61 @@ describe('linking an upstream identity to an existing account', () => {
       const attacker = new TestBrowser();
       const { res } = await viaUpstream(attacker, provider, person);
       const html = await res.text();
-      expect(res.status, what).toBe(200);
-      expect(html, what).toContain('Sign in to link your account');
+      // The same page as for an address nobody has (test/auth/upstream-review.test.ts, F3).
+      expect(res.status, what).toBe(202);
+      expect(html, what).toContain('Check your email');
+      expect(html, what).toContain(`We sent a message to ${victim.email}.`);
+      expect(html, what).not.toContain('Sign in to link your account');
+      expect(attacker.cookie(PENDING_LINK), what).toBeDefined();
       expect(sessionOf(attacker), what).toBeUndefined();
       expect(await identityOf(provider.upstream.issuer, person.sub), what).toBeNull();
+      const mail = await lastMailTo(victim.email);
+      expect(mail.subject, what).toBe(`Link ${provider.name} to your account?`);
+      expect(mail.text, what).toContain(`the ${provider.name} account ${victim.email}`);
+      expect(mail.links[0], what).toBe(`${ORIGIN}/auth/upstream/link?${new URLSearchParams({ return_to: '/auth/account' })}`);
     }
+    const requested = (await auditOf(victim.userId)).results.filter((r) => r.type === 'identity_link_requested');
+    expect(requested).toHaveLength(2);
+    expect((await auditOf(victim.userId)).results.map((r) => r.type)).not.toContain('identity_linked');
   });
 
-  it('links after the person signs in to the account and confirms — only into the account that signed in, only from this browser', async () => {
+  it('links after the person opens the mailed link in the same browser, signs in to the account and confirms — only into the account that signed in, only from this browser', async () => {
     const p = await upstreamProvider();
     const local = await createVerifiedUser();
     const b = new TestBrowser();
     const person = newPerson({ email: local.email });
     const { res } = await viaUpstream(b, p, person);
-    const html = await res.text();
-    const signInHref = /href="(\/auth\/sign-in\?[^"]+)"/.exec(html)![1]!.replace(/&amp;/g, '&');
-    const back = new URL(signInHref, ORIGIN).searchParams.get('return_to')!;
+    expect(res.status).toBe(202);
+    const mail = await lastMailTo(local.email);
+    expect(mail.subject).toBe(`Link ${p.name} to your account?`);
+    const link = new URL(mail.links[0]!);
+    const back = `${link.pathname}${link.search}`;
     expect(back).toMatch(/^\/auth\/upstream\/link\?/);
-    // Another browser signed in to the account has no pending link: nothing to confirm.
+    // Another browser signed in to the account has no pending link: the mailed link shows nothing to confirm.
     const other = new TestBrowser();
     expect((await other.post('/auth/api/sign-in', { email: local.email, password: STRONG_PASSWORD })).status).toBe(200);
-    expect((await other.open(back)).res.status).toBe(303);
+    const nothing = await other.open(back);
+    expect(nothing.res.status).toBe(303);
+    expect(nothing.res.headers.get('location')).toBe('/auth/account');
+    // This browser, signed out: the link sends it to sign in, and back.
+    const signIn = await b.open(back);
+    expect(signIn.res.status).toBe(303);
+    expect(signIn.res.headers.get('location')).toBe(`/auth/sign-in?${new URLSearchParams({ return_to: back })}`);
     // The person proves the account here, then confirms.
     expect((await b.post('/auth/api/sign-in', { email: local.email, password: STRONG_PASSWORD })).status).toBe(200);
     const confirm = await b.open(back);
     expect(confirm.html).toContain(`Link ${p.name}?`);
-    const done = await b.submit('/auth/upstream/link', { decision: 'link' }, back);
+    expect(confirm.html).toContain(`Your ${p.name} account (${local.email}) will be able to sign you in to this account (${local.email}).`);
+    const pending = /name="pending" value="([^"]+)"/.exec(confirm.html)![1]!;
+    // The other browser, signed in to the same account, cannot confirm it with the page's field either.
+    expect((await other.submit('/auth/upstream/link', { decision: 'link', pending }, '/auth/account')).status).toBe(400);
+    expect(await identityOf(p.upstream.issuer, person.sub)).toBeNull();
+    const done = await b.submit(back, { decision: 'link', pending }, back);
     expect(done.status).toBe(303);
+    expect(done.headers.get('location')).toBe(`/auth/account?${new URLSearchParams({ linked: p.name })}`);
     expect(await identityOf(p.upstream.issuer, person.sub)).toMatchObject({ user_id: local.userId });
+    expect(b.cookie(PENDING_LINK)).toBeUndefined();
+    expect((await lastMailTo(local.email, mail.id)).subject).toBe(`${p.name} was linked to your account`);
     // From now on the upstream signs in as the account.
     const later = new TestBrowser();
     await viaUpstream(later, p, person);
@@ -233,17 +328,53 @@ describe('a session that is not recent', () => {
     const start = await b.submit(`/auth/account/identities/link/${p.id}`, {}, '/auth/account');
     expect(start.status).toBe(303);
     expect(new URL(start.headers.get('location')!, ORIGIN).pathname).toBe('/auth/sign-in');
+    expect(new URL(start.headers.get('location')!, ORIGIN).searchParams.get('reason')).toBe('recent');
     expect(b.cookie('__Host-gatehouse_upstream')).toBeUndefined();
     // An identity with the account's address, from an upstream not trusted for it, waits for proof;
     // the old sign-in is no proof.
     const person = newPerson({ email: local.email });
     const { res } = await viaUpstream(b, p, person);
-    expect(res.status).toBe(200);
-    expect(b.cookie('__Host-gatehouse_pending_link')).toBeDefined();
-    const refused = await b.submit('/auth/upstream/link', { decision: 'link' }, '/auth/upstream/link');
+    expect(res.status).toBe(202);
+    expect(b.cookie(PENDING_LINK)).toBeDefined();
+    const page = await b.open('/auth/upstream/link');
+    const pending = /name="pending" value="([^"]+)"/.exec(page.html)![1]!;
+    const refused = await b.submit('/auth/upstream/link', { decision: 'link', pending }, '/auth/upstream/link');
     expect(refused.status).toBe(303);
-    expect(new URL(refused.headers.get('location')!, ORIGIN).pathname).toBe('/auth/sign-in');
+    const location = new URL(refused.headers.get('location')!, ORIGIN);
+    expect(location.pathname).toBe('/auth/sign-in');
+    // Signed in again, the person comes back to the confirmation page.
+    expect(location.searchParams.get('return_to')).toBe(`/auth/upstream/link?${new URLSearchParams({ return_to: '/auth/account' })}`);
     expect(await identityOf(p.upstream.issuer, person.sub)).toBeNull();
+    expect(b.cookie(PENDING_LINK)).toBeDefined();
+  });
+
+  it('a proof given now suffices for both, however old the sign-in', async () => {
+    const p = await upstreamProvider();
+    const local = await createVerifiedUser();
+    const b = new TestBrowser();
+    const earlier = b.at((deps) => ({ now: () => deps.now() - 11 * 60_000 }));
+    expect((await earlier.post('/auth/api/sign-in', { email: local.email, password: STRONG_PASSWORD })).status).toBe(200);
+    // Starting a link from the account page, with the password.
+    const own = newPerson();
+    const { res } = await viaUpstream(b, p, own, {
+      startPath: `/auth/account/identities/link/${p.id}`,
+      fields: { proof_password: STRONG_PASSWORD },
+    });
+    expect(res.status).toBe(303);
+    expect(await identityOf(p.upstream.issuer, own.sub)).toMatchObject({ user_id: local.userId });
+    // Confirming a pending link, with the password.
+    const person = newPerson({ email: local.email });
+    expect((await viaUpstream(b, p, person)).res.status).toBe(202);
+    const page = await b.open('/auth/upstream/link');
+    const pending = /name="pending" value="([^"]+)"/.exec(page.html)![1]!;
+    const done = await b.submit(
+      '/auth/upstream/link',
+      { decision: 'link', pending, proof_password: STRONG_PASSWORD },
+      '/auth/upstream/link',
+    );
+    expect(done.status).toBe(303);
+    expect(done.headers.get('location')).toBe(`/auth/account?${new URLSearchParams({ linked: p.name })}`);
+    expect(await identityOf(p.upstream.issuer, person.sub)).toMatchObject({ user_id: local.userId });
   });
 });
 
@@ -442,7 +573,7 @@ describe('unlinking', () => {
     const identity = (await env.DB.prepare('SELECT id FROM linked_identities WHERE user_id = ?').bind(user.id).first<{ id: string }>())!;
     const last = await b.submit(`/auth/account/identities/${identity.id}/unlink`, {}, '/auth/account');
     expect(last.status).toBe(409);
-    expect(await last.text()).toContain('only way to sign in');
+    expect(await last.text()).toContain('This is the only way to sign in to your account: add another (a passkey) first.');
     // Eleven minutes later the session is no longer recent: unlinking is refused, even with another way left.
     const local = await createVerifiedUser();
     const q = await upstreamProvider({ trustedEmailDomains: ['example.com'] });

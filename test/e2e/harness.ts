@@ -167,6 +167,7 @@ function cli(name: string, args: string[], env: Record<string, string> = {}) {
 export interface Mail {
   to: string;
   subject: string;
+  text: string;
   links: string[];
 }
 

@@ -128,6 +128,20 @@ async function mailTo(to: string, subject: string | ((subject: string) => boolea
   }
 }
 
+/** The link in a mail that starts with `prefix` (Gatehouse's URL). */
+const linkIn = (mail: Mail, prefix: string) => {
+  const link = mail.links.find((l) => l.startsWith(`${gatehouse.base}${prefix}`));
+  expect(link, JSON.stringify(mail.links)).toBeDefined();
+  return link!;
+};
+
+/** Signs in with the password on the sign-in page the browser is on (or is sent to). */
+async function signInWithPassword(page: Page, email: string) {
+  await page.getByLabel('Email address').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+}
+
 /** On the account page: the Unlink button of `p`'s linked account. */
 const unlinkButton = (page: Page, p: { name: string }) => page.getByRole('button', { name: `Unlink ${p.name}` });
 
@@ -264,23 +278,39 @@ describe('social sign-in through local OpenID Providers', () => {
     expect((await me(elsewhere)).status).toBe(401);
   });
 
-  it('links an untrusted upstream to a password account once the person signs in to it and confirms', async () => {
+  it('links an untrusted upstream to a password account once the person opens the mailed link, signs in to it and confirms', async () => {
     const email = address('linker');
     await signUpVerified(gatehouse.base, email, PASSWORD);
     const login = untrusted.account({ email, emailVerified: true, name: 'Link Er' });
     const page = await device();
     await continueWith(page, UNTRUSTED, login);
 
-    // The untrusted upstream may not vouch for an address an account has: prove the account first.
+    // The untrusted upstream may not vouch for an address an account has: the page says to check
+    // the mail (as it would for an address nobody has), and the account's owner is asked by mail.
     await backAt(page, `/auth/upstream/${UNTRUSTED.id}/callback`);
-    await page.getByRole('heading', { level: 1, name: 'Sign in to link your account' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'Check your email' }).waitFor();
+    expect(
+      await page.getByText(`We sent a message to ${email}. Open the link in it, in this browser, within 30 minutes to continue.`).count(),
+    ).toBe(1);
     expect((await me(page)).status).toBe(401);
-    await page.getByRole('link', { name: 'Sign in to that account' }).click();
-    await backAt(page, '/auth/sign-in');
-    expect(await page.getByLabel('Email address').inputValue()).toBe(email);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    const request = await mailTo(email, `Link ${UNTRUSTED.name} to your account?`);
+    const link = linkIn(request, '/auth/upstream/link?');
 
+    // The link works only in the browser holding the pending link: another one, signed in to the
+    // account, finds nothing to confirm.
+    const elsewhere = await device();
+    await elsewhere.goto(`${gatehouse.base}/auth/sign-in`);
+    await signInWithPassword(elsewhere, email);
+    await backAt(elsewhere, '/auth/account');
+    await elsewhere.goto(link);
+    await backAt(elsewhere, '/auth/account');
+    expect(await elsewhere.getByRole('heading', { level: 1, name: `Link ${UNTRUSTED.name}?` }).count()).toBe(0);
+    expect(await linkedOnAccountPage(elsewhere)).toEqual([]);
+
+    // In the browser that started it: sign in to the account, then confirm.
+    await page.goto(link);
+    await backAt(page, '/auth/sign-in');
+    await signInWithPassword(page, email);
     await backAt(page, '/auth/upstream/link');
     await page.getByRole('heading', { level: 1, name: `Link ${UNTRUSTED.name}?` }).waitFor();
     await page.getByRole('button', { name: 'Link', exact: true }).click();
@@ -303,23 +333,28 @@ describe('social sign-in through local OpenID Providers', () => {
     await signUpVerified(gatehouse.base, email, PASSWORD);
     const elsewhere = address('elsewhere', 'elsewhere.example');
     await signUpVerified(gatehouse.base, elsewhere, PASSWORD);
-    for (const [label, login] of [
-      ['email_verified false', trusted.account({ email, emailVerified: false })],
-      ['another domain', trusted.account({ email: elsewhere, emailVerified: true })],
+    for (const [label, login, who] of [
+      ['email_verified false', trusted.account({ email, emailVerified: false }), email],
+      ['another domain', trusted.account({ email: elsewhere, emailVerified: true }), elsewhere],
     ] as const) {
       const page = await device();
       await continueWith(page, TRUSTED, login);
       await backAt(page, `/auth/upstream/${TRUSTED.id}/callback`);
-      await page.getByRole('heading', { level: 1, name: 'Sign in to link your account' }).waitFor();
+      await page.getByRole('heading', { level: 1, name: 'Check your email' }).waitFor();
+      expect(await page.getByText(`We sent a message to ${who}.`, { exact: false }).count(), label).toBe(1);
       expect((await me(page)).status, label).toBe(401);
+      // The account's owner is asked by mail.
+      await mailTo(who, `Link ${TRUSTED.name} to your account?`);
     }
-    // Neither account got a linked identity (nor a mail saying so).
+    // Neither account got a linked identity (nor a mail saying so); the mailed link, opened in the
+    // owner's own browser (not the one that holds the pending link), links nothing either.
     for (const who of [email, elsewhere]) {
       const page = await device();
       await page.goto(`${gatehouse.base}/auth/sign-in`);
-      await page.getByLabel('Email address').fill(who);
-      await page.getByLabel('Password').fill(PASSWORD);
-      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await signInWithPassword(page, who);
+      await backAt(page, '/auth/account');
+      expect(await linkedOnAccountPage(page)).toEqual([]);
+      await page.goto(linkIn(await mailTo(who, `Link ${TRUSTED.name} to your account?`), '/auth/upstream/link?'));
       await backAt(page, '/auth/account');
       expect(await linkedOnAccountPage(page)).toEqual([]);
       expect((await mailbox(gatehouse.base, who)).map((m) => m.subject)).not.toContain(`${TRUSTED.name} was linked to your account`);
@@ -362,7 +397,7 @@ describe('social sign-in through local OpenID Providers', () => {
     expect(body!.session.amr).toEqual(['fed']);
     await unlinkButton(page, UNTRUSTED).click();
     await page.getByRole('heading', { level: 1, name: 'Could not unlink' }).waitFor();
-    expect(await page.getByText('This is the only way to sign in to your account: add a passkey first.').count()).toBe(1);
+    expect(await page.getByText('This is the only way to sign in to your account: add another (a passkey) first.').count()).toBe(1);
     await page.goto(`${gatehouse.base}/auth/account`);
     expect(await linkedOnAccountPage(page)).toEqual([expect.stringContaining(`${UNTRUSTED.name} No Address`)]);
 
@@ -386,30 +421,57 @@ describe('social sign-in through local OpenID Providers', () => {
     expect((await me(other)).body).toMatchObject({ user: { id: made!.user.id }, session: { amr: ['email'] } });
   });
 
-  it('signs up through the untrusted upstream by the mailed link: verified, with the identity linked', async () => {
+  it('signs up through the untrusted upstream by the mailed link, opened in the same browser: verified, with the identity linked', async () => {
     const email = address('mailed');
-    const login = untrusted.account({ email, emailVerified: true });
+    const login = untrusted.account({ email, emailVerified: true, name: 'Mailed Person' });
     const page = await device();
     await continueWith(page, UNTRUSTED, login);
     await backAt(page, `/auth/upstream/${UNTRUSTED.id}/callback`);
     await page.getByRole('heading', { level: 1, name: 'Check your email' }).waitFor();
     expect((await me(page)).status).toBe(401);
 
+    // The mail says which upstream account asked (a stranger's attempt would show), and where to open it.
     const mail = await mailTo(email, 'Confirm your email address');
-    const link = mail.links.find((l) => l.startsWith(`${gatehouse.base}/auth/verify-email?token=`))!;
-    expect(link).toBeDefined();
-    await page.goto(link);
+    expect(mail.text).toContain(`through ${UNTRUSTED.name} (the ${UNTRUSTED.name} account ${email})`);
+    await page.goto(linkIn(mail, '/auth/verify-email?token='));
     await page.getByRole('button', { name: 'Confirm email address' }).click();
     await backAt(page, '/auth/account');
     const { body } = await me(page);
-    expect(body!.user).toMatchObject({ email, emailVerified: true });
+    expect(body!.user).toMatchObject({ email, emailVerified: true, profile: { name: 'Mailed Person' } });
     expect(await linkedOnAccountPage(page)).toEqual([expect.stringContaining(`${UNTRUSTED.name} ${email}`)]);
 
-    // "Then continue with the same service again": the upstream account signs in to it.
+    // The upstream account signs in to it from now on.
     const again = await device();
     await continueWith(again, UNTRUSTED, login);
     await backAt(again, '/auth/account');
     expect((await me(again)).body!.user.id).toBe(body!.user.id);
+  });
+
+  it('makes the account but links nothing when the mailed sign-up link is opened in another browser', async () => {
+    const email = address('mailed-elsewhere');
+    const login = untrusted.account({ email, emailVerified: true, name: 'Not Linked' });
+    const page = await device();
+    await continueWith(page, UNTRUSTED, login);
+    await backAt(page, `/auth/upstream/${UNTRUSTED.id}/callback`);
+    await page.getByRole('heading', { level: 1, name: 'Check your email' }).waitFor();
+
+    // The mailbox's owner opens it in a browser of their own: an account, verified, of their own.
+    const owner = await device();
+    await owner.goto(linkIn(await mailTo(email, 'Confirm your email address'), '/auth/verify-email?token='));
+    await owner.getByRole('button', { name: 'Confirm email address' }).click();
+    await backAt(owner, '/auth/account');
+    const { body } = await me(owner);
+    expect(body!.user).toMatchObject({ email, emailVerified: true });
+    expect(JSON.stringify(body!.user)).not.toContain('Not Linked');
+    expect(await linkedOnAccountPage(owner)).toEqual([]);
+
+    // The upstream account is no way into it: its owner is asked by mail instead.
+    const again = await device();
+    await continueWith(again, UNTRUSTED, login);
+    await backAt(again, `/auth/upstream/${UNTRUSTED.id}/callback`);
+    await again.getByRole('heading', { level: 1, name: 'Check your email' }).waitFor();
+    expect((await me(again)).status).toBe(401);
+    await mailTo(email, `Link ${UNTRUSTED.name} to your account?`);
   });
 
   it("shows a client's own providers on the sign-in page of its authorization request", async () => {
@@ -459,10 +521,15 @@ describe('social sign-in through local OpenID Providers', () => {
     await backAt(page, '/auth/sign-in');
     await page.getByRole('button', { name: `Continue with ${UNTRUSTED.name}` }).click();
     await signInAtUpstream(page, untrusted, untrusted.account({ email, emailVerified: true }));
-    await page.getByRole('link', { name: 'Sign in to that account' }).click();
+    await backAt(page, `/auth/upstream/${UNTRUSTED.id}/callback`);
+    await page.getByRole('heading', { level: 1, name: 'Check your email' }).waitFor();
+    // The mailed link goes back to the link's confirmation, and from there to the client's request.
+    const link = linkIn(await mailTo(email, `Link ${UNTRUSTED.name} to your account?`), '/auth/upstream/link?');
+    expect(new URL(new URL(link).searchParams.get('return_to')!, gatehouse.base).pathname).toBe('/auth/authorize');
+    await page.goto(link);
     await backAt(page, '/auth/sign-in');
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await signInWithPassword(page, email);
+    await backAt(page, '/auth/upstream/link');
     await page.getByRole('button', { name: 'Link', exact: true }).click();
 
     const tokens = await rp.tokens(page, request);

@@ -37,12 +37,15 @@ async function browserWithEveryCookie() {
   await b.open('/auth/handoff/qr');
   await b.open('/auth/handoff/continue');
   for (const [name, value] of pending.cookies) if (!b.cookies.has(name)) b.cookies.set(name, value);
-  // An upstream sign-in: its binding (one started, not finished), and a link waiting for proof of
-  // the account (an upstream not trusted for the address that the account has).
+  // An upstream sign-in: its binding (one started, not finished), and what an upstream not trusted
+  // for the address answers — a link waiting for proof of the account that has it, and the binding
+  // of a sign-up confirmed by mail (both set either way, so that the answer tells nothing).
   const provider = await upstreamProvider();
   const linking = new TestBrowser();
   const { res } = await viaUpstream(linking, provider, newPerson({ email: user.email }));
-  expect(res.status).toBe(200);
+  expect(res.status).toBe(202);
+  expect(linking.cookie(COOKIES.pendingLink)).toBeDefined();
+  expect(linking.cookie(COOKIES.upstreamSignUp)).toBeDefined();
   const started = new TestBrowser();
   await started.at(() => ({ fetch: provider.upstream.fetch })).submit(`/auth/upstream/${provider.id}`, {}, '/auth/sign-in');
   for (const other of [linking, started]) for (const [name, value] of other.cookies) if (!b.cookies.has(name)) b.cookies.set(name, value);
