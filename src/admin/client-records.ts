@@ -221,10 +221,10 @@ export async function readClient(deps: Deps, clientId: string) {
 export const grantsOf = (rows: readonly ClientResourceRow[]) => rows.map((g) => ({ resource: g.resource, scopes: list(g.scopes) }));
 
 /**
- * Whether a change to a client's grants may be stored by this caller: every API it grants
- * registered (read from D1, not the cache) and every scope one the API defines, each named by
- * field (`fieldOf`); the admin API never served; and the caller holding every admin scope the
- * client has `before` the change and would have after it. `grants`/`serves`: what the change
+ * Whether a change to a client's grants may be stored by this caller: first, the caller holding
+ * every admin scope the client has `before` the change and would have after it; then every API it
+ * grants registered (read from D1, not the cache) and every scope one the API defines, each named
+ * by field (`fieldOf`); and the admin API never served. `grants`/`serves`: what the change
  * sets (absent: unchanged).
  */
 export async function checkGrants(
@@ -238,6 +238,7 @@ export async function checkGrants(
   },
 ): Promise<void> {
   const grants = r.grants ?? [];
+  requireAdminPower(actor, [...adminScopesIn(grantsOf(r.before)), ...adminScopesIn(grants)], { field: 'resources' });
   const ids = [...new Set(grants.map((g) => g.resource))];
   const rows = ids.length
     ? await failClosed('the database', () => deps.db.select().from(apiResources).where(inArray(apiResources.identifier, ids)).all())
@@ -255,7 +256,6 @@ export async function checkGrants(
     throw new GatehouseError('forbidden', "serves: no client may introspect the admin API's tokens; Gatehouse serves it.", {
       field: `serves.${served}`,
     });
-  requireAdminPower(actor, [...adminScopesIn(grantsOf(r.before)), ...adminScopesIn(grants)], { field: 'resources' });
 }
 
 /** The ids of the API keys a client owns, or that are for an API: their records in the isolate carry what a change may alter. */
