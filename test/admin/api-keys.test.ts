@@ -107,6 +107,26 @@ describe('API keys', () => {
     expect(await gateway(key)).toBe(401);
   });
 
+  it('a client’s key stops working at once when the client loses the API, or is moved off client_credentials', async () => {
+    const robot = await adminClient([...RW, 'admin:clients:write']);
+    for (const take of [
+      (id: string) => admin(robot.token, 'DELETE', `/clients/${id}/grants/${encodeURIComponent(API)}`),
+      (id: string) =>
+        admin(robot.token, 'PATCH', `/clients/${id}`, {
+          grant_types: ['authorization_code'],
+          redirect_uris: ['https://app.example.com/cb'],
+        }),
+    ]) {
+      const owner = await machineOwner();
+      const { key } = (await admin(robot.token, 'POST', '/api-keys', { name: 'k', client_id: owner.clientId, resource: API })).body as {
+        key: string;
+      };
+      expect(await gateway(key)).toBe(200);
+      expect((await take(owner.clientId)).status).toBeLessThan(300);
+      expect(await gateway(key)).toBe(401);
+    }
+  });
+
   it('refuses a key beyond what its owner holds, an owner that does not exist, or two owners — naming the field', async () => {
     const robot = await adminClient(RW);
     const narrow = await registerClient({
