@@ -12,7 +12,7 @@ import { forgetKeys, readClient } from './client-records';
 import { auditedChange, configChange, notFound } from './config-writes';
 import { checkedInput } from './input-errors';
 import { millis, operation, pageOf, pageQuery, type Actor } from './operations';
-import { pageOfRows, pageWhere } from './pages';
+import { listPage } from './pages';
 
 /**
  * API keys, for callers that cannot do OAuth: the rules are buildApiKey's (src/oauth/api-keys.ts),
@@ -23,7 +23,12 @@ import { pageOfRows, pageWhere } from './pages';
  */
 
 const TAG = 'API keys';
-const LIST = { list: 'api_keys', created: apiKeys.createdAt, id: apiKeys.id };
+const LIST = {
+  list: 'api_keys',
+  created: apiKeys.createdAt,
+  id: apiKeys.id,
+  keyOf: (r: ApiKeyRow): [number, string] => [r.createdAt, r.id],
+};
 const NAMES = { expiresAt: 'expires_at', client: 'client_id' };
 
 const params = z.object({ id: z.string().min(1).max(200).describe('The key’s id (the 16 characters after gk_), or its prefix gk_<id>.') });
@@ -116,21 +121,20 @@ export const apiKeyOperations = [
     responses: { 200: { description: 'A page of keys', schema: pageOf(keyView) } },
     handle: async ({ deps, query }) => {
       const { limit, cursor, ...filters } = query;
-      const { where, orderBy } = await pageWhere(deps, LIST, filters, cursor, [
+      const where = [
         filters.user_id !== undefined ? eq(apiKeys.userId, filters.user_id) : undefined,
         filters.client_id !== undefined ? eq(apiKeys.clientId, filters.client_id) : undefined,
         filters.resource !== undefined ? eq(apiKeys.resource, filters.resource) : undefined,
-      ]);
-      const rows = await failClosed('the database', () =>
+      ];
+      const page = await listPage(deps, LIST, { limit, cursor, filters, where }, (w, orderBy, n) =>
         deps.db
           .select()
           .from(apiKeys)
-          .where(where)
+          .where(w)
           .orderBy(...orderBy)
-          .limit(limit + 1)
+          .limit(n)
           .all(),
       );
-      const page = await pageOfRows(deps, LIST, filters, rows, limit, (r) => [r.createdAt, r.id]);
       return { status: 200, body: { items: page.rows.map(describeApiKey), next_cursor: page.next_cursor } };
     },
   }),

@@ -2,7 +2,7 @@ import { eq } from 'drizzle-orm';
 import * as z from 'zod';
 import { clientResources, oauthClients } from '../db/schema';
 import { auditInsert } from '../identity/audit';
-import { failClosed, GatehouseError } from '../lib/errors';
+import { GatehouseError } from '../lib/errors';
 import { buildClient, changedClient, clientInputFromRow, issueClientSecret } from '../oauth/client-registration';
 import { removeClient, replaceClient } from '../oauth/client-writes';
 import { forgetClient } from '../oauth/clients';
@@ -25,7 +25,7 @@ import { auditedChange, configChange, createOrConflict, notFound } from './confi
 import { adminScopesIn, requireAdminPower } from './escalation';
 import { checkedInput } from './input-errors';
 import { idParam, operation, pageOf, pageQuery } from './operations';
-import { pageOfRows, pageWhere } from './pages';
+import { listPage } from './pages';
 
 /**
  * OAuth clients: the rules are clientInput's (src/oauth/client-registration.ts), the writes the
@@ -34,7 +34,12 @@ import { pageOfRows, pageWhere } from './pages';
  */
 
 const TAG = 'Clients';
-const LIST = { list: 'clients', created: oauthClients.createdAt, id: oauthClients.clientId };
+const LIST = {
+  list: 'clients',
+  created: oauthClients.createdAt,
+  id: oauthClients.clientId,
+  keyOf: (r: { id: string; createdAt: number }): [number, string] => [r.createdAt, r.id],
+};
 const withSecret = clientView.extend({ client_secret: z.string().optional().describe('Shown this once; only a hash is kept.') });
 const byClient = (id: string) => eq(oauthClients.clientId, id);
 
@@ -49,18 +54,15 @@ export const clientOperations = [
     query: pageQuery,
     responses: { 200: { description: 'A page of clients', schema: pageOf(clientView) } },
     handle: async ({ deps, query }) => {
-      const { limit, cursor } = query;
-      const { where, orderBy } = await pageWhere(deps, LIST, {}, cursor);
-      const rows = await failClosed('the database', () =>
+      const page = await listPage(deps, LIST, query, (where, orderBy, limit) =>
         deps.db
           .select({ id: oauthClients.clientId, createdAt: oauthClients.createdAt })
           .from(oauthClients)
           .where(where)
           .orderBy(...orderBy)
-          .limit(limit + 1)
+          .limit(limit)
           .all(),
       );
-      const page = await pageOfRows(deps, LIST, {}, rows, limit, (r) => [r.createdAt, r.id]);
       const found = await readClients(
         deps,
         page.rows.map((r) => r.id),

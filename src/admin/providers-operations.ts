@@ -18,7 +18,7 @@ import { auditedChange, configChange, createOrConflict, notFound } from './confi
 import { requireAdminPower } from './escalation';
 import { builderInput, checkedInput } from './input-errors';
 import { idParam, millis, operation, pageOf, pageQuery, type Actor } from './operations';
-import { pageOfRows, pageWhere } from './pages';
+import { listPage } from './pages';
 
 /**
  * Upstream identity providers (social and enterprise sign-in): the rules are providerInput's
@@ -28,7 +28,12 @@ import { pageOfRows, pageWhere } from './pages';
  */
 
 const TAG = 'Upstream providers';
-const LIST = { list: 'providers', created: identityProviders.createdAt, id: identityProviders.id };
+const LIST = {
+  list: 'providers',
+  created: identityProviders.createdAt,
+  id: identityProviders.id,
+  keyOf: (r: IdentityProviderRow): [number, string] => [r.createdAt, r.id],
+};
 const NAMES = {
   displayName: 'display_name',
   iconUrl: 'icon_url',
@@ -159,17 +164,15 @@ export const providerOperations = [
     query: pageQuery,
     responses: { 200: { description: 'A page of providers', schema: pageOf(providerView) } },
     handle: async ({ deps, query }) => {
-      const { where, orderBy } = await pageWhere(deps, LIST, {}, query.cursor);
-      const rows = await failClosed('the database', () =>
+      const page = await listPage(deps, LIST, query, (where, orderBy, limit) =>
         deps.db
           .select()
           .from(identityProviders)
           .where(where)
           .orderBy(...orderBy)
-          .limit(query.limit + 1)
+          .limit(limit)
           .all(),
       );
-      const page = await pageOfRows(deps, LIST, {}, rows, query.limit, (r) => [r.createdAt, r.id]);
       return { status: 200, body: { items: page.rows.map((r) => view(deps, r)), next_cursor: page.next_cursor } };
     },
   }),

@@ -1,6 +1,6 @@
 import { and, eq } from 'drizzle-orm';
 import * as z from 'zod';
-import { apiResources, clientResources } from '../db/schema';
+import { apiResources, clientResources, type ApiResourceRow } from '../db/schema';
 import type { Deps } from '../deps';
 import { auditInsert } from '../identity/audit';
 import { failClosed } from '../lib/errors';
@@ -12,7 +12,7 @@ import { auditedChange, configChange, createOrConflict, notFound } from './confi
 import { refuseAdminResource } from './escalation';
 import { builderInput, checkedInput } from './input-errors';
 import { millis, operation, pageOf, pageQuery } from './operations';
-import { pageOfRows, pageWhere } from './pages';
+import { listPage } from './pages';
 
 /**
  * APIs (RFC 8707 resources): the rules are resourceInput's (src/oauth/api-resources.ts), as the
@@ -22,7 +22,12 @@ import { pageOfRows, pageWhere } from './pages';
  */
 
 const TAG = 'APIs';
-const LIST = { list: 'resources', created: apiResources.createdAt, id: apiResources.identifier };
+const LIST = {
+  list: 'resources',
+  created: apiResources.createdAt,
+  id: apiResources.identifier,
+  keyOf: (r: ApiResourceRow): [number, string] => [r.createdAt, r.identifier],
+};
 const NAMES = { accessTokenTtl: 'access_token_ttl', accessTokenFormat: 'access_token_format', rateLimit: 'rate_limit' };
 const params = z.object({
   id: z.string().min(1).max(512).describe('The API’s identifier, percent-encoded (https%3A%2F%2Fapi.example.com).'),
@@ -86,17 +91,15 @@ export const resourceOperations = [
     query: pageQuery,
     responses: { 200: { description: 'A page of APIs', schema: pageOf(resourceView) } },
     handle: async ({ deps, query }) => {
-      const { where, orderBy } = await pageWhere(deps, LIST, {}, query.cursor);
-      const rows = await failClosed('the database', () =>
+      const page = await listPage(deps, LIST, query, (where, orderBy, limit) =>
         deps.db
           .select()
           .from(apiResources)
           .where(where)
           .orderBy(...orderBy)
-          .limit(query.limit + 1)
+          .limit(limit)
           .all(),
       );
-      const page = await pageOfRows(deps, LIST, {}, rows, query.limit, (r) => [r.createdAt, r.identifier]);
       return { status: 200, body: { items: page.rows.map(view), next_cursor: page.next_cursor } };
     },
   }),
