@@ -81,6 +81,19 @@ describe('clients: create, read, list', () => {
     expect((await auditOfClient(id)).map((e) => e.action)).toEqual(['client_created']);
   });
 
+  it('two creates racing for one client_id: exactly one wins, the other is a 409 and writes nothing', async () => {
+    const robot = await adminClient(WRITE);
+    const id = `race-${Date.now().toString(36)}`;
+    const answers = await Promise.all(
+      ['A', 'B', 'C'].map((n) => admin(robot.token, 'POST', '/clients', { ...machine(`Racer ${n}`), client_id: id })),
+    );
+    expect(answers.map((a) => a.status).sort()).toEqual([201, 409, 409]);
+    const winner = answers.find((a) => a.status === 201)!;
+    expect((await row(id))!.name).toBe(winner.body.name);
+    expect((await clientCredentials(id, winner.body.client_secret as string)).status).toBe(200);
+    expect(await auditOfClient(id)).toHaveLength(1);
+  });
+
   it('lists newest first with a signed cursor; no answer carries any client’s secret or hash', async () => {
     const robot = await adminClient(WRITE);
     const made: { id: string; secret: string }[] = [];
