@@ -8,7 +8,7 @@
  */
 import { ZodError } from 'zod';
 import { apiKeys, apiResources, clientResources } from '../src/db/schema';
-import { buildApiKey, describeApiKey, parseApiKey, type ApiKeyOwner } from '../src/oauth/api-keys';
+import { apiKeyIdOf, buildApiKey, describeApiKey, type ApiKeyOwner } from '../src/oauth/api-keys';
 import { resourceFromRow } from '../src/oauth/api-resources';
 import { parseFlags, runAsScript, usageFor } from './lib/cli';
 import { insertSql, rowFromSql } from './lib/sql';
@@ -134,10 +134,7 @@ export async function main(argv: string[]): Promise<void> {
   }
 
   if (command === 'revoke') {
-    // The id, the prefix gk_<id>, or — pasted by mistake — the whole key: only its id ever goes further.
-    const given = (values.id ?? usage('--id is required')).trim();
-    const id =
-      parseApiKey(given)?.id ?? /^(?:gk_)?([a-z2-7]{16})$/.exec(given)?.[1] ?? usage('--id must be a key id (the 16 characters after gk_)');
+    const id = apiKeyIdOf(values.id ?? usage('--id is required')) ?? usage('--id must be a key id (the 16 characters after gk_)');
     const revoked = d1Query(
       target,
       `UPDATE api_keys SET revoked_at = ${now} WHERE id = ${sqlString(id)} AND revoked_at IS NULL RETURNING *`,

@@ -13,6 +13,7 @@ import { apiResources, clientResources } from '../src/db/schema';
 import {
   buildResource,
   describeResource,
+  prunedGrants,
   resourceFromRow,
   resourceGrantProblems,
   type ApiResource,
@@ -174,14 +175,11 @@ export async function main(argv: string[]): Promise<void> {
       },
       now,
     );
-    const kept = JSON.parse(row.scopes) as { name: string }[];
     // A scope the API no longer defines leaves every client's grant with it.
-    const prune = clientsOf(target, id)
-      .map((g) => ({ ...g, scopes: g.scopes.filter((s) => kept.some((k) => k.name === s)) }))
-      .map(
-        (g) =>
-          `UPDATE client_resources SET scopes = ${sqlString(JSON.stringify(g.scopes))} WHERE client_id = ${sqlString(g.client_id)} AND resource = ${sqlString(id)}`,
-      );
+    const prune = prunedGrants(resourceFromRow(row).scopes, clientsOf(target, id)).map(
+      (g) =>
+        `UPDATE client_resources SET scopes = ${sqlString(JSON.stringify(g.scopes))} WHERE client_id = ${sqlString(g.client_id)} AND resource = ${sqlString(id)}`,
+    );
     d1Query(
       target,
       [

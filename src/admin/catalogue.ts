@@ -1,4 +1,5 @@
 import { auditOperations } from './audit-operations';
+import { configOperations } from './config-catalogue';
 import { keyOperations } from './keys-operations';
 import type { Operation } from './operations';
 
@@ -6,4 +7,4 @@ import type { Operation } from './operations';
 export const ADMIN_BASE = '/auth/admin/v1';
 
 /** Every operation of the admin API, in the order the document lists them. */
-export const ADMIN_OPERATIONS: readonly Operation[] = [...auditOperations, ...keyOperations];
+export const ADMIN_OPERATIONS: readonly Operation[] = [...auditOperations, ...keyOperations, ...configOperations];

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import type { Deps } from '../deps';
+import { ADMIN_RESOURCE } from '../oauth/api-resources';
 import type { RequestMeta } from '../lib/request-meta';
 
 /**
@@ -11,7 +12,7 @@ import type { RequestMeta } from '../lib/request-meta';
  */
 
 /** The admin API's audience (RFC 8707 resource); registered by migrations/0013 with its scopes. */
-export const ADMIN_AUDIENCE = 'urn:gatehouse:admin';
+export const ADMIN_AUDIENCE = ADMIN_RESOURCE;
 
 export const ADMIN_SCOPES = [
   'admin:users:read',

@@ -9,6 +9,7 @@ import { requestMeta } from '../lib/request-meta';
 import { router } from '../lib/router';
 import { issuerOf } from '../tokens/access-token';
 import { authenticateAdmin } from './authenticate';
+import { invalidFields } from './input-errors';
 import { ADMIN_BASE, ADMIN_OPERATIONS } from './catalogue';
 import { openApiDocument } from './openapi';
 import { ReferencePage } from './reference-page';
@@ -28,20 +29,10 @@ export const adminRoutes = router('admin');
 /** The OpenAPI document and its reference page: public (they describe, they grant nothing). */
 export const adminDocs = router('problem');
 
-/** Every failing field of a zod error, as `errors` (where: path, query or body). */
-function invalid(where: 'path' | 'query' | 'body', error: z.ZodError): GatehouseError {
-  const errors = error.issues.map((i) => ({
-    field: [where === 'body' ? '' : where, ...i.path.map(String)].filter(Boolean).join('.') || where,
-    message: i.code === 'invalid_type' && i.input === undefined ? 'is required' : i.message,
-  }));
-  const first = errors[0]!;
-  return new GatehouseError('invalid_request', `${first.field}: ${first.message}`, { field: first.field, errors });
-}
-
 function parse<T>(schema: z.ZodType<T> | undefined, value: unknown, where: 'path' | 'query' | 'body'): T {
   if (!schema) return undefined as T;
   const result = schema.safeParse(value);
-  if (!result.success) throw invalid(where, result.error);
+  if (!result.success) throw invalidFields(where, result.error);
   return result.data;
 }
 

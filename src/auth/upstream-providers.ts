@@ -170,6 +170,29 @@ export function providerFromRow(r: IdentityProviderRow): UpstreamProvider {
   };
 }
 
+/**
+ * A stored provider as providerInput takes it, its secrets opened: what a partial change (the
+ * admin API's PATCH) starts from, so that the change is checked, and sealed, as a new one is.
+ */
+export async function providerInputOf(p: UpstreamProvider, kek: string): Promise<ProviderInput> {
+  const [clientSecret, appleKey] = await Promise.all([clientSecretOf(p, kek), appleKeyOf(p, kek)]);
+  return {
+    id: p.id,
+    kind: p.kind,
+    displayName: p.displayName,
+    iconUrl: p.iconUrl,
+    ...(p.kind === 'oidc' && p.issuer ? { issuer: p.issuer } : {}),
+    clientId: p.clientId,
+    ...(clientSecret !== null ? { clientSecret } : {}),
+    scopes: p.scopes,
+    trustedEmailDomains: p.trustedEmailDomains,
+    ...(p.kind === 'entra' ? { tenant: /\/([^/]+)\/v2\.0$/.exec(p.issuer ?? '')?.[1] ?? 'common', tenants: p.tenants } : {}),
+    ...(p.apple && appleKey !== null ? { apple: { teamId: p.apple.teamId, keyId: p.apple.keyId, privateKey: appleKey } } : {}),
+    storeTokens: p.storeTokens,
+    enabled: p.enabled,
+  };
+}
+
 /** The public description of a provider: never a secret. */
 export const describeProvider = (p: UpstreamProvider, callbackUrl: string) => ({
   id: p.id,

@@ -2,7 +2,7 @@ import * as z from 'zod';
 import type { ApiKeyRow } from '../db/schema';
 import { base64url, randomToken, sha256 } from '../lib/crypto';
 import { displayText } from '../lib/display-text';
-import { scopesAt, type ApiResource } from './api-resources';
+import { ADMIN_RESOURCE, scopesAt, type ApiResource } from './api-resources';
 
 /**
  * API keys: `gk_<id>_<secret><check>`. The id (16 base32 characters, 80 bits) is the key's public
@@ -113,14 +113,22 @@ export async function buildApiKey(
           path: ['client'],
           message: 'only a confidential client with the client_credentials grant may own a key',
         });
-      if (allowed === null) ctx.addIssue({ code: 'custom', path: ['resource'], message: 'the client may not ask tokens for this API' });
-      for (const s of v.scopes)
-        if (allowed && !allowed.includes(s))
+      // The admin API takes access tokens only (short-lived, revocable, checked for scope and role at each call).
+      if (resource.identifier === ADMIN_RESOURCE)
+        ctx.addIssue({ code: 'custom', path: ['resource'], message: 'the admin API takes access tokens, not API keys' });
+      else if (allowed === null)
+        ctx.addIssue({ code: 'custom', path: ['resource'], message: 'the client may not ask tokens for this API' });
+      v.scopes.forEach((s, i) => {
+        if (allowed && !allowed.includes(s)) {
+          const problem = `is not ${owner.kind === 'client' ? "one of this client's scopes" : 'a scope'} of this API`;
           ctx.addIssue({
             code: 'custom',
-            path: ['scopes'],
-            message: `${s} is not ${owner.kind === 'client' ? "one of this client's scopes" : 'a scope'} of ${resource.identifier}`,
+            path: ['scopes', i],
+            message: `${s} ${problem.replace('this API', resource.identifier)}`,
+            params: { problem },
           });
+        }
+      });
       if (v.expiresAt !== null && v.expiresAt <= now)
         ctx.addIssue({ code: 'custom', path: ['expiresAt'], message: 'must be in the future' });
     })
@@ -142,6 +150,12 @@ export async function buildApiKey(
       createdAt: now,
     },
   };
+}
+
+/** A key's id from what an operator gives: the id, its prefix `gk_<id>`, or — pasted by mistake — the whole key (only its id goes further). */
+export function apiKeyIdOf(given: string): string | null {
+  const text = given.trim();
+  return parseApiKey(text)?.id ?? /^(?:gk_)?([a-z2-7]{16})$/.exec(text)?.[1] ?? null;
 }
 
 /** The public description of a key: never its secret or hash. */

@@ -5,6 +5,12 @@ import type { RateLimit } from '../limits/rate-limit-rule';
 import { resourceIdentifier } from './client-registration';
 import { KNOWN_SCOPES } from './grants-and-scopes';
 
+/**
+ * The admin API's own resource (migrations/0013 registers it with its scopes): Gatehouse's to
+ * define, never changed through the admin API, and its scopes granted only by whoever holds them.
+ */
+export const ADMIN_RESOURCE = 'urn:gatehouse:admin';
+
 /** A scope an API defines, with what the consent page says of it. */
 export interface ResourceScope {
   name: string;
@@ -103,18 +109,42 @@ export function scopesAt(client: { resourceScopes: Readonly<Record<string, reado
   return resource.scopes.map((s) => s.name).filter((s) => granted.includes(s));
 }
 
+/** One problem with a client's grants: which grant (and which of its scopes), with and without the values. */
+export interface GrantIssue {
+  grant: number;
+  scope?: number;
+  /** For an operator's console: names the API or scope. */
+  message: string;
+  /** The same without the values, for answers that must not echo input. */
+  problem: string;
+}
+
 /**
- * What is wrong with granting a client these APIs and scopes, one message per problem: an API that
+ * What is wrong with granting a client these APIs and scopes, one issue per problem: an API that
  * is not registered, or a scope it does not define. Empty when the grants may be stored.
  */
-export function resourceGrantProblems(
+export function resourceGrantIssues(
   grants: readonly { resource: string; scopes: readonly string[] }[],
   registered: (identifier: string) => ApiResource | undefined,
-): string[] {
-  return grants.flatMap((g) => {
+): GrantIssue[] {
+  return grants.flatMap((g, grant) => {
     const resource = registered(g.resource);
-    if (!resource) return [`${g.resource} is not a registered API (npm run resources -- create)`];
+    if (!resource) return [{ grant, message: `${g.resource} is not a registered API`, problem: 'is not a registered API' }];
     const defined = resource.scopes.map((s) => s.name);
-    return g.scopes.filter((s) => !defined.includes(s)).map((s) => `${s} is not a scope of ${g.resource}`);
+    return g.scopes.flatMap((s, scope) =>
+      defined.includes(s) ? [] : [{ grant, scope, message: `${s} is not a scope of ${g.resource}`, problem: 'is not a scope of this API' }],
+    );
   });
+}
+
+/** resourceGrantIssues, as one message each (the CLIs). */
+export const resourceGrantProblems = (...a: Parameters<typeof resourceGrantIssues>) => resourceGrantIssues(...a).map((i) => i.message);
+
+/**
+ * The grants an API's new scopes leave changed: a scope the API no longer defines leaves every
+ * client's grant with it. Returns only the grants that lose a scope, with what they keep.
+ */
+export function prunedGrants<G extends { scopes: readonly string[] }>(scopes: readonly ResourceScope[], grants: readonly G[]): G[] {
+  const kept = new Set(scopes.map((s) => s.name));
+  return grants.filter((g) => g.scopes.some((s) => !kept.has(s))).map((g) => ({ ...g, scopes: g.scopes.filter((s) => kept.has(s)) }));
 }

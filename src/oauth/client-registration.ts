@@ -45,7 +45,11 @@ const publicJwk = z
 export const resourceIdentifier = z
   .string()
   .max(512)
-  .refine((v) => resourceProblem(v) === undefined, { error: (i) => `${String(i.input)} ${resourceProblem(String(i.input))}` });
+  .superRefine((v, ctx) => {
+    const problem = resourceProblem(v);
+    // As for redirect URIs: `params.problem` without the value, for callers that must not echo input.
+    if (problem) ctx.addIssue({ code: 'custom', message: `${v} ${problem}`, params: { problem } });
+  });
 
 export function resourceProblem(v: string): string | undefined {
   let url: URL;
@@ -142,6 +146,12 @@ export const clientInput = z
 
 export type ClientInput = z.input<typeof clientInput>;
 
+/** A new client secret: 256 random bits, shown once; only its SHA-256 is stored (fast is enough at that entropy). */
+export async function issueClientSecret(): Promise<{ secret: string; hash: string }> {
+  const secret = randomToken(32);
+  return { secret, hash: await sha256(secret) };
+}
+
 /**
  * Builds the row for a new client. A confidential client gets a 256-bit secret (or the one given),
  * returned once here and stored only as its SHA-256.
@@ -153,7 +163,9 @@ export async function buildClient(
   const c = await clientInput.parseAsync(input);
   const authMethod = c.public ? 'none' : (c.authMethod ?? 'client_secret_basic');
   const clientSecret =
-    authMethod === 'client_secret_basic' || authMethod === 'client_secret_post' ? (c.clientSecret ?? randomToken(32)) : null;
+    authMethod === 'client_secret_basic' || authMethod === 'client_secret_post'
+      ? (c.clientSecret ?? (await issueClientSecret()).secret)
+      : null;
   const clientId = c.clientId ?? randomToken(16);
   return {
     clientSecret,
@@ -187,6 +199,59 @@ export async function buildClient(
       brandColor: null,
       createdAt: now,
     },
+  };
+}
+
+/**
+ * A client's new row after a change: what the change built, keeping what it does not decide (the
+ * id, when it was made, its branding and registration token) and its secret while its method uses
+ * one. Moving to a secret method issues one, returned to be shown once.
+ */
+export function changedClient(
+  current: OAuthClientRow,
+  built: { row: OAuthClientRow; clientSecret: string | null },
+): { row: OAuthClientRow; clientSecret: string | null } {
+  const keep = built.row.secretHash !== null && current.secretHash !== null;
+  return {
+    clientSecret: keep ? null : built.clientSecret,
+    row: {
+      ...built.row,
+      clientId: current.clientId,
+      secretHash: keep ? current.secretHash : built.row.secretHash,
+      registrationTokenHash: current.registrationTokenHash,
+      logoUri: current.logoUri,
+      brandColor: current.brandColor,
+      createdAt: current.createdAt,
+    },
+  };
+}
+
+/** A stored client as clientInput takes it: what a partial change (the admin API's PATCH) starts from. */
+export function clientInputFromRow(row: OAuthClientRow, grants: readonly ClientResourceRow[]): ClientInput {
+  const list = (json: string) => JSON.parse(json) as string[];
+  return {
+    clientId: row.clientId,
+    name: row.name,
+    redirectUris: list(row.redirectUris),
+    postLogoutRedirectUris: list(row.postLogoutRedirectUris),
+    public: row.tokenEndpointAuthMethod === 'none',
+    firstParty: row.firstParty,
+    grantTypes: list(row.grantTypes),
+    scopes: list(row.scopes) as ClientInput['scopes'],
+    authMethod: row.tokenEndpointAuthMethod,
+    ...(row.jwks ? { jwks: JSON.parse(row.jwks) as ClientInput['jwks'] } : {}),
+    idTokenAlg: row.idTokenSignedResponseAlg,
+    accessTokenFormat: row.accessTokenFormat,
+    ...(row.accessTokenTtl !== null ? { accessTokenTtl: row.accessTokenTtl } : {}),
+    ...(row.refreshTokenIdleTtl !== null ? { refreshTokenIdleTtl: row.refreshTokenIdleTtl } : {}),
+    ...(row.refreshTokenAbsoluteTtl !== null ? { refreshTokenAbsoluteTtl: row.refreshTokenAbsoluteTtl } : {}),
+    requireMfa: row.requireMfa,
+    resources: grants.map((g) => ({ resource: g.resource, scopes: list(g.scopes) })),
+    serves: list(row.serves),
+    requirePkce: row.requirePkce,
+    idTokenClaims: row.idTokenClaims,
+    requirePar: row.requirePar,
+    requireDpop: row.requireDpop,
   };
 }
 

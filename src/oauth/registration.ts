@@ -3,14 +3,14 @@ import * as z from 'zod';
 import { ZodError } from 'zod';
 import { oauthClients, type OAuthClientRow } from '../db/schema';
 import type { Deps } from '../deps';
-import { auditInsert, auditInsertWhile, type AuditEvent, type RequestMeta } from '../identity/audit';
+import { auditInsert, type AuditEvent, type RequestMeta } from '../identity/audit';
 import { randomToken, sha256, timingSafeEqualString } from '../lib/crypto';
 import { failClosed, GatehouseError, oauthError } from '../lib/errors';
-import { buildClient, describeClient, type ClientInput } from './client-registration';
+import { buildClient, changedClient, describeClient, type ClientInput } from './client-registration';
+import { removeClient, replaceClient } from './client-writes';
 import { ENDPOINTS } from './discovery';
 import { issuerOf } from './issue';
 import { KNOWN_SCOPES } from './grants-and-scopes';
-import { forgetClient } from './clients';
 
 /**
  * Dynamic client registration (RFC 7591) and its management protocol (RFC 7592). A registered
@@ -250,27 +250,17 @@ export async function updateRegistration(
   if (m.client_id !== current.clientId) throw invalidMetadata('client_id: must be present and be this client (RFC 7592 section 2.2).');
   if (m.client_secret !== undefined && !(current.secretHash && timingSafeEqualString(current.secretHash, await sha256(m.client_secret))))
     throw invalidMetadata('client_secret: must be the current secret if sent; a client cannot choose its secret (RFC 7592 section 2.2).');
-  const built = await buildRegisteredClient(deps, m, current.clientId);
-  const keepSecret = built.row.secretHash !== null && current.secretHash !== null;
+  const changed = changedClient(current, await buildRegisteredClient(deps, m, current.clientId));
   const token = randomToken(32);
-  const next: OAuthClientRow = {
-    ...built.row,
-    secretHash: keepSecret ? current.secretHash : built.row.secretHash,
-    registrationTokenHash: await sha256(token),
-    createdAt: current.createdAt,
-  };
-  const { clientId: _id, createdAt: _created, ...columns } = next;
-  const guard = stillManagedBy(current.clientId, tokenHash);
-  const [, updated] = await failClosed('the database', () =>
-    deps.db.batch([
-      auditInsertWhile(deps.db, event('client_updated', next, r.meta, deps.now()), oauthClients, guard),
-      deps.db.update(oauthClients).set(columns).where(guard).returning({ clientId: oauthClients.clientId }),
-    ]),
-  );
+  const next: OAuthClientRow = { ...changed.row, registrationTokenHash: await sha256(token) };
+  const updated = await replaceClient(deps, {
+    next,
+    guard: stillManagedBy(current.clientId, tokenHash),
+    event: event('client_updated', next, r.meta, deps.now()),
+  });
   // A concurrent update rotated the token, or a delete won: this one changed nothing.
-  if (updated.length !== 1) throw invalidToken();
-  forgetClient(current.clientId);
-  return clientInformation(deps, next, { clientSecret: keepSecret ? null : built.clientSecret, registrationAccessToken: token });
+  if (!updated) throw invalidToken();
+  return clientInformation(deps, next, { clientSecret: changed.clientSecret, registrationAccessToken: token });
 }
 
 /**
@@ -282,18 +272,10 @@ export async function deleteRegistration(
   r: { clientId: string; bearer: string | undefined; meta: RequestMeta },
 ): Promise<void> {
   const { row, tokenHash } = await managedClient(deps, r.clientId, r.bearer);
-  const guard = stillManagedBy(row.clientId, tokenHash);
-  const [, deleted] = await failClosed('the database', () =>
-    deps.db.batch([
-      auditInsertWhile(
-        deps.db,
-        { type: 'client_deleted', meta: r.meta, at: deps.now(), detail: { clientId: row.clientId, name: row.name } },
-        oauthClients,
-        guard,
-      ),
-      deps.db.delete(oauthClients).where(guard).returning({ clientId: oauthClients.clientId }),
-    ]),
-  );
-  if (deleted.length !== 1) throw invalidToken();
-  forgetClient(row.clientId);
+  const deleted = await removeClient(deps, {
+    clientId: row.clientId,
+    guard: stillManagedBy(row.clientId, tokenHash),
+    event: { type: 'client_deleted', meta: r.meta, at: deps.now(), detail: { clientId: row.clientId, name: row.name } },
+  });
+  if (!deleted) throw invalidToken();
 }
