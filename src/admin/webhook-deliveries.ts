@@ -12,7 +12,6 @@ import { findEndpoint } from './webhook-endpoints';
 
 export type DeliveryStatus = WebhookDeliveryRow['status'];
 export type DeliveryView = WebhookDeliveryRow & { eventType: string };
-type RawDelivery = { id: string };
 
 const columns = {
   id: webhookDeliveries.id,
@@ -109,12 +108,18 @@ export async function replay(
         webhookEndpoints,
         guard,
       ),
-      deps.db.all<RawDelivery>(sql`
-        INSERT INTO webhook_deliveries (id, event_id, endpoint_id, status, attempts, next_attempt_at, created_at)
-        SELECT ${`dlv_${randomToken(12)}`}, ${found.eventId}, id, 'pending', 0, ${now}, ${now}
-        FROM webhook_endpoints WHERE id = ${endpointId} AND enabled = 1
-        ON CONFLICT (event_id, endpoint_id) DO UPDATE SET status = 'pending', attempts = 0, next_attempt_at = ${now}
-        RETURNING id`),
+      deps.db
+        .insert(webhookDeliveries)
+        .select(
+          // Every column, in the table's order: a new pending delivery, if the endpoint is still on.
+          sql`SELECT ${`dlv_${randomToken(12)}`}, ${found.eventId}, id, 'pending', 0, NULL, NULL, NULL, ${now}, ${now}
+              FROM webhook_endpoints WHERE id = ${endpointId} AND enabled = 1`,
+        )
+        .onConflictDoUpdate({
+          target: [webhookDeliveries.eventId, webhookDeliveries.endpointId],
+          set: { status: 'pending', attempts: 0, nextAttemptAt: now },
+        })
+        .returning({ id: webhookDeliveries.id }),
     ]),
   );
   const id = rows[0]?.id;
