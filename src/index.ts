@@ -1,5 +1,5 @@
-import { consumeWebhookBatch } from './admin/webhook-delivery';
-import { sweepWebhooks } from './admin/webhook-dispatch';
+import { consumeWebhookBatch, WEBHOOK_DEAD_LETTERS } from './admin/webhook-delivery';
+import { sweepWebhooks, WEBHOOK_CRON } from './admin/webhook-dispatch';
 import { createApp } from './app';
 import type { Env } from './config';
 import { depsFor } from './deps';
@@ -11,11 +11,6 @@ export { Handoff } from './handoff/handoff-object';
 export { RateLimiter } from './limits/rate-limiter';
 
 const app = createApp();
-
-/** The cron of the webhook sweep (wrangler.toml [triggers]); the other one rotates the signing keys. */
-export const WEBHOOK_CRON = '* * * * *';
-/** The dead-letter queue of webhook deliveries (wrangler.toml [[queues.consumers]]). */
-export const WEBHOOK_DEAD_LETTERS = 'gatehouse-webhooks-dlq';
 
 export default {
   async fetch(request, env, ctx) {

@@ -14,6 +14,8 @@ import { webhookUrlProblem } from './webhook-urls';
  * (WEBHOOK_DISABLE_AFTER in a row) is turned off, with the reason.
  */
 
+/** The dead-letter queue of webhook deliveries (wrangler.toml [[queues.consumers]]). */
+export const WEBHOOK_DEAD_LETTERS = 'gatehouse-webhooks-dlq';
 /** The receiver's answer must start within this long. */
 export const DEADLINE_MS = 10_000;
 /** An attempt holds its delivery this long; past it (the consumer died) the sweep sends it again. */

@@ -9,6 +9,8 @@ import type { Deps } from '../deps';
  * prunes what is old. The delivery row is the durable state; a message only triggers an attempt.
  */
 
+/** The cron of the webhook sweep (wrangler.toml [triggers]; not exported from src/index.ts, whose exports must be handlers). */
+export const WEBHOOK_CRON = '* * * * *';
 /** How long an isolate trusts its answer to "is any endpoint enabled?" (changes made here clear it at once). */
 export const ENABLED_CACHE_MS = 30_000;
 /** A pending delivery this long past its time has lost its message: the sweep sends another. */
