@@ -56,9 +56,15 @@ export function receiver(name: string) {
       at: Date.now(),
     });
     const answer = answers.shift() ?? otherwise;
-    return typeof answer === 'number'
-      ? new Response(answer === 204 ? null : `status ${answer}`, { status: answer })
-      : answer(init?.signal ?? undefined);
+    const res =
+      typeof answer === 'number'
+        ? new Response(answer === 204 ? null : `status ${answer}`, { status: answer })
+        : await answer(init?.signal ?? undefined);
+    // As the runtime's fetch does: a redirect is followed unless the caller said `redirect: 'manual'`.
+    const location = res.headers.get('location');
+    if (res.status >= 300 && res.status < 400 && location && request.redirect !== 'manual')
+      return globalThis.fetch(location, { method: request.method, headers: request.headers, body });
+    return res;
   };
 
   return {

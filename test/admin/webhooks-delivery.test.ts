@@ -438,6 +438,15 @@ describe('user.sign_in_failed', () => {
     expect(forUser(hook, user.userId, 'user.sign_in_failed')[0]!.verified).toMatchObject({
       data: { failures: 5, user: { id: user.userId } },
     });
+    // Past the lock, another failure (the sixth) is not another event.
+    const later = appWith(() => ({ now: () => Date.now() + 3600_000 }));
+    expect((await later('/auth/api/sign-in', { method: 'POST', json: { email: user.email, password: 'wrong password 123' } })).status).toBe(
+      401,
+    );
+    const stillOnce = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE type = 'sign_in_locked' AND user_id = ?")
+      .bind(user.userId)
+      .first();
+    expect(stillOnce).toEqual({ n: 1 });
     // An unknown address locks nothing anyone is told about.
     const stranger = `nobody-${Date.now()}@example.com`;
     for (let i = 0; i < 6; i++)
