@@ -2,7 +2,14 @@ import { env } from 'cloudflare:workers';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { attemptDelivery, consumeWebhookBatch } from '../../src/admin/webhook-delivery';
-import { dispatchWaiting, forgetEnabledEndpoints, RETENTION_MS, sweepWebhooks, SWEEP_GRACE_MS } from '../../src/admin/webhook-dispatch';
+import {
+  dispatchAfterResponse,
+  dispatchWaiting,
+  forgetEnabledEndpoints,
+  RETENTION_MS,
+  sweepWebhooks,
+  SWEEP_GRACE_MS,
+} from '../../src/admin/webhook-dispatch';
 import { SECRET_OVERLAP_MS } from '../../src/admin/webhook-endpoints';
 import { depsFor } from '../../src/deps';
 import { appWith, call, createVerifiedUser, failingD1, recordingD1, signIn } from '../helpers';
@@ -357,6 +364,8 @@ describe('fan-out and the sweep', () => {
   it('fans out after Gatehouse’s own requests, never on the gateway’s proxied path', async () => {
     const hook = receiver('paths');
     await endpointFor(hook, ['user.signed_in']);
+    // Let the fan-out the requests above started finish (one run at a time per isolate).
+    await dispatchAfterResponse(await baseDeps());
     const log: string[] = [];
     const q = recordingQueue();
     const app = appWith((deps) => ({ d1: recordingD1(deps.d1, log), webhooks: q.queue }));
@@ -403,6 +412,17 @@ describe('the queue consumer', () => {
       .first<{ status: string; last_error: string }>();
     expect(row!.status).toBe('failed');
     expect(row!.last_error).toContain('dead-lettered');
+  });
+
+  it('sends a delivery once when two messages for it arrive at the same moment (a re-sent one and the original)', async () => {
+    const hook = receiver('twice');
+    const endpoint = await endpointFor(hook, ['user.signed_in']);
+    const { id } = await handMadeDelivery(endpoint.id);
+    const deps = await baseDeps();
+    const outcomes = await Promise.all([attemptDelivery(deps, id), attemptDelivery(deps, id), attemptDelivery(deps, id)]);
+    expect(outcomes.filter((o) => o.kind === 'succeeded')).toHaveLength(1);
+    expect(outcomes.filter((o) => o.kind === 'skipped')).toHaveLength(2);
+    expect(hook.received).toHaveLength(1);
   });
 
   it('acknowledges a message that is not one of its own, and one for a delivery already made, without sending', async () => {
