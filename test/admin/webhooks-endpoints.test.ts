@@ -18,7 +18,7 @@ afterEach(async () => {
 const RW = ['admin:webhooks:read', 'admin:webhooks:write'];
 
 async function create(token: string, body: Record<string, unknown> = {}) {
-  const res = await admin(token, 'POST', '/webhooks', { url: 'https://hooks.example.com/in', event_types: ['user.created'], ...body });
+  const res = await admin(token, 'POST', '/webhooks', { url: 'https://hooks.example.com/in', event_types: ['user.deleted'], ...body });
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   made.push(res.body.id as string);
   return res.body as Record<string, unknown> & { id: string; secret: string };
