@@ -140,6 +140,44 @@ describe('listing, changing, rotating and removing', () => {
     expect(foreign.body.field).toBe('cursor');
   });
 
+  it('pages an endpoint’s deliveries, filtered by status; a cursor is bound to its endpoint and filter', async () => {
+    const { token } = await adminClient(RW);
+    const { id } = await create(token);
+    const base = 3_000_000_000 + Math.floor(Math.random() * 1_000_000_000);
+    const statuses = ['failed', 'succeeded', 'failed', 'failed', 'pending'];
+    for (const [i, status] of statuses.entries()) {
+      await env.DB.batch([
+        env.DB.prepare("INSERT INTO webhook_events (id, type, created_at, dispatched_at) VALUES (?1, 'user.deleted', ?2, ?2)").bind(
+          base + i,
+          1000 + i,
+        ),
+        env.DB.prepare(
+          "INSERT INTO webhook_deliveries (id, event_id, endpoint_id, status, attempts, last_status, last_error, created_at) VALUES (?1, ?2, ?3, ?4, 3, 500, 'HTTP 500', ?5)",
+        ).bind(`dlv_page_${base + i}`, base + i, id, status, 1000 + i),
+      ]);
+    }
+    const first = await admin(token, 'GET', `/webhooks/${id}/deliveries?status=failed&limit=2`);
+    expect(first.status).toBe(200);
+    expect(first.body.items!.map((d) => d.id)).toEqual([`dlv_page_${base + 3}`, `dlv_page_${base + 2}`]);
+    expect(first.body.items![0]).toMatchObject({
+      event_type: 'user.deleted',
+      status: 'failed',
+      attempts: 3,
+      last_status: 500,
+      last_error: 'HTTP 500',
+    });
+    const cursor = encodeURIComponent(first.body.next_cursor as string);
+    const second = await admin(token, 'GET', `/webhooks/${id}/deliveries?status=failed&limit=2&cursor=${cursor}`);
+    expect(second.body.items!.map((d) => d.id)).toEqual([`dlv_page_${base}`]);
+    expect(second.body.next_cursor).toBeNull();
+    expect((await admin(token, 'GET', `/webhooks/${id}/deliveries?status=succeeded&limit=2&cursor=${cursor}`)).body.field).toBe('cursor');
+    const other = await create(token);
+    expect((await admin(token, 'GET', `/webhooks/${other.id}/deliveries?status=failed&limit=2&cursor=${cursor}`)).body.field).toBe(
+      'cursor',
+    );
+    expect((await admin(token, 'GET', `/webhooks/${id}/deliveries?status=lost`)).status).toBe(400);
+  });
+
   it('changes URL, types and state; turning it off records who did, turning it on clears the failures', async () => {
     const robot = await adminClient(RW);
     const { id } = await create(robot.token);
