@@ -79,6 +79,11 @@ export default defineConfig({
                 { name: 'hostile', modules: true, scriptPath: './test/hostile-origin.js', compatibilityDate: '2026-10-20' },
               ],
               serviceBindings: { ORIGIN_ECHO: 'echo', ORIGIN_HOSTILE: 'hostile' },
+              // The webhook queues of wrangler.toml, delivering at once (a batch waits 50 ms, not 1 s).
+              queueConsumers: {
+                'gatehouse-webhooks': { maxBatchTimeout: 0.05, maxRetries: 30, deadLetterQueue: 'gatehouse-webhooks-dlq' },
+                'gatehouse-webhooks-dlq': { maxBatchTimeout: 0.05, maxRetries: 3 },
+              },
               bindings: {
                 ROUTES: JSON.stringify(TEST_ROUTES),
                 ENVIRONMENT: 'test',
@@ -88,6 +93,9 @@ export default defineConfig({
                 KEY_ENCRYPTION_KEY: 'dGVzdC1vbmx5LWtleS1lbmNyeXB0aW9uLWtleS0zMmI',
                 // Dynamic client registration on (test/oauth/registration*.test.ts turn it off per test).
                 REGISTRATION_TOKEN: 'dGVzdC1vbmx5LWluaXRpYWwtYWNjZXNzLXRva2VuLTMyYg',
+                // Webhook retries in seconds, not hours: 1 s, then 2 s; three attempts.
+                WEBHOOK_BACKOFF_BASE: '1',
+                WEBHOOK_MAX_ATTEMPTS: '3',
                 TEST_MIGRATIONS: migrations,
               },
             },

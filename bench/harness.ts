@@ -41,6 +41,8 @@ export const GATEHOUSE_OPTIONS = {
     RATE_LIMITER: { className: 'RateLimiter', useSQLite: true },
   },
   ratelimits: { CREDENTIAL_RATE_LIMIT: { namespace_id: '1', simple: { limit: 1_000_000, period: 60 as const } } },
+  // The webhook deliveries' queue (no consumer here: the benchmarks make no endpoint).
+  queueProducers: { WEBHOOKS: { queueName: 'gatehouse-webhooks' } },
   bindings: {
     ENVIRONMENT: 'test',
     PUBLIC_URL,

@@ -4,11 +4,13 @@ import { every } from 'hono/combine';
 import { secureHeaders } from 'hono/secure-headers';
 import { accountApi } from './account/routes';
 import { ADMIN_BASE } from './admin/catalogue';
+import { dispatchAfterResponse } from './admin/webhook-dispatch';
 import { adminDocs, adminRoutes } from './admin/routes';
 import { authApi } from './auth/routes';
 import { ConfigError } from './config';
 import { depsFor, type AppEnv, type Deps } from './deps';
 import type { Env } from './config';
+import { deferTo } from './lib/defer';
 import { GatehouseError } from './lib/errors';
 import { MAX_BODY_BYTES } from './lib/request-body';
 import { mountRouters } from './error-channels';
@@ -89,6 +91,14 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
       return gatewayHandler(c);
     }
     await next();
+  });
+
+  // Webhooks: after the answer to any of Gatehouse's own requests (an error too: a failed sign-in can
+  // be an event), the outbox is fanned out into the queue — never on the gateway's path, and only
+  // while an endpoint is enabled (admin/webhook-dispatch.ts).
+  app.use('/auth/*', async (c, next) => {
+    await next();
+    deferTo(c, 'webhook_dispatch_failed')(dispatchAfterResponse(c.var.deps));
   });
 
   // The JSON APIs take state changes from Gatehouse's own pages only (cookies are sent same-site;

@@ -88,6 +88,12 @@ const schema = z
       .optional(),
     // Confidential clients registered dynamically may send `nonce` instead of PKCE (RFC 9700 §2.1.1; docs/oidc.md says the risk).
     REGISTRATION_PKCE_OPTIONAL: flag(false),
+    // Webhooks (docs/webhooks.md): attempts per delivery (under the queue's max_retries of 30), the
+    // first retry's delay in seconds (doubling after, each at most 12 h: a queue's longest delay), and
+    // how many deliveries in a row may fail before the endpoint is turned off.
+    WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(10),
+    WEBHOOK_BACKOFF_BASE: seconds(60).pipe(z.number().max(3600)),
+    WEBHOOK_DISABLE_AFTER: z.coerce.number().int().min(1).max(1000).default(10),
   })
   .superRefine((c, ctx) => {
     if (c.ENVIRONMENT === 'production') {
@@ -150,6 +156,8 @@ export interface Config {
    * whether confidential clients it registers may use `nonce` instead of PKCE.
    */
   registration: { initialToken: string | null; pkceOptional: boolean };
+  /** Webhook deliveries: attempts each, the first retry's delay (seconds), failed deliveries in a row before an endpoint is turned off. */
+  webhooks: { maxAttempts: number; backoffBase: number; disableAfter: number };
 }
 
 export class ConfigError extends Error {
@@ -206,5 +214,6 @@ export function parseConfig(env: Partial<Env>): Config {
     },
     dpop: { requireNonce: c.DPOP_REQUIRE_NONCE },
     registration: { initialToken: c.REGISTRATION_TOKEN ?? null, pkceOptional: c.REGISTRATION_PKCE_OPTIONAL },
+    webhooks: { maxAttempts: c.WEBHOOK_MAX_ATTEMPTS, backoffBase: c.WEBHOOK_BACKOFF_BASE, disableAfter: c.WEBHOOK_DISABLE_AFTER },
   };
 }

@@ -35,6 +35,8 @@ export interface Deps {
   rateLimit: (key: string) => Promise<boolean>;
   /** The RateLimiter objects behind per-client and per-key limits (limits/rate-limits.ts). */
   limits: TakeFromWindow;
+  /** The webhook deliveries' queue: a message names a delivery to attempt (admin/webhook-delivery.ts). */
+  webhooks: Queue<{ deliveryId: string }>;
   now: () => number;
 }
 
@@ -81,6 +83,7 @@ async function buildDeps(env: Env): Promise<Deps> {
   const db = createDb(env.DB);
   const limiter = env.CREDENTIAL_RATE_LIMIT;
   if (!limiter) throw new ConfigError(['CREDENTIAL_RATE_LIMIT: missing rate limiting binding (see wrangler.toml)']);
+  if (!env.WEBHOOKS) throw new ConfigError(['WEBHOOKS: missing queue binding (see wrangler.toml)']);
   return {
     config,
     db,
@@ -93,6 +96,7 @@ async function buildDeps(env: Env): Promise<Deps> {
     signingKeys: new KeyRing(db, config.keyEncryptionKey, keyPolicy(config.tokens)),
     rateLimit: async (key) => (await limiter.limit({ key })).success,
     limits: createRateLimitStore(env.RATE_LIMITER),
+    webhooks: env.WEBHOOKS as Queue<{ deliveryId: string }>,
     fetch: (input, init) => fetch(input, init),
     now: () => Date.now(),
   };

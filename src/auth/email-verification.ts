@@ -37,13 +37,6 @@ export async function verifyEmail(
       now,
       effects: [
         {
-          sql: `INSERT INTO audit_events (type, user_id, ip, user_agent, detail, created_at)
-                SELECT 'sign_up', ?4, ?5, ?6, NULL, ?3 FROM email_tokens
-                WHERE ${TOKEN_IS_LIVE} AND user_id IS NULL
-                  AND NOT EXISTS (SELECT 1 FROM users WHERE users.email = email_tokens.email)`,
-          params: [id, meta.ip, meta.userAgent?.slice(0, 256) ?? null],
-        },
-        {
           // A pending sign-up becomes an account, unless the address got one meanwhile.
           sql: `INSERT INTO users (id, email, email_verified_at, password_hash, tier, name, picture, created_at, updated_at)
                 SELECT ?4, email, ?3, password_hash, 'free',
@@ -53,6 +46,13 @@ export async function verifyEmail(
                 WHERE ${TOKEN_IS_LIVE} AND user_id IS NULL
                   AND NOT EXISTS (SELECT 1 FROM users WHERE users.email = email_tokens.email)`,
           params: [id, null, bindingHash],
+        },
+        {
+          // After the account, so the webhook outbox (migrations/0013) has the user to report.
+          sql: `INSERT INTO audit_events (type, user_id, ip, user_agent, detail, created_at)
+                SELECT 'sign_up', ?4, ?5, ?6, NULL, ?3 FROM email_tokens
+                WHERE ${TOKEN_IS_LIVE} AND EXISTS (SELECT 1 FROM users WHERE users.id = ?4)`,
+          params: [id, meta.ip, meta.userAgent?.slice(0, 256) ?? null],
         },
         {
           // A sign-up through an upstream that did not verify the address: its identity is linked to

@@ -8,7 +8,7 @@ import { combineAmr } from './acr';
 import { type PasskeyAssertion, verifyPasskey } from './passkeys';
 import type { SignInContext } from './risk';
 import { completeFirstFactor, type SignInOutcome } from './second-factor';
-import { assertNotLocked, clearAttemptsStatement, recordAttempt, throttleKey } from './throttle';
+import { assertNotLocked, clearAttemptsStatement, recordAttempt, THROTTLE, throttleKey } from './throttle';
 
 export const invalidCredentials = () => new GatehouseError('invalid_credentials', 'The email or password is incorrect.');
 
@@ -36,8 +36,12 @@ export async function signInWithPassword(
 
   if (!user || !verdict.ok) {
     await failClosed('the database', async () => {
-      await recordAttempt(deps.d1, 'sign_in', input.email, now);
-      await auditInsert(db, { type: 'sign_in_failed', userId: user?.id ?? null, meta, at: now });
+      const failures = await recordAttempt(deps.d1, 'sign_in', input.email, now);
+      const failed = auditInsert(db, { type: 'sign_in_failed', userId: user?.id ?? null, meta, at: now });
+      // The failure that first locks a known account is an event (webhooks: user.sign_in_failed); later ones are not.
+      if (user && failures === THROTTLE.freeAttempts + 1)
+        await db.batch([failed, auditInsert(db, { type: 'sign_in_locked', userId: user.id, meta, detail: { failures }, at: now })]);
+      else await failed;
     });
     throw invalidCredentials();
   }
