@@ -12,6 +12,7 @@ export interface Env extends WranglerEnv, Unlisted {}
 type Unlisted = { [K in Exclude<keyof z.input<typeof schema>, keyof WranglerEnv>]?: string };
 
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const count = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 const flag = (fallback: boolean) =>
   z
     .enum(['true', 'false'])
@@ -88,6 +89,12 @@ const schema = z
       .optional(),
     // Confidential clients registered dynamically may send `nonce` instead of PKCE (RFC 9700 §2.1.1; docs/oidc.md says the risk).
     REGISTRATION_PKCE_OPTIONAL: flag(false),
+    // Retention (docs/operations.md): what the scheduled purge keeps, and how much it deletes per run.
+    RETENTION_AUDIT_DAYS: count(400, 0, 36_500),
+    RETENTION_SIGN_IN_HISTORY_DAYS: count(180, 1, 3650),
+    RETENTION_SIGN_IN_HISTORY_PER_KIND: count(20, 1, 1000),
+    RETENTION_BATCH_SIZE: count(500, 1, 10_000),
+    RETENTION_MAX_ROWS_PER_RUN: count(50_000, 1, 10_000_000),
   })
   .superRefine((c, ctx) => {
     if (c.ENVIRONMENT === 'production') {
@@ -150,6 +157,12 @@ export interface Config {
    * whether confidential clients it registers may use `nonce` instead of PKCE.
    */
   registration: { initialToken: string | null; pkceOptional: boolean };
+  /**
+   * Retention: audit events kept for `auditDays` (0: forever); sign-in history markers for
+   * `signInHistoryDays` and at most `signInHistoryPerKind` devices, countries and networks each per
+   * user; the scheduled purge deletes `batchSize` rows at a time, `maxRowsPerRun` per table per run.
+   */
+  retention: { auditDays: number; signInHistoryDays: number; signInHistoryPerKind: number; batchSize: number; maxRowsPerRun: number };
 }
 
 export class ConfigError extends Error {
@@ -206,5 +219,12 @@ export function parseConfig(env: Partial<Env>): Config {
     },
     dpop: { requireNonce: c.DPOP_REQUIRE_NONCE },
     registration: { initialToken: c.REGISTRATION_TOKEN ?? null, pkceOptional: c.REGISTRATION_PKCE_OPTIONAL },
+    retention: {
+      auditDays: c.RETENTION_AUDIT_DAYS,
+      signInHistoryDays: c.RETENTION_SIGN_IN_HISTORY_DAYS,
+      signInHistoryPerKind: c.RETENTION_SIGN_IN_HISTORY_PER_KIND,
+      batchSize: c.RETENTION_BATCH_SIZE,
+      maxRowsPerRun: c.RETENTION_MAX_ROWS_PER_RUN,
+    },
   };
 }

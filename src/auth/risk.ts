@@ -1,4 +1,4 @@
-import { eq } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import { signInHistory } from '../db/schema';
 import type { Deps } from '../deps';
 import { sha256 } from '../lib/crypto';
@@ -59,4 +59,21 @@ export function rememberStatement(deps: Deps, userId: string, markers: string[],
     .insert(signInHistory)
     .values(markers.map((marker) => ({ userId, marker, firstSeenAt: now, lastSeenAt: now })))
     .onConflictDoUpdate({ target: [signInHistory.userId, signInHistory.marker], set: { lastSeenAt: now } });
+}
+
+/**
+ * The statement that keeps a user's newest `RETENTION_SIGN_IN_HISTORY_PER_KIND` devices, countries
+ * and networks (each kind apart) and drops the rest, run after rememberStatement: the history read
+ * at every sign-in stays small however many browsers a person has used.
+ */
+export function trimHistoryStatement(deps: Deps, userId: string) {
+  const keep = deps.config.retention.signInHistoryPerKind;
+  return deps.db.delete(signInHistory).where(
+    and(
+      eq(signInHistory.userId, userId),
+      sql`rowid IN (SELECT rowid FROM (SELECT rowid, row_number() OVER (
+        PARTITION BY substr(marker, 1, instr(marker, ':')) ORDER BY last_seen_at DESC, rowid DESC) AS n
+        FROM sign_in_history WHERE user_id = ${userId}) WHERE n > ${keep})`,
+    ),
+  );
 }

@@ -9,7 +9,7 @@ import { assertLiveSession, startSession, type StartedSession } from '../session
 import type { SessionClaims } from '../sessions/session-token';
 import { newSignInMail } from '../mail/templates';
 import { acrOf, combineAmr } from './acr';
-import { assessRisk, isRisky, rememberStatement, type RiskAssessment, type SignInContext } from './risk';
+import { assessRisk, isRisky, rememberStatement, trimHistoryStatement, type RiskAssessment, type SignInContext } from './risk';
 import { assertNotLocked, clearAttemptsStatement, recordAttempt, throttleKey } from './throttle';
 import { hasSecondFactor, secondFactorsOf, verifySecondFactorCode, type SecondFactors } from './totp';
 import { authUrl } from './urls';
@@ -227,6 +227,7 @@ async function finishSignIn(
         at: now,
       }),
       rememberStatement(deps, user.id, risk.markers, now),
+      trimHistoryStatement(deps, user.id),
     ];
     await deps.db.batch(writes as [BatchItem<'sqlite'>, ...BatchItem<'sqlite'>[]]);
   } catch (e) {
