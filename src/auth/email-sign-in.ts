@@ -58,8 +58,8 @@ export async function requestEmailSignIn(
   const code = randomCode();
   await failClosed('the database', async () => {
     await recordAttempt(deps.d1, 'mail', email, now);
+    // Expired requests are purged by the scheduled handler (src/db/retention.ts), not on this path.
     await db.batch([
-      db.delete(emailSignIns).where(lt(emailSignIns.expiresAt, now - 24 * 3600_000)),
       db.insert(emailSignIns).values({
         id,
         userId: user?.id ?? null,
