@@ -1,4 +1,5 @@
 import { and, eq, sql } from 'drizzle-orm';
+import type { Database } from '../db/client';
 import { signInHistory } from '../db/schema';
 import type { Deps } from '../deps';
 import { sha256 } from '../lib/crypto';
@@ -34,12 +35,18 @@ export async function markersOf(ctx: SignInContext): Promise<string[]> {
   return markers;
 }
 
+/** The query for a user's sign-in history (bounded by trimHistoryStatement), to run alone or in a batch. */
+export const historyQuery = (db: Database, userId: string) =>
+  db.select({ marker: signInHistory.marker }).from(signInHistory).where(eq(signInHistory.userId, userId));
+
 /** Compares this sign-in's device and network with the account's history (one D1 read). */
 export async function assessRisk(deps: Deps, userId: string, ctx: SignInContext): Promise<RiskAssessment> {
-  const markers = await markersOf(ctx);
-  const rows = await failClosed('the database', () =>
-    deps.db.select({ marker: signInHistory.marker }).from(signInHistory).where(eq(signInHistory.userId, userId)).all(),
-  );
+  const rows = await failClosed('the database', () => historyQuery(deps.db, userId).all());
+  return riskFrom(rows, await markersOf(ctx));
+}
+
+/** Compares a sign-in's markers with the history rows historyQuery read. */
+export function riskFrom(rows: { marker: string }[], markers: string[]): RiskAssessment {
   const seen = new Set(rows.map((r) => r.marker));
   const kinds = new Set(rows.map((r) => r.marker.split(':')[0]));
   const isNew = (m: string | undefined) => m !== undefined && !seen.has(m);

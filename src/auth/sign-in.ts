@@ -2,13 +2,13 @@ import { eq } from 'drizzle-orm';
 import { users } from '../db/schema';
 import type { Deps } from '../deps';
 import { auditInsert } from '../identity/audit';
-import { findUserByEmail, findUserById } from '../identity/users';
+import { byEmail, findUserById, userWithRolesQuery } from '../identity/users';
 import { failClosed, GatehouseError } from '../lib/errors';
 import { combineAmr } from './acr';
 import { type PasskeyAssertion, verifyPasskey } from './passkeys';
 import type { SignInContext } from './risk';
 import { completeFirstFactor, type SignInOutcome } from './second-factor';
-import { assertNotLocked, clearAttemptsStatement, recordAttempt, throttleKey } from './throttle';
+import { assertUnlocked, clearAttemptsStatement, lockQuery, recordAttemptStatement, throttleKey } from './throttle';
 
 export const invalidCredentials = () => new GatehouseError('invalid_credentials', 'The email or password is incorrect.');
 
@@ -27,18 +27,24 @@ export async function signInWithPassword(
   const { db } = deps;
   const meta = ctx.meta;
   const now = deps.now();
-  await failClosed('the database', () => assertNotLocked(db, 'sign_in', input.email, now));
-  const user = await failClosed('the database', () => findUserByEmail(db, input.email));
+  const key = await throttleKey('sign_in', input.email);
+  // The counter's lock and the user with their roles, in one round trip.
+  const [[lock], [user]] = await failClosed('the database', () =>
+    db.batch([lockQuery(db, key), userWithRolesQuery(db, byEmail(input.email))]),
+  );
+  assertUnlocked(lock, 'sign_in', now);
 
   const verdict = user?.passwordHash
     ? await deps.passwords.verify(user.passwordHash, input.password)
     : await deps.passwords.verifyDummy(input.password).then(() => ({ ok: false, needsRehash: false }));
 
   if (!user || !verdict.ok) {
-    await failClosed('the database', async () => {
-      await recordAttempt(deps.d1, 'sign_in', input.email, now);
-      await auditInsert(db, { type: 'sign_in_failed', userId: user?.id ?? null, meta, at: now });
-    });
+    await failClosed('the database', () =>
+      db.batch([
+        recordAttemptStatement(db, key, now),
+        auditInsert(db, { type: 'sign_in_failed', userId: user?.id ?? null, meta, at: now }),
+      ]),
+    );
     throw invalidCredentials();
   }
   if (deps.config.requireVerifiedEmail && user.emailVerifiedAt === null) {
@@ -51,7 +57,7 @@ export async function signInWithPassword(
   const rehash = verdict.needsRehash ? await deps.passwords.hash(input.password) : null;
   // The counter reset and any rehash commit in the same batch as the rest of the sign-in.
   const statements = [
-    clearAttemptsStatement(db, await throttleKey('sign_in', input.email)),
+    clearAttemptsStatement(db, key),
     ...(rehash ? [db.update(users).set({ passwordHash: rehash, updatedAt: now }).where(eq(users.id, user.id))] : []),
   ];
   return completeFirstFactor(deps, user, ['pwd'], ctx, { ...opts, statements, ...(rehash ? { detail: { rehashed: true } } : {}) });

@@ -404,7 +404,7 @@ async function mailWithinLimit(
   const now = deps.now();
   const held = await failClosed('the database', () => mailLimitReached(deps.db, email, now));
   await failClosed('the database', async () => {
-    await recordAttempt(deps.d1, 'mail', email, now);
+    await recordAttempt(deps.db, 'mail', email, now);
     await auditInsert(deps.db, { type: held ? 'mail_suppressed' : event.type, userId: event.userId, meta, detail: event.detail, at: now });
   });
   if (!held) await deps.mailer.send(await mail());
