@@ -95,6 +95,10 @@ const schema = z
     RETENTION_SIGN_IN_HISTORY_PER_KIND: count(20, 1, 1000),
     RETENTION_BATCH_SIZE: count(500, 1, 10_000),
     RETENTION_MAX_ROWS_PER_RUN: count(50_000, 1, 10_000_000),
+    // Isolate caches (docs/operations.md, "Caches"): entries each, least recently used out first.
+    SESSION_CACHE_SIZE: count(50_000, 100, 1_000_000),
+    ASSERTION_CACHE_SIZE: count(10_000, 100, 1_000_000),
+    OPAQUE_TOKEN_CACHE_SIZE: count(10_000, 100, 1_000_000),
   })
   .superRefine((c, ctx) => {
     if (c.ENVIRONMENT === 'production') {
@@ -163,6 +167,8 @@ export interface Config {
    * user; the scheduled purge deletes `batchSize` rows at a time, `maxRowsPerRun` per table per run.
    */
   retention: { auditDays: number; signInHistoryDays: number; signInHistoryPerKind: number; batchSize: number; maxRowsPerRun: number };
+  /** Entries each isolate cache holds: verified session tokens, signed assertions, opaque tokens' JWTs. */
+  caches: { sessionTokens: number; assertions: number; opaqueTokens: number };
 }
 
 export class ConfigError extends Error {
@@ -226,5 +232,6 @@ export function parseConfig(env: Partial<Env>): Config {
       batchSize: c.RETENTION_BATCH_SIZE,
       maxRowsPerRun: c.RETENTION_MAX_ROWS_PER_RUN,
     },
+    caches: { sessionTokens: c.SESSION_CACHE_SIZE, assertions: c.ASSERTION_CACHE_SIZE, opaqueTokens: c.OPAQUE_TOKEN_CACHE_SIZE },
   };
 }

@@ -3,6 +3,7 @@ import type { Env } from './config';
 import { THROTTLE } from './auth/throttle';
 import { purgeExpired } from './db/retention';
 import { depsFor } from './deps';
+import { reportCaches } from './lib/lru';
 import { rotateKeys, keyPolicy } from './tokens/keys';
 import { wellKnown } from './well-known';
 
@@ -14,6 +15,8 @@ const app = createApp();
 
 export default {
   async fetch(request, env, ctx) {
+    // Each isolate logs its caches' hit rates every few minutes (docs/operations.md, "Caches").
+    reportCaches(Date.now());
     return (await wellKnown(request, env)) ?? app.fetch(request, env, ctx);
   },
   /**
