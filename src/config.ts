@@ -12,6 +12,7 @@ export interface Env extends WranglerEnv, Unlisted {}
 type Unlisted = { [K in Exclude<keyof z.input<typeof schema>, keyof WranglerEnv>]?: string };
 
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const count = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 const flag = (fallback: boolean) =>
   z
     .enum(['true', 'false'])
@@ -94,6 +95,16 @@ const schema = z
     WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(10),
     WEBHOOK_BACKOFF_BASE: seconds(60).pipe(z.number().max(3600)),
     WEBHOOK_DISABLE_AFTER: z.coerce.number().int().min(1).max(1000).default(10),
+    // Retention (docs/operations.md): what the scheduled purge keeps, and how much it deletes per run.
+    RETENTION_AUDIT_DAYS: count(400, 0, 36_500),
+    RETENTION_SIGN_IN_HISTORY_DAYS: count(180, 1, 3650),
+    RETENTION_SIGN_IN_HISTORY_PER_KIND: count(20, 1, 1000),
+    RETENTION_BATCH_SIZE: count(500, 1, 10_000),
+    RETENTION_MAX_ROWS_PER_RUN: count(50_000, 1, 10_000_000),
+    // Isolate caches (docs/operations.md, "Caches"): entries each, least recently used out first.
+    SESSION_CACHE_SIZE: count(50_000, 100, 1_000_000),
+    ASSERTION_CACHE_SIZE: count(10_000, 100, 1_000_000),
+    OPAQUE_TOKEN_CACHE_SIZE: count(10_000, 100, 1_000_000),
   })
   .superRefine((c, ctx) => {
     if (c.ENVIRONMENT === 'production') {
@@ -158,6 +169,14 @@ export interface Config {
   registration: { initialToken: string | null; pkceOptional: boolean };
   /** Webhook deliveries: attempts each, the first retry's delay (seconds), failed deliveries in a row before an endpoint is turned off. */
   webhooks: { maxAttempts: number; backoffBase: number; disableAfter: number };
+  /**
+   * Retention: audit events kept for `auditDays` (0: forever); sign-in history markers for
+   * `signInHistoryDays` and at most `signInHistoryPerKind` devices, countries and networks each per
+   * user; the scheduled purge deletes `batchSize` rows at a time, `maxRowsPerRun` per table per run.
+   */
+  retention: { auditDays: number; signInHistoryDays: number; signInHistoryPerKind: number; batchSize: number; maxRowsPerRun: number };
+  /** Entries each isolate cache holds: verified session tokens, signed assertions, opaque tokens' JWTs. */
+  caches: { sessionTokens: number; assertions: number; opaqueTokens: number };
 }
 
 export class ConfigError extends Error {
@@ -215,5 +234,13 @@ export function parseConfig(env: Partial<Env>): Config {
     dpop: { requireNonce: c.DPOP_REQUIRE_NONCE },
     registration: { initialToken: c.REGISTRATION_TOKEN ?? null, pkceOptional: c.REGISTRATION_PKCE_OPTIONAL },
     webhooks: { maxAttempts: c.WEBHOOK_MAX_ATTEMPTS, backoffBase: c.WEBHOOK_BACKOFF_BASE, disableAfter: c.WEBHOOK_DISABLE_AFTER },
+    retention: {
+      auditDays: c.RETENTION_AUDIT_DAYS,
+      signInHistoryDays: c.RETENTION_SIGN_IN_HISTORY_DAYS,
+      signInHistoryPerKind: c.RETENTION_SIGN_IN_HISTORY_PER_KIND,
+      batchSize: c.RETENTION_BATCH_SIZE,
+      maxRowsPerRun: c.RETENTION_MAX_ROWS_PER_RUN,
+    },
+    caches: { sessionTokens: c.SESSION_CACHE_SIZE, assertions: c.ASSERTION_CACHE_SIZE, opaqueTokens: c.OPAQUE_TOKEN_CACHE_SIZE },
   };
 }

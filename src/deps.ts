@@ -6,12 +6,14 @@ import { deriveHmacKey } from './lib/crypto';
 import { createHandoffStore, type HandoffStore } from './handoff/handoff-store';
 import { createMailer, type Mailer } from './mail/mailer';
 import type { Channel } from './lib/router';
-import type { SessionClaims } from './sessions/session-token';
 import type { ErrorPageOptions } from './ui/error-page';
 import type { FormState } from './ui/components';
 import { createSessionStore, type SessionStore } from './sessions/session-store';
 import { createRateLimitStore, type TakeFromWindow } from './limits/rate-limits';
 import { KeyRing } from './tokens/key-ring';
+import { assertionCache } from './gateway/assertion';
+import { phantomCache } from './tokens/access-token';
+import { verifiedSessionCache, type SessionClaims } from './sessions/session-token';
 import { keyPolicy } from './tokens/keys';
 
 /** Everything a request needs, built once per isolate and passed down; domain code never sees Hono. */
@@ -74,6 +76,9 @@ export function depsFor(env: Env): Promise<Deps> {
 
 async function buildDeps(env: Env): Promise<Deps> {
   const config = parseConfig(env);
+  verifiedSessionCache.resize(config.caches.sessionTokens);
+  assertionCache.resize(config.caches.assertions);
+  phantomCache.resize(config.caches.opaqueTokens);
   const [session, csrf, pending, cursor] = await Promise.all([
     deriveHmacKey(config.authSecret, 'session-token'),
     deriveHmacKey(config.authSecret, 'csrf'),

@@ -2,7 +2,10 @@ import { consumeWebhookBatch, WEBHOOK_DEAD_LETTERS } from './admin/webhook-deliv
 import { sweepWebhooks, WEBHOOK_CRON } from './admin/webhook-dispatch';
 import { createApp } from './app';
 import type { Env } from './config';
+import { THROTTLE } from './auth/throttle';
+import { purgeExpired } from './db/retention';
 import { depsFor } from './deps';
+import { reportCaches } from './lib/lru';
 import { rotateKeys, keyPolicy } from './tokens/keys';
 import { wellKnown } from './well-known';
 
@@ -14,11 +17,15 @@ const app = createApp();
 
 export default {
   async fetch(request, env, ctx) {
+    // Each isolate logs its caches' hit rates every few minutes (docs/operations.md, "Caches").
+    reportCaches(Date.now());
     return (await wellKnown(request, env)) ?? app.fetch(request, env, ctx);
   },
   /**
    * Cron (wrangler.toml [triggers]): every minute the webhook sweep (fan-out, lost messages re-sent,
-   * pruning); hourly, publish the next signing key ahead of time and delete expired ones.
+   * pruning); hourly, publish the next signing key ahead of time and delete expired ones, then purge
+   * what retention lets go (src/db/retention.ts), in bounded batches. Either of those failing leaves
+   * the other done; the next run tries again.
    */
   async scheduled(controller: ScheduledController, env: Env): Promise<void> {
     const deps = await depsFor(env);
@@ -27,8 +34,14 @@ export default {
       return;
     }
     const now = deps.now();
-    const result = await rotateKeys(deps.db, deps.config.keyEncryptionKey, now, keyPolicy(deps.config.tokens));
-    console.log(JSON.stringify({ event: 'keys_rotated', ...result }));
+    const [keys, purged] = await Promise.allSettled([
+      rotateKeys(deps.db, deps.config.keyEncryptionKey, now, keyPolicy(deps.config.tokens)),
+      purgeExpired(deps.db, { ...deps.config.retention, throttleWindowMs: THROTTLE.windowMs }, now),
+    ]);
+    if (keys.status === 'fulfilled') console.log(JSON.stringify({ event: 'keys_rotated', ...keys.value }));
+    if (purged.status === 'fulfilled') console.log(JSON.stringify({ event: 'retention_purged', deleted: purged.value }));
+    const failed = [keys, purged].flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
+    if (failed.length > 0) throw new AggregateError(failed, 'scheduled work failed');
   },
   /** Webhook deliveries (and their dead letters): src/admin/webhook-delivery.ts. */
   async queue(batch: MessageBatch, env: Env): Promise<void> {

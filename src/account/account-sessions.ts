@@ -1,6 +1,6 @@
 import type { Deps } from '../deps';
 import { audit } from '../identity/audit';
-import { findUserById, rolesOf, viewOf, type UserView } from '../identity/users';
+import { findUserView, type UserView } from '../identity/users';
 import { failClosed, GatehouseError } from '../lib/errors';
 import type { RequestMeta } from '../lib/request-meta';
 import type { SessionClaims } from '../sessions/session-token';
@@ -23,10 +23,9 @@ export async function loadAccount(deps: Deps, claims: SessionClaims): Promise<Ac
   const sessions = inOrder(await deps.sessions.list(claims.sub, now));
   const current = sessions.find((s) => s.sid === claims.sid);
   if (!current) throw signedOut();
-  const user = await failClosed('the database', () => findUserById(deps.db, claims.sub));
+  const user = await failClosed('the database', () => findUserView(deps.db, claims.sub));
   if (!user) throw signedOut();
-  const roles = await failClosed('the database', () => rolesOf(deps.db, user.id));
-  return { user: viewOf(user, roles), current, sessions };
+  return { user, current, sessions };
 }
 
 /**

@@ -2,14 +2,14 @@ import { and, eq, gt, isNull, lt, sql } from 'drizzle-orm';
 import { emailSignIns, users, type User } from '../db/schema';
 import type { Deps } from '../deps';
 import { auditInsert, type RequestMeta } from '../identity/audit';
-import { findUserByEmail, findUserById } from '../identity/users';
+import { byEmail, findUserById, userQuery } from '../identity/users';
 import { hmac, randomToken, sha256, timingSafeEqualString } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
 import { emailSignInMail } from '../mail/templates';
 import { describeDevice } from '../lib/request-meta';
 import type { SignInContext } from './risk';
 import { completeFirstFactor, type SignInOutcome } from './second-factor';
-import { mailLimitReached, recordAttempt } from './throttle';
+import { lockQuery, mailHeld, recordAttemptStatement, throttleKey } from './throttle';
 import { authUrl, safeReturnTo } from './urls';
 
 /** Link and code live ten minutes; five wrong codes end the request. */
@@ -49,7 +49,10 @@ export async function requestEmailSignIn(
 ): Promise<{ cookie: string }> {
   const { db } = deps;
   const now = deps.now();
-  const [held, found] = await failClosed('the database', () => Promise.all([mailLimitReached(db, email, now), findUserByEmail(db, email)]));
+  const key = await throttleKey('mail', email);
+  // The per-address mail limit and the user in one round trip; the writes in a second.
+  const [[lock], [found]] = await failClosed('the database', () => db.batch([lockQuery(db, key), userQuery(db, byEmail(email))]));
+  const held = mailHeld(lock, now);
   // Over the per-address limit: treated as an address with no account (same answer, no mail).
   const user = held ? undefined : found;
   const id = randomToken(16);
@@ -57,9 +60,9 @@ export async function requestEmailSignIn(
   const token = randomToken(32);
   const code = randomCode();
   await failClosed('the database', async () => {
-    await recordAttempt(deps.d1, 'mail', email, now);
+    // Expired requests are purged by the scheduled handler (src/db/retention.ts), not on this path.
     await db.batch([
-      db.delete(emailSignIns).where(lt(emailSignIns.expiresAt, now - 24 * 3600_000)),
+      recordAttemptStatement(db, key, now),
       db.insert(emailSignIns).values({
         id,
         userId: user?.id ?? null,

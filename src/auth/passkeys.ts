@@ -42,11 +42,8 @@ async function storeChallenge(deps: Deps, challenge: string, purpose: 'register'
   const id = randomToken(16);
   const now = deps.now();
   await failClosed('the database', async () => {
-    await deps.db.batch([
-      // Housekeeping on the way: expired challenges go.
-      deps.db.delete(webauthnChallenges).where(lt(webauthnChallenges.expiresAt, now)),
-      deps.db.insert(webauthnChallenges).values({ id, challenge, purpose, userId, expiresAt: now + CHALLENGE_TTL_MS }),
-    ]);
+    // Expired challenges are purged by the scheduled handler (src/db/retention.ts); takeChallenge refuses them.
+    await deps.db.insert(webauthnChallenges).values({ id, challenge, purpose, userId, expiresAt: now + CHALLENGE_TTL_MS });
   });
   return id;
 }

@@ -23,7 +23,7 @@ export async function requestPasswordReset(
   const now = deps.now();
   const [held, found] = await failClosed('the database', () => Promise.all([mailLimitReached(db, email, now), findUserByEmail(db, email)]));
   await failClosed('the database', async () => {
-    await recordAttempt(deps.d1, 'mail', email, now);
+    await recordAttempt(deps.db, 'mail', email, now);
     await auditInsert(db, {
       type: held ? 'mail_suppressed' : 'password_reset_requested',
       userId: found?.id ?? null,

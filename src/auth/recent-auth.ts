@@ -76,7 +76,7 @@ async function checkProof(deps: Deps, session: SessionClaims, proof: Proof, meta
     : await deps.passwords.verifyDummy(proof.password).then(() => ({ ok: false }));
   if (!verdict.ok) {
     await failClosed('the database', async () => {
-      await recordAttempt(deps.d1, 'sign_in', session.email, now);
+      await recordAttempt(deps.db, 'sign_in', session.email, now);
       await auditInsert(deps.db, { type: 'proof_failed', userId: session.sub, meta, detail: { method: 'password' }, at: now });
     });
     throw invalid(user?.passwordHash ? 'That password is not right.' : 'This account has no password; confirm with a code or a passkey.');

@@ -1,4 +1,5 @@
-import { eq } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
+import type { Database } from '../db/client';
 import { signInHistory } from '../db/schema';
 import type { Deps } from '../deps';
 import { sha256 } from '../lib/crypto';
@@ -34,12 +35,18 @@ export async function markersOf(ctx: SignInContext): Promise<string[]> {
   return markers;
 }
 
+/** The query for a user's sign-in history (bounded by trimHistoryStatement), to run alone or in a batch. */
+export const historyQuery = (db: Database, userId: string) =>
+  db.select({ marker: signInHistory.marker }).from(signInHistory).where(eq(signInHistory.userId, userId));
+
 /** Compares this sign-in's device and network with the account's history (one D1 read). */
 export async function assessRisk(deps: Deps, userId: string, ctx: SignInContext): Promise<RiskAssessment> {
-  const markers = await markersOf(ctx);
-  const rows = await failClosed('the database', () =>
-    deps.db.select({ marker: signInHistory.marker }).from(signInHistory).where(eq(signInHistory.userId, userId)).all(),
-  );
+  const rows = await failClosed('the database', () => historyQuery(deps.db, userId).all());
+  return riskFrom(rows, await markersOf(ctx));
+}
+
+/** Compares a sign-in's markers with the history rows historyQuery read. */
+export function riskFrom(rows: { marker: string }[], markers: string[]): RiskAssessment {
   const seen = new Set(rows.map((r) => r.marker));
   const kinds = new Set(rows.map((r) => r.marker.split(':')[0]));
   const isNew = (m: string | undefined) => m !== undefined && !seen.has(m);
@@ -59,4 +66,21 @@ export function rememberStatement(deps: Deps, userId: string, markers: string[],
     .insert(signInHistory)
     .values(markers.map((marker) => ({ userId, marker, firstSeenAt: now, lastSeenAt: now })))
     .onConflictDoUpdate({ target: [signInHistory.userId, signInHistory.marker], set: { lastSeenAt: now } });
+}
+
+/**
+ * The statement that keeps a user's newest `RETENTION_SIGN_IN_HISTORY_PER_KIND` devices, countries
+ * and networks (each kind apart) and drops the rest, run after rememberStatement: the history read
+ * at every sign-in stays small however many browsers a person has used.
+ */
+export function trimHistoryStatement(deps: Deps, userId: string) {
+  const keep = deps.config.retention.signInHistoryPerKind;
+  return deps.db.delete(signInHistory).where(
+    and(
+      eq(signInHistory.userId, userId),
+      sql`rowid IN (SELECT rowid FROM (SELECT rowid, row_number() OVER (
+        PARTITION BY substr(marker, 1, instr(marker, ':')) ORDER BY last_seen_at DESC, rowid DESC) AS n
+        FROM sign_in_history WHERE user_id = ${userId}) WHERE n > ${keep})`,
+    ),
+  );
 }

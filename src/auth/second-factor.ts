@@ -3,15 +3,24 @@ import { jwtVerify, SignJWT, errors } from 'jose';
 import type { User } from '../db/schema';
 import type { Deps } from '../deps';
 import { auditInsert, type RequestMeta } from '../identity/audit';
-import { findUserById, findUserView, rolesOf, viewOf, type UserView } from '../identity/users';
+import { findUserById, findUserView, rolesOf, viewOf, type UserView, type UserWithRoles } from '../identity/users';
 import { failClosed, GatehouseError, unavailable } from '../lib/errors';
 import { assertLiveSession, startSession, type StartedSession } from '../sessions/session-lifecycle';
 import type { SessionClaims } from '../sessions/session-token';
 import { newSignInMail } from '../mail/templates';
 import { acrOf, combineAmr } from './acr';
-import { assessRisk, isRisky, rememberStatement, type RiskAssessment, type SignInContext } from './risk';
+import {
+  historyQuery,
+  isRisky,
+  markersOf,
+  rememberStatement,
+  riskFrom,
+  trimHistoryStatement,
+  type RiskAssessment,
+  type SignInContext,
+} from './risk';
 import { assertNotLocked, clearAttemptsStatement, recordAttempt, throttleKey } from './throttle';
-import { hasSecondFactor, secondFactorsOf, verifySecondFactorCode, type SecondFactors } from './totp';
+import { hasSecondFactor, secondFactorsFrom, secondFactorsQuery, verifySecondFactorCode, type SecondFactors } from './totp';
 import { authUrl } from './urls';
 
 /** A sign-in that passed its first factor waits five minutes for the second (in COOKIES.secondFactor). */
@@ -42,13 +51,18 @@ export type SecondFactorProof = { kind: 'code'; code: string } | { kind: 'passke
  */
 export async function completeFirstFactor(
   deps: Deps,
-  user: User,
+  user: User | UserWithRoles,
   amr: string[],
   ctx: SignInContext,
   opts: { detail?: Record<string, unknown>; defer: (task: Promise<void>) => void; statements?: BatchItem<'sqlite'>[] },
 ): Promise<SignInOutcome> {
   const now = deps.now();
-  const [factors, risk] = await Promise.all([secondFactorsOf(deps, user.id), assessRisk(deps, user.id, ctx)]);
+  // The second factors and the sign-in history in one round trip.
+  const [[counts], history] = await failClosed('the database', () =>
+    deps.db.batch([secondFactorsQuery(deps.db, user.id), historyQuery(deps.db, user.id)]),
+  );
+  const factors = secondFactorsFrom(counts);
+  const risk = riskFrom(history, await markersOf(ctx));
   const enrolled = hasSecondFactor(factors);
   const ask = enrolled && !amr.includes('mfa') && (deps.config.mfa.policy === 'always' || isRisky(risk));
   // The risk audit and the first factor's own writes (e.g. the password counter reset) commit with
@@ -132,7 +146,7 @@ export async function checkSecondFactor(
   } catch (e) {
     if (e instanceof GatehouseError && e.status === 400) {
       await failClosed('the database', async () => {
-        await recordAttempt(deps.d1, 'second_factor', userId, now);
+        await recordAttempt(deps.db, 'second_factor', userId, now);
         await auditInsert(deps.db, { type: 'second_factor_failed', userId, meta, detail: { reason: e.code }, at: now });
       });
     }
@@ -207,14 +221,15 @@ export async function stepUp(
  */
 async function finishSignIn(
   deps: Deps,
-  user: User,
+  user: User | UserWithRoles,
   amr: string[],
   ctx: SignInContext,
   risk: RiskAssessment,
   opts: { detail?: Record<string, unknown>; defer: (task: Promise<void>) => void; statements?: BatchItem<'sqlite'>[] },
 ): Promise<{ user: UserView; session: StartedSession }> {
   const now = deps.now();
-  const view = viewOf(user, await failClosed('the database', () => rolesOf(deps.db, user.id)));
+  const roles = 'roles' in user ? user.roles : await failClosed('the database', () => rolesOf(deps.db, user.id));
+  const view = viewOf(user, roles);
   const session = await startSession(deps, { user: view, amr, meta: ctx.meta, now });
   try {
     const writes: BatchItem<'sqlite'>[] = [
@@ -227,6 +242,7 @@ async function finishSignIn(
         at: now,
       }),
       rememberStatement(deps, user.id, risk.markers, now),
+      trimHistoryStatement(deps, user.id),
     ];
     await deps.db.batch(writes as [BatchItem<'sqlite'>, ...BatchItem<'sqlite'>[]]);
   } catch (e) {

@@ -2,13 +2,13 @@ import { eq } from 'drizzle-orm';
 import { users } from '../db/schema';
 import type { Deps } from '../deps';
 import { auditInsert } from '../identity/audit';
-import { findUserByEmail, findUserById } from '../identity/users';
+import { byEmail, findUserById, userWithRolesQuery } from '../identity/users';
 import { failClosed, GatehouseError } from '../lib/errors';
 import { combineAmr } from './acr';
 import { type PasskeyAssertion, verifyPasskey } from './passkeys';
 import type { SignInContext } from './risk';
 import { completeFirstFactor, type SignInOutcome } from './second-factor';
-import { assertNotLocked, clearAttemptsStatement, recordAttempt, THROTTLE, throttleKey } from './throttle';
+import { assertUnlocked, clearAttemptsStatement, lockQuery, recordAttemptStatement, THROTTLE, throttleKey } from './throttle';
 
 export const invalidCredentials = () => new GatehouseError('invalid_credentials', 'The email or password is incorrect.');
 
@@ -27,8 +27,12 @@ export async function signInWithPassword(
   const { db } = deps;
   const meta = ctx.meta;
   const now = deps.now();
-  await failClosed('the database', () => assertNotLocked(db, 'sign_in', input.email, now));
-  const user = await failClosed('the database', () => findUserByEmail(db, input.email));
+  const key = await throttleKey('sign_in', input.email);
+  // The counter's lock and the user with their roles, in one round trip.
+  const [[lock], [user]] = await failClosed('the database', () =>
+    db.batch([lockQuery(db, key), userWithRolesQuery(db, byEmail(input.email))]),
+  );
+  assertUnlocked(lock, 'sign_in', now);
 
   const verdict = user?.passwordHash
     ? await deps.passwords.verify(user.passwordHash, input.password)
@@ -36,12 +40,14 @@ export async function signInWithPassword(
 
   if (!user || !verdict.ok) {
     await failClosed('the database', async () => {
-      const failures = await recordAttempt(deps.d1, 'sign_in', input.email, now);
-      const failed = auditInsert(db, { type: 'sign_in_failed', userId: user?.id ?? null, meta, at: now });
+      const [[counted]] = await db.batch([
+        recordAttemptStatement(db, key, now),
+        auditInsert(db, { type: 'sign_in_failed', userId: user?.id ?? null, meta, at: now }),
+      ]);
       // The failure that first locks a known account is an event (webhooks: user.sign_in_failed); later ones are not.
+      const failures = counted?.failures ?? 1;
       if (user && failures === THROTTLE.freeAttempts + 1)
-        await db.batch([failed, auditInsert(db, { type: 'sign_in_locked', userId: user.id, meta, detail: { failures }, at: now })]);
-      else await failed;
+        await auditInsert(db, { type: 'sign_in_locked', userId: user.id, meta, detail: { failures }, at: now });
     });
     throw invalidCredentials();
   }
@@ -55,7 +61,7 @@ export async function signInWithPassword(
   const rehash = verdict.needsRehash ? await deps.passwords.hash(input.password) : null;
   // The counter reset and any rehash commit in the same batch as the rest of the sign-in.
   const statements = [
-    clearAttemptsStatement(db, await throttleKey('sign_in', input.email)),
+    clearAttemptsStatement(db, key),
     ...(rehash ? [db.update(users).set({ passwordHash: rehash, updatedAt: now }).where(eq(users.id, user.id))] : []),
   ];
   return completeFirstFactor(deps, user, ['pwd'], ctx, { ...opts, statements, ...(rehash ? { detail: { rehashed: true } } : {}) });

@@ -28,7 +28,7 @@ export async function signUp(deps: Deps, input: { email: string; password: strin
   const minutes = EMAIL_TOKEN_TTL.verify_email / 60;
 
   await failClosed('the database', async () => {
-    await recordAttempt(deps.d1, 'mail', input.email, now);
+    await recordAttempt(deps.db, 'mail', input.email, now);
     await auditInsert(db, {
       type: held ? 'mail_suppressed' : 'sign_up_requested',
       userId: existing?.id ?? null,

@@ -1,4 +1,4 @@
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
 import { credentialFailures } from '../db/schema';
 import { sha256 } from '../lib/crypto';
@@ -22,14 +22,17 @@ export const THROTTLE = { freeAttempts: 4, baseLockMs: 30_000, maxLockMs: 15 * 6
 
 export const throttleKey = (scope: ThrottleScope, email: string) => sha256(`${scope}:${email}`);
 
-/** Throws 429 (with Retry-After) while the account key is locked. */
-export async function assertNotLocked(db: Database, scope: ThrottleScope, email: string, now: number): Promise<void> {
-  const row = await db
-    .select({ lockedUntil: credentialFailures.lockedUntil })
-    .from(credentialFailures)
-    .where(eq(credentialFailures.key, await throttleKey(scope, email)))
-    .get();
-  if (row && row.lockedUntil > now) {
+/** The read of a counter's lock (key from throttleKey), to run alone or in one batch with the reads it guards. */
+export const lockQuery = (db: Database, key: string) =>
+  db.select({ lockedUntil: credentialFailures.lockedUntil }).from(credentialFailures).where(eq(credentialFailures.key, key));
+
+export type LockRow = { lockedUntil: number } | undefined;
+
+const isLocked = (row: LockRow, now: number) => row !== undefined && row.lockedUntil > now;
+
+/** Throws 429 (with Retry-After) while the counter's lock (from lockQuery) holds. */
+export function assertUnlocked(row: LockRow, scope: ThrottleScope, now: number): void {
+  if (row && isLocked(row, now)) {
     const retryAfter = Math.ceil((row.lockedUntil - now) / 1000);
     throw new GatehouseError(
       'account_locked',
@@ -41,32 +44,45 @@ export async function assertNotLocked(db: Database, scope: ThrottleScope, email:
   }
 }
 
-/** Whether the per-address mail limit holds mail back now (never an error: see `mail` above). */
-export async function mailLimitReached(db: Database, email: string, now: number): Promise<boolean> {
-  const row = await db
-    .select({ lockedUntil: credentialFailures.lockedUntil })
-    .from(credentialFailures)
-    .where(eq(credentialFailures.key, await throttleKey('mail', email)))
-    .get();
-  return row !== undefined && row.lockedUntil > now;
+/** Throws 429 (with Retry-After) while the account key is locked. */
+export async function assertNotLocked(db: Database, scope: ThrottleScope, email: string, now: number): Promise<void> {
+  assertUnlocked(await lockQuery(db, await throttleKey(scope, email)).get(), scope, now);
 }
 
-/** Counts one attempt atomically (one upsert) and sets the lock the count calls for. */
-export async function recordAttempt(d1: D1Database, scope: ThrottleScope, email: string, now: number): Promise<number> {
+/** Whether the per-address mail limit holds mail back (a row from lockQuery; never an error: see `mail` above). */
+export const mailHeld = (row: LockRow, now: number) => isLocked(row, now);
+
+/** Whether the per-address mail limit holds mail back now. */
+export async function mailLimitReached(db: Database, email: string, now: number): Promise<boolean> {
+  return mailHeld(await lockQuery(db, await throttleKey('mail', email)).get(), now);
+}
+
+/**
+ * Counts one attempt (key from throttleKey) atomically — one upsert, to run alone or inside a
+ * batch — and sets the lock the count calls for; returns the count.
+ */
+export function recordAttemptStatement(db: Database, key: string, now: number) {
   const { freeAttempts, baseLockMs, maxLockMs, windowMs } = THROTTLE;
-  const row = await d1
-    .prepare(
-      `INSERT INTO credential_failures (key, failures, locked_until, updated_at) VALUES (?1, 1, 0, ?2)
-       ON CONFLICT (key) DO UPDATE SET
-         failures = CASE WHEN updated_at < ?2 - ?3 THEN 1 ELSE failures + 1 END,
-         locked_until = CASE
-           WHEN updated_at < ?2 - ?3 OR failures + 1 <= ?4 THEN 0
-           ELSE ?2 + min(?5 << min(failures - ?4, 10), ?6) END,
-         updated_at = ?2
-       RETURNING failures`,
-    )
-    .bind(await throttleKey(scope, email), now, windowMs, freeAttempts, baseLockMs, maxLockMs)
-    .first<{ failures: number }>();
+  const { failures, updatedAt } = credentialFailures;
+  const stale = sql`${updatedAt} < ${now - windowMs}`;
+  return db
+    .insert(credentialFailures)
+    .values({ key, failures: 1, lockedUntil: 0, updatedAt: now })
+    .onConflictDoUpdate({
+      target: credentialFailures.key,
+      set: {
+        failures: sql`CASE WHEN ${stale} THEN 1 ELSE ${failures} + 1 END`,
+        lockedUntil: sql`CASE WHEN ${stale} OR ${failures} + 1 <= ${freeAttempts} THEN 0
+          ELSE ${now} + min(${baseLockMs} << min(${failures} - ${freeAttempts}, 10), ${maxLockMs}) END`,
+        updatedAt: now,
+      },
+    })
+    .returning({ failures: credentialFailures.failures });
+}
+
+/** Counts one attempt (recordAttemptStatement, alone); returns the count. */
+export async function recordAttempt(db: Database, scope: ThrottleScope, email: string, now: number): Promise<number> {
+  const [row] = await recordAttemptStatement(db, await throttleKey(scope, email), now);
   return row?.failures ?? 1;
 }
 

@@ -1,6 +1,7 @@
 import { and, eq, isNull, sql } from 'drizzle-orm';
 import { Secret, TOTP } from 'otpauth';
-import { recoveryCodes, totpCredentials } from '../db/schema';
+import type { Database } from '../db/client';
+import { recoveryCodes, totpCredentials, users } from '../db/schema';
 import type { Deps } from '../deps';
 import { auditInsert, type RequestMeta } from '../identity/audit';
 import { shownEmail } from '../identity/email';
@@ -148,20 +149,30 @@ export interface SecondFactors {
   passkeys: number;
 }
 
+/** The query that counts a user's second factors (one row, none for an unknown user), to run alone or in a batch. */
+export function secondFactorsQuery(db: Database, userId: string) {
+  return db
+    .select({
+      // Written out with aliases: Drizzle leaves a column in a select field unqualified, and an
+      // unqualified "id" in a subquery would be the subquery's own table's.
+      totp: sql<number>`(SELECT count(*) FROM totp_credentials t WHERE t.user_id = ${userId} AND t.confirmed_at IS NOT NULL)`,
+      codes: sql<number>`(SELECT count(*) FROM recovery_codes r WHERE r.user_id = ${userId} AND r.used_at IS NULL)`,
+      passkeys: sql<number>`(SELECT count(*) FROM passkeys p WHERE p.user_id = ${userId})`,
+    })
+    .from(users)
+    .where(eq(users.id, userId));
+}
+
+/** Which second factors a row of secondFactorsQuery shows. */
+export const secondFactorsFrom = (row: { totp: number; codes: number; passkeys: number } | undefined): SecondFactors => ({
+  totp: (row?.totp ?? 0) > 0,
+  recoveryCodesLeft: row?.codes ?? 0,
+  passkeys: row?.passkeys ?? 0,
+});
+
 /** Which second factors a user has. */
 export async function secondFactorsOf(deps: Deps, userId: string): Promise<SecondFactors> {
-  const row = await failClosed('the database', () =>
-    deps.d1
-      .prepare(
-        `SELECT
-           (SELECT count(*) FROM totp_credentials WHERE user_id = ?1 AND confirmed_at IS NOT NULL) AS totp,
-           (SELECT count(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL) AS codes,
-           (SELECT count(*) FROM passkeys WHERE user_id = ?1) AS passkeys`,
-      )
-      .bind(userId)
-      .first<{ totp: number; codes: number; passkeys: number }>(),
-  );
-  return { totp: (row?.totp ?? 0) > 0, recoveryCodesLeft: row?.codes ?? 0, passkeys: row?.passkeys ?? 0 };
+  return secondFactorsFrom(await failClosed('the database', () => secondFactorsQuery(deps.db, userId).get()));
 }
 
 export const hasSecondFactor = (f: SecondFactors) => f.totp || f.passkeys > 0;

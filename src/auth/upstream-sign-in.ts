@@ -1,5 +1,5 @@
 import type { BatchItem } from 'drizzle-orm/batch';
-import { and, eq, lt } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import { jwtVerify, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { linkedIdentities, upstreamRequests, users, type User } from '../db/schema';
@@ -70,8 +70,8 @@ export async function startUpstream(
   const binding = randomToken(32);
   const location = await authorizationUrl(envOf(deps), p, { redirectUri: callbackUrl(deps, p.id), state, nonce, codeVerifier });
   await failClosed('the database', async () => {
+    // Expired requests are purged by the scheduled handler (src/db/retention.ts); the callback refuses them.
     await deps.db.batch([
-      deps.db.delete(upstreamRequests).where(lt(upstreamRequests.expiresAt, now)),
       deps.db.insert(upstreamRequests).values({
         stateHash: await sha256(state),
         bindingHash: await sha256(binding),
@@ -404,7 +404,7 @@ async function mailWithinLimit(
   const now = deps.now();
   const held = await failClosed('the database', () => mailLimitReached(deps.db, email, now));
   await failClosed('the database', async () => {
-    await recordAttempt(deps.d1, 'mail', email, now);
+    await recordAttempt(deps.db, 'mail', email, now);
     await auditInsert(deps.db, { type: held ? 'mail_suppressed' : event.type, userId: event.userId, meta, detail: event.detail, at: now });
   });
   if (!held) await deps.mailer.send(await mail());

@@ -84,19 +84,27 @@ export const emailTokens = sqliteTable(
     expiresAt: integer('expires_at').notNull(),
     createdAt: integer('created_at').notNull(),
   },
-  (t) => [index('email_tokens_user_idx').on(t.userId, t.purpose), index('email_tokens_email_idx').on(t.email, t.purpose)],
+  (t) => [
+    index('email_tokens_user_idx').on(t.userId, t.purpose),
+    index('email_tokens_email_idx').on(t.email, t.purpose),
+    index('email_tokens_expiry_idx').on(t.expiresAt),
+  ],
 );
 
 /**
  * Failed credential attempts per account key (a hash of the normalised email), known or not:
  * an unknown email is throttled exactly like a known one, so the throttle reveals nothing.
  */
-export const credentialFailures = sqliteTable('credential_failures', {
-  key: text('key').primaryKey(),
-  failures: integer('failures').notNull(),
-  lockedUntil: integer('locked_until').notNull(),
-  updatedAt: integer('updated_at').notNull(),
-});
+export const credentialFailures = sqliteTable(
+  'credential_failures',
+  {
+    key: text('key').primaryKey(),
+    failures: integer('failures').notNull(),
+    lockedUntil: integer('locked_until').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [index('credential_failures_updated_idx').on(t.updatedAt)],
+);
 
 export const auditEvents = sqliteTable(
   'audit_events',
@@ -232,10 +240,14 @@ export const consents = sqliteTable(
 );
 
 /** `jti`s of private_key_jwt client assertions already used (RFC 7523 §3: single use), until they expire. */
-export const usedAssertions = sqliteTable('used_client_assertions', {
-  key: text('key').primaryKey(),
-  expiresAt: integer('expires_at').notNull(),
-});
+export const usedAssertions = sqliteTable(
+  'used_client_assertions',
+  {
+    key: text('key').primaryKey(),
+    expiresAt: integer('expires_at').notNull(),
+  },
+  (t) => [index('used_client_assertions_expiry_idx').on(t.expiresAt)],
+);
 
 /** WebAuthn credentials (passkeys). `id` is the credential id (base64url), unique across users. */
 export const passkeys = sqliteTable(
@@ -259,14 +271,18 @@ export const passkeys = sqliteTable(
 );
 
 /** Outstanding WebAuthn challenges: single use (deleted when taken) and short-lived. */
-export const webauthnChallenges = sqliteTable('webauthn_challenges', {
-  id: text('id').primaryKey(),
-  challenge: text('challenge').notNull(),
-  purpose: text('purpose', { enum: ['register', 'authenticate'] }).notNull(),
-  /** Registration: whose credential this will be. */
-  userId: text('user_id'),
-  expiresAt: integer('expires_at').notNull(),
-});
+export const webauthnChallenges = sqliteTable(
+  'webauthn_challenges',
+  {
+    id: text('id').primaryKey(),
+    challenge: text('challenge').notNull(),
+    purpose: text('purpose', { enum: ['register', 'authenticate'] }).notNull(),
+    /** Registration: whose credential this will be. */
+    userId: text('user_id'),
+    expiresAt: integer('expires_at').notNull(),
+  },
+  (t) => [index('webauthn_challenges_expiry_idx').on(t.expiresAt)],
+);
 
 /**
  * One TOTP authenticator per user. The secret is AES-256-GCM under KEY_ENCRYPTION_KEY with the user
@@ -320,7 +336,7 @@ export const emailSignIns = sqliteTable(
     consumedAt: integer('consumed_at'),
     createdAt: integer('created_at').notNull(),
   },
-  (t) => [index('email_sign_ins_user_idx').on(t.userId)],
+  (t) => [index('email_sign_ins_user_idx').on(t.userId), index('email_sign_ins_expiry_idx').on(t.expiresAt)],
 );
 
 /**
@@ -338,7 +354,7 @@ export const signInHistory = sqliteTable(
     firstSeenAt: integer('first_seen_at').notNull(),
     lastSeenAt: integer('last_seen_at').notNull(),
   },
-  (t) => [primaryKey({ columns: [t.userId, t.marker] })],
+  (t) => [primaryKey({ columns: [t.userId, t.marker] }), index('sign_in_history_last_seen_idx').on(t.lastSeenAt)],
 );
 
 export type User = typeof users.$inferSelect;

@@ -1,3 +1,4 @@
+import { LruCache } from '../lib/lru';
 import type { KeyRing } from '../tokens/key-ring';
 import { signToken } from '../tokens/jwt';
 import type { Identity } from './identity';
@@ -7,7 +8,8 @@ export const ASSERTION_TTL = 60;
 /** A cached assertion is reused while it has at least this long left. */
 const REUSE_MARGIN = 15;
 
-const cache = new Map<string, { token: string; exp: number }>();
+/** Signed assertions by claims and audience, while reusable; sized by ASSERTION_CACHE_SIZE. */
+export const assertionCache = new LruCache<string, string>(10_000, 'assertions');
 
 /**
  * The claims an origin receives, in the assertion as in the headers. A machine caller (a client
@@ -45,11 +47,11 @@ export async function assertionFor(
   const nowS = Math.floor(a.now / 1000);
   const claims = assertionClaims(a.who, a.exposeEmail);
   const key = JSON.stringify([a.audience, a.issuer, a.who.exp, claims]);
-  const hit = cache.get(key);
-  if (hit && hit.exp - nowS >= REUSE_MARGIN) return hit.token;
+  const hit = assertionCache.get(key, a.now);
+  if (hit) return hit;
   const ttl = Math.max(1, Math.min(ASSERTION_TTL, a.who.exp - nowS));
   const { token, exp } = await signToken(ring, { kind: 'assertion', claims, issuer: a.issuer, audience: a.audience, ttl, now: a.now });
-  if (cache.size > 10_000) cache.clear();
-  cache.set(key, { token, exp });
+  // Reused while at least REUSE_MARGIN seconds are left.
+  assertionCache.set(key, token, (exp - REUSE_MARGIN + 1) * 1000);
   return token;
 }

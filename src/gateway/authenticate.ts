@@ -1,15 +1,12 @@
 import type { Deps } from '../deps';
 import { GatehouseError } from '../lib/errors';
 import type { ResumedSession } from '../sessions/session-lifecycle';
-import { isAccessTokenLive, verifyAccessToken, type PhantomCache } from '../tokens/access-token';
+import { isAccessTokenLive, phantomCache, verifyAccessToken } from '../tokens/access-token';
 import { checkSenderConstraint, DpopError, parseAuthorization } from '../tokens/dpop';
 import { looksLikeApiKey } from '../oauth/api-keys';
 import { verifyApiKey } from './api-key-auth';
 import { identityFromAccessToken, identityFromSession, type Identity } from './identity';
 import type { Route } from './routes-config';
-
-/** Opaque access token → its JWT, per isolate, until the JWT expires (the phantom-token pattern). */
-const phantomCache: PhantomCache = new Map();
 
 export type Authentication =
   | { status: 'ok'; who: Identity | null; bearer: boolean; cookie: SessionCookieChange }

@@ -1,8 +1,14 @@
-import { eq } from 'drizzle-orm';
+import { eq, getTableColumns, sql, type SQL } from 'drizzle-orm';
 import type { Database } from '../db/client';
 import { userRoles, users, type User } from '../db/schema';
 
 export type { User };
+
+/** A user record with its roles (sorted), as one query reads them. */
+export type UserWithRoles = User & { roles: string[] };
+
+export const byEmail = (email: string) => eq(users.email, email);
+export const byId = (id: string) => eq(users.id, id);
 
 export interface UserView {
   id: string;
@@ -38,8 +44,11 @@ export interface StandardProfile {
 
 export const newUserId = () => crypto.randomUUID();
 
+/** The query for a user record, to run alone or in a batch. */
+export const userQuery = (db: Database, where: SQL) => db.select().from(users).where(where);
+
 export async function findUserByEmail(db: Database, email: string): Promise<User | undefined> {
-  return db.select().from(users).where(eq(users.email, email)).get();
+  return userQuery(db, byEmail(email)).get();
 }
 
 export async function findUserById(db: Database, id: string): Promise<User | undefined> {
@@ -47,20 +56,34 @@ export async function findUserById(db: Database, id: string): Promise<User | und
 }
 
 /**
- * A user as the token and session code uses them — the record and its roles — read in one D1
- * round trip (a batch); undefined when the user no longer exists.
+ * The query for a user and their roles in one statement (the roles a JSON array from a correlated
+ * subquery over user_roles' primary key), to run alone or in a batch.
+ */
+export function userWithRolesQuery(db: Database, where: SQL) {
+  return db
+    .select({
+      ...getTableColumns(users),
+      // Aliased and qualified by hand: Drizzle leaves a column in a select field unqualified.
+      roles: sql<string[]>`(SELECT json_group_array(r.role) FROM user_roles r WHERE r.user_id = users.id)`.mapWith((v: string) =>
+        (JSON.parse(v) as string[]).sort(),
+      ),
+    })
+    .from(users)
+    .where(where);
+}
+
+/** A user and their roles, in one query; undefined when there is no such user. */
+export async function findUserWithRoles(db: Database, where: SQL): Promise<UserWithRoles | undefined> {
+  return userWithRolesQuery(db, where).get();
+}
+
+/**
+ * A user as the token and session code uses them — the record and its roles — read in one query;
+ * undefined when the user no longer exists.
  */
 export async function findUserView(db: Database, id: string): Promise<UserView | undefined> {
-  const [rows, roles] = await db.batch([
-    db.select().from(users).where(eq(users.id, id)),
-    db.select({ role: userRoles.role }).from(userRoles).where(eq(userRoles.userId, id)),
-  ]);
-  return rows[0]
-    ? viewOf(
-        rows[0],
-        roles.map((r) => r.role),
-      )
-    : undefined;
+  const user = await findUserWithRoles(db, byId(id));
+  return user ? viewOf(user, user.roles) : undefined;
 }
 
 export async function rolesOf(db: Database, userId: string): Promise<string[]> {

@@ -1,4 +1,4 @@
-import { lt } from 'drizzle-orm';
+import { lte } from 'drizzle-orm';
 import { createLocalJWKSet, errors, jwtVerify } from 'jose';
 import { usedAssertions } from '../db/schema';
 import type { Deps } from '../deps';
@@ -94,14 +94,18 @@ async function authenticateWithAssertion(deps: Deps, body: Record<string, string
     if (e instanceof errors.JOSEError) throw invalidClient(`The client assertion was rejected (${e.code}).`);
     throw e;
   }
-  // RFC 7523 §3: a jti is used once. The primary key makes the check-and-record atomic.
+  // RFC 7523 §3: a jti is used once. The primary key makes the check-and-record atomic; a row whose
+  // assertion has expired (awaiting the scheduled purge, src/db/retention.ts) is taken over.
   const key = await sha256(`${client.clientId}:${payload.jti}`);
   const recorded = await failClosed('the database', async () => {
-    await deps.db.delete(usedAssertions).where(lt(usedAssertions.expiresAt, now));
     const rows = await deps.db
       .insert(usedAssertions)
       .values({ key, expiresAt: payload.exp! * 1000 })
-      .onConflictDoNothing()
+      .onConflictDoUpdate({
+        target: usedAssertions.key,
+        set: { expiresAt: payload.exp! * 1000 },
+        setWhere: lte(usedAssertions.expiresAt, now),
+      })
       .returning({ key: usedAssertions.key });
     return rows.length === 1;
   });

@@ -1,4 +1,4 @@
-import { and, eq, gt, isNull, lt } from 'drizzle-orm';
+import { and, eq, gt, isNull } from 'drizzle-orm';
 import { pushedAuthorizations } from '../db/schema';
 import type { Deps } from '../deps';
 import { randomToken, sha256 } from '../lib/crypto';
@@ -18,8 +18,8 @@ export async function pushRequest(
   const secret = randomToken(32);
   const now = deps.now();
   await failClosed('the database', async () => {
+    // Expired requests are purged by the scheduled handler (src/db/retention.ts); pushedParams refuses them.
     await deps.db.batch([
-      deps.db.delete(pushedAuthorizations).where(lt(pushedAuthorizations.expiresAt, now)),
       deps.db.insert(pushedAuthorizations).values({
         idHash: await sha256(secret),
         clientId,

@@ -1,4 +1,5 @@
 import { SignJWT, jwtVerify, errors } from 'jose';
+import { LruCache } from '../lib/lru';
 
 /**
  * The short-lived token inside the session cookie: an HS256 JWT that any isolate of this worker
@@ -71,9 +72,10 @@ export type SessionTokenVerdict =
 
 /**
  * Tokens this isolate has already verified, until they go stale: the same string verifies the same
- * way until then, so the hot path skips even the HMAC. Bounded; cleared when full.
+ * way until then, so the hot path skips even the HMAC. Bounded (SESSION_CACHE_SIZE), least recently
+ * used out first.
  */
-const verified = new Map<string, SessionClaims>();
+export const verifiedSessionCache = new LruCache<string, SessionClaims>(50_000, 'session_tokens');
 
 /**
  * Verifies a session token in the isolate. `refreshWithin` seconds before expiry the token is
@@ -83,7 +85,7 @@ export async function verifySessionToken(
   token: string,
   opts: { key: CryptoKey; issuer: string; now: number; refreshWithin: number; maxAge: number },
 ): Promise<SessionTokenVerdict> {
-  const known = verified.get(token);
+  const known = verifiedSessionCache.get(token, opts.now);
   if (known && known.exp - opts.refreshWithin > opts.now / 1000) return { status: 'valid', claims: known };
   try {
     const { payload } = await jwtVerify(token, opts.key, {
@@ -118,8 +120,7 @@ export async function verifySessionToken(
     };
     const fresh = claims.exp - opts.refreshWithin > opts.now / 1000;
     if (fresh) {
-      if (verified.size > 50_000) verified.clear();
-      verified.set(token, claims);
+      verifiedSessionCache.set(token, claims, claims.exp * 1000);
     }
     return { status: fresh ? 'valid' : 'stale', claims };
   } catch (e) {

@@ -1,6 +1,7 @@
 import type { JWTPayload } from 'jose';
 import type { Deps } from '../deps';
 import { GatehouseError } from '../lib/errors';
+import { LruCache } from '../lib/lru';
 import { TokenRejected, verifyToken } from './jwt';
 
 /** The issuer identifier: Gatehouse's public origin (no trailing slash), from config only. */
@@ -37,7 +38,10 @@ export function parseOpaqueToken(token: string): { owner: string; secret: string
   }
 }
 
-export type PhantomCache = Map<string, { jwt: string; exp: number }>;
+export type PhantomCache = LruCache<string, string>;
+
+/** Opaque access token → its JWT, per isolate, until the JWT expires (the phantom-token pattern); sized by OPAQUE_TOKEN_CACHE_SIZE. */
+export const phantomCache: PhantomCache = new LruCache<string, string>(10_000, 'opaque_tokens');
 
 /**
  * The JWT behind an opaque access token, or the token itself. With `cache` (the gateway), the
@@ -49,14 +53,13 @@ export async function exchangeOpaque(deps: Deps, token: string, cache?: PhantomC
   const opaque = parseOpaqueToken(token);
   if (!opaque) return token;
   const now = deps.now();
-  const hit = cache?.get(token);
-  if (hit && hit.exp * 1000 > now) return hit.jwt;
+  const hit = cache?.get(token, now);
+  if (hit) return hit;
   const jwt = await deps.sessions.resolveOpaque(opaque.owner, opaque.secret, now);
   if (!jwt) throw invalidToken('The access token is not valid.');
   if (cache) {
-    if (cache.size > 10_000) cache.clear();
     const exp = JSON.parse(unb64url(jwt.split('.')[1]!)).exp as number;
-    cache.set(token, { jwt, exp });
+    cache.set(token, jwt, exp * 1000);
   }
   return jwt;
 }

@@ -1,27 +1,8 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it, vi } from 'vitest';
 import { createApp } from '../../src/app';
-import { ConfigError, parseConfig, type Env } from '../../src/config';
-
-const base: Partial<Env> = {
-  ENVIRONMENT: 'production',
-  PUBLIC_URL: 'https://auth.example.com',
-  AUTH_SECRET: 'dGVzdC1vbmx5LWF1dGgtc2VjcmV0LW5vdC1mb3ItcHJvZHVjdGlvbg',
-  KEY_ENCRYPTION_KEY: 'dGVzdC1vbmx5LWtleS1lbmNyeXB0aW9uLWtleS0zMmI',
-  MAIL_PROVIDER: 'http',
-  MAIL_HTTP_URL: 'https://mail.example.com/send',
-  MAIL_HTTP_TOKEN: 'token',
-};
-
-const issuesOf = (env: Partial<Env>) => {
-  try {
-    parseConfig(env);
-    return [];
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as ConfigError).issues;
-  }
-};
+import { parseConfig } from '../../src/config';
+import { base, issuesOf } from './helpers';
 
 describe('configuration', () => {
   it('parses a complete production config with defaults', () => {

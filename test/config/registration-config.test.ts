@@ -1,15 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type ConfigError, parseConfig, type Env } from '../../src/config';
-
-const base: Partial<Env> = {
-  ENVIRONMENT: 'production',
-  PUBLIC_URL: 'https://auth.example.com',
-  AUTH_SECRET: 'dGVzdC1vbmx5LWF1dGgtc2VjcmV0LW5vdC1mb3ItcHJvZHVjdGlvbg',
-  KEY_ENCRYPTION_KEY: 'dGVzdC1vbmx5LWtleS1lbmNyeXB0aW9uLWtleS0zMmI',
-  MAIL_PROVIDER: 'http',
-  MAIL_HTTP_URL: 'https://mail.example.com/send',
-  MAIL_HTTP_TOKEN: 'token',
-};
+import { type ConfigError, parseConfig } from '../../src/config';
+import { base } from './helpers';
 
 describe('dynamic registration configuration', () => {
   it('is off by default, PKCE kept; REGISTRATION_TOKEN turns it on and REGISTRATION_PKCE_OPTIONAL is a true/false flag', () => {
