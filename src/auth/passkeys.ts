@@ -13,6 +13,8 @@ import { passkeys, webauthnChallenges } from '../db/schema';
 import type { Deps } from '../deps';
 import { audit, auditInsert, type RequestMeta } from '../identity/audit';
 import { shownEmail } from '../identity/email';
+import { passkeyRemovalStatements } from '../identity/second-factors';
+import { type ChangeBy, runStatements } from '../identity/user-records';
 import { base64url, decodeBase64urlText, fromBase64url, randomToken } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
 
@@ -228,17 +230,16 @@ export async function verifyPasskey(deps: Deps, input: PasskeyAssertion, meta: R
 }
 
 /** Removes one of the user's passkeys (404 when it is not theirs). */
-export async function removePasskey(deps: Deps, userId: string, id: string, meta: RequestMeta): Promise<void> {
-  const now = deps.now();
+export async function removePasskey(
+  deps: Deps,
+  userId: string,
+  id: string,
+  meta: RequestMeta,
+  by: Omit<ChangeBy, 'meta'> = { actor: null },
+): Promise<void> {
   const removed = await failClosed('the database', async () => {
-    const [rows] = await deps.db.batch([
-      deps.db
-        .delete(passkeys)
-        .where(and(eq(passkeys.id, id), eq(passkeys.userId, userId)))
-        .returning({ id: passkeys.id }),
-      auditInsert(deps.db, { type: 'passkey_removed', userId, meta, detail: { passkey: id }, at: now }),
-    ]);
-    return rows.length > 0;
+    const [, rows] = await runStatements(deps.db, passkeyRemovalStatements(deps.db, userId, id, { ...by, meta }, deps.now()));
+    return (rows as unknown[]).length > 0;
   });
   if (!removed) throw new GatehouseError('not_found', 'No such passkey on this account.', { field: 'id' });
 }

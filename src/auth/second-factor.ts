@@ -3,7 +3,7 @@ import { jwtVerify, SignJWT, errors } from 'jose';
 import type { User } from '../db/schema';
 import type { Deps } from '../deps';
 import { auditInsert, type RequestMeta } from '../identity/audit';
-import { findUserById, findUserView, rolesOf, viewOf, type UserView } from '../identity/users';
+import { assertNotBlocked, findUserById, findUserView, rolesOf, viewOf, type UserView } from '../identity/users';
 import { failClosed, GatehouseError, unavailable } from '../lib/errors';
 import { assertLiveSession, startSession, type StartedSession } from '../sessions/session-lifecycle';
 import type { SessionClaims } from '../sessions/session-token';
@@ -47,6 +47,8 @@ export async function completeFirstFactor(
   ctx: SignInContext,
   opts: { detail?: Record<string, unknown>; defer: (task: Promise<void>) => void; statements?: BatchItem<'sqlite'>[] },
 ): Promise<SignInOutcome> {
+  // Every first factor ends here: a blocked account goes no further (not even to its second factor).
+  assertNotBlocked(user);
   const now = deps.now();
   const [factors, risk] = await Promise.all([secondFactorsOf(deps, user.id), assessRisk(deps, user.id, ctx)]);
   const enrolled = hasSecondFactor(factors);
@@ -213,6 +215,9 @@ async function finishSignIn(
   risk: RiskAssessment,
   opts: { detail?: Record<string, unknown>; defer: (task: Promise<void>) => void; statements?: BatchItem<'sqlite'>[] },
 ): Promise<{ user: UserView; session: StartedSession }> {
+  // Read again when a second factor finished the sign-in (the account may have been blocked meanwhile);
+  // one blocked after this read is refused by its session object (startSession).
+  assertNotBlocked(user);
   const now = deps.now();
   const view = viewOf(user, await failClosed('the database', () => rolesOf(deps.db, user.id)));
   const session = await startSession(deps, { user: view, amr, meta: ctx.meta, now });
