@@ -101,7 +101,7 @@ describe('deleting a user', () => {
 
   it('a D1 failure part-way: 503, the account is still there and blocked; a retry finishes', async () => {
     const u = await signedInWithTokens();
-    const broken = appWith((deps) => ({ db: createDb(failingD1(env.DB, 'batch')), d1: failingD1(env.DB, 'batch') }));
+    const broken = appWith(() => ({ db: createDb(failingD1(env.DB, 'batch')), d1: failingD1(env.DB, 'batch') }));
     const res = await through(broken, 'DELETE', `/users/${u.userId}`);
     expect(res.status).toBe(503);
     expect(await res.json()).toMatchObject({ code: 'temporarily_unavailable' });
