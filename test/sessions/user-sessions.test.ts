@@ -112,3 +112,62 @@ describe('UserSessions Durable Object', () => {
     expect(await runInDurableObject(stub, (_: UserSessions, state) => state.storage.getAlarm())).toBeNull();
   });
 });
+
+describe('a blocked account in its UserSessions object', () => {
+  const grant = (sid: string) => ({
+    clientId: 'c1',
+    scope: ['openid'],
+    sid,
+    authTime: 1,
+    amr: ['pwd'],
+    acr: null,
+    resources: [],
+    claims: null,
+    dpopJkt: null,
+  });
+  const policy = { idleTtlMs: 3600_000, absoluteTtlMs: 86400_000 };
+
+  it('ends everything at once and makes nothing new — session, code, refresh family, rotation, opaque token — until unblocked', async () => {
+    const { userId, stub } = objectFor();
+    const now = Date.now();
+    const s = (await stub.create(input(userId, now)))!;
+    const family = (await stub.createRefreshFamily(grant(s.sid), policy, now))!;
+    const opaque = (await stub.storeOpaque('jwt', now + 60_000, family.familyId))!;
+    const iat = Math.floor(now / 1000) - 1;
+    expect(await stub.isTokenLive({ grantId: family.familyId, jti: 'j1', issuedAt: iat })).toBe(true);
+
+    expect(await stub.block(now)).toEqual({ sessions: 1 });
+    expect(await stub.isBlocked()).toBe(true);
+    expect(await stub.list(now)).toEqual([]);
+    expect(await stub.create(input(userId, now))).toBeNull();
+    expect(
+      await stub.issueCode({ ...grant(s.sid), redirectUri: 'https://x', codeChallenge: null, nonce: null, now, ttlMs: 60_000 }),
+    ).toBeNull();
+    expect(await stub.createRefreshFamily(grant(s.sid), policy, now)).toBeNull();
+    expect(await stub.rotateRefresh({ familyId: family.familyId, secret: family.secret, clientId: 'c1', now })).toMatchObject({
+      status: 'invalid',
+    });
+    expect(await stub.storeOpaque('jwt', now + 60_000, null)).toBeNull();
+    expect(await stub.resolveOpaque(opaque, now)).toBeNull();
+    expect(await stub.isTokenLive({ grantId: null, jti: null, issuedAt: Math.floor(now / 1000) + 5 })).toBe(false);
+
+    await stub.unblock();
+    expect(await stub.isBlocked()).toBe(false);
+    expect(await stub.create(input(userId, now))).not.toBeNull();
+    // What was out before the block stays dead; what is issued after lives.
+    expect(await stub.isTokenLive({ grantId: null, jti: 'j1', issuedAt: iat })).toBe(false);
+    expect(await stub.isTokenLive({ grantId: null, jti: 'j2', issuedAt: Math.floor(now / 1000) + 5 })).toBe(true);
+    expect(await stub.rotateRefresh({ familyId: family.familyId, secret: family.secret, clientId: 'c1', now })).toMatchObject({
+      status: 'invalid',
+    });
+  });
+
+  it('a create racing a block: whichever the object serves second, no session is left once block returns', async () => {
+    const { userId, stub } = objectFor();
+    const now = Date.now();
+    const [created] = await Promise.all([stub.create(input(userId, now)), stub.block(now)]);
+    const live = await stub.list(now);
+    expect(live).toEqual([]);
+    if (created) expect(await stub.get(created.sid, now)).toBeNull();
+  });
+});
