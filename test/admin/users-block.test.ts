@@ -169,8 +169,11 @@ describe('a blocked user', () => {
     expect(other.cookie(SESSION)).toBeUndefined();
   });
 
-  it('cannot finish a sign-in at the second factor when blocked after the password step', async () => {
+  it('with a second factor: refused at the password step (not asked for the factor), and at the factor when blocked in between', async () => {
     const user = await enrolled();
+    await block(user.userId);
+    await expectBlocked(await new TestBrowser().post('/auth/api/sign-in', { email: user.email, password: STRONG_PASSWORD }));
+    await unblock(user.userId);
     const browser = new TestBrowser();
     expect(await (await browser.post('/auth/api/sign-in', { email: user.email, password: STRONG_PASSWORD })).json()).toMatchObject({
       status: 'second_factor_required',

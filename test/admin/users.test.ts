@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { auditOf, call, lastMailTo, STRONG_PASSWORD, tokenFrom, uniqueEmail } from '../helpers';
+import { appWith, auditOf, call, lastMailTo, STRONG_PASSWORD, tokenFrom, uniqueEmail } from '../helpers';
 import { admin, adminClient, adminUser } from './helpers';
 
 /**
@@ -90,6 +90,29 @@ describe('creating a user', () => {
     expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409]);
     const after = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_events WHERE type = 'user_created'").first<{ n: number }>();
     expect(after!.n).toBeLessThanOrEqual(before!.n + 1);
+  });
+
+  it('an address taken between the check and the write (a racing sign-up) is still a 409, never a 500', async () => {
+    const email = uniqueEmail('raced');
+    const racing = appWith((deps) => ({
+      passwords: {
+        ...deps.passwords,
+        // Runs after the address check and before the batch: a sign-up takes the address meanwhile.
+        hash: async (password: string) => {
+          await env.DB.prepare('INSERT INTO users (id, email, created_at, updated_at) VALUES (?, ?, 1, 1)')
+            .bind(crypto.randomUUID(), email)
+            .run();
+          return deps.passwords.hash(password);
+        },
+      },
+    }));
+    const res = await racing('/auth/admin/v1/users', {
+      method: 'POST',
+      json: { email, password: STRONG_PASSWORD },
+      headers: { authorization: `Bearer ${ops.token}` },
+    });
+    expect(res.status).toBe(409);
+    expect(await res.json()).toMatchObject({ code: 'conflict', field: 'email' });
   });
 
   it('refuses the reserved placeholder domain of accounts without an address', async () => {
