@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, gte, inArray, isNotNull, isNull, lt, notLike, or, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, inArray, isNotNull, isNull, lt, notLike, or, type SQL, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
 import { userRoles, users, type User } from '../db/schema';
 import { NO_EMAIL_DOMAIN, normaliseEmail } from './email';
@@ -11,6 +11,7 @@ import { NO_EMAIL_DOMAIN, normaliseEmail } from './email';
  * - by role (user_roles_role_idx), in user-id order;
  * - by last sign-in (users_last_sign_in_idx), most recent first;
  * - otherwise newest first (users_created_idx; with a tier, users_tier_idx).
+ * Other filters narrow what the walk finds: `blocked` alone (no index) walks until it has a page.
  * Pages continue after the previous page's last sort key (keyset), never at an offset.
  */
 export interface UserFilters {
@@ -57,7 +58,13 @@ export async function searchUsers(db: Database, f: UserFilters, after: SortKey |
     order === 'email' ? notLike(users.email, `%@${NO_EMAIL_DOMAIN}`) : undefined,
     f.id !== undefined ? eq(users.id, f.id) : undefined,
     f.role !== undefined ? eq(userRoles.role, f.role) : undefined,
-    f.tier !== undefined ? eq(users.tier, f.tier) : undefined,
+    f.tier === undefined
+      ? undefined
+      : order === 'created'
+        ? // A hint that the tier is selective: walk users_tier_idx (tier, created_at) in order, not the
+          // whole of users_created_idx filtering by tier (which SQLite's statistics may prefer).
+          sql`likelihood(${users.tier} = ${f.tier}, 0.0001)`
+        : eq(users.tier, f.tier),
     f.blocked === undefined ? undefined : f.blocked ? isNotNull(users.blockedAt) : isNull(users.blockedAt),
     f.created_since !== undefined ? gte(users.createdAt, f.created_since) : undefined,
     f.created_until !== undefined ? lt(users.createdAt, f.created_until) : undefined,
