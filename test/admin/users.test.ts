@@ -426,7 +426,7 @@ describe('search plans', () => {
     // Statistics as a production table has them: few tiers, many users each (the planner may then
     // prefer walking users_created_idx and filtering, a scan for a rare tier).
     await env.DB.prepare(
-      "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < 999) INSERT INTO users (id, email, tier, created_at, updated_at) SELECT 'plan-' || i, 'plan-' || i || '@plan.example', CASE WHEN i % 2 THEN 'free' ELSE 'silver' END, i, i FROM s",
+      "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < 19999) INSERT INTO users (id, email, tier, created_at, updated_at) SELECT 'plan-' || i, 'plan-' || i || '@plan.example', CASE WHEN i % 2 THEN 'free' ELSE 'silver' END, i, i FROM s",
     ).run();
     await env.DB.prepare('ANALYZE').run();
     const log: string[] = [];
