@@ -115,6 +115,28 @@ const updateBody = z
 
 const userResponse = { 200: { description: 'The user', schema: userView } };
 
+/** POST /users/{id}/block and /unblock: idempotent, answering with the user as the change left them. */
+const blockingOperation = (
+  verb: 'block' | 'unblock',
+  summary: string,
+  change: (deps: Deps, userId: string, by: ReturnType<typeof changeBy>) => Promise<unknown>,
+) =>
+  operation({
+    method: 'post',
+    path: `/users/{id}/${verb}`,
+    operationId: `${verb}User`,
+    tag: 'Users',
+    summary,
+    description: verb === 'block' ? 'Idempotent. An admin cannot block their own account (409).' : 'Idempotent.',
+    scope: 'admin:users:write',
+    params: idParam,
+    responses: userResponse,
+    handle: async ({ deps, actor, meta, params }) => {
+      await change(deps, params.id, changeBy(actor, meta));
+      return { status: 200, body: await currentUser(deps, params.id) };
+    },
+  });
+
 const accountOperations = [
   operation({
     method: 'get',
@@ -224,35 +246,8 @@ const accountOperations = [
       return { status: 200, body: await currentUser(deps, params.id) };
     },
   }),
-  operation({
-    method: 'post',
-    path: '/users/{id}/block',
-    operationId: 'blockUser',
-    tag: 'Users',
-    summary: 'Block a user: no sign-in by any method; every session and token ends now',
-    description: 'Idempotent. An admin cannot block their own account (409).',
-    scope: 'admin:users:write',
-    params: idParam,
-    responses: userResponse,
-    handle: async ({ deps, actor, meta, params }) => {
-      await blockUser(deps, params.id, changeBy(actor, meta));
-      return { status: 200, body: await currentUser(deps, params.id) };
-    },
-  }),
-  operation({
-    method: 'post',
-    path: '/users/{id}/unblock',
-    operationId: 'unblockUser',
-    tag: 'Users',
-    summary: 'Unblock a user: they can sign in again (nothing that ended comes back)',
-    scope: 'admin:users:write',
-    params: idParam,
-    responses: userResponse,
-    handle: async ({ deps, actor, meta, params }) => {
-      await unblockUser(deps, params.id, changeBy(actor, meta));
-      return { status: 200, body: await currentUser(deps, params.id) };
-    },
-  }),
+  blockingOperation('block', 'Block a user: no sign-in by any method; every session and token ends now', blockUser),
+  blockingOperation('unblock', 'Unblock a user: they can sign in again (nothing that ended comes back)', unblockUser),
   operation({
     method: 'delete',
     path: '/users/{id}',

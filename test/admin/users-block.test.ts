@@ -4,7 +4,7 @@ import { codeAt, enrolled } from '../auth/helpers';
 import { newPerson, upstreamProvider, viaUpstream } from '../auth/upstream-helpers';
 import { TestBrowser } from '../browser';
 import { APP, appSession, call, createVerifiedUser, lastMailTo, ORIGIN, type Problem, SESSION, signIn, STRONG_PASSWORD } from '../helpers';
-import { basic, getCode, REDIRECT, registerClient, tokenRequest } from '../oauth/helpers';
+import { authorizeUrl, basic, getCode, pkce, REDIRECT, registerClient, tokenRequest } from '../oauth/helpers';
 import { SoftAuthenticator } from '../webauthn';
 import { admin, adminClient, adminUser } from './helpers';
 
@@ -91,14 +91,9 @@ describe('a blocked user', () => {
     expect((await call('/auth/api/me', { cookie })).status).toBe(401);
     expect((await call(`${APP}/demo/fresh/x`, { cookie: app })).status).not.toBe(200);
     // …and a new authorization with it makes no code.
-    const { verifier: _v, ...again } = await (async () => {
-      const c = await call(
-        `/auth/authorize?${new URLSearchParams({ client_id: client.clientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' })}`,
-        { cookie },
-      );
-      return { verifier: '', location: c.headers.get('location') ?? '' };
-    })();
-    expect(again.location).not.toMatch(/[?&]code=/);
+    const { challenge } = await pkce();
+    const again = await call(authorizeUrl(client.clientId, challenge), { cookie });
+    expect(again.headers.get('location') ?? '').not.toMatch(/[?&]code=/);
   });
 
   it('a token issued before the block stays dead after the unblock; the person signs in again afresh', async () => {
