@@ -4,7 +4,7 @@ import { codeAt, enrolled } from '../auth/helpers';
 import { newPerson, upstreamProvider, viaUpstream } from '../auth/upstream-helpers';
 import { TestBrowser } from '../browser';
 import { APP, appSession, call, createVerifiedUser, lastMailTo, ORIGIN, type Problem, SESSION, signIn, STRONG_PASSWORD } from '../helpers';
-import { authorizeUrl, basic, getCode, pkce, REDIRECT, registerClient, tokenRequest } from '../oauth/helpers';
+import { authorizeUrl, basic, form, getCode, pkce, REDIRECT, registerClient, tokenRequest } from '../oauth/helpers';
 import { SoftAuthenticator } from '../webauthn';
 import { admin, adminClient, adminUser } from './helpers';
 
@@ -189,6 +189,28 @@ describe('a blocked user', () => {
     expect(res.status).toBe(403);
     expect(await res.text()).toMatch(/blocked/);
     expect(browser.cookie(SESSION)).toBeUndefined();
+  });
+
+  it('a device approved before the block gets no tokens when it polls after (the device grant)', async () => {
+    const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+    const { clientId } = await registerClient({ public: true, grantTypes: [DEVICE_GRANT, 'refresh_token'], scopes: ['openid'] });
+    const withoutRefresh = await registerClient({ public: true, grantTypes: [DEVICE_GRANT], scopes: ['openid'] });
+    const user = await createVerifiedUser();
+    const browser = new TestBrowser();
+    await browser.post('/auth/api/sign-in', { email: user.email, password: STRONG_PASSWORD });
+    const approved = [];
+    for (const client of [clientId, withoutRefresh.clientId]) {
+      const started = await new TestBrowser().fetch('/auth/device_authorization', form({ client_id: client, scope: 'openid' }));
+      const d = (await started.json()) as { device_code: string; user_code: string };
+      expect((await browser.submit('/auth/device/decide', { code: d.user_code, decision: 'approve' }, '/auth/device')).status).toBe(200);
+      approved.push({ client, deviceCode: d.device_code });
+    }
+    await block(user.userId);
+    for (const { client, deviceCode } of approved) {
+      const res = await call('/auth/token', { ...form({ grant_type: DEVICE_GRANT, device_code: deviceCode, client_id: client }) });
+      expect(res.status, client).toBe(400);
+      expect(await res.json()).toMatchObject({ error: 'invalid_grant' });
+    }
   });
 
   it('an admin who is blocked loses the admin API at once (their token is dead); an admin cannot block themselves', async () => {
