@@ -75,6 +75,8 @@ async function adminToken(gatehouse: Instance): Promise<string> {
   return body.access_token;
 }
 
+const results: Record<string, number[]> = {};
+
 /** The searches, each expected to find this many users (the same at both sizes). */
 const SEARCHES: { name: string; query: string; expect: number }[] = [
   { name: 'exact address', query: 'email=probe-017@probe.example', expect: 1 },
@@ -91,37 +93,43 @@ const SEARCHES: { name: string; query: string; expect: number }[] = [
   { name: 'by id', query: '', expect: 1 },
 ];
 
-async function measure(gatehouse: Instance, token: string, query: string, expected: number, n: number): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < n + 10; i++) {
-    const t = performance.now();
-    const res = await gatehouse.fetch(`/auth/admin/v1/users?${query}`, { headers: { authorization: `Bearer ${token}` } });
-    const body = (await res.json()) as { items?: unknown[] };
-    if (res.status !== 200 || body.items?.length !== expected)
-      throw new Error(`${query}: ${res.status}, ${body.items?.length} items (wanted ${expected}): ${JSON.stringify(body).slice(0, 200)}`);
-    if (i >= 10) times.push(performance.now() - t);
-  }
-  return median(times);
+/** One timed admin call; throws unless it found what it should. */
+async function timed(gatehouse: Instance, token: string, query: string, expected: number): Promise<number> {
+  const t = performance.now();
+  const res = await gatehouse.fetch(`/auth/admin/v1/users?${query}`, { headers: { authorization: `Bearer ${token}` } });
+  const body = (await res.json()) as { items?: unknown[] };
+  if (res.status !== 200 || body.items?.length !== expected)
+    throw new Error(`${query}: ${res.status}, ${body.items?.length} items (wanted ${expected}): ${JSON.stringify(body).slice(0, 200)}`);
+  return performance.now() - t;
 }
 
 const outdir = bundle('gatehouse');
-const results: Record<string, number[]> = {};
-for (const size of [args.small, args.large]) {
-  const gatehouse = await startGatehouse(outdir);
-  try {
+// Both sizes up at once, and their requests interleaved (alternating which goes first), so that
+// whatever else the machine does weighs on both alike.
+const sides: { gatehouse: Instance; token: string; probe: string }[] = [];
+try {
+  for (const size of [args.small, args.large]) {
+    const gatehouse = await startGatehouse(outdir);
+    sides.push({ gatehouse, token: '', probe: '' });
     const seeded = performance.now();
     await seed(gatehouse, size);
     console.error(`seeded ${size} users in ${fmt((performance.now() - seeded) / 1000)} s`);
-    const token = await adminToken(gatehouse);
     const db = await gatehouse.db();
     const probe = (await db.prepare("SELECT id FROM users WHERE email = 'probe-003@probe.example'").first<{ id: string }>())!;
-    for (const s of SEARCHES) {
-      const query = s.query || `id=${probe.id}`;
-      (results[s.name] ??= []).push(await measure(gatehouse, token, query, s.expect, args.n));
-    }
-  } finally {
-    await gatehouse.stop();
+    sides[sides.length - 1] = { gatehouse, token: await adminToken(gatehouse), probe: probe.id };
   }
+  for (const s of SEARCHES) {
+    const times: number[][] = [[], []];
+    for (let i = 0; i < args.n + 10; i++)
+      for (const k of i % 2 ? [1, 0] : [0, 1]) {
+        const side = sides[k]!;
+        const ms = await timed(side.gatehouse, side.token, s.query || `id=${side.probe}`, s.expect);
+        if (i >= 10) times[k]!.push(ms);
+      }
+    results[s.name] = times.map(median);
+  }
+} finally {
+  for (const side of sides) await side.gatehouse.stop();
 }
 
 const rows = SEARCHES.map(({ name }) => {
