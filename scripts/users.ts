@@ -13,7 +13,7 @@
  */
 import { createPasswordHasher } from '../src/auth/argon2';
 import { checkNewPassword } from '../src/auth/password-policy';
-import { emailField } from '../src/identity/email';
+import { assertPersonalAddress, emailField } from '../src/identity/email';
 import { ROLE_NAME } from '../src/identity/profile';
 import { secondFactorResetStatements } from '../src/identity/second-factors';
 import { type ChangeBy, newUserStatements, type Statement, userChangeStatements } from '../src/identity/user-records';
@@ -155,9 +155,10 @@ export async function main(argv: string[]): Promise<void> {
   for (const role of values.role) if (!ROLE.test(role)) usage(`--role "${role}" must match ${ROLE}`);
   if (!ROLE.test(values.tier)) usage(`--tier "${values.tier}" must match ${ROLE}`);
   try {
+    assertPersonalAddress(email.data);
     checkNewPassword(values.password, 8);
   } catch (e) {
-    if (e instanceof GatehouseError) usage(`--password: ${e.message}`);
+    if (e instanceof GatehouseError) usage(e.extra.field === 'email' ? `--${e.message}` : `--password: ${e.message}`);
     throw e;
   }
 

@@ -1,5 +1,5 @@
 import type { Deps } from '../deps';
-import { NO_EMAIL_DOMAIN } from '../identity/email';
+import { assertPersonalAddress, NO_EMAIL_DOMAIN } from '../identity/email';
 import { EMAIL_TOKEN_TTL, emailTokenStatement } from '../identity/email-tokens';
 import type { ProfileChange } from '../identity/profile';
 import {
@@ -43,12 +43,6 @@ export interface NewAccount {
 
 const addressTaken = () => new GatehouseError('conflict', 'Another account has this email address.', { field: 'email' });
 
-/** An address for a person: never the placeholder domain that marks an account without one (email.ts). */
-function checkAddress(email: string): void {
-  if (email.endsWith(`@${NO_EMAIL_DOMAIN}`))
-    throw new GatehouseError('invalid_request', `email: the ${NO_EMAIL_DOMAIN} domain is reserved`, { field: 'email' });
-}
-
 /** D1's answer to a second account with the same address (the users.email unique index), raced past the check. */
 const isTakenAddress = (e: unknown) =>
   e instanceof Error && /UNIQUE constraint failed: users\.email/.test(`${e.message} ${String(e.cause ?? '')}`);
@@ -69,7 +63,7 @@ async function commit(deps: Deps, statements: Statement[]): Promise<void> {
  * (valid INVITATION_TTL). Returns the new user's id.
  */
 export async function createUser(deps: Deps, a: NewAccount, by: ChangeBy, defer: (task: Promise<void>) => void): Promise<string> {
-  checkAddress(a.email);
+  assertPersonalAddress(a.email);
   if (a.password !== undefined) checkNewPassword(a.password, deps.config.passwordMinLength);
   if (a.sendInvitation && a.password !== undefined)
     throw new GatehouseError('invalid_request', 'send_invitation: an invitation lets the person choose a password; send one or the other', {
@@ -140,7 +134,7 @@ export async function updateUser(
     });
   const email = c.email !== undefined && c.email !== user.email ? c.email : undefined;
   if (email !== undefined) {
-    checkAddress(email);
+    assertPersonalAddress(email);
     if (await failClosed('the database', () => findUserByEmail(deps.db, email))) throw addressTaken();
   }
   const change: UserChange = {
