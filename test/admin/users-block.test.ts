@@ -89,6 +89,9 @@ describe('a blocked user', () => {
     expect(info.status).toBe(401);
     // The session cookie: refused by everything that asks the object (the account API, fresh routes)…
     expect((await call('/auth/api/me', { cookie })).status).toBe(401);
+    const page = await call('/auth/account', { cookie, headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate' } });
+    expect(page.status).toBe(303);
+    expect(page.headers.get('location')).toMatch(/^\/auth\/sign-in/);
     expect((await call(`${APP}/demo/fresh/x`, { cookie: app })).status).not.toBe(200);
     // …and a new authorization with it makes no code.
     const { challenge } = await pkce();
