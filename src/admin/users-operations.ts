@@ -97,6 +97,16 @@ const accountFields = {
   user_metadata: metadataInput.optional(),
 };
 
+/** The fields creating and changing share, from the API's names to the domain's. */
+const accountOf = (body: Partial<z.output<z.ZodObject<typeof accountFields>>>) => ({
+  emailVerified: body.email_verified,
+  roles: body.roles,
+  tier: body.tier,
+  profile: body.profile,
+  appMetadata: body.app_metadata,
+  userMetadata: body.user_metadata,
+});
+
 const createBody = z
   .object({
     ...accountFields,
@@ -175,17 +185,7 @@ const accountOperations = [
     handle: async ({ deps, actor, meta, body, defer }) => {
       const id = await createUser(
         deps,
-        {
-          email: body.email,
-          password: body.password,
-          emailVerified: body.email_verified,
-          sendInvitation: body.send_invitation,
-          roles: body.roles,
-          tier: body.tier,
-          profile: body.profile,
-          appMetadata: body.app_metadata,
-          userMetadata: body.user_metadata,
-        },
+        { ...accountOf(body), email: body.email, password: body.password, sendInvitation: body.send_invitation },
         changeBy(actor, meta),
         defer,
       );
@@ -227,22 +227,7 @@ const accountOperations = [
     body: updateBody,
     responses: userResponse,
     handle: async ({ deps, actor, meta, params, body, defer }) => {
-      await updateUser(
-        deps,
-        params.id,
-        {
-          email: body.email,
-          emailVerified: body.email_verified,
-          verify: body.verify,
-          roles: body.roles,
-          tier: body.tier,
-          profile: body.profile,
-          appMetadata: body.app_metadata,
-          userMetadata: body.user_metadata,
-        },
-        changeBy(actor, meta),
-        defer,
-      );
+      await updateUser(deps, params.id, { ...accountOf(body), email: body.email, verify: body.verify }, changeBy(actor, meta), defer);
       return { status: 200, body: await currentUser(deps, params.id) };
     },
   }),
