@@ -5,13 +5,23 @@
  *   npm run users -- reset-mfa --email E [--passkeys] [--remote]
  * Creates the user in the local D1 (the one `npm run dev` uses) or, with --remote, the deployed one,
  * and prints it as JSON. Bad arguments print the usage and exit 2.
+ *
+ * The writes are the worker's own statements (src/identity/user-records.ts, second-factors.ts),
+ * turned into SQL text for `wrangler d1 execute`: a rule lives in one place, whoever runs it.
+ * Blocking and deleting also reach the user's Durable Object, which only the worker can: they are
+ * the admin API's (docs/admin-api.md "Users").
  */
 import { createPasswordHasher } from '../src/auth/argon2';
 import { checkNewPassword } from '../src/auth/password-policy';
-import { emailField } from '../src/identity/email';
+import { assertPersonalAddress, emailField } from '../src/identity/email';
+import { ROLE_NAME } from '../src/identity/profile';
+import { secondFactorResetStatements } from '../src/identity/second-factors';
+import { type ChangeBy, newUserStatements, type Statement, userChangeStatements } from '../src/identity/user-records';
+import { newUserId } from '../src/identity/users';
 import { GatehouseError } from '../src/lib/errors';
 import { loadArgon2Node } from './lib/argon2-node';
 import { parseFlags, runAsScript, usageFor } from './lib/cli';
+import { statementBuilder, statementSql } from './lib/sql';
 import { d1Query, sqlString, type Target } from './lib/wrangler';
 
 const USAGE = `Usage: npm run users -- create --email EMAIL --password PASSWORD [options]
@@ -22,6 +32,9 @@ const USAGE = `Usage: npm run users -- create --email EMAIL --password PASSWORD 
 passkey) — for someone who lost them, after you have verified who they are another way.
 'set' replaces the user's roles (with the --role values given, or none with --no-roles) and/or tier;
 roles and tier appear in access tokens, ID tokens (scope profile) and userinfo.
+Every change is audited with the actor 'cli'. To block, unblock or delete a user, or to end their
+sessions, use the admin API (docs/admin-api.md, "Users"): those reach the user's Durable Object,
+which this command cannot.
 
 Options:
   --verified        mark the email address as verified
@@ -31,7 +44,18 @@ Options:
   --remote          use the deployed D1 database instead of the local one
   --persist-to DIR  local D1 state directory (default: wrangler's .wrangler/state)`;
 
-const ROLE = /^[a-z][a-z0-9_:-]{0,63}$/;
+const ROLE = ROLE_NAME;
+/** Commands that are the admin API's, and where they are there. */
+const ADMIN_ONLY: Record<string, string> = {
+  block: 'POST /auth/admin/v1/users/{id}/block',
+  unblock: 'POST /auth/admin/v1/users/{id}/unblock',
+  delete: 'DELETE /auth/admin/v1/users/{id}',
+};
+/** The CLI as the audit log names it. */
+const CLI: ChangeBy = { actor: 'cli', meta: { ip: null, userAgent: null }, detail: { via: 'cli' } };
+const db = statementBuilder();
+/** Runs statements in one `wrangler d1 execute` call (one transaction, as the worker's D1 batch). */
+const run = (target: Target, statements: Statement[]) => d1Query(target, statements.map(statementSql).join(';\n'));
 
 // Annotated so that TypeScript treats a call as the end of the path.
 const usage: (problem: string) => never = usageFor(USAGE);
@@ -99,17 +123,7 @@ async function resetMfa(args: string[]): Promise<void> {
   );
   const target: Target = { remote: values.remote, persistTo: values['persist-to'] };
   const user = requireUser(target, values.email);
-  const id = sqlString(user.id);
-  const detail = sqlString(JSON.stringify({ method: values.passkeys ? 'all' : 'totp', via: 'cli' }));
-  d1Query(
-    target,
-    [
-      `DELETE FROM totp_credentials WHERE user_id = ${id}`,
-      `DELETE FROM recovery_codes WHERE user_id = ${id}`,
-      ...(values.passkeys ? [`DELETE FROM passkeys WHERE user_id = ${id}`] : []),
-      `INSERT INTO audit_events (type, user_id, detail, created_at) VALUES ('mfa_disabled', ${id}, ${detail}, ${Date.now()})`,
-    ].join(';\n'),
-  );
+  run(target, secondFactorResetStatements(db, user.id, { passkeys: values.passkeys }, CLI, Date.now()));
   console.log(JSON.stringify(show(target, user.email), null, 2));
 }
 
@@ -117,6 +131,8 @@ export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command === 'set') return setUser(rest);
   if (command === 'reset-mfa') return resetMfa(rest);
+  const viaApi = ADMIN_ONLY[command ?? ''];
+  if (viaApi) usage(`"${command}" reaches the user's Durable Object, which only the worker can: use the admin API, ${viaApi}`);
   if (command !== 'create') usage(command ? `unknown command "${command}"` : 'missing command');
   const values = parseFlags(
     rest,
@@ -139,9 +155,10 @@ export async function main(argv: string[]): Promise<void> {
   for (const role of values.role) if (!ROLE.test(role)) usage(`--role "${role}" must match ${ROLE}`);
   if (!ROLE.test(values.tier)) usage(`--tier "${values.tier}" must match ${ROLE}`);
   try {
+    assertPersonalAddress(email.data);
     checkNewPassword(values.password, 8);
   } catch (e) {
-    if (e instanceof GatehouseError) usage(`--password: ${e.message}`);
+    if (e instanceof GatehouseError) usage(e.extra.field === 'email' ? `--${e.message}` : `--password: ${e.message}`);
     throw e;
   }
 
@@ -157,23 +174,15 @@ export async function main(argv: string[]): Promise<void> {
   }
 
   const hash = await createPasswordHasher(loadArgon2Node).hash(values.password);
-  const id = crypto.randomUUID();
-  const now = Date.now();
-  d1Query(
-    target,
-    `INSERT INTO users (id, email, email_verified_at, password_hash, tier, created_at, updated_at) VALUES (${sqlString(id)}, ${sqlString(email.data)}, ${values.verified ? now : 'NULL'}, ${sqlString(hash)}, ${sqlString(values.tier)}, ${now}, ${now})`,
-  );
-  try {
-    for (const role of new Set(values.role))
-      d1Query(target, `INSERT INTO user_roles (user_id, role) VALUES (${sqlString(id)}, ${sqlString(role)})`);
-    d1Query(
-      target,
-      `INSERT INTO audit_events (type, user_id, detail, created_at) VALUES ('sign_up', ${sqlString(id)}, '{"via":"cli"}', ${now})`,
-    );
-  } catch (e) {
-    d1Query(target, `DELETE FROM users WHERE id = ${sqlString(id)}`);
-    throw e;
-  }
+  const user = {
+    id: newUserId(),
+    email: email.data,
+    passwordHash: hash,
+    emailVerified: values.verified,
+    roles: values.role,
+    tier: values.tier,
+  };
+  run(target, newUserStatements(db, user, CLI, Date.now()));
   console.log(JSON.stringify(show(target, email.data), null, 2));
 }
 
@@ -197,16 +206,11 @@ async function setUser(args: string[]): Promise<void> {
 
   const target: Target = { remote: values.remote, persistTo: values['persist-to'] };
   const user = requireUser(target, values.email);
-  const statements: string[] = [];
-  if (values.role || values['no-roles']) {
-    statements.push(`DELETE FROM user_roles WHERE user_id = ${sqlString(user.id)}`);
-    for (const role of new Set(values.role ?? []))
-      statements.push(`INSERT INTO user_roles (user_id, role) VALUES (${sqlString(user.id)}, ${sqlString(role)})`);
-  }
-  if (values.tier !== undefined)
-    statements.push(`UPDATE users SET tier = ${sqlString(values.tier)}, updated_at = ${Date.now()} WHERE id = ${sqlString(user.id)}`);
-  // One wrangler call for all of it.
-  d1Query(target, statements.join(';\n'));
+  const roles = values.role || values['no-roles'] ? { roles: values.role ?? [] } : {};
+  run(
+    target,
+    userChangeStatements(db, user.id, { ...roles, ...(values.tier !== undefined ? { tier: values.tier } : {}) }, CLI, Date.now()),
+  );
   console.log(JSON.stringify(show(target, user.email), null, 2));
 }
 

@@ -12,7 +12,7 @@ import { depsFor, type AppEnv, type Deps } from './deps';
 import type { Env } from './config';
 import { deferTo } from './lib/defer';
 import { GatehouseError } from './lib/errors';
-import { MAX_BODY_BYTES } from './lib/request-body';
+import { ADMIN_MAX_BODY_BYTES, MAX_BODY_BYTES } from './lib/request-body';
 import { mountRouters } from './error-channels';
 import { devMailboxRoutes } from './mail/routes';
 import { sessionMiddleware } from './sessions/middleware';
@@ -111,15 +111,15 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
   });
 
   // Every body Gatehouse reads is bounded, whoever sends it.
-  app.use(
-    '/auth/*',
+  const limitTo = (maxSize: number) =>
     bodyLimit({
-      maxSize: MAX_BODY_BYTES,
+      maxSize,
       onError: () => {
-        throw new GatehouseError('payload_too_large', `The request body is larger than ${MAX_BODY_BYTES} bytes.`);
+        throw new GatehouseError('payload_too_large', `The request body is larger than ${maxSize} bytes.`);
       },
-    }),
-  );
+    });
+  const [bodies, adminBodies] = [limitTo(MAX_BODY_BYTES), limitTo(ADMIN_MAX_BODY_BYTES)];
+  app.use('/auth/*', (c, next) => (c.req.path.startsWith(`${ADMIN_BASE}/`) ? adminBodies : bodies)(c, next));
   // What browsers load — pages, the JSON API, redirects — gets the document security headers and the
   // session; the OAuth back channel (servers and scripts calling with client credentials or tokens)
   // has no session and renders nothing, and gets `nosniff` (its JSON is never a document).

@@ -1,4 +1,5 @@
 import { getTableColumns, getTableName, type Table } from 'drizzle-orm';
+import { createDb } from '../../src/db/client';
 import { sqlString } from './wrangler';
 
 /** A value as an SQLite literal: NULL, 1/0 for booleans, numbers as they are, text quoted. */
@@ -46,3 +47,21 @@ export function upsertSql<T extends Table>(
     .map((k) => `${columns[k]!.name} = excluded.${columns[k]!.name}`);
   return `${insertSql(table, row)} ON CONFLICT (${key.map((k) => columns[k]!.name).join(', ')}) DO UPDATE SET ${set.join(', ')}`;
 }
+
+/**
+ * A Drizzle statement (a domain builder's insert, update or delete) as SQL text with its
+ * parameters inlined, for `wrangler d1 execute`: the CLIs run the very statements the worker runs.
+ */
+export function statementSql(statement: unknown): string {
+  const { sql, params } = (statement as { toSQL(): { sql: string; params: unknown[] } }).toSQL();
+  let i = 0;
+  const text = sql.replace(/\?/g, () => {
+    if (i >= params.length) throw new Error('more placeholders than parameters');
+    return sqlValue(params[i++]);
+  });
+  if (i !== params.length) throw new Error('more parameters than placeholders');
+  return text;
+}
+
+/** A Drizzle client that only builds statements (never runs one): `statementSql` turns them into text. */
+export const statementBuilder = () => createDb({} as D1Database);

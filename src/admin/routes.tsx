@@ -4,7 +4,7 @@ import type { AppEnv } from '../deps';
 import { auditInsert } from '../identity/audit';
 import { deferTo } from '../lib/defer';
 import { GatehouseError } from '../lib/errors';
-import { MAX_BODY_BYTES } from '../lib/request-body';
+import { ADMIN_MAX_BODY_BYTES } from '../lib/request-body';
 import { requestMeta } from '../lib/request-meta';
 import { router } from '../lib/router';
 import { issuerOf } from '../tokens/access-token';
@@ -40,8 +40,8 @@ async function jsonBody(c: C): Promise<unknown> {
   const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') throw new GatehouseError('unsupported_media_type', 'Send the request body as application/json.');
   const text = await c.req.text();
-  if (text.length > MAX_BODY_BYTES)
-    throw new GatehouseError('payload_too_large', `The request body is larger than ${MAX_BODY_BYTES} bytes.`);
+  if (text.length > ADMIN_MAX_BODY_BYTES)
+    throw new GatehouseError('payload_too_large', `The request body is larger than ${ADMIN_MAX_BODY_BYTES} bytes.`);
   try {
     return JSON.parse(text);
   } catch {

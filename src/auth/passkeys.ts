@@ -11,9 +11,10 @@ import {
 import { and, desc, eq, lt, or, sql } from 'drizzle-orm';
 import { passkeys, webauthnChallenges } from '../db/schema';
 import type { Deps } from '../deps';
-import { audit, auditInsert, auditInsertWhile, type RequestMeta } from '../identity/audit';
-import { anotherWayIn } from '../identity/sign-in-methods';
+import { audit, auditInsert, type RequestMeta } from '../identity/audit';
 import { shownEmail } from '../identity/email';
+import { passkeyRemovalStatements } from '../identity/second-factors';
+import { type ChangeBy, runStatements } from '../identity/user-records';
 import { base64url, decodeBase64urlText, fromBase64url, randomToken } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
 
@@ -226,20 +227,19 @@ export async function verifyPasskey(deps: Deps, input: PasskeyAssertion, meta: R
 }
 
 /** Removes one of the user's passkeys (404 when it is not theirs). */
-export async function removePasskey(deps: Deps, userId: string, id: string, meta: RequestMeta): Promise<void> {
-  const now = deps.now();
+export async function removePasskey(
+  deps: Deps,
+  userId: string,
+  id: string,
+  meta: RequestMeta,
+  by: Omit<ChangeBy, 'meta'> = { actor: null },
+): Promise<void> {
+  const removed = await failClosed('the database', async () => {
+    const [, rows] = await runStatements(deps.db, passkeyRemovalStatements(deps.db, userId, id, { ...by, meta }, deps.now()));
+    return (rows as unknown[]).length > 0;
+  });
+  if (removed) return;
   const mine = and(eq(passkeys.id, id), eq(passkeys.userId, userId))!;
-  // Never the last way in (an account with no password, no address and no linked identity); the
-  // condition is in the delete itself, so a removal racing an unlink cannot leave none.
-  const which = and(mine, anotherWayIn(userId, { passkey: id }))!;
-  const [, rows] = await failClosed('the database', () =>
-    deps.db.batch([
-      // Written exactly when the passkey is removed.
-      auditInsertWhile(deps.db, { type: 'passkey_removed', userId, meta, detail: { passkey: id }, at: now }, passkeys, which),
-      deps.db.delete(passkeys).where(which).returning({ id: passkeys.id }),
-    ]),
-  );
-  if (rows.length > 0) return;
   const exists = await failClosed('the database', () => deps.db.select({ id: passkeys.id }).from(passkeys).where(mine).get());
   if (!exists) throw new GatehouseError('not_found', 'No such passkey on this account.', { field: 'id' });
   throw new GatehouseError('last_sign_in_method', 'This passkey is the only way to sign in to your account: add another first.');

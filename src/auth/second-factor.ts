@@ -3,7 +3,7 @@ import { jwtVerify, SignJWT, errors } from 'jose';
 import type { User } from '../db/schema';
 import type { Deps } from '../deps';
 import { auditInsert, type RequestMeta } from '../identity/audit';
-import { findUserById, findUserView, rolesOf, viewOf, type UserView, type UserWithRoles } from '../identity/users';
+import { assertNotBlocked, findUserById, findUserView, rolesOf, viewOf, type UserView, type UserWithRoles } from '../identity/users';
 import { failClosed, GatehouseError, unavailable } from '../lib/errors';
 import { assertLiveSession, startSession, type StartedSession } from '../sessions/session-lifecycle';
 import type { SessionClaims } from '../sessions/session-token';
@@ -56,6 +56,8 @@ export async function completeFirstFactor(
   ctx: SignInContext,
   opts: { detail?: Record<string, unknown>; defer: (task: Promise<void>) => void; statements?: BatchItem<'sqlite'>[] },
 ): Promise<SignInOutcome> {
+  // Every first factor ends here: a blocked account goes no further (not even to its second factor).
+  assertNotBlocked(user);
   const now = deps.now();
   // The second factors and the sign-in history in one round trip.
   const [[counts], history] = await failClosed('the database', () =>
@@ -227,6 +229,9 @@ async function finishSignIn(
   risk: RiskAssessment,
   opts: { detail?: Record<string, unknown>; defer: (task: Promise<void>) => void; statements?: BatchItem<'sqlite'>[] },
 ): Promise<{ user: UserView; session: StartedSession }> {
+  // Read again when a second factor finished the sign-in (the account may have been blocked meanwhile);
+  // one blocked after this read is refused by its session object (startSession).
+  assertNotBlocked(user);
   const now = deps.now();
   const roles = 'roles' in user ? user.roles : await failClosed('the database', () => rolesOf(deps.db, user.id));
   const view = viewOf(user, roles);

@@ -5,6 +5,8 @@ import { recoveryCodes, totpCredentials, users } from '../db/schema';
 import type { Deps } from '../deps';
 import { auditInsert, type RequestMeta } from '../identity/audit';
 import { shownEmail } from '../identity/email';
+import { secondFactorResetStatements } from '../identity/second-factors';
+import { type ChangeBy, runStatements } from '../identity/user-records';
 import { seal, sha256, unseal } from '../lib/crypto';
 import { failClosed, GatehouseError } from '../lib/errors';
 
@@ -132,14 +134,14 @@ export async function regenerateRecoveryCodes(deps: Deps, userId: string, meta: 
 }
 
 /** Removes the authenticator app and the recovery codes (the caller has checked the sign-in is recent). */
-export async function disableTotp(deps: Deps, userId: string, meta: RequestMeta): Promise<void> {
-  const now = deps.now();
+export async function disableTotp(
+  deps: Deps,
+  userId: string,
+  meta: RequestMeta,
+  by: Omit<ChangeBy, 'meta'> = { actor: null },
+): Promise<void> {
   await failClosed('the database', () =>
-    deps.db.batch([
-      deps.db.delete(totpCredentials).where(eq(totpCredentials.userId, userId)),
-      deps.db.delete(recoveryCodes).where(eq(recoveryCodes.userId, userId)),
-      auditInsert(deps.db, { type: 'mfa_disabled', userId, meta, detail: { method: 'totp' }, at: now }),
-    ]),
+    runStatements(deps.db, secondFactorResetStatements(deps.db, userId, { passkeys: false }, { ...by, meta }, deps.now())),
   );
 }
 

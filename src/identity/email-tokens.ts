@@ -16,29 +16,37 @@ export interface EmailTokenRow {
   expiresAt: number;
 }
 
-/** Stores the hash of a fresh 256-bit token and returns the token (to be mailed, never stored). */
-export async function issueEmailToken(
-  db: Database,
-  t: {
-    purpose: TokenPurpose;
-    email: string;
-    userId: string | null;
-    passwordHash?: string | null;
-    upstreamIdentity?: string | null;
-    now: number;
-  },
-): Promise<string> {
+interface NewEmailToken {
+  purpose: TokenPurpose;
+  email: string;
+  userId: string | null;
+  passwordHash?: string | null;
+  upstreamIdentity?: string | null;
+  now: number;
+  /** Seconds; EMAIL_TOKEN_TTL[purpose] unless given (an invitation lives longer than a reset). */
+  ttl?: number;
+}
+
+/** A fresh 256-bit token (to be mailed, never stored) and the insert of its hash, to batch with the change it belongs to. */
+export async function emailTokenStatement(db: Database, t: NewEmailToken) {
   const token = randomToken(32);
-  await db.insert(emailTokens).values({
+  const statement = db.insert(emailTokens).values({
     tokenHash: await sha256(token),
     purpose: t.purpose,
     userId: t.userId,
     email: t.email,
     passwordHash: t.passwordHash ?? null,
     upstreamIdentity: t.upstreamIdentity ?? null,
-    expiresAt: t.now + EMAIL_TOKEN_TTL[t.purpose] * 1000,
+    expiresAt: t.now + (t.ttl ?? EMAIL_TOKEN_TTL[t.purpose]) * 1000,
     createdAt: t.now,
   });
+  return { token, statement };
+}
+
+/** Stores the hash of a fresh 256-bit token and returns the token (to be mailed, never stored). */
+export async function issueEmailToken(db: Database, t: NewEmailToken): Promise<string> {
+  const { token, statement } = await emailTokenStatement(db, t);
+  await statement;
   return token;
 }
 

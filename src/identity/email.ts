@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { GatehouseError } from '../lib/errors';
 
 /** Trim, Unicode NFC, lower-case. Two spellings of one address map to one account. */
 export function normaliseEmail(raw: string): string {
@@ -27,3 +28,9 @@ export const NO_EMAIL_DOMAIN = 'no-email.invalid';
 export const placeholderEmail = (userId: string) => `${userId}@${NO_EMAIL_DOMAIN}`;
 /** The address people and apps see: null for an account without one. */
 export const shownEmail = (email: string): string | null => (email.endsWith(`@${NO_EMAIL_DOMAIN}`) ? null : email);
+
+/** An address an operator gives a person (admin API, users CLI): never the placeholder domain. */
+export function assertPersonalAddress(email: string): void {
+  if (shownEmail(email) === null)
+    throw new GatehouseError('invalid_request', `email: the ${NO_EMAIL_DOMAIN} domain is reserved`, { field: 'email' });
+}

@@ -1,6 +1,7 @@
 import { eq, getTableColumns, sql, type SQL } from 'drizzle-orm';
 import type { Database } from '../db/client';
 import { userRoles, users, type User } from '../db/schema';
+import { accountBlocked } from '../lib/errors';
 
 export type { User };
 
@@ -84,6 +85,11 @@ export async function findUserWithRoles(db: Database, where: SQL): Promise<UserW
 export async function findUserView(db: Database, id: string): Promise<UserView | undefined> {
   const user = await findUserWithRoles(db, byId(id));
   return user ? viewOf(user, user.roles) : undefined;
+}
+
+/** A blocked account signs in by no method (auth/account-lifecycle.ts blocks and unblocks). */
+export function assertNotBlocked(user: Pick<User, 'blockedAt'>): void {
+  if (user.blockedAt !== null) throw accountBlocked();
 }
 
 export async function rolesOf(db: Database, userId: string): Promise<string[]> {

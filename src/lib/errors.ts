@@ -25,6 +25,7 @@ export const ERRORS = {
   csrf_failed: [403, 'Cross-site request refused'],
   rate_limited: [429, 'Too many requests'],
   account_locked: [429, 'Account temporarily locked'],
+  account_blocked: [403, 'Account blocked'],
   invalid_code: [400, 'Invalid code'],
   code_reused: [400, 'Code already used'],
   too_many_attempts: [400, 'Too many attempts'],
@@ -107,6 +108,13 @@ export class GatehouseError extends Error {
     return ERRORS[this.code][1];
   }
 }
+
+/** The account was blocked by an operator: no sign-in, by any method, until it is unblocked. */
+export const accountBlocked = () =>
+  new GatehouseError(
+    'account_blocked',
+    'This account is blocked and cannot sign in. Contact the site’s support if you think this is a mistake.',
+  );
 
 export const badRequest = (message: string, field?: string) => new GatehouseError('invalid_request', message, field ? { field } : {});
 

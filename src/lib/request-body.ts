@@ -2,8 +2,10 @@ import type { Context } from 'hono';
 import type * as z from 'zod';
 import { GatehouseError } from './errors';
 
-/** Largest request body any Gatehouse endpoint accepts. */
+/** Largest request body any Gatehouse endpoint accepts (but the admin API). */
 export const MAX_BODY_BYTES = 16 * 1024;
+/** The admin API's (an authenticated back channel): a user's two metadata objects take up to 16 KiB each. */
+export const ADMIN_MAX_BODY_BYTES = 64 * 1024;
 
 /** Turns the first zod issue into a 400 that names the field. */
 export function invalidInput(error: z.ZodError): GatehouseError {

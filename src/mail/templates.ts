@@ -34,6 +34,34 @@ export function resetPasswordMail(to: string, link: string, minutes: number): Ma
   };
 }
 
+/** An account an operator made for the person: a link to choose its password (the reset machinery, longer-lived). */
+export function invitationMail(to: string, link: string, hours: number): Mail {
+  const lines = [
+    'An account was created for you with this email address. Choose a password to start using it.',
+    `This link works once and expires in ${hours} hours. If you did not expect this, ignore this message.`,
+  ];
+  return {
+    to,
+    subject: 'Your new account: choose a password',
+    text: `${lines.join('\n\n')}\n\n${link}\n`,
+    html: htmlOf(lines, { href: link, label: 'Choose a password' }),
+  };
+}
+
+/** An operator set or changed the account's address and wants it confirmed. */
+export function confirmAddressMail(to: string, link: string, minutes: number): Mail {
+  const lines = [
+    'This email address was set for your account. Confirm that it is yours.',
+    `This link works once and expires in ${minutes} minutes. If you do not have an account with us, ignore this message.`,
+  ];
+  return {
+    to,
+    subject: 'Confirm your email address',
+    text: `${lines.join('\n\n')}\n\n${link}\n`,
+    html: htmlOf(lines, { href: link, label: 'Confirm email address' }),
+  };
+}
+
 /** Sent instead of a verification link when the address already has an account (no enumeration). */
 export function alreadyRegisteredMail(to: string, signInLink: string, resetLink: string): Mail {
   const lines = [

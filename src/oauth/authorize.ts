@@ -317,6 +317,9 @@ export async function issueCode(
     now: deps.now(),
     ttlMs: CODE_TTL_MS,
   });
+  // The user's object makes no code for a blocked account: the client hears a denial.
+  if (secret === null)
+    return authorizationResponse(deps, req.target, { error: 'access_denied', error_description: 'This account is blocked.' });
   await failClosed('the database', () =>
     audit(deps.db, {
       type: 'authorization_granted',

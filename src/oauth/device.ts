@@ -98,7 +98,8 @@ export async function exchangeDeviceCode(
     // RFC 9449 §5: a public client's refresh tokens are bound to the key it proved.
     dpopJkt: client.isPublic ? (proof?.jkt ?? null) : null,
   };
-  const refresh = client.grantTypes.includes('refresh_token')
+  const wantsRefresh = client.grantTypes.includes('refresh_token');
+  const refresh = wantsRefresh
     ? await deps.sessions.createRefreshFamily(
         user.id,
         grant,
@@ -109,6 +110,9 @@ export async function exchangeDeviceCode(
         now,
       )
     : null;
+  // The user's object makes nothing for a blocked account (approved before the block, polled after).
+  if (wantsRefresh ? refresh === null : await deps.sessions.isBlocked(user.id))
+    throw oauthError('invalid_grant', 'The account is blocked.');
   await failClosed('the database', () =>
     audit(deps.db, {
       type: 'handoff_redeemed',

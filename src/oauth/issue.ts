@@ -96,6 +96,7 @@ export async function issueAccessToken(
   const shard = crypto.getRandomValues(new Uint8Array(1))[0]! % MACHINE_TOKEN_SHARDS;
   const owner = a.grant ? a.subject : `client:${a.client.clientId}:${shard}`;
   const secret = await deps.sessions.storeOpaque(owner, signed.token, signed.exp * 1000, a.grantId ?? null);
+  if (secret === null) throw oauthError('invalid_grant', 'The account is blocked.');
   return { token: formatOpaqueToken(owner, secret), expiresIn: ttl };
 }
 

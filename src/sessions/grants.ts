@@ -4,6 +4,15 @@ import { addMissingColumns } from './browser-sessions';
 import { OpaqueTokens } from './opaque-tokens';
 import { grantKey, type Revocations } from './revocations';
 
+/**
+ * Whether the account may get anything new, asked after the method's last await and before its
+ * first write (a block cannot slip in between); refusals give `BLOCKED` as their reason.
+ */
+export type MayIssue = () => boolean;
+const always: MayIssue = () => true;
+/** The reason a refused grant gives while the account is blocked. */
+export const BLOCKED = 'the account is blocked';
+
 /** What an authorization code or a refresh-token family stands for. */
 export interface Grant {
   clientId: string;
@@ -153,13 +162,15 @@ export class GrantStore {
   /** Opaque access tokens live beside the grants they were issued under. */
   readonly opaque: OpaqueTokens;
 
-  /** Stores a new code (single use, short-lived) and returns its secret. */
-  async issueCode(c: CodeInput): Promise<string> {
+  /** Stores a new code (single use, short-lived) and returns its secret; null when `may` says no. */
+  async issueCode(c: CodeInput, may: MayIssue = always): Promise<string | null> {
     const secret = randomToken(32);
+    const hash = await sha256(secret);
+    if (!may()) return null;
     this.sql.exec(
       `INSERT INTO auth_codes (code_hash, client_id, redirect_uri, code_challenge, scope, nonce, sid, auth_time, amr, acr, expires_at, resources, claims, dpop_jkt)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      await sha256(secret),
+      hash,
       c.clientId,
       c.redirectUri,
       c.codeChallenge ?? '',
@@ -184,25 +195,29 @@ export class GrantStore {
    * Everything asynchronous (hashing) happens first: the object's input gate only holds other
    * requests back across storage calls, so the read-check-write below runs with no await in it.
    */
-  async redeemCode(r: {
-    secret: string;
-    clientId: string;
-    redirectUri: string;
-    /** Required for a code issued with a challenge; refused for one issued without (a downgrade). */
-    codeVerifier: string | null;
-    now: number;
-    refresh: RefreshPolicy | null;
-    /** The resource the token request names, checked against the authorization before anything is consumed. */
-    resource?: string | null;
-    /** The key of the token request's DPoP proof, or null; a code bound to a key needs it. */
-    dpopJkt?: string | null;
-    /** Bind the refresh family to that key (public clients, RFC 9449 §5). */
-    bindRefresh?: boolean;
-  }): Promise<CodeRedemption> {
+  async redeemCode(
+    r: {
+      secret: string;
+      clientId: string;
+      redirectUri: string;
+      /** Required for a code issued with a challenge; refused for one issued without (a downgrade). */
+      codeVerifier: string | null;
+      now: number;
+      refresh: RefreshPolicy | null;
+      /** The resource the token request names, checked against the authorization before anything is consumed. */
+      resource?: string | null;
+      /** The key of the token request's DPoP proof, or null; a code bound to a key needs it. */
+      dpopJkt?: string | null;
+      /** Bind the refresh family to that key (public clients, RFC 9449 §5). */
+      bindRefresh?: boolean;
+    },
+    may: MayIssue = always,
+  ): Promise<CodeRedemption> {
     const hash = await sha256(r.secret);
     const answer = r.codeVerifier !== null && CODE_VERIFIER.test(r.codeVerifier) ? await s256(r.codeVerifier) : null;
     const family = r.refresh ? await newFamilySecret() : null;
     const grantId = family?.familyId ?? randomToken(16);
+    if (!may()) return { status: 'invalid', reason: BLOCKED };
 
     const row = this.sql.exec<CodeRow>('SELECT * FROM auth_codes WHERE code_hash = ?', hash).toArray()[0];
     if (!row) return { status: 'invalid', reason: 'unknown code' };
@@ -243,8 +258,14 @@ export class GrantStore {
     };
   }
 
-  async createFamily(grant: Grant, policy: RefreshPolicy, now: number): Promise<{ familyId: string; secret: string }> {
+  async createFamily(
+    grant: Grant,
+    policy: RefreshPolicy,
+    now: number,
+    may: MayIssue = always,
+  ): Promise<{ familyId: string; secret: string } | null> {
     const family = await newFamilySecret();
+    if (!may()) return null;
     this.insertFamily(grant, family, policy, now);
     return { familyId: family.familyId, secret: family.secret };
   }
@@ -272,20 +293,24 @@ export class GrantStore {
   }
 
   /** Rotates a refresh token: the presented secret is retired and a new one returned. */
-  async rotateRefresh(r: {
-    familyId: string;
-    secret: string;
-    clientId: string;
-    now: number;
-    scope?: string[];
-    resource?: string | null;
-    /** The key of the request's DPoP proof, or null: a family bound to a key needs a proof by it. */
-    dpopJkt?: string | null;
-  }): Promise<RefreshRotation> {
+  async rotateRefresh(
+    r: {
+      familyId: string;
+      secret: string;
+      clientId: string;
+      now: number;
+      scope?: string[];
+      resource?: string | null;
+      /** The key of the request's DPoP proof, or null: a family bound to a key needs a proof by it. */
+      dpopJkt?: string | null;
+    },
+    may: MayIssue = always,
+  ): Promise<RefreshRotation> {
     // Hashing first; from the read on there is no await (see redeemCode).
     const hash = await sha256(r.secret);
     const secret = randomToken(32);
     const nextHash = await sha256(secret);
+    if (!may()) return { status: 'invalid', reason: BLOCKED };
     const family = this.sql.exec<FamilyRow>('SELECT * FROM refresh_families WHERE family_id = ?', r.familyId).toArray()[0];
     if (!family || family.revoked_at !== null) return { status: 'invalid', reason: 'the refresh token is not active' };
     if (family.client_id !== r.clientId) return { status: 'invalid', reason: 'the refresh token was issued to another client' };
@@ -352,6 +377,19 @@ export class GrantStore {
       this.revocations.add(grantKey(family_id), now + MAX_ACCESS_TOKEN_MS);
     }
     return revoked.length;
+  }
+
+  /**
+   * Ends every grant of the user (the account is blocked or deleted): every refresh family is
+   * revoked, every grant a redeemed code became is put on the revocation list (its signed access
+   * tokens stop being live), every code and opaque token is deleted.
+   */
+  revokeEverything(now: number): void {
+    this.revokeFamiliesOfSession(null, now);
+    const redeemed = this.sql.exec<{ family_id: string }>('SELECT family_id FROM auth_codes WHERE family_id IS NOT NULL').toArray();
+    for (const { family_id } of redeemed) this.revocations.add(grantKey(family_id), now + MAX_ACCESS_TOKEN_MS);
+    this.sql.exec('DELETE FROM auth_codes');
+    this.opaque.clear();
   }
 
   /** Deletes expired codes and dead families; returns the next time something expires (or null). */

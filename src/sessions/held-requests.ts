@@ -81,6 +81,10 @@ export class HeldRequests {
     return { ...describe(row), body: row.body };
   }
 
+  clear(): void {
+    this.sql.exec('DELETE FROM held_requests');
+  }
+
   purge(now: number): void {
     this.sql.exec('DELETE FROM held_requests WHERE expires_at <= ?', now);
   }

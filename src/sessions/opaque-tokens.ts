@@ -12,16 +12,12 @@ export class OpaqueTokens {
     );
   }
 
-  /** Keeps `jwt` until `expiresAt`; returns the secret the client will hold. */
-  async store(jwt: string, expiresAt: number, grantId: string | null): Promise<string> {
+  /** Keeps `jwt` until `expiresAt`; returns the secret the client will hold (null when `may` says no). */
+  async store(jwt: string, expiresAt: number, grantId: string | null, may: () => boolean = () => true): Promise<string | null> {
     const secret = randomToken(32);
-    this.sql.exec(
-      'INSERT INTO opaque_tokens (hash, jwt, expires_at, grant_id) VALUES (?, ?, ?, ?)',
-      await sha256(secret),
-      jwt,
-      expiresAt,
-      grantId,
-    );
+    const hash = await sha256(secret);
+    if (!may()) return null;
+    this.sql.exec('INSERT INTO opaque_tokens (hash, jwt, expires_at, grant_id) VALUES (?, ?, ?, ?)', hash, jwt, expiresAt, grantId);
     return secret;
   }
 
@@ -41,6 +37,10 @@ export class OpaqueTokens {
 
   deleteOfGrant(grantId: string): void {
     this.sql.exec('DELETE FROM opaque_tokens WHERE grant_id = ?', grantId);
+  }
+
+  clear(): void {
+    this.sql.exec('DELETE FROM opaque_tokens');
   }
 
   purge(now: number): void {

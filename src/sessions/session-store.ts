@@ -1,4 +1,4 @@
-import { failClosed } from '../lib/errors';
+import { accountBlocked, failClosed } from '../lib/errors';
 import type { CodeRedemption, Grant, RefreshRotation } from './grants';
 import type { HeldRequest } from './held-requests';
 import type { ConnectRedemption, CreateSessionInput, SessionRecord, UserSessions } from './user-sessions';
@@ -27,6 +27,10 @@ type Methods = Pick<
   | 'holdRequest'
   | 'peekHeldRequest'
   | 'takeHeldRequest'
+  | 'block'
+  | 'unblock'
+  | 'forget'
+  | 'isBlocked'
 >;
 
 /**
@@ -34,6 +38,7 @@ type Methods = Pick<
  * first. Every failure becomes a 503 (fail closed).
  */
 export interface SessionStore extends Rpc<Methods> {
+  /** A new session; account_blocked (403) while the account is blocked or deleted. */
   create(input: CreateSessionInput): Promise<SessionRecord & { secret: string }>;
   redeemCode(userId: string, input: Parameters<UserSessions['redeemCode']>[0]): Promise<CodeRedemption>;
   rotateRefresh(userId: string, input: Parameters<UserSessions['rotateRefresh']>[0]): Promise<RefreshRotation>;
@@ -62,6 +67,10 @@ const PASSTHROUGH: (keyof Methods)[] = [
   'holdRequest',
   'peekHeldRequest',
   'takeHeldRequest',
+  'block',
+  'unblock',
+  'forget',
+  'isBlocked',
 ];
 
 export function createSessionStore(ns: DurableObjectNamespace<UserSessions>): SessionStore {
@@ -69,7 +78,11 @@ export function createSessionStore(ns: DurableObjectNamespace<UserSessions>): Se
   const stub = (userId: string) => ns.get(ns.idFromName(userId)) as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
   const call = <T>(run: () => Promise<T>) => failClosed('the session store', run);
   const store: Record<string, unknown> = {
-    create: (input: CreateSessionInput) => call(() => stub(input.userId).create!(input)),
+    create: async (input: CreateSessionInput) => {
+      const created = await call(() => stub(input.userId).create!(input));
+      if (!created) throw accountBlocked();
+      return created;
+    },
     // RPC stubs distribute union results awkwardly; the value crossing is exactly the union.
     redeemCode: (userId: string, input: unknown) => call(() => stub(userId).redeemCode!(input)),
     rotateRefresh: (userId: string, input: unknown) => call(() => stub(userId).rotateRefresh!(input)),

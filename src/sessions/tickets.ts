@@ -58,6 +58,10 @@ export class Tickets {
     for (const sid of sids) this.sql.exec('DELETE FROM tickets WHERE sid = ?', sid);
   }
 
+  clear(): void {
+    this.sql.exec('DELETE FROM tickets');
+  }
+
   purge(now: number): void {
     this.sql.exec('DELETE FROM tickets WHERE expires_at <= ?', now);
   }

@@ -1,8 +1,10 @@
 import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../config';
 import { sha256, timingSafeEqualString } from '../lib/crypto';
+import { AccountState } from './account-state';
 import { BrowserSessions, newSessionSecret, type CreateSessionInput, type SessionRecord } from './browser-sessions';
 import {
+  BLOCKED,
   GrantStore,
   MAX_ACCESS_TOKEN_MS,
   type CodeInput,
@@ -30,28 +32,76 @@ export type ConnectRedemption =
  * serialised by the object's input gate, so a refresh never races a revoke and a code is redeemed
  * once — provided no method awaits anything but storage between its read and its write: every
  * hash is computed first. An alarm purges what has expired.
+ *
+ * Every sign-in, refresh and token of the user passes through here, so this is where a blocked
+ * (or deleted) account stops (account-state.ts): the refresh grant, for one, reads no D1 at all.
  */
 export class UserSessions extends DurableObject<Env> {
-  private readonly sessions: BrowserSessions;
-  private readonly revocations: Revocations;
-  private readonly grants: GrantStore;
-  private readonly held: HeldRequests;
-  private readonly tickets: Tickets;
+  private sessions!: BrowserSessions;
+  private revocations!: Revocations;
+  private grants!: GrantStore;
+  private held!: HeldRequests;
+  private tickets!: Tickets;
+  private account!: AccountState;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    const sql = ctx.storage.sql;
+    this.open();
+  }
+
+  /** The tables (created when missing: a new object, or one just wiped). */
+  private open(): void {
+    const sql = this.ctx.storage.sql;
     this.sessions = new BrowserSessions(sql);
     this.revocations = new Revocations(sql);
     this.grants = new GrantStore(sql, this.revocations);
     this.held = new HeldRequests(sql);
     this.tickets = new Tickets(sql);
+    this.account = new AccountState(sql);
+  }
+
+  // ── The account's state: blocked, deleted ───────────────────────────────────────────────
+  /**
+   * Blocks the account: every session, app-host session, code, refresh family, opaque token,
+   * ticket and held request ends now, access tokens already out stop being live, and nothing new
+   * is made until `unblock`. Idempotent. Returns how many Gatehouse sessions ended.
+   */
+  async block(now: number): Promise<{ sessions: number }> {
+    this.account.block(now);
+    const sessions = this.sessions.revokeAll();
+    this.grants.revokeEverything(now);
+    this.tickets.clear();
+    this.held.clear();
+    await this.scheduleAlarm();
+    return { sessions };
+  }
+
+  unblock(): void {
+    this.account.unblock();
+  }
+
+  isBlocked(): boolean {
+    return this.account.blocked;
+  }
+
+  /**
+   * The account was deleted: blocked at once (a sign-in that read the account just before cannot
+   * start a session here), and the storage wiped once every access token it could answer for has
+   * expired (the alarm). Idempotent.
+   */
+  async forget(now: number): Promise<{ sessions: number }> {
+    const ended = await this.block(now);
+    if (this.account.forgetTime === null) this.account.forgetAt(now + MAX_ACCESS_TOKEN_MS);
+    await this.scheduleAlarm();
+    return ended;
   }
 
   // ── Browser sessions ─────────────────────────────────────────────────────────────────────
-  /** Starts a session; returns it with its secret (the only time the secret is seen). */
-  async create(input: CreateSessionInput): Promise<SessionRecord & { secret: string }> {
-    const created = this.sessions.create(input, await newSessionSecret());
+  /** Starts a session; returns it with its secret (the only time the secret is seen), or null while the account is blocked. */
+  async create(input: CreateSessionInput): Promise<(SessionRecord & { secret: string }) | null> {
+    const secret = await newSessionSecret();
+    if (this.account.blocked) return null;
+    const created = this.sessions.create(input, secret);
     await this.scheduleAlarm();
     return created;
   }
@@ -100,7 +150,7 @@ export class UserSessions extends DurableObject<Env> {
   // ── Host handshake (app hosts get sessions of their own) ─────────────────────────────────
   /** A single-use code (its hash given) letting `host` get a session tied to `sid`. */
   issueConnect(hash: string, c: { sid: string; host: string; stateHash: string; returnTo: string; now: number; ttlMs: number }): boolean {
-    if (!this.sessions.get(c.sid, c.now)) return false;
+    if (this.account.blocked || !this.sessions.get(c.sid, c.now)) return false;
     this.tickets.put('connect', hash, {
       sid: c.sid,
       payload: { host: c.host, stateHash: c.stateHash, returnTo: c.returnTo },
@@ -124,6 +174,7 @@ export class UserSessions extends DurableObject<Env> {
     userAgent: string | null;
   }): Promise<ConnectRedemption> {
     const [hash, stateHash, secret] = await Promise.all([sha256(r.secret), sha256(r.state), newSessionSecret()]);
+    if (this.account.blocked) return { status: 'invalid', reason: BLOCKED };
     const ticket = this.tickets.take('connect', hash, r.now);
     if (!ticket) return { status: 'invalid', reason: 'unknown, used or expired code' };
     const p = ticket.payload as { host: string; stateHash: string; returnTo: string };
@@ -164,31 +215,33 @@ export class UserSessions extends DurableObject<Env> {
   }
 
   // ── Codes, refresh families, revocation ─────────────────────────────────────────────────
-  async issueCode(input: CodeInput): Promise<string> {
-    const secret = await this.grants.issueCode(input);
+  /** A new authorization code's secret, or null while the account is blocked. */
+  async issueCode(input: CodeInput): Promise<string | null> {
+    const secret = await this.grants.issueCode(input, () => !this.account.blocked);
     await this.scheduleAlarm();
     return secret;
   }
 
   async redeemCode(input: Parameters<GrantStore['redeemCode']>[0]): Promise<CodeRedemption> {
-    const result = await this.grants.redeemCode(input);
+    const result = await this.grants.redeemCode(input, () => !this.account.blocked);
     await this.scheduleAlarm();
     return result;
   }
 
-  /** Starts a refresh-token family outside the code flow. */
-  async createRefreshFamily(grant: Grant, policy: RefreshPolicy, now: number): Promise<{ familyId: string; secret: string }> {
-    const family = await this.grants.createFamily(grant, policy, now);
+  /** Starts a refresh-token family outside the code flow; null while the account is blocked. */
+  async createRefreshFamily(grant: Grant, policy: RefreshPolicy, now: number): Promise<{ familyId: string; secret: string } | null> {
+    const family = await this.grants.createFamily(grant, policy, now, () => !this.account.blocked);
     await this.scheduleAlarm();
     return family;
   }
 
   rotateRefresh(input: Parameters<GrantStore['rotateRefresh']>[0]): Promise<RefreshRotation> {
-    return this.grants.rotateRefresh(input);
+    return this.grants.rotateRefresh(input, () => !this.account.blocked);
   }
 
-  inspectRefresh(familyId: string, secret: string, now: number) {
-    return this.grants.inspectRefresh(familyId, secret, now);
+  async inspectRefresh(familyId: string, secret: string, now: number) {
+    const grant = await this.grants.inspectRefresh(familyId, secret, now);
+    return this.account.blocked ? null : grant;
   }
 
   async revokeRefreshFamily(familyId: string): Promise<boolean> {
@@ -203,21 +256,27 @@ export class UserSessions extends DurableObject<Env> {
     await this.scheduleAlarm();
   }
 
-  /** Whether a signed access token's grant (`gid`) and the token itself (`jti`) are unrevoked. */
-  isTokenLive(t: { grantId: string | null; jti: string | null }): boolean {
+  /**
+   * Whether a signed access token is live: its grant (`gid`) and the token itself (`jti`) are
+   * unrevoked, the account is not blocked, and the token (`iat`, seconds) is younger than the last block.
+   */
+  isTokenLive(t: { grantId: string | null; jti: string | null; issuedAt?: number | null }): boolean {
+    if (this.account.blocked || this.account.issuedBeforeBlock(t.issuedAt ?? null)) return false;
     const keys = [...(t.grantId ? [grantKey(t.grantId)] : []), ...(t.jti ? [tokenKey(t.jti)] : [])];
     return !this.revocations.has(keys);
   }
 
   // ── Opaque access tokens ─────────────────────────────────────────────────────────────────
-  async storeOpaque(jwt: string, expiresAt: number, grantId: string | null): Promise<string> {
-    const secret = await this.grants.opaque.store(jwt, expiresAt, grantId);
+  /** Keeps the JWT behind a new opaque token; returns the token's secret, or null while the account is blocked. */
+  async storeOpaque(jwt: string, expiresAt: number, grantId: string | null): Promise<string | null> {
+    const secret = await this.grants.opaque.store(jwt, expiresAt, grantId, () => !this.account.blocked);
     await this.scheduleAlarm();
     return secret;
   }
 
-  resolveOpaque(secret: string, now: number): Promise<string | null> {
-    return this.grants.opaque.resolve(secret, now);
+  async resolveOpaque(secret: string, now: number): Promise<string | null> {
+    const jwt = await this.grants.opaque.resolve(secret, now);
+    return this.account.blocked ? null : jwt;
   }
 
   revokeOpaque(secret: string): Promise<boolean> {
@@ -239,9 +298,16 @@ export class UserSessions extends DurableObject<Env> {
     return this.held.take(id, now);
   }
 
-  /** Purges what has expired and re-arms for the next expiry. */
+  /** Purges what has expired and re-arms for the next expiry; wipes a deleted account's object when its time comes. */
   override async alarm(): Promise<void> {
     const now = Date.now();
+    const forget = this.account.forgetTime;
+    if (forget !== null && now >= forget) {
+      await this.ctx.storage.deleteAlarm();
+      await this.ctx.storage.deleteAll();
+      this.open();
+      return;
+    }
     this.sessions.purge(now);
     this.grants.purge(now);
     this.held.purge(now);
@@ -257,6 +323,7 @@ export class UserSessions extends DurableObject<Env> {
       this.held.nextExpiry(),
       this.tickets.nextExpiry(),
       this.revocations.nextExpiry(),
+      this.account.forgetTime,
     ].reduce<number | null>((a, b) => (a === null ? b : b === null ? a : Math.min(a, b)), null);
     if (next === null) {
       await this.ctx.storage.deleteAlarm();

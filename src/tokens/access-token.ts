@@ -93,13 +93,15 @@ export async function verifyAccessToken(
 
 /**
  * Whether an access token is still alive in its owner's Durable Object: neither its grant (revoked
- * refresh family, replayed code, sign-out) nor the token itself (RFC 7009) was revoked.
+ * refresh family, replayed code, sign-out) nor the token itself (RFC 7009) was revoked, and its
+ * user is not blocked (nor was blocked after it was issued).
  * One object call; used where revocation must take effect at once.
  */
 export async function isAccessTokenLive(deps: Deps, claims: AccessTokenClaims): Promise<boolean> {
   return deps.sessions.isTokenLive(tokenOwner(claims), {
     grantId: isMachineToken(claims) ? null : (claims.gid ?? null),
     jti: claims.jti ?? null,
+    issuedAt: claims.iat ?? null,
   });
 }
 

@@ -1,0 +1,67 @@
+import type { Deps } from '../deps';
+import { blockedStatements, type ChangeBy, deleteUserStatements, runStatements } from '../identity/user-records';
+import { findUserById, type User } from '../identity/users';
+import { failClosed, GatehouseError } from '../lib/errors';
+
+/**
+ * Blocking, unblocking and deleting an account: the admin API calls these, and so will
+ * self-service deletion. Two stores hold an account — its record in D1 and its UserSessions object
+ * (sessions, refresh families, codes, opaque tokens; the refresh grant reads no D1) — so each
+ * operation changes them in the order that fails closed, and is idempotent, so a retry after a
+ * failure part-way finishes the job:
+ * - block: the object first (everything ends, nothing new starts), then the record;
+ * - unblock: the record first, then the object;
+ * - delete: the object first (as block, then wiped later), then the record with its audit event.
+ */
+
+export const noSuchUser = () => new GatehouseError('not_found', 'No such user.', { field: 'id' });
+
+/** The user, or a 404. */
+export async function existingUser(deps: Deps, userId: string): Promise<User> {
+  const user = await failClosed('the database', () => findUserById(deps.db, userId));
+  if (!user) throw noSuchUser();
+  return user;
+}
+
+/** An admin blocking or deleting their own account would lock themselves out: another admin (or a machine client) must. */
+function refuseOwnAccount(by: ChangeBy, userId: string, what: string): void {
+  if (by.actor === `user:${userId}`)
+    throw new GatehouseError('conflict', `An admin cannot ${what} their own account; another admin or a machine client can.`);
+}
+
+/**
+ * Blocks the account: it cannot sign in by any method, and every session, refresh token, code and
+ * access token it has ends now. Returns how many sessions ended (0 when it was blocked already).
+ */
+export async function blockUser(deps: Deps, userId: string, by: ChangeBy): Promise<{ sessionsEnded: number }> {
+  refuseOwnAccount(by, userId, 'block');
+  await existingUser(deps, userId);
+  const now = deps.now();
+  const { sessions } = await deps.sessions.block(userId, now);
+  const detail = { ...by.detail, sessionsEnded: sessions };
+  await failClosed('the database', () => runStatements(deps.db, blockedStatements(deps.db, userId, true, { ...by, detail }, now)));
+  return { sessionsEnded: sessions };
+}
+
+/** Lets the account sign in again. Nothing that ended comes back: no session, no token issued before the block. */
+export async function unblockUser(deps: Deps, userId: string, by: ChangeBy): Promise<void> {
+  await existingUser(deps, userId);
+  const now = deps.now();
+  await failClosed('the database', () => runStatements(deps.db, blockedStatements(deps.db, userId, false, by, now)));
+  await deps.sessions.unblock(userId);
+}
+
+/**
+ * Deletes the account: its object ends everything at once and refuses anything new (a sign-in that
+ * read the account a moment before gets no session), then one D1 batch writes `user_deleted` and
+ * removes the record with everything that references it. If that batch fails the account is still
+ * there, blocked in its object, and the caller is told to try again (503); the retry finishes.
+ */
+export async function deleteUser(deps: Deps, userId: string, by: ChangeBy): Promise<void> {
+  refuseOwnAccount(by, userId, 'delete');
+  await existingUser(deps, userId);
+  const now = deps.now();
+  const { sessions } = await deps.sessions.forget(userId, now);
+  const detail = { ...by.detail, sessionsEnded: sessions };
+  await failClosed('the database', () => runStatements(deps.db, deleteUserStatements(deps.db, userId, { ...by, detail }, now)));
+}
