@@ -166,11 +166,13 @@ function failingStatement(stmt: D1PreparedStatement): D1PreparedStatement {
 }
 
 /** A UserSessions namespace whose objects all fail, as when an object is reset or unreachable. */
-export function brokenSessionsNamespace(): DurableObjectNamespace<UserSessions> {
+export function brokenSessionsNamespace(onlyFor?: string): DurableObjectNamespace<UserSessions> {
   const fail = () => Promise.reject(new Error('Durable Object reset because its code was updated.'));
+  const broken = onlyFor === undefined ? null : env.USER_SESSIONS.idFromName(onlyFor);
   return {
     idFromName: (name: string) => env.USER_SESSIONS.idFromName(name),
-    get: () => new Proxy({}, { get: () => fail }),
+    get: (id: DurableObjectId) =>
+      broken && !broken.equals(id) ? env.USER_SESSIONS.get(id) : new Proxy({}, { get: () => fail }),
   } as unknown as DurableObjectNamespace<UserSessions>;
 }
 

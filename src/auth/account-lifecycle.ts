@@ -1,3 +1,5 @@
+import { and, eq, isNull } from 'drizzle-orm';
+import { users } from '../db/schema';
 import type { Deps } from '../deps';
 import { blockedStatements, type ChangeBy, deleteUserStatements, runStatements } from '../identity/user-records';
 import { findUserById, type User } from '../identity/users';
@@ -11,7 +13,10 @@ import { failClosed, GatehouseError } from '../lib/errors';
  * failure part-way finishes the job:
  * - block: the object first (everything ends, nothing new starts), then the record;
  * - unblock: the record first, then the object;
- * - delete: the object first (as block, then wiped later), then the record with its audit event.
+ * - delete: the record marked blocked (no audit event of its own: the deletion's follows), then the
+ *   object (as block, then wiped a day later), then the record removed with its audit event. A
+ *   deletion that fails part-way and is never retried leaves the account blocked in D1 — after its
+ *   object has wiped itself too — never able to sign in again unnoticed.
  */
 
 export const noSuchUser = () => new GatehouseError('not_found', 'No such user.', { field: 'id' });
@@ -55,12 +60,18 @@ export async function unblockUser(deps: Deps, userId: string, by: ChangeBy): Pro
  * Deletes the account: its object ends everything at once and refuses anything new (a sign-in that
  * read the account a moment before gets no session), then one D1 batch writes `user_deleted` and
  * removes the record with everything that references it. If that batch fails the account is still
- * there, blocked in its object, and the caller is told to try again (503); the retry finishes.
+ * there, blocked in D1 and in its object, and the caller is told to try again (503); the retry finishes.
  */
 export async function deleteUser(deps: Deps, userId: string, by: ChangeBy): Promise<void> {
   refuseOwnAccount(by, userId, 'delete');
   await existingUser(deps, userId);
   const now = deps.now();
+  await failClosed('the database', () =>
+    deps.db
+      .update(users)
+      .set({ blockedAt: now })
+      .where(and(eq(users.id, userId), isNull(users.blockedAt))),
+  );
   const { sessions } = await deps.sessions.forget(userId, now);
   const detail = { ...by.detail, sessionsEnded: sessions };
   await failClosed('the database', () => runStatements(deps.db, deleteUserStatements(deps.db, userId, { ...by, detail }, now)));

@@ -121,18 +121,35 @@ describe('deleting a user', () => {
     expect(await env.DB.prepare('SELECT 1 FROM users WHERE id = ?').bind(u.userId).first()).toBeNull();
   });
 
-  it('the session object unreachable: 503 and nothing changed (the account is whole and can sign in)', async () => {
+  it('the session object unreachable: a block changes nothing (the account can sign in); a deletion leaves it blocked in D1', async () => {
     const u = await signedInWithTokens();
     const broken = appWith(() => ({ sessions: createSessionStore(brokenSessionsNamespace()) }));
-    for (const [method, path] of [
-      ['DELETE', `/users/${u.userId}`],
-      ['POST', `/users/${u.userId}/block`],
-    ] as const) {
-      const res = await through(broken, method, path);
-      expect(res.status, path).toBe(503);
-    }
+    expect((await through(broken, 'POST', `/users/${u.userId}/block`)).status).toBe(503);
     expect(await env.DB.prepare('SELECT blocked_at FROM users WHERE id = ?').bind(u.userId).first()).toEqual({ blocked_at: null });
     expect((await call('/auth/api/sign-in', { method: 'POST', json: { email: u.email, password: STRONG_PASSWORD } })).status).toBe(200);
+
+    // A deletion that cannot reach the object is not done, and must not leave the account usable
+    // once its object forgets it: D1 says blocked until a retry finishes.
+    const brokenForUser = appWith(() => ({ sessions: createSessionStore(brokenSessionsNamespace(u.userId)) }));
+    expect((await through(brokenForUser, 'DELETE', `/users/${u.userId}`)).status).toBe(503);
+    const row = await env.DB.prepare('SELECT blocked_at FROM users WHERE id = ?').bind(u.userId).first<{ blocked_at: number }>();
+    expect(row?.blocked_at).toEqual(expect.any(Number));
+    const refused = await call('/auth/api/sign-in', { method: 'POST', json: { email: u.email, password: STRONG_PASSWORD } });
+    expect(refused.status).toBe(403);
+    expect(await refused.json()).toMatchObject({ code: 'account_blocked' });
+    expect((await admin(ops.token, 'DELETE', `/users/${u.userId}`)).status).toBe(204);
+    expect(await env.DB.prepare('SELECT 1 FROM users WHERE id = ?').bind(u.userId).first()).toBeNull();
+  });
+
+  it('a deletion whose last step fails and is never retried: the account stays blocked in D1 after its object forgets it', async () => {
+    const u = await signedInWithTokens();
+    const broken = appWith(() => ({ db: createDb(failingD1(env.DB, 'batch')), d1: failingD1(env.DB, 'batch') }));
+    expect((await through(broken, 'DELETE', `/users/${u.userId}`)).status).toBe(503);
+    // The object wipes itself a day later; here, as if that had happened, it is simply unblocked.
+    await stubOf(u.userId).unblock();
+    const refused = await call('/auth/api/sign-in', { method: 'POST', json: { email: u.email, password: STRONG_PASSWORD } });
+    expect(refused.status).toBe(403);
+    expect(await refused.json()).toMatchObject({ code: 'account_blocked' });
   });
 
   it('a sign-in racing the deletion never leaves a live session behind', async () => {
