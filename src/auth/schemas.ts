@@ -73,6 +73,20 @@ export const proofInput = z.union(
 /** The `proof` field a sensitive JSON request may carry. */
 export const withProof = { proof: proofInput.optional() };
 
+/** A password change (or a first password): the current one, or a proof, or neither after a recent sign-in. */
+export const changePasswordInput = z.object({
+  currentPassword: z
+    .string()
+    .min(1, 'currentPassword must not be empty')
+    .max(PASSWORD_MAX_LENGTH * 4, `currentPassword must be at most ${PASSWORD_MAX_LENGTH} characters`)
+    .optional(),
+  newPassword: z
+    .string({ error: 'newPassword is required' })
+    .min(1, 'newPassword is required')
+    .max(PASSWORD_MAX_LENGTH * 4, `newPassword must be at most ${PASSWORD_MAX_LENGTH} characters`),
+  ...withProof,
+});
+
 /** What startRegistration() returns, with the name the person gave the passkey. */
 export const passkeyRegistrationInput = z.object({
   ...withProof,
