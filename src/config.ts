@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { routesSchema, type Route } from './gateway/routes-config';
+import { purposesSchema, type Purpose } from './identity/consent-purposes';
 
 /**
  * Bindings and vars the worker receives (docs/configuration.md). The bindings and the [vars] of
@@ -88,6 +89,8 @@ const schema = z
       .optional(),
     // Confidential clients registered dynamically may send `nonce` instead of PKCE (RFC 9700 §2.1.1; docs/oidc.md says the risk).
     REGISTRATION_PKCE_OPTIONAL: flag(false),
+    // What people are asked to agree to (terms, privacy policy, marketing mail…): docs/privacy.md.
+    CONSENT_PURPOSES: purposesSchema,
   })
   .superRefine((c, ctx) => {
     if (c.ENVIRONMENT === 'production') {
@@ -150,6 +153,8 @@ export interface Config {
    * whether confidential clients it registers may use `nonce` instead of PKCE.
    */
   registration: { initialToken: string | null; pkceOptional: boolean };
+  /** Consent purposes, in the order they are shown (docs/privacy.md). */
+  purposes: Purpose[];
 }
 
 export class ConfigError extends Error {
@@ -166,7 +171,8 @@ export function parseConfig(env: Partial<Env>): Config {
     throw new ConfigError(
       result.error.issues.map((i) => {
         const name = i.path.join('.') || 'env';
-        const absent = i.code !== 'custom' && env[name as keyof Env] === undefined;
+        // Missing means the variable itself is unset (a bad field inside a JSON var is no missing var).
+        const absent = i.code !== 'custom' && env[String(i.path[0] ?? name) as keyof Env] === undefined;
         return `${name}: ${absent ? 'missing' : i.message}`;
       }),
     );
@@ -206,5 +212,6 @@ export function parseConfig(env: Partial<Env>): Config {
     },
     dpop: { requireNonce: c.DPOP_REQUIRE_NONCE },
     registration: { initialToken: c.REGISTRATION_TOKEN ?? null, pkceOptional: c.REGISTRATION_PKCE_OPTIONAL },
+    purposes: c.CONSENT_PURPOSES,
   };
 }

@@ -16,6 +16,8 @@ import { deferTo } from '../lib/defer';
 import { parseInput } from '../lib/request-body';
 import { PasswordPage } from './password-pages';
 import { listConnectedApps, revokeConnectedApp } from '../oauth/connected-apps';
+import { purposesOf, updatePurposes } from '../auth/purposes';
+import { decisionsFromForm } from '../auth/purposes-pages';
 import * as z from 'zod';
 
 /**
@@ -27,13 +29,14 @@ export const accountPages = router('page');
 accountPages.get('/account', requireSession, async (c) => {
   const { deps } = c.var;
   const account = await loadAccount(deps, c.var.session);
-  const [factors, passkeys, identities, providers, withPassword, apps] = await Promise.all([
+  const [factors, passkeys, identities, providers, withPassword, apps, purposes] = await Promise.all([
     secondFactorsOf(deps, account.user.id),
     listPasskeys(deps, account.user.id),
     listIdentities(deps, account.user.id),
     failClosed('the database', () => signInButtons(deps.db, null, deps.now())),
     hasPassword(deps, account.user.id),
     listConnectedApps(deps, account.user.id),
+    purposesOf(deps, c.var.session),
   ]);
   const setup = c.req.query('setup') === 'passkey' && passkeys.length === 0;
   const linked = c.req.query('linked');
@@ -49,7 +52,9 @@ accountPages.get('/account', requireSession, async (c) => {
           ? en.passwordChange.setDone
           : revokedApp
             ? en.apps.revoked
-            : undefined;
+            : c.req.query('purposes') === 'saved'
+              ? en.purposes.saved
+              : undefined;
   return c.html(
     <AccountPage
       account={account}
@@ -61,6 +66,7 @@ accountPages.get('/account', requireSession, async (c) => {
       askProof={deps.config.gateway.sharedHost}
       hasPassword={withPassword}
       apps={apps}
+      purposes={purposes}
     />,
   );
 });
@@ -141,4 +147,10 @@ accountPages.post('/account/connected-apps/:clientId/revoke', requireSession, as
   const clientId = c.req.param('clientId');
   await revokeConnectedApp(deps, c.var.session, clientId, await proofFromForm(c), requestMeta(c));
   return c.redirect('/auth/account?app=revoked', 303);
+});
+
+accountPages.post('/account/purposes', requireSession, async (c) => {
+  const decisions = decisionsFromForm(await c.req.parseBody({ all: true }));
+  await updatePurposes(c.var.deps, c.var.session, decisions, requestMeta(c), 'account');
+  return c.redirect('/auth/account?purposes=saved', 303);
 });

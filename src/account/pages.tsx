@@ -7,6 +7,8 @@ import { LinkedAccountsSection, type IdentityRow, type ProviderButton } from '..
 import { shownEmail } from '../identity/email';
 import { Form, Layout, Notice, ProofFields } from '../ui/layout';
 import type { ConnectedApp } from '../oauth/connected-apps';
+import type { PurposeState } from '../identity/consent-records';
+import { PurposesSection } from '../auth/purposes-pages';
 import { en } from '../ui/messages';
 
 const when = (ms: number) => `${new Date(ms).toISOString().replace('T', ' ').slice(0, 16)} UTC`;
@@ -23,7 +25,8 @@ export const AccountPage: FC<{
   askProof: boolean;
   hasPassword: boolean;
   apps: ConnectedApp[];
-}> = ({ account, csrf, security, identities, setupPasskey, notice, askProof, hasPassword, apps }) => (
+  purposes: PurposeState[];
+}> = ({ account, csrf, security, identities, setupPasskey, notice, askProof, hasPassword, apps, purposes }) => (
   <Layout title={en.account.title} passkeys>
     {setupPasskey && <Notice>{en.security.setupPasskey}</Notice>}
     {notice && <Notice>{notice}</Notice>}
@@ -88,6 +91,7 @@ export const AccountPage: FC<{
     </p>
     <LinkedAccountsSection identities={identities.linked} linkable={identities.linkable} csrf={csrf} askProof={askProof} />
     <ConnectedAppsSection apps={apps} csrf={csrf} askProof={askProof} />
+    <PurposesSection purposes={purposes} csrf={csrf} />
     <div class="actions">
       <Form action="/auth/sign-out" csrf={csrf} class="inline">
         <button type="submit" class="primary">

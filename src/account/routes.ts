@@ -1,5 +1,6 @@
 import { changePassword } from '../auth/change-password';
-import { changePasswordInput, withProof } from '../auth/schemas';
+import { changePasswordInput, purposeDecisionsInput, withProof } from '../auth/schemas';
+import { purposeHistory, purposesOf, purposeView, updatePurposes } from '../auth/purposes';
 import { listConnectedApps, revokeConnectedApp } from '../oauth/connected-apps';
 import * as z from 'zod';
 import { shownEmail } from '../identity/email';
@@ -81,4 +82,19 @@ accountApi.delete('/connected-apps/:clientId', requireSession, async (c) => {
   const proof = c.req.header('content-type') ? (await parseInput(c, 'json', z.object(withProof))).proof : undefined;
   await revokeConnectedApp(c.var.deps, c.var.session, clientId, proof, requestMeta(c));
   return c.body(null, 204);
+});
+
+/** The consent purposes the operator declares, each with the person's answer. */
+accountApi.get('/purposes', requireSession, async (c) =>
+  c.json({ purposes: (await purposesOf(c.var.deps, c.var.session)).map(purposeView) }),
+);
+
+/** Every answer given, newest first. */
+accountApi.get('/purposes/history', requireSession, async (c) => c.json({ history: await purposeHistory(c.var.deps, c.var.session) }));
+
+/** Accepts or refuses purposes (each at the version in force); answers that change nothing record nothing. */
+accountApi.put('/purposes', requireSession, async (c) => {
+  const { decisions } = await parseInput(c, 'json', purposeDecisionsInput);
+  const purposes = await updatePurposes(c.var.deps, c.var.session, decisions, requestMeta(c), 'api');
+  return c.json({ purposes: purposes.map(purposeView) });
 });

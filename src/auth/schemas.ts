@@ -104,3 +104,17 @@ export const passkeyRegistrationInput = z.object({
     }),
   }),
 });
+
+/** Answers to consent purposes: each accepts or refuses one purpose at the version shown. */
+export const purposeDecisionsInput = z.object({
+  decisions: z
+    .array(
+      z.object({
+        purpose: z.string({ error: 'purpose is required' }).min(1, 'purpose is required').max(64, 'purpose is not valid'),
+        version: z.string({ error: 'version is required' }).min(1, 'version is required').max(32, 'version is not valid'),
+        granted: z.boolean({ error: 'granted must be true or false' }),
+      }),
+      { error: 'decisions must be a list of { purpose, version, granted }' },
+    )
+    .max(32, 'decisions has too many entries'),
+});
