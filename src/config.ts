@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { routesSchema, type Route } from './gateway/routes-config';
+import { purposesSchema, type Purpose } from './identity/consent-purposes';
 
 /**
  * Bindings and vars the worker receives (docs/configuration.md). The bindings and the [vars] of
@@ -105,6 +106,8 @@ const schema = z
     SESSION_CACHE_SIZE: count(50_000, 100, 1_000_000),
     ASSERTION_CACHE_SIZE: count(10_000, 100, 1_000_000),
     OPAQUE_TOKEN_CACHE_SIZE: count(10_000, 100, 1_000_000),
+    // What people are asked to agree to (terms, privacy policy, marketing mail…): docs/privacy.md.
+    CONSENT_PURPOSES: purposesSchema,
   })
   .superRefine((c, ctx) => {
     if (c.ENVIRONMENT === 'production') {
@@ -177,6 +180,8 @@ export interface Config {
   retention: { auditDays: number; signInHistoryDays: number; signInHistoryPerKind: number; batchSize: number; maxRowsPerRun: number };
   /** Entries each isolate cache holds: verified session tokens, signed assertions, opaque tokens' JWTs. */
   caches: { sessionTokens: number; assertions: number; opaqueTokens: number };
+  /** Consent purposes, in the order they are shown (docs/privacy.md). */
+  purposes: Purpose[];
 }
 
 export class ConfigError extends Error {
@@ -193,7 +198,8 @@ export function parseConfig(env: Partial<Env>): Config {
     throw new ConfigError(
       result.error.issues.map((i) => {
         const name = i.path.join('.') || 'env';
-        const absent = i.code !== 'custom' && env[name as keyof Env] === undefined;
+        // Missing means the variable itself is unset (a bad field inside a JSON var is no missing var).
+        const absent = i.code !== 'custom' && env[String(i.path[0] ?? name) as keyof Env] === undefined;
         return `${name}: ${absent ? 'missing' : i.message}`;
       }),
     );
@@ -242,5 +248,6 @@ export function parseConfig(env: Partial<Env>): Config {
       maxRowsPerRun: c.RETENTION_MAX_ROWS_PER_RUN,
     },
     caches: { sessionTokens: c.SESSION_CACHE_SIZE, assertions: c.ASSERTION_CACHE_SIZE, opaqueTokens: c.OPAQUE_TOKEN_CACHE_SIZE },
+    purposes: c.CONSENT_PURPOSES,
   };
 }

@@ -1,6 +1,7 @@
 import { accountPages } from './account/page-routes';
 import { authPages } from './auth/page-routes';
 import { secondFactorPages } from './auth/second-factor-routes';
+import { purposesPages } from './auth/purposes-routes';
 import { upstreamPages } from './auth/upstream-routes';
 import { limitPostsPerIp } from './lib/rate-limit';
 import { router } from './lib/router';
@@ -33,6 +34,7 @@ const credentialPosts = [
   '/sign-up',
   '/sign-in',
   '/second-factor',
+  '/purposes',
   '/email-sign-in',
   '/email-sign-in/code',
   '/email-sign-in/link',
@@ -44,6 +46,7 @@ const credentialPosts = [
 ];
 limitPostsPerIp(pages, credentialPosts);
 pages.route('/', secondFactorPages);
+pages.route('/', purposesPages);
 pages.route('/', authPages);
 pages.route('/', accountPages);
 pages.route('/', upstreamPages);

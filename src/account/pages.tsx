@@ -5,7 +5,10 @@ import type { SecondFactors } from '../auth/totp';
 import { SecuritySection } from '../auth/second-factor-pages';
 import { LinkedAccountsSection, type IdentityRow, type ProviderButton } from '../auth/upstream-pages';
 import { shownEmail } from '../identity/email';
-import { Form, Layout, Notice } from '../ui/layout';
+import { Form, Layout, Notice, ProofFields } from '../ui/layout';
+import type { ConnectedApp } from '../oauth/connected-apps';
+import type { PurposeState } from '../identity/consent-records';
+import { PurposesSection } from '../auth/purposes-pages';
 import { en } from '../ui/messages';
 
 const when = (ms: number) => `${new Date(ms).toISOString().replace('T', ' ').slice(0, 16)} UTC`;
@@ -20,7 +23,10 @@ export const AccountPage: FC<{
   notice?: string | undefined;
   /** An origin shares Gatehouse's host: adding a passkey asks for the password or a code too. */
   askProof: boolean;
-}> = ({ account, csrf, security, identities, setupPasskey, notice, askProof }) => (
+  hasPassword: boolean;
+  apps: ConnectedApp[];
+  purposes: PurposeState[];
+}> = ({ account, csrf, security, identities, setupPasskey, notice, askProof, hasPassword, apps, purposes }) => (
   <Layout title={en.account.title} passkeys>
     {setupPasskey && <Notice>{en.security.setupPasskey}</Notice>}
     {notice && <Notice>{notice}</Notice>}
@@ -78,7 +84,14 @@ export const AccountPage: FC<{
       </tbody>
     </table>
     <SecuritySection csrf={csrf} factors={security.factors} passkeys={security.passkeys} askProof={askProof} />
+    <h2>{en.passwordChange.title}</h2>
+    <p>
+      {!hasPassword && <>{en.passwordChange.none} </>}
+      <a href="/auth/account/password">{hasPassword ? en.passwordChange.change : en.passwordChange.set}</a>
+    </p>
     <LinkedAccountsSection identities={identities.linked} linkable={identities.linkable} csrf={csrf} askProof={askProof} />
+    <ConnectedAppsSection apps={apps} csrf={csrf} askProof={askProof} />
+    <PurposesSection purposes={purposes} csrf={csrf} />
     <div class="actions">
       <Form action="/auth/sign-out" csrf={csrf} class="inline">
         <button type="submit" class="primary">
@@ -91,4 +104,37 @@ export const AccountPage: FC<{
       <a href="/auth/handoff/continue?return_to=%2Fauth%2Faccount">{en.account.continueElsewhere}</a>
     </div>
   </Layout>
+);
+
+/** The apps with access to the account, each with what it may do and a way to take that back. */
+const ConnectedAppsSection: FC<{ apps: ConnectedApp[]; csrf: string; askProof: boolean }> = ({ apps, csrf, askProof }) => (
+  <section aria-labelledby="connected-apps">
+    <h2 id="connected-apps">{en.apps.title}</h2>
+    {apps.length === 0 ? (
+      <p>{en.apps.none}</p>
+    ) : (
+      <ul class="apps">
+        {apps.map((app) => (
+          <li data-client-id={app.clientId}>
+            <strong>{app.name}</strong>
+            {app.grantedAt !== null && (
+              <>
+                {' '}
+                · {en.apps.granted} {when(app.grantedAt)}
+              </>
+            )}
+            <br />
+            {en.apps.scopes}:{' '}
+            {[...app.scopes, ...Object.entries(app.apis).map(([api, scopes]) => `${api} (${scopes.join(', ') || '—'})`)].join(', ') || '—'}
+            <Form action={`/auth/account/connected-apps/${encodeURIComponent(app.clientId)}/revoke`} csrf={csrf} class="inline">
+              {askProof && <ProofFields />}
+              <button type="submit" aria-label={`${en.apps.revoke}: ${app.name}`}>
+                {en.apps.revoke}
+              </button>
+            </Form>
+          </li>
+        ))}
+      </ul>
+    )}
+  </section>
 );

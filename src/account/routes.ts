@@ -1,4 +1,11 @@
+import { changePassword } from '../auth/change-password';
+import { changePasswordInput, purposeDecisionsInput, withProof } from '../auth/schemas';
+import { purposeHistory, purposesOf, purposeView, updatePurposes } from '../auth/purposes';
+import { listConnectedApps, revokeConnectedApp } from '../oauth/connected-apps';
+import * as z from 'zod';
 import { shownEmail } from '../identity/email';
+import { deferTo } from '../lib/defer';
+import { parseInput } from '../lib/request-body';
 import { router } from '../lib/router';
 import { requestMeta } from '../lib/request-meta';
 import { clearSessionCookie, requireSession, requireSignedIn } from '../sessions/middleware';
@@ -8,7 +15,17 @@ import { loadAccount, revokeSession, sessionView, signOut, signOutEverywhere } f
 export const accountApi = router('problem');
 
 // Every method of these paths needs a session: one no route answers is a 401, not a 404.
-for (const path of ['/me', '/sessions', '/sessions/*', '/sign-out', '/sign-out-everywhere']) accountApi.use(path, requireSignedIn);
+for (const path of [
+  '/me',
+  '/sessions',
+  '/sessions/*',
+  '/sign-out',
+  '/sign-out-everywhere',
+  '/password',
+  '/connected-apps',
+  '/connected-apps/*',
+])
+  accountApi.use(path, requireSignedIn);
 
 accountApi.get('/me', requireSession, async (c) => {
   const { user, current } = await loadAccount(c.var.deps, c.var.session);
@@ -44,4 +61,40 @@ accountApi.post('/sign-out-everywhere', requireSession, async (c) => {
   const count = await signOutEverywhere(c.var.deps, c.var.session, requestMeta(c));
   clearSessionCookie(c);
   return c.json({ revoked: count });
+});
+
+/** Changes the password (or sets a first one); the other sessions end. */
+accountApi.post('/password', requireSession, async (c) => {
+  const input = await parseInput(c, 'json', changePasswordInput);
+  const done = await changePassword(c.var.deps, c.var.session, input, requestMeta(c), deferTo(c, 'password_mail_failed'));
+  return c.json({ status: done.first ? 'password_set' : 'password_changed', sessionsEnded: done.sessionsEnded });
+});
+
+/** Every app with access to the account (consents and live refresh tokens). */
+accountApi.get('/connected-apps', requireSession, async (c) => {
+  await loadAccount(c.var.deps, c.var.session);
+  return c.json({ apps: await listConnectedApps(c.var.deps, c.var.session.sub) });
+});
+
+/** Takes an app's access away; the body may carry `proof` (a DELETE without a body has none). */
+accountApi.delete('/connected-apps/:clientId', requireSession, async (c) => {
+  const clientId = c.req.param('clientId');
+  const proof = c.req.header('content-type') ? (await parseInput(c, 'json', z.object(withProof))).proof : undefined;
+  await revokeConnectedApp(c.var.deps, c.var.session, clientId, proof, requestMeta(c));
+  return c.body(null, 204);
+});
+
+/** The consent purposes the operator declares, each with the person's answer. */
+accountApi.get('/purposes', requireSession, async (c) =>
+  c.json({ purposes: (await purposesOf(c.var.deps, c.var.session)).map(purposeView) }),
+);
+
+/** Every answer given, newest first. */
+accountApi.get('/purposes/history', requireSession, async (c) => c.json({ history: await purposeHistory(c.var.deps, c.var.session) }));
+
+/** Accepts or refuses purposes (each at the version in force); answers that change nothing record nothing. */
+accountApi.put('/purposes', requireSession, async (c) => {
+  const { decisions } = await parseInput(c, 'json', purposeDecisionsInput);
+  const purposes = await updatePurposes(c.var.deps, c.var.session, decisions, requestMeta(c), 'api');
+  return c.json({ purposes: purposes.map(purposeView) });
 });

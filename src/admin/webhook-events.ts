@@ -20,6 +20,7 @@ export const WEBHOOK_EVENTS = {
   'second_factor.removed': ['mfa_disabled', 'passkey_removed'],
   'consent.granted': ['consent_granted'],
   'consent.revoked': ['consent_revoked'],
+  'consent.updated': ['purpose_consent_changed'],
   'identity.linked': ['identity_linked'],
   'identity.unlinked': ['identity_unlinked'],
 } as const;
@@ -65,6 +66,14 @@ export interface WebhookEventData {
   'second_factor.removed': Common & { kind: 'totp' | 'passkey'; passkey_id: string | null };
   'consent.granted': Common & { client_id: string | null; scopes: string[]; apis: Record<string, string[]> };
   'consent.revoked': Common & { client_id: string | null };
+  /** A purpose (terms, privacy, marketing…, CONSENT_PURPOSES) accepted or refused at a version; `previous` is the answer before. */
+  'consent.updated': Common & {
+    purpose: string | null;
+    version: string | null;
+    granted: boolean;
+    source: string | null;
+    previous: { version: string; granted: boolean } | null;
+  };
   'identity.linked': Common & { provider: string | null; subject: string | null };
   'identity.unlinked': Common & { provider: string | null; subject: string | null };
 }
@@ -104,6 +113,13 @@ function apisOf(d: Detail): Record<string, string[]> {
   return Object.fromEntries(Object.keys(apis).map((api) => [api, texts(apis, api)]));
 }
 
+/** A purpose's answer before this one, when it had one. */
+function previousAnswer(v: unknown): { version: string; granted: boolean } | null {
+  if (!v || typeof v !== 'object') return null;
+  const { version, granted } = v as Detail;
+  return typeof version === 'string' && typeof granted === 'boolean' ? { version, granted } : null;
+}
+
 /** How a sign-in was made, from its detail (email_code, passkey, upstream…) or its amr (pwd: password). */
 function signInMethod(d: Detail): string {
   const method = text(d, 'method');
@@ -134,6 +150,13 @@ const BUILD: { [T in WebhookEventType]: (d: Detail, e: OutboxEvent) => Omit<Webh
   'second_factor.removed': (d) => ({ kind: text(d, 'passkey') ? 'passkey' : 'totp', passkey_id: text(d, 'passkey') }),
   'consent.granted': (d) => ({ client_id: text(d, 'clientId'), scopes: texts(d, 'scope'), apis: apisOf(d) }),
   'consent.revoked': (d) => ({ client_id: text(d, 'clientId') }),
+  'consent.updated': (d) => ({
+    purpose: text(d, 'purpose'),
+    version: text(d, 'version'),
+    granted: d.granted === true,
+    source: text(d, 'source'),
+    previous: previousAnswer(d.previous),
+  }),
   'identity.linked': (d) => ({ provider: text(d, 'provider'), subject: text(d, 'subject') }),
   'identity.unlinked': (d) => ({ provider: text(d, 'provider'), subject: text(d, 'subject') }),
 };

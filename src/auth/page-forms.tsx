@@ -1,5 +1,5 @@
 import type { Context } from 'hono';
-import { PENDING_TTL, type SignInOutcome } from './second-factor';
+import { PENDING_TTL, PURPOSES_TTL, type SignInOutcome } from './second-factor';
 import { safeReturnTo } from './urls';
 import type { AppEnv } from '../deps';
 import * as z from 'zod';
@@ -39,7 +39,7 @@ export const typedEmail = async (c: C) => {
 export const continueTo = (c: Context, returnTo: string) =>
   /^\/auth\/(authorize|connect)(\?|$)/.test(returnTo) ? c.html(<ContinuePage href={returnTo} />) : c.redirect(returnTo, 303);
 
-/** A first factor passed: signed in at once, or on to the second step. */
+/** A first factor passed: signed in at once, or on to the second step, or to what must be accepted first. */
 export function afterFirstFactor(
   c: C,
   outcome: SignInOutcome,
@@ -54,6 +54,12 @@ export function afterFirstFactor(
     return o.crossSite ? c.html(<ContinuePage href={next} />) : c.redirect(next, 303);
   }
   clearCookie(c, COOKIES.secondFactor);
+  if (outcome.kind === 'purposes') {
+    writeCookie(c, COOKIES.purposes, outcome.pending, PURPOSES_TTL);
+    const next = `/auth/purposes?${new URLSearchParams({ return_to: returnTo })}`;
+    return o.crossSite ? c.html(<ContinuePage href={next} />) : c.redirect(next, 303);
+  }
+  clearCookie(c, COOKIES.purposes);
   setSessionCookie(c, outcome.session.cookie);
   return continueTo(c, returnTo);
 }

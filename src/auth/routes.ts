@@ -18,6 +18,7 @@ import {
   forgotPasswordInput,
   passkeyAssertionInput,
   passkeyRegistrationInput,
+  purposeDecisionsInput,
   resetPasswordInput,
   secondFactorInput,
   withProof,
@@ -25,7 +26,8 @@ import {
   signUpInput,
   verifyEmailInput,
 } from './schemas';
-import { completeSignIn, PENDING_TTL, stepUp, type SignInOutcome } from './second-factor';
+import { completePurposes, completeSignIn, PENDING_TTL, PURPOSES_TTL, stepUp, type SignInOutcome } from './second-factor';
+import { purposeView } from './purposes';
 import {
   addPasskey,
   beginPasskeyRegistration,
@@ -61,6 +63,7 @@ const CREDENTIAL_POSTS = [
   '/sign-up',
   '/sign-in',
   '/sign-in/second-factor',
+  '/sign-in/purposes',
   '/step-up',
   '/forgot-password',
   '/reset-password',
@@ -93,6 +96,15 @@ function signInBody(c: C, outcome: SignInOutcome, returnTo?: string) {
     };
   }
   clearCookie(c, COOKIES.secondFactor);
+  if (outcome.kind === 'purposes') {
+    writeCookie(c, COOKIES.purposes, outcome.pending, PURPOSES_TTL);
+    return {
+      status: 'consent_required',
+      purposes: outcome.purposes.map(purposeView),
+      next: `/auth/purposes?${new URLSearchParams({ return_to: safeReturnTo(returnTo ?? null) })}`,
+    };
+  }
+  clearCookie(c, COOKIES.purposes);
   setSessionCookie(c, outcome.session.cookie);
   return { status: 'signed_in', user: outcome.user, session: sessionBody(outcome.session), next: safeReturnTo(returnTo ?? null) };
 }
@@ -116,7 +128,16 @@ authApi.post('/sign-in/second-factor', async (c) => {
   const done = await completeSignIn(c.var.deps, readCookie(c, COOKIES.secondFactor), { kind: 'code', code }, signInContext(c), {
     defer: deferTo(c, 'sign_in_mail_failed'),
   });
-  return signInResponse(c, { kind: 'signed_in', ...done });
+  return signInResponse(c, done);
+});
+
+/** The purposes a sign-in waits for, answered: `decisions` accept (or refuse) each at its version. */
+authApi.post('/sign-in/purposes', async (c) => {
+  const { decisions, returnTo } = await parseInput(c, 'json', purposeDecisionsInput.extend({ returnTo: z.string().max(2048).optional() }));
+  const outcome = await completePurposes(c.var.deps, readCookie(c, COOKIES.purposes), decisions, signInContext(c), {
+    defer: deferTo(c, 'sign_in_mail_failed'),
+  });
+  return signInResponse(c, outcome, returnTo);
 });
 
 authApi.post('/step-up', async (c) => {
@@ -199,7 +220,7 @@ authApi.post('/passkeys/verify', async (c) => {
   const pending = readCookie(c, COOKIES.secondFactor);
   if (pending) {
     const done = await completeSignIn(deps, pending, proof, ctx, { defer: deferTo(c, 'sign_in_mail_failed') });
-    return signInResponse(c, { kind: 'signed_in', ...done }, input.returnTo);
+    return signInResponse(c, done, input.returnTo);
   }
   if (!c.var.session) throw new GatehouseError('unauthenticated', 'Sign in first.');
   const { session } = await stepUp(deps, c.var.session, proof, ctx.meta);

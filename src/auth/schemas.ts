@@ -73,6 +73,20 @@ export const proofInput = z.union(
 /** The `proof` field a sensitive JSON request may carry. */
 export const withProof = { proof: proofInput.optional() };
 
+/** A password change (or a first password): the current one, or a proof, or neither after a recent sign-in. */
+export const changePasswordInput = z.object({
+  currentPassword: z
+    .string()
+    .min(1, 'currentPassword must not be empty')
+    .max(PASSWORD_MAX_LENGTH * 4, `currentPassword must be at most ${PASSWORD_MAX_LENGTH} characters`)
+    .optional(),
+  newPassword: z
+    .string({ error: 'newPassword is required' })
+    .min(1, 'newPassword is required')
+    .max(PASSWORD_MAX_LENGTH * 4, `newPassword must be at most ${PASSWORD_MAX_LENGTH} characters`),
+  ...withProof,
+});
+
 /** What startRegistration() returns, with the name the person gave the passkey. */
 export const passkeyRegistrationInput = z.object({
   ...withProof,
@@ -89,4 +103,18 @@ export const passkeyRegistrationInput = z.object({
       publicKeyAlgorithm: z.number().int().optional(),
     }),
   }),
+});
+
+/** Answers to consent purposes: each accepts or refuses one purpose at the version shown. */
+export const purposeDecisionsInput = z.object({
+  decisions: z
+    .array(
+      z.object({
+        purpose: z.string({ error: 'purpose is required' }).min(1, 'purpose is required').max(64, 'purpose is not valid'),
+        version: z.string({ error: 'version is required' }).min(1, 'version is required').max(32, 'version is not valid'),
+        granted: z.boolean({ error: 'granted must be true or false' }),
+      }),
+      { error: 'decisions must be a list of { purpose, version, granted }' },
+    )
+    .max(32, 'decisions has too many entries'),
 });

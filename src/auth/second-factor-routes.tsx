@@ -65,7 +65,7 @@ secondFactorPages.post('/second-factor', async (c) => {
       const done = await completeSignIn(deps, readCookie(c, COOKIES.secondFactor), { kind: 'code', code }, signInContext(c), {
         defer: deferTo(c, 'sign_in_mail_failed'),
       });
-      return afterFirstFactor(c, { kind: 'signed_in', ...done }, returnTo);
+      return afterFirstFactor(c, done, returnTo);
     },
   );
 });

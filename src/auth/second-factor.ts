@@ -8,6 +8,14 @@ import { failClosed, GatehouseError, unavailable } from '../lib/errors';
 import { assertLiveSession, startSession, type StartedSession } from '../sessions/session-lifecycle';
 import type { SessionClaims } from '../sessions/session-token';
 import { newSignInMail } from '../mail/templates';
+import {
+  checkDecisions,
+  decisionStatements,
+  pendingPurposes,
+  purposeStates,
+  type PurposeDecision,
+  type PurposeState,
+} from '../identity/consent-records';
 import { acrOf, combineAmr } from './acr';
 import {
   historyQuery,
@@ -26,11 +34,16 @@ import { authUrl } from './urls';
 /** A sign-in that passed its first factor waits five minutes for the second (in COOKIES.secondFactor). */
 export const PENDING_TTL = 300;
 const PENDING_TYPE = 'gh-2fa+jwt';
+/** A sign-in whose factors are done waits ten minutes for the purposes it must accept (in COOKIES.purposes). */
+export const PURPOSES_TTL = 600;
+const PURPOSES_TYPE = 'gh-purposes+jwt';
 
 export type SignInOutcome =
   | { kind: 'signed_in'; user: UserView; session: StartedSession }
   /** `pending` goes into COOKIES.secondFactor; the person is asked for one of `factors`. */
-  | { kind: 'second_factor'; pending: string; factors: SecondFactors };
+  | { kind: 'second_factor'; pending: string; factors: SecondFactors }
+  /** `pending` goes into COOKIES.purposes; the person is asked to accept `purposes` (completePurposes). */
+  | { kind: 'purposes'; pending: string; purposes: PurposeState[] };
 
 interface Pending {
   sub: string;
@@ -89,26 +102,47 @@ export async function completeFirstFactor(
     }),
     ...(opts.statements ?? []),
   ];
-  if (!ask) return { kind: 'signed_in', ...(await finishSignIn(deps, user, amr, ctx, risk, { ...opts, statements: writes })) };
+  if (!ask) return finishSignIn(deps, user, amr, ctx, risk, { ...opts, statements: writes });
   await failClosed('the database', async () => {
     await deps.db.batch(writes as [BatchItem<'sqlite'>, ...BatchItem<'sqlite'>[]]);
   });
-  const pending = await new SignJWT({ amr, markers: risk.markers, risky: isRisky(risk), first: risk.firstSignIn })
-    .setProtectedHeader({ alg: 'HS256', typ: PENDING_TYPE })
-    .setSubject(user.id)
-    .setIssuedAt(Math.floor(now / 1000))
-    .setExpirationTime(Math.floor(now / 1000) + PENDING_TTL)
-    .sign(deps.keys.pending);
+  const pending = await signPending(deps, PENDING_TYPE, PENDING_TTL, user.id, amr, { risky: isRisky(risk), ...risk }, now);
   return { kind: 'second_factor', pending, factors };
 }
 
-/** Reads a pending sign-in; null when it is missing, forged or older than five minutes. */
-export async function readPending(deps: Deps, token: string | undefined): Promise<Pending | null> {
+/** A sign-in half done, signed with the pending-sign-in key; `typ` says which step it waits for. */
+const signPending = (
+  deps: Deps,
+  typ: string,
+  ttl: number,
+  sub: string,
+  amr: string[],
+  risk: { markers: string[]; risky: boolean; firstSignIn: boolean },
+  now: number,
+) =>
+  new SignJWT({ amr, markers: risk.markers, risky: risk.risky, first: risk.firstSignIn })
+    .setProtectedHeader({ alg: 'HS256', typ })
+    .setSubject(sub)
+    .setIssuedAt(Math.floor(now / 1000))
+    .setExpirationTime(Math.floor(now / 1000) + ttl)
+    .sign(deps.keys.pending);
+
+/** The risk a pending sign-in carried from its first step (what the finished sign-in remembers and mails about). */
+const riskOf = (pending: Pending): RiskAssessment => ({
+  firstSignIn: pending.firstSignIn,
+  newDevice: pending.risky,
+  newCountry: false,
+  newAsn: false,
+  markers: pending.markers,
+});
+
+/** Reads a pending sign-in; null when it is missing, forged or older than its step allows. */
+export async function readPending(deps: Deps, token: string | undefined, typ = PENDING_TYPE): Promise<Pending | null> {
   if (!token || token.length > 4096) return null;
   try {
     const { payload } = await jwtVerify(token, deps.keys.pending, {
       algorithms: ['HS256'],
-      typ: PENDING_TYPE,
+      typ,
       currentDate: new Date(deps.now()),
       requiredClaims: ['sub', 'exp'],
     });
@@ -163,21 +197,14 @@ export async function completeSignIn(
   proof: SecondFactorProof,
   ctx: SignInContext,
   opts: { defer: (task: Promise<void>) => void },
-): Promise<{ user: UserView; session: StartedSession }> {
+): Promise<SignInOutcome> {
   const pending = await readPending(deps, pendingToken);
   if (!pending)
     throw new GatehouseError('unauthenticated', 'This sign-in has expired (it waits five minutes for the second step). Sign in again.');
   const user = await failClosed('the database', () => findUserById(deps.db, pending.sub));
   if (!user) throw new GatehouseError('unauthenticated', 'Sign in again.');
   const { amr: added, method } = await checkSecondFactor(deps, user.id, proof, ctx.meta);
-  const risk: RiskAssessment = {
-    firstSignIn: pending.firstSignIn,
-    newDevice: pending.risky,
-    newCountry: false,
-    newAsn: false,
-    markers: pending.markers,
-  };
-  return finishSignIn(deps, user, combineAmr(pending.amr, added), ctx, risk, { ...opts, detail: { secondFactor: method } });
+  return finishSignIn(deps, user, combineAmr(pending.amr, added), ctx, riskOf(pending), { ...opts, detail: { secondFactor: method } });
 }
 
 /**
@@ -227,12 +254,33 @@ async function finishSignIn(
   amr: string[],
   ctx: SignInContext,
   risk: RiskAssessment,
-  opts: { detail?: Record<string, unknown>; defer: (task: Promise<void>) => void; statements?: BatchItem<'sqlite'>[] },
-): Promise<{ user: UserView; session: StartedSession }> {
+  opts: {
+    detail?: Record<string, unknown>;
+    defer: (task: Promise<void>) => void;
+    statements?: BatchItem<'sqlite'>[];
+    /** The purposes were just answered (completePurposes): their records are in `statements`. */
+    purposesAnswered?: boolean;
+  },
+): Promise<SignInOutcome> {
   // Read again when a second factor finished the sign-in (the account may have been blocked meanwhile);
   // one blocked after this read is refused by its session object (startSession).
   assertNotBlocked(user);
   const now = deps.now();
+  // The one place every sign-in passes before it has a session: what the person must accept
+  // (a required purpose never accepted, or at an older version) is asked here, so no sign-in
+  // reaches an app, a page or a token without it.
+  if (!opts.purposesAnswered) {
+    const purposes = await failClosed('the database', () => pendingPurposes(deps.db, deps.config.purposes, user.id));
+    if (purposes.length > 0) {
+      const writes = opts.statements ?? [];
+      if (writes.length > 0)
+        await failClosed('the database', async () => {
+          await deps.db.batch(writes as [BatchItem<'sqlite'>, ...BatchItem<'sqlite'>[]]);
+        });
+      const pending = await signPending(deps, PURPOSES_TYPE, PURPOSES_TTL, user.id, amr, { ...risk, risky: isRisky(risk) }, now);
+      return { kind: 'purposes', pending, purposes };
+    }
+  }
   const roles = 'roles' in user ? user.roles : await failClosed('the database', () => rolesOf(deps.db, user.id));
   const view = viewOf(user, roles);
   const session = await startSession(deps, { user: view, amr, meta: ctx.meta, now });
@@ -267,5 +315,36 @@ async function finishSignIn(
       ),
     );
   }
-  return { user: view, session };
+  return { kind: 'signed_in', user: view, session };
+}
+
+/** The purposes a sign-in waiting in COOKIES.purposes must still accept; null when there is no such sign-in (or it expired). */
+export async function purposesWaiting(deps: Deps, pendingToken: string | undefined): Promise<PurposeState[] | null> {
+  const pending = await readPending(deps, pendingToken, PURPOSES_TYPE);
+  if (!pending) return null;
+  return failClosed('the database', () => pendingPurposes(deps.db, deps.config.purposes, pending.sub));
+}
+
+/**
+ * Finishes a sign-in that waited for its purposes: the answers must name declared purposes at the
+ * versions in force and accept every required one still open; they are recorded in the sign-in's
+ * own batch (both or neither).
+ */
+export async function completePurposes(
+  deps: Deps,
+  pendingToken: string | undefined,
+  decisions: PurposeDecision[],
+  ctx: SignInContext,
+  opts: { defer: (task: Promise<void>) => void },
+): Promise<SignInOutcome> {
+  const pending = await readPending(deps, pendingToken, PURPOSES_TYPE);
+  if (!pending) throw new GatehouseError('unauthenticated', 'This sign-in has expired (it waits ten minutes). Sign in again.');
+  const user = await failClosed('the database', () => findUserById(deps.db, pending.sub));
+  if (!user) throw new GatehouseError('unauthenticated', 'Sign in again.');
+  checkDecisions(deps.config.purposes, decisions);
+  const states = await failClosed('the database', () => purposeStates(deps.db, deps.config.purposes, user.id));
+  const open = states.find((p) => p.required && !p.accepted && !decisions.some((d) => d.purpose === p.id && d.granted));
+  if (open) throw new GatehouseError('consent_required', `To continue, accept ${open.title}.`, { field: 'decisions' });
+  const statements = decisionStatements(deps.db, user.id, states, decisions, { source: 'sign_in', meta: ctx.meta, at: deps.now() });
+  return finishSignIn(deps, user, pending.amr, ctx, riskOf(pending), { ...opts, statements, purposesAnswered: true });
 }

@@ -239,6 +239,33 @@ export const consents = sqliteTable(
   (t) => [primaryKey({ columns: [t.userId, t.clientId] })],
 );
 
+/**
+ * Purpose-based consent (docs/privacy.md): every answer a person gave to a purpose the operator
+ * declares (CONSENT_PURPOSES), at a version, accepted or refused, when and from where. Append-only
+ * (a trigger refuses updates): the current state of a purpose is its newest row, and the rows
+ * before it are the history.
+ */
+export const consentRecords = sqliteTable(
+  'consent_records',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    purpose: text('purpose').notNull(),
+    version: text('version').notNull(),
+    granted: integer('granted', { mode: 'boolean' }).notNull(),
+    /** Where the answer was given: `sign_in` (the prompt), `account` (the page), `api`. */
+    source: text('source').notNull(),
+    ip: text('ip'),
+    userAgent: text('user_agent'),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [index('consent_records_user_purpose_idx').on(t.userId, t.purpose, t.id)],
+);
+
+export type ConsentRecordRow = typeof consentRecords.$inferSelect;
+
 /** `jti`s of private_key_jwt client assertions already used (RFC 7523 §3: single use), until they expire. */
 export const usedAssertions = sqliteTable(
   'used_client_assertions',

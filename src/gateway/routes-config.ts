@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { jsonArrayVar } from '../lib/json-var';
 
 /**
  * The gateway's route table (the `ROUTES` var: a JSON array), validated at start-up: a bad route
@@ -134,35 +135,24 @@ export const routeSchema = z
 export type Route = z.output<typeof routeSchema>;
 export type RoutePolicy = Route['policy'];
 
-export const routesSchema = z
-  .string()
-  .default('[]')
-  .transform((text, ctx) => {
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      ctx.addIssue({ code: 'custom', message: 'must be a JSON array of routes' });
-      return z.NEVER;
-    }
-  })
-  .pipe(
-    z
-      .array(routeSchema)
-      .max(500)
-      .superRefine((routes, ctx) => {
-        // Routes that share a bucket share one count: one limit for it, or the count means nothing.
-        const limits = new Map<string, string>();
-        routes.forEach((r, i) => {
-          if (!r.rateLimit?.bucket) return;
-          const limit = `${r.rateLimit.requests}/${r.rateLimit.period}`;
-          const seen = limits.get(r.rateLimit.bucket);
-          if (seen === undefined) limits.set(r.rateLimit.bucket, limit);
-          else if (seen !== limit)
-            ctx.addIssue({
-              code: 'custom',
-              path: [i, 'rateLimit', 'bucket'],
-              message: `another route counts "${r.rateLimit.bucket}" at ${seen}: routes sharing a bucket need the same requests and period`,
-            });
-        });
-      }),
-  );
+export const routesSchema = jsonArrayVar('routes').pipe(
+  z
+    .array(routeSchema)
+    .max(500)
+    .superRefine((routes, ctx) => {
+      // Routes that share a bucket share one count: one limit for it, or the count means nothing.
+      const limits = new Map<string, string>();
+      routes.forEach((r, i) => {
+        if (!r.rateLimit?.bucket) return;
+        const limit = `${r.rateLimit.requests}/${r.rateLimit.period}`;
+        const seen = limits.get(r.rateLimit.bucket);
+        if (seen === undefined) limits.set(r.rateLimit.bucket, limit);
+        else if (seen !== limit)
+          ctx.addIssue({
+            code: 'custom',
+            path: [i, 'rateLimit', 'bucket'],
+            message: `another route counts "${r.rateLimit.bucket}" at ${seen}: routes sharing a bucket need the same requests and period`,
+          });
+      });
+    }),
+);

@@ -48,6 +48,8 @@ export type AuditType =
   | 'user_unblocked'
   | 'user_deleted'
   | 'consent_revoked'
+  | 'password_changed'
+  | 'purpose_consent_changed'
   | 'admin_change'
   | 'admin_read';
 

@@ -19,6 +19,8 @@ export const COOKIES = {
   device: `${PREFIX}device`,
   /** A sign-in waiting for its second factor (five minutes). */
   secondFactor: `${PREFIX}2fa`,
+  /** A sign-in waiting for the person to accept what they must (consent purposes; ten minutes). */
+  purposes: `${PREFIX}purposes`,
   /** Binds an email sign-in code to the browser that asked for it (ten minutes). */
   emailSignIn: `${PREFIX}email_signin`,
   /** The device that a handoff will sign in (QR, continue). */
@@ -38,7 +40,7 @@ export const COOKIES = {
 export type CookieName = (typeof COOKIES)[keyof typeof COOKIES];
 
 /** SameSite per cookie: Strict for the short-lived step state that no cross-site navigation needs. */
-const STRICT = new Set<CookieName>([COOKIES.secondFactor, COOKIES.emailSignIn, COOKIES.handoffWait, COOKIES.handoffOwn]);
+const STRICT = new Set<CookieName>([COOKIES.secondFactor, COOKIES.purposes, COOKIES.emailSignIn, COOKIES.handoffWait, COOKIES.handoffOwn]);
 
 /** `__Host-`: Secure, Path=/, no Domain; HttpOnly always. `maxAge` in seconds; omitted: a browser-session cookie. */
 export function cookieAttributes(name: CookieName, maxAge?: number) {

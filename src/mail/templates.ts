@@ -163,3 +163,18 @@ export function identityUnlinkedMail(to: string, d: { provider: string; account:
     html: htmlOf(lines, { href: d.accountLink, label: 'Review your account' }),
   };
 }
+
+/** The account's password was changed (or a first one set) from a signed-in session. */
+export function passwordChangedMail(to: string, d: { first: boolean; when: Date; accountLink: string }): Mail {
+  const lines = [
+    d.first ? 'A password was set for your account: it can now sign in with it too.' : 'The password for your account was changed.',
+    `When: ${d.when.toUTCString()}. Every other session was signed out.`,
+    'If this was you, there is nothing to do. If not, reset your password now and review your account.',
+  ];
+  return {
+    to,
+    subject: d.first ? 'A password was set for your account' : 'Your password was changed',
+    text: `${lines.join('\n\n')}\n\n${d.accountLink}\n`,
+    html: htmlOf(lines, { href: d.accountLink, label: 'Review your account' }),
+  };
+}

@@ -21,6 +21,7 @@ import { pushedParams, usePushedRequest } from './pushed-requests';
 import { requestObjectParams } from './request-object';
 import { resourceProblem } from './client-registration';
 import { findClient, grantableScope, grantResources, type Client } from './clients';
+import { pendingPurposes } from '../identity/consent-records';
 import { consentAsked, consentCovers, recordConsent, storedConsent, takeHeldConsent } from './consent';
 import { issuerOf } from './issue';
 import { readReauthMarker, REAUTH_PARAM, signedInSince } from './reauth-marker';
@@ -247,6 +248,20 @@ export async function decideAuthorization(
       };
     const forced = session !== null || req.prompt.has('login') || req.maxAge !== undefined;
     return { kind: 'login', reauth: forced ? { staleSid: session?.sid ?? null } : null };
+  }
+
+  // A required consent purpose not accepted at its version in force (a new terms version since this
+  // session signed in): no code until the person has seen it — which the next sign-in asks.
+  if ((await failClosed('the database', () => pendingPurposes(deps.db, deps.config.purposes, session.sub))).length > 0) {
+    if (req.prompt.has('none'))
+      return {
+        kind: 'respond',
+        response: authorizationResponse(deps, target, {
+          error: 'consent_required',
+          error_description: 'The user must accept updated terms.',
+        }),
+      };
+    return { kind: 'login', reauth: { staleSid: session.sid } };
   }
 
   // acr_values (OIDC Core §3.1.2.1, voluntary), an acr claim request (essential when it says so) and

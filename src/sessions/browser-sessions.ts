@@ -165,15 +165,20 @@ export class BrowserSessions {
       .map((r) => r.sid);
   }
 
-  /** Ends every session, or every one but `exceptSid` (and its app-host sessions). Returns how many Gatehouse sessions ended. */
-  revokeAll(exceptSid?: string): number {
-    const rows = exceptSid
-      ? this.sql.exec<{ parent_sid: string | null }>(
-          'DELETE FROM sessions WHERE sid != ?1 AND (parent_sid IS NULL OR parent_sid != ?1) RETURNING parent_sid',
-          exceptSid,
-        )
-      : this.sql.exec<{ parent_sid: string | null }>('DELETE FROM sessions RETURNING parent_sid');
-    return rows.toArray().filter((r) => r.parent_sid === null).length;
+  /**
+   * Ends every session, or every one but `exceptSid` (and its app-host sessions). Returns the ids
+   * that ended and how many of them were Gatehouse sessions.
+   */
+  revokeAll(exceptSid?: string): { ended: string[]; count: number } {
+    const rows = (
+      exceptSid
+        ? this.sql.exec<{ sid: string; parent_sid: string | null }>(
+            'DELETE FROM sessions WHERE sid != ?1 AND (parent_sid IS NULL OR parent_sid != ?1) RETURNING sid, parent_sid',
+            exceptSid,
+          )
+        : this.sql.exec<{ sid: string; parent_sid: string | null }>('DELETE FROM sessions RETURNING sid, parent_sid')
+    ).toArray();
+    return { ended: rows.map((r) => r.sid), count: rows.filter((r) => r.parent_sid === null).length };
   }
 
   purge(now: number): void {

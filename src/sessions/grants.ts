@@ -372,11 +372,60 @@ export class GrantStore {
         )
       : this.sql.exec('UPDATE refresh_families SET revoked_at = ? WHERE revoked_at IS NULL RETURNING family_id', now);
     const revoked = rows.toArray() as { family_id: string }[];
-    for (const { family_id } of revoked) {
+    this.revokeGrantTokens(revoked, now);
+    return revoked.length;
+  }
+
+  /** The access tokens of these grants: opaque ones deleted, signed ones on the revocation list. */
+  private revokeGrantTokens(grants: { family_id: string }[], now: number): void {
+    for (const { family_id } of grants) {
       this.opaque.deleteOfGrant(family_id);
       this.revocations.add(grantKey(family_id), now + MAX_ACCESS_TOKEN_MS);
     }
-    return revoked.length;
+  }
+
+  /**
+   * Revokes everything of one client: its refresh families (offline_access too), its unredeemed
+   * codes (deleted: redeeming one is then an unknown code), and the grants of its redeemed codes
+   * still remembered (access tokens issued without a refresh token).
+   */
+  revokeClient(clientId: string, now: number): number {
+    const families = this.sql
+      .exec<{ family_id: string }>(
+        'UPDATE refresh_families SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL RETURNING family_id',
+        now,
+        clientId,
+      )
+      .toArray();
+    const redeemed = this.sql
+      .exec<{ family_id: string }>(
+        'SELECT family_id FROM auth_codes WHERE client_id = ? AND consumed_at IS NOT NULL AND family_id IS NOT NULL',
+        clientId,
+      )
+      .toArray();
+    this.sql.exec('DELETE FROM auth_codes WHERE client_id = ? AND consumed_at IS NULL', clientId);
+    this.revokeGrantTokens([...families, ...redeemed], now);
+    return families.length;
+  }
+
+  /** Clients with a live refresh family: how many, the latest sign-in behind one, and the scopes across them. */
+  clientsWithGrants(now: number): { clientId: string; familyCount: number; lastAuthTime: number; scope: string[] }[] {
+    const rows = this.sql
+      .exec<{ client_id: string; scope: string; auth_time: number }>(
+        'SELECT client_id, scope, auth_time FROM refresh_families WHERE revoked_at IS NULL AND idle_expires_at > ? AND absolute_expires_at > ?',
+        now,
+        now,
+      )
+      .toArray();
+    const by = new Map<string, { clientId: string; familyCount: number; lastAuthTime: number; scope: string[] }>();
+    for (const r of rows) {
+      const entry = by.get(r.client_id) ?? { clientId: r.client_id, familyCount: 0, lastAuthTime: 0, scope: [] };
+      entry.familyCount++;
+      entry.lastAuthTime = Math.max(entry.lastAuthTime, r.auth_time);
+      entry.scope = [...new Set([...entry.scope, ...(JSON.parse(r.scope) as string[])])].sort();
+      by.set(r.client_id, entry);
+    }
+    return [...by.values()];
   }
 
   /**

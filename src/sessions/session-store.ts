@@ -11,6 +11,8 @@ type Methods = Pick<
   | 'list'
   | 'revoke'
   | 'revokeAll'
+  | 'revokeClient'
+  | 'clientsWithGrants'
   | 'signOutFrom'
   | 'issueConnect'
   | 'holdAuthorization'
@@ -51,6 +53,8 @@ const PASSTHROUGH: (keyof Methods)[] = [
   'list',
   'revoke',
   'revokeAll',
+  'revokeClient',
+  'clientsWithGrants',
   'signOutFrom',
   'issueConnect',
   'holdAuthorization',

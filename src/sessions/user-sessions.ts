@@ -68,7 +68,7 @@ export class UserSessions extends DurableObject<Env> {
    */
   async block(now: number): Promise<{ sessions: number }> {
     this.account.block(now);
-    const sessions = this.sessions.revokeAll();
+    const sessions = this.sessions.revokeAll().count;
     this.grants.revokeEverything(now);
     this.tickets.clear();
     this.held.clear();
@@ -140,11 +140,33 @@ export class UserSessions extends DurableObject<Env> {
 
   /**
    * Ends every session, or every one but `exceptSid`. Ending them all also revokes every refresh
-   * token ("sign out everywhere", password reset). Returns how many sessions ended.
+   * token ("sign out everywhere", password reset); ending all but one revokes the refresh tokens
+   * born of those that ended, as signing each out would (password change). Returns how many
+   * sessions ended.
    */
   revokeAll(exceptSid?: string): number {
-    if (!exceptSid) this.grants.revokeFamiliesOfSession(null, Date.now());
-    return this.sessions.revokeAll(exceptSid);
+    const now = Date.now();
+    if (!exceptSid) this.grants.revokeFamiliesOfSession(null, now);
+    const { ended, count } = this.sessions.revokeAll(exceptSid);
+    if (exceptSid) for (const sid of ended) this.grants.revokeFamiliesOfSession(sid, now);
+    this.tickets.dropOfSessions(ended);
+    return count;
+  }
+
+  /**
+   * Takes back everything one client holds for this user (its consent is being withdrawn): every
+   * refresh family (offline_access or not), the codes not yet redeemed, and — through the
+   * revocation list — the access tokens issued under them. Returns how many families were live.
+   */
+  async revokeClient(clientId: string): Promise<number> {
+    const revoked = this.grants.revokeClient(clientId, Date.now());
+    await this.scheduleAlarm();
+    return revoked;
+  }
+
+  /** The clients holding a live refresh family for this user, each with its newest grant's time and scope. */
+  clientsWithGrants(now: number): { clientId: string; familyCount: number; lastAuthTime: number; scope: string[] }[] {
+    return this.grants.clientsWithGrants(now);
   }
 
   // ── Host handshake (app hosts get sessions of their own) ─────────────────────────────────

@@ -94,6 +94,32 @@ describe('configuration', () => {
     expect(issuesOf({ ...base, ROUTES: '[{' })).toEqual(['ROUTES: must be a JSON array of routes']);
   });
 
+  it('reads CONSENT_PURPOSES, naming the bad field of a purpose', () => {
+    expect(parseConfig(base).purposes).toEqual([]);
+    const purposes = [
+      { id: 'terms', title: 'Terms of service', version: '2026-01', required: true, url: 'https://example.com/terms' },
+      { id: 'marketing_email', title: 'News by mail', version: '1' },
+    ];
+    expect(parseConfig({ ...base, CONSENT_PURPOSES: JSON.stringify(purposes) }).purposes).toEqual([
+      purposes[0],
+      { ...purposes[1], required: false, url: null },
+    ]);
+    const bad = (p: unknown) => issuesOf({ ...base, CONSENT_PURPOSES: typeof p === 'string' ? p : JSON.stringify(p) });
+    expect(bad('{not json')).toEqual(['CONSENT_PURPOSES: must be a JSON array of purposes']);
+    expect(bad([{ id: 'Terms', title: 't', version: '1' }])[0]).toMatch(/^CONSENT_PURPOSES\.0\.id: must be a lowercase identifier/);
+    expect(bad([{ id: 'terms', title: 't', version: 'v 1' }])[0]).toMatch(/^CONSENT_PURPOSES\.0\.version:/);
+    expect(bad([{ id: 'terms', title: '', version: '1' }])[0]).toMatch(/^CONSENT_PURPOSES\.0\.title:/);
+    expect(bad([{ id: 'terms', title: 't', version: '1', url: 'javascript:alert(1)' }])[0]).toMatch(/^CONSENT_PURPOSES\.0\.url:/);
+    expect(bad([{ id: 'terms', title: 't', version: '1', required: 'yes' }])[0]).toMatch(/^CONSENT_PURPOSES\.0\.required:/);
+    expect(bad([{ id: 'terms', title: 't', version: '1', extra: 1 }])[0]).toMatch(/^CONSENT_PURPOSES\.0:/);
+    expect(
+      bad([
+        { id: 'terms', title: 't', version: '1' },
+        { id: 'terms', title: 'u', version: '2' },
+      ]),
+    ).toEqual(['CONSENT_PURPOSES.1.id: terms is declared twice']);
+  });
+
   it('never enables the dev mailbox, or plain http, in production', () => {
     expect(issuesOf({ ...base, MAIL_PROVIDER: 'dev' })).toEqual(['MAIL_PROVIDER: the dev mailbox is never enabled in production']);
     expect(issuesOf({ ...base, PUBLIC_URL: 'http://auth.example.com' })).toEqual(['PUBLIC_URL: must be https in production']);

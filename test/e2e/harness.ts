@@ -82,7 +82,12 @@ export async function startGatehouse(
       ...secrets,
       ...(typeof extraVars === 'function' ? extraVars({ base, appHost }) : extraVars),
     };
-    return { port, base, appHost, start: () => startWranglerDev({ port, persistTo, vars, testScheduled: true }) };
+    return {
+      port,
+      base,
+      appHost,
+      start: (more: Record<string, string> = {}) => startWranglerDev({ port, persistTo, vars: { ...vars, ...more }, testScheduled: true }),
+    };
   };
   let at = on(candidatePort());
   let dev: Awaited<ReturnType<typeof startWranglerDev>>;
@@ -110,9 +115,12 @@ export async function startGatehouse(
     async pause() {
       await dev.stop();
     },
-    /** Starts it again on the same port, state and secrets (fresh isolates, empty caches). */
-    async resume() {
-      dev = await start();
+    /**
+     * Starts it again on the same port, state and secrets (fresh isolates, empty caches), with
+     * `vars` changed — as an operator's redeploy with new configuration would.
+     */
+    async resume(vars: Record<string, string> = {}) {
+      dev = await start(vars);
     },
     async stop() {
       await dev.stop();

@@ -37,6 +37,18 @@ async function browserWithEveryCookie() {
   await b.open('/auth/handoff/qr');
   await b.open('/auth/handoff/continue');
   for (const [name, value] of pending.cookies) if (!b.cookies.has(name)) b.cookies.set(name, value);
+  // A sign-in waiting for a required consent purpose (terms never accepted).
+  const terms = new TestBrowser().at((deps) => ({
+    config: { ...deps.config, purposes: [{ id: 'terms', title: 'Terms', version: '1', required: true, url: null }] },
+  }));
+  expect(
+    await (
+      await terms.post('/auth/api/sign-in', { email: (await createVerifiedUser()).email, password: 'correct horse battery staple 42' })
+    ).json(),
+  ).toMatchObject({
+    status: 'consent_required',
+  });
+  for (const [name, value] of terms.cookies) if (!b.cookies.has(name)) b.cookies.set(name, value);
   // An upstream sign-in: its binding (one started, not finished), and what an upstream not trusted
   // for the address answers — a link waiting for proof of the account that has it, and the binding
   // of a sign-up confirmed by mail (both set either way, so that the answer tells nothing).
