@@ -2,6 +2,7 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { convertV4MiniflareOptions, Miniflare, type V4WorkerOptions, type V4WorkerOptionsShape } from 'miniflare';
+import { ASSETS_DIRECTORY } from '../src/auth/common-passwords';
 import { ROOT, wrangler } from '../scripts/lib/wrangler';
 import { childrenNamed, track } from './processes';
 
@@ -31,9 +32,24 @@ export function bundleModules(outdir: string) {
 export const COMPATIBILITY_DATE = '2026-10-20';
 export const PUBLIC_URL = 'https://gatehouse.bench';
 
-/** Gatehouse's bindings for a benchmark: fresh D1, the session object, a limiter that never trips. */
+/**
+ * Gatehouse's static assets (wrangler.toml `[assets]`: the common-password list) in a worker of
+ * their own, served by Miniflare's own asset router and asset worker. Gatehouse reaches them only
+ * through its ASSETS binding: as with `run_worker_first` in production, no request to Gatehouse
+ * passes through the local asset router (which would add its isolates' CPU to every measured request).
+ */
+export const ASSETS_WORKER: WorkerOptions = {
+  name: 'gatehouse-assets',
+  modules: true,
+  script: `export default { fetch() { return new Response(null, { status: 404 }); } };`,
+  compatibilityDate: COMPATIBILITY_DATE,
+  assets: { directory: join(ROOT, ASSETS_DIRECTORY) },
+};
+
+/** Gatehouse's bindings for a benchmark: fresh D1, the session object, a limiter that never trips, its assets. */
 export const GATEHOUSE_OPTIONS = {
   compatibilityDate: COMPATIBILITY_DATE,
+  serviceBindings: { ASSETS: ASSETS_WORKER.name! } as Record<string, string>,
   d1Databases: { DB: 'bench' },
   durableObjects: {
     USER_SESSIONS: { className: 'UserSessions', useSQLite: true },
@@ -118,14 +134,13 @@ export async function startMiniflare(workers: WorkerOptions[]): Promise<Instance
   };
 }
 
-/** Miniflare options for a bundle from `bundle()`, with Gatehouse's bindings or with none. */
+/** Miniflare options for a bundle from `bundle()`, with Gatehouse's bindings (and its assets' worker) or with none. */
 export function workerOptions(outdir: string, opts: { gatehouse: boolean }) {
   // Miniflare 5 takes a new options shape; convertV4MiniflareOptions accepts the familiar one.
-  return convertV4MiniflareOptions({
-    modulesRoot: outdir,
-    modules: bundleModules(outdir),
-    ...(opts.gatehouse ? GATEHOUSE_OPTIONS : { compatibilityDate: GATEHOUSE_OPTIONS.compatibilityDate }),
-  });
+  const worker = { modulesRoot: outdir, modules: bundleModules(outdir) };
+  return opts.gatehouse
+    ? convertV4MiniflareOptions({ workers: [{ name: 'gatehouse', ...worker, ...GATEHOUSE_OPTIONS }, ASSETS_WORKER] })
+    : convertV4MiniflareOptions({ ...worker, compatibilityDate: GATEHOUSE_OPTIONS.compatibilityDate });
 }
 
 /** Where load goes: Miniflare's `port` (through its entry worker) or a worker's own workerd socket. */
@@ -150,12 +165,13 @@ export function gatehouseWorker(outdir: string, extra: WorkerSettings = {}): Wor
     ...GATEHOUSE_OPTIONS,
     ...extra,
     bindings: { ...GATEHOUSE_OPTIONS.bindings, ...extra.bindings },
+    serviceBindings: { ...GATEHOUSE_OPTIONS.serviceBindings, ...(extra.serviceBindings as Record<string, string> | undefined) },
   };
 }
 
-/** Gatehouse (first) and `others` in one workerd, D1 migrated. */
+/** Gatehouse (first), its assets' worker and `others` in one workerd, D1 migrated. */
 export async function startGatehouse(outdir: string, extra?: WorkerSettings, others: WorkerOptions[] = []): Promise<Instance> {
-  const instance = await startMiniflare([gatehouseWorker(outdir, extra), ...others]);
+  const instance = await startMiniflare([gatehouseWorker(outdir, extra), ASSETS_WORKER, ...others]);
   try {
     await applyMigrationsTo(await instance.db());
   } catch (e) {

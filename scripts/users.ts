@@ -11,8 +11,10 @@
  * Blocking and deleting also reach the user's Durable Object, which only the worker can: they are
  * the admin API's (docs/admin-api.md "Users").
  */
+import { readFile } from 'node:fs/promises';
 import { createPasswordHasher } from '../src/auth/argon2';
-import { checkNewPassword } from '../src/auth/password-policy';
+import { ASSETS_DIRECTORY, COMMON_PASSWORDS_ASSET } from '../src/auth/common-passwords';
+import { checkNewPassword, createCommonPasswords } from '../src/auth/password-policy';
 import { assertPersonalAddress, emailField } from '../src/identity/email';
 import { ROLE_NAME } from '../src/identity/profile';
 import { secondFactorResetStatements } from '../src/identity/second-factors';
@@ -22,7 +24,7 @@ import { GatehouseError } from '../src/lib/errors';
 import { loadArgon2Node } from './lib/argon2-node';
 import { parseFlags, runAsScript, usageFor } from './lib/cli';
 import { statementBuilder, statementSql } from './lib/sql';
-import { d1Query, sqlString, type Target } from './lib/wrangler';
+import { d1Query, ROOT, sqlString, type Target } from './lib/wrangler';
 
 const USAGE = `Usage: npm run users -- create --email EMAIL --password PASSWORD [options]
        npm run users -- set --email EMAIL [--role ROLE ...] [--no-roles] [--tier TIER] [--remote]
@@ -154,9 +156,11 @@ export async function main(argv: string[]): Promise<void> {
   if (!email.success) usage(`--email: ${email.error.issues[0]!.message}`);
   for (const role of values.role) if (!ROLE.test(role)) usage(`--role "${role}" must match ${ROLE}`);
   if (!ROLE.test(values.tier)) usage(`--tier "${values.tier}" must match ${ROLE}`);
+  // The same blocklist the worker reads through its ASSETS binding, from the file wrangler uploads.
+  const list = createCommonPasswords(async () => new Uint8Array(await readFile(`${ROOT}${ASSETS_DIRECTORY}${COMMON_PASSWORDS_ASSET}`)));
   try {
     assertPersonalAddress(email.data);
-    checkNewPassword(values.password, 8);
+    await checkNewPassword(list, values.password, 8);
   } catch (e) {
     if (e instanceof GatehouseError) usage(e.extra.field === 'email' ? `--${e.message}` : `--password: ${e.message}`);
     throw e;

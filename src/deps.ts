@@ -1,5 +1,7 @@
 import { createPasswordHasher, type PasswordHasher } from './auth/argon2';
 import { loadArgon2 } from './auth/argon2-worker';
+import { COMMON_PASSWORDS_ASSET } from './auth/common-passwords';
+import { commonPasswordsFromAssets, type CommonPasswords } from './auth/password-policy';
 import { ConfigError, parseConfig, type Config, type Env } from './config';
 import { createDb, type Database } from './db/client';
 import { deriveHmacKey } from './lib/crypto';
@@ -27,6 +29,8 @@ export interface Deps {
   handoffs: HandoffStore;
   mailer: Mailer;
   passwords: PasswordHasher;
+  /** The common-password blocklist, read from the ASSETS binding on the first check and kept for the isolate. */
+  commonPasswords: CommonPasswords;
   /** HMAC keys derived from AUTH_SECRET, one per purpose. `cursor`: the admin API's page cursors. */
   keys: { session: CryptoKey; csrf: CryptoKey; pending: CryptoKey; cursor: CryptoKey };
   /** Asymmetric signing keys (access and ID tokens, assertions), cached in the isolate. */
@@ -89,6 +93,7 @@ async function buildDeps(env: Env): Promise<Deps> {
   const limiter = env.CREDENTIAL_RATE_LIMIT;
   if (!limiter) throw new ConfigError(['CREDENTIAL_RATE_LIMIT: missing rate limiting binding (see wrangler.toml)']);
   if (!env.WEBHOOKS) throw new ConfigError(['WEBHOOKS: missing queue binding (see wrangler.toml)']);
+  if (!env.ASSETS) throw new ConfigError(['ASSETS: missing static assets binding (see wrangler.toml [assets])']);
   return {
     config,
     db,
@@ -97,6 +102,7 @@ async function buildDeps(env: Env): Promise<Deps> {
     handoffs: createHandoffStore(env.HANDOFFS),
     mailer: createMailer(config, db, (input, init) => fetch(input, init)),
     passwords,
+    commonPasswords: commonPasswordsFromAssets(env.ASSETS, COMMON_PASSWORDS_ASSET),
     keys: { session, csrf, pending, cursor },
     signingKeys: new KeyRing(db, config.keyEncryptionKey, keyPolicy(config.tokens)),
     rateLimit: async (key) => (await limiter.limit({ key })).success,

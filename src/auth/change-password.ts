@@ -41,7 +41,7 @@ export async function changePassword(
       throw new GatehouseError('invalid_proof', e.message, { field: 'currentPassword' });
     throw e;
   });
-  checkNewPassword(change.newPassword, deps.config.passwordMinLength, 'newPassword');
+  await checkNewPassword(deps.commonPasswords, change.newPassword, deps.config.passwordMinLength, 'newPassword');
   const user = await failClosed('the database', () => findUserById(deps.db, session.sub));
   if (!user) throw new GatehouseError('unauthenticated', 'Sign in again.');
   const first = user.passwordHash === null;

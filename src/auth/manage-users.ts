@@ -64,7 +64,7 @@ async function commit(deps: Deps, statements: Statement[]): Promise<void> {
  */
 export async function createUser(deps: Deps, a: NewAccount, by: ChangeBy, defer: (task: Promise<void>) => void): Promise<string> {
   assertPersonalAddress(a.email);
-  if (a.password !== undefined) checkNewPassword(a.password, deps.config.passwordMinLength);
+  if (a.password !== undefined) await checkNewPassword(deps.commonPasswords, a.password, deps.config.passwordMinLength);
   if (a.sendInvitation && a.password !== undefined)
     throw new GatehouseError('invalid_request', 'send_invitation: an invitation lets the person choose a password; send one or the other', {
       field: 'send_invitation',

@@ -60,7 +60,7 @@ export async function resetPassword(
   const { db } = deps;
   const now = deps.now();
   const peeked = await failClosed('the database', () => peekEmailToken(db, 'reset_password', input.token, now));
-  checkNewPassword(input.password, deps.config.passwordMinLength);
+  await checkNewPassword(deps.commonPasswords, input.password, deps.config.passwordMinLength);
   const userId = peeked.userId!;
   const passwordHash = await deps.passwords.hash(input.password);
 

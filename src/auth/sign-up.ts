@@ -18,7 +18,7 @@ import { authUrl } from './urls';
 export async function signUp(deps: Deps, input: { email: string; password: string | null }, meta: RequestMeta): Promise<void> {
   const { db, config } = deps;
   const now = deps.now();
-  if (input.password !== null) checkNewPassword(input.password, config.passwordMinLength);
+  if (input.password !== null) await checkNewPassword(deps.commonPasswords, input.password, config.passwordMinLength);
   const held = await failClosed('the database', () => mailLimitReached(db, input.email, now));
 
   // A passkey sign-up (no password) still does the hashing work: the answer takes as long either way.

@@ -2,7 +2,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { convertV4MiniflareOptions, Miniflare } from 'miniflare';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyMigrationsTo, bundle, bundleModules, GATEHOUSE_OPTIONS } from '../../bench/harness';
+import { applyMigrationsTo, ASSETS_WORKER, bundle, bundleModules, GATEHOUSE_OPTIONS } from '../../bench/harness';
 import { listenOnFreePort } from './harness';
 
 /**
@@ -26,18 +26,24 @@ beforeAll(async () => {
   const outdir = bundle('e2e-connection');
   mf = new Miniflare(
     convertV4MiniflareOptions({
-      modulesRoot: outdir,
-      modules: bundleModules(outdir),
-      ...GATEHOUSE_OPTIONS,
-      // No port in the host names: workerd picks its port as it binds (port 0), and the raw
-      // request below sends the Host it likes.
-      bindings: {
-        ...GATEHOUSE_OPTIONS.bindings,
-        PUBLIC_URL: 'http://localhost',
-        ROUTES: JSON.stringify([
-          { match: '/open/*', host: 'app.localhost', origin: `http://127.0.0.1:${originPort}`, policy: { access: 'public' } },
-        ]),
-      },
+      workers: [
+        {
+          name: 'gatehouse',
+          modulesRoot: outdir,
+          modules: bundleModules(outdir),
+          ...GATEHOUSE_OPTIONS,
+          // No port in the host names: workerd picks its port as it binds (port 0), and the raw
+          // request below sends the Host it likes.
+          bindings: {
+            ...GATEHOUSE_OPTIONS.bindings,
+            PUBLIC_URL: 'http://localhost',
+            ROUTES: JSON.stringify([
+              { match: '/open/*', host: 'app.localhost', origin: `http://127.0.0.1:${originPort}`, policy: { access: 'public' } },
+            ]),
+          },
+        },
+        ASSETS_WORKER,
+      ],
       port: 0,
       host: '127.0.0.1',
     } as never),

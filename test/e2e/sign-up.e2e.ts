@@ -1,14 +1,22 @@
+import { createServer, type Server } from 'node:http';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, mailbox, startGatehouse, usersCli } from './harness';
+import { launchBrowser, listenOnFreePort, mailbox, resolveLocalhostNames, startGatehouse, usersCli } from './harness';
 
 let gatehouse: Awaited<ReturnType<typeof startGatehouse>>;
 let browser: Browser;
 let context: BrowserContext;
 let page: Page;
+/** A site behind the gateway on the app host, answering every path with its own body. */
+let site: Server;
 
 beforeAll(async () => {
-  gatehouse = await startGatehouse();
+  resolveLocalhostNames();
+  site = createServer((req, res) => res.end(`site: ${req.url}`));
+  const to = `http://127.0.0.1:${await listenOnFreePort(site)}`;
+  gatehouse = await startGatehouse(({ appHost }) => ({
+    ROUTES: JSON.stringify([{ match: '/*', host: appHost, origin: to, policy: { access: 'public' } }]),
+  }));
   ({ browser, context } = await launchBrowser());
   page = await context.newPage();
 });
@@ -17,6 +25,7 @@ afterAll(async () => {
   await context?.close();
   await browser?.close();
   await gatehouse?.stop();
+  site?.close();
 });
 
 describe('a newcomer in a real browser against wrangler dev', () => {
@@ -58,6 +67,29 @@ describe('a newcomer in a real browser against wrangler dev', () => {
     expect((await context.cookies(gatehouse.base)).some((c) => c.name === '__Host-gatehouse_session')).toBe(false);
     await page.goto(`${gatehouse.base}/auth/account`);
     await page.waitForURL(/\/auth\/sign-in\?return_to=/);
+  });
+
+  it('refuses a listed password on the sign-up page: the blocklist read through the ASSETS binding under wrangler dev', async () => {
+    const fresh = await context.newPage();
+    await fresh.goto(`${gatehouse.base}/auth/sign-up`);
+    await fresh.getByLabel('Email address').fill(`listed-${Date.now()}@example.com`);
+    await fresh.getByLabel('Password').fill('Password123');
+    await fresh.getByRole('button', { name: 'Create account' }).click();
+    await fresh.getByText('This password is too common; choose another.').waitFor();
+    await fresh.close();
+  });
+
+  it('serves no static asset at a URL: the list’s path is the site’s on the app host, and unknown on Gatehouse’s own', async () => {
+    const get = (url: string) => fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(15_000) });
+    const behind = await get(`${gatehouse.appBase}/common-passwords.bin`);
+    expect(behind.status).toBe(200);
+    expect(await behind.text()).toBe('site: /common-passwords.bin');
+    const [own, unknown] = [await get(`${gatehouse.base}/common-passwords.bin`), await get(`${gatehouse.base}/no-such-file.bin`)];
+    expect(own.status).toBe(unknown.status);
+    expect(own.headers.get('content-type')).toBe(unknown.headers.get('content-type'));
+    // The asset is 110,129 bytes of binary; what Gatehouse answers for a path it does not know is short.
+    expect((await own.arrayBuffer()).byteLength).toBeLessThan(10_000);
+    await unknown.arrayBuffer();
   });
 
   it('creates a user with the users CLI that can then sign in', async () => {
