@@ -1,5 +1,6 @@
 import { auditOperations } from './audit-operations';
 import { configOperations } from './config-catalogue';
+import { consentOperations } from './consent-operations';
 import { keyOperations } from './keys-operations';
 import type { Operation } from './operations';
 import { userOperations } from './users-operations';
@@ -13,6 +14,7 @@ export const ADMIN_OPERATIONS: readonly Operation[] = [
   ...auditOperations,
   ...keyOperations,
   ...userOperations,
+  ...consentOperations,
   ...configOperations,
   ...webhookOperations,
 ];

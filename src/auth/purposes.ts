@@ -51,12 +51,27 @@ export async function updatePurposes(
   source: DecisionSource,
 ): Promise<PurposeState[]> {
   await assertLiveSession(deps, session);
+  return recordPurposeAnswers(deps, session.sub, decisions, { meta, source, actor: null });
+}
+
+/**
+ * Records answers for one person — theirs (updatePurposes), or given elsewhere and entered by an
+ * operator through the admin API (`source: 'admin'`, with the actor). The same rules either way:
+ * declared purposes at the versions in force (400 naming the field otherwise), a row and an event
+ * only for what changes, all in one batch.
+ */
+export async function recordPurposeAnswers(
+  deps: Deps,
+  userId: string,
+  decisions: PurposeDecision[],
+  w: { meta: RequestMeta; source: DecisionSource; actor: string | null },
+): Promise<PurposeState[]> {
   checkDecisions(deps.config.purposes, decisions);
-  const before = await failClosed('the database', () => purposeStates(deps.db, deps.config.purposes, session.sub));
-  const writes = decisionStatements(deps.db, session.sub, before, decisions, { source, meta, at: deps.now() });
+  const before = await failClosed('the database', () => purposeStates(deps.db, deps.config.purposes, userId));
+  const writes = decisionStatements(deps.db, userId, before, decisions, { ...w, at: deps.now() });
   if (writes.length > 0)
     await failClosed('the database', async () => {
       await deps.db.batch(writes as [(typeof writes)[number], ...typeof writes]);
     });
-  return failClosed('the database', () => purposeStates(deps.db, deps.config.purposes, session.sub));
+  return failClosed('the database', () => purposeStates(deps.db, deps.config.purposes, userId));
 }

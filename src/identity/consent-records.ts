@@ -21,7 +21,8 @@ export interface PurposeDecision {
   granted: boolean;
 }
 
-export type DecisionSource = 'sign_in' | 'account' | 'api';
+/** Where an answer was given: at sign-in, on the account page, through the person's JSON API, or entered by an operator (admin API). */
+export type DecisionSource = 'sign_in' | 'account' | 'api' | 'admin';
 
 /** The newest row per purpose of one user: the current state (the rows before it are history). */
 async function latestAnswers(db: Database, userId: string) {
@@ -89,7 +90,7 @@ export function decisionStatements(
   userId: string,
   states: PurposeState[],
   decisions: PurposeDecision[],
-  w: { source: DecisionSource; meta: RequestMeta; at: number },
+  w: { source: DecisionSource; meta: RequestMeta; at: number; actor?: string | null },
 ): BatchItem<'sqlite'>[] {
   return decisions.flatMap((d) => {
     const before = states.find((s) => s.id === d.purpose)?.answer;
@@ -108,6 +109,7 @@ export function decisionStatements(
       auditInsert(db, {
         type: 'purpose_consent_changed',
         userId,
+        actor: w.actor ?? null,
         meta: w.meta,
         detail: {
           purpose: d.purpose,

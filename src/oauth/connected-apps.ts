@@ -84,7 +84,21 @@ export async function revokeConnectedApp(
   meta: RequestMeta,
 ): Promise<void> {
   await authorizeSensitiveAction(deps, session, proof, meta);
-  const userId = session.sub;
+  await disconnectApp(deps, session.sub, clientId, { meta, actor: null });
+}
+
+/**
+ * Ends what one app holds for one person: its refresh tokens, codes and access (the user's object),
+ * then its consent, with `consent_revoked` in the same batch. The person (revokeConnectedApp) or an
+ * operator (admin API, `actor` set) — a 404 when the app holds nothing for them.
+ */
+export async function disconnectApp(
+  deps: Deps,
+  userId: string,
+  clientId: string,
+  w: { meta: RequestMeta; actor: string | null },
+): Promise<void> {
+  const { meta } = w;
   const consent = await failClosed('the database', () =>
     deps.db
       .select({ scopes: consents.scopes })
@@ -100,8 +114,9 @@ export async function revokeConnectedApp(
       auditInsert(deps.db, {
         type: 'consent_revoked',
         userId,
+        actor: w.actor,
         meta,
-        detail: { clientId, by: 'user', refreshTokensRevoked: families, hadConsent: consent !== undefined },
+        detail: { clientId, by: w.actor ? 'admin' : 'user', refreshTokensRevoked: families, hadConsent: consent !== undefined },
         at: deps.now(),
       }),
     ]);

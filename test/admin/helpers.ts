@@ -84,14 +84,18 @@ export async function admin(
   method: string,
   path: string,
   body?: unknown,
-  o: { headers?: Record<string, string>; raw?: string } = {},
+  o: { headers?: Record<string, string>; raw?: string; app?: typeof call } = {},
 ) {
   const op = await operationFor(method, path);
   expect(op, `${method} ${path} is not in the served OpenAPI document`).toBeDefined();
   const headers: Record<string, string> = { ...o.headers };
   if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined || o.raw !== undefined) headers['content-type'] ??= 'application/json';
-  const res = await call(`${BASE}${path}`, { method, headers, body: o.raw ?? (body === undefined ? undefined : JSON.stringify(body)) });
+  const res = await (o.app ?? call)(`${BASE}${path}`, {
+    method,
+    headers,
+    body: o.raw ?? (body === undefined ? undefined : JSON.stringify(body)),
+  });
   const text = await res.text();
   const type = (res.headers.get('content-type') ?? '').split(';')[0];
   const parsed = text ? (JSON.parse(text) as unknown) : undefined;
