@@ -171,8 +171,7 @@ export function brokenSessionsNamespace(onlyFor?: string): DurableObjectNamespac
   const broken = onlyFor === undefined ? null : env.USER_SESSIONS.idFromName(onlyFor);
   return {
     idFromName: (name: string) => env.USER_SESSIONS.idFromName(name),
-    get: (id: DurableObjectId) =>
-      broken && !broken.equals(id) ? env.USER_SESSIONS.get(id) : new Proxy({}, { get: () => fail }),
+    get: (id: DurableObjectId) => (broken && !broken.equals(id) ? env.USER_SESSIONS.get(id) : new Proxy({}, { get: () => fail })),
   } as unknown as DurableObjectNamespace<UserSessions>;
 }
 

@@ -8,6 +8,7 @@ import { metadataInput, profileChange, profileOutput, readMetadata, roleName, ro
 import { searchUsers } from '../identity/user-search';
 import { rolesOf, type User, viewOf } from '../identity/users';
 import { failClosed } from '../lib/errors';
+import { forgetKeys, keyIdsOf } from './client-records';
 import { decodeCursor, encodeCursor } from './cursor';
 import { changeBy } from './acting';
 import { idParam, millis, operation, pageOf, pageQuery } from './operations';
@@ -143,6 +144,8 @@ const blockingOperation = (
     responses: userResponse,
     handle: async ({ deps, actor, meta, params }) => {
       await change(deps, params.id, changeBy(actor, meta));
+      // A blocked user's API keys open nothing: this isolate drops what it holds of them now.
+      forgetKeys(await keyIdsOf(deps, { userId: params.id }));
       return { status: 200, body: await currentUser(deps, params.id) };
     },
   });
@@ -245,7 +248,9 @@ const accountOperations = [
     params: idParam,
     responses: { 204: { description: 'Deleted' } },
     handle: async ({ deps, actor, meta, params }) => {
+      const keys = await keyIdsOf(deps, { userId: params.id });
       await deleteUser(deps, params.id, changeBy(actor, meta));
+      forgetKeys(keys);
       return { status: 204 };
     },
   }),
