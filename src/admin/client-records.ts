@@ -258,13 +258,19 @@ export async function checkGrants(
     });
 }
 
-/** The ids of the API keys a client owns, or that are for an API: their records in the isolate carry what a change may alter. */
-export async function keyIdsOf(deps: Deps, where: { clientId: string } | { resource: string }): Promise<string[]> {
+/** The ids of the API keys a client or a user owns, or that are for an API: their records in the isolate carry what a change may alter. */
+export async function keyIdsOf(deps: Deps, where: { clientId: string } | { resource: string } | { userId: string }): Promise<string[]> {
   const rows = await failClosed('the database', () =>
     deps.db
       .select({ id: apiKeys.id })
       .from(apiKeys)
-      .where('clientId' in where ? eq(apiKeys.clientId, where.clientId) : eq(apiKeys.resource, where.resource))
+      .where(
+        'clientId' in where
+          ? eq(apiKeys.clientId, where.clientId)
+          : 'userId' in where
+            ? eq(apiKeys.userId, where.userId)
+            : eq(apiKeys.resource, where.resource),
+      )
       .all(),
   );
   return rows.map((r) => r.id);

@@ -1,6 +1,9 @@
-import { GatehouseError } from '../lib/errors';
+import { eq } from 'drizzle-orm';
+import { clientResources, oauthClients } from '../db/schema';
+import type { Deps } from '../deps';
+import { failClosed, GatehouseError } from '../lib/errors';
 import { ADMIN_RESOURCE } from '../oauth/api-resources';
-import type { Actor } from './operations';
+import { ADMIN_SCOPES, type Actor } from './operations';
 
 /**
  * The admin API never lets a caller give more admin power than its own token holds — to a new
@@ -37,4 +40,23 @@ export function refuseAdminResource(identifier: string, field?: string): void {
     throw new GatehouseError('forbidden', `${ADMIN_RESOURCE} is the admin API itself: it is defined by Gatehouse, not through the API.`, {
       ...(field ? { field } : {}),
     });
+}
+
+/**
+ * The admin scopes a user's token can carry: those granted at the admin API to the clients people
+ * sign in through (any grant but client_credentials), read now from D1. Whoever can make an admin,
+ * or get into one's account, holds these.
+ */
+export async function adminUserPower(deps: Deps): Promise<string[]> {
+  const rows = await failClosed('the database', () =>
+    deps.db
+      .select({ scopes: clientResources.scopes, grantTypes: oauthClients.grantTypes })
+      .from(clientResources)
+      .innerJoin(oauthClients, eq(oauthClients.clientId, clientResources.clientId))
+      .where(eq(clientResources.resource, ADMIN_RESOURCE))
+      .all(),
+  );
+  const people = rows.filter((r) => (JSON.parse(r.grantTypes) as string[]).some((g) => g !== 'client_credentials'));
+  const held = new Set(people.flatMap((r) => JSON.parse(r.scopes) as string[]));
+  return ADMIN_SCOPES.filter((s) => held.has(s));
 }

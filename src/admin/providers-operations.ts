@@ -15,7 +15,7 @@ import {
   type ProviderInput,
 } from '../auth/upstream-providers';
 import { auditedChange, configChange, createOrConflict, notFound } from './config-writes';
-import { requireAdminPower } from './escalation';
+import { adminUserPower, requireAdminPower } from './escalation';
 import { builderInput, checkedInput } from './input-errors';
 import { idParam, millis, operation, pageOf, pageQuery, type Actor } from './operations';
 import { listPage } from './pages';
@@ -111,12 +111,13 @@ async function readProvider(deps: Deps, id: string): Promise<IdentityProviderRow
 /**
  * A provider that vouches for addresses signs people in to the accounts that have them — an
  * administrator's too. Making one, changing one, or turning one on is account takeover power:
- * admin:users:write's, which the caller must hold as well.
+ * admin:users:write's, and every admin scope an admin's token can carry (escalation.ts), which the
+ * caller must hold as well.
  */
-function requireVouchingPower(actor: Actor, ...domains: readonly string[][]): void {
+async function requireVouchingPower(deps: Deps, actor: Actor, ...domains: readonly string[][]): Promise<void> {
   if (domains.some((d) => d.length > 0))
-    requireAdminPower(actor, ['admin:users:write'], {
-      why: 'a provider trusted to vouch for addresses can sign in to existing accounts',
+    requireAdminPower(actor, ['admin:users:write', ...(await adminUserPower(deps))], {
+      why: 'a provider trusted to vouch for addresses can sign in to existing accounts, an admin’s too',
       field: 'trusted_email_domains',
     });
 }
@@ -146,7 +147,7 @@ const enableOperation = (enabled: boolean) =>
     responses: { 200: { description: 'The provider', schema: providerView } },
     handle: async ({ deps, actor, meta, params }) => {
       const current = await readProvider(deps, params.id);
-      if (enabled) requireVouchingPower(actor, domainsOf(current));
+      if (enabled) await requireVouchingPower(deps, actor, domainsOf(current));
       const now = deps.now();
       const event = configChange(actor, meta, now, enabled ? 'provider_enabled' : 'provider_disabled', { providerId: current.id });
       return { status: 200, body: view(deps, await changeProvider(deps, current.id, event, { enabled, updatedAt: now })) };
@@ -207,7 +208,7 @@ export const providerOperations = [
     body: createBody,
     responses: { 201: { description: 'The provider', schema: providerView } },
     handle: async ({ deps, actor, meta, body }) => {
-      requireVouchingPower(actor, body.trusted_email_domains ?? []);
+      await requireVouchingPower(deps, actor, body.trusted_email_domains ?? []);
       const now = deps.now();
       const input = builderInput(body, NAMES) as ProviderInput;
       const row = await checkedInput(NAMES, () => buildProvider(input, deps.config.keyEncryptionKey, now));
@@ -237,7 +238,7 @@ export const providerOperations = [
     responses: { 200: { description: 'The provider as it is now', schema: providerView } },
     handle: async ({ deps, actor, meta, params, body }) => {
       const current = await readProvider(deps, params.id);
-      requireVouchingPower(actor, domainsOf(current), body.trusted_email_domains ?? []);
+      await requireVouchingPower(deps, actor, domainsOf(current), body.trusted_email_domains ?? []);
       const now = deps.now();
       const kek = deps.config.keyEncryptionKey;
       const input = { ...(await providerInputOf(providerFromRow(current), kek)), ...builderInput(body, NAMES) } as ProviderInput;

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { credentialsOf, endAllSessions, endSession, removePasskeyOf, removeTotpOf, sessionsOf } from '../auth/user-credentials';
-import { changeBy } from './acting';
+import { changeOf } from './acting';
 import { idParam, millis, operation } from './operations';
 
 /** A user's sessions and credentials: list them, end sessions, remove second factors (docs/admin-api.md "Users"). */
@@ -69,7 +69,7 @@ export const userCredentialOperations = [
     params: sessionParams,
     responses: deleted,
     handle: async ({ deps, actor, meta, params }) => {
-      await endSession(deps, params.id, params.sid, changeBy(actor, meta));
+      await endSession(deps, params.id, params.sid, await changeOf(deps, actor, meta, { userId: params.id }));
       return { status: 204 };
     },
   }),
@@ -84,7 +84,7 @@ export const userCredentialOperations = [
     responses: { 200: { description: 'How many sessions ended', schema: z.object({ ended: z.number().int() }) } },
     handle: async ({ deps, actor, meta, params }) => ({
       status: 200,
-      body: { ended: await endAllSessions(deps, params.id, changeBy(actor, meta)) },
+      body: { ended: await endAllSessions(deps, params.id, await changeOf(deps, actor, meta, { userId: params.id })) },
     }),
   }),
   operation({
@@ -130,7 +130,7 @@ export const userCredentialOperations = [
     params: idParam,
     responses: deleted,
     handle: async ({ deps, actor, meta, params }) => {
-      await removeTotpOf(deps, params.id, changeBy(actor, meta));
+      await removeTotpOf(deps, params.id, await changeOf(deps, actor, meta, { userId: params.id }));
       return { status: 204 };
     },
   }),
@@ -144,7 +144,7 @@ export const userCredentialOperations = [
     params: passkeyParams,
     responses: deleted,
     handle: async ({ deps, actor, meta, params }) => {
-      await removePasskeyOf(deps, params.id, params.passkey_id, changeBy(actor, meta));
+      await removePasskeyOf(deps, params.id, params.passkey_id, await changeOf(deps, actor, meta, { userId: params.id }));
       return { status: 204 };
     },
   }),

@@ -4,12 +4,14 @@ import { createUser, updateUser } from '../auth/manage-users';
 import { countsOf } from '../auth/user-credentials';
 import type { Deps } from '../deps';
 import { emailField, shownEmail } from '../identity/email';
+import type { ChangeBy } from '../identity/user-records';
 import { metadataInput, profileChange, profileOutput, readMetadata, roleName, rolesInput } from '../identity/profile';
 import { searchUsers } from '../identity/user-search';
 import { rolesOf, type User, viewOf } from '../identity/users';
 import { failClosed } from '../lib/errors';
+import { forgetKeys, keyIdsOf } from './client-records';
 import { decodeCursor, encodeCursor } from './cursor';
-import { changeBy } from './acting';
+import { changeOf } from './acting';
 import { idParam, millis, operation, pageOf, pageQuery } from './operations';
 import { userCredentialOperations } from './user-credentials-operations';
 
@@ -129,7 +131,7 @@ const userResponse = { 200: { description: 'The user', schema: userView } };
 const blockingOperation = (
   verb: 'block' | 'unblock',
   summary: string,
-  change: (deps: Deps, userId: string, by: ReturnType<typeof changeBy>) => Promise<unknown>,
+  change: (deps: Deps, userId: string, by: ChangeBy) => Promise<unknown>,
 ) =>
   operation({
     method: 'post',
@@ -142,7 +144,9 @@ const blockingOperation = (
     params: idParam,
     responses: userResponse,
     handle: async ({ deps, actor, meta, params }) => {
-      await change(deps, params.id, changeBy(actor, meta));
+      await change(deps, params.id, await changeOf(deps, actor, meta, { userId: params.id }));
+      // A blocked user's API keys open nothing: this isolate drops what it holds of them now.
+      forgetKeys(await keyIdsOf(deps, { userId: params.id }));
       return { status: 200, body: await currentUser(deps, params.id) };
     },
   });
@@ -186,7 +190,7 @@ const accountOperations = [
       const id = await createUser(
         deps,
         { ...accountOf(body), email: body.email, password: body.password, sendInvitation: body.send_invitation },
-        changeBy(actor, meta),
+        await changeOf(deps, actor, meta, { roles: body.roles }),
         defer,
       );
       return { status: 201, body: await currentUser(deps, id), headers: { location: `/auth/admin/v1/users/${id}` } };
@@ -227,7 +231,8 @@ const accountOperations = [
     body: updateBody,
     responses: userResponse,
     handle: async ({ deps, actor, meta, params, body, defer }) => {
-      await updateUser(deps, params.id, { ...accountOf(body), email: body.email, verify: body.verify }, changeBy(actor, meta), defer);
+      const by = await changeOf(deps, actor, meta, { userId: params.id, roles: body.roles });
+      await updateUser(deps, params.id, { ...accountOf(body), email: body.email, verify: body.verify }, by, defer);
       return { status: 200, body: await currentUser(deps, params.id) };
     },
   }),
@@ -245,7 +250,9 @@ const accountOperations = [
     params: idParam,
     responses: { 204: { description: 'Deleted' } },
     handle: async ({ deps, actor, meta, params }) => {
-      await deleteUser(deps, params.id, changeBy(actor, meta));
+      const keys = await keyIdsOf(deps, { userId: params.id });
+      await deleteUser(deps, params.id, await changeOf(deps, actor, meta, { userId: params.id }));
+      forgetKeys(keys);
       return { status: 204 };
     },
   }),

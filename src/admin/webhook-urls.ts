@@ -76,6 +76,10 @@ function v6Problem(g: number[]): string | null {
   if (zeros(7) && g[7] === 1) return 'loopback';
   if (zeros(5) && g[5] === 0xffff) return v4Problem(embedded(6)) && `IPv4-mapped ${v4Problem(embedded(6))}`;
   if (zeros(6)) return 'IPv4-compatible (deprecated)';
+  // ::ffff:0:0/96 (IPv4-translated, RFC 2765) and Teredo 2001::/32 (its client address, inverted, in the last 32 bits).
+  if (zeros(4) && g[4] === 0xffff && g[5] === 0) return v4Problem(embedded(6)) && `IPv4-translated ${v4Problem(embedded(6))}`;
+  if (g[0] === 0x2001 && g[1] === 0)
+    return v4Problem((embedded(6) ^ 0xffffffff) >>> 0) && `Teredo of ${v4Problem((embedded(6) ^ 0xffffffff) >>> 0)}`;
   if (g[0] === 0x64 && g[1] === 0xff9b && g.slice(2, 6).every((x) => x === 0))
     return v4Problem(embedded(6)) && `NAT64 of ${v4Problem(embedded(6))}`;
   if (g[0] === 0x64 && g[1] === 0xff9b && g[2] === 1) return 'local-use NAT64';
@@ -101,7 +105,8 @@ export function webhookUrlProblem(raw: string, environment: Config['environment'
   if (url.username || url.password) return 'must not carry credentials (user:password@)';
   if (url.hash) return 'must not have a fragment (#…)';
   if (!production) return null;
-  const host = url.hostname.replace(/\.$/, '');
+  // Every trailing dot: `localhost..` is the same name to a resolver that forgives empty labels.
+  const host = url.hostname.replace(/\.+$/, '');
   if (host.startsWith('[')) {
     const groups = v6(host.slice(1, -1));
     const problem = groups ? v6Problem(groups) : 'is not an IPv6 address';

@@ -19,7 +19,7 @@ const LAST_USED_EVERY_MS = 60_000;
 
 interface KeyRecord {
   secretHash: string;
-  /** False when the owning client may no longer ask tokens for the key's API. */
+  /** False when the owning client may no longer ask tokens for the key's API, or the owning user is blocked. */
   ownerMayUse: boolean;
   userId: string | null;
   clientId: string | null;
@@ -56,6 +56,7 @@ async function readKey(deps: Deps, id: string, now: number): Promise<KeyRecord |
         clientAuth: oauthClients.tokenEndpointAuthMethod,
         clientGrants: oauthClients.grantTypes,
         tier: users.tier,
+        userBlockedAt: users.blockedAt,
         roles: sql<string>`(SELECT json_group_array(${userRoles.role}) FROM ${userRoles} WHERE ${userRoles.userId} = ${apiKeys.userId})`,
       })
       .from(apiKeys)
@@ -70,7 +71,8 @@ async function readKey(deps: Deps, id: string, now: number): Promise<KeyRecord |
   const { key } = row;
   const defined = (JSON.parse(row.apiScopes) as { name: string }[]).map((s) => s.name);
   let scopes = (JSON.parse(key.scopes) as string[]).filter((s) => defined.includes(s));
-  let ownerMayUse = true;
+  // A user's key speaks for them only while they may sign in: a blocked account's keys open nothing.
+  let ownerMayUse = key.userId === null || row.userBlockedAt === null;
   if (key.clientId) {
     // A client that may no longer ask tokens for the API (or cannot act for itself) has no key to it either.
     const machine =
@@ -128,7 +130,13 @@ export async function verifyApiKey(
   }
   if (!matches(record)) return { status: 'rejected', reason: 'The API key is not valid.' };
   if (record.revokedAt !== null) return { status: 'rejected', reason: 'The API key has been revoked.' };
-  if (!record.ownerMayUse) return { status: 'rejected', reason: 'The client that owns this API key may no longer use its API.' };
+  if (!record.ownerMayUse)
+    return {
+      status: 'rejected',
+      reason: record.userId
+        ? 'The account this API key acts for is blocked.'
+        : 'The client that owns this API key may no longer use its API.',
+    };
   if (record.expiresAt !== null && record.expiresAt <= now) return { status: 'rejected', reason: 'The API key has expired.' };
   if (!c.audiences.includes(record.resource)) return { status: 'rejected', reason: 'The API key is not for this API.' };
   if (now - record.touchedAt >= LAST_USED_EVERY_MS) {

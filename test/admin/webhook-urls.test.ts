@@ -50,9 +50,14 @@ const refused: [string, string][] = [
   ['https://[64:ff9b::10.0.0.1]/', 'NAT64 of a private range'],
   ['https://[2002:a00:1::]/', '6to4 of a private range'],
   ['https://[100::1]/', 'discard-only'],
+  ['https://[::ffff:0:127.0.0.1]/', 'IPv4-translated loopback'],
+  ['https://[::ffff:0:a9fe:a9fe]/', 'IPv4-translated link-local'],
+  ['https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/', 'Teredo of loopback'],
   // Names that only resolve inside a network.
   ['https://localhost/', 'localhost'],
   ['https://LOCALHOST./', 'localhost'],
+  ['https://localhost../', 'localhost'],
+  ['https://api.internal.../', 'api.internal'],
   ['https://api.localhost/', 'api.localhost'],
   ['https://printer.local/', 'printer.local'],
   ['https://metadata.google.internal/', 'metadata.google.internal'],
@@ -74,6 +79,8 @@ describe('where webhooks may go in production', () => {
     'https://[2606:4700::1111]/',
     'https://[::ffff:8.8.8.8]/',
     'https://[64:ff9b::8.8.8.8]/',
+    'https://[::ffff:0:8.8.8.8]/',
+    'https://[2001:0:4136:e378:8000:63bf:f7f7:f7f7]/',
     'https://hooks.example.com:8443/path?q=1',
   ])('takes %s', (url) => {
     expect(webhookUrlProblem(url, 'production')).toBeNull();
