@@ -50,7 +50,7 @@ try {
     '--grant',
     'client_credentials',
     '--resource',
-    'urn:gatehouse:admin=admin:webhooks:write',
+    'urn:gatehouse:admin=admin:webhooks:write,admin:users:read',
     '--persist-to',
     gatehouse.persistTo,
   ]);

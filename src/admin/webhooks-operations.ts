@@ -13,7 +13,8 @@ import {
   updateEndpoint,
 } from './webhook-endpoints';
 import { WEBHOOK_EVENT_TYPES } from './webhook-events';
-import { actorName, idParam, millis, operation, pageOf, pageQuery } from './operations';
+import { requireAdminPower } from './escalation';
+import { type Actor, actorName, idParam, millis, operation, pageOf, pageQuery } from './operations';
 
 /** Webhook endpoints (docs/webhooks.md): where events go, their secrets, their deliveries and replays. */
 
@@ -100,6 +101,15 @@ async function page<T extends { createdAt: number; id: string }, V>(
 
 const deliveryParams = idParam.extend({ delivery_id: z.string().min(1).max(64) });
 
+/**
+ * A webhook payload carries the user as they were (address, name, roles): whoever points an
+ * endpoint somewhere, or sends events again, reads user data — so that takes admin:users:read too,
+ * not only admin:webhooks:write.
+ */
+const USER_DATA = 'webhook payloads carry user data, so pointing an endpoint somewhere or replaying events reads it';
+const requireUserRead = (actor: Actor, field?: string) =>
+  requireAdminPower(actor, ['admin:users:read'], { why: USER_DATA, ...(field ? { field } : {}) });
+
 export const webhookOperations = [
   operation({
     method: 'post',
@@ -111,6 +121,7 @@ export const webhookOperations = [
     body: z.object({ url, event_types: eventTypes, description: description.optional() }).strict(),
     responses: { 201: { description: 'The endpoint, with its secret', schema: endpointView.extend({ secret: secretShown }) } },
     handle: async ({ deps, actor, meta, body }) => {
+      requireUserRead(actor, 'url');
       const { endpoint, secret } = await createEndpoint(
         deps,
         { actor: actorName(actor), meta },
@@ -165,6 +176,7 @@ export const webhookOperations = [
       .refine((b) => Object.values(b).some((v) => v !== undefined), 'name at least one field to change'),
     responses: { 200: { description: 'The endpoint as changed', schema: endpointView } },
     handle: async ({ deps, actor, meta, params, body }) => {
+      if (body.url !== undefined) requireUserRead(actor, 'url');
       const row = await updateEndpoint(deps, { actor: actorName(actor), meta }, params.id, {
         url: body.url,
         eventTypes: body.event_types,
@@ -239,6 +251,7 @@ export const webhookOperations = [
     params: deliveryParams,
     responses: { 202: { description: 'Queued', schema: deliveryView } },
     handle: async ({ deps, actor, meta, params }) => {
+      requireUserRead(actor);
       const d = await replay(deps, { actor: actorName(actor), meta }, params.id, { deliveryId: params.delivery_id });
       return { status: 202, body: deliveryOf(d) };
     },
@@ -255,6 +268,7 @@ export const webhookOperations = [
     body: z.object({ event_id: z.number().int().positive() }).strict(),
     responses: { 202: { description: 'Queued', schema: deliveryView } },
     handle: async ({ deps, actor, meta, params, body }) => {
+      requireUserRead(actor);
       const d = await replay(deps, { actor: actorName(actor), meta }, params.id, { eventId: body.event_id });
       return { status: 202, body: deliveryOf(d) };
     },

@@ -31,7 +31,7 @@ afterEach(async () => {
   forgetEnabledEndpoints();
 });
 
-const RW = ['admin:webhooks:read', 'admin:webhooks:write'];
+const RW = ['admin:webhooks:read', 'admin:webhooks:write', 'admin:users:read'];
 
 async function endpointFor(hook: Receiver, eventTypes: string[] = ['*']) {
   const robot = await adminClient(RW);

@@ -15,7 +15,7 @@ afterEach(async () => {
   for (const id of made.splice(0)) await env.DB.prepare('DELETE FROM webhook_endpoints WHERE id = ?').bind(id).run();
 });
 
-const RW = ['admin:webhooks:read', 'admin:webhooks:write'];
+const RW = ['admin:webhooks:read', 'admin:webhooks:write', 'admin:users:read'];
 
 async function create(token: string, body: Record<string, unknown> = {}) {
   const res = await admin(token, 'POST', '/webhooks', { url: 'https://hooks.example.com/in', event_types: ['user.deleted'], ...body });
@@ -99,6 +99,28 @@ describe('who may manage endpoints', () => {
     }
     const row = await env.DB.prepare('SELECT url, secrets FROM webhook_endpoints WHERE id = ?').bind(endpoint.id).first<{ url: string }>();
     expect(row!.url).toBe('https://hooks.example.com/in');
+  });
+
+  it('pointing an endpoint somewhere or replaying events reads user data: admin:webhooks:write alone is not enough', async () => {
+    const writer = await adminClient(RW);
+    const endpoint = await create(writer.token);
+    const hooksOnly = await adminClient(['admin:webhooks:read', 'admin:webhooks:write']);
+    const attempts: [string, string, unknown][] = [
+      ['POST', '/webhooks', { url: 'https://evil.example.com/', event_types: ['*'] }],
+      ['PATCH', `/webhooks/${endpoint.id}`, { url: 'https://evil.example.com/' }],
+      ['POST', `/webhooks/${endpoint.id}/replay`, { event_id: 1 }],
+    ];
+    for (const [method, path, body] of attempts) {
+      const res = await admin(hooksOnly.token, method, path, body);
+      expect(res.status, `${method} ${path}`).toBe(403);
+      expect(res.body).toMatchObject({ code: 'insufficient_scope', scope: 'admin:users:read' });
+    }
+    const row = await env.DB.prepare('SELECT url FROM webhook_endpoints WHERE id = ?').bind(endpoint.id).first<{ url: string }>();
+    expect(row!.url).toBe('https://hooks.example.com/in');
+    // What reads no user data stays within admin:webhooks:write.
+    const described = await admin(hooksOnly.token, 'PATCH', `/webhooks/${endpoint.id}`, { description: 'CRM sync' });
+    expect(described.status).toBe(200);
+    expect(described.body).toMatchObject({ description: 'CRM sync', url: 'https://hooks.example.com/in' });
   });
 
   it('a client for another area cannot even read them; nor can a user without the admin role', async () => {

@@ -68,7 +68,7 @@ beforeAll(async () => {
     '--grant',
     'client_credentials',
     '--resource',
-    `${ADMIN_AUDIENCE}=admin:webhooks:read,admin:webhooks:write`,
+    `${ADMIN_AUDIENCE}=admin:webhooks:read,admin:webhooks:write,admin:users:read`,
     '--persist-to',
     gatehouse.persistTo,
   ]);
