@@ -1,7 +1,8 @@
 import { createPasswordHasher, type PasswordHasher } from './auth/argon2';
 import { loadArgon2 } from './auth/argon2-worker';
 import { ConfigError, parseConfig, type Config, type Env } from './config';
-import { createDb, type Database } from './db/client';
+import { createDb, type D1Queries, type Database } from './db/client';
+import { openSession, type RequestSession, type SessionStart } from './db/replication';
 import { deriveHmacKey } from './lib/crypto';
 import { createHandoffStore, type HandoffStore } from './handoff/handoff-store';
 import { createMailer, type Mailer } from './mail/mailer';
@@ -19,16 +20,31 @@ import { keyPolicy } from './tokens/keys';
 /** Everything a request needs, built once per isolate and passed down; domain code never sees Hono. */
 export interface Deps {
   config: Config;
+  /**
+   * This request's queries: on Gatehouse's own host, one D1 session per request (db/replication.ts;
+   * reads may come from a replica where the request's kind allows it); elsewhere the binding itself.
+   */
   db: Database;
-  /** The raw binding, for atomic multi-statement batches. */
-  d1: D1Database;
+  /** The same queries unwrapped, for atomic multi-statement batches. */
+  d1: D1Queries;
+  /**
+   * Reads that must be current whatever the request's kind — who the caller is, what they may do
+   * (docs/operations.md, "Read replication"): the primary, or this request's session where that
+   * started on the primary.
+   */
+  primary: Database;
+  /** Opens a request's D1 session (app.ts, once per request); absent where a test brought its own database. */
+  openSession?: (start: SessionStart) => RequestSession;
   sessions: SessionStore;
   /** Cross-device handoffs, one object per short code. */
   handoffs: HandoffStore;
   mailer: Mailer;
   passwords: PasswordHasher;
-  /** HMAC keys derived from AUTH_SECRET, one per purpose. `cursor`: the admin API's page cursors. */
-  keys: { session: CryptoKey; csrf: CryptoKey; pending: CryptoKey; cursor: CryptoKey };
+  /**
+   * HMAC keys derived from AUTH_SECRET, one per purpose. `cursor`: the admin API's page cursors;
+   * `bookmark`: the D1 bookmarks handed to callers (db/replication.ts).
+   */
+  keys: { session: CryptoKey; csrf: CryptoKey; pending: CryptoKey; cursor: CryptoKey; bookmark: CryptoKey };
   /** Asymmetric signing keys (access and ID tokens, assertions), cached in the isolate. */
   signingKeys: KeyRing;
   /** Outbound HTTP to upstream identity providers (tests stand a fake upstream in). */
@@ -79,11 +95,12 @@ async function buildDeps(env: Env): Promise<Deps> {
   verifiedSessionCache.resize(config.caches.sessionTokens);
   assertionCache.resize(config.caches.assertions);
   phantomCache.resize(config.caches.opaqueTokens);
-  const [session, csrf, pending, cursor] = await Promise.all([
+  const [session, csrf, pending, cursor, bookmark] = await Promise.all([
     deriveHmacKey(config.authSecret, 'session-token'),
     deriveHmacKey(config.authSecret, 'csrf'),
     deriveHmacKey(config.authSecret, 'pending-sign-in'),
     deriveHmacKey(config.authSecret, 'admin-cursor'),
+    deriveHmacKey(config.authSecret, 'd1-bookmark'),
   ]);
   const db = createDb(env.DB);
   const limiter = env.CREDENTIAL_RATE_LIMIT;
@@ -93,11 +110,13 @@ async function buildDeps(env: Env): Promise<Deps> {
     config,
     db,
     d1: env.DB,
+    primary: db,
+    openSession: (start) => openSession(env.DB, start),
     sessions: createSessionStore(env.USER_SESSIONS),
     handoffs: createHandoffStore(env.HANDOFFS),
     mailer: createMailer(config, db, (input, init) => fetch(input, init)),
     passwords,
-    keys: { session, csrf, pending, cursor },
+    keys: { session, csrf, pending, cursor, bookmark },
     signingKeys: new KeyRing(db, config.keyEncryptionKey, keyPolicy(config.tokens)),
     rateLimit: async (key) => (await limiter.limit({ key })).success,
     limits: createRateLimitStore(env.RATE_LIMITER),
