@@ -40,11 +40,8 @@ export interface Deps {
   handoffs: HandoffStore;
   mailer: Mailer;
   passwords: PasswordHasher;
-  /**
-   * HMAC keys derived from AUTH_SECRET, one per purpose. `cursor`: the admin API's page cursors;
-   * `bookmark`: the D1 bookmarks handed to callers (db/replication.ts).
-   */
-  keys: { session: CryptoKey; csrf: CryptoKey; pending: CryptoKey; cursor: CryptoKey; bookmark: CryptoKey };
+  /** HMAC keys derived from AUTH_SECRET, one per purpose. `cursor`: the admin API's page cursors. */
+  keys: { session: CryptoKey; csrf: CryptoKey; pending: CryptoKey; cursor: CryptoKey };
   /** Asymmetric signing keys (access and ID tokens, assertions), cached in the isolate. */
   signingKeys: KeyRing;
   /** Outbound HTTP to upstream identity providers (tests stand a fake upstream in). */
@@ -95,12 +92,11 @@ async function buildDeps(env: Env): Promise<Deps> {
   verifiedSessionCache.resize(config.caches.sessionTokens);
   assertionCache.resize(config.caches.assertions);
   phantomCache.resize(config.caches.opaqueTokens);
-  const [session, csrf, pending, cursor, bookmark] = await Promise.all([
+  const [session, csrf, pending, cursor] = await Promise.all([
     deriveHmacKey(config.authSecret, 'session-token'),
     deriveHmacKey(config.authSecret, 'csrf'),
     deriveHmacKey(config.authSecret, 'pending-sign-in'),
     deriveHmacKey(config.authSecret, 'admin-cursor'),
-    deriveHmacKey(config.authSecret, 'd1-bookmark'),
   ]);
   const db = createDb(env.DB);
   const limiter = env.CREDENTIAL_RATE_LIMIT;
@@ -116,7 +112,7 @@ async function buildDeps(env: Env): Promise<Deps> {
     handoffs: createHandoffStore(env.HANDOFFS),
     mailer: createMailer(config, db, (input, init) => fetch(input, init)),
     passwords,
-    keys: { session, csrf, pending, cursor, bookmark },
+    keys: { session, csrf, pending, cursor },
     signingKeys: new KeyRing(db, config.keyEncryptionKey, keyPolicy(config.tokens)),
     rateLimit: async (key) => (await limiter.limit({ key })).success,
     limits: createRateLimitStore(env.RATE_LIMITER),

@@ -11,9 +11,11 @@ import { COOKIES, readCookie, writeCookie } from './lib/cookies';
  */
 const MAY_BE_STALE: readonly RegExp[] = [new RegExp(`^${ADMIN_BASE}/`), /^\/auth\/account$/, /^\/auth\/api\/(?:me|sessions)$/];
 
+const readOnly = (method: string) => method === 'GET' || method === 'HEAD';
+
 /**
  * One D1 session per request on Gatehouse's own host (docs/operations.md, "Read replication"),
- * opened here so no route can forget it. After a write, the session's bookmark goes back to the
+ * opened here so no route can forget it. After a state change or a write, the session's bookmark goes back to the
  * caller — the admin API's callers in the `x-d1-bookmark` header, browsers in a cookie — and,
  * brought back, keeps their next reads at least that fresh. Work after the answer (the webhook
  * outbox) runs on the isolate's own deps again, not in the person's session.
@@ -24,8 +26,8 @@ export const requestSession = createMiddleware<AppEnv>(async (c, next) => {
   const { method, path } = c.req;
   const api = path.startsWith(`${ADMIN_BASE}/`);
   const presented = api ? c.req.header(BOOKMARK_HEADER) : readCookie(c, COOKIES.bookmark);
-  const mayBeStale = (method === 'GET' || method === 'HEAD') && MAY_BE_STALE.some((p) => p.test(path));
-  const bookmark = mayBeStale ? await openBookmark(deps.keys.bookmark, presented) : null;
+  const mayBeStale = readOnly(method) && MAY_BE_STALE.some((p) => p.test(path));
+  const bookmark = mayBeStale ? await openBookmark(deps.config.keyEncryptionKey, presented) : null;
   const start = sessionStart(mayBeStale, presented !== undefined, bookmark);
   const session = deps.openSession(start);
   c.set('deps', { ...deps, db: session.db, d1: session.d1, primary: start === 'first-primary' ? session.db : deps.primary });
@@ -34,9 +36,11 @@ export const requestSession = createMiddleware<AppEnv>(async (c, next) => {
   } finally {
     c.set('deps', deps);
   }
-  const latest = session.wrote() ? session.bookmark() : null;
+  // Every state change that reached D1 gets one, whether it wrote or not: its presence must not
+  // tell a sign-in, sign-up or reset for a known address from one for an unknown address.
+  const latest = session.wrote() || !readOnly(method) ? session.bookmark() : null;
   if (!latest) return;
-  const sealed = await sealBookmark(deps.keys.bookmark, latest);
+  const sealed = await sealBookmark(deps.config.keyEncryptionKey, latest);
   if (api) c.header(BOOKMARK_HEADER, sealed);
   else writeCookie(c, COOKIES.bookmark, sealed, BOOKMARK_TTL);
 });

@@ -1,4 +1,4 @@
-import { hmac, timingSafeEqualString } from '../lib/crypto';
+import { seal, unseal } from '../lib/crypto';
 import { createDb, type Database, type D1Queries } from './client';
 
 /**
@@ -20,23 +20,26 @@ export const BOOKMARK_TTL = 300;
 
 /** D1's bookmark: four hex groups (8-8-8-32), lexicographically ordered. Anything else is refused. */
 const BOOKMARK = /^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}$/;
-const MAX_PRESENTED = 160;
+/** A sealed bookmark is about 128 characters; anything much longer is not one. */
+const MAX_PRESENTED = 200;
+const AAD = 'd1-bookmark';
 
-/** A bookmark as handed to the person: D1's own, with a MAC, so only one D1 gave us is ever used. */
-export async function sealBookmark(key: CryptoKey, bookmark: string): Promise<string> {
-  return `${bookmark}.${await hmac(key, bookmark)}`;
+/**
+ * A bookmark as handed to the person: D1's own, encrypted under the key-encryption key — opaque
+ * (its position would tell whether a request wrote), and only one D1 gave us is ever used.
+ */
+export function sealBookmark(kek: string, bookmark: string): Promise<string> {
+  return seal(kek, AAD, bookmark);
 }
 
 /**
- * The bookmark in a presented value (cookie or header), or null: untrusted input — too long, the
- * wrong shape or a MAC that fails and it is ignored (the request then starts on the primary).
+ * The bookmark in a presented value (cookie or header), or null: untrusted input — too long, not
+ * ours or not D1's shape and it is ignored (the request then starts on the primary), never an error.
  */
-export async function openBookmark(key: CryptoKey, presented: string | undefined): Promise<string | null> {
+export async function openBookmark(kek: string, presented: string | undefined): Promise<string | null> {
   if (!presented || presented.length > MAX_PRESENTED) return null;
-  const dot = presented.indexOf('.');
-  const bookmark = presented.slice(0, dot);
-  if (dot < 0 || !BOOKMARK.test(bookmark)) return null;
-  return timingSafeEqualString(presented.slice(dot + 1), await hmac(key, bookmark)) ? bookmark : null;
+  const bookmark = await unseal(kek, AAD, presented).catch(() => null);
+  return bookmark !== null && BOOKMARK.test(bookmark) ? bookmark : null;
 }
 
 /**

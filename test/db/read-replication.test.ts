@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app';
 import type { Env } from '../../src/config';
 import { openBookmark, openSession, sealBookmark } from '../../src/db/replication';
@@ -66,6 +66,14 @@ async function signedIn() {
   return { user, session: cookieFrom(res, COOKIES.session)!.pair, bookmark: cookieFrom(res, COOKIES.bookmark) };
 }
 
+let KEK = '';
+const kek = () => KEK;
+/** Another deployment's key-encryption key (32 zero bytes). */
+const OTHER_KEK = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+beforeAll(async () => {
+  KEK = (await depsFor(env)).config.keyEncryptionKey;
+});
+
 const BOOKMARK_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}$/;
 
 describe('the session each request starts', () => {
@@ -110,7 +118,9 @@ describe('the bookmark, after a write', () => {
     const { session, bookmark } = await signedIn();
     expect(bookmark?.header).toMatch(/^__Host-gatehouse_d1_bookmark=[^;]+; Max-Age=300; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
     const value = bookmark!.pair.slice(bookmark!.pair.indexOf('=') + 1);
-    const raw = value.split('.')[0]!;
+    // Opaque to the browser: D1's bookmark is not in it in the clear.
+    expect(value).not.toMatch(/[0-9a-f]{8}-[0-9a-f]{8}/);
+    const raw = (await openBookmark(kek(), value))!;
     expect(raw).toMatch(BOOKMARK_SHAPE);
 
     seen.starts.length = 0;
@@ -124,37 +134,42 @@ describe('the bookmark, after a write', () => {
   it('an admin API caller gets it in x-d1-bookmark and, echoing it, reads at it', async () => {
     const ops = await adminClient(['admin:users:read', 'admin:users:write']);
     const auth = { authorization: `Bearer ${ops.token}` };
+    seen.starts.length = 0;
     const made = await send('/auth/admin/v1/users', { method: 'POST', headers: auth, json: { email: uniqueEmail('made') } });
     expect(made.status).toBe(201);
+    // A write through the admin API starts on the primary, like every state change.
+    expect(seen.starts).toEqual(['first-primary']);
     const echoed = made.headers.get('x-d1-bookmark')!;
-    expect(echoed.split('.')[0]).toMatch(BOOKMARK_SHAPE);
+    const raw = (await openBookmark(kek(), echoed))!;
+    expect(raw).toMatch(BOOKMARK_SHAPE);
     expect(made.headers.getSetCookie().join()).not.toContain(COOKIES.bookmark);
 
     seen.starts.length = 0;
     const { id } = (await made.json()) as { id: string };
     const read = await send(`/auth/admin/v1/users/${id}`, { headers: { ...auth, 'x-d1-bookmark': echoed } });
     expect(read.status).toBe(200);
-    expect(seen.starts).toEqual([echoed.split('.')[0]]);
+    expect(seen.starts).toEqual([raw]);
   });
 
   it('a malformed, forged or oversized bookmark is ignored: the read starts on the primary and answers normally', async () => {
     const ops = await adminClient(['admin:users:read']);
-    const deps = await depsFor(env);
     const real = '00000000-00000001-00000000-00000000000000000000000000000000';
-    const sealed = await sealBookmark(deps.keys.bookmark, real);
+    const sealed = await sealBookmark(kek(), real);
     const future = 'ffffffff-ffffffff-ffffffff-ffffffffffffffffffffffffffffffff';
+    const flipped = `${sealed.slice(0, 20)}${sealed[20] === 'A' ? 'B' : 'A'}${sealed.slice(21)}`;
     for (const bad of [
       'garbage',
       '',
       ' ',
       future,
-      `${future}.${sealed.split('.')[1]}`,
-      `${real}.`,
+      real,
+      flipped,
       `${sealed}x`,
-      `${sealed.toUpperCase()}`,
-      `${'0'.repeat(8)}-${'0'.repeat(8)}-${'0'.repeat(8)}-${'0'.repeat(5000)}`,
-      `${real}%2E${sealed.split('.')[1]}`,
-      `${real} .${sealed.split('.')[1]}`,
+      sealed.slice(0, -1),
+      await sealBookmark(OTHER_KEK, future),
+      await sealBookmark(kek(), 'not-a-bookmark'),
+      await sealBookmark(kek(), `${real} `),
+      `${sealed}${'A'.repeat(5000)}`,
     ]) {
       seen.starts.length = 0;
       const res = await send('/auth/admin/v1/users?limit=1', { headers: { authorization: `Bearer ${ops.token}`, 'x-d1-bookmark': bad } });
@@ -167,12 +182,19 @@ describe('the bookmark, after a write', () => {
     expect(seen.starts).toEqual([real]);
   });
 
-  it('a bookmark sealed by another deployment’s secret opens nowhere else', async () => {
-    const deps = await depsFor(env);
-    const other = await crypto.subtle.importKey('raw', new Uint8Array(32), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  it('a bookmark sealed by another deployment opens nowhere else', async () => {
     const bookmark = '00000000-00000002-00000000-00000000000000000000000000000000';
-    expect(await openBookmark(deps.keys.bookmark, await sealBookmark(other, bookmark))).toBeNull();
-    expect(await openBookmark(deps.keys.bookmark, await sealBookmark(deps.keys.bookmark, bookmark))).toBe(bookmark);
+    expect(await openBookmark(kek(), await sealBookmark(OTHER_KEK, bookmark))).toBeNull();
+    expect(await openBookmark(kek(), await sealBookmark(kek(), bookmark))).toBe(bookmark);
+  });
+
+  it('a sign-in for a known and an unknown address both get one (its presence tells nothing)', async () => {
+    const user = await createVerifiedUser();
+    for (const email of [user.email, uniqueEmail('nobody')]) {
+      const res = await send('/auth/api/sign-in', { method: 'POST', json: { email, password: 'not the password at all' } });
+      expect(res.status).toBe(401);
+      expect(cookieFrom(res, COOKIES.bookmark), email).toBeDefined();
+    }
   });
 });
 
