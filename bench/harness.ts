@@ -103,12 +103,16 @@ export interface Instance {
  * with request logging off. The first worker gets every request no other worker's `routes` match.
  * Start one at a time: workerd's pid is the child process that appeared meanwhile.
  */
-export async function startMiniflare(workers: WorkerOptions[]): Promise<Instance> {
+export async function startMiniflare(workers: WorkerOptions[], opts: { persistTo?: string } = {}): Promise<Instance> {
   const before = new Set(childrenNamed('workerd'));
   // Miniflare 5 takes a new options shape; convertV4MiniflareOptions accepts the familiar one
   // (host and port are passed through as they are).
   const withSockets = workers.map((w) => ({ unsafeDirectSockets: [{ host: '127.0.0.1', port: 0 }], ...w }));
-  const mf = new Miniflare(convertV4MiniflareOptions({ host: '127.0.0.1', port: 0, logRequests: false, workers: withSockets }));
+  const mf = new Miniflare({
+    ...convertV4MiniflareOptions({ host: '127.0.0.1', port: 0, logRequests: false, workers: withSockets }),
+    // Miniflare 5: D1 and Durable Objects in files under this directory (a benchmark that seeds them directly).
+    ...(opts.persistTo ? { resourcePersistencePath: opts.persistTo } : {}),
+  } as never);
   let url: string;
   let pid: number;
   const direct: Record<string, string> = {};

@@ -21,6 +21,7 @@ import { authorizeRoutes, consentRoutes, discoveryRoutes, logoutRoutes, oauthRou
 import { registrationRoutes } from './oauth/registration-routes';
 import { ENDPOINTS } from './oauth/discovery';
 import { pages } from './hosted-pages';
+import { requestSession } from './request-session';
 import { upstreamCallbacks } from './auth/upstream-routes';
 import { connectPages, gatewayHandler } from './gateway/routes';
 import { handoffApi, handoffPages } from './handoff/routes';
@@ -100,6 +101,9 @@ export function createApp(makeDeps: (env: Env) => Promise<Deps> = depsFor) {
     await next();
     deferTo(c, 'webhook_dispatch_failed')(dispatchAfterResponse(c.var.deps));
   });
+
+  // One D1 session per request from here on (src/request-session.ts); the gateway above runs on the primary.
+  app.use(requestSession);
 
   // The JSON APIs take state changes from Gatehouse's own pages only (cookies are sent same-site;
   // JSON already needs a CORS preflight that is never granted — this is the second lock).

@@ -3,7 +3,8 @@ import { loadArgon2 } from './auth/argon2-worker';
 import { COMMON_PASSWORDS_ASSET } from './auth/common-passwords';
 import { commonPasswordsFromAssets, type CommonPasswords } from './auth/password-policy';
 import { ConfigError, parseConfig, type Config, type Env } from './config';
-import { createDb, type Database } from './db/client';
+import { createDb, type D1Queries, type Database } from './db/client';
+import { openSession, type RequestSession, type SessionStart } from './db/replication';
 import { deriveHmacKey } from './lib/crypto';
 import { createHandoffStore, type HandoffStore } from './handoff/handoff-store';
 import { createMailer, type Mailer } from './mail/mailer';
@@ -21,9 +22,21 @@ import { keyPolicy } from './tokens/keys';
 /** Everything a request needs, built once per isolate and passed down; domain code never sees Hono. */
 export interface Deps {
   config: Config;
+  /**
+   * This request's queries: on Gatehouse's own host, one D1 session per request (db/replication.ts;
+   * reads may come from a replica where the request's kind allows it); elsewhere the binding itself.
+   */
   db: Database;
-  /** The raw binding, for atomic multi-statement batches. */
-  d1: D1Database;
+  /** The same queries unwrapped, for atomic multi-statement batches. */
+  d1: D1Queries;
+  /**
+   * Reads that must be current whatever the request's kind — who the caller is, what they may do
+   * (docs/operations.md, "Read replication"): the primary, or this request's session where that
+   * started on the primary.
+   */
+  primary: Database;
+  /** Opens a request's D1 session (app.ts, once per request); absent where a test brought its own database. */
+  openSession?: (start: SessionStart) => RequestSession;
   sessions: SessionStore;
   /** Cross-device handoffs, one object per short code. */
   handoffs: HandoffStore;
@@ -98,6 +111,8 @@ async function buildDeps(env: Env): Promise<Deps> {
     config,
     db,
     d1: env.DB,
+    primary: db,
+    openSession: (start) => openSession(env.DB, start),
     sessions: createSessionStore(env.USER_SESSIONS),
     handoffs: createHandoffStore(env.HANDOFFS),
     mailer: createMailer(config, db, (input, init) => fetch(input, init)),

@@ -2,6 +2,7 @@ import { env, exports } from 'cloudflare:workers';
 import { expect } from 'vitest';
 import { createApp } from '../src/app';
 import { depsFor, type Deps } from '../src/deps';
+import type { D1Queries } from '../src/db/client';
 import type { UserSessions } from '../src/sessions/user-sessions';
 
 /** Gatehouse's own host (PUBLIC_URL), and the app host the test routes live on (vitest.config.ts). */
@@ -116,7 +117,9 @@ export const auditOf = (userId: string) =>
 export function appWith(override: (deps: Deps) => Partial<Deps>) {
   const app = createApp(async (e) => {
     const deps = await depsFor(e);
-    return { ...deps, ...override(deps) };
+    const own = override(deps);
+    // A test that brings its own database keeps it for every query (no per-request session over the binding).
+    return own.db || own.d1 ? { ...deps, primary: own.db ?? deps.primary, ...own, openSession: undefined } : { ...deps, ...own };
   });
   return (path: string, init: RequestInit & { json?: unknown; ip?: string; cookie?: string } = {}): Promise<Response> => {
     const headers = new Headers(init.headers);
@@ -134,7 +137,7 @@ export function appWith(override: (deps: Deps) => Partial<Deps>) {
 }
 
 /** A D1 binding that fails as during an outage: every statement, or only batches (writes). */
-export function failingD1(real: D1Database, failOn: 'all' | 'batch' = 'all'): D1Database {
+export function failingD1<T extends D1Queries>(real: T, failOn: 'all' | 'batch' = 'all'): T {
   const fail = () => Promise.reject(new Error('D1_ERROR: simulated outage'));
   return new Proxy(real, {
     get(target, prop) {
@@ -195,7 +198,7 @@ export function continueTarget(html: string): string {
 }
 
 /** D1 as the app sees it, recording every statement's SQL. */
-export function recordingD1(real: D1Database, log: string[]): D1Database {
+export function recordingD1<T extends D1Queries>(real: T, log: string[]): T {
   return new Proxy(real, {
     get(target, prop) {
       if (prop === 'prepare')

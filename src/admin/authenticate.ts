@@ -20,7 +20,8 @@ export const ADMIN_ROLE = 'admin';
  * - with the operation's scope;
  * - a user's token only while the user exists, is not blocked and has the `admin` role — read now,
  *   so taking the role away ends their access with their next call.
- * A machine client (client_credentials) acts as itself.
+ * A machine client (client_credentials) acts as itself. What the caller may do is read from the
+ * primary even where the call's own reads may come from a replica (docs/operations.md, "Read replication").
  */
 export async function authenticateAdmin(
   deps: Deps,
@@ -41,7 +42,7 @@ export async function authenticateAdmin(
     });
   if (isMachineToken(claims)) return { kind: 'client', id: clientId, clientId, scopes };
   const [user, roles] = await failClosed('the database', () =>
-    Promise.all([findUserById(deps.db, claims.sub), rolesOf(deps.db, claims.sub)]),
+    Promise.all([findUserById(deps.primary, claims.sub), rolesOf(deps.primary, claims.sub)]),
   );
   if (!user || user.blockedAt !== null) throw invalidToken('The token’s user can no longer use the admin API.');
   if (!roles.includes(ADMIN_ROLE))
@@ -52,7 +53,7 @@ export async function authenticateAdmin(
 /** The token's scopes its client is still granted at the admin API; none (401) if it is gone or has lost the API. */
 async function stillGranted(deps: Deps, clientId: string, scopes: readonly string[]): Promise<string[]> {
   const grant = await failClosed('the database', () =>
-    deps.db
+    deps.primary
       .select({ scopes: clientResources.scopes })
       .from(clientResources)
       .where(and(eq(clientResources.clientId, clientId), eq(clientResources.resource, ADMIN_AUDIENCE)))

@@ -1,5 +1,5 @@
 import { and, eq } from 'drizzle-orm';
-import type { Database } from '../db/client';
+import type { D1Queries, Database } from '../db/client';
 import { emailTokens } from '../db/schema';
 import { randomToken, sha256 } from '../lib/crypto';
 import { GatehouseError } from '../lib/errors';
@@ -103,7 +103,7 @@ export const TOKEN_IS_LIVE = 'token_hash = ?1 AND purpose = ?2 AND expires_at > 
  * the row: the other's effects match nothing and it gets a 400. Nothing is half-written.
  */
 export async function consumeEmailToken(
-  d1: D1Database,
+  d1: D1Queries,
   c: { purpose: TokenPurpose; tokenHash: string; now: number; effects: { sql: string; params?: unknown[] }[] },
 ): Promise<EmailTokenRow> {
   const bind = (sql: string, extra: unknown[] = []) => d1.prepare(sql).bind(c.tokenHash, c.purpose, c.now, ...extra);

@@ -35,6 +35,8 @@ export const COOKIES = {
   pendingLink: `${PREFIX}pending_link`,
   /** Binds a sign-up through an upstream, confirmed by mail, to the browser that started it: only there is the identity linked. */
   upstreamSignUp: `${PREFIX}upstream_sign_up`,
+  /** The D1 bookmark after a write of this person's, so their next reads include it (five minutes; db/replication.ts). */
+  bookmark: `${PREFIX}d1_bookmark`,
 } as const;
 
 export type CookieName = (typeof COOKIES)[keyof typeof COOKIES];

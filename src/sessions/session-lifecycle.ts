@@ -110,8 +110,8 @@ export async function resumeSession(deps: Deps, cookieValue: string | undefined,
 
   const record = await deps.sessions.refresh(verdict.claims.sub, verdict.claims.sid, parsed.secret, now);
   if (!record) return { status: 'ended' };
-  // Roles, tier and email are re-read at every refresh (fail closed), so changes reach the token.
-  const user = await failClosed('the database', () => findUserView(deps.db, record.userId));
+  // Roles, tier and email are re-read at every refresh (fail closed, from the primary), so changes reach the token.
+  const user = await failClosed('the database', () => findUserView(deps.primary, record.userId));
   if (!user) return { status: 'ended' };
   const { claims, cookie } = await cookieFor(deps, record, parsed.secret, user, now);
   return { status: 'valid', claims, refreshed: cookie };

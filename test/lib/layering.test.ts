@@ -10,7 +10,16 @@ import { cyclesOf, importsOf, loopFrom, type Import } from './import-graph';
 const LAYERS = [
   // Wiring: the entry point, the app's routers (and the hosted pages' shared router) and error
   // handler, the deps and the config.
-  ['src/index.ts', 'src/app.ts', 'src/well-known.ts', 'src/hosted-pages.ts', 'src/error-channels.tsx', 'src/deps.ts', 'src/config.ts'],
+  [
+    'src/index.ts',
+    'src/app.ts',
+    'src/well-known.ts',
+    'src/hosted-pages.ts',
+    'src/error-channels.tsx',
+    'src/request-session.ts',
+    'src/deps.ts',
+    'src/config.ts',
+  ],
   // Features: what answers a request.
   ['gateway', 'oauth', 'account', 'admin'],
   // Services the features share.
