@@ -19,6 +19,7 @@ import { listConnectedApps, revokeConnectedApp } from '../oauth/connected-apps';
 import { purposesOf, updatePurposes } from '../auth/purposes';
 import { decisionsFromForm } from '../auth/purposes-pages';
 import * as z from 'zod';
+import { exportFileName, exportOwnData } from './data-export';
 
 /**
  * The account page and signing out, under /auth. Mounted by src/hosted-pages.ts under its
@@ -153,4 +154,13 @@ accountPages.post('/account/purposes', requireSession, async (c) => {
   const decisions = decisionsFromForm(await c.req.parseBody({ all: true }));
   await updatePurposes(c.var.deps, c.var.session, decisions, requestMeta(c), 'account');
   return c.redirect('/auth/account?purposes=saved', 303);
+});
+
+/** The download of the account's data (sensitive: a recent sign-in here, or the proof fields). */
+accountPages.post('/account/export', requireSession, async (c) => {
+  const doc = await exportOwnData(c.var.deps, c.var.session, await proofFromForm(c), requestMeta(c));
+  return c.body(JSON.stringify(doc, null, 2), 200, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-disposition': `attachment; filename="${exportFileName(doc)}"`,
+  });
 });

@@ -10,6 +10,7 @@ import { router } from '../lib/router';
 import { requestMeta } from '../lib/request-meta';
 import { clearSessionCookie, requireSession, requireSignedIn } from '../sessions/middleware';
 import { loadAccount, revokeSession, sessionView, signOut, signOutEverywhere } from './account-sessions';
+import { exportFileName, exportOwnData, type ExportDocument } from './data-export';
 
 /** Self-service JSON API for the signed-in user under /auth/api (docs/api.md). */
 export const accountApi = router('problem');
@@ -24,6 +25,7 @@ for (const path of [
   '/password',
   '/connected-apps',
   '/connected-apps/*',
+  '/export',
 ])
   accountApi.use(path, requireSignedIn);
 
@@ -97,4 +99,19 @@ accountApi.put('/purposes', requireSession, async (c) => {
   const { decisions } = await parseInput(c, 'json', purposeDecisionsInput);
   const purposes = await updatePurposes(c.var.deps, c.var.session, decisions, requestMeta(c), 'api');
   return c.json({ purposes: purposes.map(purposeView) });
+});
+
+/** The JSON download of everything held about the person (a sensitive action: a recent sign-in, or `proof` in a POST). */
+const download = (doc: ExportDocument) =>
+  new Response(JSON.stringify(doc, null, 2), {
+    headers: {
+      'content-type': 'application/json; charset=utf-8',
+      'content-disposition': `attachment; filename="${exportFileName(doc)}"`,
+      'cache-control': 'no-store',
+    },
+  });
+accountApi.get('/export', requireSession, async (c) => download(await exportOwnData(c.var.deps, c.var.session, undefined, requestMeta(c))));
+accountApi.post('/export', requireSession, async (c) => {
+  const proof = c.req.header('content-type') ? (await parseInput(c, 'json', z.object(withProof))).proof : undefined;
+  return download(await exportOwnData(c.var.deps, c.var.session, proof, requestMeta(c)));
 });

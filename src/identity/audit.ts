@@ -50,6 +50,7 @@ export type AuditType =
   | 'consent_revoked'
   | 'password_changed'
   | 'purpose_consent_changed'
+  | 'data_exported'
   | 'admin_change'
   | 'admin_read';
 

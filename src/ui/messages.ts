@@ -193,6 +193,13 @@ export const en = {
     revoke: 'Remove access',
     revoked: 'The app no longer has access to your account.',
   },
+  data: {
+    title: 'Your data',
+    exportIntro: 'Download everything we hold about you as one JSON file.',
+    export: 'Download your data',
+    deleteIntro: 'Delete your account and everything we hold about you.',
+    delete: 'Delete your account',
+  },
   purposes: {
     title: 'Your agreements',
     promptTitle: 'Before you continue',
