@@ -20,6 +20,9 @@ import { purposesOf, updatePurposes } from '../auth/purposes';
 import { decisionsFromForm } from '../auth/purposes-pages';
 import * as z from 'zod';
 import { exportFileName, exportOwnData } from './data-export';
+import { confirmationFor, deleteOwnAccount } from '../auth/account-deletion';
+import { DeleteAccountPage } from './delete-pages';
+import { MessagePage } from '../ui/components';
 
 /**
  * The account page and signing out, under /auth. Mounted by src/hosted-pages.ts under its
@@ -163,4 +166,49 @@ accountPages.post('/account/export', requireSession, async (c) => {
     'content-type': 'application/json; charset=utf-8',
     'content-disposition': `attachment; filename="${exportFileName(doc)}"`,
   });
+});
+
+// Deleting the account: the confirmation page, then the deletion (or its schedule, with a grace period).
+accountPages.get('/account/delete', requireSession, async (c) => {
+  const { deps } = c.var;
+  const { user } = await loadAccount(deps, c.var.session);
+  return c.html(
+    <DeleteAccountPage
+      csrf={c.var.csrfToken}
+      confirmation={confirmationFor(user)}
+      graceDays={deps.config.deletionGraceDays}
+      askProof={deps.config.gateway.sharedHost}
+    />,
+  );
+});
+const deleteForm = z.object({ confirm: z.string({ error: 'confirm is required' }).max(320, 'confirm is too long') });
+accountPages.post('/account/delete', requireSession, async (c) => {
+  const { deps } = c.var;
+  const session = c.var.session;
+  try {
+    const form = await parseInput(c, 'form', deleteForm);
+    const done = await deleteOwnAccount(
+      deps,
+      session,
+      { confirm: form.confirm, proof: await proofFromForm(c) },
+      requestMeta(c),
+      deferTo(c, 'deletion_mail_failed'),
+    );
+    clearSessionCookie(c);
+    const body = done.status === 'deleted' ? en.data.deleted : en.data.scheduled(new Date(done.dueAt).toUTCString());
+    return c.html(<MessagePage title={en.data.delete} body={body} link={{ href: '/auth/sign-in', label: en.signIn.title }} />);
+  } catch (e) {
+    if (!(e instanceof GatehouseError && e.status < 500 && e.extra.field)) throw e;
+    return c.html(
+      <DeleteAccountPage
+        csrf={c.var.csrfToken}
+        confirmation={session.email ? confirmationFor({ email: session.email }) : 'delete'}
+        graceDays={deps.config.deletionGraceDays}
+        askProof={deps.config.gateway.sharedHost}
+        error={e.message}
+        field={e.extra.field}
+      />,
+      e.status as 400,
+    );
+  }
 });

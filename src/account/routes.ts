@@ -1,5 +1,6 @@
 import { changePassword } from '../auth/change-password';
-import { changePasswordInput, purposeDecisionsInput, withProof } from '../auth/schemas';
+import { changePasswordInput, deleteAccountInput, purposeDecisionsInput, withProof } from '../auth/schemas';
+import { deleteOwnAccount } from '../auth/account-deletion';
 import { purposeHistory, purposesOf, purposeView, updatePurposes } from '../auth/purposes';
 import { listConnectedApps, revokeConnectedApp } from '../oauth/connected-apps';
 import * as z from 'zod';
@@ -26,6 +27,7 @@ for (const path of [
   '/connected-apps',
   '/connected-apps/*',
   '/export',
+  '/delete-account',
 ])
   accountApi.use(path, requireSignedIn);
 
@@ -114,4 +116,12 @@ accountApi.get('/export', requireSession, async (c) => download(await exportOwnD
 accountApi.post('/export', requireSession, async (c) => {
   const proof = c.req.header('content-type') ? (await parseInput(c, 'json', z.object(withProof))).proof : undefined;
   return download(await exportOwnData(c.var.deps, c.var.session, proof, requestMeta(c)));
+});
+
+/** Deletes the account (or schedules it, with a grace period); the session ends either way. */
+accountApi.post('/delete-account', requireSession, async (c) => {
+  const input = await parseInput(c, 'json', deleteAccountInput);
+  const done = await deleteOwnAccount(c.var.deps, c.var.session, input, requestMeta(c), deferTo(c, 'deletion_mail_failed'));
+  clearSessionCookie(c);
+  return done.status === 'deleted' ? c.json(done) : c.json(done, 202);
 });

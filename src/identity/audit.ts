@@ -51,6 +51,11 @@ export type AuditType =
   | 'password_changed'
   | 'purpose_consent_changed'
   | 'data_exported'
+  | 'deletion_scheduled'
+  | 'deletion_cancelled'
+  | 'email_change_requested'
+  | 'email_changed'
+  | 'email_change_undone'
   | 'admin_change'
   | 'admin_read';
 

@@ -1,7 +1,7 @@
-import { and, eq, isNotNull, isNull, type SQL } from 'drizzle-orm';
+import { and, eq, isNotNull, isNull, sql, type SQL } from 'drizzle-orm';
 import type { BatchItem } from 'drizzle-orm/batch';
 import type { Database } from '../db/client';
-import { emailTokens, upstreamRequests, userRoles, users, webauthnChallenges } from '../db/schema';
+import { auditEvents, emailTokens, upstreamRequests, userRoles, users, webauthnChallenges } from '../db/schema';
 import { auditInsert, auditInsertWhile, type RequestMeta } from './audit';
 import { type ProfileChange, profileColumns } from './profile';
 
@@ -154,7 +154,9 @@ export function blockedStatements(db: Database, userId: string, blocked: boolean
 /**
  * Deletes the user: the audit event first (its webhook carries the user as they were), then the
  * record — every row that references it goes with it (foreign keys, ON DELETE CASCADE) — and the
- * short-lived rows that name the user without a foreign key. Audit events stay.
+ * short-lived rows that name the user without a foreign key. Audit events stay, for security and
+ * until their retention ends, but pseudonymised (docs/privacy.md, "Account deletion"): the random user
+ * id no longer leads to anyone, and the IP address, user agent and any address in the detail go.
  */
 export function deleteUserStatements(db: Database, userId: string, by: ChangeBy, now: number): Statement[] {
   const exists = eq(users.id, userId);
@@ -165,6 +167,10 @@ export function deleteUserStatements(db: Database, userId: string, by: ChangeBy,
       users,
       exists,
     ),
+    db
+      .update(auditEvents)
+      .set({ ip: null, userAgent: null, detail: sql`json_remove(${auditEvents.detail}, '$.email', '$.oldEmail', '$.newEmail', '$.to')` })
+      .where(eq(auditEvents.userId, userId)),
     db.delete(users).where(exists),
     db.delete(webauthnChallenges).where(eq(webauthnChallenges.userId, userId)),
     db.delete(upstreamRequests).where(eq(upstreamRequests.userId, userId)),

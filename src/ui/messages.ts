@@ -199,6 +199,16 @@ export const en = {
     export: 'Download your data',
     deleteIntro: 'Delete your account and everything we hold about you.',
     delete: 'Delete your account',
+    deleteWhat:
+      'This removes your account, your sign-in methods, sessions, apps’ access and agreements. A record of security events stays, without your address, IP address or device, until it expires.',
+    deleteNow: 'It happens at once and cannot be undone.',
+    deleteGrace: (days: number) =>
+      `Your account is deleted in ${days} day${days === 1 ? '' : 's'}; signing in before then cancels it. You are signed out everywhere now.`,
+    confirmAddress: (address: string) => `Type your address (${address}) to confirm`,
+    confirmWord: 'Type the word delete to confirm',
+    keep: 'Keep my account',
+    deleted: 'Your account was deleted.',
+    scheduled: (when: string) => `Your account will be deleted on ${when}. Sign in before then to keep it.`,
   },
   purposes: {
     title: 'Your agreements',
