@@ -14,4 +14,6 @@ CREATE TABLE `email_changes` (
 CREATE INDEX `email_changes_user_idx` ON `email_changes` (`user_id`,`kind`);--> statement-breakpoint
 CREATE INDEX `email_changes_expiry_idx` ON `email_changes` (`expires_at`);--> statement-breakpoint
 ALTER TABLE `users` ADD `deletion_due_at` integer;--> statement-breakpoint
-CREATE INDEX `users_deletion_due_idx` ON `users` (`deletion_due_at`);
+CREATE INDEX `users_deletion_due_idx` ON `users` (`deletion_due_at`);--> statement-breakpoint
+-- A confirmed address change, and its undo, are webhook user.updated events (changed: ["email"]).
+INSERT INTO `webhook_event_types` (`audit_type`, `event_type`) VALUES ('email_changed', 'user.updated'), ('email_change_undone', 'user.updated');

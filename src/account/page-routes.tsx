@@ -58,7 +58,9 @@ accountPages.get('/account', requireSession, async (c) => {
             ? en.apps.revoked
             : c.req.query('purposes') === 'saved'
               ? en.purposes.saved
-              : undefined;
+              : c.req.query('email') === 'changed'
+                ? en.emailChange.changed
+                : undefined;
   return c.html(
     <AccountPage
       account={account}

@@ -38,7 +38,8 @@ export const AccountPage: FC<{
           <strong id="account-email">{account.user.email}</strong> (
           {account.user.emailVerified ? en.account.verified : en.account.unverified})
         </>
-      )}
+      )}{' '}
+      <a href="/auth/account/email">{shownEmail(account.user.email) === null ? en.emailChange.add : en.emailChange.link}</a>
     </p>
     <h2>{en.account.sessions}</h2>
     <table aria-label={en.account.sessions}>

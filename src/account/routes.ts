@@ -1,6 +1,8 @@
 import { changePassword } from '../auth/change-password';
-import { changePasswordInput, deleteAccountInput, purposeDecisionsInput, withProof } from '../auth/schemas';
+import { changeEmailInput, changePasswordInput, deleteAccountInput, purposeDecisionsInput, withProof } from '../auth/schemas';
 import { deleteOwnAccount } from '../auth/account-deletion';
+import { CONFIRM_MINUTES, requestEmailChange } from '../auth/email-change';
+import { COOKIES, writeCookie } from '../lib/cookies';
 import { purposeHistory, purposesOf, purposeView, updatePurposes } from '../auth/purposes';
 import { listConnectedApps, revokeConnectedApp } from '../oauth/connected-apps';
 import * as z from 'zod';
@@ -28,6 +30,7 @@ for (const path of [
   '/connected-apps/*',
   '/export',
   '/delete-account',
+  '/email',
 ])
   accountApi.use(path, requireSignedIn);
 
@@ -124,4 +127,15 @@ accountApi.post('/delete-account', requireSession, async (c) => {
   const done = await deleteOwnAccount(c.var.deps, c.var.session, input, requestMeta(c), deferTo(c, 'deletion_mail_failed'));
   clearSessionCookie(c);
   return done.status === 'deleted' ? c.json(done) : c.json(done, 202);
+});
+
+/**
+ * Asks to change the address: a link goes to the new one (or, when another account holds it, a
+ * mail telling its owner — the answer here is the same). Binds the link to this browser.
+ */
+accountApi.post('/email', requireSession, async (c) => {
+  const input = await parseInput(c, 'json', changeEmailInput);
+  const { binding } = await requestEmailChange(c.var.deps, c.var.session, input, requestMeta(c), deferTo(c, 'email_change_mail_failed'));
+  writeCookie(c, COOKIES.emailChange, binding, CONFIRM_MINUTES * 60);
+  return c.json({ status: 'confirmation_sent' }, 202);
 });

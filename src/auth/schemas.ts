@@ -127,6 +127,6 @@ export const deleteAccountInput = z.object({
 
 /** Changing one's address: the new one and, optionally, a proof. */
 export const changeEmailInput = z.object({
-  email: z.string({ error: 'email is required' }).max(320, 'email is too long'),
+  email: emailField,
   ...withProof,
 });

@@ -35,6 +35,8 @@ export const COOKIES = {
   pendingLink: `${PREFIX}pending_link`,
   /** Binds a sign-up through an upstream, confirmed by mail, to the browser that started it: only there is the identity linked. */
   upstreamSignUp: `${PREFIX}upstream_sign_up`,
+  /** Binds an address change, confirmed by mail, to the browser that asked for it (thirty minutes; Lax: the link comes from a mail client). */
+  emailChange: `${PREFIX}email_change`,
 } as const;
 
 export type CookieName = (typeof COOKIES)[keyof typeof COOKIES];

@@ -193,6 +193,27 @@ export const en = {
     revoke: 'Remove access',
     revoked: 'The app no longer has access to your account.',
   },
+  emailChange: {
+    title: 'Change your address',
+    link: 'Change address',
+    add: 'Add an address',
+    current: (address: string) => `Your address now is ${address}.`,
+    none: 'Your account has no address yet.',
+    how: 'We send a link to the new address; it takes effect once you open it in this browser. Your old address is told, and can undo the change for 72 hours.',
+    newAddress: 'New address',
+    submit: 'Send the link',
+    sent: (address: string) =>
+      `If ${address} can be used, a link is on its way there. Open it in this browser within 30 minutes to finish.`,
+    confirmTitle: 'Confirm your new address',
+    confirmIntro: 'Use this address for your account from now on. Your other sessions will be signed out.',
+    confirmSubmit: 'Use this address',
+    changed: 'Your address was changed. Your other sessions were signed out.',
+    undoTitle: 'Put your old address back',
+    undoIntro: 'Your account’s address was changed. Put the old one back and sign out every session?',
+    undoSubmit: 'Put it back',
+    undone:
+      'Your old address is back, and every session was signed out. Sign in again, and change your password if you think someone else has it.',
+  },
   data: {
     title: 'Your data',
     exportIntro: 'Download everything we hold about you as one JSON file.',
