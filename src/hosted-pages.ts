@@ -1,5 +1,6 @@
 import { accountPages } from './account/page-routes';
 import { emailPages } from './account/email-page-routes';
+import { profilePages } from './account/profile-page-routes';
 import { authPages } from './auth/page-routes';
 import { secondFactorPages } from './auth/second-factor-routes';
 import { purposesPages } from './auth/purposes-routes';
@@ -52,4 +53,5 @@ pages.route('/', purposesPages);
 pages.route('/', authPages);
 pages.route('/', accountPages);
 pages.route('/', emailPages);
+pages.route('/', profilePages);
 pages.route('/', upstreamPages);

@@ -1,6 +1,6 @@
 import type { FC } from 'hono/jsx';
 import type { FormState } from '../ui/components';
-import { Alert, Field, Form, Layout, ProofFields } from '../ui/layout';
+import { Alert, BackToAccount, Field, Form, Layout, ProofFields } from '../ui/layout';
 import { en } from '../ui/messages';
 
 /** Asks for the new address (and, where an origin shares Gatehouse's host, a proof). */
@@ -25,9 +25,7 @@ export const EmailChangePage: FC<FormState & { current: string | null; askProof:
         {en.emailChange.submit}
       </button>
     </Form>
-    <p>
-      <a href="/auth/account">{en.mfa.codesDone}</a>
-    </p>
+    <BackToAccount />
   </Layout>
 );
 

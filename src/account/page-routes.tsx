@@ -60,7 +60,9 @@ accountPages.get('/account', requireSession, async (c) => {
               ? en.purposes.saved
               : c.req.query('email') === 'changed'
                 ? en.emailChange.changed
-                : undefined;
+                : c.req.query('profile') === 'saved'
+                  ? en.profile.saved
+                  : undefined;
   return c.html(
     <AccountPage
       account={account}

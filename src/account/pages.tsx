@@ -41,6 +41,10 @@ export const AccountPage: FC<{
       )}{' '}
       <a href="/auth/account/email">{shownEmail(account.user.email) === null ? en.emailChange.add : en.emailChange.link}</a>
     </p>
+    <p>
+      {account.user.profile.name && <>{account.user.profile.name} · </>}
+      <a href="/auth/account/profile">{en.profile.link}</a>
+    </p>
     <h2>{en.account.sessions}</h2>
     <table aria-label={en.account.sessions}>
       <thead>

@@ -1,6 +1,7 @@
 import { changePassword } from '../auth/change-password';
 import { changeEmailInput, changePasswordInput, deleteAccountInput, purposeDecisionsInput, withProof } from '../auth/schemas';
 import { deleteOwnAccount } from '../auth/account-deletion';
+import { ownProfile, ownProfileChange, updateOwnProfile } from '../auth/own-profile';
 import { CONFIRM_MINUTES, requestEmailChange } from '../auth/email-change';
 import { COOKIES, writeCookie } from '../lib/cookies';
 import { purposeHistory, purposesOf, purposeView, updatePurposes } from '../auth/purposes';
@@ -31,6 +32,7 @@ for (const path of [
   '/export',
   '/delete-account',
   '/email',
+  '/profile',
 ])
   accountApi.use(path, requireSignedIn);
 
@@ -138,4 +140,11 @@ accountApi.post('/email', requireSession, async (c) => {
   const { binding } = await requestEmailChange(c.var.deps, c.var.session, input, requestMeta(c), deferTo(c, 'email_change_mail_failed'));
   writeCookie(c, COOKIES.emailChange, binding, CONFIRM_MINUTES * 60);
   return c.json({ status: 'confirmation_sent' }, 202);
+});
+
+/** The name, locale and time zone the person edits themselves. */
+accountApi.get('/profile', requireSession, async (c) => c.json({ profile: await ownProfile(c.var.deps, c.var.session) }));
+accountApi.patch('/profile', requireSession, async (c) => {
+  const change = await parseInput(c, 'json', ownProfileChange);
+  return c.json({ profile: await updateOwnProfile(c.var.deps, c.var.session, change, requestMeta(c)) });
 });

@@ -193,6 +193,17 @@ export const en = {
     revoke: 'Remove access',
     revoked: 'The app no longer has access to your account.',
   },
+  profile: {
+    title: 'Your profile',
+    link: 'Edit your profile',
+    name: 'Name',
+    locale: 'Preferred language',
+    localeHint: 'A language tag, e.g. en, fr-CA.',
+    zoneinfo: 'Time zone',
+    zoneinfoHint: 'e.g. Europe/Paris.',
+    save: 'Save',
+    saved: 'Your profile was saved.',
+  },
   emailChange: {
     title: 'Change your address',
     link: 'Change address',
