@@ -13,6 +13,7 @@ CREATE TABLE `email_changes` (
 --> statement-breakpoint
 CREATE INDEX `email_changes_user_idx` ON `email_changes` (`user_id`,`kind`);--> statement-breakpoint
 CREATE INDEX `email_changes_expiry_idx` ON `email_changes` (`expires_at`);--> statement-breakpoint
+ALTER TABLE `users` ADD `profile_attributes` text DEFAULT '{}' NOT NULL;--> statement-breakpoint
 ALTER TABLE `users` ADD `deletion_due_at` integer;--> statement-breakpoint
 CREATE INDEX `users_deletion_due_idx` ON `users` (`deletion_due_at`);--> statement-breakpoint
 -- A confirmed address change, and its undo, are webhook user.updated events (changed: ["email"]).

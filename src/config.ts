@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { routesSchema, type Route } from './gateway/routes-config';
 import { purposesSchema, type Purpose } from './identity/consent-purposes';
+import { attributesSchema, type ProfileAttribute } from './identity/profile-attributes';
 
 /**
  * Bindings and vars the worker receives (docs/configuration.md). The bindings and the [vars] of
@@ -110,6 +111,8 @@ const schema = z
     CONSENT_PURPOSES: purposesSchema,
     // Self-service deletion waits this many days, during which a sign-in cancels it; 0: at once (docs/privacy.md).
     ACCOUNT_DELETION_GRACE_DAYS: count(0, 0, 90),
+    // Profile attributes people give, some needed before an app gets a code (docs/privacy.md, "Profile").
+    PROFILE_ATTRIBUTES: attributesSchema,
   })
   .superRefine((c, ctx) => {
     if (c.ENVIRONMENT === 'production') {
@@ -186,6 +189,8 @@ export interface Config {
   purposes: Purpose[];
   /** Days a self-service deletion waits (a sign-in meanwhile cancels it); 0 deletes at once. */
   deletionGraceDays: number;
+  /** Operator-declared profile attributes, in the order they are shown. */
+  attributes: ProfileAttribute[];
 }
 
 export class ConfigError extends Error {
@@ -254,5 +259,6 @@ export function parseConfig(env: Partial<Env>): Config {
     caches: { sessionTokens: c.SESSION_CACHE_SIZE, assertions: c.ASSERTION_CACHE_SIZE, opaqueTokens: c.OPAQUE_TOKEN_CACHE_SIZE },
     purposes: c.CONSENT_PURPOSES,
     deletionGraceDays: c.ACCOUNT_DELETION_GRACE_DAYS,
+    attributes: c.PROFILE_ATTRIBUTES,
   };
 }

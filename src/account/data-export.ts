@@ -11,6 +11,7 @@ import { consentHistory, purposeStates } from '../identity/consent-records';
 import { shownEmail } from '../identity/email';
 import { identitiesOf } from '../identity/linked-identities';
 import { readMetadata } from '../identity/profile';
+import { readAttributes } from '../identity/profile-attributes';
 import type { ChangeBy } from '../identity/user-records';
 import { rolesOf, viewOf } from '../identity/users';
 import { failClosed } from '../lib/errors';
@@ -46,6 +47,7 @@ export const exportDocument = z.object({
     profile: record.describe('OpenID Connect standard claims (OIDC Core §5.1) the record holds.'),
     user_metadata: record,
     app_metadata: record.describe('Set by the operator about the person; apps read it, the person cannot change it.'),
+    attributes: record.describe('Values of the profile attributes the operator declares (PROFILE_ATTRIBUTES).'),
     blocked_at: millis.nullable(),
     created_at: millis,
     updated_at: millis,
@@ -160,6 +162,7 @@ export async function buildExport(deps: Deps, userId: string): Promise<ExportDoc
       profile: viewOf(user, roles).profile as Record<string, unknown>,
       user_metadata: readMetadata(user.userMetadata),
       app_metadata: readMetadata(user.appMetadata),
+      attributes: readAttributes(user.profileAttributes, deps.config.attributes),
       blocked_at: user.blockedAt,
       created_at: user.createdAt,
       updated_at: user.updatedAt,

@@ -1,7 +1,7 @@
 import { changePassword } from '../auth/change-password';
 import { changeEmailInput, changePasswordInput, deleteAccountInput, purposeDecisionsInput, withProof } from '../auth/schemas';
 import { deleteOwnAccount } from '../auth/account-deletion';
-import { ownProfile, ownProfileChange, updateOwnProfile } from '../auth/own-profile';
+import { ownProfile, ownProfileInput, updateOwnProfile } from '../auth/own-profile';
 import { CONFIRM_MINUTES, requestEmailChange } from '../auth/email-change';
 import { COOKIES, writeCookie } from '../lib/cookies';
 import { purposeHistory, purposesOf, purposeView, updatePurposes } from '../auth/purposes';
@@ -142,9 +142,9 @@ accountApi.post('/email', requireSession, async (c) => {
   return c.json({ status: 'confirmation_sent' }, 202);
 });
 
-/** The name, locale and time zone the person edits themselves. */
-accountApi.get('/profile', requireSession, async (c) => c.json({ profile: await ownProfile(c.var.deps, c.var.session) }));
+/** The name, locale, time zone and declared attributes the person edits themselves. */
+accountApi.get('/profile', requireSession, async (c) => c.json(await ownProfile(c.var.deps, c.var.session)));
 accountApi.patch('/profile', requireSession, async (c) => {
-  const change = await parseInput(c, 'json', ownProfileChange);
-  return c.json({ profile: await updateOwnProfile(c.var.deps, c.var.session, change, requestMeta(c)) });
+  const change = await parseInput(c, 'json', ownProfileInput(c.var.deps.config));
+  return c.json(await updateOwnProfile(c.var.deps, c.var.session, change, requestMeta(c)));
 });

@@ -39,6 +39,8 @@ export const users = sqliteTable(
     appMetadata: text('app_metadata').notNull().default('{}'),
     /** Data the user's apps keep for them (a JSON object; the admin API writes it). */
     userMetadata: text('user_metadata').notNull().default('{}'),
+    /** Values of the operator-declared profile attributes (PROFILE_ATTRIBUTES), a JSON object; the person sets them. */
+    profileAttributes: text('profile_attributes').notNull().default('{}'),
     /** Set while the account is blocked: it cannot sign in, and its sessions were ended. */
     blockedAt: integer('blocked_at'),
     /**

@@ -71,6 +71,8 @@ export interface UserChange {
   profile?: ProfileChange;
   appMetadata?: Record<string, unknown>;
   userMetadata?: Record<string, unknown>;
+  /** Profile attribute values to set, a merge patch (RFC 7396): null removes one. */
+  attributes?: Record<string, unknown>;
 }
 
 /** The names of the fields a change sets, as the audit event lists them (never their values). */
@@ -83,6 +85,7 @@ export function changedFields(c: UserChange): string[] {
     ...Object.keys(c.profile ?? {}).map((k) => `profile.${k}`),
     ...(c.appMetadata !== undefined ? ['app_metadata'] : []),
     ...(c.userMetadata !== undefined ? ['user_metadata'] : []),
+    ...Object.keys(c.attributes ?? {}).map((k) => `attributes.${k}`),
   ];
 }
 
@@ -103,6 +106,9 @@ export function userChangeStatements(db: Database, userId: string, c: UserChange
         ...(c.profile ? profileColumns(c.profile, now) : {}),
         ...(c.appMetadata !== undefined ? { appMetadata: JSON.stringify(c.appMetadata) } : {}),
         ...(c.userMetadata !== undefined ? { userMetadata: JSON.stringify(c.userMetadata) } : {}),
+        ...(c.attributes !== undefined
+          ? { profileAttributes: sql`json_patch(${users.profileAttributes}, ${JSON.stringify(c.attributes)})` }
+          : {}),
         updatedAt: now,
       })
       .where(exists),

@@ -203,6 +203,8 @@ export const en = {
     zoneinfoHint: 'e.g. Europe/Paris.',
     save: 'Save',
     saved: 'Your profile was saved.',
+    needed: 'needed',
+    neededIntro: 'The app you are going to needs a little more about you. This is asked once.',
   },
   emailChange: {
     title: 'Change your address',

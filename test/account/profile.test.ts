@@ -26,10 +26,10 @@ describe('editing one’s profile', () => {
     const p = await person();
     const res = await patch(p.browser, { name: 'Ada Lovelace', locale: 'fr-CA', zoneinfo: 'Europe/Paris' });
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ profile: { name: 'Ada Lovelace', locale: 'fr-CA', zoneinfo: 'Europe/Paris' } });
+    expect(await res.json()).toEqual({ profile: { name: 'Ada Lovelace', locale: 'fr-CA', zoneinfo: 'Europe/Paris' }, attributes: {} });
     expect(await row(p.userId)).toMatchObject({ name: 'Ada Lovelace', locale: 'fr-CA', zoneinfo: 'Europe/Paris' });
     const cleared = await patch(p.browser, { zoneinfo: null });
-    expect(await cleared.json()).toEqual({ profile: { name: 'Ada Lovelace', locale: 'fr-CA' } });
+    expect(await cleared.json()).toEqual({ profile: { name: 'Ada Lovelace', locale: 'fr-CA' }, attributes: {} });
     const events = (await auditOf(p.userId)).results.filter((e) => e.type === 'user_updated').map((e) => JSON.parse(e.detail!).fields);
     expect(events).toEqual([['profile.name', 'profile.locale', 'profile.zoneinfo'], ['profile.zoneinfo']]);
     const me = (await (await p.browser.fetch('/auth/api/me')).json()) as { user: { profile: Record<string, string> } };
