@@ -107,6 +107,25 @@ describe('deleting one’s own account (JSON API)', () => {
     await expectIntact(p);
   });
 
+  it('where an origin shares the host a fresh session needs a proof too; a stale one with the password may', async () => {
+    const p = await person();
+    const shared = p.browser.at((deps) => ({ config: { ...deps.config, gateway: { ...deps.config.gateway, sharedHost: true } } }));
+    const script = await shared.post('/auth/api/delete-account', { confirm: p.email });
+    expect(script.status).toBe(403);
+    expect(await script.json()).toMatchObject({ code: 'proof_required', field: 'proof' });
+    const wrong = await p.browser
+      .at(later(11))
+      .post('/auth/api/delete-account', { confirm: p.email, proof: { password: 'a wrong guess here' } });
+    expect(wrong.status).toBe(403);
+    expect(await wrong.json()).toMatchObject({ code: 'invalid_proof' });
+    await expectIntact(p);
+    const proven = await p.browser
+      .at(later(11))
+      .post('/auth/api/delete-account', { confirm: p.email, proof: { password: STRONG_PASSWORD } });
+    expect(proven.status).toBe(200);
+    await expectGone(p);
+  });
+
   it('a wrong, missing or overlong confirmation is a 400 naming confirm; nothing changes', async () => {
     const p = await person();
     for (const body of [{ confirm: 'someone-else@example.com' }, { confirm: 'delete' }, {}, { confirm: 'x'.repeat(400) }, { confirm: 7 }]) {

@@ -1,5 +1,6 @@
 import { env } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { type OutboxEvent, payloadOf } from '../../src/admin/webhook-events';
 import { COOKIES } from '../../src/lib/cookies';
 import { TestBrowser } from '../browser';
 import { createVerifiedUser, lastMailTo, type Mail, type Problem, STRONG_PASSWORD, uniqueEmail } from '../helpers';
@@ -85,10 +86,13 @@ describe('changing the address', () => {
     const told = await lastMailTo(p.email, before);
     expect(told.subject).toBe('The address of your account was changed');
     expect(told.text).toContain(next);
-    const hook = await env.DB.prepare("SELECT detail FROM webhook_events WHERE user_id = ? AND type = 'user.updated'")
+    const hook = await env.DB.prepare(
+      "SELECT w.id, w.type, w.user_id AS userId, w.user, w.detail, w.created_at AS createdAt, a.type AS auditType, a.actor FROM webhook_events w JOIN audit_events a ON a.id = w.id WHERE w.user_id = ? AND w.type = 'user.updated'",
+    )
       .bind(p.userId)
-      .first<{ detail: string }>();
-    expect(JSON.parse(hook!.detail)).toMatchObject({ fields: ['email'] });
+      .first<OutboxEvent>();
+    // The payload integrators get: what changed (never the addresses themselves beyond the user snapshot).
+    expect(payloadOf(hook!)).toMatchObject({ type: 'user.updated', data: { changed: ['email'], user: { email: next }, actor: null } });
     const audit = await env.DB.prepare("SELECT type FROM audit_events WHERE user_id = ? AND type LIKE 'email_change%' ORDER BY id")
       .bind(p.userId)
       .all<{ type: string }>();
@@ -180,6 +184,10 @@ describe('changing the address', () => {
     expect(res.status).toBe(403);
     expect(await res.json()).toMatchObject({ code: 'recent_sign_in_required' });
     expect(await mailboxOf(next)).toEqual([]);
+    // The owner, whose sign-in is just as old, confirms with the password instead.
+    const proven = await p.browser.at(later(11)).post('/auth/api/email', { email: next, proof: { password: STRONG_PASSWORD } });
+    expect(proven.status).toBe(202);
+    expect((await lastMailTo(next)).subject).toBe('Confirm your new address');
   });
 
   it('bad input is a 400 naming email: not an address, the reserved domain, the current one', async () => {
