@@ -28,6 +28,7 @@ async function richUser() {
     publicKey: `COSE-PUBLIC-KEY-${crypto.randomUUID()}`,
     upstreamTokens: `SEALED-UPSTREAM-${crypto.randomUUID()}`,
   };
+  const asn = String(4_200_000_000 + (crypto.getRandomValues(new Uint32Array(1))[0]! % 90_000_000));
   await env.DB.batch([
     env.DB.prepare(
       'INSERT INTO totp_credentials (user_id, secret_encrypted, last_step, confirmed_at, created_at) VALUES (?, ?, 0, ?, ?)',
@@ -39,6 +40,12 @@ async function richUser() {
     env.DB.prepare(
       "INSERT INTO linked_identities (id, user_id, provider_id, issuer, subject, email, email_verified, name, tokens_encrypted, created_at) VALUES (?, ?, 'acme', 'https://idp.acme.test', ?, ?, 1, 'Ada', ?, ?)",
     ).bind(`li-${u.userId}`, u.userId, `sub-${u.userId}`, u.email, secrets.upstreamTokens, now),
+    env.DB.prepare('INSERT INTO sign_in_history (user_id, marker, first_seen_at, last_seen_at) VALUES (?, ?, ?, ?)').bind(
+      u.userId,
+      `asn:${asn}`,
+      now,
+      now,
+    ),
     env.DB.prepare(
       "INSERT INTO consent_records (user_id, purpose, version, granted, source, ip, user_agent, created_at) VALUES (?, 'marketing_email', '1', 1, 'api', '192.0.2.9', 'UA', ?)",
     ).bind(u.userId, now),
@@ -52,7 +59,7 @@ async function richUser() {
   const tokens = (await tokenRes.json()) as { access_token: string; refresh_token: string; id_token: string };
   expect(tokens.refresh_token).toBeTruthy();
   const hash = await env.DB.prepare('SELECT password_hash FROM users WHERE id = ?').bind(u.userId).first<{ password_hash: string }>();
-  return { ...u, browser, client, tokens, secrets: { ...secrets, passwordHash: hash!.password_hash } };
+  return { ...u, browser, client, tokens, asn, secrets: { ...secrets, passwordHash: hash!.password_hash } };
 }
 
 /** Every secret of the person, as it sits in storage or in their hands. */
@@ -126,8 +133,18 @@ describe('downloading one’s data (JSON API)', () => {
 
   it('holds nothing of another person', async () => {
     const text = await (await person.browser.fetch('/auth/api/export')).text();
-    for (const theirs of [other.userId, other.email, `pk-${other.userId}`, `sub-${other.userId}`, other.client.clientId, other.browser.ip])
+    for (const theirs of [
+      other.userId,
+      other.email,
+      `pk-${other.userId}`,
+      `sub-${other.userId}`,
+      other.client.clientId,
+      other.browser.ip,
+      other.asn,
+    ])
       expect(text).not.toContain(theirs);
+    // Their own network is there, as the control.
+    expect(text).toContain(`"value": "${person.asn}"`);
   });
 
   it('a stolen session signed in eleven minutes ago is refused (nothing leaves), and a proof given now lets the owner through', async () => {
