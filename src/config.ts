@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { routesSchema, type Route } from './gateway/routes-config';
 import { purposesSchema, type Purpose } from './identity/consent-purposes';
+import { attributesSchema, type ProfileAttribute } from './identity/profile-attributes';
 
 /**
  * Bindings and vars the worker receives (docs/configuration.md). The bindings and the [vars] of
@@ -108,6 +109,10 @@ const schema = z
     OPAQUE_TOKEN_CACHE_SIZE: count(10_000, 100, 1_000_000),
     // What people are asked to agree to (terms, privacy policy, marketing mail…): docs/privacy.md.
     CONSENT_PURPOSES: purposesSchema,
+    // Self-service deletion waits this many days, during which a sign-in cancels it; 0: at once (docs/privacy.md).
+    ACCOUNT_DELETION_GRACE_DAYS: count(0, 0, 90),
+    // Profile attributes people give, some needed before an app gets a code (docs/privacy.md, "Profile").
+    PROFILE_ATTRIBUTES: attributesSchema,
   })
   .superRefine((c, ctx) => {
     if (c.ENVIRONMENT === 'production') {
@@ -182,6 +187,10 @@ export interface Config {
   caches: { sessionTokens: number; assertions: number; opaqueTokens: number };
   /** Consent purposes, in the order they are shown (docs/privacy.md). */
   purposes: Purpose[];
+  /** Days a self-service deletion waits (a sign-in meanwhile cancels it); 0 deletes at once. */
+  deletionGraceDays: number;
+  /** Operator-declared profile attributes, in the order they are shown. */
+  attributes: ProfileAttribute[];
 }
 
 export class ConfigError extends Error {
@@ -249,5 +258,7 @@ export function parseConfig(env: Partial<Env>): Config {
     },
     caches: { sessionTokens: c.SESSION_CACHE_SIZE, assertions: c.ASSERTION_CACHE_SIZE, opaqueTokens: c.OPAQUE_TOKEN_CACHE_SIZE },
     purposes: c.CONSENT_PURPOSES,
+    deletionGraceDays: c.ACCOUNT_DELETION_GRACE_DAYS,
+    attributes: c.PROFILE_ATTRIBUTES,
   };
 }

@@ -1,4 +1,6 @@
 import { accountPages } from './account/page-routes';
+import { emailPages } from './account/email-page-routes';
+import { profilePages } from './account/profile-page-routes';
 import { authPages } from './auth/page-routes';
 import { secondFactorPages } from './auth/second-factor-routes';
 import { purposesPages } from './auth/purposes-routes';
@@ -42,6 +44,7 @@ const credentialPosts = [
   '/reset-password',
   '/verify-email',
   '/account/totp',
+  '/account/email',
   '/upstream/:provider',
 ];
 limitPostsPerIp(pages, credentialPosts);
@@ -49,4 +52,6 @@ pages.route('/', secondFactorPages);
 pages.route('/', purposesPages);
 pages.route('/', authPages);
 pages.route('/', accountPages);
+pages.route('/', emailPages);
+pages.route('/', profilePages);
 pages.route('/', upstreamPages);

@@ -4,6 +4,7 @@ import { createApp } from './app';
 import type { Env } from './config';
 import { THROTTLE } from './auth/throttle';
 import { purgeExpired } from './db/retention';
+import { finishDueDeletions } from './auth/account-deletion';
 import { depsFor } from './deps';
 import { reportCaches } from './lib/lru';
 import { rotateKeys, keyPolicy } from './tokens/keys';
@@ -24,8 +25,9 @@ export default {
   /**
    * Cron (wrangler.toml [triggers]): every minute the webhook sweep (fan-out, lost messages re-sent,
    * pruning); hourly, publish the next signing key ahead of time and delete expired ones, then purge
-   * what retention lets go (src/db/retention.ts), in bounded batches. Either of those failing leaves
-   * the other done; the next run tries again.
+   * what retention lets go (src/db/retention.ts), in bounded batches, and finish the account deletions
+   * that are due (src/auth/account-deletion.ts). One of those failing leaves the others done; the
+   * next run tries again.
    */
   async scheduled(controller: ScheduledController, env: Env): Promise<void> {
     const deps = await depsFor(env);
@@ -34,13 +36,15 @@ export default {
       return;
     }
     const now = deps.now();
-    const [keys, purged] = await Promise.allSettled([
+    const [keys, purged, deletions] = await Promise.allSettled([
       rotateKeys(deps.db, deps.config.keyEncryptionKey, now, keyPolicy(deps.config.tokens)),
       purgeExpired(deps.db, { ...deps.config.retention, throttleWindowMs: THROTTLE.windowMs }, now),
+      finishDueDeletions(deps, now),
     ]);
     if (keys.status === 'fulfilled') console.log(JSON.stringify({ event: 'keys_rotated', ...keys.value }));
     if (purged.status === 'fulfilled') console.log(JSON.stringify({ event: 'retention_purged', deleted: purged.value }));
-    const failed = [keys, purged].flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
+    if (deletions.status === 'fulfilled') console.log(JSON.stringify({ event: 'deletions_finished', ...deletions.value }));
+    const failed = [keys, purged, deletions].flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
     if (failed.length > 0) throw new AggregateError(failed, 'scheduled work failed');
   },
   /** Webhook deliveries (and their dead letters): src/admin/webhook-delivery.ts. */

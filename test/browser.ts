@@ -1,7 +1,7 @@
 import { env, exports } from 'cloudflare:workers';
 import { createApp } from '../src/app';
 import { depsFor, type Deps } from '../src/deps';
-import { ORIGIN, uniqueIp } from './helpers';
+import { ORIGIN, overridden, uniqueIp } from './helpers';
 
 /**
  * A browser for Workers-runtime tests: keeps cookies per host (the Set-Cookie rules that matter
@@ -28,7 +28,7 @@ export class TestBrowser {
    * clock, say — so a test can age a session and still follow redirects and keep cookies.
    */
   at(override: (deps: Deps) => Partial<Deps>): TestBrowser {
-    const app = createApp(async (e) => ({ ...(await depsFor(e)), ...override(await depsFor(e)) }));
+    const app = createApp(async (e) => overridden(await depsFor(e), override));
     const twin = Object.create(this) as TestBrowser;
     twin.worker = async (request) => app.fetch(request, env);
     return twin;

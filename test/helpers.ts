@@ -114,13 +114,14 @@ export const auditOf = (userId: string) =>
  * The worker's app with some deps replaced (a frozen clock, a failing D1 or Durable Object), driven
  * through its own fetch with the real bindings.
  */
+/** The isolate's deps with a test's replacements; a test that brings its own database keeps it for every query (no per-request session over the binding). */
+export function overridden(deps: Deps, override: (deps: Deps) => Partial<Deps>): Deps {
+  const own = override(deps);
+  return own.db || own.d1 ? { ...deps, primary: own.db ?? deps.primary, ...own, openSession: undefined } : { ...deps, ...own };
+}
+
 export function appWith(override: (deps: Deps) => Partial<Deps>) {
-  const app = createApp(async (e) => {
-    const deps = await depsFor(e);
-    const own = override(deps);
-    // A test that brings its own database keeps it for every query (no per-request session over the binding).
-    return own.db || own.d1 ? { ...deps, primary: own.db ?? deps.primary, ...own, openSession: undefined } : { ...deps, ...own };
-  });
+  const app = createApp(async (e) => overridden(await depsFor(e), override));
   return (path: string, init: RequestInit & { json?: unknown; ip?: string; cookie?: string } = {}): Promise<Response> => {
     const headers = new Headers(init.headers);
     if (init.json !== undefined) headers.set('content-type', 'application/json');

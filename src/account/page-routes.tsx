@@ -19,6 +19,10 @@ import { listConnectedApps, revokeConnectedApp } from '../oauth/connected-apps';
 import { purposesOf, updatePurposes } from '../auth/purposes';
 import { decisionsFromForm } from '../auth/purposes-pages';
 import * as z from 'zod';
+import { exportFileName, exportOwnData } from './data-export';
+import { confirmationFor, deleteOwnAccount } from '../auth/account-deletion';
+import { DeleteAccountPage } from './delete-pages';
+import { MessagePage } from '../ui/components';
 
 /**
  * The account page and signing out, under /auth. Mounted by src/hosted-pages.ts under its
@@ -54,7 +58,11 @@ accountPages.get('/account', requireSession, async (c) => {
             ? en.apps.revoked
             : c.req.query('purposes') === 'saved'
               ? en.purposes.saved
-              : undefined;
+              : c.req.query('email') === 'changed'
+                ? en.emailChange.changed
+                : c.req.query('profile') === 'saved'
+                  ? en.profile.saved
+                  : undefined;
   return c.html(
     <AccountPage
       account={account}
@@ -153,4 +161,58 @@ accountPages.post('/account/purposes', requireSession, async (c) => {
   const decisions = decisionsFromForm(await c.req.parseBody({ all: true }));
   await updatePurposes(c.var.deps, c.var.session, decisions, requestMeta(c), 'account');
   return c.redirect('/auth/account?purposes=saved', 303);
+});
+
+/** The download of the account's data (sensitive: a recent sign-in here, or the proof fields). */
+accountPages.post('/account/export', requireSession, async (c) => {
+  const doc = await exportOwnData(c.var.deps, c.var.session, await proofFromForm(c), requestMeta(c));
+  return c.body(JSON.stringify(doc, null, 2), 200, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-disposition': `attachment; filename="${exportFileName(doc)}"`,
+  });
+});
+
+// Deleting the account: the confirmation page, then the deletion (or its schedule, with a grace period).
+accountPages.get('/account/delete', requireSession, async (c) => {
+  const { deps } = c.var;
+  const { user } = await loadAccount(deps, c.var.session);
+  return c.html(
+    <DeleteAccountPage
+      csrf={c.var.csrfToken}
+      confirmation={confirmationFor(user)}
+      graceDays={deps.config.deletionGraceDays}
+      askProof={deps.config.gateway.sharedHost}
+    />,
+  );
+});
+const deleteForm = z.object({ confirm: z.string({ error: 'confirm is required' }).max(320, 'confirm is too long') });
+accountPages.post('/account/delete', requireSession, async (c) => {
+  const { deps } = c.var;
+  const session = c.var.session;
+  try {
+    const form = await parseInput(c, 'form', deleteForm);
+    const done = await deleteOwnAccount(
+      deps,
+      session,
+      { confirm: form.confirm, proof: await proofFromForm(c) },
+      requestMeta(c),
+      deferTo(c, 'deletion_mail_failed'),
+    );
+    clearSessionCookie(c);
+    const body = done.status === 'deleted' ? en.data.deleted : en.data.scheduled(new Date(done.dueAt).toUTCString());
+    return c.html(<MessagePage title={en.data.delete} body={body} link={{ href: '/auth/sign-in', label: en.signIn.title }} />);
+  } catch (e) {
+    if (!(e instanceof GatehouseError && e.status < 500 && e.extra.field)) throw e;
+    return c.html(
+      <DeleteAccountPage
+        csrf={c.var.csrfToken}
+        confirmation={session.email ? confirmationFor({ email: session.email }) : 'delete'}
+        graceDays={deps.config.deletionGraceDays}
+        askProof={deps.config.gateway.sharedHost}
+        error={e.message}
+        field={e.extra.field}
+      />,
+      e.status as 400,
+    );
+  }
 });

@@ -38,7 +38,12 @@ export const AccountPage: FC<{
           <strong id="account-email">{account.user.email}</strong> (
           {account.user.emailVerified ? en.account.verified : en.account.unverified})
         </>
-      )}
+      )}{' '}
+      <a href="/auth/account/email">{shownEmail(account.user.email) === null ? en.emailChange.add : en.emailChange.link}</a>
+    </p>
+    <p>
+      {account.user.profile.name && <>{account.user.profile.name} · </>}
+      <a href="/auth/account/profile">{en.profile.link}</a>
     </p>
     <h2>{en.account.sessions}</h2>
     <table aria-label={en.account.sessions}>
@@ -92,6 +97,7 @@ export const AccountPage: FC<{
     <LinkedAccountsSection identities={identities.linked} linkable={identities.linkable} csrf={csrf} askProof={askProof} />
     <ConnectedAppsSection apps={apps} csrf={csrf} askProof={askProof} />
     <PurposesSection purposes={purposes} csrf={csrf} />
+    <DataSection csrf={csrf} askProof={askProof} />
     <div class="actions">
       <Form action="/auth/sign-out" csrf={csrf} class="inline">
         <button type="submit" class="primary">
@@ -136,5 +142,20 @@ const ConnectedAppsSection: FC<{ apps: ConnectedApp[]; csrf: string; askProof: b
         ))}
       </ul>
     )}
+  </section>
+);
+
+/** Download the account's data (a sensitive action: the proof fields where an origin shares the host), and the way to delete it. */
+const DataSection: FC<{ csrf: string; askProof: boolean }> = ({ csrf, askProof }) => (
+  <section aria-labelledby="your-data">
+    <h2 id="your-data">{en.data.title}</h2>
+    <p>{en.data.exportIntro}</p>
+    <Form action="/auth/account/export" csrf={csrf} class="inline">
+      {askProof && <ProofFields />}
+      <button type="submit">{en.data.export}</button>
+    </Form>
+    <p>
+      {en.data.deleteIntro} <a href="/auth/account/delete">{en.data.delete}</a>
+    </p>
   </section>
 );

@@ -1,5 +1,5 @@
 import type { FC } from 'hono/jsx';
-import { Alert, Field, Form, Layout, ProofFields } from '../ui/layout';
+import { Alert, BackToAccount, Field, Form, Layout, ProofFields } from '../ui/layout';
 import type { FormState } from '../ui/components';
 import { en } from '../ui/messages';
 import { shownEmail } from '../identity/email';
@@ -49,8 +49,6 @@ export const PasswordPage: FC<FormState & { hasPassword: boolean; minLength: num
         {s.hasPassword ? en.passwordChange.submitChange : en.passwordChange.submitSet}
       </button>
     </Form>
-    <p>
-      <a href="/auth/account">{en.mfa.codesDone}</a>
-    </p>
+    <BackToAccount />
   </Layout>
 );

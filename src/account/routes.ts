@@ -1,5 +1,9 @@
 import { changePassword } from '../auth/change-password';
-import { changePasswordInput, purposeDecisionsInput, withProof } from '../auth/schemas';
+import { changeEmailInput, changePasswordInput, deleteAccountInput, purposeDecisionsInput, withProof } from '../auth/schemas';
+import { deleteOwnAccount } from '../auth/account-deletion';
+import { ownProfile, ownProfileInput, updateOwnProfile } from '../auth/own-profile';
+import { CONFIRM_MINUTES, requestEmailChange } from '../auth/email-change';
+import { COOKIES, writeCookie } from '../lib/cookies';
 import { purposeHistory, purposesOf, purposeView, updatePurposes } from '../auth/purposes';
 import { listConnectedApps, revokeConnectedApp } from '../oauth/connected-apps';
 import * as z from 'zod';
@@ -10,6 +14,7 @@ import { router } from '../lib/router';
 import { requestMeta } from '../lib/request-meta';
 import { clearSessionCookie, requireSession, requireSignedIn } from '../sessions/middleware';
 import { loadAccount, revokeSession, sessionView, signOut, signOutEverywhere } from './account-sessions';
+import { exportFileName, exportOwnData, type ExportDocument } from './data-export';
 
 /** Self-service JSON API for the signed-in user under /auth/api (docs/api.md). */
 export const accountApi = router('problem');
@@ -24,6 +29,10 @@ for (const path of [
   '/password',
   '/connected-apps',
   '/connected-apps/*',
+  '/export',
+  '/delete-account',
+  '/email',
+  '/profile',
 ])
   accountApi.use(path, requireSignedIn);
 
@@ -97,4 +106,45 @@ accountApi.put('/purposes', requireSession, async (c) => {
   const { decisions } = await parseInput(c, 'json', purposeDecisionsInput);
   const purposes = await updatePurposes(c.var.deps, c.var.session, decisions, requestMeta(c), 'api');
   return c.json({ purposes: purposes.map(purposeView) });
+});
+
+/** The JSON download of everything held about the person (a sensitive action: a recent sign-in, or `proof` in a POST). */
+const download = (doc: ExportDocument) =>
+  new Response(JSON.stringify(doc, null, 2), {
+    headers: {
+      'content-type': 'application/json; charset=utf-8',
+      'content-disposition': `attachment; filename="${exportFileName(doc)}"`,
+      'cache-control': 'no-store',
+    },
+  });
+accountApi.get('/export', requireSession, async (c) => download(await exportOwnData(c.var.deps, c.var.session, undefined, requestMeta(c))));
+accountApi.post('/export', requireSession, async (c) => {
+  const proof = c.req.header('content-type') ? (await parseInput(c, 'json', z.object(withProof))).proof : undefined;
+  return download(await exportOwnData(c.var.deps, c.var.session, proof, requestMeta(c)));
+});
+
+/** Deletes the account (or schedules it, with a grace period); the session ends either way. */
+accountApi.post('/delete-account', requireSession, async (c) => {
+  const input = await parseInput(c, 'json', deleteAccountInput);
+  const done = await deleteOwnAccount(c.var.deps, c.var.session, input, requestMeta(c), deferTo(c, 'deletion_mail_failed'));
+  clearSessionCookie(c);
+  return done.status === 'deleted' ? c.json(done) : c.json(done, 202);
+});
+
+/**
+ * Asks to change the address: a link goes to the new one (or, when another account holds it, a
+ * mail telling its owner — the answer here is the same). Binds the link to this browser.
+ */
+accountApi.post('/email', requireSession, async (c) => {
+  const input = await parseInput(c, 'json', changeEmailInput);
+  const { binding } = await requestEmailChange(c.var.deps, c.var.session, input, requestMeta(c), deferTo(c, 'email_change_mail_failed'));
+  writeCookie(c, COOKIES.emailChange, binding, CONFIRM_MINUTES * 60);
+  return c.json({ status: 'confirmation_sent' }, 202);
+});
+
+/** The name, locale, time zone and declared attributes the person edits themselves. */
+accountApi.get('/profile', requireSession, async (c) => c.json(await ownProfile(c.var.deps, c.var.session)));
+accountApi.patch('/profile', requireSession, async (c) => {
+  const change = await parseInput(c, 'json', ownProfileInput(c.var.deps.config));
+  return c.json(await updateOwnProfile(c.var.deps, c.var.session, change, requestMeta(c)));
 });

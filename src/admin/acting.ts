@@ -32,5 +32,12 @@ export async function changeOf(
         : `an account with the ${ADMIN_ROLE} role is the admin power of every app admins sign in through`,
       ...(gives ? { field: 'roles' } : {}),
     });
-  return { actor: actorName(actor), meta, detail: { clientId: actor.clientId } };
+  return readBy(actor, meta);
 }
+
+/** Who reads through the admin API (an export, say): recorded like a change's actor; reading needs no admin power. */
+export const readBy = (actor: Actor, meta: RequestMeta): ChangeBy => ({
+  actor: actorName(actor),
+  meta,
+  detail: { clientId: actor.clientId },
+});

@@ -11,9 +11,10 @@ import { rolesOf, type User, viewOf } from '../identity/users';
 import { failClosed } from '../lib/errors';
 import { forgetKeys, keyIdsOf } from './client-records';
 import { decodeCursor, encodeCursor } from './cursor';
-import { changeOf } from './acting';
+import { changeOf, readBy } from './acting';
 import { idParam, millis, operation, pageOf, pageQuery } from './operations';
 import { userCredentialOperations } from './user-credentials-operations';
+import { exportDocument, exportUserData } from '../account/data-export';
 
 /** Users: search, read, create, change, block, delete (docs/admin-api.md "Users"). */
 
@@ -235,6 +236,22 @@ const accountOperations = [
       await updateUser(deps, params.id, { ...accountOf(body), email: body.email, verify: body.verify }, by, defer);
       return { status: 200, body: await currentUser(deps, params.id) };
     },
+  }),
+  operation({
+    method: 'get',
+    path: '/users/{id}/export',
+    operationId: 'exportUser',
+    tag: 'Users',
+    summary: 'Everything held about a user, as one JSON document (the same the person downloads)',
+    description:
+      'Profile, address, roles, metadata, linked identities, credentials (metadata only, never secrets), sessions, connected apps, consent history, sign-in history and the newest audit events (docs/privacy.md, "Data export"). Audited as data_exported.',
+    scope: 'admin:users:read',
+    params: idParam,
+    responses: { 200: { description: 'The export document', schema: exportDocument } },
+    handle: async ({ deps, actor, meta, params }) => ({
+      status: 200,
+      body: await exportUserData(deps, params.id, readBy(actor, meta)),
+    }),
   }),
   blockingOperation('block', 'Block a user: no sign-in by any method; every session and token ends now', blockUser),
   blockingOperation('unblock', 'Unblock a user: they can sign in again (nothing that ended comes back)', unblockUser),

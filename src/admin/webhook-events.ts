@@ -8,7 +8,7 @@
  */
 export const WEBHOOK_EVENTS = {
   'user.created': ['sign_up', 'user_created'],
-  'user.updated': ['user_updated'],
+  'user.updated': ['user_updated', 'email_changed', 'email_change_undone'],
   'user.email_verified': ['email_verified'],
   'user.deleted': ['user_deleted'],
   'user.blocked': ['user_blocked'],
@@ -132,7 +132,8 @@ const BUILD: { [T in WebhookEventType]: (d: Detail, e: OutboxEvent) => Omit<Webh
     source: e.auditType === 'user_created' ? 'admin' : text(d, 'via') ? 'upstream' : 'sign_up',
     provider: text(d, 'via'),
   }),
-  'user.updated': (d) => ({ changed: texts(d, 'changed') }),
+  // The audit detail names the changed fields `fields` (user-records.ts changedFields, email-change.ts).
+  'user.updated': (d) => ({ changed: texts(d, 'fields') }),
   'user.email_verified': () => ({}),
   'user.deleted': () => ({}),
   'user.blocked': () => ({}),

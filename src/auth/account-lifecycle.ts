@@ -1,4 +1,4 @@
-import { and, eq, isNull } from 'drizzle-orm';
+import { and, eq, lte, sql } from 'drizzle-orm';
 import { users } from '../db/schema';
 import type { Deps } from '../deps';
 import { blockedStatements, type ChangeBy, deleteUserStatements, runStatements } from '../identity/user-records';
@@ -57,22 +57,32 @@ export async function unblockUser(deps: Deps, userId: string, by: ChangeBy): Pro
 }
 
 /**
- * Deletes the account: its object ends everything at once and refuses anything new (a sign-in that
- * read the account a moment before gets no session), then one D1 batch writes `user_deleted` and
- * removes the record with everything that references it. If that batch fails the account is still
- * there, blocked in D1 and in its object, and the caller is told to try again (503); the retry finishes.
+ * Deletes the account: the record is marked blocked and due for deletion (so a failure from here on
+ * is finished by the scheduled handler, src/auth/account-deletion.ts, if nobody retries), its object
+ * ends everything at once and refuses anything new (a sign-in that read the account a moment before
+ * gets no session), then one D1 batch writes `user_deleted`, strips what identifies the person from
+ * the audit events that stay, and removes the record with everything that references it. If that
+ * batch fails the account is still there, blocked in D1 and in its object, and the caller is told to
+ * try again (503); the retry finishes.
+ *
+ * `dueBy`: delete only an account whose scheduled deletion is due by then (the scheduled handler): a
+ * sign-in that cancelled it first wins, and the answer is false.
  */
-export async function deleteUser(deps: Deps, userId: string, by: ChangeBy): Promise<void> {
+export async function deleteUser(deps: Deps, userId: string, by: ChangeBy, opts: { dueBy?: number } = {}): Promise<boolean> {
   refuseOwnAccount(by, userId, 'delete');
   await existingUser(deps, userId);
   const now = deps.now();
-  await failClosed('the database', () =>
+  const id = eq(users.id, userId);
+  const marked = await failClosed('the database', () =>
     deps.db
       .update(users)
-      .set({ blockedAt: now })
-      .where(and(eq(users.id, userId), isNull(users.blockedAt))),
+      .set({ blockedAt: sql`coalesce(${users.blockedAt}, ${now})`, deletionDueAt: sql`coalesce(${users.deletionDueAt}, ${now})` })
+      .where(opts.dueBy === undefined ? id : and(id, lte(users.deletionDueAt, opts.dueBy)))
+      .returning({ id: users.id }),
   );
+  if (marked.length === 0) return false;
   const { sessions } = await deps.sessions.forget(userId, now);
   const detail = { ...by.detail, sessionsEnded: sessions };
   await failClosed('the database', () => runStatements(deps.db, deleteUserStatements(deps.db, userId, { ...by, detail }, now)));
+  return true;
 }

@@ -118,3 +118,15 @@ export const purposeDecisionsInput = z.object({
     )
     .max(32, 'decisions has too many entries'),
 });
+
+/** Deleting one's account: the typed confirmation (the address, or `delete`) and, optionally, a proof. */
+export const deleteAccountInput = z.object({
+  confirm: z.string({ error: 'confirm is required' }).max(320, 'confirm is too long'),
+  ...withProof,
+});
+
+/** Changing one's address: the new one and, optionally, a proof. */
+export const changeEmailInput = z.object({
+  email: emailField,
+  ...withProof,
+});

@@ -1,4 +1,5 @@
 import type { BatchItem } from 'drizzle-orm/batch';
+import { cancelScheduledDeletion } from './account-deletion';
 import { jwtVerify, SignJWT, errors } from 'jose';
 import type { User } from '../db/schema';
 import type { Deps } from '../deps';
@@ -281,6 +282,8 @@ async function finishSignIn(
       return { kind: 'purposes', pending, purposes };
     }
   }
+  // A sign-in during a deletion's grace period keeps the account (or, once the deletion has begun, is refused).
+  await cancelScheduledDeletion(deps, user, ctx.meta, opts.defer);
   const roles = 'roles' in user ? user.roles : await failClosed('the database', () => rolesOf(deps.db, user.id));
   const view = viewOf(user, roles);
   const session = await startSession(deps, { user: view, amr, meta: ctx.meta, now });

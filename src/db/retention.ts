@@ -4,6 +4,7 @@ import type { Database } from './client';
 import {
   auditEvents,
   credentialFailures,
+  emailChanges,
   emailSignIns,
   emailTokens,
   pushedAuthorizations,
@@ -53,6 +54,8 @@ export const PURGES: Purge[] = [
   { name: 'email_sign_ins', table: emailSignIns, column: emailSignIns.expiresAt, cutoff: (_, now) => now - EXPIRED_LINK_GRACE_MS },
   // Verification links, reset links, and pending sign-ups with their password hashes.
   { name: 'email_tokens', table: emailTokens, column: emailTokens.expiresAt, cutoff: (_, now) => now - EXPIRED_LINK_GRACE_MS },
+  // Address-change links (confirm and undo), used or not.
+  { name: 'email_changes', table: emailChanges, column: emailChanges.expiresAt, cutoff: (_, now) => now - EXPIRED_LINK_GRACE_MS },
   { name: 'webauthn_challenges', table: webauthnChallenges, column: webauthnChallenges.expiresAt, cutoff: (_, now) => now },
   { name: 'upstream_requests', table: upstreamRequests, column: upstreamRequests.expiresAt, cutoff: (_, now) => now },
   { name: 'pushed_authorizations', table: pushedAuthorizations, column: pushedAuthorizations.expiresAt, cutoff: (_, now) => now },

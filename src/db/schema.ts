@@ -39,8 +39,15 @@ export const users = sqliteTable(
     appMetadata: text('app_metadata').notNull().default('{}'),
     /** Data the user's apps keep for them (a JSON object; the admin API writes it). */
     userMetadata: text('user_metadata').notNull().default('{}'),
+    /** Values of the operator-declared profile attributes (PROFILE_ATTRIBUTES), a JSON object; the person sets them. */
+    profileAttributes: text('profile_attributes').notNull().default('{}'),
     /** Set while the account is blocked: it cannot sign in, and its sessions were ended. */
     blockedAt: integer('blocked_at'),
+    /**
+     * The person asked for their account's deletion with a grace period (ACCOUNT_DELETION_GRACE_DAYS):
+     * the scheduled handler deletes it from this time on; a sign-in before clears it.
+     */
+    deletionDueAt: integer('deletion_due_at'),
     /** The last completed sign-in (kept by a trigger on the sign_in audit event, migrations/0013). */
     lastSignInAt: integer('last_sign_in_at'),
     createdAt: integer('created_at').notNull(),
@@ -50,6 +57,7 @@ export const users = sqliteTable(
     index('users_created_idx').on(t.createdAt, t.id),
     index('users_last_sign_in_idx').on(t.lastSignInAt, t.id),
     index('users_tier_idx').on(t.tier, t.createdAt),
+    index('users_deletion_due_idx').on(t.deletionDueAt),
   ],
 );
 
@@ -89,6 +97,30 @@ export const emailTokens = sqliteTable(
     index('email_tokens_email_idx').on(t.email, t.purpose),
     index('email_tokens_expiry_idx').on(t.expiresAt),
   ],
+);
+
+/**
+ * A change of address in flight (docs/privacy.md, "Email change"). `confirm`: the link mailed to the
+ * new address, bound to the browser that asked (`binding_hash`, the hash of a cookie's secret);
+ * `undo`: the link mailed to the old address, which puts it back. Only hashes of the links are
+ * kept; each is used once (`used_at`, set by a conditional UPDATE).
+ */
+export const emailChanges = sqliteTable(
+  'email_changes',
+  {
+    tokenHash: text('token_hash').primaryKey(),
+    kind: text('kind', { enum: ['confirm', 'undo'] }).notNull(),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    bindingHash: text('binding_hash'),
+    oldEmail: text('old_email').notNull(),
+    newEmail: text('new_email').notNull(),
+    expiresAt: integer('expires_at').notNull(),
+    usedAt: integer('used_at'),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [index('email_changes_user_idx').on(t.userId, t.kind), index('email_changes_expiry_idx').on(t.expiresAt)],
 );
 
 /**

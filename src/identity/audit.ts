@@ -50,6 +50,12 @@ export type AuditType =
   | 'consent_revoked'
   | 'password_changed'
   | 'purpose_consent_changed'
+  | 'data_exported'
+  | 'deletion_scheduled'
+  | 'deletion_cancelled'
+  | 'email_change_requested'
+  | 'email_changed'
+  | 'email_change_undone'
   | 'admin_change'
   | 'admin_read';
 

@@ -1,7 +1,7 @@
-import { and, eq, isNotNull, isNull, type SQL } from 'drizzle-orm';
+import { and, eq, isNotNull, isNull, sql, type SQL } from 'drizzle-orm';
 import type { BatchItem } from 'drizzle-orm/batch';
 import type { Database } from '../db/client';
-import { emailTokens, upstreamRequests, userRoles, users, webauthnChallenges } from '../db/schema';
+import { auditEvents, emailTokens, upstreamRequests, userRoles, users, webauthnChallenges } from '../db/schema';
 import { auditInsert, auditInsertWhile, type RequestMeta } from './audit';
 import { type ProfileChange, profileColumns } from './profile';
 
@@ -71,6 +71,8 @@ export interface UserChange {
   profile?: ProfileChange;
   appMetadata?: Record<string, unknown>;
   userMetadata?: Record<string, unknown>;
+  /** Profile attribute values to set, a merge patch (RFC 7396): null removes one. */
+  attributes?: Record<string, unknown>;
 }
 
 /** The names of the fields a change sets, as the audit event lists them (never their values). */
@@ -83,6 +85,7 @@ export function changedFields(c: UserChange): string[] {
     ...Object.keys(c.profile ?? {}).map((k) => `profile.${k}`),
     ...(c.appMetadata !== undefined ? ['app_metadata'] : []),
     ...(c.userMetadata !== undefined ? ['user_metadata'] : []),
+    ...Object.keys(c.attributes ?? {}).map((k) => `attributes.${k}`),
   ];
 }
 
@@ -103,6 +106,9 @@ export function userChangeStatements(db: Database, userId: string, c: UserChange
         ...(c.profile ? profileColumns(c.profile, now) : {}),
         ...(c.appMetadata !== undefined ? { appMetadata: JSON.stringify(c.appMetadata) } : {}),
         ...(c.userMetadata !== undefined ? { userMetadata: JSON.stringify(c.userMetadata) } : {}),
+        ...(c.attributes !== undefined
+          ? { profileAttributes: sql`json_patch(${users.profileAttributes}, ${JSON.stringify(c.attributes)})` }
+          : {}),
         updatedAt: now,
       })
       .where(exists),
@@ -154,7 +160,9 @@ export function blockedStatements(db: Database, userId: string, blocked: boolean
 /**
  * Deletes the user: the audit event first (its webhook carries the user as they were), then the
  * record — every row that references it goes with it (foreign keys, ON DELETE CASCADE) — and the
- * short-lived rows that name the user without a foreign key. Audit events stay.
+ * short-lived rows that name the user without a foreign key. Audit events stay, for security and
+ * until their retention ends, but pseudonymised (docs/privacy.md, "Account deletion"): the random user
+ * id no longer leads to anyone, and the IP address, user agent and any address in the detail go.
  */
 export function deleteUserStatements(db: Database, userId: string, by: ChangeBy, now: number): Statement[] {
   const exists = eq(users.id, userId);
@@ -165,6 +173,10 @@ export function deleteUserStatements(db: Database, userId: string, by: ChangeBy,
       users,
       exists,
     ),
+    db
+      .update(auditEvents)
+      .set({ ip: null, userAgent: null, detail: sql`json_remove(${auditEvents.detail}, '$.email', '$.oldEmail', '$.newEmail', '$.to')` })
+      .where(eq(auditEvents.userId, userId)),
     db.delete(users).where(exists),
     db.delete(webauthnChallenges).where(eq(webauthnChallenges.userId, userId)),
     db.delete(upstreamRequests).where(eq(upstreamRequests.userId, userId)),

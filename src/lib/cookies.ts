@@ -37,6 +37,8 @@ export const COOKIES = {
   upstreamSignUp: `${PREFIX}upstream_sign_up`,
   /** The D1 bookmark after a write of this person's, so their next reads include it (five minutes; db/replication.ts). */
   bookmark: `${PREFIX}d1_bookmark`,
+  /** Binds an address change, confirmed by mail, to the browser that asked for it (thirty minutes; Lax: the link comes from a mail client). */
+  emailChange: `${PREFIX}email_change`,
 } as const;
 
 export type CookieName = (typeof COOKIES)[keyof typeof COOKIES];

@@ -10,7 +10,9 @@ export const ADMIN_MAX_BODY_BYTES = 64 * 1024;
 /** Turns the first zod issue into a 400 that names the field. */
 export function invalidInput(error: z.ZodError): GatehouseError {
   const issue = error.issues[0]!;
-  const field = issue.path.map(String).join('.') || undefined;
+  // A key the schema does not allow (a strict object) is named by itself.
+  const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
+  const field = path.map(String).join('.') || undefined;
   const message = issue.code === 'invalid_type' && issue.input === undefined ? `${field ?? 'body'} is required` : issue.message;
   return new GatehouseError('invalid_request', field && !message.includes(field) ? `${field}: ${message}` : message, {
     ...(field ? { field } : {}),

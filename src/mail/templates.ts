@@ -5,8 +5,8 @@ import type { Mail } from './mailer';
 const escapeHtml = (s: string) =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
-const htmlOf = (lines: string[], link: { href: string; label: string }) =>
-  `<p>${lines.map(escapeHtml).join('</p><p>')}</p><p><a href="${escapeHtml(link.href)}">${escapeHtml(link.label)}</a></p>`;
+const htmlOf = (lines: string[], link?: { href: string; label: string }) =>
+  `<p>${lines.map(escapeHtml).join('</p><p>')}</p>${link ? `<p><a href="${escapeHtml(link.href)}">${escapeHtml(link.label)}</a></p>` : ''}`;
 
 export function verifyEmailMail(to: string, link: string, minutes: number): Mail {
   const lines = [
@@ -176,5 +176,76 @@ export function passwordChangedMail(to: string, d: { first: boolean; when: Date;
     subject: d.first ? 'A password was set for your account' : 'Your password was changed',
     text: `${lines.join('\n\n')}\n\n${d.accountLink}\n`,
     html: htmlOf(lines, { href: d.accountLink, label: 'Review your account' }),
+  };
+}
+
+export function accountDeletedMail(to: string, d: { when: Date }): Mail {
+  const lines = [
+    'Your account was deleted, as you asked, with everything we held about you.',
+    `When: ${d.when.toUTCString()}. Every session and app's access ended.`,
+    'If this was not you, reply to this message at once.',
+  ];
+  return { to, subject: 'Your account was deleted', text: `${lines.join('\n\n')}\n`, html: htmlOf(lines) };
+}
+
+export function deletionScheduledMail(to: string, d: { due: Date; signInLink: string }): Mail {
+  const lines = [
+    `Your account will be deleted on ${d.due.toUTCString()}, as you asked. Every session was signed out.`,
+    'Changed your mind? Sign in before then and the deletion is cancelled.',
+  ];
+  return {
+    to,
+    subject: 'Your account will be deleted',
+    text: `${lines.join('\n\n')}\n\n${d.signInLink}\n`,
+    html: htmlOf(lines, { href: d.signInLink, label: 'Sign in to keep your account' }),
+  };
+}
+
+export function deletionCancelledMail(to: string, d: { accountLink: string }): Mail {
+  const lines = ['You signed in, so your account will not be deleted.', 'If you still want it gone, ask again from your account page.'];
+  return {
+    to,
+    subject: 'Your account will not be deleted',
+    text: `${lines.join('\n\n')}\n\n${d.accountLink}\n`,
+    html: htmlOf(lines, { href: d.accountLink, label: 'Your account' }),
+  };
+}
+
+export function confirmNewAddressMail(to: string, d: { link: string; minutes: number }): Mail {
+  const lines = [
+    'Someone asked to use this address for their account. If it was you, confirm it from the browser you asked in.',
+    `The link works once, for ${d.minutes} minutes. If it was not you, ignore this message.`,
+  ];
+  return {
+    to,
+    subject: 'Confirm your new address',
+    text: `${lines.join('\n\n')}\n\n${d.link}\n`,
+    html: htmlOf(lines, { href: d.link, label: 'Confirm this address' }),
+  };
+}
+
+export function addressTakenMail(to: string, d: { accountLink: string }): Mail {
+  const lines = [
+    'Someone asked to move another account to this address, but this address already has an account (yours). Nothing changed.',
+    'If it was you, sign in to that account with this address instead.',
+  ];
+  return {
+    to,
+    subject: 'This address already has an account',
+    text: `${lines.join('\n\n')}\n\n${d.accountLink}\n`,
+    html: htmlOf(lines, { href: d.accountLink, label: 'Sign in' }),
+  };
+}
+
+export function addressChangedMail(to: string, d: { newAddress: string; undoLink: string; hours: number }): Mail {
+  const lines = [
+    `The address of your account was changed to ${d.newAddress}. Mail about your account now goes there.`,
+    `If this was not you, put your address back (this also signs out every session): the link works once, for ${d.hours} hours.`,
+  ];
+  return {
+    to,
+    subject: 'The address of your account was changed',
+    text: `${lines.join('\n\n')}\n\n${d.undoLink}\n`,
+    html: htmlOf(lines, { href: d.undoLink, label: 'This was not me: undo' }),
   };
 }

@@ -22,6 +22,7 @@ import { requestObjectParams } from './request-object';
 import { resourceProblem } from './client-registration';
 import { findClient, grantableScope, grantResources, type Client } from './clients';
 import { pendingPurposes } from '../identity/consent-records';
+import { attributesMissingFor } from '../auth/own-profile';
 import { consentAsked, consentCovers, recordConsent, storedConsent, takeHeldConsent } from './consent';
 import { issuerOf } from './issue';
 import { readReauthMarker, REAUTH_PARAM, signedInSince } from './reauth-marker';
@@ -197,6 +198,8 @@ export type AuthorizationStep =
   | { kind: 'step_up'; acr: string }
   /** Signed in (`session`), but the user has yet to approve the client. */
   | { kind: 'consent'; session: SessionClaims }
+  /** Profile attributes this app needs that the person has not given (progressive profiling): asked once, then back here. */
+  | { kind: 'profile' }
   /** Done: a code or an error for the client. */
   | { kind: 'respond'; response: AuthorizationResponse };
 
@@ -262,6 +265,20 @@ export async function decideAuthorization(
         }),
       };
     return { kind: 'login', reauth: { staleSid: session.sid } };
+  }
+
+  // Progressive profiling: attributes the operator declares as needed by every app, or by this one,
+  // that the person has not given are asked once before the app gets a code (docs/privacy.md, "Profile").
+  if ((await attributesMissingFor(deps, session.sub, req.client.clientId)).length > 0) {
+    if (req.prompt.has('none'))
+      return {
+        kind: 'respond',
+        response: authorizationResponse(deps, target, {
+          error: 'interaction_required',
+          error_description: 'The user must complete their profile.',
+        }),
+      };
+    return { kind: 'profile' };
   }
 
   // acr_values (OIDC Core §3.1.2.1, voluntary), an acr claim request (essential when it says so) and

@@ -143,6 +143,13 @@ async function respond(c: C, req: AuthorizationRequest, params: Params, step: Au
     if (req.loginHint) signIn.set('login_hint', req.loginHint);
     return c.redirect(`/auth/sign-in?${signIn}`, fromForm ? 303 : 302);
   }
+  if (step.kind === 'profile') {
+    const back = `${ENDPOINTS.authorization}?${new URLSearchParams(params)}`;
+    return c.redirect(
+      `/auth/account/profile?${new URLSearchParams({ return_to: back, client_id: req.client.clientId })}`,
+      fromForm ? 303 : 302,
+    );
+  }
   if (step.kind === 'step_up') {
     // The way back keeps any re-authentication marker: the stepped-up session is a new one.
     const back = `${ENDPOINTS.authorization}?${new URLSearchParams(params)}`;

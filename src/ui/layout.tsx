@@ -176,3 +176,10 @@ form.inline { display: inline; }
 fieldset.proof { border: 1px solid #8886; border-radius: .35rem; margin: 0 0 1rem; }
 .actions { display: flex; gap: .75rem; flex-wrap: wrap; margin-top: 1.5rem; }
 `;
+
+/** The way back to the account page, under a form of it. */
+export const BackToAccount: FC = () => (
+  <p>
+    <a href="/auth/account">{en.mfa.codesDone}</a>
+  </p>
+);

@@ -61,6 +61,15 @@ const rowOf: Record<string, (tag: string, at: number, userId: string) => Promise
     );
     return ['SELECT count(*) AS n FROM email_tokens WHERE token_hash = ?', tag];
   },
+  email_changes: async (tag, at, userId) => {
+    await run(
+      `INSERT INTO email_changes (token_hash, kind, user_id, binding_hash, old_email, new_email, expires_at, created_at) VALUES (?1, 'confirm', ?3, 'b', 'old@example.com', 'new@example.com', ?2, ?2)`,
+      tag,
+      at,
+      userId,
+    );
+    return ['SELECT count(*) AS n FROM email_changes WHERE token_hash = ?', tag];
+  },
   webauthn_challenges: async (tag, at) => {
     await run(`INSERT INTO webauthn_challenges (id, challenge, purpose, expires_at) VALUES (?1, 'c', 'authenticate', ?2)`, tag, at);
     return ['SELECT count(*) AS n FROM webauthn_challenges WHERE id = ?', tag];

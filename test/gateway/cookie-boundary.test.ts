@@ -36,6 +36,8 @@ async function browserWithEveryCookie() {
   expect((await b.post('/auth/api/email-sign-in', { email: user.email })).status).toBe(202);
   await b.open('/auth/handoff/qr');
   await b.open('/auth/handoff/continue');
+  // An address change waiting for its confirmation (the binding of the browser that asked).
+  expect((await b.post('/auth/api/email', { email: `new-${user.email}` })).status).toBe(202);
   for (const [name, value] of pending.cookies) if (!b.cookies.has(name)) b.cookies.set(name, value);
   // A sign-in waiting for a required consent purpose (terms never accepted).
   const terms = new TestBrowser().at((deps) => ({
