@@ -190,4 +190,17 @@ describe('audit archive (issue 17)', () => {
     expect(await rowsTagged(tag)).toEqual(inside);
     expect(await objectsSince(before)).toEqual([]);
   });
+
+  it('the hourly cron exports through the bound AUDIT_ARCHIVE (last here: it purges on the real clock)', async () => {
+    const { createScheduledController } = await import('cloudflare:test');
+    const worker = (await import('../../src/index')).default;
+    const tag = crypto.randomUUID();
+    const old = await insertEvent(tag, Date.now() - 500 * DAY);
+    const before = await archiveKeys();
+
+    await worker.scheduled(createScheduledController({ cron: '17 * * * *' }), env);
+
+    expect(await rowsTagged(tag)).toEqual([]);
+    expect((await objectsSince(before)).flatMap((o) => o.rows)).toContainEqual(old);
+  });
 });
