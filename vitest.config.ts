@@ -73,6 +73,8 @@ export default defineConfig({
             miniflare: {
               // A second database for tests that rewrite the signing-key table wholesale.
               d1Databases: ['KEYS_TEST_DB'],
+              // The optional audit archive (commented out in wrangler.toml), bound here for test/db/retention-archive.test.ts.
+              r2Buckets: ['AUDIT_ARCHIVE'],
               // The demo echo origin behind the gateway, reached through a service binding.
               workers: [
                 { name: 'echo', modules: true, scriptPath: './demo/echo.js', compatibilityDate: '2026-10-20' },

@@ -8,7 +8,13 @@ import { attributesSchema, type ProfileAttribute } from './identity/profile-attr
  * wrangler.toml come from `npm run types` (WranglerEnv, worker-configuration.d.ts); the secrets and
  * the vars that have a default here are the schema's other keys, each a string when it is set.
  */
-export interface Env extends WranglerEnv, Unlisted {}
+export interface Env extends WranglerEnv, Unlisted {
+  /**
+   * Optional R2 bucket: audit events past retention are exported to it before they are deleted
+   * (docs/operations.md, "Retention"). Commented out in wrangler.toml, so not in WranglerEnv.
+   */
+  AUDIT_ARCHIVE?: R2Bucket;
+}
 
 /** What the schema reads that wrangler.toml does not list: secrets, and vars left to their default. */
 type Unlisted = { [K in Exclude<keyof z.input<typeof schema>, keyof WranglerEnv>]?: string };

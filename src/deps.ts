@@ -54,6 +54,8 @@ export interface Deps {
   rateLimit: (key: string) => Promise<boolean>;
   /** The RateLimiter objects behind per-client and per-key limits (limits/rate-limits.ts). */
   limits: TakeFromWindow;
+  /** Where the retention purge exports audit events before deleting them; absent when not bound (then it only deletes). */
+  auditArchive?: R2Bucket;
   /** The webhook deliveries' queue: a message names a delivery to attempt (admin/webhook-delivery.ts). */
   webhooks: Queue<{ deliveryId: string }>;
   now: () => number;
@@ -123,6 +125,7 @@ async function buildDeps(env: Env): Promise<Deps> {
     rateLimit: async (key) => (await limiter.limit({ key })).success,
     limits: createRateLimitStore(env.RATE_LIMITER),
     webhooks: env.WEBHOOKS as Queue<{ deliveryId: string }>,
+    auditArchive: env.AUDIT_ARCHIVE,
     fetch: (input, init) => fetch(input, init),
     now: () => Date.now(),
   };

@@ -38,7 +38,7 @@ export default {
     const now = deps.now();
     const [keys, purged, deletions] = await Promise.allSettled([
       rotateKeys(deps.db, deps.config.keyEncryptionKey, now, keyPolicy(deps.config.tokens)),
-      purgeExpired(deps.db, { ...deps.config.retention, throttleWindowMs: THROTTLE.windowMs }, now),
+      purgeExpired(deps.db, { ...deps.config.retention, throttleWindowMs: THROTTLE.windowMs }, now, deps.auditArchive),
       finishDueDeletions(deps, now),
     ]);
     if (keys.status === 'fulfilled') console.log(JSON.stringify({ event: 'keys_rotated', ...keys.value }));

@@ -6,7 +6,7 @@ import { providerFromRow, type UpstreamProvider } from './upstream-providers';
 
 /** How long an isolate keeps provider records (docs/authentication.md "Upstream providers"). */
 export const PROVIDER_CACHE_TTL_MS = 30_000;
-const cache = new LruCache<string, UpstreamProvider[]>(1);
+const cache = new LruCache<string, UpstreamProvider[]>(1, 'providers');
 
 /** Every provider, from the isolate's cache while fresh (30 s), else from D1. */
 export async function allProviders(db: Database, now: number): Promise<UpstreamProvider[]> {

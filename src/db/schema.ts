@@ -671,6 +671,8 @@ export const webhookDeliveries = sqliteTable(
     uniqueIndex('webhook_deliveries_event_endpoint_idx').on(t.eventId, t.endpointId),
     index('webhook_deliveries_endpoint_idx').on(t.endpointId, t.createdAt),
     index('webhook_deliveries_due_idx').on(t.status, t.nextAttemptAt),
+    // The sweep's prune (admin/webhook-dispatch.ts): deliveries made before the retention cutoff.
+    index('webhook_deliveries_created_idx').on(t.createdAt),
   ],
 );
 

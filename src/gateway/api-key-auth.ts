@@ -36,7 +36,7 @@ interface KeyRecord {
   cachedUntil: number;
 }
 
-const cache = new LruCache<string, KeyRecord>(5_000);
+const cache = new LruCache<string, KeyRecord>(5_000, 'api_keys');
 
 export type KeyCheck = { status: 'ok'; who: Identity } | { status: 'rejected'; reason: string };
 

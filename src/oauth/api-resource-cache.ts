@@ -10,7 +10,7 @@ import { resourceFromRow, type ApiResource } from './api-resources';
  * this (docs/oidc.md "Records in the isolate").
  */
 export const RESOURCE_CACHE_TTL_MS = 30_000;
-const cache = new LruCache<string, ApiResource>(500);
+const cache = new LruCache<string, ApiResource>(500, 'resources');
 
 /** The registered API with this identifier, from the isolate's cache while fresh, else from D1. */
 export async function findResource(db: Database, identifier: string, now: number): Promise<ApiResource | undefined> {

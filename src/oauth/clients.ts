@@ -90,7 +90,7 @@ const CLIENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
  */
 export const CLIENT_CACHE_TTL_MS = 30_000;
 /** At most this many records per isolate; the least recently used goes first. */
-const cached = new LruCache<string, Client>(2_000);
+const cached = new LruCache<string, Client>(2_000, 'clients');
 
 /**
  * The client with this id (and its API grants), from the isolate's cache while fresh, else from D1

@@ -2,7 +2,8 @@ import { env } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { trimHistoryStatement } from '../../src/auth/risk';
 import { createDb } from '../../src/db/client';
-import { PURGES, purgeBatch } from '../../src/db/retention';
+import { archiveBatch, deleteArchived, PURGES, purgeBatch } from '../../src/db/retention';
+import { prune } from '../../src/admin/webhook-dispatch';
 import type { Deps } from '../../src/deps';
 import { findUserByEmail, findUserView } from '../../src/identity/users';
 import { adminClient, BASE } from '../admin/helpers';
@@ -76,6 +77,28 @@ describe('query plans of the hot statements (issue 17)', () => {
     const statements = PURGES.map((p) => built(purgeBatch(db, p, now, 500)));
     expect(statements).toHaveLength(PURGES.length);
     await expectNoScans(statements);
+  });
+
+  it('the audit archive reads each batch by the purge index and deletes exactly its ids by primary key', async () => {
+    const audit = PURGES.find((p) => p.archive)!;
+    const now = Date.now();
+    const read = built(archiveBatch(db, audit, now, 500));
+    const del = built(deleteArchived(db, audit, now, [1, 2, 3]));
+    expect(await planOf(env.DB, read)).toEqual(expect.arrayContaining([expect.stringContaining('INDEX audit_events_created_idx')]));
+    expect(await planOf(env.DB, del)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^SEARCH audit_events USING INTEGER PRIMARY KEY/)]),
+    );
+    await expectNoScans([read, del]);
+  });
+
+  it("the webhook sweep's prune of old deliveries and events walks an index", async () => {
+    const { d1, trace } = tracedD1(env.DB);
+    await prune({ d1, now: () => Date.now() } as unknown as Deps);
+    expect(trace.statements.map((s) => s.sql)).toEqual([
+      expect.stringMatching(/^DELETE FROM webhook_deliveries/),
+      expect.stringMatching(/^DELETE FROM webhook_events/),
+    ]);
+    await expectNoScans(trace.statements);
   });
 
   it('user by email, user and roles, the sign-in history trim', async () => {

@@ -76,4 +76,14 @@ describe('LruCache (issue 17: bounded caches, no cliff)', () => {
     expect(logged.caches.test_report).toEqual({ size: 1, max: 7, hits: 1, misses: 0, hitRate: 1 });
     expect(Object.keys(logged.caches)).toEqual(expect.arrayContaining(['session_tokens', 'assertions', 'opaque_tokens']));
   });
+
+  it('the client, resource, provider and API-key caches are named in the report', async () => {
+    await Promise.all([
+      import('../../src/oauth/clients'),
+      import('../../src/oauth/api-resource-cache'),
+      import('../../src/auth/upstream-provider-records'),
+      import('../../src/gateway/api-key-auth'),
+    ]);
+    expect(Object.keys(cacheStats())).toEqual(expect.arrayContaining(['clients', 'resources', 'providers', 'api_keys']));
+  });
 });
