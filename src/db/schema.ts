@@ -89,6 +89,8 @@ export const emailTokens = sqliteTable(
     passwordHash: text('password_hash'),
     /** Pending sign-up through an upstream that did not verify the address: the identity to link (JSON). */
     upstreamIdentity: text('upstream_identity'),
+    /** Pending sign-up only: the profile attributes given on the sign-up form (JSON), the account's from the start. */
+    profileAttributes: text('profile_attributes'),
     expiresAt: integer('expires_at').notNull(),
     createdAt: integer('created_at').notNull(),
   },
