@@ -116,6 +116,8 @@ export const emailChanges = sqliteTable(
       .notNull()
       .references(() => users.id, { onDelete: 'cascade' }),
     bindingHash: text('binding_hash'),
+    /** A confirm link: the session that asked for the change; once it has ended, the link changes nothing. */
+    requestedSid: text('requested_sid'),
     oldEmail: text('old_email').notNull(),
     newEmail: text('new_email').notNull(),
     expiresAt: integer('expires_at').notNull(),
