@@ -1,3 +1,4 @@
+import { attributesFromForm } from '../identity/profile-attributes';
 import { attributesMissingFor, ownProfile, ownProfileInput, updateOwnProfile } from '../auth/own-profile';
 import { safeReturnTo } from '../auth/urls';
 import { invalidInput } from '../lib/request-body';
@@ -37,11 +38,10 @@ profilePages.post('/account/profile', requireSession, async (c) => {
   const str = (k: string) => (typeof form[k] === 'string' ? (form[k] as string).trim() : '');
   const values: ProfileValues = Object.fromEntries(CLAIMS.map((k) => [k, str(k)]));
   // Every field of the form is sent: an empty one clears its value; a number is read as one; an unticked box is false.
-  const attributes: Record<string, unknown> = {};
+  const attributes = attributesFromForm(deps.config.attributes, str);
   for (const a of deps.config.attributes) {
     const raw = str(`attr_${a.id}`);
     values[`attr_${a.id}`] = a.type === 'boolean' ? raw === 'true' : raw;
-    attributes[a.id] = a.type === 'boolean' ? raw === 'true' : raw === '' ? null : a.type === 'number' ? Number(raw) : raw;
   }
   const returnTo = form.return_to ? safeReturnTo(str('return_to')) : undefined;
   const render = (error: string, field: string, status: 400) =>

@@ -1,4 +1,5 @@
 import type { FC } from 'hono/jsx';
+import { AttributeControl, attributeField } from '../auth/attribute-control';
 import type { ProfileAttribute } from '../identity/profile-attributes';
 import type { FormState } from '../ui/components';
 import { Alert, BackToAccount, Field, Form, Layout } from '../ui/layout';
@@ -6,54 +7,6 @@ import { en } from '../ui/messages';
 
 /** What the form shows: each field as text (what was typed, on a re-render). */
 export type ProfileValues = Record<string, string | boolean | undefined>;
-
-const attributeField = (id: string) => `attr_${id}`;
-
-/** One declared attribute as a form control of its type. */
-const AttributeControl: FC<{ a: ProfileAttribute; value: string | boolean | undefined; needed: boolean; error?: string | undefined }> = ({
-  a,
-  value,
-  needed,
-  error,
-}) => {
-  const name = attributeField(a.id);
-  const label = needed ? `${a.title} (${en.profile.needed})` : a.title;
-  if (a.type === 'boolean')
-    return (
-      <p>
-        <label>
-          <input type="checkbox" name={name} value="true" checked={value === true || value === 'true'} /> {label}
-        </label>
-      </p>
-    );
-  if (a.type === 'enum')
-    return (
-      <p>
-        <label for={name}>{label}</label>
-        <select id={name} name={name} required={needed}>
-          <option value="">—</option>
-          {a.values!.map((v) => (
-            <option value={v} selected={value === v}>
-              {v}
-            </option>
-          ))}
-        </select>
-        {error && <span role="alert">{error}</span>}
-      </p>
-    );
-  return (
-    <Field
-      name={name}
-      label={label}
-      type={a.type === 'number' ? 'number' : 'text'}
-      autocomplete="off"
-      {...(a.type === 'string' ? { maxlength: a.maxLength } : {})}
-      value={value === undefined ? '' : String(value)}
-      error={error}
-      required={needed}
-    />
-  );
-};
 
 /**
  * The person's name, preferred language, time zone and the attributes the operator declares; an

@@ -77,6 +77,7 @@ export async function requestEmailChange(
         kind: 'confirm',
         userId: user.id,
         bindingHash,
+        requestedSid: session.sid,
         oldEmail: user.email,
         newEmail: change.email,
         expiresAt: holder ? now : now + CONFIRM_MINUTES * 60_000,
@@ -120,6 +121,10 @@ export async function confirmEmailChange(
   if (!row || row.usedAt !== null || row.expiresAt <= now || !binding || !row.bindingHash) throw invalidLink();
   if (!timingSafeEqualString(await sha256(binding), row.bindingHash)) throw invalidLink();
   if (session && session.sub !== row.userId) throw invalidLink();
+  // The session that asked must still be live: changing the password, signing out everywhere, a
+  // reset or a block — anything that ended it — ends what it started, so a thief cut off by the
+  // owner cannot finish moving the account to their own address.
+  if (row.requestedSid && !(await deps.sessions.get(row.userId, row.requestedSid, now))) throw invalidLink();
   // Single use: the conditional UPDATE is the check (of two clicks, one gets the row).
   const taken = await failClosed('the database', () =>
     deps.db

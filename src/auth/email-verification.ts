@@ -38,10 +38,11 @@ export async function verifyEmail(
       effects: [
         {
           // A pending sign-up becomes an account, unless the address got one meanwhile.
-          sql: `INSERT INTO users (id, email, email_verified_at, password_hash, tier, name, picture, created_at, updated_at)
+          sql: `INSERT INTO users (id, email, email_verified_at, password_hash, tier, name, picture, profile_attributes, created_at, updated_at)
                 SELECT ?4, email, ?3, password_hash, 'free',
                        CASE WHEN ${bound} THEN json_extract(upstream_identity, '$.name') END,
-                       CASE WHEN ${bound} THEN json_extract(upstream_identity, '$.picture') END, ?3, ?3
+                       CASE WHEN ${bound} THEN json_extract(upstream_identity, '$.picture') END,
+                       coalesce(profile_attributes, '{}'), ?3, ?3
                 FROM email_tokens
                 WHERE ${TOKEN_IS_LIVE} AND user_id IS NULL
                   AND NOT EXISTS (SELECT 1 FROM users WHERE users.email = email_tokens.email)`,

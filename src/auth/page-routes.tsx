@@ -1,3 +1,4 @@
+import { attributesFromForm } from '../identity/profile-attributes';
 import { router } from '../lib/router';
 import { EMAIL_SIGN_IN_TTL_MS, peekEmailSignInLink, requestEmailSignIn, signInWithEmailCode, signInWithEmailLink } from './email-sign-in';
 import { signInAfterPasskeySignUp, verifyEmail } from './email-verification';
@@ -131,18 +132,28 @@ authPages.post('/email-sign-in/link', async (c) => {
 
 // Sign up
 authPages.get('/sign-up', async (c) =>
-  c.html(<SignUpPage csrf={c.var.csrfToken} minLength={c.var.deps.config.passwordMinLength} providers={await buttonsFor(c, null)} />),
+  c.html(
+    <SignUpPage
+      csrf={c.var.csrfToken}
+      minLength={c.var.deps.config.passwordMinLength}
+      providers={await buttonsFor(c, null)}
+      attributes={c.var.deps.config.attributes.filter((a) => a.required)}
+    />,
+  ),
 );
 authPages.post('/sign-up', async (c) => {
   const email = await typedEmail(c);
   const minLength = c.var.deps.config.passwordMinLength;
   const providers = await buttonsFor(c, null);
+  const asked = c.var.deps.config.attributes.filter((a) => a.required);
   return formAction(
     c,
-    (s) => <SignUpPage {...s} email={email} minLength={minLength} providers={providers} />,
+    (s) => <SignUpPage {...s} email={email} minLength={minLength} providers={providers} attributes={asked} />,
     async () => {
       const input = await parseInput(c, 'form', signUpInput);
-      await signUp(c.var.deps, input, requestMeta(c));
+      const form = await c.req.parseBody();
+      const attributes = attributesFromForm(asked, (k) => (typeof form[k] === 'string' ? (form[k] as string).trim() : ''));
+      await signUp(c.var.deps, { ...input, attributes }, requestMeta(c));
       return c.html(<MessagePage title={en.signUp.sent} body={en.signUp.sentBody(input.email)} />, 202);
     },
   );

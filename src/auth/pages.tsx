@@ -1,3 +1,5 @@
+import type { ProfileAttribute } from '../identity/profile-attributes';
+import { AttributeControl } from './attribute-control';
 import type { FC } from 'hono/jsx';
 import { UpstreamButtons, type ProviderButton } from './upstream-pages';
 import { Alert, CodeForm, Field, Form, Layout } from '../ui/layout';
@@ -45,7 +47,7 @@ export const SignInPage: FC<FormState & { returnTo?: string; providers?: Provide
   </Layout>
 );
 
-export const SignUpPage: FC<FormState & { minLength: number; providers?: ProviderButton[] }> = (s) => (
+export const SignUpPage: FC<FormState & { minLength: number; providers?: ProviderButton[]; attributes?: ProfileAttribute[] }> = (s) => (
   <Layout title={en.signUp.title}>
     <Alert message={formError(s)} />
     <Form action="/auth/sign-up" csrf={s.csrf}>
@@ -59,6 +61,9 @@ export const SignUpPage: FC<FormState & { minLength: number; providers?: Provide
         hint={en.passwordHint(s.minLength)}
         error={fieldError(s, 'password')}
       />
+      {(s.attributes ?? []).map((a) => (
+        <AttributeControl a={a} value={undefined} needed error={fieldError(s, `attributes.${a.id}`)} />
+      ))}
       <button class="primary" type="submit" name="method" value="password">
         {en.signUp.submit}
       </button>{' '}

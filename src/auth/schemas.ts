@@ -13,11 +13,21 @@ const token = z.string({ error: 'token is required' }).min(1, 'token is required
 
 /** `method: passkey` signs up with no password: the account gets its passkey once the address is confirmed. */
 export const signUpInput = z
-  .object({ email: emailField, password: password.optional(), method: z.enum(['password', 'passkey']).default('password') })
+  .object({
+    email: emailField,
+    password: password.optional(),
+    method: z.enum(['password', 'passkey']).default('password'),
+    /** PROFILE_ATTRIBUTES values (checked against the configuration by signUp: identity/profile-attributes.ts). */
+    attributes: z.record(z.string().max(40), z.unknown(), { error: 'attributes must be an object' }).optional(),
+  })
   .superRefine((v, ctx) => {
     if (v.method === 'password' && !v.password) ctx.addIssue({ code: 'custom', path: ['password'], message: 'password is required' });
   })
-  .transform((v) => (v.method === 'passkey' ? { email: v.email, password: null } : { email: v.email, password: v.password! }));
+  .transform((v) => ({
+    email: v.email,
+    password: v.method === 'passkey' ? null : v.password!,
+    ...(v.attributes ? { attributes: v.attributes } : {}),
+  }));
 export const signInInput = z.object({ email: emailField, password });
 export const forgotPasswordInput = z.object({ email: emailField });
 export const resetPasswordInput = z.object({ token, password });

@@ -1,6 +1,7 @@
 import type { Deps } from '../deps';
 import { auditInsert, type RequestMeta } from '../identity/audit';
 import { issueEmailToken, EMAIL_TOKEN_TTL } from '../identity/email-tokens';
+import { signUpAttributes } from '../identity/profile-attributes';
 import { findUserByEmail } from '../identity/users';
 import { failClosed } from '../lib/errors';
 import { alreadyRegisteredMail, verifyEmailMail } from '../mail/templates';
@@ -11,14 +12,21 @@ import { authUrl } from './urls';
 /**
  * Starts a sign-up. The answer is the same whether or not the address has an account: a new
  * address gets a verification link (the account is created when it is opened, with this password,
- * or with none when signing up with a passkey);
+ * or with none when signing up with a passkey, and with the profile attributes the form asked);
  * an existing one gets a note that it already has an account. Both paths hash the password, so
  * they take about the same time.
  */
-export async function signUp(deps: Deps, input: { email: string; password: string | null }, meta: RequestMeta): Promise<void> {
+export async function signUp(
+  deps: Deps,
+  input: { email: string; password: string | null; attributes?: Record<string, unknown> | undefined },
+  meta: RequestMeta,
+): Promise<void> {
   const { db, config } = deps;
   const now = deps.now();
   if (input.password !== null) await checkNewPassword(deps.commonPasswords, input.password, config.passwordMinLength);
+  // The attributes the site asks at sign-up (PROFILE_ATTRIBUTES `required`): checked before anything
+  // is stored or mailed, whether or not the address has an account (the answer must not differ).
+  const attributes = signUpAttributes(config.attributes, input.attributes);
   const held = await failClosed('the database', () => mailLimitReached(db, input.email, now));
 
   // A passkey sign-up (no password) still does the hashing work: the answer takes as long either way.
@@ -52,6 +60,7 @@ export async function signUp(deps: Deps, input: { email: string; password: strin
       email: input.email,
       userId: existing?.id ?? null,
       passwordHash: existing ? null : passwordHash,
+      profileAttributes: existing || Object.keys(attributes).length === 0 ? null : JSON.stringify(attributes),
       now,
     }),
   );

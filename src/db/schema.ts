@@ -89,6 +89,8 @@ export const emailTokens = sqliteTable(
     passwordHash: text('password_hash'),
     /** Pending sign-up through an upstream that did not verify the address: the identity to link (JSON). */
     upstreamIdentity: text('upstream_identity'),
+    /** Pending sign-up only: the profile attributes given on the sign-up form (JSON), the account's from the start. */
+    profileAttributes: text('profile_attributes'),
     expiresAt: integer('expires_at').notNull(),
     createdAt: integer('created_at').notNull(),
   },
@@ -114,6 +116,8 @@ export const emailChanges = sqliteTable(
       .notNull()
       .references(() => users.id, { onDelete: 'cascade' }),
     bindingHash: text('binding_hash'),
+    /** A confirm link: the session that asked for the change; once it has ended, the link changes nothing. */
+    requestedSid: text('requested_sid'),
     oldEmail: text('old_email').notNull(),
     newEmail: text('new_email').notNull(),
     expiresAt: integer('expires_at').notNull(),

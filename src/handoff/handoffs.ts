@@ -1,4 +1,5 @@
 import { acrOf, stepUpTarget, type AcrDemand } from '../auth/acr';
+import { appAccessBlocker } from '../auth/app-access';
 import { authorizeSensitiveAction, type Proof } from '../auth/recent-auth';
 import { secondFactorsOf } from '../auth/totp';
 import type { Deps } from '../deps';
@@ -187,6 +188,20 @@ export async function decideHandoff(
         throw new GatehouseError('second_factor_required', 'This device needs a stronger sign-in. Confirm with your second factor first.', {
           acr,
         });
+      // What authorize would ask first (auth/app-access.ts) holds a device code back too: no app gets
+      // tokens for someone who has not accepted the terms in force or given what it needs.
+      const clientId = view?.detail['clientId'];
+      const blocker = typeof clientId === 'string' ? await appAccessBlocker(deps, session.sub, clientId) : null;
+      if (blocker === 'purposes')
+        throw new GatehouseError('consent_required', 'Accept the updated terms first: sign out, sign in again, then approve this device.');
+      if (blocker === 'profile')
+        throw new GatehouseError(
+          'interaction_required',
+          'This app needs more of your profile: complete it on your account page, then approve this device.',
+          {
+            field: 'profile',
+          },
+        );
     }
     await authorizeSensitiveAction(deps, session, input.proof, meta);
   } else await assertLiveSession(deps, session);

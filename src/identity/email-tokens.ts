@@ -22,6 +22,7 @@ interface NewEmailToken {
   userId: string | null;
   passwordHash?: string | null;
   upstreamIdentity?: string | null;
+  profileAttributes?: string | null;
   now: number;
   /** Seconds; EMAIL_TOKEN_TTL[purpose] unless given (an invitation lives longer than a reset). */
   ttl?: number;
@@ -37,6 +38,7 @@ export async function emailTokenStatement(db: Database, t: NewEmailToken) {
     email: t.email,
     passwordHash: t.passwordHash ?? null,
     upstreamIdentity: t.upstreamIdentity ?? null,
+    profileAttributes: t.profileAttributes ?? null,
     expiresAt: t.now + (t.ttl ?? EMAIL_TOKEN_TTL[t.purpose]) * 1000,
     createdAt: t.now,
   });

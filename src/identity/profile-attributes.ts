@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { GatehouseError } from '../lib/errors';
 import { jsonArrayVar } from '../lib/json-var';
 
 /**
@@ -103,3 +104,42 @@ export function mergeAttributes(current: Record<string, AttributeValue>, change:
 /** The attributes an app needs that the person has not given: every required one, and those naming this client. */
 export const missingFor = (attributes: ProfileAttribute[], values: Record<string, AttributeValue>, clientId: string) =>
   attributes.filter((a) => (a.required || a.clients.includes(clientId)) && values[a.id] === undefined);
+
+/**
+ * The attributes a sign-up gives: every `required` one (each of its type), and any other declared
+ * one the form filled in. Checked before anything is stored or mailed; a 400 names
+ * `attributes.<id>`. None declared: nothing is asked, and nothing is taken.
+ */
+export function signUpAttributes(
+  attributes: ProfileAttribute[],
+  given: Record<string, unknown> | undefined,
+): Record<string, AttributeValue> {
+  if (attributes.length === 0) return {};
+  const values = given ?? {};
+  for (const a of attributes)
+    if (a.required && (values[a.id] === undefined || values[a.id] === null || values[a.id] === ''))
+      throw new GatehouseError('invalid_request', `${a.title} is required.`, { field: `attributes.${a.id}` });
+  const parsed = attributesChange(attributes).safeParse(values);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    // An undeclared attribute is a strict object's unrecognized key: named by the key, not a path.
+    const id = issue.code === 'unrecognized_keys' ? (issue.keys[0] ?? '') : issue.path[0] === undefined ? '' : String(issue.path[0]);
+    const a = attributes.find((x) => x.id === id);
+    throw new GatehouseError(
+      'invalid_request',
+      a ? `${a.title} is not valid.` : `${id || 'attributes'} is not an attribute this site asks for.`,
+      { field: id ? `attributes.${id}` : 'attributes' },
+    );
+  }
+  return mergeAttributes({}, parsed.data);
+}
+
+/** What a form's `attr_<id>` fields say, typed: an empty field is no value, a number is read as one, an unticked box is false. */
+export function attributesFromForm(attributes: ProfileAttribute[], read: (name: string) => string): Record<string, AttributeValue | null> {
+  const out: Record<string, AttributeValue | null> = {};
+  for (const a of attributes) {
+    const raw = read(`attr_${a.id}`);
+    out[a.id] = a.type === 'boolean' ? raw === 'true' : raw === '' ? null : a.type === 'number' ? Number(raw) : raw;
+  }
+  return out;
+}

@@ -21,8 +21,7 @@ import { pushedParams, usePushedRequest } from './pushed-requests';
 import { requestObjectParams } from './request-object';
 import { resourceProblem } from './client-registration';
 import { findClient, grantableScope, grantResources, type Client } from './clients';
-import { pendingPurposes } from '../identity/consent-records';
-import { attributesMissingFor } from '../auth/own-profile';
+import { appAccessBlocker } from '../auth/app-access';
 import { consentAsked, consentCovers, recordConsent, storedConsent, takeHeldConsent } from './consent';
 import { issuerOf } from './issue';
 import { readReauthMarker, REAUTH_PARAM, signedInSince } from './reauth-marker';
@@ -255,7 +254,11 @@ export async function decideAuthorization(
 
   // A required consent purpose not accepted at its version in force (a new terms version since this
   // session signed in): no code until the person has seen it — which the next sign-in asks.
-  if ((await failClosed('the database', () => pendingPurposes(deps.db, deps.config.purposes, session.sub))).length > 0) {
+  // Progressive profiling: attributes the operator declares as needed by every app, or by this one,
+  // that the person has not given are asked once before the app gets a code (docs/privacy.md, "Profile").
+  // The same rule holds a device code back (auth/app-access.ts).
+  const blocker = await appAccessBlocker(deps, session.sub, req.client.clientId);
+  if (blocker === 'purposes') {
     if (req.prompt.has('none'))
       return {
         kind: 'respond',
@@ -267,9 +270,7 @@ export async function decideAuthorization(
     return { kind: 'login', reauth: { staleSid: session.sid } };
   }
 
-  // Progressive profiling: attributes the operator declares as needed by every app, or by this one,
-  // that the person has not given are asked once before the app gets a code (docs/privacy.md, "Profile").
-  if ((await attributesMissingFor(deps, session.sub, req.client.clientId)).length > 0) {
+  if (blocker === 'profile') {
     if (req.prompt.has('none'))
       return {
         kind: 'respond',
